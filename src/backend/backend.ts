@@ -1,0 +1,45 @@
+// The storage interface, small like restic's. A backend knows nothing of tsbak's layout:
+// it stores named immutable objects ("packs/data/ab/abcd...") and lists them by prefix.
+
+export type StorageClass = 'STANDARD' | 'STANDARD_IA' | 'GLACIER_IR' | 'GLACIER' | 'DEEP_ARCHIVE';
+export type RestoreTier = 'Expedited' | 'Standard' | 'Bulk';
+
+export interface PutOptions {
+  /** Storage class for backends that have them (S3); others ignore it. */
+  storageClass?: StorageClass;
+  signal?: AbortSignal;
+}
+
+export interface ObjectInfo {
+  name: string;
+  size: number;
+  storageClass?: StorageClass;
+  /** Cold-storage restore state, from S3's x-amz-restore header. */
+  restore?: { ongoing: boolean; expiry?: Date };
+}
+
+export interface Range {
+  offset: number;
+  length: number;
+}
+
+export interface Backend {
+  /** A human-readable location, for messages. */
+  readonly location: string;
+  /**
+   * Store an object. Never overwrites: if `name` exists, rejects with a TsbakError of code
+   * 'BACKEND' whose message says so (objects are immutable).
+   */
+  put(name: string, data: Uint8Array, opts?: PutOptions): Promise<void>;
+  /** Whole object, or a byte range of it. NotFoundError if absent. ColdError if frozen. */
+  get(name: string, range?: Range, signal?: AbortSignal): Promise<Buffer>;
+  /** Size and state, or null if absent. */
+  head(name: string): Promise<ObjectInfo | null>;
+  /** Every object whose name starts with `prefix` (e.g. "snapshots/"). */
+  list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
+  /** Remove an object; absent objects are not an error. */
+  delete(name: string): Promise<void>;
+  /** Ask for a temporary copy of a cold object (S3 RestoreObject). Others: no-op. */
+  restore?(name: string, days: number, tier: RestoreTier): Promise<'started' | 'in-progress' | 'already-restored'>;
+  close?(): Promise<void>;
+}

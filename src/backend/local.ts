@@ -1,0 +1,135 @@
+// Local-directory backend. Writes are atomic and durable: the bytes go to a temp file in
+// the same directory, are fsynced, then hard-linked to the final name (link fails if the
+// name exists, so nothing is ever overwritten) and the directory is fsynced.
+
+import { promises as fsp, constants as C } from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Backend, ObjectInfo, PutOptions, Range } from './backend.js';
+import { NotFoundError, TsbakError } from '../errors.js';
+
+export class LocalBackend implements Backend {
+  readonly location: string;
+  private readonly madeDirs = new Set<string>();
+
+  constructor(readonly root: string) {
+    this.location = path.resolve(root);
+  }
+
+  private file(name: string): string {
+    if (name.includes('..') || name.startsWith('/')) throw new TsbakError('BACKEND', `invalid object name ${name}`);
+    return path.join(this.location, name);
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await fsp.mkdir(dir, { recursive: true });
+    this.madeDirs.add(dir);
+  }
+
+  async put(name: string, data: Uint8Array, _opts?: PutOptions): Promise<void> {
+    const dest = this.file(name);
+    const dir = path.dirname(dest);
+    await this.ensureDir(dir);
+    const tmp = path.join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+    try {
+      const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      try {
+        await fsp.link(tmp, dest);
+      } catch (e: any) {
+        if (e.code === 'EEXIST') throw new TsbakError('BACKEND', `${this.location}/${name} already exists; objects are never overwritten`);
+        throw e;
+      }
+    } catch (e: any) {
+      if (e instanceof TsbakError) throw e;
+      throw new TsbakError('IO', `cannot write ${dest}: ${e.code ?? e.message}${e.code === 'ENOSPC' ? ' (disk full: free space and run the backup again)' : ''}`, { cause: e });
+    } finally {
+      await fsp.unlink(tmp).catch(() => {});
+    }
+    await syncDir(dir);
+  }
+
+  async get(name: string, range?: Range): Promise<Buffer> {
+    const file = this.file(name);
+    let fh;
+    try {
+      fh = await fsp.open(file, 'r');
+    } catch (e: any) {
+      if (e.code === 'ENOENT') throw new NotFoundError(`object ${name} in ${this.location}`);
+      throw new TsbakError('IO', `cannot read ${file}: ${e.code ?? e.message}`, { cause: e });
+    }
+    try {
+      if (!range) return await fh.readFile();
+      const buf = Buffer.allocUnsafe(range.length);
+      let got = 0;
+      while (got < range.length) {
+        const { bytesRead } = await fh.read(buf, got, range.length - got, range.offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got < range.length) throw new TsbakError('CORRUPT', `object ${name} in ${this.location} is shorter than expected (truncated?); run 'tsbak check'`);
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async head(name: string): Promise<ObjectInfo | null> {
+    try {
+      const st = await fsp.stat(this.file(name));
+      return { name, size: st.size };
+    } catch (e: any) {
+      if (e.code === 'ENOENT') return null;
+      throw new TsbakError('IO', `cannot stat ${this.file(name)}: ${e.code}`, { cause: e });
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk the directory that holds the prefix, then filter by full name.
+    const slash = prefix.lastIndexOf('/');
+    const base = slash >= 0 ? prefix.slice(0, slash) : '';
+    yield* this.walk(base, prefix);
+  }
+
+  private async *walk(rel: string, prefix: string): AsyncIterable<ObjectInfo> {
+    let ents;
+    try {
+      ents = await fsp.readdir(path.join(this.location, rel), { withFileTypes: true });
+    } catch (e: any) {
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return;
+      throw new TsbakError('IO', `cannot list ${path.join(this.location, rel)}: ${e.code}`, { cause: e });
+    }
+    ents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const ent of ents) {
+      if (ent.name.startsWith('.tmp-')) continue;
+      const name = rel ? `${rel}/${ent.name}` : ent.name;
+      if (ent.isDirectory()) {
+        if (prefix.startsWith(name + '/') || (name + '/').startsWith(prefix)) yield* this.walk(name, prefix);
+      } else if (name.startsWith(prefix)) {
+        const st = await fsp.stat(path.join(this.location, name)).catch(() => null);
+        if (st) yield { name, size: st.size };
+      }
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    await fsp.unlink(this.file(name)).catch((e) => {
+      if (e.code !== 'ENOENT') throw new TsbakError('IO', `cannot delete ${this.file(name)}: ${e.code}`, { cause: e });
+    });
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
