@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "tsbak_native",
+      "sources": ["tsbak_native.c"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE", "_FILE_OFFSET_BITS=64"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
+    }
+  ]
+}

@@ -1,0 +1,31 @@
+// Repository address -> Backend. `s3://bucket/prefix` or a bare bucket name is S3; a path
+// containing '/' (./repo, /srv/repo) is a local directory.
+import type { Backend } from './backend.js';
+import { LocalBackend } from './local.js';
+import { TsbakError } from '../errors.js';
+
+export interface S3Options {
+  endpoint?: string;
+  region?: string;
+  pathStyle?: boolean;
+  profile?: string;
+}
+
+export function isLocalAddress(spec: string): boolean {
+  return spec.includes('/') && !/^[a-z0-9]+:\/\//i.test(spec);
+}
+
+export async function openBackend(spec: string, s3: S3Options = {}): Promise<Backend> {
+  if (isLocalAddress(spec) || spec === '.' || spec === '..') return new LocalBackend(spec);
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(spec);
+  if (m || /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(spec)) {
+    const bucket = m ? m[1]! : spec;
+    const prefix = m ? m[2]!.replace(/\/+$/, '') : '';
+    // Loaded on demand: local repositories never pay for the AWS SDK's start-up time.
+    const { S3Backend } = await import('./s3.js');
+    const { withRetry } = await import('./retry.js');
+    return withRetry(new S3Backend({ bucket, prefix, region: s3.region, endpoint: s3.endpoint, forcePathStyle: s3.pathStyle, profile: s3.profile }));
+  }
+  if (spec.startsWith('sftp://')) throw new TsbakError('USAGE', `SFTP repositories (${spec}) are not supported yet; use a local path or s3://bucket/prefix`);
+  throw new TsbakError('USAGE', `${spec} is not a repository address: use a path (./repo, /srv/repo), s3://bucket/prefix or a bucket name`);
+}

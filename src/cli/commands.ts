@@ -1,0 +1,184 @@
+// The repository commands: init, snapshots, ls, restore, check, key. Backup is in write.ts.
+import { writeFileSync } from 'node:fs';
+import { openBackend } from '../backend/open.js';
+import { Repository, type Snapshot } from '../repo/repository.js';
+import { checkRepository } from '../repo/check.js';
+import { restoreSnapshot } from '../restore/restore.js';
+import type { TreeNode } from '../format/tree.js';
+import type { StorageClass } from '../backend/backend.js';
+import { TsbakError } from '../errors.js';
+import { EXIT } from './exit-codes.js';
+import { openRepo, s3Options, type RepoArgs } from './open-repo.js';
+import { fmtBytes, ProgressLine, table } from './output.js';
+import { getNewPassword, getPassword, promptHidden } from './secrets.js';
+
+const out = (s: string) => process.stdout.write(s + '\n');
+
+export interface InitArgs extends RepoArgs {
+  compression?: number;
+  dataClass?: StorageClass;
+  packSize?: number;
+}
+
+export async function cmdInit(a: InitArgs): Promise<number> {
+  const backend = await openBackend(a.repo, s3Options(a));
+  const password = await getNewPassword(a);
+  const cold = a.dataClass === 'GLACIER' || a.dataClass === 'DEEP_ARCHIVE';
+  const dataPack = (a.packSize ?? (cold ? 64 : 16)) << 20;
+  const repo = await Repository.init(backend, password, {
+    compressionLevel: a.compression,
+    packSize: { data: dataPack, tree: 4 << 20 },
+    storageClass: { data: a.dataClass ?? 'STANDARD', tree: 'STANDARD', other: 'STANDARD' },
+  });
+  out(`created tsbak repository ${repo.id} at ${backend.location}`);
+  out('Keep the passphrase safe: without it (or a copy of keys/ and the passphrase) the data cannot be read.');
+  return EXIT.OK;
+}
+
+function shortId(id: string): string {
+  return id.slice(0, 8);
+}
+
+export async function cmdSnapshots(a: RepoArgs & { json?: boolean; host?: string; tag?: string[] }): Promise<number> {
+  const repo = await openRepo(a);
+  const bad: string[] = [];
+  let snaps = await repo.listSnapshots((id, e) => bad.push(`snapshot ${shortId(id)}: ${(e as Error).message}`));
+  if (a.host) snaps = snaps.filter((s) => s.info.host === a.host);
+  if (a.tag?.length) snaps = snaps.filter((s) => a.tag!.every((t) => s.info.tags.includes(t)));
+  if (a.json) out(JSON.stringify(snaps.map((s) => ({ id: s.id, short_id: shortId(s.id), ...s.info }))));
+  else {
+    const rows = [['ID', 'Time', 'Host', 'Tags', 'Files', 'Added', 'Paths']];
+    for (const s of snaps) rows.push([shortId(s.id), s.info.time.replace('T', ' ').slice(0, 19), s.info.host, s.info.tags.join(','), String(s.info.stats.files), fmtBytes(s.info.stats.bytesAdded), s.info.paths.join(' ')]);
+    out(table(rows));
+    out(`${snaps.length} snapshots`);
+  }
+  for (const b of bad) process.stderr.write(`tsbak: ${b}\n`);
+  return bad.length ? EXIT.CORRUPT : EXIT.OK;
+}
+
+/** Walks from the snapshot root to `p` (absolute path inside the snapshot). */
+async function findNode(repo: Repository, snap: Snapshot, p: string): Promise<{ node: TreeNode | null; subtree: Buffer }> {
+  let subtree: Buffer = Buffer.from(snap.info.tree, "hex");
+  let node: TreeNode | null = null;
+  for (const comp of p.split('/').filter(Boolean)) {
+    const tree = await repo.loadTree(subtree);
+    node = tree.nodes.find((n) => n.name.equals(Buffer.from(comp))) ?? null;
+    if (!node) throw new TsbakError('NOT_FOUND', `${p} is not in snapshot ${shortId(snap.id)}`);
+    if (node.type !== 'dir') return { node, subtree: Buffer.alloc(0) };
+    subtree = node.subtree!;
+  }
+  return { node, subtree };
+}
+
+function modeString(n: TreeNode): string {
+  const t = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', chardev: 'c', blockdev: 'b', socket: 's' }[n.type];
+  const m = n.mode;
+  const rwx = (b: number, s: boolean, sc: string) => `${b & 4 ? 'r' : '-'}${b & 2 ? 'w' : '-'}${s ? (b & 1 ? sc : sc.toUpperCase()) : b & 1 ? 'x' : '-'}`;
+  return t + rwx((m >> 6) & 7, !!(m & 0o4000), 's') + rwx((m >> 3) & 7, !!(m & 0o2000), 's') + rwx(m & 7, !!(m & 0o1000), 't');
+}
+
+export async function cmdLs(a: RepoArgs & { snapshot: string; path?: string; long?: boolean; recursive?: boolean; json?: boolean }): Promise<number> {
+  const repo = await openRepo(a);
+  const snap = await repo.findSnapshot(a.snapshot);
+  await repo.loadIndex();
+  const base = '/' + (a.path ?? '/').split('/').filter(Boolean).join('/');
+  const { node, subtree } = await findNode(repo, snap, base);
+  const print = (p: string, n: TreeNode) => {
+    if (a.json) out(JSON.stringify({ path: p, type: n.type, mode: n.mode, uid: n.uid, gid: n.gid, size: n.size, mtime: n.mtimeNs.toString() }));
+    else if (a.long) {
+      const t = new Date(Number(n.mtimeNs / 1_000_000n)).toISOString().replace('T', ' ').slice(0, 19);
+      out(`${modeString(n)} ${String(n.user || n.uid).padEnd(8)} ${String(n.group || n.gid).padEnd(8)} ${String(n.size).padStart(12)} ${t} ${p}${n.type === 'symlink' ? ' -> ' + n.target?.toString() : ''}`);
+    } else out(p);
+  };
+  if (node && node.type !== 'dir') {
+    print(base, node);
+    return EXIT.OK;
+  }
+  const walk = async (tree: Buffer, dir: string) => {
+    for (const n of (await repo.loadTree(tree)).nodes) {
+      const p = (dir === '/' ? '' : dir) + '/' + n.name.toString();
+      print(p, n);
+      if (n.type === 'dir' && n.subtree && (a.recursive ?? true)) await walk(n.subtree, p);
+    }
+  };
+  await walk(subtree, base);
+  return EXIT.OK;
+}
+
+export async function cmdRestore(
+  a: RepoArgs & { snapshot: string; target: string; include?: string[]; json?: boolean; noOwner?: boolean; securityXattrs?: boolean; mapByName?: boolean },
+): Promise<number> {
+  const repo = await openRepo(a);
+  const snap = await repo.findSnapshot(a.snapshot);
+  await repo.loadIndex();
+  const progress = new ProgressLine();
+  const start = Date.now();
+  let files = 0;
+  let bytes = 0;
+  const res = await restoreSnapshot(repo, snap, {
+    target: a.target,
+    include: a.include,
+    owner: a.noOwner ? false : undefined,
+    securityXattrs: a.securityXattrs,
+    mapByName: a.mapByName,
+    onWarning: (p, m) => {
+      progress.clear();
+      process.stderr.write(`tsbak: ${p}: ${m}\n`);
+    },
+    onFile: (_p, n) => {
+      files++;
+      bytes += n;
+      progress.update(`restored ${files} files, ${fmtBytes(bytes)}`);
+    },
+  });
+  progress.clear();
+  const summary = { snapshot: snap.id, target: a.target, files: res.files, dirs: res.dirs, bytes: res.bytes, errors: res.errors, durationMs: Date.now() - start };
+  if (a.json) out(JSON.stringify(summary));
+  else out(`restored snapshot ${shortId(snap.id)} to ${a.target}: ${res.files} files, ${res.dirs} dirs, ${fmtBytes(res.bytes)}${res.errors.length ? `, ${res.errors.length} errors` : ''}`);
+  return res.errors.length ? EXIT.PARTIAL : EXIT.OK;
+}
+
+export async function cmdCheck(a: RepoArgs & { readData?: boolean; json?: boolean }): Promise<number> {
+  const repo = await openRepo(a);
+  const progress = new ProgressLine();
+  const r = await checkRepository(repo, { readData: a.readData, onProgress: (m) => progress.update(m, true) });
+  progress.clear();
+  if (a.json) out(JSON.stringify(r));
+  else {
+    for (const w of r.warnings) out(`warning: ${w}`);
+    for (const e of r.errors) out(`error: ${e}`);
+    out(`checked ${r.snapshots} snapshots, ${r.trees} trees, ${r.packs} packs${a.readData ? `, ${r.blobsRead} blobs read` : ''}: ${r.errors.length ? `${r.errors.length} errors` : 'no errors'}`);
+  }
+  return r.errors.length ? EXIT.CORRUPT : EXIT.OK;
+}
+
+export async function cmdKeyAddWriter(a: RepoArgs & { name: string; out: string; protect?: boolean }): Promise<number> {
+  const repo = await openRepo(a);
+  let passphrase: string | undefined;
+  if (a.protect) {
+    passphrase = await promptHidden('Passphrase for the new key file: ');
+    if (passphrase !== (await promptHidden('Repeat: '))) throw new TsbakError('USAGE', 'the passphrases do not match');
+  }
+  const file = await repo.addWriterKey(a.name, passphrase);
+  writeFileSync(a.out, JSON.stringify(file, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  out(`added write-only key ${file.keyId} (${a.name}); saved to ${a.out}`);
+  return EXIT.OK;
+}
+
+export async function cmdKeyList(a: RepoArgs & { json?: boolean }): Promise<number> {
+  const repo = await openRepo(a);
+  const keys = await repo.listKeys();
+  if (a.json) out(JSON.stringify(keys));
+  else out(table([['ID', 'Kind', 'Name/Host', 'Created'], ...keys.map((k) => [k.id.slice(0, 12), k.kind === 'full' ? 'full (passphrase)' : 'write-only', k.name ?? k.host ?? '', k.created])]));
+  return EXIT.OK;
+}
+
+export async function cmdKeyAddPassword(a: RepoArgs & { newPasswordFile?: string }): Promise<number> {
+  const repo = await openRepo(a);
+  const p = await getNewPassword({ passwordFile: a.newPasswordFile });
+  await repo.addPassword(p);
+  out('added a passphrase to the repository');
+  return EXIT.OK;
+}
+
+export { getPassword };

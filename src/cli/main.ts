@@ -1,0 +1,169 @@
+// Command-line entry points. The only place that calls process.exit. Expected errors
+// (TsbakError) print one line and map to a documented exit code; anything else is a bug
+// and prints its stack.
+import yargs, { type Argv } from 'yargs';
+import { TsbakError } from '../errors.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { cmdCheck, cmdInit, cmdKeyAddPassword, cmdKeyAddWriter, cmdKeyList, cmdLs, cmdRestore, cmdSnapshots } from './commands.js';
+import { cmdWrite } from './write.js';
+
+type Handler = (a: any) => Promise<number>;
+
+function repoOptions<T>(y: Argv<T>) {
+  return y
+    .option('password-file', { type: 'string', describe: 'read the repository passphrase from this file (or set TSBAK_PASSWORD)' })
+    .option('key-file', { type: 'string', describe: 'use a write-only key file instead of the passphrase' })
+    .option('s3-endpoint', { type: 'string', describe: 'S3-compatible endpoint URL (also AWS_ENDPOINT_URL_S3)' })
+    .option('s3-region', { type: 'string', describe: 'S3 region (also AWS_REGION)' })
+    .option('s3-path-style', { type: 'boolean', describe: 'path-style S3 addressing' })
+    .option('s3-profile', { type: 'string', describe: 'AWS profile' });
+}
+
+function writeOptions<T>(y: Argv<T>) {
+  return repoOptions(y)
+    .positional('repo', { type: 'string', demandOption: true })
+    .positional('paths', { type: 'string', array: true, demandOption: true })
+    .option('tag', { type: 'string', array: true, describe: 'tag the snapshot (repeatable)' })
+    .option('host', { type: 'string', describe: 'host name to record (default: this machine)' })
+    .option('json', { type: 'boolean', describe: 'print one JSON object at the end' })
+    .option('quiet', { alias: 'q', type: 'boolean' })
+    .option('parent', { type: 'string', describe: 'compare against this snapshot instead of the latest of the same host and paths' })
+    .option('force', { type: 'boolean', describe: 'read every file again (no parent)' })
+    .option('cache-dir', { type: 'string', describe: 'local cache directory (default ~/.cache/tsbak)' })
+    .option('no-cache', { type: 'boolean', describe: 'use no local cache' })
+    .option('exclude', { alias: 'e', type: 'string', array: true, describe: 'exclude a gitignore-style pattern (repeatable)' })
+    .option('iexclude', { type: 'string', array: true, describe: 'like --exclude, case-insensitive' })
+    .option('exclude-file', { type: 'string', array: true, describe: 'read exclude patterns from a file' })
+    .option('iexclude-file', { type: 'string', array: true })
+    .option('exclude-caches', { type: 'boolean', describe: 'skip directories holding a CACHEDIR.TAG' })
+    .option('exclude-larger-than', { type: 'string', describe: 'skip files larger than SIZE (e.g. 2G)' })
+    .option('one-file-system', { alias: 'x', type: 'boolean', describe: 'do not cross file system boundaries' });
+}
+
+async function run(handler: Handler, a: any): Promise<never> {
+  let code: number;
+  try {
+    code = await handler(a);
+  } catch (e) {
+    code = reportError(e);
+  }
+  process.exit(code);
+}
+
+function reportError(e: unknown): number {
+  const prog = process.argv[1]?.split('/').pop() ?? 'tsbak';
+  if (e instanceof TsbakError) {
+    process.stderr.write(`${prog}: ${e.message}\n`);
+    return exitCodeFor(e.code);
+  }
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code === 'ENOSPC') {
+    process.stderr.write(`${prog}: disk full (${err.path ?? ''}): free some space and try again\n`);
+    return EXIT.ERROR;
+  }
+  if (err?.code && err.syscall) {
+    process.stderr.write(`${prog}: ${err.message}\n`);
+    return EXIT.ERROR;
+  }
+  process.stderr.write(`${prog}: internal error: ${(err as Error)?.stack ?? String(e)}\n`);
+  return EXIT.ERROR;
+}
+
+function base(argv: string[], name: string) {
+  return yargs(argv)
+    .scriptName(name)
+    .strict()
+    .help()
+    .version('0.1.0')
+    .parserConfiguration({ 'boolean-negation': false })
+    .fail((msg, err) => {
+      if (err) throw err;
+      process.stderr.write(`${name}: ${msg}\nTry '${name} --help'.\n`);
+      process.exit(EXIT.USAGE);
+    });
+}
+
+export async function tsbakMain(argv: string[]): Promise<void> {
+  await base(argv, 'tsbak')
+    .command(
+      'init <repo>',
+      'create a repository',
+      (y) =>
+        repoOptions(y)
+          .positional('repo', { type: 'string', demandOption: true })
+          .option('compression', { type: 'number', describe: 'zstd level (0 = none)', default: 3 })
+          .option('data-class', { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'], describe: 'S3 storage class of data packs' })
+          .option('pack-size', { type: 'number', describe: 'target data pack size in MiB (default 16, 64 for cold classes)' }),
+      (a) => run(cmdInit, a),
+    )
+    .command('backup <repo> <paths..>', 'back up paths (same as tsbak-write)', (y) => writeOptions(y), (a) => run(cmdWrite, a))
+    .command(
+      'snapshots <repo>',
+      'list snapshots',
+      (y) => repoOptions(y).positional('repo', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }).option('host', { type: 'string' }).option('tag', { type: 'string', array: true }),
+      (a) => run(cmdSnapshots, a),
+    )
+    .command(
+      'ls <repo> <snapshot> [path]',
+      'list files in a snapshot',
+      (y) =>
+        repoOptions(y)
+          .positional('repo', { type: 'string', demandOption: true })
+          .positional('snapshot', { type: 'string', demandOption: true })
+          .positional('path', { type: 'string' })
+          .option('long', { alias: 'l', type: 'boolean' })
+          .option('json', { type: 'boolean' }),
+      (a) => run(cmdLs, a),
+    )
+    .command(
+      'restore <repo> <snapshot>',
+      'restore a snapshot',
+      (y) =>
+        repoOptions(y)
+          .positional('repo', { type: 'string', demandOption: true })
+          .positional('snapshot', { type: 'string', demandOption: true })
+          .option('target', { alias: 't', type: 'string', demandOption: true, describe: 'directory to restore into' })
+          .option('include', { alias: 'i', type: 'string', array: true, describe: 'restore only this path of the snapshot (repeatable)' })
+          .option('no-owner', { type: 'boolean', describe: 'do not restore uid/gid' })
+          .option('security-xattrs', { type: 'boolean', describe: 'also restore security.* xattrs' })
+          .option('map-by-name', { type: 'boolean', describe: 'map owners by user/group name' })
+          .option('json', { type: 'boolean' }),
+      (a) => run(cmdRestore, a),
+    )
+    .command(
+      'check <repo>',
+      'verify the repository',
+      (y) => repoOptions(y).positional('repo', { type: 'string', demandOption: true }).option('read-data', { type: 'boolean', describe: 'also read and verify every blob' }).option('json', { type: 'boolean' }),
+      (a) => run(cmdCheck, a),
+    )
+    .command('key', 'manage keys', (y) =>
+      y
+        .command(
+          'add-writer <repo>',
+          'create a write-only key file',
+          (y2) =>
+            repoOptions(y2)
+              .positional('repo', { type: 'string', demandOption: true })
+              .option('name', { type: 'string', demandOption: true })
+              .option('out', { type: 'string', demandOption: true, describe: 'file to write the key to (mode 0600)' })
+              .option('protect', { type: 'boolean', describe: 'protect the key file with a passphrase' }),
+          (a) => run(cmdKeyAddWriter, a),
+        )
+        .command('list <repo>', 'list keys', (y2) => repoOptions(y2).positional('repo', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }), (a) => run(cmdKeyList, a))
+        .command(
+          'add-password <repo>',
+          'add another passphrase for the full key',
+          (y2) => repoOptions(y2).positional('repo', { type: 'string', demandOption: true }).option('new-password-file', { type: 'string' }),
+          (a) => run(cmdKeyAddPassword, a),
+        )
+        .demandCommand(1),
+    )
+    .demandCommand(1)
+    .parseAsync();
+}
+
+export async function tsbakWriteMain(argv: string[]): Promise<void> {
+  await base(argv, 'tsbak-write')
+    .command('$0 <repo> <paths..>', 'back up paths into a repository', (y) => writeOptions(y), (a) => run(cmdWrite, a))
+    .parseAsync();
+}

@@ -1,0 +1,75 @@
+// Where passphrases come from: --password-file, TSBAK_PASSWORD, or a prompt on a TTY.
+// Never from argv (visible in ps).
+import { readFileSync } from 'node:fs';
+import { TsbakError } from '../errors.js';
+
+export interface SecretArgs {
+  passwordFile?: string;
+  keyFile?: string;
+}
+
+export function readPasswordFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (e: any) {
+    throw new TsbakError('USAGE', `cannot read password file ${file}: ${e.code ?? e.message}`);
+  }
+}
+
+/** Reads a line from the terminal without echoing it. */
+export async function promptHidden(question: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) throw new TsbakError('USAGE', 'no passphrase given: use --password-file or TSBAK_PASSWORD (no terminal to ask on)');
+  process.stderr.write(question);
+  stdin.setRawMode(true);
+  stdin.resume();
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      for (const ch of d.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') {
+          done();
+          resolve(buf);
+          return;
+        } else if (ch === '\u0003') {
+          done();
+          reject(new TsbakError('USAGE', 'interrupted'));
+          return;
+        } else if (ch === '\u007f' || ch === '\b') buf = buf.slice(0, -1);
+        else buf += ch;
+      }
+    };
+    const done = () => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write('\n');
+    };
+    stdin.on('data', onData);
+  });
+}
+
+/** The passphrase if one was given (file or env); undefined otherwise. */
+export function givenPassword(a: SecretArgs): string | undefined {
+  if (a.passwordFile) return readPasswordFile(a.passwordFile);
+  if (process.env.TSBAK_PASSWORD !== undefined) return process.env.TSBAK_PASSWORD;
+  if (process.env.TSBAK_PASSWORD_FILE) return readPasswordFile(process.env.TSBAK_PASSWORD_FILE);
+  return undefined;
+}
+
+export async function getPassword(a: SecretArgs, prompt = 'Repository passphrase: '): Promise<string> {
+  return givenPassword(a) ?? (await promptHidden(prompt));
+}
+
+export async function getNewPassword(a: SecretArgs): Promise<string> {
+  const given = givenPassword(a);
+  if (given !== undefined) {
+    if (!given) throw new TsbakError('USAGE', 'the passphrase is empty');
+    return given;
+  }
+  const p1 = await promptHidden('New repository passphrase: ');
+  const p2 = await promptHidden('Repeat passphrase: ');
+  if (p1 !== p2) throw new TsbakError('USAGE', 'the passphrases do not match');
+  if (!p1) throw new TsbakError('USAGE', 'the passphrase is empty');
+  return p1;
+}

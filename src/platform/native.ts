@@ -1,0 +1,142 @@
+// Typed access to the C addon in native/ (xattrs, SEEK_DATA/SEEK_HOLE, mknod, utimensat
+// with nanoseconds): the syscalls Node's fs does not expose.
+//
+// The addon is loaded lazily, on the first call, so that modules which merely import this
+// one (or only use the pure helpers below) still load on a machine where it is not built.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A path as raw bytes (names need not be valid UTF-8) or as a string (encoded as UTF-8). */
+export type PathLike = Buffer | string;
+
+interface Addon {
+  lgetxattr(path: PathLike, name: PathLike): Buffer | null;
+  llistxattr(path: PathLike): string[];
+  lsetxattr(path: PathLike, name: PathLike, value: Buffer, flags?: number): void;
+  lremovexattr(path: PathLike, name: PathLike): void;
+  dataExtents(fd: number, size: number | bigint): Array<[number, number]>;
+  mknod(path: PathLike, mode: number, major: number, minor: number): void;
+  lutimensNs(path: PathLike, atimeNs: bigint | number | null, mtimeNs: bigint | number | null): void;
+}
+
+/** lsetxattr flags (linux/xattr.h). */
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;
+
+let addon: Addon | undefined;
+
+/** The package root: the nearest ancestor of this file holding tsbak's package.json. */
+function packageRoot(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
+  let dir = start;
+  let firstFound: string | undefined;
+  for (;;) {
+    const pj = join(dir, 'package.json');
+    if (existsSync(pj)) {
+      firstFound ??= dir;
+      try {
+        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'tsbak') return dir;
+      } catch {
+        // unreadable package.json: keep walking
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  if (firstFound) return firstFound;
+  throw new Error(`tsbak: cannot find the package root (package.json) above ${start}`);
+}
+
+/** Path of the compiled addon; TSBAK_NATIVE overrides it (packagers, tests). */
+export function addonPath(): string {
+  return process.env.TSBAK_NATIVE || join(packageRoot(), 'native', 'build', 'Release', 'tsbak_native.node');
+}
+
+function load(): Addon {
+  if (addon) return addon;
+  const p = addonPath();
+  if (!existsSync(p)) {
+    throw new Error(`tsbak: native addon not built (${p} is missing): run "npm ci" or "npm run build:native"`);
+  }
+  try {
+    addon = createRequire(import.meta.url)(p) as Addon;
+  } catch (e) {
+    const err = new Error(
+      `tsbak: cannot load native addon ${p}: ${(e as Error).message}; rebuild it with "npm run build:native"`,
+    );
+    (err as Error & { cause?: unknown }).cause = e;
+    throw err;
+  }
+  return addon;
+}
+
+// Every function below throws Node-style errors: err.code ('ENOENT', 'ENOTSUP', ...),
+// err.errno (negative), err.syscall, err.path. None of them follows symlinks.
+
+/** Value of one extended attribute, or null if the entry has no such attribute (ENODATA). */
+export function lgetxattr(path: PathLike, name: PathLike): Buffer | null {
+  return load().lgetxattr(path, name);
+}
+
+/** Names of all extended attributes the caller may see (trusted.* only as root). */
+export function llistxattr(path: PathLike): string[] {
+  return load().llistxattr(path);
+}
+
+/** Set an extended attribute; flags: 0, XATTR_CREATE or XATTR_REPLACE. */
+export function lsetxattr(path: PathLike, name: PathLike, value: Buffer, flags = 0): void {
+  load().lsetxattr(path, name, value, flags);
+}
+
+export function lremovexattr(path: PathLike, name: PathLike): void {
+  load().lremovexattr(path, name);
+}
+
+/**
+ * Data extents [offset, length] of the open file within [0, size), from SEEK_DATA/SEEK_HOLE.
+ * Holes are whatever the filesystem reports (block granularity). On a filesystem without
+ * hole support the whole file is one extent. The fd's file offset is left unchanged.
+ */
+export function dataExtents(fd: number, size: number | bigint): Array<[number, number]> {
+  return load().dataExtents(fd, size);
+}
+
+/** mknod(2): mode includes the type bits (S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK); subject to umask. */
+export function mknod(path: PathLike, mode: number, major = 0, minor = 0): void {
+  load().mknod(path, mode, major, minor);
+}
+
+/**
+ * Set atime and mtime in nanoseconds since the epoch (negative = before 1970) on the entry
+ * itself, not a symlink's target. null leaves that time unchanged. The filesystem may clamp
+ * times it cannot store (ext4: 1901-12-13 .. 2446-05-10).
+ */
+export function lutimensNs(path: PathLike, atimeNs: bigint | null, mtimeNs: bigint | null): void {
+  load().lutimensNs(path, atimeNs, mtimeNs);
+}
+
+// Device numbers, in glibc's dev_t encoding (the one fs.Stats.rdev/dev carry on Linux).
+// Pure arithmetic, so it lives here rather than in C.
+
+/** major(3) of a dev_t. */
+export function major(dev: bigint | number): number {
+  const d = BigInt(dev);
+  return Number(((d & 0x00000000000fff00n) >> 8n) | ((d & 0xfffff00000000000n) >> 32n));
+}
+
+/** minor(3) of a dev_t. */
+export function minor(dev: bigint | number): number {
+  const d = BigInt(dev);
+  return Number((d & 0xffn) | ((d & 0x00000ffffff00000n) >> 12n));
+}
+
+/** makedev(3): the dev_t for a major/minor pair (32 bits each). */
+export function makedev(maj: number, min: number): bigint {
+  const M = BigInt(maj);
+  const m = BigInt(min);
+  return ((M & 0xfffn) << 8n) | ((M & 0xfffff000n) << 32n) | (m & 0xffn) | ((m & 0xffffff00n) << 12n);
+}

@@ -1,0 +1,125 @@
+// Repository check: every index, pack listing, snapshot and tree is read and verified;
+// with readData every blob of every pack is decrypted and checked against its id.
+import { sha256 } from '../crypto/hash.js';
+import { openPackHeader, splitPackHeader } from '../format/pack.js';
+import { openSealed } from '../crypto/box.js';
+import type { FullSecrets } from '../format/keyfile.js';
+import { TsbakError } from '../errors.js';
+import { packName, packPrefix, parsePackName } from './layout.js';
+import type { Repository } from './repository.js';
+
+export interface CheckReport {
+  errors: string[];
+  warnings: string[];
+  snapshots: number;
+  trees: number;
+  packs: number;
+  blobsRead: number;
+}
+
+export async function checkRepository(repo: Repository, opts: { readData?: boolean; onProgress?: (msg: string) => void } = {}): Promise<CheckReport> {
+  const r: CheckReport = { errors: [], warnings: [], snapshots: 0, trees: 0, packs: 0, blobsRead: 0 };
+  const say = opts.onProgress ?? (() => {});
+  if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'check needs the full key (the repository passphrase), not a write-only key');
+
+  say('loading index');
+  try {
+    await repo.loadIndex();
+  } catch (e) {
+    r.errors.push((e as Error).message);
+  }
+
+  say('listing packs');
+  const stored = new Map<string, number>();
+  for (const kind of ['data', 'tree'] as const) {
+    for await (const o of repo.backend.list(packPrefix(kind))) {
+      if (parsePackName(o.name)) stored.set(o.name, o.size);
+    }
+  }
+  const indexed = new Set<string>();
+  const needSize = new Map<string, number>();
+  for (const e of repo.index.entries()) {
+    const name = packName(e.pack.kind, e.pack.id.toString('hex'));
+    indexed.add(name);
+    needSize.set(name, Math.max(needSize.get(name) ?? 0, e.offset + e.length));
+  }
+  for (const name of indexed) {
+    const size = stored.get(name);
+    if (size === undefined) r.errors.push(`pack ${name} is in the index but missing from the repository`);
+    else if (size < needSize.get(name)!) r.errors.push(`pack ${name} is truncated (${size} bytes, index needs ${needSize.get(name)})`);
+  }
+  for (const name of stored.keys()) {
+    if (!indexed.has(name)) r.warnings.push(`pack ${name} is not in any index (left by an interrupted backup; harmless, prune removes it)`);
+  }
+  r.packs = stored.size;
+
+  say('checking snapshots and trees');
+  const seenTrees = new Set<string>();
+  const ids = await repo.listSnapshotIds();
+  for (const id of ids) {
+    let root: string;
+    try {
+      root = (await repo.loadSnapshot(id)).info.tree;
+      r.snapshots++;
+    } catch (e) {
+      r.errors.push((e as Error).message);
+      continue;
+    }
+    const stack = [root];
+    while (stack.length) {
+      const t = stack.pop()!;
+      if (seenTrees.has(t)) continue;
+      seenTrees.add(t);
+      try {
+        const tree = await repo.loadTree(Buffer.from(t, 'hex'));
+        r.trees++;
+        for (const n of tree.nodes) {
+          if (n.subtree) stack.push(n.subtree.toString('hex'));
+          for (const c of n.content ?? []) {
+            if (!repo.index.has(c)) r.errors.push(`snapshot ${id.slice(0, 8)}: data blob ${c.toString('hex').slice(0, 16)} of ${n.name.toString()} is not in the index`);
+          }
+        }
+      } catch (e) {
+        r.errors.push(`snapshot ${id.slice(0, 8)}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  if (opts.readData) {
+    say('reading all packs');
+    const s = repo.secrets as FullSecrets;
+    const byPack = new Map<string, Array<{ id: Buffer; offset: number; length: number }>>();
+    for (const e of repo.index.entries()) {
+      const name = packName(e.pack.kind, e.pack.id.toString('hex'));
+      let l = byPack.get(name);
+      if (!l) byPack.set(name, (l = []));
+      l.push({ id: e.id, offset: e.offset, length: e.length });
+    }
+    for (const [name, blobs] of byPack) {
+      if (!stored.has(name)) continue;
+      let bytes: Buffer;
+      try {
+        bytes = await repo.backend.get(name);
+      } catch (e) {
+        r.errors.push(`pack ${name}: ${(e as Error).message}`);
+        continue;
+      }
+      if (!sha256(bytes).equals(Buffer.from(name.slice(-64), 'hex'))) r.errors.push(`pack ${name} is damaged: its content does not match its name`);
+      try {
+        const { sealedKey, encrypted } = splitPackHeader(bytes);
+        openPackHeader(openSealed({ publicKey: s.repoPub, privateKey: s.repoPriv }, sealedKey), encrypted);
+      } catch {
+        r.errors.push(`pack ${name}: header is damaged`);
+      }
+      for (const b of blobs) {
+        try {
+          await repo.loadBlob(b.id);
+          r.blobsRead++;
+        } catch (e) {
+          r.errors.push((e as Error).message);
+        }
+      }
+    }
+  }
+  return r;
+}

@@ -1,0 +1,20 @@
+// The only place that knows object names in a repository. See docs/FORMAT.md ("Layout").
+export const CONFIG = 'config';
+export const KEYS = 'keys/';
+export const SNAPSHOTS = 'snapshots/';
+export const INDEX = 'index/';
+export const LOCKS = 'locks/';
+
+export function packName(kind: 'data' | 'tree', idHex: string): string {
+  return `packs/${kind}/${idHex.slice(0, 2)}/${idHex}`;
+}
+
+export function packPrefix(kind: 'data' | 'tree'): string {
+  return `packs/${kind}/`;
+}
+
+/** packs/data/ab/abcd... -> { kind, id } */
+export function parsePackName(name: string): { kind: 'data' | 'tree'; id: string } | null {
+  const m = /^packs\/(data|tree)\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(name);
+  return m ? { kind: m[1] as 'data' | 'tree', id: m[2]! } : null;
+}

@@ -1,0 +1,387 @@
+// Repository: the one object writer, restore, fuse and cli talk to. It knows the layout,
+// opens keys, loads the index, reads and writes blobs, trees and snapshots.
+import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Backend, StorageClass } from '../backend/backend.js';
+import { AuthError } from '../crypto/aead.js';
+import { openSealed, type X25519Pair } from '../crypto/box.js';
+import { blobId, sha256 } from '../crypto/hash.js';
+import { openBlob } from '../format/blob.js';
+import { decodeConfig, encodeConfig, type RepoConfig } from '../format/config.js';
+import { openIndex, sealIndex, type IndexPack } from '../format/index-file.js';
+import type { FullKeyObject, FullSecrets, WriterKeyFile, WriterKeyObject, WriterSecrets } from '../format/keyfile.js';
+import type { BlobType } from '../format/pack.js';
+import { openSnapshot, parseEnvelope, sealSnapshot, type SnapshotInfo } from '../format/snapshot.js';
+import { decodeTree, encodeTree, type Tree } from '../format/tree.js';
+import { CorruptError, NotFoundError, TsbakError } from '../errors.js';
+import { BlobIndex, type BlobLocation, type PackRef } from './blob-index.js';
+import { newRepoSecrets, newWriterKey, openWriterKeyFile, unwrapFullKey, verifyRegistration, wrapFullKey } from './keys.js';
+import { CONFIG, INDEX, KEYS, SNAPSHOTS, packName } from './layout.js';
+import { Packer } from './packer.js';
+
+export interface Credentials {
+  password?: string;
+  keyFile?: { path: string; content: WriterKeyFile };
+}
+
+export interface InitOptions {
+  chunker?: { min: number; avg: number; max: number };
+  compressionLevel?: number;
+  packSize?: { data: number; tree: number };
+  storageClass?: { data: StorageClass; tree: StorageClass; other: StorageClass };
+}
+
+export interface Snapshot {
+  id: string;
+  info: SnapshotInfo;
+}
+
+export class Repository {
+  readonly index = new BlobIndex();
+  private loadedIndexes = new Set<string>();
+  private packKeys = new Map<string, Buffer>();
+  private pending = new Set<string>();
+  private packer: Packer | null = null;
+  private blobCache: LRUCache<string, Buffer>;
+  private signers: Map<string, Buffer> | null = null;
+
+  private constructor(
+    readonly backend: Backend,
+    readonly config: RepoConfig,
+    readonly secrets: WriterSecrets | FullSecrets,
+  ) {
+    this.blobCache = new LRUCache<string, Buffer>({ maxSize: 64 << 20, sizeCalculation: (b) => b.length || 1 });
+  }
+
+  /** True with the full key; false with a write-only key. */
+  get canRead(): boolean {
+    return 'repoPriv' in this.secrets && !!(this.secrets as FullSecrets).repoPriv;
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  setCacheSize(bytes: number): void {
+    this.blobCache = new LRUCache<string, Buffer>({ maxSize: Math.max(1 << 20, bytes), sizeCalculation: (b) => b.length || 1 });
+  }
+
+  static async init(backend: Backend, password: string, opts: InitOptions = {}): Promise<Repository> {
+    if (await backend.head(CONFIG)) throw new TsbakError('REPO_EXISTS', `${backend.location} already holds a tsbak repository`);
+    for await (const _ of backend.list(KEYS)) throw new TsbakError('REPO_EXISTS', `${backend.location} already has keys/ but no config; refusing to initialize over it`);
+    const config: RepoConfig = {
+      version: 1,
+      id: randomBytes(16).toString('hex'),
+      created: new Date().toISOString(),
+      chunker: opts.chunker ?? { min: 256 << 10, avg: 1 << 20, max: 4 << 20 },
+      compression: { alg: 'zstd', level: opts.compressionLevel ?? 3 },
+      packSize: opts.packSize ?? { data: 16 << 20, tree: 4 << 20 },
+      storageClass: opts.storageClass ?? { data: 'STANDARD', tree: 'STANDARD', other: 'STANDARD' },
+    };
+    const secrets = newRepoSecrets(config.id);
+    const keyObj = wrapFullKey(secrets, password);
+    await backend.put(`${KEYS}${randomBytes(16).toString('hex')}`, Buffer.from(JSON.stringify(keyObj, null, 2)));
+    await backend.put(CONFIG, encodeConfig(config));
+    return new Repository(backend, config, secrets);
+  }
+
+  static async open(backend: Backend, creds: Credentials): Promise<Repository> {
+    let raw: Buffer;
+    try {
+      raw = await backend.get(CONFIG);
+    } catch (e) {
+      if (e instanceof NotFoundError) throw new TsbakError('NOT_A_REPOSITORY', `${backend.location} is not a tsbak repository (no config); create one with 'tsbak init'`);
+      throw e;
+    }
+    let config: RepoConfig;
+    try {
+      config = decodeConfig(raw);
+    } catch {
+      throw new TsbakError('NOT_A_REPOSITORY', `${backend.location}/config is not a tsbak config (damaged, or a newer format)`);
+    }
+    if (creds.keyFile) {
+      const secrets = openWriterKeyFile(creds.keyFile.content, creds.password, creds.keyFile.path);
+      if (secrets.repoId !== config.id) throw new TsbakError('USAGE', `key file ${creds.keyFile.path} belongs to repository ${secrets.repoId}, not to ${backend.location} (${config.id})`);
+      return new Repository(backend, config, secrets);
+    }
+    if (creds.password === undefined) throw new TsbakError('USAGE', `no passphrase for ${backend.location}: use --password-file, TSBAK_PASSWORD or --key-file`);
+    for await (const o of backend.list(KEYS)) {
+      let obj: FullKeyObject;
+      try {
+        obj = JSON.parse((await backend.get(o.name)).toString());
+      } catch {
+        continue;
+      }
+      if (obj.kind !== 'full') continue;
+      const s = unwrapFullKey(obj, creds.password);
+      if (s) return new Repository(backend, config, s);
+    }
+    throw new TsbakError('WRONG_PASSWORD', `wrong passphrase for ${backend.location}: no key in keys/ opens with it`);
+  }
+
+  private requireRead(what: string): X25519Pair {
+    if (!this.canRead) throw new TsbakError('WRITE_ONLY_KEY', `cannot ${what}: this is a write-only key (it adds snapshots but cannot read them); use the repository passphrase`);
+    const s = this.secrets as FullSecrets;
+    return { publicKey: s.repoPub, privateKey: s.repoPriv };
+  }
+
+  // ---- keys ----
+
+  async addWriterKey(name: string, passphrase?: string): Promise<WriterKeyFile> {
+    this.requireRead('add a writer key');
+    const { file, registration, keyId } = newWriterKey(this.secrets as FullSecrets, name, passphrase);
+    await this.backend.put(`${KEYS}${keyId}`, Buffer.from(JSON.stringify(registration, null, 2)));
+    return file;
+  }
+
+  async addPassword(passphrase: string): Promise<void> {
+    this.requireRead('add a passphrase');
+    await this.backend.put(`${KEYS}${randomBytes(16).toString('hex')}`, Buffer.from(JSON.stringify(wrapFullKey(this.secrets as FullSecrets, passphrase), null, 2)));
+  }
+
+  async listKeys(): Promise<Array<{ id: string; kind: string; name?: string; created: string; host?: string }>> {
+    const out = [];
+    for await (const o of this.backend.list(KEYS)) {
+      const k = JSON.parse((await this.backend.get(o.name)).toString());
+      out.push({ id: o.name.slice(KEYS.length), kind: k.kind, name: k.name, created: k.created, host: k.host });
+    }
+    return out;
+  }
+
+  /** Signing keys trusted for snapshots: the master key and every writer it registered. */
+  private async signerKeys(): Promise<Map<string, Buffer>> {
+    if (this.signers) return this.signers;
+    const m = new Map<string, Buffer>([['master', this.secrets.keyId === 'master' ? this.secrets.signPub : Buffer.alloc(0)]]);
+    const s = this.secrets as FullSecrets;
+    for await (const o of this.backend.list(KEYS)) {
+      let reg: WriterKeyObject;
+      try {
+        reg = JSON.parse((await this.backend.get(o.name)).toString());
+      } catch {
+        continue;
+      }
+      if (reg.kind !== 'writer') continue;
+      if (verifyRegistration(reg, s.signPub)) m.set(reg.keyId, Buffer.from(reg.signPub, 'base64'));
+    }
+    this.signers = m;
+    return m;
+  }
+
+  // ---- index ----
+
+  /** Loads index files not yet loaded (call again to pick up new snapshots' data). */
+  async loadIndex(): Promise<void> {
+    const names: string[] = [];
+    for await (const o of this.backend.list(INDEX)) if (!this.loadedIndexes.has(o.name)) names.push(o.name);
+    await mapLimit(names, 8, async (name) => {
+      const bytes = await this.backend.get(name);
+      let packs: IndexPack[];
+      try {
+        if (!sha256(bytes).equals(Buffer.from(name.slice(INDEX.length), 'hex'))) throw new AuthError();
+        packs = openIndex(this.secrets.indexKey, bytes);
+      } catch {
+        throw new CorruptError(`index file ${name}`);
+      }
+      this.addIndexPacks(packs);
+      this.loadedIndexes.add(name);
+    });
+  }
+
+  private addIndexPacks(packs: IndexPack[]): void {
+    for (const p of packs) {
+      const no = this.index.addPack({ id: p.id, kind: p.kind, sealedKey: p.sealedKey });
+      for (const b of p.blobs) this.index.add(b.id, no, b.offset, b.length, b.rawLength);
+    }
+  }
+
+  get indexFiles(): string[] {
+    return [...this.loadedIndexes];
+  }
+
+  // ---- writing ----
+
+  private getPacker(): Packer {
+    if (!this.packer) {
+      this.packer = new Packer({
+        backend: this.backend,
+        repoPub: this.secrets.repoPub,
+        level: this.config.compression.level,
+        packSize: this.config.packSize,
+        storageClass: { data: this.config.storageClass.data, tree: this.config.storageClass.tree },
+      });
+    }
+    return this.packer;
+  }
+
+  blobId(data: Uint8Array): Buffer {
+    return blobId(this.secrets.macKey, data);
+  }
+
+  hasBlob(id: Buffer): boolean {
+    return this.index.has(id) || this.pending.has(id.toString('hex'));
+  }
+
+  /** Stores a blob unless the repository (or this session) already has it. Returns its id and whether it was new. */
+  async saveBlob(type: BlobType, plain: Uint8Array, knownId?: Buffer): Promise<{ id: Buffer; added: boolean }> {
+    const id = knownId ?? this.blobId(plain);
+    if (this.hasBlob(id)) return { id, added: false };
+    this.pending.add(id.toString('hex'));
+    await this.getPacker().add(type, id, plain);
+    return { id, added: true };
+  }
+
+  async saveTree(tree: Tree): Promise<{ id: Buffer; added: boolean }> {
+    return this.saveBlob('tree', encodeTree(tree));
+  }
+
+  get packerStats(): { bytesWritten: number; blobsWritten: number } {
+    return { bytesWritten: this.packer?.bytesWritten ?? 0, blobsWritten: this.packer?.blobsWritten ?? 0 };
+  }
+
+  /** Uploads open packs, then writes one index file for every pack written so far. */
+  async flush(): Promise<void> {
+    if (!this.packer) return;
+    await this.packer.flush();
+    const packs = this.packer.takeWritten();
+    if (!packs.length) return;
+    const bytes = sealIndex(this.secrets.indexKey, packs);
+    const name = `${INDEX}${sha256(bytes).toString('hex')}`;
+    await this.backend.put(name, bytes, { storageClass: this.config.storageClass.other });
+    this.loadedIndexes.add(name);
+    this.addIndexPacks(packs);
+    for (const p of packs) for (const b of p.blobs) this.pending.delete(b.id.toString('hex'));
+  }
+
+  /** Writes the snapshot object (the last step of a backup). Returns its id. */
+  async saveSnapshot(info: SnapshotInfo): Promise<string> {
+    const bytes = sealSnapshot(info, this.secrets.repoPub, this.secrets.keyId, { publicKey: this.secrets.signPub, privateKey: this.secrets.signPriv });
+    const id = sha256(bytes).toString('hex');
+    await this.backend.put(`${SNAPSHOTS}${id}`, bytes, { storageClass: this.config.storageClass.other });
+    return id;
+  }
+
+  // ---- reading ----
+
+  private packKey(pack: PackRef): Buffer {
+    const hex = pack.id.toString('hex');
+    let k = this.packKeys.get(hex);
+    if (!k) {
+      try {
+        k = openSealed(this.requireRead('read data'), pack.sealedKey);
+      } catch (e) {
+        if (e instanceof TsbakError) throw e;
+        throw new CorruptError(`key of pack ${hex}`);
+      }
+      this.packKeys.set(hex, k);
+    }
+    return k;
+  }
+
+  locate(id: Buffer): BlobLocation | undefined {
+    return this.index.get(id);
+  }
+
+  /** Decrypts, decompresses and verifies one blob. */
+  async loadBlob(id: Buffer, signal?: AbortSignal): Promise<Buffer> {
+    const hex = id.toString('hex');
+    const hit = this.blobCache.get(hex);
+    if (hit) return hit;
+    const loc = this.index.get(id);
+    if (!loc) throw new TsbakError('NOT_FOUND', `blob ${hex} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
+    const key = this.packKey(loc.pack);
+    const name = packName(loc.pack.kind, loc.pack.id.toString('hex'));
+    let sealed: Buffer;
+    try {
+      sealed = await this.backend.get(name, { offset: loc.offset, length: loc.length }, signal);
+    } catch (e) {
+      if (e instanceof NotFoundError) throw new TsbakError('NOT_FOUND', `pack ${name} is missing from ${this.backend.location}; run 'tsbak check'`);
+      throw e;
+    }
+    let plain: Buffer;
+    try {
+      plain = openBlob(key, id, sealed);
+    } catch {
+      throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
+    }
+    if (!this.blobId(plain).equals(id)) throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`, 'content does not match its id');
+    this.blobCache.set(hex, plain);
+    return plain;
+  }
+
+  async loadTree(id: Buffer): Promise<Tree> {
+    const bytes = await this.loadBlob(id);
+    try {
+      return decodeTree(bytes);
+    } catch {
+      throw new CorruptError(`tree ${id.toString('hex').slice(0, 16)}`, 'undecodable');
+    }
+  }
+
+  async listSnapshotIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const o of this.backend.list(SNAPSHOTS)) ids.push(o.name.slice(SNAPSHOTS.length));
+    return ids;
+  }
+
+  async loadSnapshot(id: string): Promise<Snapshot> {
+    const pair = this.requireRead('read snapshots');
+    const bytes = await this.backend.get(`${SNAPSHOTS}${id}`);
+    if (sha256(bytes).toString('hex') !== id) throw new CorruptError(`snapshot ${id.slice(0, 8)}`, 'content does not match its id');
+    try {
+      const env = parseEnvelope(bytes);
+      const signer = (await this.signerKeys()).get(env.signer);
+      if (!signer || !signer.length) throw new CorruptError(`snapshot ${id.slice(0, 8)}`, `signed by unknown key ${env.signer}`);
+      return { id, info: openSnapshot(env, signer, pair) };
+    } catch (e) {
+      if (e instanceof TsbakError) throw e;
+      throw new CorruptError(`snapshot ${id.slice(0, 8)}`, (e as Error).message);
+    }
+  }
+
+  /** Every snapshot, oldest first. Unreadable snapshots are reported through onError and skipped. */
+  async listSnapshots(onError?: (id: string, e: unknown) => void): Promise<Snapshot[]> {
+    this.requireRead('list snapshots');
+    const ids = await this.listSnapshotIds();
+    const out: Snapshot[] = [];
+    await mapLimit(ids, 8, async (id) => {
+      try {
+        out.push(await this.loadSnapshot(id));
+      } catch (e) {
+        if (!onError) throw e;
+        onError(id, e);
+      }
+    });
+    return out.sort((a, b) => (a.info.time < b.info.time ? -1 : a.info.time > b.info.time ? 1 : a.id < b.id ? -1 : 1));
+  }
+
+  /** Resolves an id, a unique id prefix, or "latest". */
+  async findSnapshot(ref: string): Promise<Snapshot> {
+    if (ref === 'latest') {
+      const all = await this.listSnapshots();
+      const last = all[all.length - 1];
+      if (!last) throw new TsbakError('NOT_FOUND', `${this.backend.location} has no snapshots yet`);
+      return last;
+    }
+    const ids = (await this.listSnapshotIds()).filter((id) => id.startsWith(ref));
+    if (ids.length === 0) throw new TsbakError('NOT_FOUND', `no snapshot with id ${ref} in ${this.backend.location}; see 'tsbak snapshots'`);
+    if (ids.length > 1) throw new TsbakError('USAGE', `snapshot id prefix ${ref} is ambiguous (${ids.length} matches); give more characters`);
+    return this.loadSnapshot(ids[0]!);
+  }
+}
+
+export async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let err: unknown = null;
+  const run = async () => {
+    while (next < items.length && !err) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        err ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  if (err) throw err;
+}

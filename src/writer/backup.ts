@@ -1,0 +1,314 @@
+// One backup run: walk the given paths, store new data and trees, then the index, then the
+// snapshot, in that order, so an interrupted run never leaves a snapshot that points at
+// missing data (the packs it did write are reused by the next run through the index, or
+// removed by prune).
+import { promises as fsp, type BigIntStats } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import * as path from 'node:path';
+import type { SnapshotInfo } from '../format/snapshot.js';
+import type { Tree, TreeNode } from '../format/tree.js';
+import type { Repository } from '../repo/repository.js';
+import { TsbakError } from '../errors.js';
+import { captureMeta } from './capture.js';
+import { Chunker, chunkStream, gearTable } from './chunker.js';
+import { changedBetween, openForBackup, readExtent } from './file-reader.js';
+import { ParentCache, defaultCacheDir } from './parent-cache.js';
+import { Semaphore } from './semaphore.js';
+import type { Excluder } from './exclude.js';
+
+export const PROGRAM = 'tsbak 0.1.0';
+
+export interface BackupProgress {
+  files: number;
+  dirs: number;
+  bytesRead: number;
+  bytesAdded: number;
+  current: string;
+}
+
+export interface BackupOptions {
+  paths: string[];
+  tags?: string[];
+  host?: string;
+  /** Snapshot id to compare against; undefined: the latest of the same host and paths; null: none. */
+  parent?: string | null;
+  cacheDir?: string | null;
+  exclude?: Excluder;
+  oneFileSystem?: boolean;
+  onProgress?: (p: BackupProgress) => void;
+  onWarning?: (path: string, message: string) => void;
+  /** Files read concurrently. */
+  concurrency?: number;
+  /** How often to re-read a file that changes while it is read. */
+  changeRetries?: number;
+}
+
+export interface BackupResult {
+  snapshotId: string;
+  info: SnapshotInfo;
+  errors: Array<{ path: string; message: string }>;
+  changed: string[];
+}
+
+/** The parts of the tree to visit: intermediate directories of the given paths, or everything below a given path. */
+interface Spec {
+  target: boolean;
+  children: Map<string, { name: Buffer; spec: Spec }>;
+}
+
+function buildSpec(paths: string[]): Spec {
+  const root: Spec = { target: false, children: new Map() };
+  for (const p of paths) {
+    let s = root;
+    for (const comp of p.split('/').filter(Boolean)) {
+      const name = Buffer.from(comp);
+      const key = name.toString('hex');
+      let c = s.children.get(key);
+      if (!c) s.children.set(key, (c = { name, spec: { target: false, children: new Map() } }));
+      s = c.spec;
+    }
+    s.target = true;
+  }
+  return root;
+}
+
+function joinPath(dir: Buffer, name: Buffer): Buffer {
+  return dir.length === 1 && dir[0] === 0x2f ? Buffer.concat([dir, name]) : Buffer.concat([dir, Buffer.from('/'), name]);
+}
+
+export async function backup(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
+  return new BackupRun(repo, opts).run();
+}
+
+class BackupRun {
+  private readonly chunker: Chunker;
+  private readonly files: Semaphore;
+  private readonly inodes = new Map<string, Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>>>();
+  private readonly cache: ParentCache | null;
+  private readonly errors: Array<{ path: string; message: string }> = [];
+  private readonly changed: string[] = [];
+  private readonly progress: BackupProgress = { files: 0, dirs: 0, bytesRead: 0, bytesAdded: 0, current: '' };
+  private rootDevs = new Set<bigint>();
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly opts: BackupOptions,
+  ) {
+    this.files = new Semaphore(opts.concurrency ?? 8);
+    this.chunker = new Chunker(repo.config.chunker, gearTable(repo.secrets.chunkerSeed));
+    const dir = opts.cacheDir === undefined ? defaultCacheDir() : opts.cacheDir;
+    this.cache = dir ? new ParentCache(dir, repo.id) : null;
+  }
+
+  async run(): Promise<BackupResult> {
+    const start = Date.now();
+    const time = new Date(start).toISOString();
+    const paths = [...new Set(this.opts.paths.map((p) => path.resolve(p)))].sort();
+    for (const p of paths) {
+      try {
+        const st = await fsp.lstat(p, { bigint: true });
+        this.rootDevs.add(st.dev);
+      } catch (e: any) {
+        throw new TsbakError('USAGE', `cannot back up ${p}: ${e.code === 'ENOENT' ? 'no such file or directory' : e.code}`);
+      }
+    }
+    const host = this.opts.host ?? hostname();
+    await this.repo.loadIndex();
+    const parent = await this.findParent(host, paths);
+    const parentRoot = parent ? await this.loadTree(Buffer.from(parent.tree, 'hex')) : null;
+
+    const rootId = await this.saveDir(Buffer.from('/'), buildSpec(paths), parentRoot);
+    await this.repo.flush();
+    this.progress.bytesAdded = this.repo.packerStats.bytesWritten;
+    const info: SnapshotInfo = {
+      time,
+      host,
+      user: safeUser(),
+      paths,
+      tags: this.opts.tags ?? [],
+      tree: rootId.toString('hex'),
+      ...(parent ? { parent: parent.snapshot } : {}),
+      program: PROGRAM,
+      stats: {
+        files: this.progress.files,
+        dirs: this.progress.dirs,
+        bytesRead: this.progress.bytesRead,
+        bytesAdded: this.repo.packerStats.bytesWritten,
+        blobsAdded: this.repo.packerStats.blobsWritten,
+        durationMs: Date.now() - start,
+        errors: this.errors.length,
+      },
+    };
+    const snapshotId = await this.repo.saveSnapshot(info);
+    if (this.cache) await this.cache.setParent(ParentCache.key(host, paths), { snapshot: snapshotId, tree: info.tree, time }).catch(() => {});
+    return { snapshotId, info, errors: this.errors, changed: this.changed };
+  }
+
+  private async findParent(host: string, paths: string[]): Promise<{ snapshot: string; tree: string } | null> {
+    if (this.opts.parent === null) return null;
+    if (!this.repo.canRead) {
+      // A write-only key cannot read snapshots: the local cache remembers the last one.
+      return this.cache ? await this.cache.getParent(ParentCache.key(host, paths)) : null;
+    }
+    if (this.opts.parent) {
+      const s = await this.repo.findSnapshot(this.opts.parent);
+      return { snapshot: s.id, tree: s.info.tree };
+    }
+    const key = ParentCache.key(host, paths);
+    const all = await this.repo.listSnapshots(() => {});
+    for (let i = all.length - 1; i >= 0; i--) {
+      const s = all[i]!;
+      if (ParentCache.key(s.info.host, s.info.paths) === key) return { snapshot: s.id, tree: s.info.tree };
+    }
+    return null;
+  }
+
+  private async loadTree(id: Buffer): Promise<Tree | null> {
+    if (this.repo.canRead) {
+      try {
+        return await this.repo.loadTree(id);
+      } catch {
+        return null; // a damaged parent only costs re-reading
+      }
+    }
+    return this.cache ? this.cache.loadTree(id) : null;
+  }
+
+  private warn(p: Buffer, message: string): void {
+    const ps = p.toString();
+    this.errors.push({ path: ps, message });
+    this.opts.onWarning?.(ps, message);
+  }
+
+  /** Stores one directory's tree (spec null: everything below) and returns its id. */
+  private async saveDir(dir: Buffer, spec: Spec | null, parent: Tree | null): Promise<Buffer> {
+    this.progress.dirs++;
+    const parentNodes = new Map<string, TreeNode>();
+    for (const n of parent?.nodes ?? []) parentNodes.set(n.name.toString('hex'), n);
+
+    let names: Array<{ name: Buffer; spec: Spec | null }>;
+    if (spec && !spec.target) {
+      names = [...spec.children.values()].map((c) => ({ name: c.name, spec: c.spec }));
+    } else {
+      try {
+        names = (await fsp.readdir(dir, { encoding: 'buffer' })).map((name) => ({ name, spec: null }));
+      } catch (e: any) {
+        this.warn(dir, `cannot list directory: ${e.code ?? e.message}`);
+        names = [];
+      }
+    }
+    const nodes: TreeNode[] = [];
+    await Promise.all(
+      names.map(async ({ name, spec: childSpec }) => {
+        const node = await this.saveEntry(joinPath(dir, name), name, childSpec, parentNodes.get(name.toString('hex')) ?? null);
+        if (node) nodes.push(node);
+      }),
+    );
+    const tree: Tree = { nodes };
+    const { id } = await this.repo.saveTree(tree);
+    if (this.cache && !this.repo.canRead) await this.cache.saveTree(id, tree).catch(() => {});
+    return id;
+  }
+
+  private async saveEntry(p: Buffer, name: Buffer, spec: Spec | null, parent: TreeNode | null): Promise<TreeNode | null> {
+    let st: BigIntStats;
+    try {
+      st = await fsp.lstat(p, { bigint: true });
+    } catch (e: any) {
+      if (e.code !== 'ENOENT') this.warn(p, `cannot stat: ${e.code ?? e.message}`);
+      return null; // vanished since the listing: not an error
+    }
+    const isDir = (Number(st.mode) & 0o170000) === 0o040000;
+    if (!spec && this.opts.exclude && (await this.opts.exclude.excludes(p, isDir, st))) return null;
+    let node: TreeNode;
+    try {
+      node = await captureMeta(p, st, name);
+    } catch (e: any) {
+      this.warn(p, `cannot read metadata: ${e.code ?? e.message}`);
+      return null;
+    }
+    this.progress.current = p.toString();
+    if (node.type === 'dir') {
+      const crossesDevice = this.opts.oneFileSystem && !spec && !this.rootDevs.has(st.dev);
+      const subParent = parent?.type === 'dir' && parent.subtree ? await this.loadTree(parent.subtree) : null;
+      node.subtree = crossesDevice ? (await this.repo.saveTree({ nodes: [] })).id : await this.saveDir(p, spec, subParent);
+      return node;
+    }
+    if (st.nlink > 1n) node.hardlink = `${st.dev}:${st.ino}`;
+    if (node.type !== 'file') return node;
+    this.progress.files++;
+    try {
+      Object.assign(node, await this.fileContent(p, st, parent));
+    } catch (e: any) {
+      this.warn(p, `cannot read: ${e instanceof TsbakError ? e.message : e.code ?? e.message}`);
+      return null;
+    }
+    this.opts.onProgress?.(this.progress);
+    return node;
+  }
+
+  private fileContent(p: Buffer, st: BigIntStats, parent: TreeNode | null): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
+    // Unchanged since the parent snapshot (and its data still indexed): not read again.
+    if (
+      parent &&
+      parent.type === 'file' &&
+      parent.content &&
+      BigInt(parent.size) === st.size &&
+      parent.mtimeNs === st.mtimeNs &&
+      parent.ctimeNs === st.ctimeNs &&
+      parent.ino === st.ino &&
+      parent.content.every((id) => this.repo.hasBlob(id))
+    ) {
+      return Promise.resolve({ content: parent.content, size: parent.size, ...(parent.extents ? { extents: parent.extents } : {}) });
+    }
+    if (st.nlink > 1n) {
+      // Several names of one inode: read it once.
+      const key = `${st.dev}:${st.ino}`;
+      let pr = this.inodes.get(key);
+      if (!pr) this.inodes.set(key, (pr = this.readFile(p)));
+      return pr;
+    }
+    return this.readFile(p);
+  }
+
+  private async readFile(p: Buffer): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
+    await this.files.acquire();
+    try {
+      const retries = this.opts.changeRetries ?? 3;
+      for (let attempt = 0; ; attempt++) {
+        const f = await openForBackup(p);
+        try {
+          const content: Buffer[] = [];
+          for (const [off, len] of f.extents) {
+            for await (const chunk of chunkStream(this.chunker, readExtent(f.fh, off, len))) {
+              this.progress.bytesRead += chunk.length;
+              const { id } = await this.repo.saveBlob('data', chunk);
+              content.push(id);
+            }
+          }
+          const after = await f.fh.stat({ bigint: true });
+          if (changedBetween(f.st, after) && attempt < retries) continue;
+          if (changedBetween(f.st, after)) {
+            this.changed.push(p.toString());
+            this.opts.onWarning?.(p.toString(), `changed while being read ${retries + 1} times; stored as last read`);
+          }
+          const size = Number(f.st.size);
+          const sparse = !(f.extents.length === 0 || (f.extents.length === 1 && f.extents[0]![0] === 0 && f.extents[0]![1] === size));
+          return sparse ? { content, size, extents: f.extents } : { content, size };
+        } finally {
+          await f.fh.close();
+        }
+      }
+    } finally {
+      this.files.release();
+    }
+  }
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? '');
+  }
+}

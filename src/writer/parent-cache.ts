@@ -1,0 +1,74 @@
+// The writer's local cache. A write-only key cannot read trees back from the repository,
+// so to skip unchanged files it keeps, per repository, the trees it wrote (plaintext, on
+// the backup machine only) and the last snapshot for each set of paths. Without the cache
+// a backup is slower (every file is read again) but still correct: dedup needs only the
+// index, which writers can read.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { homedir } from 'node:os';
+import { zstdCompress, zstdDecompress } from '../format/compress.js';
+import { decodeTree, encodeTree, type Tree } from '../format/tree.js';
+
+export function defaultCacheDir(): string {
+  return process.env.TSBAK_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'tsbak');
+}
+
+export interface ParentRecord {
+  snapshot: string;
+  tree: string;
+  time: string;
+}
+
+export class ParentCache {
+  private readonly dir: string;
+  private madeTrees = false;
+
+  constructor(root: string, repoId: string) {
+    this.dir = path.join(root, repoId);
+  }
+
+  static key(host: string, paths: string[]): string {
+    return JSON.stringify([host, [...paths].sort()]);
+  }
+
+  async loadTree(id: Buffer): Promise<Tree | null> {
+    try {
+      return decodeTree(zstdDecompress(await fsp.readFile(path.join(this.dir, 'trees', id.toString('hex')))));
+    } catch {
+      return null;
+    }
+  }
+
+  async saveTree(id: Buffer, tree: Tree): Promise<void> {
+    const dir = path.join(this.dir, 'trees');
+    if (!this.madeTrees) {
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      this.madeTrees = true;
+    }
+    const file = path.join(dir, id.toString('hex'));
+    await fsp.writeFile(file, zstdCompress(encodeTree(tree), 3), { flag: 'wx', mode: 0o600 }).catch((e) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+  }
+
+  private async readParents(): Promise<Record<string, ParentRecord>> {
+    try {
+      return JSON.parse(await fsp.readFile(path.join(this.dir, 'parents.json'), 'utf8'));
+    } catch {
+      return {};
+    }
+  }
+
+  async getParent(key: string): Promise<ParentRecord | null> {
+    return (await this.readParents())[key] ?? null;
+  }
+
+  async setParent(key: string, rec: ParentRecord): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const all = await this.readParents();
+    all[key] = rec;
+    const tmp = path.join(this.dir, `parents.json.${process.pid}`);
+    await fsp.writeFile(tmp, JSON.stringify(all), { mode: 0o600 });
+    await fsp.rename(tmp, path.join(this.dir, 'parents.json'));
+  }
+}

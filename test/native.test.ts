@@ -1,0 +1,388 @@
+// Real-filesystem tests for the native addon and the metadata capture/restore built on it.
+// Runs as root (trusted.* xattrs, chown, device nodes) on whatever filesystem os.tmpdir() is.
+
+import t from 'tap';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TreeNode } from '../src/format/tree.js';
+import * as native from '../src/platform/native.js';
+import { gidOf, groupName, resetUserCache, uidOf, userName } from '../src/platform/users.js';
+import { applyMeta, createSpecial, type ApplyMetaOptions } from '../src/restore/apply-meta.js';
+import { captureMeta, fileExtents, isSparse, nodeType } from '../src/writer/capture.js';
+
+const isRoot = process.getuid?.() === 0;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbak-native-'));
+fs.chmodSync(dir, 0o755); // the unprivileged child process below must reach its subdirectory
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Raw path bytes: dir + '/' + name (name may be invalid UTF-8). */
+const P = (name: string | Buffer): Buffer => Buffer.concat([Buffer.from(dir + '/'), Buffer.from(name)]);
+const lst = (p: Buffer) => fs.lstatSync(p, { bigint: true });
+const capture = async (p: Buffer) => (await captureMeta(p, lst(p))) as TreeNode;
+const ALL: ApplyMetaOptions = { owner: true, securityXattrs: true, mapByName: false };
+const MiB = 1024 * 1024;
+/** Every byte value, NULs included: xattr values are binary. */
+const BIN = Buffer.from(Array.from({ length: 256 }, (_, i) => 255 - i));
+
+function getfacl(p: Buffer | string): string {
+  return execFileSync('getfacl', ['--omit-header', '--numeric', '--physical', p.toString()], { encoding: 'utf8' });
+}
+
+t.test('errors look like Node fs errors', async (t) => {
+  const missing = P('missing');
+  const err = t.throws(() => native.lgetxattr(missing, 'user.x')) as NodeJS.ErrnoException;
+  t.equal(err.code, 'ENOENT');
+  t.equal(err.errno, -2);
+  t.equal(err.syscall, 'lgetxattr');
+  t.ok(Buffer.isBuffer(err.path) && (err.path as unknown as Buffer).equals(missing), 'path is the argument as given');
+  t.equal(err.message, `ENOENT: no such file or directory, lgetxattr '${missing}'`);
+  t.throws(() => native.llistxattr(missing.toString()), { code: 'ENOENT', syscall: 'llistxattr', path: missing.toString() });
+  t.throws(() => native.lutimensNs(missing, 0n, 0n), { code: 'ENOENT', syscall: 'utimensat' });
+  t.throws(() => native.mknod(P('nodir/x'), fs.constants.S_IFIFO | 0o644), { code: 'ENOENT', syscall: 'mknod' });
+  fs.writeFileSync(P('plain'), 'x');
+  t.equal(native.lgetxattr(P('plain'), 'user.absent'), null, 'absent attribute is null');
+  t.throws(() => native.lsetxattr(P('plain'), 'nonamespace', Buffer.from('v')), { code: 'ENOTSUP' });
+  t.throws(() => native.lremovexattr(P('plain'), 'user.absent'), { code: 'ENODATA', syscall: 'lremovexattr' });
+  t.throws(() => native.lgetxattr(42 as unknown as string, 'user.x'), TypeError);
+  t.throws(() => native.lgetxattr('a\0b', 'user.x'), { code: 'ERR_INVALID_ARG_VALUE' });
+  t.throws(() => native.lutimensNs(P('plain'), 1.5 as unknown as bigint, 0n), RangeError);
+  t.throws(() => native.dataExtents(-1, 10), RangeError);
+  t.throws(() => native.dataExtents(987654, 10), { code: 'EBADF', syscall: 'lseek' });
+});
+
+t.test('xattrs with binary values on file, dir and symlink', async (t) => {
+  fs.writeFileSync(P('xf'), 'data');
+  fs.mkdirSync(P('xd'));
+  fs.symlinkSync('xf', P('xl'));
+  const values: Array<[string, Buffer]> = [
+    ['trusted.bin', BIN],
+    ['user.empty', Buffer.alloc(0)],
+    ['user.zeros', Buffer.alloc(300)],
+    ['user.\u00e9t\u00e9', Buffer.from([0xff, 0x00, 0xfe])],
+  ];
+  for (const p of [P('xf'), P('xd')]) for (const [k, v] of values) native.lsetxattr(p, k, v);
+  // Symlinks: trusted.* works; user.* is refused by Linux (EPERM), not stored on the target.
+  native.lsetxattr(P('xl'), 'trusted.link', BIN);
+  t.throws(() => native.lsetxattr(P('xl'), 'user.x', BIN), { code: 'EPERM' });
+  t.throws(() => native.lsetxattr(P('xf'), 'user.empty', BIN, native.XATTR_CREATE), { code: 'EEXIST' });
+
+  for (const p of [P('xf'), P('xd')]) {
+    const want = [...values].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    t.same(native.llistxattr(p).sort(), want.map(([k]) => k).sort());
+    for (const [k, v] of values) t.ok(native.lgetxattr(p, k)?.equals(v), `${k} value`);
+    const node = await capture(p);
+    t.same(node.xattrs?.map(([k]) => k), want.map(([k]) => k), 'captured sorted by name');
+    t.ok(node.xattrs?.every(([k, v], i) => k === want[i][0] && v.equals(want[i][1])), 'captured values');
+    // Cross-check with getfattr.
+    const dump = execFileSync('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', p.toString()], { encoding: 'utf8' });
+    t.match(dump, `trusted.bin=0x${BIN.toString('hex')}`);
+  }
+  const ln = await capture(P('xl'));
+  t.equal(ln.type, 'symlink');
+  t.ok(ln.target?.equals(Buffer.from('xf')));
+  t.same(ln.xattrs?.map(([k]) => k), ['trusted.link'], "a symlink's own xattrs, not its target's");
+  t.ok(ln.xattrs?.[0][1].equals(BIN));
+
+  // Restore onto fresh entries and capture again.
+  fs.writeFileSync(P('xf2'), 'data');
+  fs.mkdirSync(P('xd2'));
+  fs.symlinkSync('xf2', P('xl2'));
+  const pairs: Array<[string, string]> = [['xf', 'xf2'], ['xd', 'xd2'], ['xl', 'xl2']];
+  for (const [a, b] of pairs) {
+    const src = await capture(P(a));
+    if (src.type === 'symlink') src.xattrs!.push(['user.skipped', Buffer.from('x')]); // must be skipped quietly
+    t.same(await applyMeta(P(b), src, ALL), [], `${a}: no warnings`);
+    const got = await capture(P(b));
+    t.same(got.xattrs?.map(([k]) => k), (await capture(P(a))).xattrs?.map(([k]) => k), `${b} xattr names`);
+    t.ok(got.xattrs?.every(([, v], i) => v.equals(src.xattrs![i][1])), `${b} xattr values`);
+  }
+  native.lremovexattr(P('xf2'), 'user.zeros');
+  t.equal(native.lgetxattr(P('xf2'), 'user.zeros'), null);
+});
+
+t.test('POSIX ACLs survive capture and apply (getfacl identical)', async (t) => {
+  fs.writeFileSync(P('af'), 'x');
+  fs.mkdirSync(P('ad'));
+  execFileSync('setfacl', ['-m', 'u:65534:rwx,g:1:r-x,m:rwx', P('af').toString()]);
+  execFileSync('setfacl', ['-m', 'u:65534:rx,g:1:rwx', '-d', '-m', 'u:65534:rwx,g:1:r,o::-', P('ad').toString()]);
+  const f = await capture(P('af'));
+  const d = await capture(P('ad'));
+  t.ok(f.xattrs?.some(([k]) => k === 'system.posix_acl_access'), 'file access ACL captured');
+  t.ok(d.xattrs?.some(([k]) => k === 'system.posix_acl_default'), 'dir default ACL captured');
+
+  fs.writeFileSync(P('af2'), 'x');
+  fs.mkdirSync(P('ad2'));
+  t.same(await applyMeta(P('af2'), f, ALL), []);
+  t.same(await applyMeta(P('ad2'), d, ALL), []);
+  t.equal(getfacl(P('af2')), getfacl(P('af')));
+  t.equal(getfacl(P('ad2')), getfacl(P('ad')));
+  t.match(getfacl(P('ad2')), /default:user:65534:rwx/);
+  t.equal(fs.lstatSync(P('af2')).mode & 0o7777, f.mode, 'mode agrees with the ACL mask');
+
+  // A new file inside 'ad' inherits its default ACL; restoring a node recorded without
+  // ACLs must remove the inherited one.
+  fs.writeFileSync(P('plain-src'), 'x');
+  fs.chmodSync(P('plain-src'), 0o640);
+  const plain = await capture(P('plain-src'));
+  fs.writeFileSync(P('ad/inherits'), 'x');
+  t.match(getfacl(P('ad/inherits')), /user:65534:rwx/, 'inherited an ACL');
+  t.same(await applyMeta(P('ad/inherits'), plain, ALL), []);
+  t.equal(getfacl(P('ad/inherits')), getfacl(P('plain-src')), 'inherited ACL removed');
+  t.equal(fs.lstatSync(P('ad/inherits')).mode & 0o7777, 0o640);
+});
+
+t.test('sparse file extents', async (t) => {
+  const size = 2 * 1024 * MiB;
+  const want: Array<[number, number]> = [[64 * MiB, MiB], [1024 * MiB + 4096, MiB], [size - MiB, MiB]];
+  const fd = fs.openSync(P('sparse'), 'w+');
+  t.teardown(() => fs.closeSync(fd));
+  fs.ftruncateSync(fd, size);
+  const chunk = Buffer.alloc(MiB, 0xab);
+  for (const [off] of want) fs.writeSync(fd, chunk, 0, MiB, off);
+  t.same(fileExtents(fd, size), want, 'exactly the written extents (before fsync)');
+  fs.fsyncSync(fd);
+  t.same(fileExtents(fd, size), want, 'and after fsync');
+  t.equal(isSparse(want, size), true);
+  // The fd's own offset is left alone.
+  fs.readSync(fd, Buffer.alloc(10), 0, 10, null);
+  fileExtents(fd, size);
+  t.equal(fs.readSync(fd, Buffer.alloc(1), 0, 1, null), 1);
+  t.equal(native.dataExtents(fd, 64 * MiB + 10).at(-1)?.[1], 10, 'clipped to the given size');
+  t.same(fileExtents(fd, 10 * MiB), [], 'a range that is all hole');
+  t.equal(isSparse([], 10 * MiB), true);
+  t.equal((await capture(P('sparse'))).size, size);
+
+  // Adjacent writes are one extent; a dense file is [[0, size]]; an empty one [].
+  const fd2 = fs.openSync(P('dense'), 'w+');
+  fs.writeSync(fd2, Buffer.alloc(3 * MiB + 5, 1), 0, 3 * MiB + 5, 0);
+  t.same(fileExtents(fd2, 3 * MiB + 5), [[0, 3 * MiB + 5]]);
+  t.equal(isSparse([[0, 3 * MiB + 5]], 3 * MiB + 5), false);
+  fs.ftruncateSync(fd2, 0);
+  t.same(fileExtents(fd2, 0), []);
+  t.equal(isSparse([], 0), false);
+  fs.closeSync(fd2);
+
+  const fd3 = fs.openSync(P('adjacent'), 'w+');
+  fs.ftruncateSync(fd3, 100 * MiB);
+  fs.writeSync(fd3, chunk, 0, MiB, 10 * MiB);
+  fs.writeSync(fd3, chunk, 0, MiB, 11 * MiB);
+  t.same(fileExtents(fd3, 100 * MiB), [[10 * MiB, 2 * MiB]]);
+  fs.closeSync(fd3);
+});
+
+t.test('special files via mknod', { skip: !isRoot && 'needs root (CAP_MKNOD)' }, async (t) => {
+  const base = { uid: 0, gid: 0, user: '', group: '', mtimeNs: 0n, atimeNs: 0n, ctimeNs: 0n, btimeNs: 0n, size: 0, ino: 0n, dev: 0n, nlink: 1 };
+  const specs: TreeNode[] = [
+    { ...base, name: Buffer.from('fifo'), type: 'fifo', mode: 0o640 },
+    { ...base, name: Buffer.from('null'), type: 'chardev', mode: 0o666, rdevMajor: 1, rdevMinor: 3 },
+    { ...base, name: Buffer.from('loop'), type: 'blockdev', mode: 0o660, rdevMajor: 7, rdevMinor: 0 },
+    { ...base, name: Buffer.from('big'), type: 'chardev', mode: 0o600, rdevMajor: 300, rdevMinor: 70000 /* > 8 bits each; Linux allows 12 + 20 */ },
+    { ...base, name: Buffer.from('sock'), type: 'socket', mode: 0o755 },
+  ];
+  for (const spec of specs) {
+    const p = P(spec.name);
+    await createSpecial(p, spec);
+    t.same(await applyMeta(p, spec, ALL), []);
+    const st = lst(p);
+    t.equal(nodeType(st.mode), spec.type, `${spec.type} created`);
+    const got = await capture(p);
+    t.equal(got.type, spec.type);
+    t.equal(got.mode, spec.mode, 'mode (umask undone by applyMeta)');
+    t.equal(got.mtimeNs, 0n);
+    t.equal(got.rdevMajor, spec.rdevMajor);
+    t.equal(got.rdevMinor, spec.rdevMinor);
+    if (spec.rdevMajor !== undefined) {
+      t.equal(st.rdev, native.makedev(spec.rdevMajor, spec.rdevMinor!), 'makedev agrees with the kernel');
+      const [maj, min] = execFileSync('stat', ['-c', '%t %T', p.toString()], { encoding: 'utf8' }).trim().split(' ');
+      t.same([parseInt(maj, 16), parseInt(min, 16)], [spec.rdevMajor, spec.rdevMinor], 'stat(1) agrees');
+    }
+  }
+  t.equal(native.major(native.makedev(0xfffff, 0xffffffff)), 0xfffff);
+  t.equal(native.minor(native.makedev(0xfffff, 0xffffffff)), 0xffffffff);
+  await t.rejects(createSpecial(P('x'), { ...specs[0], type: 'file' }), TypeError);
+  await t.rejects(createSpecial(P('fifo'), specs[0]), { code: 'EEXIST' });
+});
+
+t.test('lutimensNs: ns precision, before 1970, after 2038, on symlinks', async (t) => {
+  fs.writeFileSync(P('tf'), 'x');
+  fs.symlinkSync('tf', P('tl'));
+  const cases: Array<[bigint, bigint]> = [
+    [-1n, 1n],
+    [-1_500_000_001n, -1_000_000_000n], // 1969-12-31T23:59:58.499999999Z, exactly -1 s
+    [-315_619_200_123_456_789n, -2_147_483_648_000_000_000n], // 1960, 1901-12-13 (32-bit min)
+    [2_147_483_648_000_000_001n, 4_102_444_800_987_654_321n], // 2038 + 1ns, 2100
+  ];
+  for (const [a, m] of cases) {
+    native.lutimensNs(P('tf'), a, m);
+    const st = lst(P('tf'));
+    t.equal(st.atimeNs, a, `atime ${a}`);
+    t.equal(st.mtimeNs, m, `mtime ${m}`);
+  }
+  // Beyond int64 nanoseconds (year 2500) is accepted; the filesystem may clamp (ext4: 2446).
+  native.lutimensNs(P('tf'), 16_725_225_600_999_999_999n, 0n);
+  t.ok(lst(P('tf')).atimeNs > 9_223_372_036_854_775_807n, 'time past 2262 stored');
+  t.throws(() => native.lutimensNs(P('tf'), 2n ** 200n, 0n), RangeError);
+  native.lutimensNs(P('tf'), 1_234_567_890_123_456_789n, 987_654_321_987_654_321n);
+  native.lutimensNs(P('tl'), -123_456_789n, 42n);
+  t.equal(lst(P('tl')).mtimeNs, 42n, 'the symlink itself');
+  t.equal(lst(P('tl')).atimeNs, -123_456_789n);
+  t.equal(lst(P('tf')).mtimeNs, 987_654_321_987_654_321n, 'not its target');
+  native.lutimensNs(P('tf'), null, 5n);
+  t.equal(lst(P('tf')).atimeNs, 1_234_567_890_123_456_789n, 'null leaves a time alone');
+  t.equal(lst(P('tf')).mtimeNs, 5n);
+  native.lutimensNs(P('tf'), 7 as unknown as bigint, -7 as unknown as bigint);
+  t.equal(lst(P('tf')).mtimeNs, -7n, 'integral numbers are accepted');
+
+  // Through capture/apply, on a symlink too.
+  const node = await capture(P('tl'));
+  fs.symlinkSync('tf', P('tl2'));
+  t.same(await applyMeta(P('tl2'), node, ALL), []);
+  t.equal(lst(P('tl2')).mtimeNs, 42n);
+  t.equal(lst(P('tl2')).atimeNs, -123_456_789n);
+});
+
+t.test('setuid/setgid/sticky/000 modes survive chown', async (t) => {
+  const modes = [0o4755, 0o2755, 0o6711, 0o1777, 0o000, 0o7777];
+  for (const mode of modes) {
+    const isDir = mode === 0o1777;
+    const src = P(`m${mode.toString(8)}`);
+    const dst = P(`m${mode.toString(8)}-restored`);
+    if (isDir) fs.mkdirSync(src); else fs.writeFileSync(src, 'x');
+    if (isRoot) fs.lchownSync(src, 65534, 1); // before chmod: chown clears setuid/setgid
+    fs.chmodSync(src, mode);
+    const node = await capture(src);
+    t.equal(node.mode, mode, `captured 0${mode.toString(8)}`);
+    if (isDir) fs.mkdirSync(dst); else fs.writeFileSync(dst, 'x');
+    t.same(await applyMeta(dst, node, ALL), []);
+    const st = fs.lstatSync(dst);
+    t.equal(st.mode & 0o7777, mode, `restored 0${mode.toString(8)}`);
+    if (isRoot) t.same([st.uid, st.gid], [65534, 1], 'owner restored');
+  }
+});
+
+t.test('names and targets that are not valid UTF-8', async (t) => {
+  const name = Buffer.from([0x66, 0xff, 0xfe, 0x80, 0x2e, 0xc3]);
+  const p = P(name);
+  fs.writeFileSync(p, 'x');
+  native.lsetxattr(p, 'user.k', Buffer.from('v'));
+  t.ok(native.lgetxattr(p, Buffer.from('user.k'))?.equals(Buffer.from('v')), 'xattr name as Buffer');
+  native.lutimensNs(p, 1n, 2n);
+  const node = await capture(p);
+  t.ok(node.name.equals(name), 'name bytes kept');
+  t.equal(node.mtimeNs, 2n);
+  t.same(node.xattrs?.map(([k]) => k), ['user.k']);
+
+  const linkName = Buffer.from([0x6c, 0x80, 0x81]);
+  const target = Buffer.from([0x2e, 0x2f, 0x66, 0xff, 0xfe]);
+  fs.symlinkSync(target, P(linkName));
+  const ln = await capture(P(linkName));
+  t.ok(ln.target?.equals(target), 'target bytes kept');
+  t.ok(ln.name.equals(linkName));
+
+  if (isRoot) {
+    const fifo = P(Buffer.from([0x70, 0xfe]));
+    native.mknod(fifo, fs.constants.S_IFIFO | 0o600, 0, 0);
+    t.equal((await capture(fifo)).type, 'fifo');
+  }
+  const missing = P(Buffer.from([0x6d, 0xff]));
+  const err = t.throws(() => native.llistxattr(missing)) as NodeJS.ErrnoException;
+  t.equal(err.code, 'ENOENT');
+  t.match(err.message, /^ENOENT: no such file or directory, llistxattr '.*m\uFFFD'$/);
+});
+
+t.test('users and groups', async (t) => {
+  t.equal(userName(0), 'root');
+  t.equal(groupName(0), 'root');
+  t.equal(uidOf('root'), 0);
+  t.equal(gidOf('root'), 0);
+  t.equal(userName(4_000_000_000), '');
+  t.equal(uidOf('no-such-user-xyz'), undefined);
+  t.equal(uidOf(''), undefined);
+
+  fs.writeFileSync(P('passwd'), '# comment\nalice:x:1234:1234::/home/alice:/bin/sh\nroot:x:0:0::/root:/bin/sh\nalias:x:1234:1::/:/bin/sh\nbroken-line\n');
+  fs.writeFileSync(P('group'), 'staff:x:4321:\nroot:x:0:\n');
+  resetUserCache({ passwd: P('passwd').toString(), group: P('group').toString() });
+  t.teardown(() => resetUserCache({ passwd: '/etc/passwd', group: '/etc/group' }));
+  t.equal(userName(1234), 'alice', 'first entry wins');
+  t.equal(uidOf('alias'), 1234);
+  t.equal(gidOf('staff'), 4321);
+
+  if (!isRoot) return;
+  fs.writeFileSync(P('owned'), 'x');
+  const node = await capture(P('owned'));
+  Object.assign(node, { uid: 999, gid: 998, user: 'alice', group: 'staff' });
+  t.same(await applyMeta(P('owned'), node, { ...ALL, mapByName: true }), []);
+  t.same([fs.lstatSync(P('owned')).uid, fs.lstatSync(P('owned')).gid], [1234, 4321], 'mapped by name');
+  Object.assign(node, { user: 'nobody-here', group: '' });
+  await applyMeta(P('owned'), node, { ...ALL, mapByName: true });
+  t.same([fs.lstatSync(P('owned')).uid, fs.lstatSync(P('owned')).gid], [999, 998], 'unknown names keep the ids');
+  await applyMeta(P('owned'), { ...node, uid: 5, gid: 6 }, { ...ALL, owner: false });
+  t.equal(fs.lstatSync(P('owned')).uid, 999, 'owner: false leaves the owner');
+});
+
+t.test('full round trip of a file, and what becomes a warning', async (t) => {
+  const src = P('rt');
+  fs.writeFileSync(src, 'payload');
+  fs.chmodSync(src, 0o4750);
+  native.lsetxattr(src, 'user.note', BIN);
+  execFileSync('setfacl', ['-m', 'u:65534:r', src.toString()]);
+  native.lutimensNs(src, -42n, 2_500_000_000_000_000_001n);
+  const node = await capture(src);
+  t.equal(node.type, 'file');
+  t.equal(node.size, 7);
+  t.equal(node.nlink, 1);
+  t.equal(node.user, userName(node.uid));
+  t.equal(node.ino, lst(src).ino);
+  t.equal(typeof node.btimeNs, 'bigint');
+  fs.copyFileSync(src, P('rt2'));
+  t.same(await applyMeta(P('rt2'), node, ALL), []);
+  const back = await capture(P('rt2'));
+  for (const k of ['type', 'mode', 'uid', 'gid', 'user', 'group', 'mtimeNs', 'atimeNs', 'size', 'nlink'] as const) {
+    t.equal(back[k], node[k], k);
+  }
+  t.same(back.xattrs?.map(([k, v]) => [k, v.toString('hex')]), node.xattrs?.map(([k, v]) => [k, v.toString('hex')]));
+
+  // security.* is skipped unless asked for; a value the kernel rejects is a warning.
+  const bad: TreeNode = { ...node, xattrs: [['security.capability', Buffer.from('garbage')]] };
+  t.same(await applyMeta(P('rt2'), bad, { ...ALL, securityXattrs: false }), []);
+  const warnings = await applyMeta(P('rt2'), bad, ALL);
+  t.equal(warnings.length, 1);
+  t.match(warnings[0], { op: 'xattr', code: 'EINVAL', xattr: 'security.capability' });
+  t.equal(lst(P('rt2')).mtimeNs, node.mtimeNs, 'times still applied after a warning');
+  await t.rejects(applyMeta(P('gone'), node, ALL), { code: 'ENOENT' }, 'a missing entry is a real failure');
+});
+
+t.test('without root, chown and trusted.* become warnings', { skip: !isRoot && 'needs root to switch user' }, async (t) => {
+  // A child process drops to nobody and restores a root-owned node onto its own file.
+  const work = fs.mkdtempSync(path.join(dir, 'nobody-'));
+  fs.chownSync(work, 65534, 65534);
+  const node: TreeNode = {
+    name: Buffer.from('f'), type: 'file', mode: 0o644, uid: 0, gid: 0, user: 'root', group: 'root',
+    mtimeNs: 123n, atimeNs: 456n, ctimeNs: 0n, btimeNs: 0n, size: 0, ino: 0n, dev: 0n, nlink: 1,
+    xattrs: [['trusted.t', Buffer.from('x')], ['user.u', Buffer.from('y')]],
+  };
+  const mod = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/restore/apply-meta.js');
+  const script = `
+    process.setgroups([]); process.setgid(65534); process.setuid(65534);
+    const { applyMeta } = await import(${JSON.stringify(mod)});
+    const fs = await import('node:fs');
+    const p = Buffer.from(${JSON.stringify(work + '/f')});
+    fs.writeFileSync(p, '');
+    const n = JSON.parse(process.argv[1], (k, v) => typeof v === 'string' && /^-?\\d+n$/.test(v) ? BigInt(v.slice(0, -1)) : v);
+    n.name = Buffer.from(n.name); n.xattrs = n.xattrs.map(([k, v]) => [k, Buffer.from(v)]);
+    const w = await applyMeta(p, n, { owner: true, securityXattrs: true, mapByName: false });
+    const st = fs.lstatSync(p, { bigint: true });
+    console.log(JSON.stringify({ w: w.map((x) => [x.op, x.code]), mtime: String(st.mtimeNs), mode: Number(st.mode) & 0o7777 }));
+  `;
+  const arg = JSON.stringify(node, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, arg], { encoding: 'utf8', cwd: work, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }); // no tap NODE_OPTIONS
+  t.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { w: string[][]; mtime: string; mode: number };
+  t.same(out.w, [['chown', 'EPERM'], ['xattr', 'EPERM']]);
+  t.equal(out.mtime, '123', 'times restored anyway');
+  t.equal(out.mode, 0o644);
+  t.equal(native.lgetxattr(Buffer.from(work + '/f'), 'user.u')?.toString(), 'y');
+});
