@@ -1,0 +1,2 @@
+import { tsbakWriteMain } from './main.js';
+await tsbakWriteMain(process.argv.slice(2));

@@ -1,0 +1,2 @@
+import { tsbakMain } from './main.js';
+await tsbakMain(process.argv.slice(2));

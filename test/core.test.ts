@@ -1,0 +1,242 @@
+// Issue 2: round trip, dedup, tamper detection, write-only keys, interrupted backups, errors.
+import t from 'tap';
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fsp, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { run, start, tmp } from './lib/cli.js';
+
+const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+
+function makeTree(dir: string): void {
+  mkdirSync(path.join(dir, 'sub/deeper'), { recursive: true });
+  writeFileSync(path.join(dir, 'empty'), '');
+  writeFileSync(path.join(dir, 'tiny.txt'), 'x');
+  writeFileSync(path.join(dir, 'sub/random.bin'), randomBytes(20 << 20));
+  const block = randomBytes(64 << 10);
+  writeFileSync(path.join(dir, 'sub/deeper/repeated.bin'), Buffer.concat(Array.from({ length: 64 }, () => block)));
+  for (let i = 0; i < 50; i++) writeFileSync(path.join(dir, `sub/small-${i}.txt`), `file ${i}\n`.repeat(i));
+}
+
+function listFiles(dir: string, rel = ''): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+    const r = path.join(rel, e.name);
+    if (e.isDirectory()) out.push(...listFiles(dir, r));
+    else out.push(r);
+  }
+  return out.sort();
+}
+
+function dirSize(dir: string): number {
+  let n = 0;
+  for (const f of listFiles(dir)) n += statSync(path.join(dir, f)).size;
+  return n;
+}
+
+function json(r: { stdout: string }): any {
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+t.test('round trip: every file comes back with identical bytes', async (t) => {
+  const src = tmp();
+  makeTree(src);
+  const repo = path.join(tmp(), 'repo');
+  t.equal(run('tsbak', ['init', repo]).code, 0);
+  const w = run('tsbak-write', [repo, src, '--json', '--tag', 'daily']);
+  t.equal(w.code, 0, w.stderr);
+  const out = json(w);
+  t.equal(out.files, 54);
+  t.ok(out.bytes_added > 20 << 20, 'random data is stored');
+  t.ok(out.bytes_added < 24 << 20, 'repeated data is deduplicated');
+
+  const snaps = run('tsbak', ['snapshots', repo, '--json']);
+  t.equal(snaps.code, 0);
+  const list = JSON.parse(snaps.stdout);
+  t.equal(list.length, 1);
+  t.same(list[0].tags, ['daily']);
+  t.same(list[0].paths, [src]);
+
+  const ls = run('tsbak', ['ls', repo, list[0].short_id, path.join(src, 'sub/deeper')]);
+  t.match(ls.stdout, /repeated\.bin/);
+
+  const target = tmp();
+  const r = run('tsbak', ['restore', repo, 'latest', '--target', target]);
+  t.equal(r.code, 0, r.stderr);
+  const restored = path.join(target, src);
+  t.same(listFiles(restored), listFiles(src));
+  for (const f of listFiles(src)) t.equal(sha(path.join(restored, f)), sha(path.join(src, f)), f);
+
+  const only = tmp();
+  t.equal(run('tsbak', ['restore', repo, 'latest', '--target', only, '--include', path.join(src, 'tiny.txt')]).code, 0);
+  t.same(listFiles(path.join(only, src)), ['tiny.txt']);
+
+  const c = run('tsbak', ['check', repo, '--read-data']);
+  t.equal(c.code, 0, c.stdout + c.stderr);
+  t.match(c.stdout, /no errors/);
+});
+
+t.test('packs are tar archives that tar can list and extract', async (t) => {
+  const src = tmp();
+  makeTree(src);
+  const repo = path.join(tmp(), 'repo');
+  run('tsbak', ['init', repo]);
+  run('tsbak-write', [repo, src]);
+  const packDir = path.join(repo, 'packs/data');
+  const pack = path.join(packDir, readdirSync(packDir)[0]!, readdirSync(path.join(packDir, readdirSync(packDir)[0]!))[0]!);
+  const { spawnSync } = await import('node:child_process');
+  const tf = spawnSync('tar', ['tf', pack], { encoding: 'utf8' });
+  t.equal(tf.status, 0, tf.stderr);
+  const members = tf.stdout.trim().split('\n');
+  t.equal(members[members.length - 1], 'header', 'the encrypted header is the last member');
+  t.ok(members.some((m) => m.startsWith('g/') || m.startsWith('b/')));
+  const x = tmp();
+  t.equal(spawnSync('tar', ['xf', pack, '-C', x]).status, 0);
+  t.ok(existsSync(path.join(x, 'header')));
+});
+
+t.test('dedup: an unchanged re-backup adds almost nothing; an insertion adds only nearby chunks', async (t) => {
+  const src = tmp();
+  const big = randomBytes(16 << 20);
+  writeFileSync(path.join(src, 'big.bin'), big);
+  const repo = path.join(tmp(), 'repo');
+  run('tsbak', ['init', repo]);
+  const first = json(run('tsbak-write', [repo, src, '--json']));
+  const second = json(run('tsbak-write', [repo, src, '--json']));
+  t.equal(second.bytes_read, 0, 'unchanged files are not read again');
+  t.ok(second.bytes_added < 4096, `second backup added ${second.bytes_added} bytes`);
+  t.equal(second.parent, first.snapshot_id);
+
+  const forced = json(run('tsbak-write', [repo, src, '--json', '--force']));
+  t.equal(forced.bytes_read, 16 << 20, '--force reads everything again');
+  t.ok(forced.bytes_added < 4096, 'and dedups all of it');
+
+  writeFileSync(path.join(src, 'big.bin'), Buffer.concat([Buffer.from([42]), big]));
+  const third = json(run('tsbak-write', [repo, src, '--json']));
+  t.ok(third.bytes_added < 6 << 20, `one inserted byte added ${third.bytes_added} bytes (< 6 MiB of 16 MiB)`);
+  t.ok(third.blobs_added <= 4, `${third.blobs_added} new blobs`);
+
+  // the same data from another path (another machine) dedups too
+  const other = tmp();
+  writeFileSync(path.join(other, 'copy.bin'), big);
+  const fourth = json(run('tsbak-write', [repo, other, '--json', '--host', 'other-machine']));
+  t.ok(fourth.bytes_added < 64 << 10, `cross-snapshot dedup: ${fourth.bytes_added} bytes added (new trees only)`);
+});
+
+t.test('tamper detection: check reports a flipped byte; restore fails that file only', async (t) => {
+  const src = tmp();
+  writeFileSync(path.join(src, 'victim.bin'), randomBytes(3 << 20));
+  writeFileSync(path.join(src, 'bystander.txt'), 'safe and sound\n');
+  const repo = path.join(tmp(), 'repo');
+  run('tsbak', ['init', repo]);
+  run('tsbak-write', [repo, src]);
+  // the largest data pack member holds victim.bin's chunks
+  const packs: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else packs.push(p);
+    }
+  };
+  walk(path.join(repo, 'packs/data'));
+  t.equal(packs.length, 1);
+  const buf = readFileSync(packs[0]!);
+  buf[2048] ^= 0x01; // inside the first large member's data
+  await fsp.chmod(packs[0]!, 0o644);
+  writeFileSync(packs[0]!, buf);
+
+  const c = run('tsbak', ['check', repo, '--read-data']);
+  t.equal(c.code, 14, 'check exits 14 on damage');
+  t.match(c.stdout, /damaged/);
+
+  const target = tmp();
+  const r = run('tsbak', ['restore', repo, 'latest', '--target', target]);
+  t.equal(r.code, 3, 'partial restore');
+  t.match(r.stderr, /victim\.bin.*damaged/);
+  t.notMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
+  t.equal(readFileSync(path.join(target, src, 'bystander.txt'), 'utf8'), 'safe and sound\n');
+  t.notOk(existsSync(path.join(target, src, 'victim.bin')), 'no half-written file is left');
+});
+
+t.test('write-only key: can back up (with dedup) but not read', async (t) => {
+  const src = tmp();
+  writeFileSync(path.join(src, 'a.bin'), randomBytes(2 << 20));
+  const repo = path.join(tmp(), 'repo');
+  run('tsbak', ['init', repo]);
+  run('tsbak-write', [repo, src]);
+  const key = path.join(tmp(), 'laptop.key');
+  const add = run('tsbak', ['key', 'add-writer', repo, '--name', 'laptop', '--out', key]);
+  t.equal(add.code, 0, add.stderr);
+  t.equal(statSync(key).mode & 0o777, 0o600, 'key file is 0600');
+  const cache = tmp();
+  const env = { TSBAK_PASSWORD: '', TSBAK_CACHE_DIR: cache };
+  const w = run('tsbak-write', ['--key-file', key, repo, src, '--json'], env);
+  t.equal(w.code, 0, w.stderr);
+  t.ok(json(w).bytes_added < 4096, 'the writer dedups against data it cannot read');
+  const w2 = run('tsbak-write', ['--key-file', key, repo, src, '--json'], env);
+  t.equal(json(w2).bytes_read, 0, 'its local cache lets it skip unchanged files');
+  const w3 = run('tsbak-write', ['--key-file', key, repo, src, '--json', '--no-cache'], env);
+  t.equal(w3.code, 0, 'without the cache it still works');
+
+  for (const args of [['snapshots', repo], ['ls', repo, 'latest'], ['restore', repo, 'latest', '--target', tmp()], ['check', repo]]) {
+    const r = run('tsbak', [...args, '--key-file', key], env);
+    t.equal(r.code, 12, `${args[0]} with a write-only key exits 12`);
+    t.match(r.stderr, /write-only key/);
+  }
+  // the full key reads what the writer wrote, and verifies its signature
+  const s = run('tsbak', ['snapshots', repo, '--json']);
+  t.equal(JSON.parse(s.stdout).length, 4);
+  t.equal(run('tsbak', ['check', repo, '--read-data']).code, 0);
+});
+
+t.test('interrupted backup leaves the repository clean and the next backup works', async (t) => {
+  const src = tmp();
+  for (let i = 0; i < 8; i++) writeFileSync(path.join(src, `f${i}.bin`), randomBytes(8 << 20));
+  const repo = path.join(tmp(), 'repo');
+  run('tsbak', ['init', repo]);
+  const p = start('tsbak-write', [repo, src]);
+  // kill it as soon as the first pack has been written
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (existsSync(path.join(repo, 'packs/data')) && listFiles(path.join(repo, 'packs/data')).length > 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  p.kill('SIGKILL');
+  await new Promise((r) => p.once('exit', r));
+  t.notOk(existsSync(path.join(repo, 'snapshots')) && readdirSync(path.join(repo, 'snapshots')).length > 0, 'no snapshot was written');
+  t.ok(listFiles(path.join(repo, 'packs/data')).length > 0, 'but some packs were');
+  const c = run('tsbak', ['check', repo]);
+  t.equal(c.code, 0, c.stdout);
+  const w = run('tsbak-write', [repo, src, '--json']);
+  t.equal(w.code, 0, w.stderr);
+  const r = tmp();
+  t.equal(run('tsbak', ['restore', repo, 'latest', '--target', r]).code, 0);
+  for (let i = 0; i < 8; i++) t.equal(sha(path.join(r, src, `f${i}.bin`)), sha(path.join(src, `f${i}.bin`)));
+  t.equal(run('tsbak', ['check', repo, '--read-data']).code, 0);
+  t.ok(dirSize(repo) < 80 << 20);
+});
+
+t.test('bad input: one-line errors and documented exit codes', async (t) => {
+  const repo = path.join(tmp(), 'repo');
+  run('tsbak', ['init', repo]);
+  const wrong = run('tsbak', ['snapshots', repo], { TSBAK_PASSWORD: 'wrong' });
+  t.equal(wrong.code, 11);
+  t.match(wrong.stderr, /wrong passphrase/);
+  t.equal(wrong.stderr.trim().split('\n').length, 1, 'one line');
+
+  const notRepo = run('tsbak', ['snapshots', tmp()]);
+  t.equal(notRepo.code, 10);
+  t.match(notRepo.stderr, /not a tsbak repository/);
+
+  const again = run('tsbak', ['init', repo]);
+  t.equal(again.code, 2);
+  t.match(again.stderr, /already/);
+
+  const missing = run('tsbak-write', [repo, '/nonexistent/path']);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /no such file/);
+
+  const noSnap = run('tsbak', ['restore', repo, 'deadbeef', '--target', tmp()]);
+  t.equal(noSnap.code, 16);
+  t.match(noSnap.stderr, /no snapshot with id deadbeef/);
+});

@@ -1,0 +1,126 @@
+// Start scripts/s3-dev-server.mjs (s3rver + our Glacier proxy) as a child process on a free
+// loopback port, for tests. Always stop it: t.teardown(() => server.stop()). The child also
+// exits if this process dies (it watches its stdin).
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const DEV_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+export interface DevServerOptions {
+  /** Data directory (default: a new temporary directory). Reuse it to test a restart. */
+  dir?: string;
+  /** Default 0: a free port. */
+  port?: number;
+  restoreDelayMs?: number;
+  dayMs?: number;
+  buckets?: string[];
+  verbose?: boolean;
+}
+
+export interface DevStats {
+  total: number;
+  requests: Record<string, number>;
+  errors: Record<string, number>;
+  restores: Record<string, number>;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface DevServer {
+  url: string;
+  port: number;
+  dir: string;
+  pid: number;
+  stats(): Promise<DevStats>;
+  resetStats(): Promise<void>;
+  /** Create a bucket (an anonymous CreateBucket; s3rver allows it). */
+  createBucket(name: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function repoRoot(): string {
+  let d = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(path.join(d, 'scripts', 's3-dev-server.mjs')) && existsSync(path.join(d, 'package.json'))) return d;
+    const up = path.dirname(d);
+    if (up === d) throw new Error('cannot find scripts/s3-dev-server.mjs above ' + fileURLToPath(import.meta.url));
+    d = up;
+  }
+}
+
+export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
+  const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'tsbak-s3dev-'));
+  const args = [
+    path.join(repoRoot(), 'scripts', 's3-dev-server.mjs'),
+    '--port', String(opts.port ?? 0),
+    '--dir', dir,
+    '--restore-delay-ms', String(opts.restoreDelayMs ?? 2000),
+    '--day-ms', String(opts.dayMs ?? 86_400_000),
+    '--exit-on-stdin-close',
+    ...(opts.verbose ? ['--verbose'] : []),
+    ...(opts.buckets ?? []).flatMap((b) => ['--bucket', b]),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    if (opts.verbose) process.stderr.write(d);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`s3-dev-server did not start within 30 s: ${stderr}`));
+    }, 30_000);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /s3-dev-server listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`s3-dev-server exited with ${code} before it was ready: ${stderr}`));
+    });
+  });
+  const port = Number(new URL(url).port);
+
+  let stopping: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    dir,
+    pid: child.pid!,
+    async stats() {
+      const r = await fetch(`${url}/__dev/stats`);
+      return (await r.json()) as DevStats;
+    },
+    async resetStats() {
+      const r = await fetch(`${url}/__dev/reset-stats`, { method: 'POST' });
+      await r.arrayBuffer();
+    },
+    async createBucket(name: string) {
+      const r = await fetch(`${url}/${name}`, { method: 'PUT' });
+      const body = await r.text();
+      if (!r.ok) throw new Error(`cannot create bucket ${name}: HTTP ${r.status} ${body}`);
+    },
+    stop() {
+      stopping ??= (async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      })();
+      return stopping;
+    },
+  };
+}
