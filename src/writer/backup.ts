@@ -10,8 +10,8 @@ import type { Tree, TreeNode } from '../format/tree.js';
 import type { Repository } from '../repo/repository.js';
 import { TsbakError } from '../errors.js';
 import { captureMeta } from './capture.js';
-import { Chunker, chunkStream, gearTable } from './chunker.js';
-import { changedBetween, openForBackup, readExtent } from './file-reader.js';
+import { Chunker, chunkReader, gearTable } from './chunker.js';
+import { changedBetween, openForBackup } from './file-reader.js';
 import { ParentCache, defaultCacheDir } from './parent-cache.js';
 import { Semaphore } from './semaphore.js';
 import type { Excluder } from './exclude.js';
@@ -280,8 +280,15 @@ class BackupRun {
         try {
           const content: Buffer[] = [];
           for (const [off, len] of f.extents) {
-            for await (const chunk of chunkStream(this.chunker, readExtent(f.fh, off, len))) {
+            let pos = off;
+            const read = async (buf: Buffer, at: number, n: number) => {
+              const { bytesRead } = await f.fh.read(buf, at, n, pos);
+              pos += bytesRead;
+              return bytesRead;
+            };
+            for await (const chunk of chunkReader(this.chunker, len, read)) {
               this.progress.bytesRead += chunk.length;
+              // saveBlob uses or copies the chunk before its first await: the view is reused.
               const { id } = await this.repo.saveBlob('data', chunk);
               content.push(id);
             }

@@ -87,6 +87,48 @@ export class Chunker {
 }
 
 /**
+ * Reads `length` bytes through `read` and yields them as chunks. Each chunk is a view into
+ * a buffer that is reused: it is valid only until the consumer asks for the next one (the
+ * repository copies what it keeps). Reading into one buffer avoids copying every byte
+ * through Buffer.concat.
+ */
+export async function* chunkReader(
+  chunker: Chunker,
+  length: number,
+  read: (buf: Buffer, offset: number, length: number) => Promise<number>,
+  block = 4 << 20,
+): AsyncGenerator<Buffer> {
+  const max = chunker.params.max;
+  const buf = Buffer.allocUnsafeSlow(Math.min(length, max + block));
+  let start = 0; // first byte not yet chunked
+  let end = 0; // end of valid data
+  let remaining = length;
+  let eof = false;
+  for (;;) {
+    // Fill: keep at least `max` bytes ahead of `start` unless the input ended.
+    if (!eof && end - start < max) {
+      if (start > 0) {
+        buf.copyWithin(0, start, end);
+        end -= start;
+        start = 0;
+      }
+      while (!eof && end < buf.length) {
+        const want = Math.min(buf.length - end, remaining);
+        const got = want > 0 ? await read(buf, end, want) : 0;
+        if (got === 0) eof = true;
+        end += got;
+        remaining -= got;
+        if (remaining === 0) eof = true;
+      }
+    }
+    if (start >= end) return;
+    const len = chunker.cut(buf, start, end);
+    yield buf.subarray(start, start + len);
+    start += len;
+  }
+}
+
+/**
  * Splits a stream of byte blocks into chunks. Yields each chunk as its own Buffer (a copy,
  * so input blocks can be reused by the reader).
  */
