@@ -2,10 +2,11 @@
 // with bounded concurrency, and remembers what it wrote so the index can be written after
 // the packs.
 //
-// Sealing (zstd + AES-GCM) of large blobs runs in a worker pool. A blob is assigned to the
-// open pack when it is added (it is sealed under that pack's key); the pack stops taking
-// blobs once its sealed size reaches the target, and is written when its last in-flight
-// blob comes back.
+// Sealing (zstd + AES-GCM) of data blobs runs in a worker pool, in batches: small blobs
+// are copied back to back into a batch buffer (one message for many files), a large blob
+// is a batch of its own. A blob is sealed under the key of the pack it was added to; a
+// pack stops taking blobs once its size (sealed + still in flight) reaches the target,
+// and is written when its last batch comes back. Tree blobs are sealed inline.
 import { randomBytes } from 'node:crypto';
 import type { Backend, StorageClass } from '../backend/backend.js';
 import { sealTo } from '../crypto/box.js';
@@ -16,16 +17,27 @@ import { PackBuilder, type BlobType } from '../format/pack.js';
 import { packName } from './layout.js';
 import { SealPool } from './seal-pool.js';
 
-/** Below this size a blob is sealed inline: a worker round trip would cost more. */
-const INLINE_SEAL = 64 << 10;
+const BATCH_BYTES = 1 << 20;
+const BATCH_BLOBS = 256;
+
+interface Batch {
+  data: Uint8Array;
+  used: number;
+  ids: Buffer[];
+  offsets: number[];
+  lengths: number[];
+}
 
 interface OpenPack {
   type: BlobType;
   key: Buffer;
   builder: PackBuilder;
+  batch: Batch | null;
+  /** Raw bytes added but not yet sealed (in the batch or in a worker). */
+  reserved: number;
   inFlight: number;
   closed: boolean;
-  written?: boolean;
+  written: boolean;
 }
 
 export interface PackerOptions {
@@ -45,8 +57,11 @@ export class Packer {
   private open: Record<BlobType, OpenPack | null> = { data: null, tree: null };
   private readonly pool: SealPool | null;
   private readonly maxInFlight: number;
+  /** Batches dispatched and not yet back (posted or waiting for room). */
   private inFlight = 0;
-  private inFlightWaiters: Array<() => void> = [];
+  /** Batches posted to a worker. */
+  private running = 0;
+  private roomWaiters: Array<() => void> = [];
   private sealing = new Set<Promise<void>>();
   private uploads = new Set<Promise<void>>();
   private failure: unknown = null;
@@ -63,35 +78,66 @@ export class Packer {
 
   private current(type: BlobType): OpenPack {
     let p = this.open[type];
-    if (!p) p = this.open[type] = { type, key: randomBytes(32), builder: new PackBuilder(), inFlight: 0, closed: false };
+    if (!p) p = this.open[type] = { type, key: randomBytes(32), builder: new PackBuilder(), batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
     return p;
   }
 
-  /** Seals and queues one blob. Resolves when there is room (backpressure on sealing and uploads). */
+  /**
+   * Queues one blob. `plain` is used or copied before this returns its first promise
+   * tick, so the caller may reuse its buffer. Resolves when there is room (backpressure).
+   */
   async add(type: BlobType, id: Buffer, plain: Uint8Array): Promise<void> {
     if (this.failure) throw this.failure;
-    const level = type === 'tree' ? 3 : this.o.level;
-    const rawLength = plain.length;
     this.blobsWritten++;
-    if (!this.pool || rawLength < INLINE_SEAL) {
-      const p = this.current(type);
-      p.builder.add(id, type, sealBlob(p.key, id, plain, level), rawLength);
+    const p = this.current(type);
+    if (!this.pool || type === 'tree') {
+      p.builder.add(id, type, sealBlob(p.key, id, plain, type === 'tree' ? 3 : this.o.level), plain.length);
       await this.maybeClose(p);
       return;
     }
-    // Copy into a buffer of its own (the caller reuses `plain`), which is then transferred
-    // to the worker: posting a view would clone its whole backing ArrayBuffer.
-    const own = new Uint8Array(new ArrayBuffer(rawLength));
-    own.set(plain);
-    while (this.inFlight >= this.maxInFlight) await new Promise<void>((r) => this.inFlightWaiters.push(r));
-    // Pick the pack only now: the one open before the wait may have been closed and written.
-    const p = this.current(type);
-    this.inFlight++;
+    if (plain.length >= BATCH_BYTES / 4) {
+      // A large blob travels alone.
+      const data = new Uint8Array(new ArrayBuffer(plain.length));
+      data.set(plain);
+      p.reserved += plain.length;
+      const send = this.dispatch(p, { data, used: plain.length, ids: [id], offsets: [0], lengths: [plain.length] });
+      await this.maybeClose(p);
+      await send;
+      return;
+    }
+    let b = p.batch;
+    if (!b) b = p.batch = { data: new Uint8Array(new ArrayBuffer(BATCH_BYTES)), used: 0, ids: [], offsets: [], lengths: [] };
+    b.data.set(plain, b.used);
+    b.ids.push(id);
+    b.offsets.push(b.used);
+    b.lengths.push(plain.length);
+    b.used += plain.length;
+    p.reserved += plain.length;
+    if (b.ids.length >= BATCH_BLOBS || b.used + BATCH_BYTES / 4 > BATCH_BYTES) {
+      p.batch = null;
+      const send = this.dispatch(p, b);
+      await this.maybeClose(p);
+      await send;
+      return;
+    }
+    await this.maybeClose(p);
+  }
+
+  /** Sends a batch to the pool. Counted in flight at once (synchronously); waits for room before posting. */
+  private async dispatch(p: OpenPack, b: Batch): Promise<void> {
     p.inFlight++;
-    const job = this.pool
-      .seal(p.key, id, own, level)
+    this.inFlight++;
+    // Only batches posted to workers count against the limit (not the ones waiting here).
+    while (this.running >= this.maxInFlight) await new Promise<void>((r) => this.roomWaiters.push(r));
+    this.running++;
+    const data = b.data.buffer.byteLength === b.used ? (b.data.buffer as ArrayBuffer) : (b.data.buffer as ArrayBuffer).slice(0, b.used);
+    const job = this.pool!
+      .seal({ key: p.key, level: this.o.level, data, ids: Buffer.concat(b.ids), offsets: b.offsets, lengths: b.lengths })
       .then(async (sealed) => {
-        p.builder.add(id, type, sealed, rawLength);
+        for (let i = 0; i < sealed.length; i++) {
+          p.builder.add(b.ids[i]!, p.type, sealed[i]!, b.lengths[i]!);
+          p.reserved -= b.lengths[i]!;
+        }
         p.inFlight--;
         await this.maybeClose(p);
       })
@@ -100,17 +146,23 @@ export class Packer {
       })
       .finally(() => {
         this.inFlight--;
+        this.running--;
         this.sealing.delete(job);
-        this.inFlightWaiters.shift()?.();
+        this.roomWaiters.shift()?.();
       });
     this.sealing.add(job);
   }
 
   /** Stops a full pack from taking blobs, and writes it once nothing is in flight for it. */
   private async maybeClose(p: OpenPack): Promise<void> {
-    if (!p.closed && p.builder.size >= this.o.packSize[p.type]) {
+    if (!p.closed && p.builder.size + p.reserved >= this.o.packSize[p.type]) {
       p.closed = true;
       if (this.open[p.type] === p) this.open[p.type] = null;
+      if (p.batch) {
+        const b = p.batch;
+        p.batch = null;
+        void this.dispatch(p, b);
+      }
     }
     if (p.closed && p.inFlight === 0) await this.writePack(p);
   }
@@ -146,15 +198,19 @@ export class Packer {
 
   /** Writes out the open packs and waits for every seal and upload. */
   async flush(): Promise<void> {
-    while (this.sealing.size) await Promise.all(this.sealing);
     for (const type of ['data', 'tree'] as const) {
       const p = this.open[type];
-      if (p) {
-        this.open[type] = null;
-        p.closed = true;
-        await this.maybeClose(p);
+      if (!p) continue;
+      this.open[type] = null;
+      p.closed = true;
+      if (p.batch) {
+        const b = p.batch;
+        p.batch = null;
+        void this.dispatch(p, b);
       }
+      await this.maybeClose(p);
     }
+    while (this.sealing.size || this.inFlight) await Promise.all([...this.sealing, new Promise((r) => setImmediate(r))]);
     while (this.uploads.size) await Promise.all(this.uploads);
     if (this.failure) throw this.failure;
   }

@@ -1,11 +1,12 @@
-// A pool of worker threads running sealBlob. Workers are referenced only while they have
-// work, so an idle pool never keeps the process alive.
+// A pool of worker threads running sealBlob over batches of blobs. Workers are referenced
+// only while they have work, so an idle pool never keeps the process alive.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 
 interface Pending {
-  resolve: (b: Buffer) => void;
+  resolve: (b: Buffer[]) => void;
   reject: (e: Error) => void;
+  worker: SealWorker;
 }
 
 class SealWorker {
@@ -19,42 +20,50 @@ class SealWorker {
   }
 }
 
+/** Blobs to seal together under one key: `data` holds them back to back. */
+export interface SealBatch {
+  key: Uint8Array;
+  level: number;
+  data: ArrayBuffer;
+  ids: Uint8Array; // 32 bytes per blob
+  offsets: number[];
+  lengths: number[];
+}
+
 export class SealPool {
   private readonly workers: SealWorker[] = [];
-  private readonly pending = new Map<number, Pending & { worker: SealWorker }>();
+  private readonly pending = new Map<number, Pending>();
   private next = 0;
 
   constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
-    for (let i = 0; i < size; i++) {
-      const sw: SealWorker = new SealWorker(
-        (m) => this.done(m),
-        (e) => this.failAll(e),
-      );
-      this.workers.push(sw);
-    }
+    for (let i = 0; i < size; i++) this.workers.push(new SealWorker((m) => this.done(m), (e) => this.failAll(e)));
   }
 
-  get size(): number {
-    return this.workers.length;
-  }
-
-  seal(key: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number): Promise<Buffer> {
+  /** Seals every blob of the batch; `data` is transferred (unusable by the caller afterwards). */
+  seal(batch: SealBatch): Promise<Buffer[]> {
     const sw = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const n = this.next++;
     if (sw.busy++ === 0) sw.w.ref();
     return new Promise((resolve, reject) => {
       this.pending.set(n, { resolve, reject, worker: sw });
-      sw.w.postMessage({ n, key, id, plain, level }, plain.byteOffset === 0 && plain.buffer.byteLength === plain.length ? [plain.buffer as ArrayBuffer] : []);
+      sw.w.postMessage({ n, ...batch }, [batch.data]);
     });
   }
 
-  private done(m: { n: number; sealed?: Uint8Array; error?: string }): void {
+  private done(m: { n: number; out?: Uint8Array; lengths?: number[]; error?: string }): void {
     const p = this.pending.get(m.n);
     if (!p) return;
     this.pending.delete(m.n);
     if (--p.worker.busy === 0) p.worker.w.unref();
-    if (m.error !== undefined) p.reject(new Error(m.error));
-    else p.resolve(Buffer.from(m.sealed!.buffer, m.sealed!.byteOffset, m.sealed!.length));
+    if (m.error !== undefined) return p.reject(new Error(m.error));
+    const all = Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.length);
+    const parts: Buffer[] = [];
+    let o = 0;
+    for (const l of m.lengths!) {
+      parts.push(all.subarray(o, o + l));
+      o += l;
+    }
+    p.resolve(parts);
   }
 
   private failAll(e: Error): void {
