@@ -2,7 +2,7 @@
 // snapshot, in that order, so an interrupted run never leaves a snapshot that points at
 // missing data (the packs it did write are reused by the next run through the index, or
 // removed by prune).
-import { promises as fsp, type BigIntStats } from 'node:fs';
+import { lstatSync, promises as fsp, type BigIntStats } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import * as path from 'node:path';
 import type { SnapshotInfo } from '../format/snapshot.js';
@@ -11,12 +11,18 @@ import type { Repository } from '../repo/repository.js';
 import { TsbakError } from '../errors.js';
 import { captureMeta } from './capture.js';
 import { Chunker, chunkReader, gearTable } from './chunker.js';
-import { changedBetween, openForBackup } from './file-reader.js';
+import { changedBetween, openForBackup, readSmallSync } from './file-reader.js';
 import { ParentCache, defaultCacheDir } from './parent-cache.js';
 import { Semaphore } from './semaphore.js';
+// Every syscall on an entry goes through withShortPath: trees nested deeper than PATH_MAX
+// would otherwise fail with ENAMETOOLONG (see src/platform/long-path.ts).
+import { withShortPath, withShortPathSync } from '../platform/long-path.js';
 import type { Excluder } from './exclude.js';
 
 export const PROGRAM = 'tsbak 0.1.0';
+
+/** Entries of one directory handled at once. */
+const ENTRY_BATCH = 64;
 
 export interface BackupProgress {
   files: number;
@@ -85,6 +91,8 @@ class BackupRun {
   private readonly files: Semaphore;
   private readonly inodes = new Map<string, Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>>>();
   private readonly cache: ParentCache | null;
+  /** dev:ino -> atime of the first lstat of a hardlinked inode (see saveEntry). */
+  private readonly inodeAtimes = new Map<string, bigint>();
   private readonly errors: Array<{ path: string; message: string }> = [];
   private readonly changed: string[] = [];
   private readonly progress: BackupProgress = { files: 0, dirs: 0, bytesRead: 0, bytesAdded: 0, current: '' };
@@ -106,7 +114,7 @@ class BackupRun {
     const paths = [...new Set(this.opts.paths.map((p) => path.resolve(p)))].sort();
     for (const p of paths) {
       try {
-        const st = await fsp.lstat(p, { bigint: true });
+        const st = await withShortPath(p, (sp) => fsp.lstat(sp, { bigint: true }));
         this.rootDevs.add(st.dev);
       } catch (e: any) {
         throw new TsbakError('USAGE', `cannot back up ${p}: ${e.code === 'ENOENT' ? 'no such file or directory' : e.code}`);
@@ -186,24 +194,28 @@ class BackupRun {
     const parentNodes = new Map<string, TreeNode>();
     for (const n of parent?.nodes ?? []) parentNodes.set(n.name.toString('hex'), n);
 
-    let names: Array<{ name: Buffer; spec: Spec | null }>;
+    let names: Array<{ name: Buffer; spec: Spec | null; dir: boolean }>;
     if (spec && !spec.target) {
-      names = [...spec.children.values()].map((c) => ({ name: c.name, spec: c.spec }));
+      names = [...spec.children.values()].map((c) => ({ name: c.name, spec: c.spec, dir: true }));
     } else {
       try {
-        names = (await fsp.readdir(dir, { encoding: 'buffer' })).map((name) => ({ name, spec: null }));
+        const ents = await withShortPath(dir, (sp) => fsp.readdir(sp, { encoding: 'buffer', withFileTypes: true }));
+        names = ents.map((e) => ({ name: e.name as unknown as Buffer, spec: null, dir: e.isDirectory() }));
       } catch (e: any) {
         this.warn(dir, `cannot list directory: ${e.code ?? e.message}`);
         names = [];
       }
     }
+    // Files of one directory are saved concurrently (bounded), subdirectories one after the
+    // other: memory stays proportional to the depth and width of the tree, not its size.
     const nodes: TreeNode[] = [];
-    await Promise.all(
-      names.map(async ({ name, spec: childSpec }) => {
-        const node = await this.saveEntry(joinPath(dir, name), name, childSpec, parentNodes.get(name.toString('hex')) ?? null);
-        if (node) nodes.push(node);
-      }),
-    );
+    const one = async ({ name, spec: childSpec }: { name: Buffer; spec: Spec | null }) => {
+      const node = await this.saveEntry(joinPath(dir, name), name, childSpec, parentNodes.get(name.toString('hex')) ?? null);
+      if (node) nodes.push(node);
+    };
+    const leaves = names.filter((n) => !n.dir);
+    for (let i = 0; i < leaves.length; i += ENTRY_BATCH) await Promise.all(leaves.slice(i, i + ENTRY_BATCH).map(one));
+    for (const d of names) if (d.dir) await one(d);
     const tree: Tree = { nodes };
     const { id } = await this.repo.saveTree(tree);
     if (this.cache && !this.repo.canRead) await this.cache.saveTree(id, tree).catch(() => {});
@@ -213,12 +225,24 @@ class BackupRun {
   private async saveEntry(p: Buffer, name: Buffer, spec: Spec | null, parent: TreeNode | null): Promise<TreeNode | null> {
     let st: BigIntStats;
     try {
-      st = await fsp.lstat(p, { bigint: true });
+      // Synchronous: a cached lstat is a microsecond; the promise version a thread-pool round trip.
+      st = withShortPathSync(p, (sp) => lstatSync(sp, { bigint: true }));
     } catch (e: any) {
       if (e.code !== 'ENOENT') this.warn(p, `cannot stat: ${e.code ?? e.message}`);
       return null; // vanished since the listing: not an error
     }
     const isDir = (Number(st.mode) & 0o170000) === 0o040000;
+    // Hardlinks: reading one name can move the shared inode's atime before another name is
+    // lstat'ed (readlink of a hardlinked symlink always does; so does reading a file where
+    // O_NOATIME is refused), and the restore applies the metadata of whichever name it
+    // creates first. So every name records the atime of the inode's first lstat result,
+    // which no read of ours can have preceded (reads start only after an lstat returned).
+    let inodeAtime: bigint | undefined;
+    if (st.nlink > 1n && !isDir) {
+      const key = `${st.dev}:${st.ino}`;
+      inodeAtime = this.inodeAtimes.get(key);
+      if (inodeAtime === undefined) this.inodeAtimes.set(key, st.atimeNs);
+    }
     if (!spec && this.opts.exclude && (await this.opts.exclude.excludes(p, isDir, st))) return null;
     let node: TreeNode;
     try {
@@ -227,6 +251,7 @@ class BackupRun {
       this.warn(p, `cannot read metadata: ${e.code ?? e.message}`);
       return null;
     }
+    if (inodeAtime !== undefined) node.atimeNs = inodeAtime;
     this.progress.current = p.toString();
     if (node.type === 'dir') {
       const crossesDevice = this.opts.oneFileSystem && !spec && !this.rootDevs.has(st.dev);
@@ -265,13 +290,32 @@ class BackupRun {
       // Several names of one inode: read it once.
       const key = `${st.dev}:${st.ino}`;
       let pr = this.inodes.get(key);
-      if (!pr) this.inodes.set(key, (pr = this.readFile(p)));
+      if (!pr) this.inodes.set(key, (pr = this.readFile(p, st)));
       return pr;
     }
-    return this.readFile(p);
+    return this.readFile(p, st);
   }
 
-  private async readFile(p: Buffer): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
+  private smallBuf: Buffer | null = null;
+
+  private async readFile(p: Buffer, st: BigIntStats): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
+    const size = Number(st.size);
+    if (size === 0) return { content: [], size: 0 };
+    // One-chunk files without holes: synchronous read into a reused buffer.
+    if (size < this.chunker.params.min && Number(st.blocks) * 512 >= size) {
+      this.smallBuf ??= Buffer.allocUnsafeSlow(this.chunker.params.min);
+      const n = readSmallSync(p, st, this.smallBuf);
+      if (n !== null) {
+        this.progress.bytesRead += n;
+        // saveBlob hashes and copies the bytes before it first yields, so the buffer can be reused.
+        const { id } = await this.repo.saveBlob('data', this.smallBuf.subarray(0, n));
+        return { content: [id], size: n };
+      }
+    }
+    return this.readFileAsync(p);
+  }
+
+  private async readFileAsync(p: Buffer): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
     await this.files.acquire();
     try {
       const retries = this.opts.changeRetries ?? 3;
