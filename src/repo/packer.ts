@@ -215,6 +215,10 @@ export class Packer {
     if (this.failure) throw this.failure;
   }
 
+  get writtenCount(): number {
+    return this.written.length;
+  }
+
   takeWritten(): IndexPack[] {
     const w = this.written;
     this.written = [];

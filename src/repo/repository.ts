@@ -1,6 +1,7 @@
 // Repository: the one object writer, restore, fuse and cli talk to. It knows the layout,
 // opens keys, loads the index, reads and writes blobs, trees and snapshots.
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import type { Backend, StorageClass } from '../backend/backend.js';
 import { AuthError } from '../crypto/aead.js';
@@ -16,7 +17,10 @@ import { decodeTree, encodeTree, type Tree } from '../format/tree.js';
 import { CorruptError, NotFoundError, TsbakError } from '../errors.js';
 import { BlobIndex, type BlobLocation, type PackRef } from './blob-index.js';
 import { newRepoSecrets, newWriterKey, openWriterKeyFile, unwrapFullKey, verifyRegistration, wrapFullKey } from './keys.js';
-import { CONFIG, INDEX, KEYS, SNAPSHOTS, packName } from './layout.js';
+import { CONFIG, INDEX, KEYS, LOCKS, SNAPSHOTS, packName } from './layout.js';
+
+/** Packs per intermediate index file during a backup. */
+const INDEX_EVERY = 32;
 import { Packer } from './packer.js';
 
 export interface Credentials {
@@ -227,6 +231,7 @@ export class Repository {
     if (this.hasBlob(id)) return { id, added: false };
     this.pending.add(id.toString('hex'));
     await this.getPacker().add(type, id, plain);
+    await this.maybeWriteIndex();
     return { id, added: true };
   }
 
@@ -242,7 +247,15 @@ export class Repository {
   async flush(): Promise<void> {
     if (!this.packer) return;
     await this.packer.flush();
-    const packs = this.packer.takeWritten();
+    await this.writeIndex(this.packer.takeWritten());
+  }
+
+  /**
+   * Writes an index file for packs already stored. Called at the end of a backup and every
+   * INDEX_EVERY packs during it, so an interrupted backup keeps most of its progress: the
+   * next one dedups against what was indexed.
+   */
+  private async writeIndex(packs: IndexPack[]): Promise<void> {
     if (!packs.length) return;
     const bytes = sealIndex(this.secrets.indexKey, packs);
     const name = `${INDEX}${sha256(bytes).toString('hex')}`;
@@ -250,6 +263,18 @@ export class Repository {
     this.loadedIndexes.add(name);
     this.addIndexPacks(packs);
     for (const p of packs) for (const b of p.blobs) this.pending.delete(b.id.toString('hex'));
+  }
+
+  private async maybeWriteIndex(): Promise<void> {
+    if (this.packer && this.packer.writtenCount >= INDEX_EVERY) await this.writeIndex(this.packer.takeWritten());
+  }
+
+  /** Takes a non-exclusive lock (locks/<random>): tells prune and other tools a writer is at work. */
+  async lock(): Promise<() => Promise<void>> {
+    const name = `${LOCKS}${randomBytes(16).toString('hex')}`;
+    const body = { host: hostname(), pid: process.pid, time: new Date().toISOString(), exclusive: false };
+    await this.backend.put(name, Buffer.from(JSON.stringify(body)));
+    return () => this.backend.delete(name);
   }
 
   /** Writes the snapshot object (the last step of a backup). Returns its id. */

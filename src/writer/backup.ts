@@ -109,6 +109,15 @@ class BackupRun {
   }
 
   async run(): Promise<BackupResult> {
+    const unlock = await this.repo.lock();
+    try {
+      return await this.runLocked();
+    } finally {
+      await unlock().catch(() => {});
+    }
+  }
+
+  private async runLocked(): Promise<BackupResult> {
     const start = Date.now();
     const time = new Date(start).toISOString();
     const paths = [...new Set(this.opts.paths.map((p) => path.resolve(p)))].sort();
