@@ -5,7 +5,7 @@ import { openPackHeader, splitPackHeader } from '../format/pack.js';
 import { openSealed } from '../crypto/box.js';
 import type { FullSecrets } from '../format/keyfile.js';
 import { TsbakError } from '../errors.js';
-import { packName, packPrefix, parsePackName } from './layout.js';
+import { LOCKS, packName, packPrefix, parsePackName } from './layout.js';
 import type { Repository } from './repository.js';
 
 export interface CheckReport {
@@ -52,6 +52,15 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
     if (!indexed.has(name)) r.warnings.push(`pack ${name} is not in any index (left by an interrupted backup; harmless, prune removes it)`);
   }
   r.packs = stored.size;
+
+  for await (const o of repo.backend.list(LOCKS)) {
+    try {
+      const l = JSON.parse((await repo.backend.get(o.name)).toString());
+      r.warnings.push(`lock ${o.name} held by ${l.host} pid ${l.pid} since ${l.time} (a backup in progress, or left by one that was killed)`);
+    } catch {
+      r.warnings.push(`lock ${o.name} is unreadable`);
+    }
+  }
 
   say('checking snapshots and trees');
   const seenTrees = new Set<string>();
