@@ -13,6 +13,7 @@ import { constants, promises as fsp } from 'node:fs';
 import type { TreeNode } from '../format/tree.js';
 import { lgetxattr, lremovexattr, lsetxattr, lutimensNs, mknod } from '../platform/native.js';
 import { gidOf, uidOf } from '../platform/users.js';
+import { withShortPath, withShortPathSync } from '../platform/long-path.js';
 
 export interface ApplyMetaOptions {
   /** Restore uid/gid (needs root for anything but one's own uid and groups). */
@@ -82,7 +83,8 @@ export async function createSpecial(path: Buffer, node: TreeNode): Promise<void>
   const typeBits = SPECIAL_TYPE_BITS[node.type];
   if (typeBits === undefined) throw new TypeError(`createSpecial: not a special file type: ${node.type}`);
   const isDev = node.type === 'chardev' || node.type === 'blockdev';
-  mknod(path, typeBits | (node.mode & 0o777), isDev ? (node.rdevMajor ?? 0) : 0, isDev ? (node.rdevMinor ?? 0) : 0);
+  // withShortPathSync: paths deeper than PATH_MAX are reached through a directory handle.
+  withShortPathSync(path, (sp) => mknod(sp, typeBits | (node.mode & 0o777), isDev ? (node.rdevMajor ?? 0) : 0, isDev ? (node.rdevMinor ?? 0) : 0));
 }
 
 /** Whether Linux lets this xattr be set on this node type (user.* only on files and dirs). */
@@ -99,6 +101,11 @@ function xattrAllowed(name: string, node: TreeNode, opts: ApplyMetaOptions): boo
  * privilege or support (e.g. EPERM on chown when not root); throws on real failures.
  */
 export async function applyMeta(path: Buffer, node: TreeNode, opts: ApplyMetaOptions): Promise<MetaWarning[]> {
+  // Paths deeper than PATH_MAX are reached through a directory handle (see long-path.ts).
+  return withShortPath(path, (sp) => applyMetaAt(sp, node, opts));
+}
+
+async function applyMetaAt(path: Buffer, node: TreeNode, opts: ApplyMetaOptions): Promise<MetaWarning[]> {
   const warnings: MetaWarning[] = [];
   const isLink = node.type === 'symlink';
 

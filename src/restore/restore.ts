@@ -7,6 +7,7 @@ import type { Tree, TreeNode } from '../format/tree.js';
 import type { Repository, Snapshot } from '../repo/repository.js';
 import { TsbakError } from '../errors.js';
 import { applyMeta, createSpecial, type ApplyMetaOptions } from './apply-meta.js';
+import { withShortPath } from '../platform/long-path.js';
 
 export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   target: string;
@@ -56,7 +57,8 @@ function join(dir: Buffer, name: Buffer): Buffer {
 class RestoreRun {
   readonly result: RestoreResult = { files: 0, dirs: 0, bytes: 0, errors: [] };
   private readonly sel: Selector;
-  private readonly links = new Map<string, Buffer>();
+  /** Hardlink id -> path of the name that carries the inode, once it exists (null: it failed). */
+  private readonly links = new Map<string, Promise<Buffer | null>>();
   private readonly meta: ApplyMetaOptions;
   private active = 0;
   private waiters: Array<() => void> = [];
@@ -99,7 +101,7 @@ class RestoreRun {
 
   private async restoreSubdir(node: TreeNode, p: Buffer, snapPath: string, all: boolean): Promise<void> {
     try {
-      await fsp.mkdir(p, { mode: 0o700 }).catch((e) => {
+      await withShortPath(p, (sp) => fsp.mkdir(sp, { mode: 0o700 })).catch((e) => {
         if (e.code !== 'EEXIST') throw e;
       });
       this.result.dirs++;
@@ -123,15 +125,26 @@ class RestoreRun {
   }
 
   private async restoreLeaf(node: TreeNode, p: Buffer): Promise<void> {
+    // Hardlinks: the first name to get here claims the inode (synchronously, before any
+    // await) and announces its path once the entry exists; later names wait for that and
+    // link to it. (Before, a later name linked as soon as the first was *chosen*: its
+    // link() was queued right after the first name's open(), and both run on the thread
+    // pool, so nothing ordered them; and when the first name failed, every later one
+    // failed with ENOENT.) If the first name could not be created, a later one is restored
+    // in full instead.
+    let created: ((p: Buffer | null) => void) | undefined;
+    let first: Promise<Buffer | null> | undefined;
+    if (node.hardlink) {
+      first = this.links.get(node.hardlink);
+      if (!first) this.links.set(node.hardlink, new Promise((r) => (created = r)));
+    }
     try {
-      await fsp.rm(p, { force: true });
-      if (node.hardlink) {
-        const first = this.links.get(node.hardlink);
-        if (first) {
-          await fsp.link(first, p);
-          return;
-        }
-        this.links.set(node.hardlink, p);
+      // withShortPath: paths deeper than PATH_MAX are reached through a directory handle.
+      await withShortPath(p, (sp) => fsp.rm(sp, { force: true }));
+      const firstPath = first ? await first : null;
+      if (firstPath) {
+        await withShortPath(firstPath, (fp) => withShortPath(p, (sp) => fsp.link(fp, sp)));
+        return;
       }
       switch (node.type) {
         case 'file':
@@ -139,19 +152,21 @@ class RestoreRun {
           this.result.files++;
           break;
         case 'symlink':
-          await fsp.symlink(node.target ?? Buffer.alloc(0), p);
+          await withShortPath(p, (sp) => fsp.symlink(node.target ?? Buffer.alloc(0), sp));
           break;
         default:
           await createSpecial(p, node);
       }
+      created?.(p);
       await this.applyMeta(p, node);
     } catch (e) {
+      created?.(null);
       this.fail(p, e);
     }
   }
 
   private async writeFile(node: TreeNode, p: Buffer): Promise<void> {
-    const fh = await fsp.open(p, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600);
+    const fh = await withShortPath(p, (sp) => fsp.open(sp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600));
     let ok = false;
     try {
       const content = node.content ?? [];
@@ -171,7 +186,7 @@ class RestoreRun {
       ok = true;
     } finally {
       await fh.close();
-      if (!ok) await fsp.rm(p, { force: true }).catch(() => {});
+      if (!ok) await withShortPath(p, (sp) => fsp.rm(sp, { force: true })).catch(() => {});
     }
     this.opts.onFile?.(p.toString(), node.size);
   }

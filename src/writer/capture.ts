@@ -6,6 +6,7 @@ import { constants, promises as fsp, type BigIntStats } from 'node:fs';
 import type { NodeType, TreeNode } from '../format/tree.js';
 import { dataExtents, lgetxattr, llistxattr, major, minor } from '../platform/native.js';
 import { groupName, userName } from '../platform/users.js';
+import { withShortPath } from '../platform/long-path.js';
 
 /** A TreeNode as captureMeta returns it: everything but data, subtree and hardlink identity. */
 export type CapturedMeta = Omit<TreeNode, 'content' | 'subtree' | 'hardlink' | 'extents'>;
@@ -98,9 +99,12 @@ export async function captureMeta(path: Buffer, st: BigIntStats, name: Buffer = 
     node.rdevMajor = major(st.rdev);
     node.rdevMinor = minor(st.rdev);
   }
-  if (type === 'symlink') node.target = await fsp.readlink(path, { encoding: 'buffer' });
-  const xattrs = captureXattrs(path);
-  if (xattrs.length) node.xattrs = xattrs;
+  // withShortPath: paths deeper than PATH_MAX are reached through a directory handle.
+  await withShortPath(path, async (sp) => {
+    if (type === 'symlink') node.target = await fsp.readlink(sp, { encoding: 'buffer' });
+    const xattrs = captureXattrs(sp);
+    if (xattrs.length) node.xattrs = xattrs;
+  });
   return node;
 }
 
