@@ -9,11 +9,11 @@
 //                   changes its mtime: callers apply a directory's metadata after its
 //                   contents.
 
-import { constants, promises as fsp } from 'node:fs';
+import { chmodSync, constants, lchownSync, lstatSync } from 'node:fs';
 import type { TreeNode } from '../format/tree.js';
 import { lgetxattr, lremovexattr, lsetxattr, lutimensNs, mknod } from '../platform/native.js';
 import { gidOf, uidOf } from '../platform/users.js';
-import { withShortPath, withShortPathSync } from '../platform/long-path.js';
+import { withShortPathSync } from '../platform/long-path.js';
 
 export interface ApplyMetaOptions {
   /** Restore uid/gid (needs root for anything but one's own uid and groups). */
@@ -48,14 +48,9 @@ const SOFT: Record<MetaWarning['op'], Set<string>> = {
 };
 
 /** Run one step; soft failures are recorded in `warnings`, hard ones thrown. */
-async function step(
-  warnings: MetaWarning[],
-  op: MetaWarning['op'],
-  fn: () => unknown,
-  xattr?: string,
-): Promise<boolean> {
+function step(warnings: MetaWarning[], op: MetaWarning['op'], fn: () => unknown, xattr?: string): boolean {
   try {
-    await fn();
+    fn();
     return true;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
@@ -101,11 +96,19 @@ function xattrAllowed(name: string, node: TreeNode, opts: ApplyMetaOptions): boo
  * privilege or support (e.g. EPERM on chown when not root); throws on real failures.
  */
 export async function applyMeta(path: Buffer, node: TreeNode, opts: ApplyMetaOptions): Promise<MetaWarning[]> {
-  // Paths deeper than PATH_MAX are reached through a directory handle (see long-path.ts).
-  return withShortPath(path, (sp) => applyMetaAt(sp, node, opts));
+  return applyMetaSync(path, node, opts);
 }
 
-async function applyMetaAt(path: Buffer, node: TreeNode, opts: ApplyMetaOptions): Promise<MetaWarning[]> {
+/**
+ * The same, synchronously: a handful of metadata syscalls on a just-written entry cost
+ * microseconds each, less than one thread-pool round trip of the promise API.
+ */
+export function applyMetaSync(path: Buffer, node: TreeNode, opts: ApplyMetaOptions): MetaWarning[] {
+  // Paths deeper than PATH_MAX are reached through a directory handle (see long-path.ts).
+  return withShortPathSync(path, (sp) => applyMetaAt(sp, node, opts));
+}
+
+function applyMetaAt(path: Buffer, node: TreeNode, opts: ApplyMetaOptions): MetaWarning[] {
   const warnings: MetaWarning[] = [];
   const isLink = node.type === 'symlink';
 
@@ -116,17 +119,17 @@ async function applyMetaAt(path: Buffer, node: TreeNode, opts: ApplyMetaOptions)
       uid = uidOf(node.user) ?? uid;
       gid = gidOf(node.group) ?? gid;
     }
-    await step(warnings, 'chown', () => fsp.lchown(path, uid, gid));
+    step(warnings, 'chown', () => lchownSync(path, uid, gid));
   }
 
   // Symlink permissions are always 0777 on Linux and cannot be changed.
-  if (!isLink) await step(warnings, 'chmod', () => fsp.chmod(path, node.mode));
+  if (!isLink) step(warnings, 'chmod', () => chmodSync(path, node.mode));
 
   const xattrs = node.xattrs ?? [];
   let setAcl = false;
   for (const [name, value] of xattrs) {
     if (!xattrAllowed(name, node, opts)) continue;
-    const ok = await step(warnings, 'xattr', () => lsetxattr(path, name, value), name);
+    const ok = step(warnings, 'xattr', () => lsetxattr(path, name, value), name);
     if (ok && name.startsWith('system.posix_acl_')) setAcl = true;
   }
   if (!isLink) {
@@ -134,7 +137,7 @@ async function applyMetaAt(path: Buffer, node: TreeNode, opts: ApplyMetaOptions)
     // not have, so the restored entry's ACL (getfacl) is exactly the recorded one.
     for (const acl of node.type === 'dir' ? [ACL_ACCESS, ACL_DEFAULT] : [ACL_ACCESS]) {
       if (xattrs.some(([n]) => n === acl)) continue;
-      await step(warnings, 'xattr', () => {
+      step(warnings, 'xattr', () => {
         try {
           if (lgetxattr(path, acl) !== null) lremovexattr(path, acl);
         } catch (e) {
@@ -148,10 +151,10 @@ async function applyMetaAt(path: Buffer, node: TreeNode, opts: ApplyMetaOptions)
   // Setting an access ACL rewrites the mode's permission bits from the ACL and may drop
   // setgid; they agree when captured together, but re-check rather than trust it.
   if (setAcl) {
-    const st = await fsp.lstat(path);
-    if ((st.mode & 0o7777) !== node.mode) await step(warnings, 'chmod', () => fsp.chmod(path, node.mode));
+    const st = lstatSync(path);
+    if ((st.mode & 0o7777) !== node.mode) step(warnings, 'chmod', () => chmodSync(path, node.mode));
   }
 
-  await step(warnings, 'times', () => lutimensNs(path, node.atimeNs, node.mtimeNs));
+  step(warnings, 'times', () => lutimensNs(path, node.atimeNs, node.mtimeNs));
   return warnings;
 }
