@@ -2,7 +2,7 @@
 // TreeNode fields the tree format records. Data (content, extents) and hardlink identity
 // are filled in by the caller, which owns the open fd and the inode bookkeeping.
 
-import { constants, promises as fsp, type BigIntStats } from 'node:fs';
+import { constants, lstatSync, promises as fsp, type BigIntStats } from 'node:fs';
 import type { NodeType, TreeNode } from '../format/tree.js';
 import { dataExtents, lgetxattr, llistxattr, major, minor } from '../platform/native.js';
 import { groupName, userName } from '../platform/users.js';
@@ -101,7 +101,13 @@ export async function captureMeta(path: Buffer, st: BigIntStats, name: Buffer = 
   }
   // withShortPath: paths deeper than PATH_MAX are reached through a directory handle.
   await withShortPath(path, async (sp) => {
-    if (type === 'symlink') node.target = await fsp.readlink(sp, { encoding: 'buffer' });
+    if (type === 'symlink') {
+      node.target = await fsp.readlink(sp, { encoding: 'buffer' });
+      // readlink moves a symlink's atime (there is no O_NOATIME for it): record the time as
+      // it is after the read, or every backup would see "changed" symlinks and store new
+      // trees for their directories.
+      node.atimeNs = lstatSync(sp, { bigint: true }).atimeNs;
+    }
     const xattrs = captureXattrs(sp);
     if (xattrs.length) node.xattrs = xattrs;
   });

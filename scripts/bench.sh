@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# tsbak against restic and borg: same data, same machine, same run (issue 6).
+#
+# Builds a corpus (a copy of /usr/share and /usr/include, ~700 MB, ~54k files), warms
+# the page cache over it once, then for each tool measures, phase by phase so that all
+# tools see the same machine state:
+#   1. first backup into a fresh local repository
+#   2. re-backup, nothing changed
+#   3. re-backup after appending a line to every 100th file (sorted order; done once,
+#      after every tool's step 2, so all tools back up the same modified tree)
+#   4. full restore of the latest snapshot into an empty directory
+#   5. backup of one 2 GiB file of mixed data (alternating 4 MiB blocks of random and
+#      text data, deterministic: scripts/bench/mkbig.mjs) into a fresh repository
+# Wall seconds and peak RSS come from /usr/bin/time -f '%e %M', repository sizes from
+# du -sb (caches live outside the repositories). Prints one table and writes it as
+# markdown, with the machine, the date and the versions, to $BENCH_DIR/results.md.
+#
+# Usage (as root on Debian; installs restic, borgbackup and time with apt-get if missing):
+#   npm run bench                       or   bash scripts/bench.sh
+#   BENCH_DIR=/path                     work directory (default /tmp/tsbak-bench); needs
+#                                       ~8 GB free; results.md and logs/ stay there
+#   BENCH_KEEP=1                        keep corpus, repositories and restores afterwards
+#   BENCH_TOOLS="tsbak restic"          a subset of: tsbak restic borg
+#   BENCH_SOURCES="/usr/include"        what to copy into the corpus
+#   BENCH_BIG_MIB=512                   size of the big file (default 2048)
+#   BENCH_VERIFY=0                      skip the diff of tsbak's restore against the corpus
+#
+# Settings: tsbak defaults (zstd 3), real KDF (TSBAK_FAST_KDF is unset), --cache-dir under
+# the work dir; restic defaults (repository v2, compression auto), RESTIC_CACHE_DIR under
+# the work dir; borg init -e repokey-blake2, create --compression zstd,3, BORG_BASE_DIR
+# under the work dir. A tool that exits non-zero stops the run and its output is printed.
+set -euo pipefail
+
+here=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+work=${BENCH_DIR:-/tmp/tsbak-bench}
+tools=${BENCH_TOOLS:-tsbak restic borg}
+sources=${BENCH_SOURCES:-/usr/share /usr/include}
+big_mib=${BENCH_BIG_MIB:-2048}
+big_bytes=$((big_mib * 1048576))
+if [ "$big_mib" -ge 1024 ] && [ $((big_mib % 1024)) -eq 0 ]; then
+  big_label="$((big_mib / 1024)) GiB"
+else
+  big_label="$big_mib MiB"
+fi
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "bench: $*"; exit 1; }
+t_start=$(date +%s)
+
+for t in $tools; do
+  case $t in tsbak|restic|borg) ;; *) die "unknown tool in BENCH_TOOLS: $t" ;; esac
+done
+
+# ---- prerequisites ----
+need_pkgs=()
+command -v restic > /dev/null || need_pkgs+=(restic)
+command -v borg > /dev/null || need_pkgs+=(borgbackup)
+[ -x /usr/bin/time ] || need_pkgs+=(time)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || die "need root to install: ${need_pkgs[*]}"
+  say "installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${need_pkgs[@]}" > /dev/null 2>&1 || {
+    apt-get update > /dev/null
+    apt-get install -y --no-install-recommends "${need_pkgs[@]}" > /dev/null
+  }
+fi
+[ -f "$here/dist/src/cli/entry-tsbak-write.js" ] ||
+  die "tsbak is not built: run npm ci (or npm run build) first"
+
+# which build of tsbak is measured: a hash of the compiled JavaScript (dist/ is what runs)
+dist_hash() { find "$here/dist/src" -name '*.js' -type f -print0 | LC_ALL=C sort -z | xargs -0 cat | sha256sum | cut -c1-12; }
+dist_start=$(dist_hash)
+
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+corpus=$work/corpus
+logs=$work/logs
+big_dir=$work/big
+big_file=$big_dir/big.bin
+big_dirs=("$corpus" "$work/repos" "$work/restore" "$big_dir" "$work/cache")
+
+cleanup() {
+  if [ -z "${BENCH_KEEP:-}" ] || [ "${BENCH_KEEP:-}" = 0 ]; then rm -rf "${big_dirs[@]}"; fi
+}
+trap cleanup EXIT
+rm -rf "${big_dirs[@]}" "$logs" "$work/results.tsv" "$work/meta.env" "$work/results.md"
+mkdir -p "$logs" "$work/repos" "$work/restore" "$work/cache" "$big_dir"
+
+export TSBAK_PASSWORD=bench-password
+unset TSBAK_FAST_KDF TSBAK_PASSWORD_FILE
+export TSBAK_CACHE_DIR=$work/cache/tsbak
+export RESTIC_PASSWORD=bench-password RESTIC_CACHE_DIR=$work/cache/restic
+unset RESTIC_REPOSITORY RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND
+export BORG_PASSPHRASE=bench-password BORG_BASE_DIR=$work/cache/borg
+export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+export BORG_DISPLAY_PASSPHRASE=no
+unset BORG_REPO BORG_PASSCOMMAND BORG_PASSPHRASE_FD
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+say "load average at start: $load_start"
+
+# run CMD..., logging to $logs/NAME.{out,err}; on failure print both and stop
+run() {
+  local name=$1; shift
+  local rc=0
+  "$@" > "$logs/$name.out" 2> "$logs/$name.err" || rc=$?
+  if [ $rc -ne 0 ]; then
+    say "bench: FAILED ($name, exit code $rc): $*"
+    say "---- stderr ----"; tail -n 60 "$logs/$name.err" >&2
+    say "---- stdout ----"; tail -n 20 "$logs/$name.out" >&2
+    exit 1
+  fi
+}
+
+# measure TOOL OP INPUT_BYTES CMD...: time one step, append a row to results.tsv
+measure() {
+  local tool=$1 op=$2 bytes=$3; shift 3
+  local name=$tool-$op rc=0 secs rss load
+  sync
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  /usr/bin/time -f '%e %M' -o "$logs/$name.time" "$@" > "$logs/$name.out" 2> "$logs/$name.err" || rc=$?
+  if [ $rc -ne 0 ]; then
+    say "bench: FAILED ($tool, $op, exit code $rc): $*"
+    say "---- stderr ----"; tail -n 60 "$logs/$name.err" >&2
+    say "---- stdout ----"; tail -n 20 "$logs/$name.out" >&2
+    exit 1
+  fi
+  read -r secs rss < <(tail -n 1 "$logs/$name.time")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$op" "$secs" "$rss" "$bytes" "$load" >> "$work/results.tsv"
+  say "$(printf '  %-6s %-8s %7.2f s  %6d MB RSS  (load %s)' "$tool" "$op" "$secs" $((rss * 1024 / 1000000)) "$load")"
+  if [ -s "$logs/$name.err" ]; then
+    say "  note: $tool $op wrote to stderr (exit 0):"
+    head -n 5 "$logs/$name.err" | sed 's/^/    /' >&2
+  fi
+  if [ "$tool" = tsbak ] && [ "$op" != restore ]; then check_tsbak_json "$logs/$name.out"; fi
+}
+
+# tsbak-write --json: errors or files that changed while read mean a bad measurement
+check_tsbak_json() {
+  node -e '
+    const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const bad = [];
+    if (j.errors && j.errors.length) bad.push("errors: " + JSON.stringify(j.errors).slice(0, 500));
+    if (j.changed_while_read && j.changed_while_read.length) bad.push("changed while read: " + JSON.stringify(j.changed_while_read).slice(0, 500));
+    if (bad.length) { console.error("  note: tsbak-write reported " + bad.join("; ")); }
+  ' "$1" || say "  note: tsbak-write --json output is not one JSON object: $(head -c 300 "$1")"
+}
+
+size_of() { du -sb "$1" | cut -f1; }
+file_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
+record_size() { # TOOL OP PATH
+  printf '%s\t%s\t\t\t%s\t\n' "$1" "$2" "$(size_of "$3")" >> "$work/results.tsv"
+}
+warm() { find "$@" -type f -print0 | xargs -0 -r cat > /dev/null; }
+
+# ---- the corpus ----
+say "building the corpus in $corpus from: $sources"
+mkdir -p "$corpus"
+for s in $sources; do
+  [ -d "$s" ] || die "no such directory: $s"
+  cp -a "$s" "$corpus/$(basename "$s")"
+done
+corpus_files=$(find "$corpus" -type f | wc -l)
+median_file=$(find "$corpus" -type f -printf '%s\n' | sort -n |
+  awk '{ a[NR] = $1 } END { m = a[int((NR + 1) / 2)]; if (m >= 1000) printf "%.1f KB", m / 1000; else printf "%d B", m }')
+corpus_bytes=$(size_of "$corpus")
+say "corpus: $corpus_bytes bytes, $corpus_files files, median file $median_file"
+
+say "writing the $big_label file"
+node "$here/scripts/bench/mkbig.mjs" "$big_file" "$big_bytes"
+
+say "warming the page cache"
+warm "$corpus" "$big_dir"
+
+repo() { echo "$work/repos/$1-$2"; }
+
+# ---- phases ----
+say "phase 1: first backup"
+for t in $tools; do
+  r=$(repo "$t" corpus)
+  case $t in
+    tsbak)
+      run tsbak-init "$here/bin/tsbak" init "$r"
+      measure tsbak backup1 "$corpus_bytes" "$here/bin/tsbak-write" "$r" "$corpus" --json --cache-dir "$work/cache/tsbak" ;;
+    restic)
+      run restic-init restic init --repo "$r"
+      measure restic backup1 "$corpus_bytes" restic --repo "$r" backup "$corpus" ;;
+    borg)
+      run borg-init borg init -e repokey-blake2 "$r"
+      measure borg backup1 "$corpus_bytes" borg create --compression zstd,3 "$r::backup1" "$corpus" ;;
+  esac
+done
+
+say "phase 2: unchanged re-backup"
+for t in $tools; do
+  r=$(repo "$t" corpus)
+  case $t in
+    tsbak) measure tsbak backup2 "$corpus_bytes" "$here/bin/tsbak-write" "$r" "$corpus" --json --cache-dir "$work/cache/tsbak" ;;
+    restic) measure restic backup2 "$corpus_bytes" restic --repo "$r" backup "$corpus" ;;
+    borg) measure borg backup2 "$corpus_bytes" borg create --compression zstd,3 "$r::backup2" "$corpus" ;;
+  esac
+done
+
+say "changing 1% of the files (a line appended to every 100th file in sorted order)"
+mapfile -d '' files < <(find "$corpus" -type f -print0 | LC_ALL=C sort -z)
+changed=0
+for ((i = 99; i < ${#files[@]}; i += 100)); do
+  printf 'tsbak-bench: a changed line\n' >> "${files[i]}"
+  changed=$((changed + 1))
+done
+unset files
+corpus_bytes2=$(size_of "$corpus")
+corpus_file_bytes=$(file_bytes "$corpus")
+say "changed $changed files"
+
+say "phase 3: re-backup after changing 1% of the files"
+for t in $tools; do
+  r=$(repo "$t" corpus)
+  case $t in
+    tsbak) measure tsbak backup3 "$corpus_bytes2" "$here/bin/tsbak-write" "$r" "$corpus" --json --cache-dir "$work/cache/tsbak" ;;
+    restic) measure restic backup3 "$corpus_bytes2" restic --repo "$r" backup "$corpus" ;;
+    borg) measure borg backup3 "$corpus_bytes2" borg create --compression zstd,3 "$r::backup3" "$corpus" ;;
+  esac
+  record_size "$t" size_corpus "$r"
+done
+
+say "phase 4: full restore of the latest snapshot"
+for t in $tools; do
+  r=$(repo "$t" corpus)
+  d=$work/restore/$t
+  mkdir -p "$d"
+  case $t in
+    tsbak) measure tsbak restore "$corpus_bytes2" "$here/bin/tsbak" restore "$r" latest --target "$d" ;;
+    restic) measure restic restore "$corpus_bytes2" restic --repo "$r" restore latest --target "$d" ;;
+    borg) measure borg restore "$corpus_bytes2" sh -c 'cd "$1" && exec borg extract "$2"' sh "$d" "$r::backup3" ;;
+  esac
+  # not timed: the restore must be complete (and, for tsbak, identical)
+  restored=$d${corpus}
+  [ -d "$restored" ] || die "$t restore: $restored does not exist"
+  n=$(find "$restored" -type f | wc -l)
+  b=$(file_bytes "$restored")
+  if [ "$n" -ne "$corpus_files" ]; then
+    say "  WARNING: $t restored $n files, the corpus has $corpus_files"
+  fi
+  if [ "$t" = tsbak ] && [ "${BENCH_VERIFY:-1}" != 0 ]; then
+    if ! diff -r --no-dereference "$corpus" "$restored" > "$logs/tsbak-restore.diff" 2>&1; then
+      say "  WARNING: tsbak's restore differs from the corpus (see $logs/tsbak-restore.diff):"
+      head -n 10 "$logs/tsbak-restore.diff" >&2
+    else
+      say "  tsbak restore: identical to the corpus (diff -r)"
+    fi
+  fi
+  [ "$b" = "$corpus_file_bytes" ] ||
+    say "  WARNING: $t restored $b bytes of regular files, the corpus has $corpus_file_bytes"
+  rm -rf "$d"
+done
+
+say "phase 5: backup of one $big_label file into a fresh repository"
+warm "$big_dir"
+for t in $tools; do
+  r=$(repo "$t" big)
+  case $t in
+    tsbak)
+      run tsbak-init-big "$here/bin/tsbak" init "$r"
+      measure tsbak big "$big_bytes" "$here/bin/tsbak-write" "$r" "$big_file" --json --cache-dir "$work/cache/tsbak" ;;
+    restic)
+      run restic-init-big restic init --repo "$r"
+      measure restic big "$big_bytes" restic --repo "$r" backup "$big_file" ;;
+    borg)
+      run borg-init-big borg init -e repokey-blake2 "$r"
+      measure borg big "$big_bytes" borg create --compression zstd,3 "$r::big" "$big_file" ;;
+  esac
+  record_size "$t" size_big "$r"
+done
+
+# ---- the table ----
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+say "load average at the end: $load_end"
+tsbak_rev=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if ! git -C "$here" diff --quiet HEAD -- src native 2>/dev/null; then tsbak_rev="$tsbak_rev + uncommitted changes"; fi
+dist_end=$(dist_hash)
+dist_note="dist $dist_start"
+if [ "$dist_end" != "$dist_start" ]; then
+  say "WARNING: dist/ changed during the run ($dist_start -> $dist_end): tsbak's numbers may mix two builds"
+  dist_note="dist $dist_start, CHANGED during the run to $dist_end"
+fi
+versions="tsbak $(node -p 'require(process.argv[1]).version' "$here/package.json") ($tsbak_rev, $dist_note, node $(node --version))"
+case " $tools " in *" restic "*) versions="$versions, $(restic version | cut -d' ' -f1-2)" ;; esac
+case " $tools " in *" borg "*) versions="$versions, $(borg --version)" ;; esac
+{
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "nproc=$(nproc)"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+  echo "kernel=Linux $(uname -r)"
+  echo "load_start=$load_start"
+  echo "load_end=$load_end"
+  echo "versions=$versions"
+  echo "tools=$tools"
+  echo "sources=$sources"
+  echo "corpus_bytes=$corpus_bytes"
+  echo "corpus_files=$corpus_files"
+  echo "median_file=$median_file"
+  echo "changed_files=$changed"
+  echo "big_label=$big_label"
+  echo "settings=tsbak defaults (zstd 3, real KDF, --cache-dir); restic defaults (repository v2, compression auto); borg init -e repokey-blake2, create --compression zstd,3"
+} > "$work/meta.env"
+echo
+node "$here/scripts/bench/table.mjs" "$work"
+echo
+say "markdown (with machine and versions): $work/results.md; logs: $logs"
+say "total time: $(($(date +%s) - t_start)) s"
