@@ -11,6 +11,7 @@ import { EXIT } from './exit-codes.js';
 import { openRepo, s3Options, type RepoArgs } from './open-repo.js';
 import { fmtBytes, ProgressLine, table } from './output.js';
 import { getNewPassword, getPassword, promptHidden } from './secrets.js';
+import { prepareColdData, type ColdArgs } from './warm.js';
 
 const out = (s: string) => process.stdout.write(s + '\n');
 
@@ -106,11 +107,19 @@ export async function cmdLs(a: RepoArgs & { snapshot: string; path?: string; lon
 }
 
 export async function cmdRestore(
-  a: RepoArgs & { snapshot: string; target: string; include?: string[]; json?: boolean; noOwner?: boolean; securityXattrs?: boolean; mapByName?: boolean },
+  a: ColdArgs & { snapshot: string; target: string; include?: string[]; json?: boolean; noOwner?: boolean; securityXattrs?: boolean; mapByName?: boolean; noWait?: boolean },
 ): Promise<number> {
   const repo = await openRepo(a);
   const snap = await repo.findSnapshot(a.snapshot);
   await repo.loadIndex();
+  // Data in Glacier/Deep Archive: request every restore needed in one batch, then wait for
+  // them, or (--no-wait) stop with EXIT.COLD_PENDING; the next run resumes (journaled).
+  const cold = await prepareColdData(repo, snap, a.include, a, { wait: !a.noWait, defaultTier: 'Standard' });
+  if (!cold.ready) {
+    await repo.coldStorage?.close();
+    process.stderr.write(`tsbak: restores requested, run again later${cold.expectedBy ? ` (expected by ${cold.expectedBy.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC')})` : ''}\n`);
+    return EXIT.COLD_PENDING;
+  }
   const progress = new ProgressLine();
   const start = Date.now();
   let files = 0;

@@ -6,6 +6,9 @@ import { TsbakError } from '../errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { cmdCheck, cmdInit, cmdKeyAddPassword, cmdKeyAddWriter, cmdKeyList, cmdLs, cmdRestore, cmdSnapshots } from './commands.js';
 import { cmdWrite } from './write.js';
+import { cmdWarm, coldOptions } from './warm.js';
+import { cmdCost } from './cost.js';
+import { cmdMount } from './mount.js';
 
 type Handler = (a: any) => Promise<number>;
 
@@ -119,7 +122,7 @@ export async function tsbakMain(argv: string[]): Promise<void> {
       'restore <repo> <snapshot>',
       'restore a snapshot',
       (y) =>
-        repoOptions(y)
+        coldOptions(repoOptions(y), 'Standard')
           .positional('repo', { type: 'string', demandOption: true })
           .positional('snapshot', { type: 'string', demandOption: true })
           .option('target', { alias: 't', type: 'string', demandOption: true, describe: 'directory to restore into' })
@@ -127,14 +130,55 @@ export async function tsbakMain(argv: string[]): Promise<void> {
           .option('no-owner', { type: 'boolean', describe: 'do not restore uid/gid' })
           .option('security-xattrs', { type: 'boolean', describe: 'also restore security.* xattrs' })
           .option('map-by-name', { type: 'boolean', describe: 'map owners by user/group name' })
+          .option('no-wait', { type: 'boolean', describe: 'cold data: request the restores, then exit 15 instead of waiting; run again later' })
           .option('json', { type: 'boolean' }),
       (a) => run(cmdRestore, a),
+    )
+    .command(
+      'warm <repo> <snapshot> [paths..]',
+      'request, in one batch, the restores from Glacier/Deep Archive that a snapshot (or paths in it) needs',
+      (y) =>
+        coldOptions(repoOptions(y), 'Bulk')
+          .positional('repo', { type: 'string', demandOption: true })
+          .positional('snapshot', { type: 'string', demandOption: true })
+          .positional('paths', { type: 'string', array: true, describe: 'paths inside the snapshot (default: all of it)' })
+          .option('wait', { type: 'boolean', describe: 'wait, with progress, until everything is restored' })
+          .option('dry-run', { alias: 'n', type: 'boolean', describe: 'only print what would be requested and its cost' })
+          .option('json', { type: 'boolean' }),
+      (a) => run(cmdWarm, a),
+    )
+    .command(
+      'cost <repo> [snapshot]',
+      'monthly storage cost by storage class, bytes added per snapshot, and the cost and time of restoring a snapshot',
+      (y) =>
+        repoOptions(y)
+          .positional('repo', { type: 'string', demandOption: true })
+          .positional('snapshot', { type: 'string', describe: 'snapshot whose restore to price (default: the latest)' })
+          .option('days', { type: 'number', describe: 'days restored copies are kept (default 7)' })
+          .option('json', { type: 'boolean' }),
+      (a) => run(cmdCost, a),
     )
     .command(
       'check <repo>',
       'verify the repository',
       (y) => repoOptions(y).positional('repo', { type: 'string', demandOption: true }).option('read-data', { type: 'boolean', describe: 'also read and verify every blob' }).option('json', { type: 'boolean' }),
       (a) => run(cmdCheck, a),
+    )
+    .command(
+      'mount <repo> <mountpoint>',
+      'mount the repository read-only, in the foreground (mount.tsbak for the background and /etc/fstab)',
+      (y) =>
+        repoOptions(y)
+          .positional('repo', { type: 'string', demandOption: true })
+          .positional('mountpoint', { type: 'string', demandOption: true })
+          .option('cache-size', { type: 'string', describe: 'memory for decrypted chunks, e.g. 256M (default 128M)' })
+          .option('allow-other', { type: 'boolean', describe: 'let other users in (permission bits still apply)' })
+          .option('uid', { type: 'number', describe: 'show every file as owned by this uid' })
+          .option('gid', { type: 'number', describe: 'show every file as owned by this gid' })
+          .option('refresh', { type: 'number', describe: 'seconds between looks for new snapshots (default 3; 60 for S3)' })
+          .option('readahead', { type: 'number', describe: 'chunks to fetch ahead of sequential reads (default 4)' })
+          .option('verbose', { alias: 'v', type: 'boolean' }),
+      (a) => run(cmdMount, a),
     )
     .command('key', 'manage keys', (y) =>
       y

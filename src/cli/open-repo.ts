@@ -4,6 +4,7 @@ import { openBackend, type S3Options } from '../backend/open.js';
 import { Repository } from '../repo/repository.js';
 import { isWriterKeyFile } from '../repo/keys.js';
 import { TsbakError } from '../errors.js';
+import { attachColdStorage } from '../glacier/cold-store.js';
 import { getPassword, givenPassword, type SecretArgs } from './secrets.js';
 
 export interface RepoArgs extends SecretArgs {
@@ -12,13 +13,36 @@ export interface RepoArgs extends SecretArgs {
   s3Region?: string;
   s3PathStyle?: boolean;
   s3Profile?: string;
+  /** Root of the local cache (the writer's cache, the restore journal and the cold-pack cache): <dir>/<repo id>/... */
+  cacheDir?: string;
+  /** Bound of the disk cache of packs fetched from cold storage, e.g. "20G" (default 10G). */
+  packCacheSize?: string;
 }
 
 export function s3Options(a: RepoArgs): S3Options {
   return { endpoint: a.s3Endpoint, region: a.s3Region, pathStyle: a.s3PathStyle, profile: a.s3Profile };
 }
 
+/**
+ * Opens the repository; for backends with cold storage classes (S3) it also attaches cold
+ * storage (src/glacier: restore tracker, disk cache of packs) with the cache options given.
+ * Change them later with repo.configureCold({ cacheDir, cacheBytes, tier, days, pollMs }).
+ */
 export async function openRepo(a: RepoArgs): Promise<Repository> {
+  const repo = await openRepoOnly(a);
+  attachColdStorage(repo, { cacheDir: a.cacheDir, cacheBytes: a.packCacheSize !== undefined ? parseSize(a.packCacheSize, '--pack-cache-size') : undefined });
+  return repo;
+}
+
+/** "10G", "512M", "1.5T", "4096" (bytes) -> bytes. */
+export function parseSize(s: string, what = 'size'): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$/i.exec(String(s));
+  if (!m) throw new TsbakError('USAGE', `${what}: "${s}" is not a size (e.g. 512M, 20G)`);
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Math.round(Number(m[1]) * mult);
+}
+
+async function openRepoOnly(a: RepoArgs): Promise<Repository> {
   const backend = await openBackend(a.repo, s3Options(a));
   if (a.keyFile) {
     let content: unknown;

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LRUCache } from 'lru-cache';
-import type { Backend, StorageClass } from '../backend/backend.js';
+import type { Backend, RestoreTier, StorageClass } from '../backend/backend.js';
 import { AuthError } from '../crypto/aead.js';
 import { openSealed, type X25519Pair } from '../crypto/box.js';
 import { blobId, sha256 } from '../crypto/hash.js';
@@ -14,10 +14,10 @@ import type { FullKeyObject, FullSecrets, WriterKeyFile, WriterKeyObject, Writer
 import type { BlobType } from '../format/pack.js';
 import { openSnapshot, parseEnvelope, sealSnapshot, type SnapshotInfo } from '../format/snapshot.js';
 import { decodeTree, encodeTree, type Tree } from '../format/tree.js';
-import { CorruptError, NotFoundError, TsbakError } from '../errors.js';
+import { ColdError, CorruptError, NotFoundError, TsbakError } from '../errors.js';
 import { BlobIndex, type BlobLocation, type PackRef } from './blob-index.js';
 import { newRepoSecrets, newWriterKey, openWriterKeyFile, unwrapFullKey, verifyRegistration, wrapFullKey } from './keys.js';
-import { CONFIG, INDEX, KEYS, LOCKS, SNAPSHOTS, packName } from './layout.js';
+import { CONFIG, INDEX, KEYS, LOCKS, SNAPSHOTS, packName, parsePackName } from './layout.js';
 
 /** Packs per intermediate index file during a backup. */
 const INDEX_EVERY = 32;
@@ -40,6 +40,104 @@ export interface Snapshot {
   info: SnapshotInfo;
 }
 
+// ---- cold storage (S3 Glacier / Deep Archive) ----
+// The repository asks a ColdStorage "is this pack readable now, and if not, what must
+// happen". The implementation is src/glacier/cold-store.ts (restore tracker, local disk
+// cache of packs, storage-class policy); it is attached with setColdStorage() by whoever
+// opens the repository (cli/open-repo.ts does, for backends that can restore), so this
+// layer does not import glacier. Without one, cold packs read as they come (a GET of an
+// unrestored object fails with ColdError).
+
+/** Where a blob's bytes are: readable now (hot, cached), soon (available), or not (restoring, cold). */
+export type BlobState = 'hot' | 'cold' | 'restoring' | 'available' | 'cached';
+
+/** Coldest last: a file is as cold as its coldest chunk. */
+export const BLOB_STATES_WARMEST_FIRST: readonly BlobState[] = ['hot', 'cached', 'available', 'restoring', 'cold'];
+
+/** A pack, as cold storage sees it. `bytes` is exact once S3 told us, else from the index (a little less than the object). */
+export interface ColdPack {
+  name: string;
+  kind: 'data' | 'tree';
+  bytes: number;
+  storageClass: StorageClass;
+}
+
+export interface ColdOptions {
+  /** Root of the local cache (default TSBAK_CACHE_DIR, else $XDG_CACHE_HOME/tsbak or ~/.cache/tsbak); packs go to <root>/<repo id>/packs. */
+  cacheDir?: string;
+  /** Bound of the disk cache of packs, bytes (default 10 GiB). */
+  cacheBytes?: number;
+  /** Restore tier of restores started by reads and warmBlobs without a tier (default Standard). */
+  tier?: RestoreTier;
+  /** Days S3 keeps a restored copy (default 7). */
+  days?: number;
+  /** Least time between two HEADs of a pack being restored when its state is asked (default 60 s). */
+  pollMs?: number;
+  /** Told about restores requested and packs fetched into the disk cache (e.g. the mount's log). */
+  log?: (message: string) => void;
+}
+
+export interface WarmOptions {
+  tier?: RestoreTier;
+  days?: number;
+  signal?: AbortSignal;
+}
+
+export interface WarmResult {
+  /** RestoreObject requests sent by this call (0 when everything was already requested). */
+  requested: number;
+  /** Cold packs the blobs need that are not in the local cache. */
+  packs: number;
+  /** Their size. */
+  bytes: number;
+}
+
+export interface WaitOptions {
+  signal?: AbortSignal;
+  /** Give up (return false) after this long; default: no limit. */
+  timeoutMs?: number;
+  /** Longest pause between two polls (default 5 minutes; the first pauses are shorter). */
+  pollMaxMs?: number;
+  tier?: RestoreTier;
+  days?: number;
+  onProgress?: (p: { total: number; ready: number; restoring: number; cold: number; bytes: number; readyBytes: number }) => void;
+}
+
+export interface ColdPackStatus {
+  pack: string;
+  bytes: number;
+  tier: RestoreTier | null;
+  /** ISO times; null when unknown. */
+  requestedAt: string | null;
+  expectedBy: string | null;
+  /** When S3 deletes the restored copy. */
+  expiry: string | null;
+  state: BlobState;
+}
+
+/** Implemented by src/glacier/cold-store.ts. */
+export interface ColdStorage {
+  configure(o: ColdOptions): void;
+  /** Whether reads of this pack must go through cold storage. */
+  isCold(p: ColdPack): boolean;
+  /** Its state; `refresh` asks S3 (HEAD) instead of trusting what is known. */
+  state(p: ColdPack, opts?: { refresh?: boolean }): Promise<BlobState>;
+  /** Bytes of a cold pack: from the disk cache, or fetched whole into it when restored; otherwise requests the restore (once) and throws ColdError. */
+  read(p: ColdPack, range: { offset: number; length: number }, signal?: AbortSignal): Promise<Buffer>;
+  /** Drops a pack from the disk cache (its bytes failed authentication). */
+  invalidate(p: ColdPack): void;
+  warm(packs: ColdPack[], opts: WarmOptions): Promise<WarmResult>;
+  /** Asks S3 (HEAD, or a listing when cheaper) where these packs stand. */
+  refresh(packs: ColdPack[], opts?: { totalPacks?: number; signal?: AbortSignal }): Promise<void>;
+  /** Polls S3 until every pack is available (true) or the time is up (false). */
+  wait(packs: ColdPack[], opts: WaitOptions & { totalPacks?: number }): Promise<boolean>;
+  status(): ColdPackStatus[];
+  close(): Promise<void>;
+}
+
+/** Classes whose objects need a restore, when no ColdStorage is attached to say so. */
+const ARCHIVE_CLASSES = new Set<StorageClass>(['GLACIER', 'DEEP_ARCHIVE']);
+
 export class Repository {
   readonly index = new BlobIndex();
   private loadedIndexes = new Set<string>();
@@ -48,6 +146,9 @@ export class Repository {
   private packer: Packer | null = null;
   private blobCache: LRUCache<string, Buffer>;
   private signers: Map<string, Buffer> | null = null;
+  private cold: ColdStorage | null = null;
+  private coldOptions: ColdOptions = {};
+  private packBytes: { blobs: number; bytes: Map<PackRef, number> } | null = null;
 
   private constructor(
     readonly backend: Backend,
@@ -285,6 +386,135 @@ export class Repository {
     return id;
   }
 
+  // ---- cold storage ----
+
+  /** Attaches the cold-storage implementation (src/glacier); options given to configureCold() before are passed on. */
+  setColdStorage(c: ColdStorage | null): void {
+    this.cold = c;
+    c?.configure(this.coldOptions);
+  }
+
+  get coldStorage(): ColdStorage | null {
+    return this.cold;
+  }
+
+  /** Cache dir, cache size, default tier and days of cold storage; may be called before or after setColdStorage(). */
+  configureCold(o: ColdOptions): void {
+    this.coldOptions = { ...this.coldOptions, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) };
+    this.cold?.configure(o);
+  }
+
+  /** Pack sizes from the index (end of the last blob), recomputed when the index grew. */
+  private packBytesOf(pack: PackRef): number {
+    if (!this.packBytes || this.packBytes.blobs !== this.index.size) {
+      const bytes = new Map<PackRef, number>();
+      for (const e of this.index.entries()) bytes.set(e.pack, Math.max(bytes.get(e.pack) ?? 0, e.offset + e.length));
+      this.packBytes = { blobs: this.index.size, bytes };
+    }
+    return this.packBytes.bytes.get(pack) ?? 0;
+  }
+
+  private coldPack(pack: PackRef): ColdPack {
+    return { name: packName(pack.kind, pack.id.toString('hex')), kind: pack.kind, bytes: this.packBytesOf(pack), storageClass: this.config.storageClass[pack.kind] };
+  }
+
+  private isColdPack(p: ColdPack): boolean {
+    // Without cold storage attached: archived classes are cold on backends that have them.
+    return this.cold ? this.cold.isCold(p) : !!this.backend.restore && ARCHIVE_CLASSES.has(p.storageClass);
+  }
+
+  /** The distinct packs holding these blobs (blobs not in the index are skipped). */
+  packsOf(ids: Buffer[]): ColdPack[] {
+    const seen = new Map<PackRef, ColdPack>();
+    for (const id of ids) {
+      const loc = this.index.get(id);
+      if (loc && !seen.has(loc.pack)) seen.set(loc.pack, this.coldPack(loc.pack));
+    }
+    return [...seen.values()];
+  }
+
+  private async packState(p: ColdPack, refresh = false): Promise<BlobState> {
+    if (!this.isColdPack(p)) return 'hot';
+    return this.cold ? this.cold.state(p, { refresh }) : 'cold';
+  }
+
+  /** Where one blob stands: hot, cached (local disk), available (restored in S3), restoring, or cold. */
+  async blobState(id: Buffer): Promise<BlobState> {
+    const loc = this.index.get(id);
+    if (!loc) throw new TsbakError('NOT_FOUND', `blob ${id.toString('hex')} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
+    return this.packState(this.coldPack(loc.pack));
+  }
+
+  /** A file's state: that of its coldest chunk ('hot' for an empty file). */
+  async fileState(contentIds: Buffer[]): Promise<BlobState> {
+    let worst = 0;
+    for (const p of this.packsOf(contentIds)) {
+      worst = Math.max(worst, BLOB_STATES_WARMEST_FIRST.indexOf(await this.packState(p)));
+      if (worst === BLOB_STATES_WARMEST_FIRST.length - 1) break;
+    }
+    return BLOB_STATES_WARMEST_FIRST[worst]!;
+  }
+
+  /**
+   * The state of every pack these blobs need. `refresh`: first ask S3 about the packs known
+   * to be restoring (one HEAD each, or a listing when cheaper), so that finished restores show.
+   */
+  async packStates(ids: Buffer[], opts: { refresh?: boolean; signal?: AbortSignal } = {}): Promise<Array<{ pack: ColdPack; state: BlobState }>> {
+    const get = async (packs: ColdPack[]) => {
+      const out: Array<{ pack: ColdPack; state: BlobState }> = [];
+      await mapLimit(packs, 8, async (pack) => {
+        out.push({ pack, state: await this.packState(pack) });
+      });
+      return out;
+    };
+    let states = await get(this.packsOf(ids));
+    const restoring = states.filter((s) => s.state === 'restoring').map((s) => s.pack);
+    if (opts.refresh && this.cold && restoring.length) {
+      await this.cold.refresh(restoring, { totalPacks: this.index.packs.filter((p) => p.kind === 'data').length, signal: opts.signal });
+      const again = new Map((await get(restoring)).map((s) => [s.pack.name, s.state]));
+      states = states.map((s) => (again.has(s.pack.name) ? { pack: s.pack, state: again.get(s.pack.name)! } : s));
+    }
+    return states;
+  }
+
+  /** Requests, in one batch, the restore of every cold pack these blobs need and that is not requested yet. */
+  async warmBlobs(ids: Buffer[], opts: WarmOptions = {}): Promise<WarmResult> {
+    const packs = this.packsOf(ids).filter((p) => this.isColdPack(p));
+    if (!packs.length) return { requested: 0, packs: 0, bytes: 0 };
+    if (!this.cold) throw new ColdError(`${packs.length} packs of ${this.backend.location}`, packs.map((p) => p.name));
+    return this.cold.warm(packs, opts);
+  }
+
+  /** Waits until every cold pack these blobs need is restored (requesting again any that went cold). False on timeout. */
+  async waitForBlobs(ids: Buffer[], opts: WaitOptions = {}): Promise<boolean> {
+    const packs = this.packsOf(ids).filter((p) => this.isColdPack(p));
+    if (!packs.length) return true;
+    if (!this.cold) return false;
+    const totalPacks = this.index.packs.filter((p) => p.kind === 'data').length;
+    return this.cold.wait(packs, { ...opts, totalPacks });
+  }
+
+  /** Restores known to cold storage (requested, in progress, available, cached), for status displays. */
+  coldStatus(): ColdPackStatus[] {
+    return this.cold?.status() ?? [];
+  }
+
+  /** Objects in the repository by kind and storage class, from a listing (for cost estimates). */
+  async storageUsage(signal?: AbortSignal): Promise<Array<{ kind: 'data' | 'tree' | 'index' | 'snapshot' | 'key' | 'config' | 'other'; storageClass: StorageClass; objects: number; bytes: number }>> {
+    const acc = new Map<string, { kind: any; storageClass: StorageClass; objects: number; bytes: number }>();
+    for await (const o of this.backend.list('', signal)) {
+      const pk = parsePackName(o.name);
+      const kind = pk ? pk.kind : o.name === CONFIG ? 'config' : o.name.startsWith(INDEX) ? 'index' : o.name.startsWith(SNAPSHOTS) ? 'snapshot' : o.name.startsWith(KEYS) ? 'key' : 'other';
+      const sc = o.storageClass ?? (pk ? this.config.storageClass[pk.kind] : this.config.storageClass.other);
+      const k = `${kind}/${sc}`;
+      const a = acc.get(k) ?? { kind, storageClass: sc, objects: 0, bytes: 0 };
+      a.objects++;
+      a.bytes += o.size;
+      acc.set(k, a);
+    }
+    return [...acc.values()];
+  }
+
   // ---- reading ----
 
   private packKey(pack: PackRef): Buffer {
@@ -315,9 +545,23 @@ export class Repository {
     if (!loc) throw new TsbakError('NOT_FOUND', `blob ${hex} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
     const key = this.packKey(loc.pack);
     const name = packName(loc.pack.kind, loc.pack.id.toString('hex'));
+    const range = { offset: loc.offset, length: loc.length };
+    // Cold packs are read through cold storage (disk cache, restore on demand); a pack
+    // that turns out archived although its class is not (a lifecycle rule) too.
+    const cp = this.cold ? this.coldPack(loc.pack) : null;
+    let viaCold = !!cp && this.cold!.isCold(cp);
     let sealed: Buffer;
     try {
-      sealed = await this.backend.get(name, { offset: loc.offset, length: loc.length }, signal);
+      if (viaCold) sealed = await this.cold!.read(cp!, range, signal);
+      else {
+        try {
+          sealed = await this.backend.get(name, range, signal);
+        } catch (e) {
+          if (!(e instanceof ColdError) || !cp) throw e;
+          viaCold = true;
+          sealed = await this.cold!.read(cp, range, signal);
+        }
+      }
     } catch (e) {
       if (e instanceof NotFoundError) throw new TsbakError('NOT_FOUND', `pack ${name} is missing from ${this.backend.location}; run 'tsbak check'`);
       throw e;
@@ -326,7 +570,15 @@ export class Repository {
     try {
       plain = openBlob(key, id, sealed);
     } catch {
-      throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
+      if (!viaCold) throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
+      // A damaged copy in the disk cache: drop it and read the pack again once.
+      this.cold!.invalidate(cp!);
+      try {
+        plain = openBlob(key, id, await this.cold!.read(cp!, range, signal));
+      } catch (e) {
+        if (e instanceof TsbakError && e.code !== 'CORRUPT') throw e;
+        throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
+      }
     }
     if (!this.blobId(plain).equals(id)) throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`, 'content does not match its id');
     this.blobCache.set(hex, plain);

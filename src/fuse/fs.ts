@@ -1,0 +1,361 @@
+// The file system the mount shows, over the repository's read API, independent of FUSE:
+//
+//   /snapshots/<time>/...        one directory per snapshot (UTC to the second; -2, -3 on
+//                                collisions), holding the snapshot's root tree
+//   /snapshots/latest            -> <time> of the newest snapshot
+//   /hosts/<host>/<time>         -> ../../snapshots/<time>
+//   /tags/<tag>/<time>           -> ../../snapshots/<time>
+//   /ids/<short id>              -> ../snapshots/<time>
+//
+// Paths come from FUSE as strings; resolved entries inside snapshots are remembered in an
+// LRU keyed by path, trees are cached by id (tree-cache.ts), so each lookup costs a map
+// access once its parent is known.
+import { LRUCache } from 'lru-cache';
+import type { TreeNode } from '../format/tree.js';
+import type { SnapshotInfo } from '../format/snapshot.js';
+import { mapLimit, type Repository, type Snapshot } from '../repo/repository.js';
+import { TsbakError } from '../errors.js';
+import { buildChunkMap, type ChunkMap } from './chunk-map.js';
+import { InodeTable } from './inodes.js';
+import { componentName, displayName, timeMs, timeName } from './names.js';
+import { ChunkSource, OpenFile } from './reader.js';
+import { nodeStat, virtualDirStat, virtualLinkStat, type FuseStat, type Owner } from './stat.js';
+import { TreeCache } from './tree-cache.js';
+
+/** An error with an errno name (ENOENT, EROFS, ...), for the FUSE layer to pass on. */
+export class FsError extends Error {
+  constructor(
+    readonly errno: string,
+    message = errno,
+  ) {
+    super(message);
+  }
+}
+
+export interface SnapshotFsOptions extends Owner {
+  /** Chunks fetched ahead of a sequential reader (default 4). */
+  readaheadChunks?: number;
+  /** Memory for decoded trees (default 64 MiB). */
+  treeCacheBytes?: number;
+  /** Where to report problems that only the daemon sees (unreadable snapshots, read errors). */
+  log?: (msg: string) => void;
+}
+
+export interface Snap {
+  /** Small number for inode keys. */
+  no: number;
+  id: string;
+  info: SnapshotInfo;
+  /** Directory name under /snapshots. */
+  name: string;
+  ino: number;
+  tree: Buffer;
+  mtimeMs: number;
+}
+
+export type Entry =
+  | { kind: 'vdir'; ino: number; mtimeMs: number; nlink: number; children: Map<string, Entry> }
+  | { kind: 'vlink'; ino: number; mtimeMs: number; target: string }
+  | { kind: 'snap'; ino: number; snap: Snap }
+  | { kind: 'node'; ino: number; snap: Snap; node: TreeNode };
+
+type InSnapshot = Extract<Entry, { kind: 'snap' | 'node' }>;
+
+/** Hidden xattr on the mount root with counters, for tests and curious users. */
+export const STATS_XATTR = 'user.tsbak.stats';
+
+export class SnapshotFs {
+  private readonly owner: Owner;
+  private readonly log: (msg: string) => void;
+  private readonly readahead: number;
+  private readonly inodes = new InodeTable();
+  private readonly trees: TreeCache;
+  private readonly chunks: ChunkSource;
+  private readonly chunkMaps = new WeakMap<TreeNode, ChunkMap>();
+  private readonly paths = new LRUCache<string, Entry>({ max: 200_000 });
+  private readonly files = new Map<number, OpenFile>();
+  private nextFd = 1;
+
+  private readonly snaps = new Map<string, Snap>(); // by id
+  private readonly usedNames = new Set<string>();
+  private readonly unreadable = new Set<string>(); // snapshot ids already reported
+  private nextSnapNo = 1;
+  private refreshing: Promise<boolean> | null = null;
+  private readonly startedMs = Date.now();
+  private root: Entry & { kind: 'vdir' };
+
+  constructor(
+    readonly repo: Repository,
+    opts: SnapshotFsOptions = {},
+  ) {
+    this.owner = { uid: opts.uid, gid: opts.gid };
+    this.log = opts.log ?? (() => {});
+    this.readahead = opts.readaheadChunks ?? 4;
+    this.trees = new TreeCache(repo, opts.treeCacheBytes ?? 64 << 20);
+    this.chunks = new ChunkSource(repo);
+    this.root = this.buildViews();
+  }
+
+  get snapshotCount(): number {
+    return this.snaps.size;
+  }
+
+  // ---- snapshots and the virtual directories ----
+
+  /**
+   * Picks up snapshots added or removed since the last call (and the index files of the
+   * new ones). Returns whether anything changed. Concurrent calls share one run.
+   */
+  refresh(): Promise<boolean> {
+    this.refreshing ??= this.doRefresh().finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  private async doRefresh(): Promise<boolean> {
+    const ids = await this.repo.listSnapshotIds();
+    const present = new Set(ids);
+    const added = ids.filter((id) => !this.snaps.has(id));
+    const removed = [...this.snaps.keys()].filter((id) => !present.has(id));
+    const loaded: Snapshot[] = [];
+    await mapLimit(added, 8, async (id) => {
+      try {
+        loaded.push(await this.repo.loadSnapshot(id));
+        this.unreadable.delete(id);
+      } catch (e) {
+        // A snapshot being uploaded right now, or a damaged one: try again next time, say it once.
+        if (!this.unreadable.has(id)) this.log(`snapshot ${id.slice(0, 8)} is not shown: ${(e as Error).message}`);
+        this.unreadable.add(id);
+      }
+    });
+    if (!loaded.length && !removed.length) return false;
+    // The snapshot object is written after its index files, so they are there now.
+    if (loaded.length) await this.repo.loadIndex();
+    for (const id of removed) {
+      const s = this.snaps.get(id)!;
+      this.snaps.delete(id);
+      this.usedNames.delete(s.name);
+    }
+    if (removed.length) this.paths.clear();
+    loaded.sort(bySnapshotTime);
+    for (const s of loaded) {
+      const base = timeName(s.info.time);
+      let name = base;
+      for (let k = 2; this.usedNames.has(name); k++) name = `${base}-${k}`;
+      this.usedNames.add(name);
+      const tree = Buffer.from(s.info.tree, 'hex');
+      this.snaps.set(s.id, { no: this.nextSnapNo++, id: s.id, info: s.info, name, ino: this.inodes.get(`s:${s.id}`), tree, mtimeMs: timeMs(s.info.time) });
+    }
+    this.root = this.buildViews();
+    return true;
+  }
+
+  private buildViews(): Entry & { kind: 'vdir' } {
+    const snaps = [...this.snaps.values()].sort((a, b) => bySnapshotTime(a, b));
+    const latest = snaps[snaps.length - 1];
+    const mtimeMs = latest?.mtimeMs ?? this.startedMs;
+    const vdir = (path: string, children: Map<string, Entry>): Entry & { kind: 'vdir' } => {
+      let nlink = 2;
+      for (const c of children.values()) if (c.kind === 'vdir' || c.kind === 'snap') nlink++;
+      return { kind: 'vdir', ino: this.inodes.get(`v:${path}`), mtimeMs, nlink, children };
+    };
+    const vlink = (path: string, target: string, ms: number): Entry => ({ kind: 'vlink', ino: this.inodes.get(`v:${path}`), mtimeMs: ms, target });
+
+    const snapshots = new Map<string, Entry>();
+    for (const s of snaps) snapshots.set(s.name, { kind: 'snap', ino: s.ino, snap: s });
+    if (latest) snapshots.set('latest', vlink('/snapshots/latest', latest.name, latest.mtimeMs));
+
+    const grouped = (dir: string, keysOf: (s: Snap) => string[]) => {
+      const groups = new Map<string, Map<string, Entry>>();
+      for (const s of snaps) {
+        for (const key of keysOf(s)) {
+          const k = componentName(key);
+          let g = groups.get(k);
+          if (!g) groups.set(k, (g = new Map()));
+          g.set(s.name, vlink(`/${dir}/${k}/${s.name}`, `../../snapshots/${s.name}`, s.mtimeMs));
+        }
+      }
+      const children = new Map<string, Entry>();
+      for (const [k, g] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) children.set(k, vdir(`/${dir}/${k}`, g));
+      return vdir(`/${dir}`, children);
+    };
+
+    // Short ids as restic shows them (8 hex digits); the full id where 8 are ambiguous.
+    const shortCount = new Map<string, number>();
+    for (const s of snaps) shortCount.set(s.id.slice(0, 8), (shortCount.get(s.id.slice(0, 8)) ?? 0) + 1);
+    const ids = new Map<string, Entry>();
+    for (const s of snaps) {
+      const short = shortCount.get(s.id.slice(0, 8))! > 1 ? s.id : s.id.slice(0, 8);
+      ids.set(short, vlink(`/ids/${short}`, `../snapshots/${s.name}`, s.mtimeMs));
+    }
+
+    // The table hands out ROOT_INO for v:/.
+    return vdir('/', new Map<string, Entry>([
+      ['snapshots', vdir('/snapshots', snapshots)],
+      ['hosts', grouped('hosts', (s) => [s.info.host])],
+      ['tags', grouped('tags', (s) => s.info.tags ?? [])],
+      ['ids', vdir('/ids', ids)],
+    ]));
+  }
+
+  // ---- lookups ----
+
+  async resolve(path: string): Promise<Entry | undefined> {
+    if (path === '/') return this.root;
+    const hit = this.paths.get(path);
+    if (hit) return hit;
+    const slash = path.lastIndexOf('/');
+    const parent = slash === 0 ? this.root : await this.resolve(path.slice(0, slash));
+    if (!parent) return undefined;
+    const name = path.slice(slash + 1);
+    if (parent.kind === 'vdir') return parent.children.get(name);
+    if (parent.kind === 'vlink') return undefined;
+    const dir = await this.dirOf(parent);
+    if (!dir) return undefined;
+    const node = dir.byName.get(name);
+    if (!node) return undefined;
+    const e = this.nodeEntry(parent, name, node);
+    this.paths.set(path, e);
+    return e;
+  }
+
+  private async must(path: string): Promise<Entry> {
+    const e = await this.resolve(path);
+    if (!e) throw new FsError('ENOENT');
+    return e;
+  }
+
+  /** The tree under a snapshot root or a directory node; undefined for anything else. */
+  private dirOf(e: Entry) {
+    if (e.kind === 'snap') return this.trees.get(e.snap.tree);
+    if (e.kind === 'node' && e.node.type === 'dir') return e.node.subtree ? this.trees.get(e.node.subtree) : { names: [], nodes: [], byName: new Map<string, TreeNode>() };
+    return undefined;
+  }
+
+  private nodeEntry(parent: InSnapshot, name: string, node: TreeNode): Entry {
+    // Every name of a hardlinked inode gets the same number, so cp -a/rsync -H/tar link them again.
+    const key = node.hardlink !== undefined && node.type !== 'dir' ? `h${parent.snap.no}:${node.hardlink}` : `${parent.ino}/${name}`;
+    return { kind: 'node', ino: this.inodes.get(key), snap: parent.snap, node };
+  }
+
+  stat(e: Entry): FuseStat {
+    switch (e.kind) {
+      case 'vdir':
+        return virtualDirStat(e.ino, e.mtimeMs, e.nlink, this.owner);
+      case 'vlink':
+        return virtualLinkStat(e.ino, e.target, e.mtimeMs, this.owner);
+      case 'snap':
+        // nlink 1: "not counted", so tools do not infer subdirectory counts without loading the tree.
+        return virtualDirStat(e.ino, e.snap.mtimeMs, 1, this.owner);
+      case 'node':
+        return nodeStat(e.node, e.ino, this.owner);
+    }
+  }
+
+  async getattr(path: string): Promise<FuseStat> {
+    return this.stat(await this.must(path));
+  }
+
+  /** Entries of a directory with their stats, '.' and '..' first. */
+  async readdir(path: string): Promise<{ names: string[]; stats: FuseStat[] }> {
+    const e = await this.must(path);
+    const names = ['.', '..'];
+    const stats = [this.stat(e)];
+    const slash = path.lastIndexOf('/');
+    const parent = path === '/' ? e : await this.resolve(slash === 0 ? '/' : path.slice(0, slash));
+    stats.push(this.stat(parent ?? e));
+    if (e.kind === 'vdir') {
+      for (const [name, child] of e.children) {
+        names.push(name);
+        stats.push(this.stat(child));
+      }
+      return { names, stats };
+    }
+    const dir = await this.dirOf(e);
+    if (!dir) throw new FsError('ENOTDIR');
+    const prefix = path === '/' ? '/' : `${path}/`;
+    for (let i = 0; i < dir.nodes.length; i++) {
+      const name = dir.names[i]!;
+      const child = this.nodeEntry(e as InSnapshot, name, dir.nodes[i]!);
+      // `ls -l` and `cp -r` stat every entry next: remember them now.
+      this.paths.set(prefix + name, child);
+      names.push(name);
+      stats.push(this.stat(child));
+    }
+    return { names, stats };
+  }
+
+  async readlink(path: string): Promise<string> {
+    const e = await this.must(path);
+    if (e.kind === 'vlink') return e.target;
+    if (e.kind === 'node' && e.node.type === 'symlink') return displayName(e.node.target ?? Buffer.alloc(0));
+    throw new FsError('EINVAL');
+  }
+
+  // ---- extended attributes ----
+
+  async getxattr(path: string, name: string): Promise<Buffer | undefined> {
+    const e = await this.must(path);
+    if (e.kind === 'node') return e.node.xattrs?.find(([k]) => k === name)?.[1];
+    if (e === this.root && name === STATS_XATTR) return Buffer.from(JSON.stringify(this.stats()));
+    return undefined;
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    const e = await this.must(path);
+    return e.kind === 'node' ? (e.node.xattrs ?? []).map(([k]) => k) : [];
+  }
+
+  stats() {
+    return { snapshots: this.snaps.size, treeLoads: this.trees.loads, inodes: this.inodes.size, openFiles: this.files.size, indexedBlobs: this.repo.index.size };
+  }
+
+  // ---- file data ----
+
+  async open(path: string): Promise<number> {
+    const e = await this.must(path);
+    if (e.kind !== 'node') throw new FsError('EISDIR');
+    if (e.node.type === 'dir') throw new FsError('EISDIR');
+    if (e.node.type !== 'file') throw new FsError('EACCES');
+    let map = this.chunkMaps.get(e.node);
+    if (!map) {
+      map = await this.chunkMap(e.node);
+      this.chunkMaps.set(e.node, map);
+    }
+    const f = new OpenFile(map, this.chunks, this.readahead);
+    // The first read follows at once: fetch its chunk while the open travels back to the caller.
+    f.start();
+    const fd = this.nextFd++;
+    this.files.set(fd, f);
+    return fd;
+  }
+
+  private async chunkMap(node: TreeNode): Promise<ChunkMap> {
+    const rawLength = (id: Buffer) => this.repo.locate(id)?.rawLength;
+    try {
+      return buildChunkMap(node, rawLength);
+    } catch (e) {
+      if (!(e instanceof TsbakError && e.code === 'NOT_FOUND')) throw e;
+      await this.repo.loadIndex(); // an index written since the last refresh
+      return buildChunkMap(node, rawLength);
+    }
+  }
+
+  /** Bytes read; synchronous when the data is already in memory. */
+  read(fd: number, buf: Buffer, len: number, pos: number): number | Promise<number> {
+    const f = this.files.get(fd);
+    if (!f) throw new FsError('EBADF');
+    return f.read(buf, len, pos);
+  }
+
+  release(fd: number): void {
+    this.files.delete(fd);
+  }
+}
+
+function bySnapshotTime(a: { info: SnapshotInfo; id: string }, b: { info: SnapshotInfo; id: string }): number {
+  const ta = timeMs(a.info.time);
+  const tb = timeMs(b.info.time);
+  if (ta !== tb) return ta - tb;
+  if (a.info.time !== b.info.time) return a.info.time < b.info.time ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}

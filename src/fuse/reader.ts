@@ -1,0 +1,113 @@
+// Reading files out of the repository for FUSE: one OpenFile per open(2), chunks fetched
+// through the repository's blob cache (decrypted chunks, LRU by bytes), concurrent
+// requests for the same chunk sharing one fetch, and read-ahead of the next chunks when
+// a file is read sequentially.
+import type { Repository } from '../repo/repository.js';
+import type { ChunkMap } from './chunk-map.js';
+
+export class ChunkSource {
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+
+  constructor(private readonly repo: Repository) {}
+
+  load(id: Buffer): Promise<Buffer> {
+    const key = id.toString('hex');
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.repo.loadBlob(id).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+}
+
+export class OpenFile {
+  /** The chunk the last read ended in: most 128 KiB reads fall in the same chunk as the one before. */
+  private cur = -1;
+  private curData: Buffer | null = null;
+  /** Chunks fetched ahead of a sequential reader, by index; a Buffer once they have arrived. */
+  private readonly ahead = new Map<number, Buffer | Promise<Buffer>>();
+
+  constructor(
+    readonly map: ChunkMap,
+    private readonly source: ChunkSource,
+    private readonly readahead: number,
+  ) {}
+
+  private chunk(i: number): Buffer | Promise<Buffer> {
+    if (i === this.cur && this.curData) return this.curData;
+    const a = this.ahead.get(i);
+    if (a) return a;
+    const p = this.source.load(this.map.ids[i]!);
+    p.catch(() => {}); // the read waits on it, unless another chunk of the same read failed first
+    return p;
+  }
+
+  private fetch(k: number): void {
+    if (k >= this.map.count || this.ahead.has(k)) return;
+    const p = this.source.load(this.map.ids[k]!);
+    this.ahead.set(k, p);
+    p.then(
+      (b) => this.ahead.get(k) === p && this.ahead.set(k, b),
+      () => this.ahead.delete(k), // the read of that chunk fetches it again and reports
+    );
+  }
+
+  private fetchAhead(first: number): void {
+    for (const k of this.ahead.keys()) if (k < first) this.ahead.delete(k);
+    for (let k = first + 1; k <= first + this.readahead; k++) this.fetch(k);
+  }
+
+  /** Starts fetching the first chunk: an open is followed by a read at once. */
+  start(): void {
+    this.fetch(0);
+  }
+
+  /**
+   * Fills buf[0, len) with the file's bytes at pos; returns the number of bytes (short at
+   * the end of the file). Synchronous when the chunks are already here, which is most reads.
+   */
+  read(buf: Buffer, len: number, pos: number): number | Promise<number> {
+    const map = this.map;
+    if (pos >= map.size || len <= 0) return 0;
+    const end = Math.min(pos + len, map.size);
+    const first = map.find(pos);
+    // Sequential: this read continues in the chunk of the previous one, or the next.
+    if (this.readahead > 0 && first >= 0 && first === this.cur + 1) this.fetchAhead(first);
+
+    const idx: number[] = [];
+    const data: Array<Buffer | Promise<Buffer>> = [];
+    let ready = true;
+    for (let i = first < 0 ? 0 : first; i < map.count && map.offsets[i]! < end; i++) {
+      if (map.end(i) <= pos) continue;
+      const d = this.chunk(i);
+      if (!(d instanceof Buffer)) ready = false;
+      idx.push(i);
+      data.push(d);
+    }
+    if (ready) return this.copy(buf, pos, end, idx, data as Buffer[]);
+    return Promise.all(data).then((ds) => this.copy(buf, pos, end, idx, ds));
+  }
+
+  private copy(buf: Buffer, pos: number, end: number, idx: number[], data: Buffer[]): number {
+    const map = this.map;
+    let cur = pos;
+    for (let n = 0; n < idx.length; n++) {
+      const i = idx[n]!;
+      const chunk = data[n]!;
+      const start = map.offsets[i]!;
+      if (start > cur) buf.fill(0, cur - pos, start - pos); // a hole before this chunk
+      cur = Math.max(cur, start);
+      const stop = Math.min(end, map.end(i));
+      // A verified chunk has the length the index gave; if not, the rest reads as zeros.
+      const avail = Math.min(stop, start + chunk.length);
+      if (avail > cur) chunk.copy(buf, cur - pos, cur - start, avail - start);
+      if (stop > avail && stop > cur) buf.fill(0, Math.max(cur, avail) - pos, stop - pos);
+      cur = stop;
+      this.cur = i;
+      this.curData = chunk;
+    }
+    if (cur < end) buf.fill(0, cur - pos, end - pos); // a hole up to the end of the read
+    return end - pos;
+  }
+}

@@ -1,0 +1,68 @@
+// Decoded directories, cached by tree id (an LRU bounded by an estimate of their memory),
+// so that walking a snapshot (`ls -lR`, `cp -a`) loads and decodes each tree blob once.
+// Identical directories in different snapshots have the same id and share one entry.
+import { LRUCache } from 'lru-cache';
+import type { TreeNode } from '../format/tree.js';
+import type { Repository } from '../repo/repository.js';
+import { displayName } from './names.js';
+
+export interface Dir {
+  /** Names as shown in the mount, in tree order. */
+  names: string[];
+  nodes: TreeNode[];
+  byName: Map<string, TreeNode>;
+}
+
+export class TreeCache {
+  /** Tree blobs loaded and decoded so far (cache misses). */
+  loads = 0;
+  private readonly cache: LRUCache<string, Dir>;
+  private readonly inflight = new Map<string, Promise<Dir>>();
+
+  constructor(
+    private readonly repo: Repository,
+    maxBytes: number,
+  ) {
+    this.cache = new LRUCache<string, Dir>({ maxSize: Math.max(1 << 20, maxBytes), sizeCalculation: (d) => estimateBytes(d) });
+  }
+
+  get(id: Buffer): Promise<Dir> | Dir {
+    const key = id.toString('hex');
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.load(id, key).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+
+  private async load(id: Buffer, key: string): Promise<Dir> {
+    const tree = await this.repo.loadTree(id);
+    this.loads++;
+    const names: string[] = [];
+    const nodes: TreeNode[] = [];
+    const byName = new Map<string, TreeNode>();
+    for (const node of tree.nodes) {
+      let name = displayName(node.name);
+      // Two raw names that only differ in invalid UTF-8 could escape to the same string.
+      for (let k = 2; byName.has(name); k++) name = `${displayName(node.name)}~${k}`;
+      names.push(name);
+      nodes.push(node);
+      byName.set(name, node);
+    }
+    const dir = { names, nodes, byName };
+    this.cache.set(key, dir);
+    return dir;
+  }
+}
+
+function estimateBytes(d: Dir): number {
+  let n = 64;
+  for (let i = 0; i < d.nodes.length; i++) {
+    const node = d.nodes[i]!;
+    n += 400 + 2 * d.names[i]!.length + (node.content?.length ?? 0) * 80 + (node.xattrs?.length ?? 0) * 100;
+  }
+  return n;
+}

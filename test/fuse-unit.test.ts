@@ -1,0 +1,122 @@
+// Issue 4, the pieces of the mount that need no FUSE: chunk maps with holes, reads at any
+// offset (in memory and while chunks are still arriving), names, device numbers.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { buildChunkMap } from '../src/fuse/chunk-map.js';
+import { ChunkSource, OpenFile } from '../src/fuse/reader.js';
+import { componentName, displayName, timeName } from '../src/fuse/names.js';
+import { allocatedBlocks, encodeDev } from '../src/fuse/stat.js';
+import { parseMountinfo } from '../src/fuse/mountinfo.js';
+import type { TreeNode } from '../src/format/tree.js';
+
+/** A sparse file: data extents cut into chunks of the given sizes, and its full contents. */
+function sparseFile(size: number, extents: Array<[number, number, number[]]>) {
+  const whole = Buffer.alloc(size);
+  const chunks = new Map<string, Buffer>();
+  const content: Buffer[] = [];
+  for (const [off, , sizes] of extents) {
+    let pos = off;
+    for (const n of sizes) {
+      const data = randomBytes(n);
+      data.copy(whole, pos);
+      const id = randomBytes(32);
+      chunks.set(id.toString('hex'), data);
+      content.push(id);
+      pos += n;
+    }
+  }
+  const node = { type: 'file', size, content, extents: extents.map(([o, l]) => [o, l]) } as unknown as TreeNode;
+  return { node, whole, chunks };
+}
+
+function fakeSource(chunks: Map<string, Buffer>, delayMs: number) {
+  let loads = 0;
+  const source = {
+    load(id: Buffer): Promise<Buffer> {
+      loads++;
+      const b = chunks.get(id.toString('hex'));
+      if (!b) return Promise.reject(new Error('missing chunk'));
+      return new Promise((r) => setTimeout(() => r(b), delayMs));
+    },
+  } as unknown as ChunkSource;
+  return { source, loads: () => loads };
+}
+
+t.test('chunk map and reads of a sparse file', async (t) => {
+  const f = sparseFile(10_000, [
+    [1000, 3000, [1000, 1500, 500]],
+    [6000, 2000, [2000]],
+  ]);
+  const map = buildChunkMap(f.node, (id) => f.chunks.get(id.toString('hex'))?.length);
+  t.same([...map.offsets], [1000, 2000, 3500, 6000]);
+  t.equal(map.find(0), -1, 'before the first chunk: a hole');
+  t.equal(map.find(1999), 0);
+  t.equal(map.find(2000), 1);
+  t.equal(map.find(9999), 3);
+  t.equal(allocatedBlocks(f.node), 8 + 8, 'st_blocks: each extent rounded up to 4 KiB');
+
+  for (const delay of [0, 2]) {
+    const { source } = fakeSource(f.chunks, delay);
+    const file = new OpenFile(map, source, 2);
+    file.start();
+    // Every offset class: holes, inside chunks, across chunk and extent edges, past the end.
+    for (const [pos, len] of [[0, 10_000], [0, 500], [900, 200], [1999, 2], [3400, 3000], [4000, 2000], [5999, 3], [7999, 5000], [9999, 1], [10_000, 10], [12_000, 1]]) {
+      const buf = Buffer.alloc(len, 0xee);
+      const n = await file.read(buf, len, pos);
+      const want = f.whole.subarray(pos, Math.min(pos + len, 10_000));
+      t.equal(n, want.length, `length at ${pos}+${len}`);
+      t.ok(buf.subarray(0, n).equals(want), `bytes at ${pos}+${len} (delay ${delay})`);
+    }
+  }
+});
+
+t.test('sequential reads fetch ahead and complete from memory', async (t) => {
+  const sizes = Array.from({ length: 12 }, () => 64 << 10);
+  const f = sparseFile(12 * (64 << 10), [[0, 12 * (64 << 10), sizes]]);
+  const map = buildChunkMap(f.node, (id) => f.chunks.get(id.toString('hex'))?.length);
+  const { source, loads } = fakeSource(f.chunks, 1);
+  const file = new OpenFile(map, source, 3);
+  file.start();
+  let sync = 0;
+  const out = Buffer.alloc(f.whole.length);
+  for (let pos = 0; pos < out.length; pos += 16 << 10) {
+    const r = file.read(out.subarray(pos), 16 << 10, pos);
+    if (typeof r === 'number') sync++;
+    else await r;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  t.ok(out.equals(f.whole), 'same bytes');
+  t.equal(loads(), 12, 'each chunk fetched once');
+  t.ok(sync >= 40, `most reads answered without waiting (${sync} of 48)`);
+});
+
+t.test('a missing chunk fails the read, not the process', async (t) => {
+  const f = sparseFile(3000, [[0, 3000, [1000, 1000, 1000]]]);
+  const map = buildChunkMap(f.node, (id) => f.chunks.get(id.toString('hex'))?.length);
+  f.chunks.delete(f.node.content![1]!.toString('hex'));
+  const { source } = fakeSource(f.chunks, 0);
+  const file = new OpenFile(map, source, 4);
+  file.start();
+  await t.rejects(Promise.resolve(file.read(Buffer.alloc(3000), 3000, 0)), /missing chunk/);
+  t.equal(await file.read(Buffer.alloc(10), 10, 2500), 10, 'other chunks still read');
+  t.throws(() => buildChunkMap(f.node, () => undefined), { code: 'NOT_FOUND' });
+});
+
+t.test('names', async (t) => {
+  t.equal(displayName(Buffer.from('plain.txt')), 'plain.txt');
+  t.equal(displayName(Buffer.from('é – 日本 🎉')), 'é – 日本 🎉');
+  t.equal(displayName(Buffer.from([0x61, 0xe9, 0x62])), 'a\\xe9b', 'latin1 byte escaped');
+  t.equal(displayName(Buffer.from([0xc3, 0xa9, 0xff, 0xed, 0xa0, 0x80])), 'é\\xff\\xed\\xa0\\x80', 'invalid and surrogate sequences escaped');
+  t.equal(timeName('2026-11-25T16:10:01.123456789Z'), '2026-11-25T16:10:01Z');
+  t.equal(timeName('2026-11-25T17:10:01+01:00'), '2026-11-25T16:10:01Z');
+  t.equal(componentName('a/b'), 'a_b');
+  t.equal(componentName('..'), '_..');
+  t.equal(componentName(''), '_');
+});
+
+t.test('device numbers and mountinfo', async (t) => {
+  t.equal(encodeDev(1, 3), 0x103);
+  t.equal(encodeDev(259, 70000), ((70000 & 0xff) | (259 << 8) | ((70000 & ~0xff) << 12)) >>> 0);
+  const m = parseMountinfo('36 25 0:32 / /mnt/with\\040space rw,nosuid shared:1 - fuse.tsbak /srv/repo ro,user_id=0\n');
+  t.same(m, [{ id: 36, dev: '0:32', mountpoint: '/mnt/with space', fstype: 'fuse.tsbak', source: '/srv/repo' }]);
+});
