@@ -46,3 +46,8 @@ export class ProgressLine {
     this.shown = false;
   }
 }
+
+export function fmtUsd(v: number): string {
+  if (v === 0) return '$0';
+  return v >= 0.01 ? `$${v.toFixed(2)}` : `$${v.toPrecision(2)}`;
+}

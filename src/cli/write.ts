@@ -4,7 +4,7 @@ import { backup } from '../writer/backup.js';
 import { buildExcluder, type ExcludeArgs } from '../writer/exclude-rules.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
-import { fmtBytes, fmtDuration, ProgressLine } from './output.js';
+import { fmtBytes, fmtDuration, fmtUsd, ProgressLine } from './output.js';
 
 export interface WriteArgs extends RepoArgs, ExcludeArgs {
   paths: string[];
@@ -55,13 +55,14 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
     bytes_added: s.bytesAdded,
     blobs_added: s.blobsAdded,
     duration_seconds: s.durationMs / 1000,
+    cost_usd_per_month: res.info.costUsd ?? 0,
     errors: res.errors,
     changed_while_read: res.changed,
   };
   if (a.json) process.stdout.write(JSON.stringify(summary) + '\n');
   else if (!a.quiet)
     process.stdout.write(
-      `snapshot ${summary.short_id} saved: ${s.files} files, ${s.dirs} dirs, ${fmtBytes(s.bytesRead)} read, ${fmtBytes(s.bytesAdded)} added in ${fmtDuration(s.durationMs)}` +
+      `snapshot ${summary.short_id} saved: ${s.files} files, ${s.dirs} dirs, ${fmtBytes(s.bytesRead)} read, ${fmtBytes(s.bytesAdded)} added (${fmtUsd(res.info.costUsd ?? 0)}/month) in ${fmtDuration(s.durationMs)}` +
         (res.errors.length ? `; ${res.errors.length} entries skipped (see above)` : '') +
         '\n',
     );

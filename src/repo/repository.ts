@@ -140,6 +140,8 @@ const ARCHIVE_CLASSES = new Set<StorageClass>(['GLACIER', 'DEEP_ARCHIVE']);
 
 export class Repository {
   readonly index = new BlobIndex();
+  /** Objects stored by this process (for the cost of a backup). */
+  readonly objectsWritten: Array<{ kind: 'data' | 'tree' | 'index' | 'snapshot'; bytes: number }> = [];
   private loadedIndexes = new Set<string>();
   private packKeys = new Map<string, Buffer>();
   private pending = new Set<string>();
@@ -313,6 +315,7 @@ export class Repository {
         level: this.config.compression.level,
         packSize: this.config.packSize,
         storageClass: { data: this.config.storageClass.data, tree: this.config.storageClass.tree },
+        onPack: (p, bytes) => this.objectsWritten.push({ kind: p.kind, bytes }),
       });
     }
     return this.packer;
@@ -361,6 +364,7 @@ export class Repository {
     const bytes = sealIndex(this.secrets.indexKey, packs);
     const name = `${INDEX}${sha256(bytes).toString('hex')}`;
     await this.backend.put(name, bytes, { storageClass: this.config.storageClass.other });
+    this.objectsWritten.push({ kind: 'index', bytes: bytes.length });
     this.loadedIndexes.add(name);
     this.addIndexPacks(packs);
     for (const p of packs) for (const b of p.blobs) this.pending.delete(b.id.toString('hex'));

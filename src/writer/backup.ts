@@ -18,6 +18,7 @@ import { Semaphore } from './semaphore.js';
 // would otherwise fail with ENAMETOOLONG (see src/platform/long-path.ts).
 import { withShortPath, withShortPathSync } from '../platform/long-path.js';
 import type { Excluder } from './exclude.js';
+import { estimateBackupCost } from '../glacier/cost.js';
 
 export const PROGRAM = 'tsbak 0.1.0';
 
@@ -155,6 +156,8 @@ class BackupRun {
         durationMs: Date.now() - start,
         errors: this.errors.length,
       },
+      // What this backup adds to the monthly bill (the snapshot object itself is ~1 KB).
+      costUsd: estimateBackupCost(this.repo.config, [...this.repo.objectsWritten, { kind: 'snapshot', bytes: 1024 }]).monthlyUsd,
     };
     const snapshotId = await this.repo.saveSnapshot(info);
     if (this.cache) await this.cache.setParent(ParentCache.key(host, paths), { snapshot: snapshotId, tree: info.tree, time }).catch(() => {});
