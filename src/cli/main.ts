@@ -43,6 +43,9 @@ function writeOptions<T>(y: Argv<T>) {
     .option('one-file-system', { alias: 'x', type: 'boolean', describe: 'do not cross file system boundaries' });
 }
 
+/** The name errors are prefixed with: the command the user typed. */
+let progName = 'tsbak';
+
 async function run(handler: Handler, a: any): Promise<never> {
   let code: number;
   try {
@@ -54,7 +57,7 @@ async function run(handler: Handler, a: any): Promise<never> {
 }
 
 function reportError(e: unknown): number {
-  const prog = process.argv[1]?.split('/').pop() ?? 'tsbak';
+  const prog = progName;
   if (e instanceof TsbakError) {
     process.stderr.write(`${prog}: ${e.message}\n`);
     return exitCodeFor(e.code);
@@ -87,6 +90,7 @@ function base(argv: string[], name: string) {
 }
 
 export async function tsbakMain(argv: string[]): Promise<void> {
+  progName = 'tsbak';
   await base(argv, 'tsbak')
     .command(
       'init <repo>',
@@ -207,6 +211,7 @@ export async function tsbakMain(argv: string[]): Promise<void> {
 }
 
 export async function tsbakWriteMain(argv: string[]): Promise<void> {
+  progName = 'tsbak-write';
   await base(argv, 'tsbak-write')
     .command('$0 <repo> <paths..>', 'back up paths into a repository', (y) => writeOptions(y), (a) => run(cmdWrite, a))
     .parseAsync();
