@@ -71,9 +71,9 @@ export class Packer {
   blobsWritten = 0;
 
   constructor(private readonly o: PackerOptions) {
-    const n = o.workers ?? 2;
+    const n = o.workers ?? (process.env.TSBAK_WORKERS ? Number(process.env.TSBAK_WORKERS) : 2);
     this.pool = n > 0 ? new SealPool(n) : null;
-    this.maxInFlight = Math.max(2, n * 3);
+    this.maxInFlight = Math.max(2, n * 2);
   }
 
   private current(type: BlobType): OpenPack {

@@ -157,7 +157,7 @@ export class Repository {
     readonly config: RepoConfig,
     readonly secrets: WriterSecrets | FullSecrets,
   ) {
-    this.blobCache = new LRUCache<string, Buffer>({ maxSize: 64 << 20, sizeCalculation: (b) => b.length || 1 });
+    this.blobCache = new LRUCache<string, Buffer>({ maxSize: 16 << 20, sizeCalculation: (b) => b.length || 1 });
   }
 
   /** True with the full key; false with a write-only key. */
