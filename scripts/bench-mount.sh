@@ -88,9 +88,11 @@ for _ in $(seq 1 300); do
 done
 [ -e "$work/mnt-restic/snapshots/latest" ] || { say "restic mount did not come up:"; cat "$work/restic-mount.log" >&2; exit 1; }
 
-# Both show the backed-up path under the snapshot directory.
-src_tsbak="$work/mnt-tsbak/snapshots/latest$work/data"
-src_restic="$work/mnt-restic/snapshots/latest$work/data"
+# Both show the backed-up path under the snapshot directory. Paths name the snapshot, not
+# the `latest` symlink: the kernel does not cache FUSE symlinks (libfuse 2 cannot ask it
+# to), so every path through `latest` costs both mounts one more request per lookup.
+src_tsbak="$work/mnt-tsbak/snapshots/$(readlink "$work/mnt-tsbak/snapshots/latest")$work/data"
+src_restic="$work/mnt-restic/snapshots/$(readlink "$work/mnt-restic/snapshots/latest")$work/data"
 for d in "$src_tsbak" "$src_restic"; do [ -f "$d/big.bin" ] || { say "no big.bin under $d"; exit 1; }; done
 
 # ---- measurements ----

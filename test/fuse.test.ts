@@ -2,7 +2,7 @@
 import t, { type Test } from 'tap';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, linkSync, writeFileSync, writeSync, utimesSync, chownSync, chmodSync, promises as fsp } from 'node:fs';
+import { closeSync, rmSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, linkSync, writeFileSync, writeSync, utimesSync, chownSync, chmodSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { run, testEnv, tmp, BIN } from './lib/cli.js';
@@ -58,7 +58,10 @@ async function setup(t: Test) {
   const repo = path.join(dir, 'repo');
   const mnt = path.join(dir, 'mnt');
   mkdirSync(mnt);
-  t.teardown(() => cleanupMount(mnt));
+  t.teardown(async () => {
+    await cleanupMount(mnt);
+    rmSync(dir, { recursive: true, force: true });
+  });
   const init = run('tsbak', ['init', repo]);
   t.equal(init.code, 0, init.stderr);
   const w = run('tsbak-write', [repo, path.join(src, 'home'), '--host', 'testhost', '--tag', 'daily', '--json']);
@@ -184,7 +187,9 @@ t.test('a mounted repository', async (t) => {
   });
 
   t.test('cp -a out of the mount recreates the tree', async (t) => {
-    const out = path.join(tmp('tsbak-fuse-cp-'), 'me');
+    const outDir = tmp('tsbak-fuse-cp-');
+    t.teardown(() => rmSync(outDir, { recursive: true, force: true }));
+    const out = path.join(outDir, 'me');
     const cp = sh('cp', ['-a', '--sparse=always', me, out]);
     t.equal(cp.status, 0, cp.stderr);
     t.equal(statSync(path.join(out, 'hl-a')).ino, statSync(path.join(out, 'docs/hl-b')).ino, 'hardlink kept');

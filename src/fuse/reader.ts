@@ -27,6 +27,7 @@ export class OpenFile {
   private curData: Buffer | null = null;
   /** Chunks fetched ahead of a sequential reader, by index; a Buffer once they have arrived. */
   private readonly ahead = new Map<number, Buffer | Promise<Buffer>>();
+  private reads = 0;
 
   constructor(
     readonly map: ChunkMap,
@@ -58,9 +59,12 @@ export class OpenFile {
     for (let k = first + 1; k <= first + this.readahead; k++) this.fetch(k);
   }
 
-  /** Starts fetching the first chunk: an open is followed by a read at once. */
+  /**
+   * Starts fetching the first chunk: an open is followed by a read at once. Deferred with
+   * setImmediate so the reply to the open goes out first and the fetch overlaps its trip.
+   */
   start(): void {
-    this.fetch(0);
+    setImmediate(() => this.reads === 0 && this.fetch(0));
   }
 
   /**
@@ -69,6 +73,7 @@ export class OpenFile {
    */
   read(buf: Buffer, len: number, pos: number): number | Promise<number> {
     const map = this.map;
+    this.reads++;
     if (pos >= map.size || len <= 0) return 0;
     const end = Math.min(pos + len, map.size);
     const first = map.find(pos);
