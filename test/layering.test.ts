@@ -1,0 +1,75 @@
+// The dependency rules of docs/DESIGN.md, checked on the sources rather than remembered.
+import t from 'tap';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { ROOT } from './lib/cli.js';
+
+const SRC = path.join(ROOT, 'src');
+
+function files(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir)) {
+    const p = path.join(dir, e);
+    if (statSync(p).isDirectory()) out.push(...files(p));
+    else if (p.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+interface Src {
+  rel: string; // e.g. format/pack.ts
+  layer: string; // e.g. format
+  imports: string[]; // resolved: 'ours:<layer>/<file>' or the package specifier
+  text: string;
+}
+
+const sources: Src[] = files(SRC).map((f) => {
+  const text = readFileSync(f, 'utf8');
+  const rel = path.relative(SRC, f);
+  const imports: string[] = [];
+  for (const m of text.matchAll(/(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+    const spec = (m[1] ?? m[2])!;
+    if (spec.startsWith('.')) imports.push('ours:' + path.relative(SRC, path.resolve(path.dirname(f), spec)));
+    else imports.push(spec);
+  }
+  return { rel, layer: rel.includes('/') ? rel.split('/')[0]! : rel.replace(/\.ts$/, ''), imports, text };
+});
+
+const ours = (s: Src) => s.imports.filter((i) => i.startsWith('ours:')).map((i) => i.slice(5));
+const layerOf = (p: string) => (p.includes('/') ? p.split('/')[0]! : p.replace(/\.js$/, ''));
+const IO = ['node:fs', 'fs', 'node:net', 'node:child_process', 'node:http', 'node:https', 'node:worker_threads'];
+
+t.test('format and crypto are pure: no I/O, nothing above them', async (t) => {
+  for (const s of sources.filter((s) => s.layer === 'format' || s.layer === 'crypto')) {
+    for (const i of s.imports) t.notOk(IO.includes(i), `${s.rel} imports ${i}`);
+    const allowed = s.layer === 'crypto' ? ['crypto'] : ['crypto', 'format', 'backend', 'errors'];
+    for (const o of ours(s)) {
+      // format may name backend *types* (StorageClass) only
+      if (layerOf(o) === 'backend') t.match(s.text, /import type \{[^}]*\} from '\.\.\/backend\/backend\.js'/, `${s.rel}: type-only import of backend`);
+      t.ok(allowed.includes(layerOf(o)), `${s.rel} imports ${o}`);
+    }
+  }
+});
+
+t.test('backend imports nothing of ours but errors', async (t) => {
+  for (const s of sources.filter((s) => s.layer === 'backend')) {
+    for (const o of ours(s)) t.ok(['backend', 'errors'].includes(layerOf(o)), `${s.rel} imports ${o}`);
+  }
+});
+
+t.test('only backend and glacier import the AWS SDK', async (t) => {
+  for (const s of sources) {
+    if (s.imports.some((i) => i.startsWith('@aws-sdk/'))) t.ok(['backend', 'glacier'].includes(s.layer), `${s.rel} imports the AWS SDK`);
+  }
+});
+
+t.test('fuse never imports glacier; nothing below cli imports cli', async (t) => {
+  for (const s of sources) {
+    if (s.layer === 'fuse') for (const o of ours(s)) t.not(layerOf(o), 'glacier', `${s.rel} imports ${o}`);
+    if (s.layer !== 'cli') for (const o of ours(s)) t.not(layerOf(o), 'cli', `${s.rel} imports ${o}`);
+  }
+});
+
+t.test('only cli calls process.exit', async (t) => {
+  for (const s of sources.filter((s) => s.layer !== 'cli')) t.notMatch(s.text, /process\.exit\(/, `${s.rel} calls process.exit`);
+});
