@@ -2,7 +2,7 @@
 // snapshot, in that order, so an interrupted run never leaves a snapshot that points at
 // missing data (the packs it did write are reused by the next run through the index, or
 // removed by prune).
-import { lstatSync, promises as fsp, type BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync, promises as fsp, type BigIntStats } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import * as path from 'node:path';
 import type { SnapshotInfo } from '../format/snapshot.js';
@@ -211,7 +211,7 @@ class BackupRun {
       names = [...spec.children.values()].map((c) => ({ name: c.name, spec: c.spec, dir: true }));
     } else {
       try {
-        const ents = await withShortPath(dir, (sp) => fsp.readdir(sp, { encoding: 'buffer', withFileTypes: true }));
+        const ents = withShortPathSync(dir, (sp) => readdirSync(sp, { encoding: 'buffer', withFileTypes: true }));
         names = ents.map((e) => ({ name: e.name as unknown as Buffer, spec: null, dir: e.isDirectory() }));
       } catch (e: any) {
         this.warn(dir, `cannot list directory: ${e.code ?? e.message}`);
@@ -258,7 +258,7 @@ class BackupRun {
     if (!spec && this.opts.exclude && (await this.opts.exclude.excludes(p, isDir, st))) return null;
     let node: TreeNode;
     try {
-      node = await captureMeta(p, st, name);
+      node = await captureMeta(p, st, name, parent);
     } catch (e: any) {
       this.warn(p, `cannot read metadata: ${e.code ?? e.message}`);
       return null;

@@ -2,7 +2,7 @@
 // TreeNode fields the tree format records. Data (content, extents) and hardlink identity
 // are filled in by the caller, which owns the open fd and the inode bookkeeping.
 
-import { constants, lstatSync, promises as fsp, type BigIntStats } from 'node:fs';
+import { constants, readlinkSync, type BigIntStats } from 'node:fs';
 import type { NodeType, TreeNode } from '../format/tree.js';
 import { dataExtents, lgetxattr, llistxattr, major, minor } from '../platform/native.js';
 import { groupName, userName } from '../platform/users.js';
@@ -73,7 +73,7 @@ function baseName(path: Buffer): Buffer {
  * nanoseconds, inode and device numbers are exact. `name` defaults to path's last component.
  * xattrs is present only when the entry has some.
  */
-export async function captureMeta(path: Buffer, st: BigIntStats, name: Buffer = baseName(path)): Promise<CapturedMeta> {
+export async function captureMeta(path: Buffer, st: BigIntStats, name: Buffer = baseName(path), previous?: TreeNode | null): Promise<CapturedMeta> {
   const type = nodeType(st.mode);
   const uid = Number(st.uid);
   const gid = Number(st.gid);
@@ -99,14 +99,21 @@ export async function captureMeta(path: Buffer, st: BigIntStats, name: Buffer = 
     node.rdevMajor = major(st.rdev);
     node.rdevMinor = minor(st.rdev);
   }
+  // The same inode with the same ctime as in the previous snapshot: its xattrs and symlink
+  // target cannot have changed (changing either updates ctime), so they are not read again.
+  // On an unchanged tree this saves a listxattr (and a readlink) per entry.
+  if (previous && previous.type === type && previous.ino === st.ino && previous.ctimeNs === st.ctimeNs && previous.dev === st.dev) {
+    if (previous.xattrs) node.xattrs = previous.xattrs;
+    if (type === 'symlink') node.target = previous.target;
+    return node;
+  }
   // withShortPath: paths deeper than PATH_MAX are reached through a directory handle.
   await withShortPath(path, async (sp) => {
     if (type === 'symlink') {
-      node.target = await fsp.readlink(sp, { encoding: 'buffer' });
-      // readlink moves a symlink's atime (there is no O_NOATIME for it): record the time as
-      // it is after the read, or every backup would see "changed" symlinks and store new
-      // trees for their directories.
-      node.atimeNs = lstatSync(sp, { bigint: true }).atimeNs;
+      // The atime recorded is the one from before this readlink (which moves it): restores
+      // give back the times as they were. Under relatime that costs a new tree for the
+      // directory once a day, the same as for directories (readdir moves their atime too).
+      node.target = readlinkSync(sp, { encoding: 'buffer' });
     }
     const xattrs = captureXattrs(sp);
     if (xattrs.length) node.xattrs = xattrs;
