@@ -10,11 +10,12 @@ import { spawn } from 'node:child_process';
 import { openSync, readFileSync, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RestoreTier } from '../backend/backend.js';
 import { isLocalAddress } from '../backend/open.js';
 import { TsbakError } from '../errors.js';
 import { parseSize } from '../writer/exclude-rules.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { openRepo, type RepoArgs } from './open-repo.js';
+import { openRepo, parseSize as parseCacheSize, type RepoArgs } from './open-repo.js';
 import { givenPassword, promptHidden } from './secrets.js';
 
 const PROG = 'mount.tsbak';
@@ -35,6 +36,17 @@ export interface MountConfig extends RepoArgs {
   readAheadKb?: number;
   log?: string;
   debug?: boolean;
+  /** Reads of data in cold storage: fail at once with EAGAIN (default) or wait. */
+  cold?: 'fail' | 'wait';
+  /** cold=wait: seconds one read waits at most (default 300). */
+  coldTimeout?: number;
+  /** Seconds between looks at S3 for a restore in progress (default 60). */
+  coldPoll?: number;
+  /** Restore tier and days of the restores reads request (default Standard, 7). */
+  tier?: RestoreTier;
+  days?: number;
+  /** List user.tsbak.state in listxattr (default) or only answer getxattr. */
+  stateXattr?: 'listed' | 'hidden';
 }
 
 const USAGE = `Usage: ${PROG} <repo> <mountpoint> [-o option[,option...]] [-f]
@@ -55,6 +67,25 @@ Options (-o):
   log=FILE             append the background daemon's messages to FILE
   s3_endpoint=URL, s3_region=REGION, s3_path_style, s3_profile=NAME
   debug                libfuse debug output (with -f)
+
+Cold storage (data packs in S3 Glacier / Deep Archive):
+  cold=fail|wait       reading data that is not restored requests the restore of all the
+                       file's packs (once) and fails with EAGAIN (fail, the default) or
+                       waits for it (wait); the daemon's log names the file and the restore
+  cold_timeout=SECONDS cold=wait: the longest a read waits (default 300), then EAGAIN
+  cold_poll=SECONDS    least time between two looks at S3 at a restore (default 60)
+  tier=Bulk|Standard|Expedited   tier of restores started by reads (default Standard;
+                       Deep Archive has no Expedited: Standard is used instead)
+  days=N               days S3 keeps a restored copy (default 7)
+  cache_dir=DIR        local cache: restore journal and restored packs (default
+                       $TSBAK_CACHE_DIR, else ~/.cache/tsbak)
+  pack_cache_size=SIZE bound of the disk cache of restored packs (default 10G)
+  state_xattr=listed|hidden   whether listxattr shows user.tsbak.state (default listed,
+                       for files with data in cold storage); getxattr always answers it.
+                       hidden keeps cp -a/rsync -X from copying it
+  Every regular file has the xattr user.tsbak.state: hot, cold, restoring, available
+  (restored in S3) or cached (in the local cache). <mountpoint>/.tsbak-status lists
+  the pending restores.
 Generic mount options (ro, rw, defaults, noauto, _netdev, nofail, user, x-...) are accepted and ignored.
 `;
 
@@ -148,6 +179,43 @@ export function parseMountArgs(argv: string[]): MountConfig | 'help' | 'version'
       case 's3_path_style':
         cfg.s3PathStyle = value === undefined || !/^(0|false|no)$/i.test(value);
         break;
+      case 'cold': {
+        const v = need().toLowerCase();
+        if (v !== 'fail' && v !== 'wait') throw usageError(`option cold= is fail or wait, not '${value}'`);
+        cfg.cold = v;
+        break;
+      }
+      case 'cold_timeout':
+        cfg.coldTimeout = intOption(key, value);
+        break;
+      case 'cold_poll':
+        cfg.coldPoll = intOption(key, value);
+        if (cfg.coldPoll < 1) throw usageError('option cold_poll= must be at least 1 (second)');
+        break;
+      case 'tier': {
+        const v = need().toLowerCase();
+        const tier = (['Bulk', 'Standard', 'Expedited'] as const).find((x) => x.toLowerCase() === v);
+        if (!tier) throw usageError(`option tier= is Bulk, Standard or Expedited, not '${value}'`);
+        cfg.tier = tier;
+        break;
+      }
+      case 'days':
+        cfg.days = intOption(key, value);
+        if (cfg.days < 1) throw usageError('option days= must be at least 1');
+        break;
+      case 'cache_dir':
+        cfg.cacheDir = need();
+        break;
+      case 'pack_cache_size':
+        parseCacheSize(need(), 'option pack_cache_size='); // fails here, not in the daemon
+        cfg.packCacheSize = value;
+        break;
+      case 'state_xattr': {
+        const v = need().toLowerCase();
+        if (v !== 'listed' && v !== 'hidden') throw usageError(`option state_xattr= is listed or hidden, not '${value}'`);
+        cfg.stateXattr = v;
+        break;
+      }
       default:
         if (IGNORED.has(key) || key.startsWith('x-') || key.startsWith('_') || key === 'comment') break;
         throw usageError(`unknown mount option '${key}'`);
@@ -163,10 +231,13 @@ export async function serveMount(cfg: MountConfig, onReady?: () => void): Promis
   // A stray rejection must not take the whole mount down.
   process.on('unhandledRejection', (e) => log(`internal error: ${(e as Error)?.stack ?? String(e)}`));
 
+  // cache_dir and pack_cache_size go to the repository's cold storage as it is opened.
   const repo = await openRepo(cfg);
   // The daemon received its passphrase over IPC; nothing it starts (fusermount) needs it.
   if (process.env[DAEMON_ENV]) delete process.env.TSBAK_PASSWORD;
   repo.setCacheSize(cfg.cacheSize ?? DEFAULT_CACHE);
+  // Restores started by reads; the cold store's own lines (each pack requested, fetched) with -v.
+  repo.configureCold({ tier: cfg.tier, days: cfg.days, pollMs: cfg.coldPoll !== undefined ? cfg.coldPoll * 1000 : undefined, log: cfg.verbose ? log : undefined });
   const refresh = cfg.refresh ?? (isLocalAddress(cfg.repo) ? 3 : 60);
   // Loaded here, not at start-up: fuse-native loads libfuse.so.2 as it is imported.
   const { mountRepository } = await import('../fuse/mount.js');
@@ -180,6 +251,12 @@ export async function serveMount(cfg: MountConfig, onReady?: () => void): Promis
     readAheadKb: cfg.readAheadKb,
     debug: cfg.debug,
     log,
+    cold: {
+      mode: cfg.cold,
+      timeoutMs: cfg.coldTimeout !== undefined ? cfg.coldTimeout * 1000 : undefined,
+      pollMaxMs: cfg.coldPoll !== undefined ? cfg.coldPoll * 1000 : undefined,
+      listStateXattr: cfg.stateXattr !== 'hidden',
+    },
   });
   if (cfg.verbose) log(`mounted ${cfg.repo} on ${m.mountpoint} (${m.fs.snapshotCount} snapshots)`);
   onReady?.();
@@ -212,6 +289,7 @@ function absolutize(cfg: MountConfig): MountConfig {
     passwordFile: abs(cfg.passwordFile),
     keyFile: abs(cfg.keyFile),
     log: abs(cfg.log),
+    cacheDir: abs(cfg.cacheDir),
   };
 }
 
@@ -231,6 +309,14 @@ function toArgs(cfg: MountConfig): string[] {
   kv('s3_region', cfg.s3Region);
   kv('s3_profile', cfg.s3Profile);
   if (cfg.s3PathStyle) o.push('s3_path_style');
+  kv('cold', cfg.cold);
+  kv('cold_timeout', cfg.coldTimeout);
+  kv('cold_poll', cfg.coldPoll);
+  kv('tier', cfg.tier);
+  kv('days', cfg.days);
+  kv('cache_dir', cfg.cacheDir);
+  kv('pack_cache_size', cfg.packCacheSize);
+  kv('state_xattr', cfg.stateXattr);
   const args = [cfg.repo, cfg.mountpoint, '-f'];
   if (cfg.verbose) args.push('-v');
   if (cfg.debug) o.push('debug');
@@ -344,7 +430,9 @@ export async function mountMain(argv: string[]): Promise<never> {
 }
 
 /** `tsbak mount <repo> <mountpoint>`: the same, in the foreground. */
-export async function cmdMount(a: RepoArgs & { mountpoint: string; cacheSize?: string; allowOther?: boolean; uid?: number; gid?: number; refresh?: number; readahead?: number; verbose?: boolean }): Promise<number> {
+export async function cmdMount(
+  a: RepoArgs & { mountpoint: string; cacheSize?: string; allowOther?: boolean; uid?: number; gid?: number; refresh?: number; readahead?: number; verbose?: boolean } & Pick<MountConfig, 'cold' | 'coldTimeout' | 'coldPoll' | 'tier' | 'days' | 'stateXattr'>,
+): Promise<number> {
   return serveMount({
     repo: a.repo,
     mountpoint: a.mountpoint,
@@ -354,6 +442,14 @@ export async function cmdMount(a: RepoArgs & { mountpoint: string; cacheSize?: s
     s3Region: a.s3Region,
     s3PathStyle: a.s3PathStyle,
     s3Profile: a.s3Profile,
+    cacheDir: a.cacheDir,
+    packCacheSize: a.packCacheSize,
+    cold: a.cold,
+    coldTimeout: a.coldTimeout,
+    coldPoll: a.coldPoll,
+    tier: a.tier,
+    days: a.days,
+    stateXattr: a.stateXattr,
     foreground: true,
     verbose: !!a.verbose,
     cacheSize: a.cacheSize !== undefined ? parseSize(a.cacheSize) : undefined,

@@ -6,6 +6,14 @@
 //   /hosts/<host>/<time>         -> ../../snapshots/<time>
 //   /tags/<tag>/<time>           -> ../../snapshots/<time>
 //   /ids/<short id>              -> ../snapshots/<time>
+//   /.tsbak-status               -> .tsbak-status@<n>   (repositories with cold storage, S3)
+//
+// The status file lists pending restores (./cold.ts, statusText). It is a symlink to an
+// immutable copy of the status made when the link is followed: FUSE here cannot mark one
+// file direct_io, and the kernel keeps a file's size for attr_timeout seconds, so a file
+// whose content changed in place could read truncated; each copy has its own name, size
+// and content. `cat /mnt/.tsbak-status` follows the link, and so always reads a fresh,
+// complete status. The last copies stay readable under their names for a while.
 //
 // Paths come from FUSE as strings; resolved entries inside snapshots are remembered in an
 // LRU keyed by path, trees are cached by id (tree-cache.ts), so each lookup costs a map
@@ -16,29 +24,27 @@ import type { SnapshotInfo } from '../format/snapshot.js';
 import { mapLimit, type Repository, type Snapshot } from '../repo/repository.js';
 import { TsbakError } from '../errors.js';
 import { buildChunkMap, type ChunkMap } from './chunk-map.js';
+import { ColdReads, isReadable, STATE_XATTR, statusText, type ColdFile, type ColdReadOptions } from './cold.js';
+import { FsError } from './fs-error.js';
 import { InodeTable } from './inodes.js';
 import { componentName, displayName, timeMs, timeName } from './names.js';
 import { ChunkSource, OpenFile } from './reader.js';
-import { nodeStat, virtualDirStat, virtualLinkStat, type FuseStat, type Owner } from './stat.js';
+import { nodeStat, virtualDirStat, virtualFileStat, virtualLinkStat, type FuseStat, type Owner } from './stat.js';
 import { TreeCache } from './tree-cache.js';
 
-/** An error with an errno name (ENOENT, EROFS, ...), for the FUSE layer to pass on. */
-export class FsError extends Error {
-  constructor(
-    readonly errno: string,
-    message = errno,
-  ) {
-    super(message);
-  }
-}
+export { FsError };
 
 export interface SnapshotFsOptions extends Owner {
   /** Chunks fetched ahead of a sequential reader (default 4). */
   readaheadChunks?: number;
   /** Memory for decoded trees (default 64 MiB). */
   treeCacheBytes?: number;
-  /** Where to report problems that only the daemon sees (unreadable snapshots, read errors). */
+  /** Where to report problems that only the daemon sees (unreadable snapshots, read errors, restores requested). */
   log?: (msg: string) => void;
+  /** How reads of data in cold storage behave (only for repositories with cold storage). */
+  cold?: ColdReadOptions;
+  /** Where the file system is mounted: log lines name files by their full path. */
+  mountpoint?: string;
 }
 
 export interface Snap {
@@ -57,12 +63,36 @@ export type Entry =
   | { kind: 'vdir'; ino: number; mtimeMs: number; nlink: number; children: Map<string, Entry> }
   | { kind: 'vlink'; ino: number; mtimeMs: number; target: string }
   | { kind: 'snap'; ino: number; snap: Snap }
-  | { kind: 'node'; ino: number; snap: Snap; node: TreeNode };
+  | { kind: 'node'; ino: number; snap: Snap; node: TreeNode }
+  | { kind: 'vfile'; ino: number; mtimeMs: number; data: Buffer };
 
 type InSnapshot = Extract<Entry, { kind: 'snap' | 'node' }>;
 
 /** Hidden xattr on the mount root with counters, for tests and curious users. */
 export const STATS_XATTR = 'user.tsbak.stats';
+
+/** The status file at the mount root, and the names of its copies (`.tsbak-status@<n>`). */
+export const STATUS_NAME = '.tsbak-status';
+const STATUS_COPY = /^\/\.tsbak-status@(\d+)$/;
+/** Copies of the status kept readable after a newer one was made. */
+const STATUS_KEEP = 32;
+
+/** A file being read: repository data, or a copy of the status file. */
+interface Handle {
+  reader: { read(buf: Buffer, len: number, pos: number): number | Promise<number> };
+  /** Set for regular files of a repository with cold storage. */
+  cold?: ColdFile;
+  /** Whether its data was found readable (not cold, not restoring). */
+  ready: boolean;
+}
+
+class BufferReader {
+  constructor(private readonly data: Buffer) {}
+  read(buf: Buffer, len: number, pos: number): number {
+    if (pos >= this.data.length || len <= 0) return 0;
+    return this.data.copy(buf, 0, pos, Math.min(this.data.length, pos + len));
+  }
+}
 
 export class SnapshotFs {
   private readonly owner: Owner;
@@ -73,8 +103,13 @@ export class SnapshotFs {
   private readonly chunks: ChunkSource;
   private readonly chunkMaps = new WeakMap<TreeNode, ChunkMap>();
   private readonly paths = new LRUCache<string, Entry>({ max: 200_000 });
-  private readonly files = new Map<number, OpenFile>();
+  private readonly files = new Map<number, Handle>();
   private nextFd = 1;
+  /** Cold-storage behaviour; null when the repository has none (local, SFTP). */
+  readonly cold: ColdReads | null;
+  private readonly mountpoint: string;
+  private statusCopies = new Map<number, Entry & { kind: 'vfile' }>();
+  private statusLast: { n: number; body: string } = { n: 0, body: '' };
 
   private readonly snaps = new Map<string, Snap>(); // by id
   private readonly usedNames = new Set<string>();
@@ -93,6 +128,8 @@ export class SnapshotFs {
     this.readahead = opts.readaheadChunks ?? 4;
     this.trees = new TreeCache(repo, opts.treeCacheBytes ?? 64 << 20);
     this.chunks = new ChunkSource(repo);
+    this.cold = repo.coldStorage ? new ColdReads(repo, opts.cold ?? {}, this.log) : null;
+    this.mountpoint = opts.mountpoint && opts.mountpoint !== '/' ? opts.mountpoint : '';
     this.root = this.buildViews();
   }
 
@@ -201,6 +238,11 @@ export class SnapshotFs {
 
   async resolve(path: string): Promise<Entry | undefined> {
     if (path === '/') return this.root;
+    if (this.cold && path.startsWith('/.tsbak-status')) {
+      if (path === `/${STATUS_NAME}`) return this.statusLink();
+      const m = STATUS_COPY.exec(path);
+      if (m) return this.statusCopies.get(Number(m[1]));
+    }
     const hit = this.paths.get(path);
     if (hit) return hit;
     const slash = path.lastIndexOf('/');
@@ -208,7 +250,7 @@ export class SnapshotFs {
     if (!parent) return undefined;
     const name = path.slice(slash + 1);
     if (parent.kind === 'vdir') return parent.children.get(name);
-    if (parent.kind === 'vlink') return undefined;
+    if (parent.kind === 'vlink' || parent.kind === 'vfile') return undefined;
     const dir = await this.dirOf(parent);
     if (!dir) return undefined;
     const node = dir.byName.get(name);
@@ -248,6 +290,8 @@ export class SnapshotFs {
         return virtualDirStat(e.ino, e.snap.mtimeMs, 1, this.owner);
       case 'node':
         return nodeStat(e.node, e.ino, this.owner);
+      case 'vfile':
+        return virtualFileStat(e.ino, e.data.length, e.mtimeMs, this.owner);
     }
   }
 
@@ -264,6 +308,10 @@ export class SnapshotFs {
     const parent = path === '/' ? e : await this.resolve(slash === 0 ? '/' : path.slice(0, slash));
     stats.push(this.stat(parent ?? e));
     if (e.kind === 'vdir') {
+      if (e === this.root && this.cold) {
+        names.push(STATUS_NAME);
+        stats.push(this.stat(this.statusLink()));
+      }
       for (const [name, child] of e.children) {
         names.push(name);
         stats.push(this.stat(child));
@@ -295,24 +343,51 @@ export class SnapshotFs {
 
   async getxattr(path: string, name: string): Promise<Buffer | undefined> {
     const e = await this.must(path);
-    if (e.kind === 'node') return e.node.xattrs?.find(([k]) => k === name)?.[1];
+    if (e.kind === 'node') {
+      const own = e.node.xattrs?.find(([k]) => k === name)?.[1];
+      if (own || name !== STATE_XATTR || e.node.type !== 'file') return own;
+      // The data's state (./cold.ts): from what is known, without reading the file.
+      return Buffer.from(this.cold ? await this.cold.state(e.ino, e.node) : 'hot');
+    }
     if (e === this.root && name === STATS_XATTR) return Buffer.from(JSON.stringify(this.stats()));
     return undefined;
   }
 
   async listxattr(path: string): Promise<string[]> {
     const e = await this.must(path);
-    return e.kind === 'node' ? (e.node.xattrs ?? []).map(([k]) => k) : [];
+    if (e.kind !== 'node') return [];
+    const names = (e.node.xattrs ?? []).map(([k]) => k);
+    if (this.cold && (await this.cold.listed(e.ino, e.node))) names.push(STATE_XATTR);
+    return names;
   }
 
   stats() {
-    return { snapshots: this.snaps.size, treeLoads: this.trees.loads, inodes: this.inodes.size, openFiles: this.files.size, indexedBlobs: this.repo.index.size };
+    return { snapshots: this.snaps.size, treeLoads: this.trees.loads, inodes: this.inodes.size, openFiles: this.files.size, indexedBlobs: this.repo.index.size, ...(this.cold ? { cold: this.cold.stats() } : {}) };
+  }
+
+  // ---- the status file ----
+
+  /** The link /.tsbak-status, pointing at a copy of the status made now (a new one if it changed). */
+  private statusLink(): Entry & { kind: 'vlink' } {
+    const now = new Date();
+    const text = statusText(this.repo.coldStatus(), now, this.cold!.mode);
+    const body = text.slice(text.indexOf('\n') + 1); // the first line holds the time
+    if (body !== this.statusLast.body || !this.statusCopies.has(this.statusLast.n) || now.getTime() - this.statusCopies.get(this.statusLast.n)!.mtimeMs >= 1000) {
+      const n = this.statusLast.n + 1;
+      // Inode numbers of the copies come from a ring, so the table does not grow with them.
+      this.statusCopies.set(n, { kind: 'vfile', ino: this.inodes.get(`v:/${STATUS_NAME}@${n % (2 * STATUS_KEEP)}`), mtimeMs: now.getTime(), data: Buffer.from(text) });
+      this.statusCopies.delete(n - STATUS_KEEP);
+      this.statusLast = { n, body };
+    }
+    const cur = this.statusCopies.get(this.statusLast.n)!;
+    return { kind: 'vlink', ino: this.inodes.get(`v:/${STATUS_NAME}`), mtimeMs: cur.mtimeMs, target: `${STATUS_NAME}@${this.statusLast.n}` };
   }
 
   // ---- file data ----
 
   async open(path: string): Promise<number> {
     const e = await this.must(path);
+    if (e.kind === 'vfile') return this.addHandle({ reader: new BufferReader(e.data), ready: true });
     if (e.kind !== 'node') throw new FsError('EISDIR');
     if (e.node.type === 'dir') throw new FsError('EISDIR');
     if (e.node.type !== 'file') throw new FsError('EACCES');
@@ -322,10 +397,21 @@ export class SnapshotFs {
       this.chunkMaps.set(e.node, map);
     }
     const f = new OpenFile(map, this.chunks, this.readahead);
+    const h: Handle = { reader: f, ready: true };
+    if (this.cold && map.count) {
+      h.cold = { ino: e.ino, node: e.node, where: this.mountpoint + path };
+      this.cold.forget(e.ino);
+      // Cold or being restored: fetch nothing (no GET of an archived pack); the first read says what to do.
+      h.ready = isReadable(await this.cold.state(e.ino, e.node));
+    }
     // The first read follows at once: fetch its chunk while the open travels back to the caller.
-    f.start();
+    if (h.ready) f.start();
+    return this.addHandle(h);
+  }
+
+  private addHandle(h: Handle): number {
     const fd = this.nextFd++;
-    this.files.set(fd, f);
+    this.files.set(fd, h);
     return fd;
   }
 
@@ -340,16 +426,49 @@ export class SnapshotFs {
     }
   }
 
-  /** Bytes read; synchronous when the data is already in memory. */
+  /** Bytes read; synchronous when the data is already in memory. Cold data: see ./cold.ts. */
   read(fd: number, buf: Buffer, len: number, pos: number): number | Promise<number> {
-    const f = this.files.get(fd);
-    if (!f) throw new FsError('EBADF');
-    return f.read(buf, len, pos);
+    const h = this.files.get(fd);
+    if (!h) throw new FsError('EBADF');
+    const cold = this.cold;
+    if (!h.cold || !cold) return h.reader.read(buf, len, pos);
+    const f = h.cold;
+    if (!h.ready) {
+      return cold.ensureReadable(f).then(() => {
+        h.ready = true;
+        return this.readCold(h, f, buf, len, pos);
+      });
+    }
+    return this.readCold(h, f, buf, len, pos);
+  }
+
+  /** A read of a file in cold storage: on cold data after all, restore (./cold.ts), then read once more. */
+  private readCold(h: Handle, f: ColdFile, buf: Buffer, len: number, pos: number): number | Promise<number> {
+    const n = h.reader.read(buf, len, pos);
+    if (typeof n === 'number') return n;
+    return n.catch(async (e) => {
+      if (!isCold(e)) throw e;
+      h.ready = false;
+      await this.cold!.ensureReadable(f, true);
+      h.ready = true;
+      try {
+        return await h.reader.read(buf, len, pos);
+      } catch (e2) {
+        if (isCold(e2)) throw new FsError('EAGAIN', `${f.where}: data in cold storage`);
+        throw e2;
+      }
+    });
   }
 
   release(fd: number): void {
+    const h = this.files.get(fd);
     this.files.delete(fd);
+    if (h?.cold) this.cold?.forget(h.cold.ino);
   }
+}
+
+function isCold(e: unknown): boolean {
+  return e instanceof TsbakError && e.code === 'COLD';
 }
 
 function bySnapshotTime(a: { info: SnapshotInfo; id: string }, b: { info: SnapshotInfo; id: string }): number {

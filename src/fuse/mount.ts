@@ -25,7 +25,10 @@ export interface MountOptions extends SnapshotFsOptions {
   refreshMs?: number;
   /** Seconds the kernel may cache names and attributes (default 10; negative lookups are not cached). */
   cacheTimeout?: number;
-  /** How long one FUSE request may take before it fails with ETIMEDOUT, in ms (default 120000). */
+  /**
+   * How long one FUSE request may take before it fails with ETIMEDOUT, in ms (default
+   * 120000). Reads get longer with cold=wait: the cold timeout plus this.
+   */
   opTimeoutMs?: number;
   /** libfuse debug output on stderr. */
   debug?: boolean;
@@ -77,9 +80,9 @@ class TsbakFuse extends Fuse {
     mnt: string,
     ops: ReturnType<typeof makeOps>,
     private readonly optionList: string[],
-    timeoutMs: number,
+    timeout: number | { default: number; read: number },
   ) {
-    super(mnt, ops, { timeout: timeoutMs });
+    super(mnt, ops, { timeout });
   }
 
   isMounted(): boolean {
@@ -183,10 +186,13 @@ export async function mountRepository(repo: Repository, mountpoint: string, opts
   if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'cannot mount with a write-only key (it adds snapshots but cannot read them); use the repository passphrase');
   const mnt = await prepareMountpoint(path.resolve(mountpoint), log);
 
-  const fs = new SnapshotFs(repo, opts);
+  const fs = new SnapshotFs(repo, { ...opts, mountpoint: mnt });
   await fs.refresh();
 
-  const fuse = new TsbakFuse(mnt, makeOps(fs, log), fuseOptionList(opts), opts.opTimeoutMs ?? 120_000);
+  const opTimeout = opts.opTimeoutMs ?? 120_000;
+  // A read that waits for a restore (cold=wait) must not be cut short by the op timeout.
+  const timeout = fs.cold?.mode === 'wait' ? { default: opTimeout, read: fs.cold.timeoutMs + opTimeout } : opTimeout;
+  const fuse = new TsbakFuse(mnt, makeOps(fs, log), fuseOptionList(opts), timeout);
   await new Promise<void>((resolve, reject) => {
     fuse.mount((err) => {
       if (!err) return resolve();

@@ -90,3 +90,8 @@ export function virtualDirStat(ino: number, mtimeMs: number, nlink: number, owne
 export function virtualLinkStat(ino: number, target: string, mtimeMs: number, owner: Owner): FuseStat {
   return { mode: S_IFLNK | 0o777, uid: owner.uid ?? 0, gid: owner.gid ?? 0, size: Buffer.byteLength(target), nlink: 1, ino, rdev: 0, blksize: BLKSIZE, blocks: 0, atime: mtimeMs, mtime: mtimeMs, ctime: mtimeMs };
 }
+
+/** A read-only file the mount makes up (the status file's copies). */
+export function virtualFileStat(ino: number, size: number, mtimeMs: number, owner: Owner): FuseStat {
+  return { mode: S_IFREG | 0o444, uid: owner.uid ?? 0, gid: owner.gid ?? 0, size, nlink: 1, ino, rdev: 0, blksize: BLKSIZE, blocks: Math.ceil(size / 4096) * 8, atime: mtimeMs, mtime: mtimeMs, ctime: mtimeMs };
+}

@@ -1,0 +1,276 @@
+// Issue 5, the mount over cold data, end to end: a repository on a real S3 server process
+// with Glacier semantics (scripts/s3-dev-server.mjs: s3rver + our proxy; short restore
+// delay), data packs in DEEP_ARCHIVE, mounted for real with bin/mount.tsbak.
+//
+// ls -lR/stat/getfattr need no restore and no data pack; user.tsbak.state says cold; cat of
+// a cold file fails with EAGAIN after requesting each pack it needs once (one log line);
+// reading again requests nothing new; the state goes restoring -> available -> cached; the
+// status file lists the restore; a second read and a read after a remount ask S3 nothing;
+// cold=wait blocks until the restore is done (or fails with EAGAIN after cold_timeout).
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { run, tmp } from './lib/cli.js';
+import { cleanupMount, daemonPids, isMounted, mountBg, waitFor } from './lib/fuse-helpers.js';
+import { startDevServer, type DevServer, type DevStats } from './lib/s3-dev-server.js';
+
+const RESTORE_DELAY_MS = 3000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const json = (s: string) => JSON.parse(s.trim().split('\n').pop()!);
+
+const server: DevServer = await startDevServer({ restoreDelayMs: RESTORE_DELAY_MS, buckets: ['cold'] });
+t.teardown(() => server.stop());
+
+const dir = tmp('tsbak-fuse-cold-');
+const cache = path.join(dir, 'cache'); // the mount's cache_dir: restore journal and packs
+const mnt = path.join(dir, 'mnt');
+const logFile = path.join(dir, 'mount.log');
+mkdirSync(mnt);
+t.teardown(async () => {
+  await cleanupMount(mnt);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const env = {
+  AWS_ENDPOINT_URL_S3: server.url,
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  TSBAK_CACHE_DIR: path.join(dir, 'writer-cache'),
+};
+const REPO = 's3://cold/mnt';
+
+// A kept-alive connection to the dev server may have been closed by it: try again once.
+async function retry<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch {
+    await sleep(100);
+    return fn();
+  }
+}
+const stats = (): Promise<DevStats> => retry(() => server.stats());
+const resetStats = () => retry(() => server.resetStats());
+const req = (st: DevStats, kind: string) => st.requests[kind] ?? 0;
+
+const src = path.join(dir, 'src');
+mkdirSync(path.join(src, 'docs'), { recursive: true });
+const files = {
+  a: randomBytes(3 << 20), // several chunks, several 1 MiB packs
+  b: randomBytes(2 << 20), // read with cold=wait
+  c: randomBytes(1 << 20), // cold=wait that times out (backed up later: packs of its own)
+};
+writeFileSync(path.join(src, 'a.bin'), files.a);
+writeFileSync(path.join(src, 'b.bin'), files.b);
+writeFileSync(path.join(src, 'empty'), '');
+for (let i = 0; i < 10; i++) writeFileSync(path.join(src, `docs/note-${i}.txt`), `note ${i}\n`.repeat(i + 1));
+sh('setfattr', ['-n', 'user.color', '-v', 'blue', path.join(src, 'a.bin')]);
+
+const init = run('tsbak', ['init', REPO, '--data-class', 'DEEP_ARCHIVE', '--pack-size', '1', '--s3-endpoint', server.url, '--s3-path-style'], env);
+t.equal(init.code, 0, init.stderr);
+const w = run('tsbak-write', [REPO, src, '--json'], env);
+t.equal(w.code, 0, w.stderr);
+
+/**
+ * Packs whose restore reading a file must request, independently of the mount: `tsbak warm
+ * --dry-run` on the mount's cache directory (its cold packs; packs shared with a file read
+ * before are in the local cache already).
+ */
+function packsToRestore(file: string): number {
+  const r = run('tsbak', ['warm', REPO, 'latest', path.join(src, file), '--dry-run', '--json'], { ...env, TSBAK_CACHE_DIR: cache });
+  if (r.code !== 0) throw new Error(r.stderr);
+  const j = json(r.stdout);
+  return j.states.cold;
+}
+
+const baseOpts = [`s3_endpoint=${server.url}`, 's3_path_style', `cache_dir=${cache}`, 'cold_poll=1', `log=${logFile}`];
+function mount(extra: string[] = []) {
+  const m = mountBg(REPO, mnt, [...baseOpts, ...extra], env);
+  if (m.code !== 0) throw new Error(`mount failed: ${m.stderr}`);
+}
+async function unmount() {
+  sh('fusermount', ['-u', mnt]);
+  await waitFor('the daemon to exit', () => daemonPids(mnt).length === 0 && !isMounted(mnt), 10_000);
+}
+const logText = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+const state = (f: string) => sh('getfattr', ['--only-values', '-n', 'user.tsbak.state', f]).stdout;
+const status = () => readFileSync(path.join(mnt, '.tsbak-status'), 'utf8');
+
+mount();
+const snapName = readdirSync(path.join(mnt, 'snapshots')).find((n) => n !== 'latest')!;
+const snapDir = path.join(mnt, 'snapshots', snapName);
+const inMount = (f: string) => path.join(snapDir, src.slice(1), f);
+const A = inMount('a.bin');
+const B = inMount('b.bin');
+const C = path.join(mnt, 'snapshots/latest', src.slice(1), 'c.bin');
+
+t.test('ls -lR, stat and getfattr: no restore, no data pack', async (t) => {
+  await resetStats();
+  const ls = sh('ls', ['-lR', mnt]);
+  t.equal(ls.status, 0, ls.stderr);
+  t.match(ls.stdout, /a\.bin/);
+  t.match(ls.stdout, /note-9\.txt/);
+  t.equal(statSync(A).size, files.a.length, 'stat: size');
+  const gf = sh('getfattr', ['-R', '-d', snapDir]);
+  t.equal(gf.status, 0, gf.stderr);
+  let st = await stats();
+  t.equal(req(st, 'RestoreObject'), 0, 'no RestoreObject');
+  t.same(st.restores, {}, 'no restore started');
+  t.same(st.errors, {}, 'no GET of an archived pack (it would be 403 InvalidObjectState)');
+  t.ok(st.bytesOut < files.c.length / 4, `only hot objects (${st.bytesOut} bytes)`);
+
+  // With the trees loaded: the state of every file costs no request at all.
+  await resetStats();
+  const d = sh('getfattr', ['-d', A]);
+  t.equal(d.status, 0, d.stderr);
+  t.match(d.stdout, /user\.color="blue"/, "the file's own xattr");
+  t.match(d.stdout, /user\.tsbak\.state="cold"/, 'and its state, listed');
+  t.equal(state(A), 'cold');
+  t.equal(state(B), 'cold');
+  t.equal(state(inMount('docs/note-3.txt')), 'cold');
+  t.equal(state(inMount('empty')), 'hot', 'an empty file has no data to restore');
+  t.notMatch(sh('getfattr', ['-d', inMount('empty')]).stdout, /tsbak/, 'and does not list the state');
+  t.equal(sh('getfattr', ['-n', 'user.tsbak.state', snapDir]).status, 1, 'directories have no state');
+  statSync(A);
+  st = await stats();
+  t.equal(st.total, 0, `no S3 request (${JSON.stringify(st.requests)})`);
+
+  t.ok(lstatSync(path.join(mnt, '.tsbak-status')).isSymbolicLink(), 'the status file is a link to a fresh copy');
+  t.ok(readdirSync(mnt).includes('.tsbak-status'));
+  t.match(status(), /^summary: no restores pending; 0 packs/m);
+});
+
+const need = { a: 0, b: 0, c: 0 };
+
+t.test('cat of a cold file: EAGAIN, each pack requested once, one log line', async (t) => {
+  need.a = packsToRestore('a.bin');
+  t.ok(need.a >= 2, `a.bin is in ${need.a} packs`);
+  await resetStats();
+  const start = Date.now();
+  const cat = sh('cat', [A]);
+  const took = Date.now() - start;
+  t.not(cat.status, 0);
+  t.match(cat.stderr, /Resource temporarily unavailable/);
+  t.ok(took < 2000, `fails fast (${took} ms)`);
+  const st = await stats();
+  t.equal(req(st, 'RestoreObject'), need.a, `one RestoreObject per pack a.bin needs (${need.a})`);
+  t.equal(st.restores.Standard, need.a, 'tier Standard by default');
+  t.same(st.errors, {}, 'no GET of an archived pack');
+  const lines = logText().split('\n').filter((l) => l.includes(A));
+  t.equal(lines.length, 1, 'one log line names the file');
+  t.match(lines[0], new RegExp(`requested the restore of its ${need.a} packs, [\\d.]+ MiB, tier Standard, expected by \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ; reads fail with EAGAIN`));
+
+  // Again, before the restore is done: nothing new.
+  const again = sh('cat', [A]);
+  t.match(again.stderr, /Resource temporarily unavailable/);
+  const head = sh('head', ['-c', '10', A]);
+  t.match(head.stderr, /Resource temporarily unavailable/);
+  const st2 = await stats();
+  t.equal(req(st2, 'RestoreObject'), need.a, 'no new RestoreObject');
+  t.same(st2.errors, {});
+  t.equal(logText().split('\n').filter((l) => l.includes(A)).length, 1, 'no new log line');
+  t.equal(state(A), 'restoring');
+  t.equal(state(B), 'cold', 'other files are not affected');
+});
+
+t.test('the status file lists the restore', async (t) => {
+  const s = status();
+  const rows = s.split('\n').filter((l) => /^packs\/data\//.test(l));
+  t.equal(rows.length, need.a, s);
+  for (const r of rows) t.match(r, /^packs\/data\/\S+\s+\d+\s+Standard\s+\d{4}-\S+Z\s+\d{4}-\S+Z\s+restoring\s+-$/);
+  t.match(s, /^PACK\s+BYTES\s+TIER\s+REQUESTED-AT\s+EXPECTED-BY\s+STATE\s+EXPIRES$/m);
+  t.match(s, new RegExp(`^summary: ${need.a} restores pending \\(${need.a} restoring, 0 available\\), .*expected by \\d{4}-`, 'm'));
+  const target = readlinkSync(path.join(mnt, '.tsbak-status'));
+  t.match(target, /^\.tsbak-status@\d+$/);
+  t.equal(readFileSync(path.join(mnt, target), 'utf8').split('\n').slice(1).join('\n'), s.split('\n').slice(1).join('\n'), 'a copy stays readable under its name');
+  t.throws(() => writeFileSync(path.join(mnt, '.tsbak-status'), 'x'), { code: 'EROFS' });
+});
+
+t.test('after the delay: available, then the read succeeds and it is cached', async (t) => {
+  await waitFor('a.bin to be restored', () => state(A) === 'available', RESTORE_DELAY_MS + 10_000, 200);
+  t.match(status(), /\savailable\s/);
+  await resetStats();
+  const got = readFileSync(A);
+  t.equal(sha(got), sha(files.a), 'the right bytes');
+  let st = await stats();
+  t.equal(req(st, 'RestoreObject'), 0, 'no restore requested');
+  t.equal(req(st, 'GetObject'), need.a, 'one GET per pack, into the local cache');
+  t.equal(state(A), 'cached');
+  t.match(status(), new RegExp(`^summary: no restores pending; ${need.a} packs \\(.*\\) in the local cache`, 'm'));
+
+  await resetStats();
+  t.equal(sha(readFileSync(A)), sha(files.a), 'a second read');
+  t.equal(sh('cmp', [A, path.join(src, 'a.bin')]).status, 0);
+  st = await stats();
+  t.equal(st.total, 0, `makes no S3 request (${JSON.stringify(st.requests)})`);
+});
+
+t.test('remount: no repeated restore, cached data read without S3; cold=wait blocks until restored', async (t) => {
+  await unmount();
+  await resetStats();
+  mount(['cold=wait', 'cold_timeout=30']);
+  t.equal(state(A), 'cached', 'the local cache survives the remount');
+  statSync(A);
+  await sleep(100);
+  const before = await stats();
+  t.equal(sha(readFileSync(A)), sha(files.a));
+  const after = await stats();
+  t.equal(req(after, 'GetObject'), req(before, 'GetObject'), 'no GET to read the cached file');
+  t.equal(req(after, 'RestoreObject'), 0, 'no repeated restore request');
+
+  t.equal(state(B), 'cold');
+  need.b = packsToRestore('b.bin');
+  t.ok(need.b >= 1, `b.bin needs ${need.b} restores`);
+  await resetStats();
+  const start = Date.now();
+  const got = readFileSync(B); // blocks
+  const took = Date.now() - start;
+  t.equal(sha(got), sha(files.b), 'read correctly once restored');
+  t.ok(took >= RESTORE_DELAY_MS - 200, `waited for the restore (${took} ms)`);
+  const st = await stats();
+  t.equal(req(st, 'RestoreObject'), need.b, `one RestoreObject per pack b.bin needs (${need.b})`);
+  t.same(st.errors, {});
+  t.equal(state(B), 'cached');
+  const lines = logText().split('\n').filter((l) => l.includes(B));
+  t.equal(lines.length, 1, 'one log line names the file');
+  t.match(lines[0], /reads wait up to 30 s/);
+});
+
+t.test('cold=wait gives up after cold_timeout with EAGAIN', async (t) => {
+  // A second snapshot with new data: packs no file read before shares.
+  writeFileSync(path.join(src, 'c.bin'), files.c);
+  const w2 = run('tsbak-write', [REPO, src, '--json'], env);
+  t.equal(w2.code, 0, w2.stderr);
+  await unmount();
+  mount(['cold=wait', 'cold_timeout=1']);
+  need.c = packsToRestore('c.bin');
+  t.ok(need.c >= 1, `c.bin needs ${need.c} restores`);
+  await resetStats();
+  const start = Date.now();
+  const cat = sh('cat', [C]);
+  const took = Date.now() - start;
+  t.match(cat.stderr, /Resource temporarily unavailable/);
+  t.ok(took >= 900 && took < 1900, `after about 1 s, once (${took} ms)`);
+  t.equal(req(await stats(), 'RestoreObject'), need.c);
+  t.match(logText(), /c\.bin: not restored after waiting 1 s \(cold_timeout\)/);
+  t.equal(logText().split('\n').filter((l) => l.includes('c.bin: not restored')).length, 1, 'said once');
+  t.equal(state(C), 'restoring');
+});
+
+t.test('mount options are checked before mounting', async (t) => {
+  const bad = (o: string, re: RegExp) => {
+    const r = run('mount.tsbak', [REPO, mnt, '-o', o], env);
+    t.equal(r.code, 2, `${o}: usage error`);
+    t.match(r.stderr, re);
+  };
+  bad('cold=maybe', /cold= is fail or wait/);
+  bad('tier=Fast', /tier= is Bulk, Standard or Expedited/);
+  bad('days=0', /days= must be at least 1/);
+  bad('pack_cache_size=lots', /pack_cache_size=.*not a size/);
+  bad('state_xattr=maybe', /state_xattr= is listed or hidden/);
+  bad('cold_timeout=soon', /cold_timeout= needs a whole number/);
+});
