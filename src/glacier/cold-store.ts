@@ -220,6 +220,10 @@ export class GlacierColdStore implements ColdStorage {
       bytes = await this.o.backend.get(p.name, undefined, signal);
     } catch (e) {
       if (!(e instanceof ColdError)) throw e;
+      // A restore may have been requested while this GET was in flight (read-ahead, or
+      // another reader): do not overwrite that record nor request again.
+      const now = t.get(p.name);
+      if (now && (now.phase === 'requested' || now.phase === 'in-progress')) throw this.pending(p);
       if (!isColdClass(p.storageClass) && !this.knownCold.has(p.name)) {
         // Archived by a lifecycle rule: learn its class for the restore request.
         this.knownCold.add(p.name);
