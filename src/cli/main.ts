@@ -181,6 +181,14 @@ export async function tsbakMain(argv: string[]): Promise<void> {
           .option('gid', { type: 'number', describe: 'show every file as owned by this gid' })
           .option('refresh', { type: 'number', describe: 'seconds between looks for new snapshots (default 3; 60 for S3)' })
           .option('readahead', { type: 'number', describe: 'chunks to fetch ahead of sequential reads (default 4)' })
+          .option('cold', { type: 'string', choices: ['fail', 'wait'], describe: 'reading cold data: fail with EAGAIN (default) or wait for the restore' })
+          .option('cold-timeout', { type: 'number', describe: 'seconds a read waits for a restore with --cold wait (default 300)' })
+          .option('cold-poll', { type: 'number', describe: 'seconds between looks at a restore in progress (default 60)' })
+          .option('tier', { type: 'string', choices: ['Expedited', 'Standard', 'Bulk'], describe: 'restore tier for cold data (default Standard)' })
+          .option('days', { type: 'number', describe: 'days S3 keeps restored copies (default 7)' })
+          .option('cache-dir', { type: 'string', describe: 'local cache directory (default ~/.cache/tsbak)' })
+          .option('pack-cache-size', { type: 'string', describe: 'bound of the disk cache of restored packs (default 10G)' })
+          .option('state-xattr', { type: 'string', choices: ['listed', 'hidden'], describe: 'list user.tsbak.state on cold files (default listed)' })
           .option('verbose', { alias: 'v', type: 'boolean' }),
       (a) => run(cmdMount, a),
     )
