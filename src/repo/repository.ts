@@ -17,10 +17,13 @@ import { decodeTree, encodeTree, type Tree } from '../format/tree.js';
 import { ColdError, CorruptError, NotFoundError, TsbakError } from '../errors.js';
 import { BlobIndex, type BlobLocation, type PackRef } from './blob-index.js';
 import { newRepoSecrets, newWriterKey, openWriterKeyFile, unwrapFullKey, verifyRegistration, wrapFullKey } from './keys.js';
+import { OPEN_POOL_MIN, OpenPoolError, openPool, type OpenOutcome } from './open-pool.js';
 import { CONFIG, INDEX, KEYS, LOCKS, SNAPSHOTS, packName, parsePackName } from './layout.js';
 
 /** Packs per intermediate index file during a backup. */
 const INDEX_EVERY = 32;
+/** Blob reads that overlapped less than this long ago count as concurrent (see openChecked). */
+const OVERLAP_MS = 250;
 import { Packer } from './packer.js';
 
 export interface Credentials {
@@ -147,6 +150,11 @@ export class Repository {
   private pending = new Set<string>();
   private packer: Packer | null = null;
   private blobCache: LRUCache<string, Buffer>;
+  /** loadBlob calls under way without a signal, by blob id: concurrent loads of one blob share one fetch and open. */
+  private blobLoads = new Map<string, Promise<Buffer>>();
+  /** Blob reads under way (fetching or opening), and when two last overlapped (performance.now()). */
+  private blobReads = 0;
+  private blobReadsOverlapped = -Infinity;
   private signers: Map<string, Buffer> | null = null;
   private cold: ColdStorage | null = null;
   private coldOptions: ColdOptions = {};
@@ -540,11 +548,29 @@ export class Repository {
     return this.index.get(id);
   }
 
-  /** Decrypts, decompresses and verifies one blob. */
+  /**
+   * Decrypts, decompresses and verifies one blob. Concurrent calls for the same blob share
+   * one fetch (calls with a signal go their own way, so that aborting one aborts no other).
+   */
   async loadBlob(id: Buffer, signal?: AbortSignal): Promise<Buffer> {
     const hex = id.toString('hex');
     const hit = this.blobCache.get(hex);
     if (hit) return hit;
+    if (signal) return this.readCounted(id, hex, signal);
+    let p = this.blobLoads.get(hex);
+    if (!p) {
+      p = this.readCounted(id, hex).finally(() => this.blobLoads.delete(hex));
+      this.blobLoads.set(hex, p);
+    }
+    return p;
+  }
+
+  private readCounted(id: Buffer, hex: string, signal?: AbortSignal): Promise<Buffer> {
+    if (++this.blobReads > 1) this.blobReadsOverlapped = performance.now();
+    return this.readBlob(id, hex, signal).finally(() => this.blobReads--);
+  }
+
+  private async readBlob(id: Buffer, hex: string, signal?: AbortSignal): Promise<Buffer> {
     const loc = this.index.get(id);
     if (!loc) throw new TsbakError('NOT_FOUND', `blob ${hex} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
     const key = this.packKey(loc.pack);
@@ -570,23 +596,55 @@ export class Repository {
       if (e instanceof NotFoundError) throw new TsbakError('NOT_FOUND', `pack ${name} is missing from ${this.backend.location}; run 'tsbak check'`);
       throw e;
     }
-    let plain: Buffer;
-    try {
-      plain = openBlob(key, id, sealed);
-    } catch {
+    // Bytes of a backend read are ours to give to a worker (read them again if it dies with
+    // them); bytes from cold storage may be a view of a pack other reads share: copied.
+    const again = viaCold ? null : () => this.backend.get(name, range, signal);
+    let plain = await this.openChecked(loc.pack.kind, key, id, sealed, again);
+    if (plain === 'auth') {
       if (!viaCold) throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
       // A damaged copy in the disk cache: drop it and read the pack again once.
       this.cold!.invalidate(cp!);
       try {
-        plain = openBlob(key, id, await this.cold!.read(cp!, range, signal));
+        plain = await this.openChecked(loc.pack.kind, key, id, await this.cold!.read(cp!, range, signal), null);
       } catch (e) {
         if (e instanceof TsbakError && e.code !== 'CORRUPT') throw e;
         throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
       }
+      if (plain === 'auth') throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
     }
-    if (!this.blobId(plain).equals(id)) throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`, 'content does not match its id');
+    if (plain === 'id') throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`, 'content does not match its id');
     this.blobCache.set(hex, plain);
     return plain;
+  }
+
+  /**
+   * openBlob and the id check. Large data blobs go to the worker pool when blob reads overlap
+   * (now, or in the last OVERLAP_MS: a reader with read-ahead, the mount), so that this thread
+   * goes on serving the others. Inline: trees and small blobs (a round trip to a worker costs
+   * more than opening them), and reads one after the other (restore and check of one file:
+   * the caller waits for this blob and nothing else, and a round trip only adds to its wait).
+   * With `again`, the caller gives `sealed` up (it is transferred to a worker, not copied) and
+   * says how to read it again should the worker die with it.
+   */
+  private async openChecked(kind: BlobType, key: Buffer, id: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null): Promise<OpenOutcome> {
+    const overlap = this.blobReads > 1 || performance.now() - this.blobReadsOverlapped < OVERLAP_MS;
+    const pool = kind === 'data' && sealed.length >= OPEN_POOL_MIN && overlap ? openPool() : null;
+    if (pool?.usable) {
+      try {
+        return await pool.open(key, this.secrets.macKey, id, sealed, !!again);
+      } catch (e) {
+        // The pool failed, not the blob: open it here.
+        if (!(e instanceof OpenPoolError)) throw e;
+        if (sealed.buffer.byteLength === 0) sealed = await again!();
+      }
+    }
+    let plain: Buffer;
+    try {
+      plain = openBlob(key, id, sealed);
+    } catch {
+      return 'auth';
+    }
+    return this.blobId(plain).equals(id) ? plain : 'id';
   }
 
   async loadTree(id: Buffer): Promise<Tree> {
