@@ -1,5 +1,7 @@
 // The plaintext `config` object. See docs/FORMAT.md ("config").
-import type { StorageClass } from '../backend/backend.js';
+// The S3 storage classes (the same names as the backend's StorageClass; format stays free
+// of imports from the layers above it).
+export type StorageClass = 'STANDARD' | 'STANDARD_IA' | 'GLACIER_IR' | 'GLACIER' | 'DEEP_ARCHIVE';
 
 export interface RepoConfig {
   version: 1;

@@ -24,6 +24,8 @@ import * as path from 'node:path';
 import type { Backend, ObjectInfo, RestoreTier, StorageClass } from '../backend/backend.js';
 import { NotFoundError } from '../errors.js';
 import { checkRestoreRequest, expectedRestoreMs, isColdClass } from './policy.js';
+import { mapLimit } from '../repo/map-limit.js';
+export { mapLimit };
 
 export type RestorePhase = 'cold' | 'requested' | 'in-progress' | 'available' | 'cached';
 
@@ -398,19 +400,3 @@ export function commonDir(names: string[]): string {
   return pre.slice(0, pre.lastIndexOf('/') + 1);
 }
 
-export async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let err: unknown = null;
-  const run = async () => {
-    while (next < items.length && !err) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        err ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
-  if (err) throw err;
-}

@@ -25,6 +25,8 @@ const INDEX_EVERY = 32;
 /** Blob reads that overlapped less than this long ago count as concurrent (see openChecked). */
 const OVERLAP_MS = 250;
 import { Packer } from './packer.js';
+import { mapLimit } from './map-limit.js';
+export { mapLimit };
 
 export interface Credentials {
   password?: string;
@@ -708,19 +710,3 @@ export class Repository {
   }
 }
 
-export async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let err: unknown = null;
-  const run = async () => {
-    while (next < items.length && !err) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        err ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
-  if (err) throw err;
-}
