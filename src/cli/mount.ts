@@ -356,7 +356,10 @@ async function startDaemon(cfg0: MountConfig): Promise<number> {
       throw new TsbakError('USAGE', `cannot open log file ${cfg.log}: ${e.code ?? e.message}`);
     }
   }
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...toArgs(cfg)], {
+  // A larger initial old space: reads allocate a buffer per chunk and per FUSE request, and
+  // with V8's small default heap the daemon spent a quarter of its CPU in full GCs
+  // (measured: ~520 -> ~600 MB/s sequential read with this flag).
+  const child = spawn(process.execPath, ['--initial-old-space-size=64', fileURLToPath(import.meta.url), ...toArgs(cfg)], {
     detached: true,
     cwd: '/',
     stdio: ['ignore', out, out, 'ipc'],
