@@ -10,7 +10,7 @@ import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, s3Options, type RepoArgs } from './open-repo.js';
 import { fmtBytes, ProgressLine, table } from './output.js';
-import { getNewPassword, getPassword, promptHidden } from './secrets.js';
+import { getNewPassword, promptHidden } from './secrets.js';
 import { prepareColdData, type ColdArgs } from './warm.js';
 
 const out = (s: string) => process.stdout.write(s + '\n');
@@ -190,4 +190,3 @@ export async function cmdKeyAddPassword(a: RepoArgs & { newPasswordFile?: string
   return EXIT.OK;
 }
 
-export { getPassword };

@@ -4,7 +4,6 @@ import { closeSync, constants as C, fstatSync, openSync, promises as fsp, readSy
 import { fileExtents } from './capture.js';
 import { shortPath, withShortPath } from '../platform/long-path.js';
 
-const BLOCK = 4 << 20;
 
 export interface OpenedFile {
   fh: fsp.FileHandle;
@@ -34,26 +33,6 @@ export async function openForBackup(path: Buffer): Promise<OpenedFile> {
   } catch (e) {
     await fh.close();
     throw e;
-  }
-}
-
-/** Blocks of one extent. A file that shrinks while read yields what was there. */
-export async function* readExtent(fh: fsp.FileHandle, offset: number, length: number): AsyncGenerator<Buffer> {
-  let pos = offset;
-  const end = offset + length;
-  while (pos < end) {
-    const want = Math.min(BLOCK, end - pos);
-    const buf = Buffer.allocUnsafe(want);
-    let got = 0;
-    while (got < want) {
-      const { bytesRead } = await fh.read(buf, got, want - got, pos + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    if (got === 0) return;
-    yield got === want ? buf : buf.subarray(0, got);
-    pos += got;
-    if (got < want) return;
   }
 }
 
