@@ -1,6 +1,6 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { Chunker, chunkStream, gearTable } from '../src/writer/chunker.js';
+import { Chunker, chunkReader, chunkStream, gearTable } from '../src/writer/chunker.js';
 
 // The straightforward byte-at-a-time FastCDC the optimized scanner must agree with.
 function referenceCuts(buf: Uint8Array, gear: Int32Array, p: { min: number; avg: number; max: number }): number[] {
@@ -52,6 +52,37 @@ t.test('word-at-a-time scanner cuts exactly where the byte-wise reference does',
       pos += l;
     }
     t.same(ours, referenceCuts(data, gear, params), `offset ${shift}`);
+  }
+});
+
+t.test('chunkReader cuts where the reference does, whatever the read sizes and buffer', async (t) => {
+  const params = { min: 2048, avg: 8192, max: 32768 };
+  const gear = gearTable(Buffer.from('seed for the reader'));
+  const c = new Chunker(params, gear);
+  // Text-like data too: long runs without a boundary reach max, the forced-cut path.
+  const data = Buffer.concat([randomBytes(300 << 10), Buffer.alloc(100 << 10, 'a'), randomBytes(123457)]);
+  const want = referenceCuts(data, gear, params);
+  for (const [label, bufSize, readMax] of [
+    ['default buffer, whole reads', 0, Infinity],
+    ['smallest buffer (max), 1000-byte reads', params.max, 1000],
+    ['buffer just over max, odd reads', params.max + 17, 4099],
+    ['large buffer, short reads', 1 << 20, 777],
+  ] as const) {
+    let pos = 0;
+    const read = async (buf: Buffer, at: number, n: number) => {
+      const k = Math.min(n, readMax, data.length - pos);
+      data.copy(buf, at, pos, pos + k);
+      pos += k;
+      return k;
+    };
+    const got: number[] = [];
+    const joined: Buffer[] = [];
+    for await (const ch of chunkReader(c, data.length, read, bufSize ? Buffer.alloc(bufSize) : undefined)) {
+      got.push(ch.length);
+      joined.push(Buffer.from(ch));
+    }
+    t.same(got, want, label);
+    t.ok(Buffer.concat(joined).equals(data), `${label}: same bytes`);
   }
 });
 

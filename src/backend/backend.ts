@@ -27,6 +27,11 @@ export interface Backend {
   /** A human-readable location, for messages. */
   readonly location: string;
   /**
+   * How many puts of large objects are worth running at once (each holds a pack in memory):
+   * 1 for a local disk, more where each put waits on a network round trip. Default 2.
+   */
+  readonly putConcurrency?: number;
+  /**
    * Store an object. Never overwrites: if `name` exists, rejects with a TsbakError of code
    * 'BACKEND' whose message says so (objects are immutable).
    */

@@ -17,6 +17,8 @@ function short(name: string, location: string): TsbakError {
 
 export class LocalBackend implements Backend {
   readonly location: string;
+  // A write to the page cache is quick: a second one in flight only holds another pack.
+  readonly putConcurrency = 1;
   private readonly madeDirs = new Set<string>();
   private readonly fds = new Map<string, number>();
 

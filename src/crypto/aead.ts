@@ -24,6 +24,28 @@ export function aeadSeal(key: Uint8Array, plaintext: Uint8Array, aad?: Uint8Arra
   return Buffer.concat([nonce, body, fin, c.getAuthTag()]);
 }
 
+/**
+ * Seals the concatenation of `parts` straight into `out` at `at` (same bytes as aeadSeal
+ * of the concatenation) and returns the sealed length. Saves the copies of concatenating.
+ */
+export function aeadSealInto(key: Uint8Array, parts: Uint8Array[], aad: Uint8Array, out: Uint8Array, at: number): number {
+  const nonce = randomBytes(NONCE_LEN);
+  out.set(nonce, at);
+  let o = at + NONCE_LEN;
+  const c = createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(aad);
+  for (const p of parts) {
+    const e = c.update(p);
+    out.set(e, o);
+    o += e.length;
+  }
+  const fin = c.final();
+  out.set(fin, o);
+  o += fin.length;
+  out.set(c.getAuthTag(), o);
+  return o + TAG_LEN - at;
+}
+
 /** Throws AuthError if the bytes, the key or the aad do not match. */
 export function aeadOpen(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Buffer {
   if (sealed.length < AEAD_OVERHEAD) throw new AuthError();

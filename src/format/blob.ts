@@ -2,26 +2,40 @@
 // Stored bytes: AEAD(packKey, flag || body, aad = id), with flag 0 = body is P,
 // flag 1 = body is zstd(P). Compressed form is kept only when it saves at least 3%.
 // Binding the id as AAD means a blob cannot be swapped for another one of the same pack.
-import { aeadOpen, aeadSeal, AuthError } from '../crypto/aead.js';
-import { zstdCompress, zstdDecompress } from './compress.js';
+import { AEAD_OVERHEAD, aeadOpen, aeadSealInto, AuthError } from '../crypto/aead.js';
+import { zstdBound, zstdCompressInto, zstdDecompress } from './compress.js';
 
 const FLAG_RAW = 0;
 const FLAG_ZSTD = 1;
 
-export function sealBlob(packKey: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number): Buffer {
-  let flag = FLAG_RAW;
-  let body: Uint8Array = plain;
+/** Most bytes a sealed blob of `n` plaintext bytes can take. */
+export function sealedBound(n: number): number {
+  return n + 1 + AEAD_OVERHEAD;
+}
+
+const RAW = Uint8Array.of(FLAG_RAW);
+const ZSTD = Uint8Array.of(FLAG_ZSTD);
+let scratch = new Uint8Array(0);
+
+/**
+ * Seals one blob into `out` at `at` (room for sealedBound(plain.length) needed) and
+ * returns its sealed length. Compresses into a per-thread scratch buffer, so the only
+ * copy is the cipher's output into `out`.
+ */
+export function sealBlobInto(out: Uint8Array, at: number, packKey: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number): number {
   if (level > 0 && plain.length >= 64) {
-    const z = zstdCompress(plain, level);
-    if (z.length < plain.length * 0.97) {
-      flag = FLAG_ZSTD;
-      body = z;
-    }
+    const bound = zstdBound(plain.length);
+    if (scratch.length < bound) scratch = new Uint8Array(Math.max(bound, 64 << 10));
+    const n = zstdCompressInto(scratch, plain, level);
+    if (n < plain.length * 0.97) return aeadSealInto(packKey, [ZSTD, scratch.subarray(0, n)], id, out, at);
   }
-  const framed = Buffer.allocUnsafe(1 + body.length);
-  framed[0] = flag;
-  framed.set(body, 1);
-  return aeadSeal(packKey, framed, id);
+  return aeadSealInto(packKey, [RAW, plain], id, out, at);
+}
+
+export function sealBlob(packKey: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number): Buffer {
+  const out = Buffer.allocUnsafe(sealedBound(plain.length));
+  const n = sealBlobInto(out, 0, packKey, id, plain, level);
+  return out.subarray(0, n);
 }
 
 /** Throws AuthError on any alteration. The caller verifies the id of the result. */

@@ -22,21 +22,60 @@ export interface PackEntry {
   rawLength: number; // plaintext length
 }
 
-interface Pending {
-  id: Buffer;
-  type: BlobType;
-  sealed: Buffer;
-  rawLength: number;
-}
-
-/** Collects sealed blobs for one pack and lays out the tar at the end. */
+/**
+ * Lays out one pack as blobs arrive, straight into one growing buffer, so a finished pack
+ * is never copied again: a blob of at least LARGE_BLOB sealed bytes becomes a member of its
+ * own; smaller ones fill the open group member, whose tar header is written when it closes.
+ * The bytes are the same as laying out all blobs at the end, in the order they were added.
+ */
 export class PackBuilder {
-  private blobs: Pending[] = [];
+  private buf: Buffer;
+  private pos = 0;
+  private entries: PackEntry[] = [];
+  /** Offset of the open group's (reserved) tar header; -1: no open group. */
+  private groupAt = -1;
+  private groupLen = 0;
+  private groupNo = 0;
   private bytes = 0;
 
-  add(id: Buffer, type: BlobType, sealed: Buffer, rawLength: number): void {
-    this.blobs.push({ id, type, sealed, rawLength });
-    this.bytes += sealed.length + 64; // rough per-blob share of headers and padding
+  /**
+   * `capacity`: the expected pack size; the buffer grows if a pack ends up larger.
+   * `reuse`: a buffer to lay the pack out in (one of a finished pack), if big enough.
+   */
+  constructor(capacity = 1 << 20, reuse?: Buffer) {
+    this.buf = reuse && reuse.length >= capacity ? reuse : Buffer.allocUnsafeSlow(capacity);
+  }
+
+  /** The whole underlying buffer (to reuse once the finished pack's bytes are stored). */
+  get buffer(): Buffer {
+    return this.buf;
+  }
+
+  add(id: Buffer, type: BlobType, sealed: Uint8Array, rawLength: number): void {
+    const len = sealed.length;
+    if (len >= LARGE_BLOB) {
+      this.closeGroup();
+      this.room(BLOCK + len + BLOCK);
+      tarHeader(`b/${id.toString('hex')}`, len).copy(this.buf, this.pos);
+      this.pos += BLOCK;
+      this.entries.push({ id, type, offset: this.pos, length: len, rawLength });
+      this.buf.set(sealed, this.pos);
+      this.pos += len;
+      this.pad(len);
+    } else {
+      if (this.groupAt < 0) {
+        this.room(BLOCK);
+        this.groupAt = this.pos;
+        this.pos += BLOCK;
+      }
+      this.room(len + BLOCK);
+      this.entries.push({ id, type, offset: this.pos, length: len, rawLength });
+      this.buf.set(sealed, this.pos);
+      this.pos += len;
+      this.groupLen += len;
+      if (this.groupLen >= GROUP_TARGET) this.closeGroup();
+    }
+    this.bytes += len + 64; // rough per-blob share of headers and padding
   }
 
   get size(): number {
@@ -44,61 +83,51 @@ export class PackBuilder {
   }
 
   get count(): number {
-    return this.blobs.length;
+    return this.entries.length;
+  }
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(this.pos + n, Math.ceil(this.buf.length * 1.5)));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+
+  private pad(len: number): void {
+    const n = padLen(len);
+    this.buf.fill(0, this.pos, this.pos + n);
+    this.pos += n;
+  }
+
+  private closeGroup(): void {
+    if (this.groupAt < 0) return;
+    tarHeader(`g/${this.groupNo++}`, this.groupLen).copy(this.buf, this.groupAt);
+    this.pad(this.groupLen);
+    this.groupAt = -1;
+    this.groupLen = 0;
   }
 
   /**
-   * Lays out the archive. `sealedKey` is the pack key sealed to the repository's public
-   * key; the header (entries) is encrypted under `packKey`.
+   * Ends the archive. `sealedKey` is the pack key sealed to the repository's public key;
+   * the header (entries) is encrypted under `packKey`. The bytes are a view of the
+   * builder's buffer: the builder is done after this.
    */
   finish(packKey: Uint8Array, sealedKey: Buffer): { bytes: Buffer; entries: PackEntry[] } {
-    const parts: Buffer[] = [];
-    const entries: PackEntry[] = [];
-    let pos = 0;
-    let group: Pending[] = [];
-    let groupLen = 0;
-    let groupNo = 0;
-    const member = (name: string, data: Buffer[], len: number) => {
-      parts.push(tarHeader(name, len));
-      pos += BLOCK;
-      for (const d of data) parts.push(d);
-      pos += len;
-      const pad = padLen(len);
-      if (pad) {
-        parts.push(Buffer.alloc(pad));
-        pos += pad;
-      }
-    };
-    const flushGroup = () => {
-      if (!group.length) return;
-      let off = pos + BLOCK;
-      for (const b of group) {
-        entries.push({ id: b.id, type: b.type, offset: off, length: b.sealed.length, rawLength: b.rawLength });
-        off += b.sealed.length;
-      }
-      member(`g/${groupNo++}`, group.map((b) => b.sealed), groupLen);
-      group = [];
-      groupLen = 0;
-    };
-    for (const b of this.blobs) {
-      if (b.sealed.length >= LARGE_BLOB) {
-        flushGroup();
-        entries.push({ id: b.id, type: b.type, offset: pos + BLOCK, length: b.sealed.length, rawLength: b.rawLength });
-        member(`b/${b.id.toString('hex')}`, [b.sealed], b.sealed.length);
-      } else {
-        group.push(b);
-        groupLen += b.sealed.length;
-        if (groupLen >= GROUP_TARGET) flushGroup();
-      }
-    }
-    flushGroup();
-    const header = Buffer.concat([sealedKey, aeadSeal(packKey, encodeHeader(entries), HEADER_AAD)]);
+    this.closeGroup();
+    const header = Buffer.concat([sealedKey, aeadSeal(packKey, encodeHeader(this.entries), HEADER_AAD)]);
     const sealedKeyLen = Buffer.alloc(2);
     sealedKeyLen.writeUInt16BE(sealedKey.length);
-    const headerMember = Buffer.concat([sealedKeyLen, header]);
-    member('header', [headerMember], headerMember.length);
-    parts.push(Buffer.alloc(2 * BLOCK));
-    return { bytes: Buffer.concat(parts), entries };
+    const len = 2 + header.length;
+    this.room(BLOCK + len + 3 * BLOCK);
+    tarHeader('header', len).copy(this.buf, this.pos);
+    this.pos += BLOCK;
+    sealedKeyLen.copy(this.buf, this.pos);
+    header.copy(this.buf, this.pos + 2);
+    this.pos += len;
+    this.pad(len);
+    this.buf.fill(0, this.pos, this.pos + 2 * BLOCK);
+    this.pos += 2 * BLOCK;
+    return { bytes: this.buf.subarray(0, this.pos), entries: this.entries };
   }
 }
 

@@ -7,10 +7,9 @@
 // is a batch of its own. A blob is sealed under the key of the pack it was added to; a
 // pack stops taking blobs once its size (sealed + still in flight) reaches the target,
 // and is written when its last batch comes back. Tree blobs are sealed inline.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, webcrypto } from 'node:crypto';
 import type { Backend, StorageClass } from '../backend/backend.js';
 import { sealTo } from '../crypto/box.js';
-import { sha256 } from '../crypto/hash.js';
 import { sealBlob } from '../format/blob.js';
 import type { IndexPack } from '../format/index-file.js';
 import { PackBuilder, type BlobType } from '../format/pack.js';
@@ -19,6 +18,8 @@ import { SealPool } from './seal-pool.js';
 
 const BATCH_BYTES = 1 << 20;
 const BATCH_BLOBS = 256;
+/** Blobs shorter than this are copied by Packer.add before it first yields. */
+export const COPIED_AT_ONCE = BATCH_BYTES / 4;
 
 interface Batch {
   data: Uint8Array;
@@ -65,6 +66,8 @@ export class Packer {
   private sealing = new Set<Promise<void>>();
   private uploads = new Set<Promise<void>>();
   private failure: unknown = null;
+  /** Buffers of stored packs, to lay out the next packs in (a few, not one per pack). */
+  private arenas: Buffer[] = [];
   /** Packs stored since the last takeWritten(). */
   private written: IndexPack[] = [];
   bytesWritten = 0;
@@ -73,31 +76,42 @@ export class Packer {
   constructor(private readonly o: PackerOptions) {
     const n = o.workers ?? (process.env.TSBAK_WORKERS ? Number(process.env.TSBAK_WORKERS) : 2);
     this.pool = n > 0 ? new SealPool(n) : null;
-    this.maxInFlight = Math.max(2, n * 2);
+    this.maxInFlight = n + 1;
   }
 
   private current(type: BlobType): OpenPack {
     let p = this.open[type];
-    if (!p) p = this.open[type] = { type, key: randomBytes(32), builder: new PackBuilder(), batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
+    // Room for the target size plus the one blob that may take it over (the pack's chunk or batch).
+    if (!p) {
+      const capacity = this.o.packSize[type] + (this.o.packSize[type] >> 2);
+      const builder = new PackBuilder(capacity, this.arenas.find((a) => a.length >= capacity && a.length <= 2 * capacity));
+      this.arenas = this.arenas.filter((a) => a !== builder.buffer);
+      p = this.open[type] = { type, key: randomBytes(32), builder, batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
+    }
     return p;
   }
 
   /**
-   * Queues one blob. `plain` is used or copied before this returns its first promise
-   * tick, so the caller may reuse its buffer. Resolves when there is room (backpressure).
+   * Queues one blob. Resolves when there is room (backpressure). A blob shorter than
+   * COPIED_AT_ONCE is used or copied before the first promise tick, so the caller may
+   * reuse its buffer at once; a longer one must stay unchanged until this resolves (it is
+   * copied only once a worker is free, so blobs waiting their turn hold no buffer).
    */
   async add(type: BlobType, id: Buffer, plain: Uint8Array): Promise<void> {
     if (this.failure) throw this.failure;
     this.blobsWritten++;
-    const p = this.current(type);
     if (!this.pool || type === 'tree') {
+      const p = this.current(type);
       p.builder.add(id, type, sealBlob(p.key, id, plain, type === 'tree' ? 3 : this.o.level), plain.length);
       await this.maybeClose(p);
       return;
     }
-    if (plain.length >= BATCH_BYTES / 4) {
+    if (plain.length >= COPIED_AT_ONCE) {
       // A large blob travels alone.
-      const data = new Uint8Array(new ArrayBuffer(plain.length));
+      while (this.running >= this.maxInFlight) await new Promise<void>((r) => this.roomWaiters.push(r));
+      if (this.failure) throw this.failure;
+      const p = this.current(type);
+      const data = new Uint8Array(this.pool.takeInput(plain.length));
       data.set(plain);
       p.reserved += plain.length;
       const send = this.dispatch(p, { data, used: plain.length, ids: [id], offsets: [0], lengths: [plain.length] });
@@ -105,8 +119,9 @@ export class Packer {
       await send;
       return;
     }
+    const p = this.current(type);
     let b = p.batch;
-    if (!b) b = p.batch = { data: new Uint8Array(new ArrayBuffer(BATCH_BYTES)), used: 0, ids: [], offsets: [], lengths: [] };
+    if (!b) b = p.batch = { data: new Uint8Array(this.pool.takeInput(BATCH_BYTES)), used: 0, ids: [], offsets: [], lengths: [] };
     b.data.set(plain, b.used);
     b.ids.push(id);
     b.offsets.push(b.used);
@@ -130,14 +145,14 @@ export class Packer {
     // Only batches posted to workers count against the limit (not the ones waiting here).
     while (this.running >= this.maxInFlight) await new Promise<void>((r) => this.roomWaiters.push(r));
     this.running++;
-    const data = b.data.buffer.byteLength === b.used ? (b.data.buffer as ArrayBuffer) : (b.data.buffer as ArrayBuffer).slice(0, b.used);
     const job = this.pool!
-      .seal({ key: p.key, level: this.o.level, data, ids: Buffer.concat(b.ids), offsets: b.offsets, lengths: b.lengths })
-      .then(async (sealed) => {
-        for (let i = 0; i < sealed.length; i++) {
-          p.builder.add(b.ids[i]!, p.type, sealed[i]!, b.lengths[i]!);
+      .seal({ key: p.key, level: this.o.level, data: b.data.buffer as ArrayBuffer, ids: Buffer.concat(b.ids), offsets: b.offsets, lengths: b.lengths })
+      .then(async ({ parts, recycle }) => {
+        for (let i = 0; i < parts.length; i++) {
+          p.builder.add(b.ids[i]!, p.type, parts[i]!, b.lengths[i]!);
           p.reserved -= b.lengths[i]!;
         }
+        recycle();
         p.inFlight--;
         await this.maybeClose(p);
       })
@@ -172,19 +187,21 @@ export class Packer {
     p.written = true;
     const sealedKey = sealTo(this.o.repoPub, p.key);
     const { bytes, entries } = p.builder.finish(p.key, sealedKey);
-    const id = sha256(bytes);
+    // Hashed on libuv's thread pool (WebCrypto runs there): not on the thread that chunks.
+    const id = Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes));
     const entry: IndexPack = {
       id,
       kind: p.type,
       sealedKey,
       blobs: entries.map((e) => ({ id: e.id, offset: e.offset, length: e.length, rawLength: e.rawLength })),
     };
-    const max = this.o.maxUploads ?? 2;
+    const max = this.o.maxUploads ?? this.o.backend.putConcurrency ?? 2;
     while (this.uploads.size >= max) await Promise.race(this.uploads);
     if (this.failure) throw this.failure;
     const up = this.o.backend
       .put(packName(p.type, id.toString('hex')), bytes, { storageClass: this.o.storageClass[p.type] })
       .then(() => {
+        if (this.arenas.length < 1) this.arenas.push(p.builder.buffer);
         this.bytesWritten += bytes.length;
         this.written.push(entry);
         this.o.onPack?.(entry, bytes.length);

@@ -1,10 +1,19 @@
 // A pool of worker threads running sealBlob over batches of blobs. Workers are referenced
 // only while they have work, so an idle pool never keeps the process alive.
+//
+// Buffers go round in circles instead of becoming garbage: the caller fills an input
+// buffer taken from this pool (takeInput), the worker sends it back with its result, and
+// the result buffer goes back to its worker once the caller has copied the sealed blobs
+// (SealResult.recycle).
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import { BufferPool } from './buffer-pool.js';
+
+/** The default largest chunk (4 MiB): the size of every input buffer that is not larger. */
+const UNIFORM_INPUT = 4 << 20;
 
 interface Pending {
-  resolve: (b: Buffer[]) => void;
+  resolve: (r: SealResult) => void;
   reject: (e: Error) => void;
   worker: SealWorker;
 }
@@ -24,23 +33,41 @@ class SealWorker {
 export interface SealBatch {
   key: Uint8Array;
   level: number;
+  /** From takeInput(); it comes back to the pool with the result. */
   data: ArrayBuffer;
   ids: Uint8Array; // 32 bytes per blob
   offsets: number[];
   lengths: number[];
 }
 
+export interface SealResult {
+  /** One sealed blob per input blob; views into a buffer that recycle() hands back. */
+  parts: Buffer[];
+  /** Call once the parts are no longer needed (copied). */
+  recycle: () => void;
+}
+
 export class SealPool {
   private readonly workers: SealWorker[] = [];
   private readonly pending = new Map<number, Pending>();
+  private readonly inputs = new BufferPool(8 << 20);
   private next = 0;
 
   constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
     for (let i = 0; i < size; i++) this.workers.push(new SealWorker((m) => this.done(m), (e) => this.failAll(e)));
   }
 
+  /**
+   * An input buffer of at least n bytes for a batch. All are at least the size of a whole
+   * chunk: one size of buffer goes round, instead of a size class per chunk length where
+   * a miss allocates and a full class drops buffers to the GC.
+   */
+  takeInput(n: number): ArrayBuffer {
+    return this.inputs.take(Math.max(n, UNIFORM_INPUT));
+  }
+
   /** Seals every blob of the batch; `data` is transferred (unusable by the caller afterwards). */
-  seal(batch: SealBatch): Promise<Buffer[]> {
+  seal(batch: SealBatch): Promise<SealResult> {
     const sw = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const n = this.next++;
     if (sw.busy++ === 0) sw.w.ref();
@@ -50,11 +77,12 @@ export class SealPool {
     });
   }
 
-  private done(m: { n: number; out?: Uint8Array; lengths?: number[]; error?: string }): void {
+  private done(m: { n: number; out?: Uint8Array; data?: ArrayBuffer; lengths?: number[]; error?: string }): void {
     const p = this.pending.get(m.n);
     if (!p) return;
     this.pending.delete(m.n);
     if (--p.worker.busy === 0) p.worker.w.unref();
+    if (m.data) this.inputs.give(m.data);
     if (m.error !== undefined) return p.reject(new Error(m.error));
     const all = Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.length);
     const parts: Buffer[] = [];
@@ -63,7 +91,9 @@ export class SealPool {
       parts.push(all.subarray(o, o + l));
       o += l;
     }
-    p.resolve(parts);
+    const out = m.out!.buffer as ArrayBuffer;
+    const w = p.worker.w;
+    p.resolve({ parts, recycle: () => w.postMessage({ free: out }, [out]) });
   }
 
   private failAll(e: Error): void {

@@ -10,7 +10,9 @@ import type { Tree, TreeNode } from '../format/tree.js';
 import type { Repository } from '../repo/repository.js';
 import { TsbakError } from '../errors.js';
 import { captureMeta } from './capture.js';
-import { Chunker, chunkReader, gearTable } from './chunker.js';
+import { Chunker, chunkReader, gearTable, readBufferSize } from './chunker.js';
+import { BufferPool } from '../repo/buffer-pool.js';
+import { COPIED_AT_ONCE } from '../repo/packer.js';
 import { changedBetween, openForBackup, readSmallSync } from './file-reader.js';
 import { ParentCache, defaultCacheDir } from './parent-cache.js';
 import { Semaphore } from './semaphore.js';
@@ -21,6 +23,10 @@ import type { Excluder } from './exclude.js';
 import { estimateBackupCost } from '../glacier/cost.js';
 
 export const PROGRAM = 'tsbak 0.1.0';
+
+/** Read buffers of files being chunked, at most (a file over 1 MiB takes max chunk + 4 MiB). */
+const READ_BUFFER_BYTES = 16 << 20;
+const SMALL_READ_BUFFER = 1 << 20;
 
 /** Entries of one directory handled at once. */
 const ENTRY_BATCH = 64;
@@ -90,6 +96,9 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
 class BackupRun {
   private readonly chunker: Chunker;
   private readonly files: Semaphore;
+  /** Bytes of read buffers in use: large files wait for room instead of each taking 8 MiB. */
+  private readonly readBytes = new Semaphore(READ_BUFFER_BYTES);
+  private readonly readBuffers = new BufferPool(READ_BUFFER_BYTES);
   private readonly inodes = new Map<string, Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>>>();
   private readonly cache: ParentCache | null;
   /** dev:ino -> atime of the first lstat of a hardlinked inode (see saveEntry). */
@@ -313,8 +322,9 @@ class BackupRun {
   private async readFile(p: Buffer, st: BigIntStats): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
     const size = Number(st.size);
     if (size === 0) return { content: [], size: 0 };
-    // One-chunk files without holes: synchronous read into a reused buffer.
-    if (size < this.chunker.params.min && Number(st.blocks) * 512 >= size) {
+    // One-chunk files without holes: synchronous read into a reused buffer (which the
+    // packer copies at once at these sizes).
+    if (size < Math.min(this.chunker.params.min, COPIED_AT_ONCE) && Number(st.blocks) * 512 >= size) {
       this.smallBuf ??= Buffer.allocUnsafeSlow(this.chunker.params.min);
       const n = readSmallSync(p, st, this.smallBuf);
       if (n !== null) {
@@ -324,11 +334,15 @@ class BackupRun {
         return { content: [id], size: n };
       }
     }
-    return this.readFileAsync(p);
+    return this.readFileAsync(p, size);
   }
 
-  private async readFileAsync(p: Buffer): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
+  private async readFileAsync(p: Buffer, size: number): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
+    // Two sizes of read buffer only (the pool reuses them; a size per file would not).
+    const bufSize = Math.max(size <= SMALL_READ_BUFFER ? SMALL_READ_BUFFER : readBufferSize(this.chunker, Infinity), readBufferSize(this.chunker, size));
     await this.files.acquire();
+    await this.readBytes.acquire(bufSize);
+    const ab = this.readBuffers.take(bufSize);
     try {
       const retries = this.opts.changeRetries ?? 3;
       for (let attempt = 0; ; attempt++) {
@@ -342,9 +356,11 @@ class BackupRun {
               pos += bytesRead;
               return bytesRead;
             };
-            for await (const chunk of chunkReader(this.chunker, len, read)) {
+            // The file may have grown since the lstat: a buffer too small for it gets its own.
+            const buf = ab.byteLength >= readBufferSize(this.chunker, len) ? Buffer.from(ab) : undefined;
+            for await (const chunk of chunkReader(this.chunker, len, read, buf)) {
               this.progress.bytesRead += chunk.length;
-              // saveBlob uses or copies the chunk before its first await: the view is reused.
+              // The view is reused for the next chunk: only once saveBlob has resolved.
               const { id } = await this.repo.saveBlob('data', chunk);
               content.push(id);
             }
@@ -363,6 +379,8 @@ class BackupRun {
         }
       }
     } finally {
+      this.readBuffers.give(ab);
+      this.readBytes.release(bufSize);
       this.files.release();
     }
   }

@@ -47,6 +47,23 @@ export class Chunker {
     return limit - start;
   }
 
+  /**
+   * Like cut, for data that may go on past `end`: the length of the next chunk if bytes
+   * after `end` cannot change it (a boundary was found, or `max` is reached), else 0.
+   */
+  cutFinal(buf: Uint8Array, start: number, end: number): number {
+    const n = end - start;
+    const { min, avg, max } = this.params;
+    if (n >= max) return this.cut(buf, start, end);
+    if (n <= min) return 0;
+    const normal = start + Math.min(avg, n);
+    const i = this.scan(buf, start + min, normal, this.maskS, 0);
+    if (i >= 0) return i + 1 - start;
+    if (n <= avg) return 0;
+    const j = this.scan(buf, normal, end, this.maskL, this.h);
+    return j >= 0 ? j + 1 - start : 0;
+  }
+
   private h = 0;
 
   /**
@@ -88,44 +105,49 @@ export class Chunker {
 
 /**
  * Reads `length` bytes through `read` and yields them as chunks. Each chunk is a view into
- * a buffer that is reused: it is valid only until the consumer asks for the next one (the
- * repository copies what it keeps). Reading into one buffer avoids copying every byte
- * through Buffer.concat.
+ * one buffer (`buf` if given: at least min(length, max + 1 MiB) bytes) that is reused: it is
+ * valid only until the consumer asks for the next one (the repository copies what it
+ * keeps). Chunks are cut as soon as their boundary is certain, so a refill only moves the
+ * unfinished chunk to the front of the buffer, not up to `max` bytes of lookahead.
  */
 export async function* chunkReader(
   chunker: Chunker,
   length: number,
   read: (buf: Buffer, offset: number, length: number) => Promise<number>,
-  block = 4 << 20,
+  buf: Buffer = Buffer.allocUnsafeSlow(readBufferSize(chunker, length)),
 ): AsyncGenerator<Buffer> {
-  const max = chunker.params.max;
-  const buf = Buffer.allocUnsafeSlow(Math.min(length, max + block));
+  if (buf.length < Math.min(length, chunker.params.max)) throw new Error('chunkReader: buffer smaller than a chunk');
   let start = 0; // first byte not yet chunked
   let end = 0; // end of valid data
   let remaining = length;
-  let eof = false;
+  let eof = length === 0;
   for (;;) {
-    // Fill: keep at least `max` bytes ahead of `start` unless the input ended.
-    if (!eof && end - start < max) {
-      if (start > 0) {
-        buf.copyWithin(0, start, end);
-        end -= start;
-        start = 0;
+    if (start < end) {
+      const len = eof ? chunker.cut(buf, start, end) : chunker.cutFinal(buf, start, end);
+      if (len > 0) {
+        yield buf.subarray(start, start + len);
+        start += len;
+        continue;
       }
-      while (!eof && end < buf.length) {
-        const want = Math.min(buf.length - end, remaining);
-        const got = want > 0 ? await read(buf, end, want) : 0;
-        if (got === 0) eof = true;
-        end += got;
-        remaining -= got;
-        if (remaining === 0) eof = true;
-      }
+    } else if (eof) return;
+    // Refill: the unfinished chunk moves to the front, then the buffer is filled.
+    if (start > 0) {
+      buf.copyWithin(0, start, end);
+      end -= start;
+      start = 0;
     }
-    if (start >= end) return;
-    const len = chunker.cut(buf, start, end);
-    yield buf.subarray(start, start + len);
-    start += len;
+    while (!eof && end < buf.length) {
+      const got = await read(buf, end, Math.min(buf.length - end, remaining));
+      end += got;
+      remaining -= got;
+      if (got === 0 || remaining === 0) eof = true;
+    }
   }
+}
+
+/** Size of chunkReader's buffer for a file of `length` bytes. */
+export function readBufferSize(chunker: Chunker, length: number, block = 4 << 20): number {
+  return Math.max(1, Math.min(length, chunker.params.max + block));
 }
 
 /**

@@ -1,27 +1,38 @@
-// A counting semaphore: bounds how many files are open and read at once. The wait queue
-// is a ring of resolvers consumed by index (Array.shift is O(n) with thousands waiting).
+// A weighted semaphore: bounds how many files are open and read at once, and how many
+// bytes of read buffers they hold. Waiters are served in order; a request larger than the
+// whole capacity waits until everything is free, then runs alone. The wait queue is a
+// ring of entries consumed by index (Array.shift is O(n) with thousands waiting).
 export class Semaphore {
-  private waiters: Array<(() => void) | undefined> = [];
+  private waiters: Array<{ n: number; resolve: () => void } | undefined> = [];
   private head = 0;
-  constructor(private free: number) {}
+  private readonly capacity: number;
 
-  acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiters.push(resolve));
+  constructor(private free: number) {
+    this.capacity = free;
   }
 
-  release(): void {
-    if (this.head < this.waiters.length) {
-      const next = this.waiters[this.head];
+  acquire(n = 1): Promise<void> {
+    const want = Math.min(n, this.capacity);
+    if (this.head === this.waiters.length && this.free >= want) {
+      this.free -= want;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiters.push({ n: want, resolve }));
+  }
+
+  /** Gives back what acquire(n) took (pass the same n). */
+  release(n = 1): void {
+    this.free += Math.min(n, this.capacity);
+    while (this.head < this.waiters.length) {
+      const next = this.waiters[this.head]!;
+      if (next.n > this.free) break;
+      this.free -= next.n;
       this.waiters[this.head++] = undefined;
-      if (this.head > 1024 && this.head * 2 > this.waiters.length) {
-        this.waiters = this.waiters.slice(this.head);
-        this.head = 0;
-      }
-      next!();
-    } else this.free++;
+      next.resolve();
+    }
+    if (this.head > 1024 && this.head * 2 > this.waiters.length) {
+      this.waiters = this.waiters.slice(this.head);
+      this.head = 0;
+    }
   }
 }

@@ -1,0 +1,45 @@
+// Reuses large ArrayBuffers instead of leaving them to the garbage collector. A backup
+// moves every byte through a few buffer stages (chunk -> worker -> sealed -> pack); with a
+// fresh buffer each time, hundreds of MB of garbage wait for a GC, and freed memory is
+// not always given back to the system. Buffers are kept by size class (powers of two up to
+// 1 MiB, then whole MiBs), up to a bound in bytes; one given back beyond it is left to the GC.
+
+const MIB = 1 << 20;
+
+export class BufferPool {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private pooled = 0;
+
+  constructor(
+    private readonly maxPooledBytes: number,
+    private readonly minSize = 64 << 10,
+  ) {}
+
+  private sizeClass(n: number): number {
+    if (n > MIB) return Math.ceil(n / MIB) * MIB;
+    let c = this.minSize;
+    while (c < n) c *= 2;
+    return c;
+  }
+
+  /** A buffer of at least `n` bytes (its contents are whatever was there). */
+  take(n: number): ArrayBuffer {
+    const c = this.sizeClass(n);
+    const b = this.free.get(c)?.pop();
+    if (b) {
+      this.pooled -= c;
+      return b;
+    }
+    return new ArrayBuffer(c);
+  }
+
+  /** Gives a buffer back; one of a size this pool did not hand out is ignored. */
+  give(b: ArrayBuffer): void {
+    const c = b.byteLength;
+    if (c === 0 || c !== this.sizeClass(c) || this.pooled + c > this.maxPooledBytes) return;
+    let list = this.free.get(c);
+    if (!list) this.free.set(c, (list = []));
+    list.push(b);
+    this.pooled += c;
+  }
+}
