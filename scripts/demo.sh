@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/bin:$PATH"
+# One fixed directory, kept afterwards (the last step names the repository in it); each
+# run starts it afresh. A mount a previous run left on it goes first: rm must not walk it.
 demo=${TSBAK_DEMO_DIR:-/tmp/tsbak-demo}
-rm -rf "$demo"; mkdir -p "$demo"
+if mountpoint -q "$demo/mnt" 2>/dev/null; then fusermount -u -z "$demo/mnt" || umount -l "$demo/mnt"; fi
+rm -rf --one-file-system "$demo"; mkdir -p "$demo"
 export TSBAK_PASSWORD=${TSBAK_PASSWORD:-demo-passphrase}
 export TSBAK_CACHE_DIR="$demo/cache"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -41,8 +44,8 @@ tsbak check "$demo/repo" --read-data
 
 step "mount.tsbak: the whole history as a read-only file system"
 mnt="$demo/mnt"; mkdir -p "$mnt"
-mount.tsbak "$demo/repo" "$mnt"
 trap 'fusermount -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null || true' EXIT
+mount.tsbak "$demo/repo" "$mnt"
 ls -l "$mnt" "$mnt/snapshots"
 ls -la "$mnt/snapshots/latest$src"
 cp -a "$mnt/snapshots/latest$src/notes.txt" "$demo/notes-from-mount.txt"

@@ -51,15 +51,25 @@ const STATE_FILE = 'glacier-state.json';
 /**
  * Start the server. Options:
  *   port (0 = a free port; default 0), host (default 127.0.0.1),
- *   dir (data directory; default: a new temporary directory),
+ *   dir (data directory; default: a new temporary directory, removed by stop()),
  *   restoreDelayMs (number, or { Expedited, Standard, Bulk }; default 2000),
  *   dayMs (length of a "day" for restore expiry; default 86400000),
  *   buckets (names to create at start), verbose (log s3rver requests), now (clock, for tests).
  * Resolves to { url, port, host, dir, stats(), resetStats(), state(), stop() }.
  */
 export async function startS3DevServer(options = {}) {
-  const host = options.host ?? '127.0.0.1';
+  const ownDir = options.dir === undefined;
   const dir = path.resolve(options.dir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 's3-dev-'))));
+  try {
+    return await start(dir, ownDir, options);
+  } catch (e) {
+    if (ownDir) await fsp.rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function start(dir, ownDir, options) {
+  const host = options.host ?? '127.0.0.1';
   const dayMs = Number(options.dayMs ?? 86_400_000);
   if (!(dayMs > 0)) throw new Error(`dayMs must be a positive number, got ${options.dayMs}`);
   const delays = normalizeDelays(options.restoreDelayMs ?? 2000);
@@ -497,6 +507,7 @@ export async function startS3DevServer(options = {}) {
         agent.destroy();
         await s3rver.close().catch(() => {});
         await store.flush();
+        if (ownDir) await fsp.rm(dir, { recursive: true, force: true });
       })();
       return stopped;
     },

@@ -1,11 +1,8 @@
 // S3Backend against a real S3 server process on loopback (s3rver behind our Glacier proxy,
 // scripts/s3-dev-server.mjs): the shared backend contract, Glacier restore semantics, error
 // messages, and withRetry.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createServer } from 'node:net';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { S3Backend, parseRestoreHeader, parseS3Location } from '../src/backend/s3.js';
 import { withRetry, isRetryable } from '../src/backend/retry.js';
@@ -14,13 +11,13 @@ import { LocalBackend } from '../src/backend/local.js';
 import type { Backend, ObjectInfo } from '../src/backend/backend.js';
 import { ColdError, NotFoundError, TsbakError } from '../src/errors.js';
 import { backendContract } from './lib/backend-contract.js';
-import { DEV_CREDENTIALS, startDevServer, type DevServer } from './lib/s3-dev-server.js';
+import { DEV_CREDENTIALS, startDevServer, withDevServer, type DevServer } from './lib/s3-dev-server.js';
+import { tempDir } from './lib/temp.js';
 
 const RESTORE_DELAY_MS = 1500;
 const DAY_MS = 2000;
 
-const server: DevServer = await startDevServer({ restoreDelayMs: RESTORE_DELAY_MS, dayMs: DAY_MS, buckets: ['contract', 'glacier', 'misc'] });
-t.teardown(() => server.stop());
+const server: DevServer = await withDevServer(t, { restoreDelayMs: RESTORE_DELAY_MS, dayMs: DAY_MS, buckets: ['contract', 'glacier', 'misc'] });
 
 const backends: S3Backend[] = [];
 t.teardown(async () => {
@@ -190,16 +187,14 @@ t.test('Glacier Flexible Retrieval allows Expedited; hot objects need no restore
 });
 
 t.test('Glacier state survives a restart of the dev server', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tsbak-s3dev-restart-'));
-  const one = await startDevServer({ dir, restoreDelayMs: 60_000, buckets: ['keep'] });
-  t.teardown(() => one.stop());
+  const dir = tempDir(t, 'tsbak-s3dev-restart-');
+  const one = await withDevServer(t, { dir, restoreDelayMs: 60_000, buckets: ['keep'] });
   const b1 = s3({ bucket: 'keep' }, one);
   await b1.put('cold', Buffer.from('zzz'), { storageClass: 'DEEP_ARCHIVE' });
   t.equal(await b1.restore('cold', 3, 'Standard'), 'started');
   await one.stop();
 
-  const two = await startDevServer({ dir, restoreDelayMs: 60_000 });
-  t.teardown(() => two.stop());
+  const two = await withDevServer(t, { dir, restoreDelayMs: 60_000 });
   const b2 = s3({ bucket: 'keep' }, two);
   const h = await b2.head('cold');
   t.equal(h?.storageClass, 'DEEP_ARCHIVE');
@@ -325,13 +320,13 @@ function flaky(inner: Backend, failures: number, error: () => unknown, ops = ['p
   return b;
 }
 
-const local = () => new LocalBackend(mkdtempSync(path.join(tmpdir(), 'tsbak-retry-')));
+const local = (t: Test) => new LocalBackend(tempDir(t, 'tsbak-retry-'));
 const econnreset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 const slowDown = () => Object.assign(new Error('Please reduce your request rate.'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } });
 
 t.test('withRetry', async (t) => {
   await t.test('retries transient failures with growing, jittered delays', async (t) => {
-    const inner = local();
+    const inner = local(t);
     await inner.put('x', Buffer.from('hello'));
     const fb = flaky(inner, 3, slowDown);
     const delays: number[] = [];
@@ -341,7 +336,7 @@ t.test('withRetry', async (t) => {
     t.same(delays, [6, 12, 24], 'throttling doubles the step; equal jitter');
   });
   await t.test('network errors and retryable BackendErrors are retried', async (t) => {
-    const inner = local();
+    const inner = local(t);
     const fb = flaky(inner, 2, econnreset);
     await withRetry(fb, { baseMs: 1 }).put('a', Buffer.from('a'));
     t.equal(fb.calls.put, 3);
@@ -359,23 +354,23 @@ t.test('withRetry', async (t) => {
       ['corrupt', () => new TsbakError('CORRUPT', 'damaged')],
     ];
     for (const [what, err] of cases) {
-      const fb = flaky(local(), 1, err);
+      const fb = flaky(local(t), 1, err);
       await t.rejects(withRetry(fb, { baseMs: 1 }).get('x'), err() as Error, what);
       t.equal(fb.calls.get, 1, `${what}: one attempt`);
     }
-    const inner = local();
+    const inner = local(t);
     await inner.put('x', Buffer.from('1'));
     const counted = flaky(inner, 0, econnreset);
     await t.rejects(withRetry(counted, { baseMs: 1 }).put('x', Buffer.from('2')), { code: 'BACKEND', message: /already exists/ });
     t.equal(counted.calls.put, 1);
   });
   await t.test('gives up after `retries`', async (t) => {
-    const fb = flaky(local(), 100, econnreset);
+    const fb = flaky(local(t), 100, econnreset);
     await t.rejects(withRetry(fb, { retries: 3, baseMs: 1 }).get('x'), { code: 'ECONNRESET' });
     t.equal(fb.calls.get, 4);
   });
   await t.test('a put whose answer was lost counts as done when the object is there', async (t) => {
-    const inner = local();
+    const inner = local(t);
     let first = true;
     const lossy: Backend = {
       location: inner.location,
@@ -395,7 +390,7 @@ t.test('withRetry', async (t) => {
     t.equal((await inner.get('p')).toString(), 'payload');
   });
   await t.test('a listing that fails midway is resumed without duplicates', async (t) => {
-    const inner = local();
+    const inner = local(t);
     for (const i of [1, 2, 3, 4]) await inner.put(`l/${i}`, Buffer.from('x'));
     let fails = 1;
     const b: Backend = {
@@ -416,7 +411,7 @@ t.test('withRetry', async (t) => {
     t.same(names, ['l/1', 'l/2', 'l/3', 'l/4']);
   });
   await t.test('an abort stops the waiting', async (t) => {
-    const fb = flaky(local(), 100, econnreset);
+    const fb = flaky(local(t), 100, econnreset);
     const ac = new AbortController();
     const started = Date.now();
     setTimeout(() => ac.abort(), 50);
@@ -435,7 +430,7 @@ t.test('withRetry', async (t) => {
   });
   await t.test('S3Backend through withRetry: retries while the server is down, then succeeds', async (t) => {
     const port = await closedPort();
-    const dir = mkdtempSync(path.join(tmpdir(), 'tsbak-s3dev-late-'));
+    const dir = tempDir(t, 'tsbak-s3dev-late-');
     let late: DevServer | undefined;
     t.teardown(() => late?.stop());
     const b = s3({ bucket: 'late' }, { ...server, url: `http://127.0.0.1:${port}` });

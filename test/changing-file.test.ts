@@ -6,26 +6,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { BIN, run, start, testEnv, tmp } from './lib/cli.js';
+import { BIN, lastJson, run, start, testEnv } from './lib/cli.js';
+import { tempDir } from './lib/temp.js';
 
 const isRoot = process.getuid?.() === 0;
 const MiB = 1 << 20;
-
-// Temporary directories are removed at the end (TSBAK_KEEP_TMP=1 keeps them for a look),
-// with rm(1): it walks with openat(), so trees deeper than PATH_MAX go too.
-const made: string[] = [];
-function tmpd(prefix?: string): string {
-  const d = tmp(prefix);
-  made.push(d);
-  return d;
-}
-t.teardown(() => {
-  if (!process.env.TSBAK_KEEP_TMP && made.length) spawnSync('rm', ['-rf', '--', ...made]);
-});
-
-function lastJson(stdout: string): any {
-  return JSON.parse(stdout.trim().split('\n').pop()!);
-}
 
 /** Waits for a child to exit; resolves with its code and output. */
 function finished(child: ReturnType<typeof start>): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -52,7 +37,7 @@ tick();
 `;
 
 t.test('a file appended to during the backup', async (t) => {
-  const src = tmpd('tsbak-changing-');
+  const src = tempDir(t, 'tsbak-changing-');
   // Large enough that every read of it takes many milliseconds (the appender writes every ~1 ms).
   const initial = Buffer.concat(Array.from({ length: 64 }, (_, i) => Buffer.concat([randomBytes(MiB - 16), Buffer.from(`\nblock ${String(i).padStart(8)}\n`)])));
   const log = path.join(src, 'growing.log');
@@ -61,7 +46,7 @@ t.test('a file appended to during the backup', async (t) => {
   mkdirSync(path.join(src, 'sub'));
   writeFileSync(path.join(src, 'sub/other.bin'), randomBytes(4 * MiB));
 
-  const repo = path.join(tmpd(), 'repo');
+  const repo = path.join(tempDir(t), 'repo');
   t.equal(run('tsbak', ['init', repo]).code, 0);
 
   const appender = spawn(process.execPath, ['-e', APPENDER, log], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -83,7 +68,7 @@ t.test('a file appended to during the backup', async (t) => {
   t.same(out.changed_while_read, [log], 'reported in --json changed_while_read');
   t.match(w.stderr, `${log}: changed while being read`, 'and on stderr');
 
-  const target = tmpd();
+  const target = tempDir(t);
   const r = run('tsbak', ['restore', repo, 'latest', '--target', target]);
   t.equal(r.code, 0, r.stderr);
   const restored = readFileSync(path.join(target, log));
@@ -101,7 +86,7 @@ t.test('a file appended to during the backup', async (t) => {
 t.test('unreadable entries are reported and skipped; the rest is backed up (exit 3)', { skip: !isRoot && 'needs root (to run the backup as nobody)' }, async (t) => {
   // As root everything is readable, so the backup runs as nobody over a tree that root owns.
   const NOBODY = 65534;
-  const base = tmpd('tsbak-unreadable-');
+  const base = tempDir(t, 'tsbak-unreadable-');
   chmodSync(base, 0o755);
   const src = path.join(base, 'src');
   mkdirSync(path.join(src, 'sub'), { recursive: true });
@@ -139,7 +124,7 @@ t.test('unreadable entries are reported and skipped; the rest is backed up (exit
   t.match(out.errors.find((e: { path: string }) => e.path === secret)?.message, /EACCES/);
 
   // The snapshot exists and holds everything else (restored as root, who can read the repository).
-  const target = tmpd();
+  const target = tempDir(t);
   const r = run('tsbak', ['restore', repo, 'latest', '--target', target], { TSBAK_CACHE_DIR: path.join(home, 'cache-root') });
   t.equal(r.code, 0, r.stderr);
   const restored = path.join(target, src);

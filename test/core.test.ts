@@ -1,11 +1,11 @@
 // Issue 2: round trip, dedup, tamper detection, write-only keys, interrupted backups, errors.
 import t from 'tap';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { promises as fsp, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { run, start, tmp } from './lib/cli.js';
-
-const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+import { lastJson, newRepo, run, start } from './lib/cli.js';
+import { listFiles, sha256File as sha } from './lib/files.js';
+import { tempDir } from './lib/temp.js';
 
 function makeTree(dir: string): void {
   mkdirSync(path.join(dir, 'sub/deeper'), { recursive: true });
@@ -17,30 +17,18 @@ function makeTree(dir: string): void {
   for (let i = 0; i < 50; i++) writeFileSync(path.join(dir, `sub/small-${i}.txt`), `file ${i}\n`.repeat(i));
 }
 
-function listFiles(dir: string, rel = ''): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
-    const r = path.join(rel, e.name);
-    if (e.isDirectory()) out.push(...listFiles(dir, r));
-    else out.push(r);
-  }
-  return out.sort();
-}
-
 function dirSize(dir: string): number {
   let n = 0;
   for (const f of listFiles(dir)) n += statSync(path.join(dir, f)).size;
   return n;
 }
 
-function json(r: { stdout: string }): any {
-  return JSON.parse(r.stdout.trim().split('\n').pop()!);
-}
+const json = (r: { stdout: string }): any => lastJson(r.stdout);
 
 t.test('round trip: every file comes back with identical bytes', async (t) => {
-  const src = tmp();
+  const src = tempDir(t);
   makeTree(src);
-  const repo = path.join(tmp(), 'repo');
+  const repo = path.join(tempDir(t), 'repo');
   t.equal(run('tsbak', ['init', repo]).code, 0);
   const w = run('tsbak-write', [repo, src, '--json', '--tag', 'daily']);
   t.equal(w.code, 0, w.stderr);
@@ -59,14 +47,14 @@ t.test('round trip: every file comes back with identical bytes', async (t) => {
   const ls = run('tsbak', ['ls', repo, list[0].short_id, path.join(src, 'sub/deeper')]);
   t.match(ls.stdout, /repeated\.bin/);
 
-  const target = tmp();
+  const target = tempDir(t);
   const r = run('tsbak', ['restore', repo, 'latest', '--target', target]);
   t.equal(r.code, 0, r.stderr);
   const restored = path.join(target, src);
   t.same(listFiles(restored), listFiles(src));
   for (const f of listFiles(src)) t.equal(sha(path.join(restored, f)), sha(path.join(src, f)), f);
 
-  const only = tmp();
+  const only = tempDir(t);
   t.equal(run('tsbak', ['restore', repo, 'latest', '--target', only, '--include', path.join(src, 'tiny.txt')]).code, 0);
   t.same(listFiles(path.join(only, src)), ['tiny.txt']);
 
@@ -76,10 +64,9 @@ t.test('round trip: every file comes back with identical bytes', async (t) => {
 });
 
 t.test('packs are tar archives that tar can list and extract', async (t) => {
-  const src = tmp();
+  const src = tempDir(t);
   makeTree(src);
-  const repo = path.join(tmp(), 'repo');
-  run('tsbak', ['init', repo]);
+  const repo = newRepo(t);
   run('tsbak-write', [repo, src]);
   const packDir = path.join(repo, 'packs/data');
   const pack = path.join(packDir, readdirSync(packDir)[0]!, readdirSync(path.join(packDir, readdirSync(packDir)[0]!))[0]!);
@@ -89,17 +76,16 @@ t.test('packs are tar archives that tar can list and extract', async (t) => {
   const members = tf.stdout.trim().split('\n');
   t.equal(members[members.length - 1], 'header', 'the encrypted header is the last member');
   t.ok(members.some((m) => m.startsWith('g/') || m.startsWith('b/')));
-  const x = tmp();
+  const x = tempDir(t);
   t.equal(spawnSync('tar', ['xf', pack, '-C', x]).status, 0);
   t.ok(existsSync(path.join(x, 'header')));
 });
 
 t.test('dedup: an unchanged re-backup adds almost nothing; an insertion adds only nearby chunks', async (t) => {
-  const src = tmp();
+  const src = tempDir(t);
   const big = randomBytes(16 << 20);
   writeFileSync(path.join(src, 'big.bin'), big);
-  const repo = path.join(tmp(), 'repo');
-  run('tsbak', ['init', repo]);
+  const repo = newRepo(t);
   const first = json(run('tsbak-write', [repo, src, '--json']));
   const second = json(run('tsbak-write', [repo, src, '--json']));
   t.equal(second.bytes_read, 0, 'unchanged files are not read again');
@@ -116,18 +102,17 @@ t.test('dedup: an unchanged re-backup adds almost nothing; an insertion adds onl
   t.ok(third.blobs_added <= 4, `${third.blobs_added} new blobs`);
 
   // the same data from another path (another machine) dedups too
-  const other = tmp();
+  const other = tempDir(t);
   writeFileSync(path.join(other, 'copy.bin'), big);
   const fourth = json(run('tsbak-write', [repo, other, '--json', '--host', 'other-machine']));
   t.ok(fourth.bytes_added < 64 << 10, `cross-snapshot dedup: ${fourth.bytes_added} bytes added (new trees only)`);
 });
 
 t.test('tamper detection: check reports a flipped byte; restore fails that file only', async (t) => {
-  const src = tmp();
+  const src = tempDir(t);
   writeFileSync(path.join(src, 'victim.bin'), randomBytes(3 << 20));
   writeFileSync(path.join(src, 'bystander.txt'), 'safe and sound\n');
-  const repo = path.join(tmp(), 'repo');
-  run('tsbak', ['init', repo]);
+  const repo = newRepo(t);
   run('tsbak-write', [repo, src]);
   // the largest data pack member holds victim.bin's chunks
   const packs: string[] = [];
@@ -149,7 +134,7 @@ t.test('tamper detection: check reports a flipped byte; restore fails that file 
   t.equal(c.code, 14, 'check exits 14 on damage');
   t.match(c.stdout, /damaged/);
 
-  const target = tmp();
+  const target = tempDir(t);
   const r = run('tsbak', ['restore', repo, 'latest', '--target', target]);
   t.equal(r.code, 3, 'partial restore');
   t.match(r.stderr, /victim\.bin.*damaged/);
@@ -159,16 +144,15 @@ t.test('tamper detection: check reports a flipped byte; restore fails that file 
 });
 
 t.test('write-only key: can back up (with dedup) but not read', async (t) => {
-  const src = tmp();
+  const src = tempDir(t);
   writeFileSync(path.join(src, 'a.bin'), randomBytes(2 << 20));
-  const repo = path.join(tmp(), 'repo');
-  run('tsbak', ['init', repo]);
+  const repo = newRepo(t);
   run('tsbak-write', [repo, src]);
-  const key = path.join(tmp(), 'laptop.key');
+  const key = path.join(tempDir(t), 'laptop.key');
   const add = run('tsbak', ['key', 'add-writer', repo, '--name', 'laptop', '--out', key]);
   t.equal(add.code, 0, add.stderr);
   t.equal(statSync(key).mode & 0o777, 0o600, 'key file is 0600');
-  const cache = tmp();
+  const cache = tempDir(t);
   const env = { TSBAK_PASSWORD: '', TSBAK_CACHE_DIR: cache };
   const w = run('tsbak-write', ['--key-file', key, repo, src, '--json'], env);
   t.equal(w.code, 0, w.stderr);
@@ -178,7 +162,7 @@ t.test('write-only key: can back up (with dedup) but not read', async (t) => {
   const w3 = run('tsbak-write', ['--key-file', key, repo, src, '--json', '--no-cache'], env);
   t.equal(w3.code, 0, 'without the cache it still works');
 
-  for (const args of [['snapshots', repo], ['ls', repo, 'latest'], ['restore', repo, 'latest', '--target', tmp()], ['check', repo]]) {
+  for (const args of [['snapshots', repo], ['ls', repo, 'latest'], ['restore', repo, 'latest', '--target', tempDir(t)], ['check', repo]]) {
     const r = run('tsbak', [...args, '--key-file', key], env);
     t.equal(r.code, 12, `${args[0]} with a write-only key exits 12`);
     t.match(r.stderr, /write-only key/);
@@ -190,11 +174,11 @@ t.test('write-only key: can back up (with dedup) but not read', async (t) => {
 });
 
 t.test('interrupted backup leaves the repository clean and the next backup works', async (t) => {
-  const src = tmp();
+  const src = tempDir(t);
   for (let i = 0; i < 8; i++) writeFileSync(path.join(src, `f${i}.bin`), randomBytes(8 << 20));
-  const repo = path.join(tmp(), 'repo');
-  run('tsbak', ['init', repo]);
+  const repo = newRepo(t);
   const p = start('tsbak-write', [repo, src]);
+  t.teardown(() => p.kill('SIGKILL')); // if the test fails before it does (a no-op once exited)
   // kill it as soon as the first pack has been written
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
@@ -209,7 +193,7 @@ t.test('interrupted backup leaves the repository clean and the next backup works
   t.equal(c.code, 0, c.stdout);
   const w = run('tsbak-write', [repo, src, '--json']);
   t.equal(w.code, 0, w.stderr);
-  const r = tmp();
+  const r = tempDir(t);
   t.equal(run('tsbak', ['restore', repo, 'latest', '--target', r]).code, 0);
   for (let i = 0; i < 8; i++) t.equal(sha(path.join(r, src, `f${i}.bin`)), sha(path.join(src, `f${i}.bin`)));
   const c2 = run('tsbak', ['check', repo, '--read-data']);
@@ -218,14 +202,13 @@ t.test('interrupted backup leaves the repository clean and the next backup works
 });
 
 t.test('bad input: one-line errors and documented exit codes', async (t) => {
-  const repo = path.join(tmp(), 'repo');
-  run('tsbak', ['init', repo]);
+  const repo = newRepo(t);
   const wrong = run('tsbak', ['snapshots', repo], { TSBAK_PASSWORD: 'wrong' });
   t.equal(wrong.code, 11);
   t.match(wrong.stderr, /wrong passphrase/);
   t.equal(wrong.stderr.trim().split('\n').length, 1, 'one line');
 
-  const notRepo = run('tsbak', ['snapshots', tmp()]);
+  const notRepo = run('tsbak', ['snapshots', tempDir(t)]);
   t.equal(notRepo.code, 10);
   t.match(notRepo.stderr, /not a tsbak repository/);
 
@@ -237,7 +220,7 @@ t.test('bad input: one-line errors and documented exit codes', async (t) => {
   t.equal(missing.code, 2);
   t.match(missing.stderr, /no such file/);
 
-  const noSnap = run('tsbak', ['restore', repo, 'deadbeef', '--target', tmp()]);
+  const noSnap = run('tsbak', ['restore', repo, 'deadbeef', '--target', tempDir(t)]);
   t.equal(noSnap.code, 16);
   t.match(noSnap.stderr, /no snapshot with id deadbeef/);
 });

@@ -1,11 +1,11 @@
 import t, { type Test } from 'tap';
 import type { BigIntStats } from 'node:fs';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { buildExcluder, parseSize, type ExcludeArgs } from '../src/writer/exclude-rules.js';
 import type { Excluder } from '../src/writer/exclude.js';
+import { tempDir } from './lib/temp.js';
 
 const fileStat = { mode: 0o100644n, size: 0n } as unknown as BigIntStats;
 const dirStat = { mode: 0o040755n, size: 4096n } as unknown as BigIntStats;
@@ -27,10 +27,6 @@ async function expectMatches(t: Test, a: ExcludeArgs, yes: (string | Buffer)[], 
   const ex = await excluder(a);
   for (const p of yes) t.equal(await check(ex, p), true, `excludes ${p}`);
   for (const p of no) t.equal(await check(ex, p), false, `keeps ${p}`);
-}
-
-function tmp(): string {
-  return mkdtempSync(path.join(tmpdir(), 'tsbak-exclude-'));
 }
 
 t.test('nothing to exclude gives no excluder', async (t) => {
@@ -100,7 +96,7 @@ t.test('non-ASCII and invalid UTF-8 paths', async (t) => {
 });
 
 t.test('exclude files: comments, blank lines, env vars, case-insensitive variant', async (t) => {
-  const dir = tmp();
+  const dir = tempDir(t, 'tsbak-exclude-');
   process.env.TSBAK_TEST_ROOT = '/data';
   t.teardown(() => delete process.env.TSBAK_TEST_ROOT);
   const f = path.join(dir, 'excludes');
@@ -120,7 +116,7 @@ t.test('exclude files: comments, blank lines, env vars, case-insensitive variant
 });
 
 t.test('global ignore file via XDG_CONFIG_HOME; null disables it', async (t) => {
-  const dir = tmp();
+  const dir = tempDir(t, 'tsbak-exclude-');
   const saved = process.env.XDG_CONFIG_HOME;
   process.env.XDG_CONFIG_HOME = dir;
   t.teardown(() => {
@@ -139,7 +135,7 @@ t.test('global ignore file via XDG_CONFIG_HOME; null disables it', async (t) => 
 });
 
 t.test('--exclude-caches on a real directory tree', async (t) => {
-  const root = tmp();
+  const root = tempDir(t, 'tsbak-exclude-');
   const cache = path.join(root, 'cache');
   const fake = path.join(root, 'fake');
   mkdirSync(path.join(cache, 'sub'), { recursive: true });
@@ -163,7 +159,7 @@ t.test('--exclude-caches on a real directory tree', async (t) => {
 });
 
 t.test('--exclude-larger-than on real files', async (t) => {
-  const dir = tmp();
+  const dir = tempDir(t, 'tsbak-exclude-');
   writeFileSync(path.join(dir, 'big'), Buffer.alloc(1025));
   writeFileSync(path.join(dir, 'exact'), Buffer.alloc(1024));
   const ex = await excluder({ excludeLargerThan: '1k' });

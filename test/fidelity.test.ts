@@ -24,22 +24,11 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { lutimensNs, mknod } from '../src/platform/native.js';
-import { run, tmp } from './lib/cli.js';
+import { lastJson, run } from './lib/cli.js';
 import { compareTrees, hardlinkGroups, showName, subtree, walkTree, type Entry } from './lib/tree-compare.js';
+import { tempDir } from './lib/temp.js';
 
 const MiB = 1 << 20;
-
-// Temporary directories are removed at the end (TSBAK_KEEP_TMP=1 keeps them for a look),
-// with rm(1): it walks with openat(), so trees deeper than PATH_MAX go too.
-const made: string[] = [];
-function tmpd(prefix?: string): string {
-  const d = tmp(prefix);
-  made.push(d);
-  return d;
-}
-t.teardown(() => {
-  if (!process.env.TSBAK_KEEP_TMP && made.length) spawnSync('rm', ['-rf', '--', ...made]);
-});
 
 const isRoot = process.getuid?.() === 0;
 
@@ -124,10 +113,6 @@ function du(dir: string): number {
     n += e.isDirectory() ? du(p) : statSync(p).size;
   }
   return n;
-}
-
-function lastJson(stdout: string): any {
-  return JSON.parse(stdout.trim().split('\n').pop()!);
 }
 
 const INVALID_UTF8 = Buffer.from([0x62, 0x61, 0x64, 0xff, 0xfe, 0x80, 0x2e, 0xc3, 0x28]);
@@ -302,7 +287,7 @@ function sanity(t: Test, m: Map<string, Entry>): void {
 function roundTrip(t: Test, src: string): { before: Map<string, Entry>; after: Map<string, Entry>; write: any; repo: string; repoGrowth: number } {
   // Walk the original first, putting back the atimes the walk moves, so the backup sees what we recorded.
   const before = walkTree(src, { preserveAtime: true });
-  const repo = path.join(tmpd(), 'repo');
+  const repo = path.join(tempDir(t), 'repo');
   const init = run('tsbak', ['init', repo]);
   t.equal(init.code, 0, init.stderr);
   const repoBefore = du(repo);
@@ -311,7 +296,7 @@ function roundTrip(t: Test, src: string): { before: Map<string, Entry>; after: M
   t.equal(w.stderr, '', 'no warnings from the backup');
   const write = lastJson(w.stdout);
   const repoGrowth = du(repo) - repoBefore;
-  const target = tmpd();
+  const target = tempDir(t);
   const r = run('tsbak', ['restore', repo, 'latest', '--target', target]);
   t.equal(r.code, 0, `restore exits 0: ${r.stderr}`);
   t.equal(r.stderr, '', 'no warnings from the restore');
@@ -320,7 +305,7 @@ function roundTrip(t: Test, src: string): { before: Map<string, Entry>; after: M
 }
 
 t.test('every kind of entry and metadata survives backup and restore', { skip: !isRoot && 'needs root' }, async (t) => {
-  const src = tmpd('tsbak-fidelity-');
+  const src = tempDir(t, 'tsbak-fidelity-');
   buildTree(src);
   setTimes(src);
   const { before, after, write, repo, repoGrowth } = roundTrip(t, src);
@@ -342,7 +327,7 @@ t.test('every kind of entry and metadata survives backup and restore', { skip: !
 
   // Every name of a hardlinked inode carries the inode's full metadata: restoring only the
   // second directory (so its names are the first, and only, ones) gives the same entries.
-  const part = tmpd();
+  const part = tempDir(t);
   const rp = run('tsbak', ['restore', repo, 'latest', '--target', part, '--include', path.join(src, 'hl2')]);
   t.equal(rp.code, 0, rp.stderr);
   const partWalk = walkTree(path.join(part, src, 'hl2'));
@@ -363,7 +348,7 @@ t.test('every kind of entry and metadata survives backup and restore', { skip: !
   const w2 = run('tsbak-write', [repo, src, '--json']);
   t.equal(w2.code, 0, w2.stderr);
   t.ok(lastJson(w2.stdout).bytes_read < MiB, 'unchanged files are not read again');
-  const target2 = tmpd();
+  const target2 = tempDir(t);
   const r2 = run('tsbak', ['restore', repo, 'latest', '--target', target2]);
   t.equal(r2.code, 0, r2.stderr);
   t.same(compareTrees(before2, walkTree(path.join(target2, src))), [], 'the second snapshot restores identically');
@@ -404,7 +389,7 @@ function buildDeepTree(src: string): { deepRel: string } {
 }
 
 t.test('paths deeper than PATH_MAX', { skip: !isRoot && 'needs root' }, async (t) => {
-  const src = tmpd('tsbak-deep-');
+  const src = tempDir(t, 'tsbak-deep-');
   const { deepRel } = buildDeepTree(src);
   t.ok(Buffer.byteLength(path.join(src, deepRel, 'leaf')) > 4096, 'the joined path is longer than PATH_MAX');
   setTimes(src);
@@ -419,12 +404,12 @@ t.test('paths deeper than PATH_MAX', { skip: !isRoot && 'needs root' }, async (t
 // The comparison itself: `cp -a` (the yardstick of issue 3) must compare equal, and every
 // kind of difference must be noticed. Otherwise an empty diff above would prove nothing.
 t.test('the tree comparison: cp -a compares equal, any difference is noticed', { skip: !isRoot && 'needs root' }, async (t) => {
-  const src = tmpd('tsbak-cmp-');
+  const src = tempDir(t, 'tsbak-cmp-');
   buildTree(src);
   setTimes(src);
   const before = walkTree(src, { preserveAtime: true });
   t.same(compareTrees(before, walkTree(src, { preserveAtime: true })), [], 'walking twice changes nothing (atimes put back)');
-  const dst = path.join(tmpd(), 'copy');
+  const dst = path.join(tempDir(t), 'copy');
   execFileSync('cp', ['-a', src, dst]);
   t.same(compareTrees(before, walkTree(dst, { preserveAtime: true })), [], 'cp -a compares equal');
 

@@ -10,51 +10,31 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { run, tmp } from './lib/cli.js';
-import { cleanupMount, daemonPids, isMounted, mountBg, waitFor } from './lib/fuse-helpers.js';
-import { startDevServer, type DevServer, type DevStats } from './lib/s3-dev-server.js';
+import { lastJson, run } from './lib/cli.js';
+import { daemonPids, isMounted, mountBg, mountPoint, waitFor } from './lib/fuse-helpers.js';
+import { devServerEnv, withDevServer, type DevServer, type DevStats } from './lib/s3-dev-server.js';
+import { tempDir } from './lib/temp.js';
 
 const RESTORE_DELAY_MS = 3000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const json = (s: string) => JSON.parse(s.trim().split('\n').pop()!);
+const json = lastJson;
 
-const server: DevServer = await startDevServer({ restoreDelayMs: RESTORE_DELAY_MS, buckets: ['cold'] });
-t.teardown(() => server.stop());
+const server: DevServer = await withDevServer(t, { restoreDelayMs: RESTORE_DELAY_MS, buckets: ['cold'] });
 
-const dir = tmp('tsbak-fuse-cold-');
+const dir = tempDir(t, 'tsbak-fuse-cold-');
 const cache = path.join(dir, 'cache'); // the mount's cache_dir: restore journal and packs
-const mnt = path.join(dir, 'mnt');
+const mnt = mountPoint(t, path.join(dir, 'mnt'));
 const logFile = path.join(dir, 'mount.log');
-mkdirSync(mnt);
-t.teardown(async () => {
-  await cleanupMount(mnt);
-  rmSync(dir, { recursive: true, force: true });
-});
 
-const env = {
-  AWS_ENDPOINT_URL_S3: server.url,
-  AWS_REGION: 'us-east-1',
-  AWS_ACCESS_KEY_ID: 'S3RVER',
-  AWS_SECRET_ACCESS_KEY: 'S3RVER',
-  TSBAK_CACHE_DIR: path.join(dir, 'writer-cache'),
-};
+const env = devServerEnv(server, { TSBAK_CACHE_DIR: path.join(dir, 'writer-cache') });
 const REPO = 's3://cold/mnt';
 
-// A kept-alive connection to the dev server may have been closed by it: try again once.
-async function retry<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch {
-    await sleep(100);
-    return fn();
-  }
-}
-const stats = (): Promise<DevStats> => retry(() => server.stats());
-const resetStats = () => retry(() => server.resetStats());
+const stats = (): Promise<DevStats> => server.stats();
+const resetStats = () => server.resetStats();
 const req = (st: DevStats, kind: string) => st.requests[kind] ?? 0;
 
 const src = path.join(dir, 'src');

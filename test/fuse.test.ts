@@ -2,14 +2,15 @@
 import t, { type Test } from 'tap';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, rmSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, linkSync, writeFileSync, writeSync, utimesSync, chownSync, chmodSync, promises as fsp } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, linkSync, writeFileSync, writeSync, utimesSync, chownSync, chmodSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { run, testEnv, tmp, BIN } from './lib/cli.js';
-import { alive, cleanupMount, daemonPids, isMounted, mountBg, waitFor } from './lib/fuse-helpers.js';
+import { lastJson, run, testEnv, BIN } from './lib/cli.js';
+import { sha256File as sha } from './lib/files.js';
+import { alive, daemonPids, isMounted, mountBg, mountPoint, waitFor } from './lib/fuse-helpers.js';
+import { tempDir } from './lib/temp.js';
 
 const execFileP = promisify(execFile);
-const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
 
 const SNAP_NAME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
@@ -52,21 +53,16 @@ function makeHome(src: string): void {
 }
 
 async function setup(t: Test) {
-  const dir = tmp('tsbak-fuse-');
+  const dir = tempDir(t, 'tsbak-fuse-');
   const src = path.join(dir, 'src');
   makeHome(src);
   const repo = path.join(dir, 'repo');
-  const mnt = path.join(dir, 'mnt');
-  mkdirSync(mnt);
-  t.teardown(async () => {
-    await cleanupMount(mnt);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const mnt = mountPoint(t, path.join(dir, 'mnt'));
   const init = run('tsbak', ['init', repo]);
   t.equal(init.code, 0, init.stderr);
   const w = run('tsbak-write', [repo, path.join(src, 'home'), '--host', 'testhost', '--tag', 'daily', '--json']);
   t.equal(w.code, 0, w.stderr);
-  const snapId: string = JSON.parse(w.stdout.trim().split('\n').pop()!).snapshot_id;
+  const snapId: string = lastJson(w.stdout).snapshot_id;
   return { dir, src, repo, mnt, snapId };
 }
 
@@ -187,8 +183,7 @@ t.test('a mounted repository', async (t) => {
   });
 
   t.test('cp -a out of the mount recreates the tree', async (t) => {
-    const outDir = tmp('tsbak-fuse-cp-');
-    t.teardown(() => rmSync(outDir, { recursive: true, force: true }));
+    const outDir = tempDir(t, 'tsbak-fuse-cp-');
     const out = path.join(outDir, 'me');
     const cp = sh('cp', ['-a', '--sparse=always', me, out]);
     t.equal(cp.status, 0, cp.stderr);
@@ -239,7 +234,7 @@ t.test('a mounted repository', async (t) => {
     writeFileSync(path.join(orig, 'added-later.txt'), 'new\n');
     const w = run('tsbak-write', [repo, path.join(src, 'home'), '--host', 'otherhost', '--tag', 'later', '--json']);
     t.equal(w.code, 0, w.stderr);
-    const id2: string = JSON.parse(w.stdout.trim().split('\n').pop()!).snapshot_id;
+    const id2: string = lastJson(w.stdout).snapshot_id;
     const started = Date.now();
     await waitFor('the new snapshot in snapshots/', () => readdirSync(snapsDir).filter((n) => n !== 'latest').length === 2, 10_000);
     t.ok(Date.now() - started < 10_000, `appeared after ${Date.now() - started} ms`);
@@ -269,6 +264,7 @@ t.test('lifecycle: SIGTERM, a killed daemon, errors', async (t) => {
 
   t.test('tsbak mount (foreground) unmounts cleanly on SIGTERM', async (t) => {
     const child = spawn(BIN('tsbak'), ['mount', repo, mnt], { env: testEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    t.teardown(() => child.kill('SIGKILL')); // if the test fails before it does (a no-op once exited)
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

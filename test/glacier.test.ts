@@ -16,8 +16,8 @@ import { RestoreTracker, commonDir } from '../src/glacier/tracker.js';
 import { PackCache } from '../src/glacier/pack-cache.js';
 import { estimateBackupCost, estimateRestoreCost, fmtUsd, GB, monthlyStorageUsd } from '../src/glacier/cost.js';
 import { checkRestoreRequest, expectedRestoreMs, isColdClass, parseTier, tiersFor } from '../src/glacier/policy.js';
-import { DEV_CREDENTIALS, startDevServer, type DevServer } from './lib/s3-dev-server.js';
-import { tmp } from './lib/cli.js';
+import { DEV_CREDENTIALS, withDevServer, type DevServer } from './lib/s3-dev-server.js';
+import { tempDir } from './lib/temp.js';
 
 process.env.TSBAK_FAST_KDF = '1';
 
@@ -25,8 +25,7 @@ const RESTORE_DELAY_MS = 1500;
 const DAY_MS = 3000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const server: DevServer = await startDevServer({ restoreDelayMs: RESTORE_DELAY_MS, dayMs: DAY_MS, buckets: ['gl'] });
-t.teardown(() => server.stop());
+const server: DevServer = await withDevServer(t, { restoreDelayMs: RESTORE_DELAY_MS, dayMs: DAY_MS, buckets: ['gl'] });
 
 const backends: S3Backend[] = [];
 t.teardown(async () => {
@@ -37,17 +36,8 @@ function s3(prefix: string) {
   backends.push(b);
   return withRetry(b, { baseMs: 50 });
 }
-// A kept-alive connection to the dev server may have been closed by it: try again once.
-async function retry<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch {
-    await sleep(100);
-    return fn();
-  }
-}
-const stats = () => retry(() => server.stats());
-const resetStats = () => retry(() => server.resetStats());
+const stats = () => server.stats();
+const resetStats = () => server.resetStats();
 async function restores(): Promise<number> {
   const s = await stats();
   return s.requests.RestoreObject ?? 0;
@@ -112,7 +102,7 @@ t.test('cost model', async (t) => {
 });
 
 t.test('disk cache of packs: bounded, LRU, survives restarts, atomic files', async (t) => {
-  const dir = path.join(tmp(), 'packs');
+  const dir = path.join(tempDir(t), 'packs');
   const name = (i: number) => `packs/data/${String(i).padStart(2, '0')}/${String(i).padStart(64, '0')}`;
   const c = new PackCache(dir, 1000);
   const data = [0, 1, 2, 3].map(() => randomBytes(300));
@@ -156,7 +146,7 @@ t.test('restore tracker: journal survives a restart; no request is repeated', as
   const names = [0, 1, 2].map((i) => `packs/data/0${i}/${String(i).repeat(64)}`);
   for (const n of names) await backend.put(n, randomBytes(1000), { storageClass: 'DEEP_ARCHIVE' });
   await backend.put('packs/data/09/' + '9'.repeat(64), randomBytes(10), { storageClass: 'STANDARD' });
-  const file = path.join(tmp(), 'repo', 'restores.jsonl');
+  const file = path.join(tempDir(t), 'repo', 'restores.jsonl');
   const pk = (n: string) => ({ name: n, bytes: 1000, storageClass: 'DEEP_ARCHIVE' as const });
 
   const before = await restores();
@@ -198,7 +188,7 @@ t.test('restore tracker: journal survives a restart; no request is repeated', as
   const c = new RestoreTracker(file, backend, { reloadMs: 0 });
   t.equal(c.get(names[0]!)?.phase, 'available', 'available after a restart too');
   // 409 RestoreAlreadyInProgress and 200 are normal: a tracker with no journal.
-  const fresh = new RestoreTracker(path.join(tmp(), 'x', 'restores.jsonl'), backend, { reloadMs: 0 });
+  const fresh = new RestoreTracker(path.join(tempDir(t), 'x', 'restores.jsonl'), backend, { reloadMs: 0 });
   t.equal(await fresh.request(pk(names[0]!), 'Bulk', 1), true);
   t.equal(fresh.get(names[0]!)?.phase, 'available', '200: already restored');
   // A class without restores (403 InvalidObjectState): readable, available.
@@ -227,7 +217,7 @@ t.test('a journal with many superseded lines is compacted on open', async (t) =>
   const backend = s3('compact');
   const n = 'packs/data/aa/' + 'a'.repeat(64);
   await backend.put(n, randomBytes(100), { storageClass: 'GLACIER' });
-  const file = path.join(tmp(), 'r', 'restores.jsonl');
+  const file = path.join(tempDir(t), 'r', 'restores.jsonl');
   const lines = Array.from({ length: 100 }, (_, i) => JSON.stringify({ pack: n, phase: i % 2 ? 'requested' : 'in-progress', class: 'GLACIER', bytes: 100, tier: 'Bulk', requestedAt: new Date().toISOString(), at: new Date().toISOString() }));
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, lines.join('\n') + '\n{"pack": "torn');
@@ -239,11 +229,11 @@ t.test('a journal with many superseded lines is compacted on open', async (t) =>
 t.test('Repository cold API: blobState, fileState, loadBlob, warmBlobs, waitForBlobs, coldStatus', async (t) => {
   const backend = s3('repo-api');
   const repo = await Repository.init(backend, 'pw', { packSize: { data: 1 << 20, tree: 1 << 20 }, storageClass: { data: 'DEEP_ARCHIVE', tree: 'STANDARD', other: 'STANDARD' } });
-  const src = tmp();
+  const src = tempDir(t);
   const files: Record<string, Buffer> = { 'a.bin': randomBytes(3 << 20), 'b.bin': randomBytes(2 << 20), 'c.txt': Buffer.from('hello\n') };
   for (const [n, d] of Object.entries(files)) writeFileSync(path.join(src, n), d);
   const res = await backup(repo, { paths: [src], cacheDir: null });
-  const cacheDir = tmp();
+  const cacheDir = tempDir(t);
 
   const open = async () => {
     const r = await Repository.open(backend, { password: 'pw' });

@@ -4,7 +4,6 @@
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TreeNode } from '../src/format/tree.js';
@@ -12,11 +11,11 @@ import * as native from '../src/platform/native.js';
 import { gidOf, groupName, resetUserCache, uidOf, userName } from '../src/platform/users.js';
 import { applyMeta, createSpecial, type ApplyMetaOptions } from '../src/restore/apply-meta.js';
 import { captureMeta, fileExtents, isSparse, nodeType } from '../src/writer/capture.js';
+import { tempDir } from './lib/temp.js';
 
 const isRoot = process.getuid?.() === 0;
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbak-native-'));
+const dir = tempDir(t, 'tsbak-native-');
 fs.chmodSync(dir, 0o755); // the unprivileged child process below must reach its subdirectory
-t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** Raw path bytes: dir + '/' + name (name may be invalid UTF-8). */
 const P = (name: string | Buffer): Buffer => Buffer.concat([Buffer.from(dir + '/'), Buffer.from(name)]);

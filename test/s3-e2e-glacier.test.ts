@@ -5,59 +5,35 @@
 // identical bytes; a second restore from the local cache; warm (idempotent, --wait);
 // expiry; cost.
 import t, { type Test } from 'tap';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { run, tmp } from './lib/cli.js';
-import { startDevServer, type DevServer } from './lib/s3-dev-server.js';
+import { lastJson, run } from './lib/cli.js';
+import { listFiles, sha256File as sha } from './lib/files.js';
+import { devServerEnv, withDevServer, type DevServer } from './lib/s3-dev-server.js';
+import { tempDir } from './lib/temp.js';
 
 const RESTORE_DELAY_MS = 2500;
 const DAY_MS = 8000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const server: DevServer = await startDevServer({ restoreDelayMs: RESTORE_DELAY_MS, dayMs: DAY_MS, buckets: ['cold'] });
-t.teardown(() => server.stop());
+const server: DevServer = await withDevServer(t, { restoreDelayMs: RESTORE_DELAY_MS, dayMs: DAY_MS, buckets: ['cold'] });
 
-const cache = tmp('tsbak-cold-cache-');
-const env = {
-  AWS_ENDPOINT_URL_S3: server.url,
-  AWS_REGION: 'us-east-1',
-  AWS_ACCESS_KEY_ID: 'S3RVER',
-  AWS_SECRET_ACCESS_KEY: 'S3RVER',
-  TSBAK_CACHE_DIR: cache,
-};
+const cache = tempDir(t, 'tsbak-cold-cache-');
+const env = devServerEnv(server, { TSBAK_CACHE_DIR: cache });
 const REPO = 's3://cold/home';
 const tsbak = (...args: string[]) => run('tsbak', args, env);
 
-function listFiles(dir: string, rel = ''): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
-    const r = path.join(rel, e.name);
-    if (e.isDirectory()) out.push(...listFiles(dir, r));
-    else out.push(r);
-  }
-  return out.sort();
-}
-const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 function sameTree(t: Test, a: string, b: string): void {
   const fa = listFiles(a);
   t.same(listFiles(b), fa, 'same files');
   for (const f of fa) if (sha(path.join(a, f)) !== sha(path.join(b, f))) t.fail(`${f} differs`);
 }
-const json = (s: string) => JSON.parse(s.trim().split('\n').pop()!);
-// A kept-alive connection to the dev server may have been closed by it: try again once.
-async function retry<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch {
-    await sleep(100);
-    return fn();
-  }
-}
-const stats = () => retry(() => server.stats());
-const resetStats = () => retry(() => server.resetStats());
+const json = lastJson;
+const stats = () => server.stats();
+const resetStats = () => server.resetStats();
 
-const src = tmp('tsbak-cold-src-');
+const src = tempDir(t, 'tsbak-cold-src-');
 mkdirSync(path.join(src, 'docs/deep'), { recursive: true });
 mkdirSync(path.join(src, 'photos'), { recursive: true });
 writeFileSync(path.join(src, 'photos/a.raw'), randomBytes(3 << 20));
@@ -108,7 +84,7 @@ t.test('snapshots and ls need no restore', async (t) => {
   t.same(st.errors, {}, 'no request failed (no GET of a cold object)');
 });
 
-const out1 = tmp('tsbak-cold-out1-');
+const out1 = tempDir(t, 'tsbak-cold-out1-');
 
 t.test('restore --no-wait: requests each needed pack once, exits 15, resumes', async (t) => {
   await resetStats();
@@ -148,7 +124,7 @@ t.test('after the delay, restore succeeds with identical bytes', async (t) => {
 });
 
 t.test('a second restore reads data packs from the local cache', async (t) => {
-  const out2 = tmp('tsbak-cold-out2-');
+  const out2 = tempDir(t, 'tsbak-cold-out2-');
   await resetStats();
   const r = tsbak('restore', REPO, snap, '--target', out2);
   t.equal(r.code, 0, r.stderr);
@@ -216,7 +192,7 @@ t.test('expiry makes the data cold again; restore requests it again', async (t) 
   t.equal(j.states.available, 0, 'no restored copy left');
   t.ok(j.states.cached >= 1, 'packs in the local cache stay readable');
   await resetStats();
-  const out3 = tmp('tsbak-cold-out3-');
+  const out3 = tempDir(t, 'tsbak-cold-out3-');
   const r = tsbak('restore', REPO, snap2, '--target', out3, '--no-wait', '--include', path.join(src, 'photos/c.raw'));
   t.equal(r.code, 15, r.stderr);
   const st = await stats();
@@ -235,8 +211,8 @@ t.test('restore waits (polling) when --no-wait is not given', async (t) => {
   const w = run('tsbak-write', [REPO, src, '--json'], env);
   t.equal(w.code, 0, w.stderr);
   const snap3 = json(w.stdout).snapshot_id;
-  const env2 = { ...env, TSBAK_CACHE_DIR: tmp('tsbak-cold-cache2-') };
-  const out4 = tmp('tsbak-cold-out4-');
+  const env2 = { ...env, TSBAK_CACHE_DIR: tempDir(t, 'tsbak-cold-cache2-') };
+  const out4 = tempDir(t, 'tsbak-cold-out4-');
   const start = Date.now();
   const r = run('tsbak', ['restore', REPO, snap3, '--target', out4, '--include', path.join(src, 'docs'), '--poll-interval', '0.3', '--tier', 'Bulk', '--days', '1'], env2);
   t.equal(r.code, 0, r.stderr);

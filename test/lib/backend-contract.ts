@@ -1,12 +1,12 @@
 // The contract every Backend must pass. Each backend's test file calls this with a factory
-// that returns a fresh, empty backend.
+// that returns a fresh, empty backend (given the test case, to tie what it makes to it).
 import type { Test } from 'tap';
 import type { Backend } from '../../src/backend/backend.js';
 import { randomBytes } from 'node:crypto';
 
-export function backendContract(t: Test, make: () => Promise<Backend>): void {
+export function backendContract(t: Test, make: (t: Test) => Promise<Backend>): void {
   t.test('put then get returns the same bytes, whole and by range', async (t) => {
-    const b = await make();
+    const b = await make(t);
     const data = randomBytes(300_000);
     await b.put('packs/data/ab/abcdef', data);
     t.same(await b.get('packs/data/ab/abcdef'), data);
@@ -14,30 +14,30 @@ export function backendContract(t: Test, make: () => Promise<Backend>): void {
     t.same(await b.get('packs/data/ab/abcdef', { offset: 299_990, length: 10 }), data.subarray(299_990));
   });
   t.test('empty objects', async (t) => {
-    const b = await make();
+    const b = await make(t);
     await b.put('locks/empty', Buffer.alloc(0));
     t.equal((await b.get('locks/empty')).length, 0);
     t.equal((await b.head('locks/empty'))?.size, 0);
   });
   t.test('put never overwrites', async (t) => {
-    const b = await make();
+    const b = await make(t);
     await b.put('config', Buffer.from('one'));
     await t.rejects(b.put('config', Buffer.from('two')), { code: 'BACKEND' });
     t.equal((await b.get('config')).toString(), 'one');
   });
   t.test('missing objects: get throws NOT_FOUND, head returns null, delete is quiet', async (t) => {
-    const b = await make();
+    const b = await make(t);
     await t.rejects(b.get('snapshots/nope'), { code: 'NOT_FOUND' });
     t.equal(await b.head('snapshots/nope'), null);
     await b.delete('snapshots/nope');
   });
   t.test('head gives the size', async (t) => {
-    const b = await make();
+    const b = await make(t);
     await b.put('index/x1', Buffer.alloc(1234, 7));
     t.equal((await b.head('index/x1'))?.size, 1234);
   });
   t.test('list by prefix, nested names, sizes', async (t) => {
-    const b = await make();
+    const b = await make(t);
     await b.put('snapshots/a1', Buffer.from('1'));
     await b.put('snapshots/b2', Buffer.from('22'));
     await b.put('packs/data/00/0011', Buffer.from('333'));
@@ -54,13 +54,13 @@ export function backendContract(t: Test, make: () => Promise<Backend>): void {
     t.same(await names('nothing/'), []);
   });
   t.test('delete removes', async (t) => {
-    const b = await make();
+    const b = await make(t);
     await b.put('locks/l1', Buffer.from('x'));
     await b.delete('locks/l1');
     t.equal(await b.head('locks/l1'), null);
   });
   t.test('concurrent puts of different names', async (t) => {
-    const b = await make();
+    const b = await make(t);
     const items = Array.from({ length: 20 }, (_, i) => [`index/i${i}`, randomBytes(1000 + i)] as const);
     await Promise.all(items.map(([n, d]) => b.put(n, d)));
     for (const [n, d] of items) t.same(await b.get(n), d);

@@ -1,10 +1,11 @@
 // Real FUSE mounts in tests: mount with bin/mount.tsbak, find the daemon, and always
 // unmount (t.teardown), even when a test fails halfway.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseMountinfo } from '../../src/fuse/mountinfo.js';
 import { run, type RunResult } from './cli.js';
+import type { HasTeardown } from './temp.js';
 
 export function isMounted(dir: string): boolean {
   const abs = path.resolve(dir);
@@ -57,7 +58,24 @@ export async function cleanupMount(dir: string): Promise<void> {
   try {
     await waitFor(`the daemon of ${dir} to exit`, () => daemonPids(dir).length === 0, 5000);
   } catch {
-    for (const pid of daemonPids(dir)) process.kill(pid, 'SIGKILL');
+    for (const pid of daemonPids(dir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // it exited in the meantime
+      }
+    }
   }
   if (isMounted(dir)) spawnSync('fusermount', ['-u', '-z', path.resolve(dir)]);
+}
+
+/**
+ * Makes `dir` (an empty directory to mount on) and unmounts it when `t` ends (cleanupMount).
+ * Call it after creating the temporary directory that holds `dir`: tap runs teardowns last
+ * registered first, so the unmount comes before that directory is removed.
+ */
+export function mountPoint(t: HasTeardown, dir: string): string {
+  mkdirSync(dir);
+  t.teardown(() => cleanupMount(dir));
+  return dir;
 }

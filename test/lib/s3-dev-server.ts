@@ -1,17 +1,18 @@
 // Start scripts/s3-dev-server.mjs (s3rver + our Glacier proxy) as a child process on a free
-// loopback port, for tests. Always stop it: t.teardown(() => server.stop()). The child also
-// exits if this process dies (it watches its stdin).
+// loopback port, for tests. Always stop it: withDevServer(t) does (or t.teardown(() =>
+// server.stop())). The child also exits if this process dies (it watches its stdin). A data
+// directory it made itself is removed when it stops.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeTempDir, removeDir, type HasTeardown } from './temp.js';
 
 export const DEV_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
 export interface DevServerOptions {
-  /** Data directory (default: a new temporary directory). Reuse it to test a restart. */
+  /** Data directory (default: a new temporary directory, removed on stop()). Reuse it to test a restart. */
   dir?: string;
   /** Default 0: a free port. */
   port?: number;
@@ -35,6 +36,7 @@ export interface DevServer {
   port: number;
   dir: string;
   pid: number;
+  /** Request counters. Like resetStats, tried a second time if the first attempt fails. */
   stats(): Promise<DevStats>;
   resetStats(): Promise<void>;
   /** Create a bucket (an anonymous CreateBucket; s3rver allows it). */
@@ -52,8 +54,48 @@ export function repoRoot(): string {
   }
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// A kept-alive connection to the dev server may have been closed by it: try again once.
+async function retryOnce<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch {
+    await sleep(100);
+    return fn();
+  }
+}
+
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
-  const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'tsbak-s3dev-'));
+  const ownDir = opts.dir === undefined;
+  const dir = opts.dir ?? makeTempDir('tsbak-s3dev-');
+  try {
+    return await launch(dir, opts, ownDir);
+  } catch (e) {
+    if (ownDir) removeDir(dir);
+    throw e;
+  }
+}
+
+/** startDevServer, stopped when `t` ends. */
+export async function withDevServer(t: HasTeardown, opts: DevServerOptions = {}): Promise<DevServer> {
+  const server = await startDevServer(opts);
+  t.teardown(() => server.stop());
+  return server;
+}
+
+/** Environment for the executables to reach `server` (endpoint, region, credentials), plus `extra`. */
+export function devServerEnv(server: DevServer, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL_S3: server.url,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: DEV_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: DEV_CREDENTIALS.secretAccessKey,
+    ...extra,
+  };
+}
+
+async function launch(dir: string, opts: DevServerOptions, ownDir: boolean): Promise<DevServer> {
   const args = [
     path.join(repoRoot(), 'scripts', 's3-dev-server.mjs'),
     '--port', String(opts.port ?? 0),
@@ -99,14 +141,16 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     port,
     dir,
     pid: child.pid!,
-    async stats() {
-      const r = await fetch(`${url}/__dev/stats`);
-      return (await r.json()) as DevStats;
-    },
-    async resetStats() {
-      const r = await fetch(`${url}/__dev/reset-stats`, { method: 'POST' });
-      await r.arrayBuffer();
-    },
+    stats: () =>
+      retryOnce(async () => {
+        const r = await fetch(`${url}/__dev/stats`);
+        return (await r.json()) as DevStats;
+      }),
+    resetStats: () =>
+      retryOnce(async () => {
+        const r = await fetch(`${url}/__dev/reset-stats`, { method: 'POST' });
+        await r.arrayBuffer();
+      }),
     async createBucket(name: string) {
       const r = await fetch(`${url}/${name}`, { method: 'PUT' });
       const body = await r.text();
@@ -114,11 +158,13 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     },
     stop() {
       stopping ??= (async () => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM');
+          const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+          await exited;
+          clearTimeout(timer);
+        }
+        if (ownDir) removeDir(dir);
       })();
       return stopping;
     },
