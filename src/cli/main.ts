@@ -4,13 +4,25 @@
 import yargs, { type Argv } from 'yargs';
 import { TsbakError } from '../errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { cmdCheck, cmdInit, cmdKeyAddPassword, cmdKeyAddWriter, cmdKeyList, cmdLs, cmdRestore, cmdSnapshots } from './commands.js';
-import { cmdWrite } from './write.js';
-import { cmdWarm, coldOptions } from './warm.js';
-import { cmdCost } from './cost.js';
-import { cmdMount } from './mount.js';
+import { coldOptions } from './warm.js';
 
 type Handler = (a: any) => Promise<number>;
+
+// Commands are imported when run: tsbak-write does not load the restore, check or FUSE
+// code (fuse-native), which costs startup time and memory on every backup.
+const commands = () => import('./commands.js');
+const cmdInit: Handler = async (a) => (await commands()).cmdInit(a);
+const cmdSnapshots: Handler = async (a) => (await commands()).cmdSnapshots(a);
+const cmdLs: Handler = async (a) => (await commands()).cmdLs(a);
+const cmdRestore: Handler = async (a) => (await commands()).cmdRestore(a);
+const cmdCheck: Handler = async (a) => (await commands()).cmdCheck(a);
+const cmdKeyAddWriter: Handler = async (a) => (await commands()).cmdKeyAddWriter(a);
+const cmdKeyList: Handler = async (a) => (await commands()).cmdKeyList(a);
+const cmdKeyAddPassword: Handler = async (a) => (await commands()).cmdKeyAddPassword(a);
+const cmdWrite: Handler = async (a) => (await import('./write.js')).cmdWrite(a);
+const cmdWarm: Handler = async (a) => (await import('./warm.js')).cmdWarm(a);
+const cmdCost: Handler = async (a) => (await import('./cost.js')).cmdCost(a);
+const cmdMount: Handler = async (a) => (await import('./mount.js')).cmdMount(a);
 
 function repoOptions<T>(y: Argv<T>) {
   return y

@@ -122,3 +122,49 @@ export function decodeTree(bytes: Buffer): Tree {
   });
   return { nodes };
 }
+
+/**
+ * True when encodeTree writes the same bytes for `a` as for `b` (so a directory whose
+ * entries are all the same as in a decoded tree encodes to that tree's bytes, and has its
+ * id). It may answer false for nodes that would encode alike (xattrs in another order):
+ * callers then encode, which is only slower.
+ */
+export function sameNode(a: TreeNode, b: TreeNode): boolean {
+  return (
+    a.type === b.type &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    a.user === b.user &&
+    a.group === b.group &&
+    a.mtimeNs === b.mtimeNs &&
+    a.atimeNs === b.atimeNs &&
+    a.ctimeNs === b.ctimeNs &&
+    a.btimeNs === b.btimeNs &&
+    a.size === b.size &&
+    a.ino === b.ino &&
+    a.dev === b.dev &&
+    a.nlink === b.nlink &&
+    a.hardlink === b.hardlink &&
+    a.rdevMajor === b.rdevMajor &&
+    (a.rdevMajor === undefined || (a.rdevMinor ?? 0) === (b.rdevMinor ?? 0)) &&
+    a.name.equals(b.name) &&
+    sameBytes(a.target, b.target) &&
+    sameBytes(a.subtree, b.subtree) &&
+    sameList(a.content, b.content, (x, y) => x.equals(y)) &&
+    sameList(a.extents, b.extents, (x, y) => x[0] === y[0] && x[1] === y[1]) &&
+    // encodeTree writes no xattrs for an empty list
+    sameList(a.xattrs?.length ? a.xattrs : undefined, b.xattrs?.length ? b.xattrs : undefined, (x, y) => x[0] === y[0] && x[1].equals(y[1]))
+  );
+}
+
+function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.equals(b));
+}
+
+function sameList<T>(a: T[] | undefined, b: T[] | undefined, eq: (x: T, y: T) => boolean): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!eq(a[i]!, b[i]!)) return false;
+  return true;
+}

@@ -6,7 +6,7 @@ import { lstatSync, readdirSync, promises as fsp, type BigIntStats } from 'node:
 import { hostname, userInfo } from 'node:os';
 import * as path from 'node:path';
 import type { SnapshotInfo } from '../format/snapshot.js';
-import type { Tree, TreeNode } from '../format/tree.js';
+import { sameNode, type Tree, type TreeNode } from '../format/tree.js';
 import type { Repository } from '../repo/repository.js';
 import { TsbakError } from '../errors.js';
 import { captureMeta } from './capture.js';
@@ -144,7 +144,7 @@ class BackupRun {
     const parent = await this.findParent(host, paths);
     const parentRoot = parent ? await this.loadTree(Buffer.from(parent.tree, 'hex')) : null;
 
-    const rootId = await this.saveDir(Buffer.from('/'), buildSpec(paths), parentRoot);
+    const rootId = await this.saveDir(Buffer.from('/'), buildSpec(paths), parentRoot, parent ? Buffer.from(parent.tree, 'hex') : null);
     await this.repo.flush();
     this.progress.bytesAdded = this.repo.packerStats.bytesWritten;
     const info: SnapshotInfo = {
@@ -209,8 +209,8 @@ class BackupRun {
     this.opts.onWarning?.(ps, message);
   }
 
-  /** Stores one directory's tree (spec null: everything below) and returns its id. */
-  private async saveDir(dir: Buffer, spec: Spec | null, parent: Tree | null): Promise<Buffer> {
+  /** Stores one directory's tree (spec null: everything below) and returns its id. parentId: the id of `parent`. */
+  private async saveDir(dir: Buffer, spec: Spec | null, parent: Tree | null, parentId: Buffer | null): Promise<Buffer> {
     this.progress.dirs++;
     const parentNodes = new Map<string, TreeNode>();
     for (const n of parent?.nodes ?? []) parentNodes.set(n.name.toString('hex'), n);
@@ -237,6 +237,9 @@ class BackupRun {
     const leaves = names.filter((n) => !n.dir);
     for (let i = 0; i < leaves.length; i += ENTRY_BATCH) await Promise.all(leaves.slice(i, i + ENTRY_BATCH).map(one));
     for (const d of names) if (d.dir) await one(d);
+    // Every entry as in the parent tree: its bytes, hence its id, would be the same, and it
+    // is stored already. Nothing to encode, hash or save.
+    if (parent && parentId && nodes.length === parent.nodes.length && nodes.every((n) => { const p = parentNodes.get(n.name.toString('hex')); return !!p && sameNode(n, p); }) && this.repo.hasBlob(parentId)) return parentId;
     const tree: Tree = { nodes };
     const { id } = await this.repo.saveTree(tree);
     if (this.cache && !this.repo.canRead) await this.cache.saveTree(id, tree).catch(() => {});
@@ -277,7 +280,7 @@ class BackupRun {
     if (node.type === 'dir') {
       const crossesDevice = this.opts.oneFileSystem && !spec && !this.rootDevs.has(st.dev);
       const subParent = parent?.type === 'dir' && parent.subtree ? await this.loadTree(parent.subtree) : null;
-      node.subtree = crossesDevice ? (await this.repo.saveTree({ nodes: [] })).id : await this.saveDir(p, spec, subParent);
+      node.subtree = crossesDevice ? (await this.repo.saveTree({ nodes: [] })).id : await this.saveDir(p, spec, subParent, subParent ? parent!.subtree! : null);
       return node;
     }
     if (st.nlink > 1n) node.hardlink = `${st.dev}:${st.ino}`;
