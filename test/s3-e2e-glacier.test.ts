@@ -143,7 +143,8 @@ t.test('a second restore reads data packs from the local cache', async (t) => {
 let snap2 = '';
 t.test('warm: one batch, prints the estimate, idempotent, --wait', async (t) => {
   // New data in a second snapshot: cold again.
-  writeFileSync(path.join(src, 'photos/c.raw'), randomBytes(2 << 20));
+  // 6 MiB: more than a 1 MiB pack plus one largest chunk (4 MiB), so always 2 packs or more.
+  writeFileSync(path.join(src, 'photos/c.raw'), randomBytes(6 << 20));
   writeFileSync(path.join(src, 'docs/deep/more.bin'), randomBytes(1 << 20));
   const w = run('tsbak-write', [REPO, src, '--json'], env);
   t.equal(w.code, 0, w.stderr);

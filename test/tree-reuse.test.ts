@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { encodeTree, decodeTree, sameNode, type TreeNode } from '../src/format/tree.js';
 import { openBackend } from '../src/backend/open.js';
 import { Repository } from '../src/repo/repository.js';
-import { run, testEnv, tmp } from './lib/cli.js';
+import { run, testEnv } from './lib/cli.js';
+import { tempDir } from './lib/temp.js';
 
 const base = (): TreeNode => ({
   name: Buffer.from('f'),
@@ -94,12 +95,12 @@ async function subtreeIds(repoDir: string, src: string): Promise<string[]> {
 }
 
 t.test('an unchanged tree reuses exactly the ids that encoding gives', async (t) => {
-  const src = tmp();
+  const src = tempDir(t, 'tsbak-reuse-src-');
   mkdirSync(path.join(src, 'a/b'), { recursive: true });
   for (let i = 0; i < 20; i++) writeFileSync(path.join(src, 'a', `f${i}`), `file ${i}`);
   writeFileSync(path.join(src, 'a/b/deep'), 'deep');
   symlinkSync('f1', path.join(src, 'a/link'));
-  const repo = path.join(tmp(), 'repo');
+  const repo = path.join(tempDir(t, 'tsbak-reuse-repo-'), 'repo');
   t.equal(run('tsbak', ['init', repo]).code, 0);
   for (const args of [[], [], ['--force']]) t.equal(run('tsbak-write', [repo, src, '--json', '--no-cache', ...args]).code, 0);
   const [, second, forced] = await subtreeIds(repo, src);
