@@ -4,6 +4,7 @@
 // small file. Instead: a blob of at least LARGE_BLOB sealed bytes is a member of its own,
 // named "b/<blob id hex>"; smaller blobs are concatenated into group members "g/<n>" of up
 // to GROUP_TARGET bytes. The encrypted pack header is the last member, named "header".
+import { createHash } from 'node:crypto';
 import { aeadOpen, aeadSeal } from '../crypto/aead.js';
 import { BLOCK, padLen, parseTar, tarHeader } from './tar.js';
 
@@ -37,6 +38,9 @@ export class PackBuilder {
   private groupLen = 0;
   private groupNo = 0;
   private bytes = 0;
+  /** SHA-256 of the bytes that are final (everything before an open group): the pack's name. */
+  private readonly hash = createHash('sha256');
+  private hashed = 0;
 
   /**
    * `capacity`: the expected pack size; the buffer grows if a pack ends up larger.
@@ -62,6 +66,7 @@ export class PackBuilder {
       this.buf.set(sealed, this.pos);
       this.pos += len;
       this.pad(len);
+      this.hashUpTo(this.pos);
     } else {
       if (this.groupAt < 0) {
         this.room(BLOCK);
@@ -105,6 +110,12 @@ export class PackBuilder {
     this.pad(this.groupLen);
     this.groupAt = -1;
     this.groupLen = 0;
+    this.hashUpTo(this.pos);
+  }
+
+  private hashUpTo(end: number): void {
+    this.hash.update(this.buf.subarray(this.hashed, end));
+    this.hashed = end;
   }
 
   /**
@@ -112,7 +123,7 @@ export class PackBuilder {
    * the header (entries) is encrypted under `packKey`. The bytes are a view of the
    * builder's buffer: the builder is done after this.
    */
-  finish(packKey: Uint8Array, sealedKey: Buffer): { bytes: Buffer; entries: PackEntry[] } {
+  finish(packKey: Uint8Array, sealedKey: Buffer): { bytes: Buffer; entries: PackEntry[]; sha256: Buffer } {
     this.closeGroup();
     const header = Buffer.concat([sealedKey, aeadSeal(packKey, encodeHeader(this.entries), HEADER_AAD)]);
     const sealedKeyLen = Buffer.alloc(2);
@@ -127,7 +138,8 @@ export class PackBuilder {
     this.pad(len);
     this.buf.fill(0, this.pos, this.pos + 2 * BLOCK);
     this.pos += 2 * BLOCK;
-    return { bytes: this.buf.subarray(0, this.pos), entries: this.entries };
+    this.hashUpTo(this.pos);
+    return { bytes: this.buf.subarray(0, this.pos), entries: this.entries, sha256: this.hash.digest() };
   }
 }
 

@@ -7,7 +7,7 @@
 // is a batch of its own. A blob is sealed under the key of the pack it was added to; a
 // pack stops taking blobs once its size (sealed + still in flight) reaches the target,
 // and is written when its last batch comes back. Tree blobs are sealed inline.
-import { randomBytes, webcrypto } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Backend, StorageClass } from '../backend/backend.js';
 import { sealTo } from '../crypto/box.js';
 import { sealBlob } from '../format/blob.js';
@@ -63,6 +63,9 @@ export class Packer {
   /** Batches posted to a worker. */
   private running = 0;
   private roomWaiters: Array<() => void> = [];
+  /** Blobs copied and being hashed (addUnhashed). */
+  private hashing = 0;
+  private hashJobs = new Set<Promise<Buffer>>();
   private sealing = new Set<Promise<void>>();
   private uploads = new Set<Promise<void>>();
   private failure: unknown = null;
@@ -138,6 +141,70 @@ export class Packer {
     await this.maybeClose(p);
   }
 
+  /** Every waiter re-checks its own condition (they wait for different kinds of room). */
+  private wake(): void {
+    const w = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const r of w) r();
+  }
+
+  /** Whether blobs can be hashed off the calling thread (addUnhashed); needs the workers. */
+  get canDefer(): boolean {
+    return this.pool !== null;
+  }
+
+  /**
+   * For a large blob whose id is not known yet: waits for room, copies `plain` (the caller
+   * may reuse it once this resolves), then hashes the copy off the calling thread with
+   * `hash` and queues it if `isNew(id)` (which must mark it pending, synchronously) says
+   * so. The returned `id` resolves once that is decided. The chunker thus never waits for
+   * a hash: the next chunk is cut while this one is hashed.
+   */
+  async addUnhashed(
+    type: BlobType,
+    plain: Uint8Array,
+    hash: (data: Uint8Array) => Promise<Buffer>,
+    isNew: (id: Buffer) => boolean,
+  ): Promise<{ id: Promise<Buffer> }> {
+    if (this.failure) throw this.failure;
+    // Copies waiting for their hash count against the same room as batches at the workers.
+    while (this.inFlight + this.hashing >= this.maxInFlight + 1) await new Promise<void>((r) => this.roomWaiters.push(r));
+    const data = new Uint8Array(this.pool!.takeInput(plain.length));
+    data.set(plain);
+    this.hashing++;
+    const len = plain.length;
+    const job = hash(data.subarray(0, len)).then(
+      (id) => {
+        this.hashing--;
+        this.hashJobs.delete(job);
+        if (!isNew(id)) {
+          this.pool!.giveInput(data.buffer as ArrayBuffer);
+          this.wake();
+          return id;
+        }
+        this.blobsWritten++;
+        const p = this.current(type);
+        p.reserved += len;
+        const send = this.dispatch(p, { data, used: len, ids: [id], offsets: [0], lengths: [len] });
+        // dispatch counted the batch as running (or waiting) already: a waiter may go on.
+        this.wake();
+        void this.maybeClose(p).catch((e) => (this.failure ??= e));
+        void send;
+        return id;
+      },
+      (e) => {
+        this.hashing--;
+        this.hashJobs.delete(job);
+        this.failure ??= e;
+        this.wake();
+        throw e;
+      },
+    );
+    this.hashJobs.add(job);
+    job.catch(() => {}); // failure is also kept in this.failure: flush reports it
+    return { id: job };
+  }
+
   /** Sends a batch to the pool. Counted in flight at once (synchronously); waits for room before posting. */
   private async dispatch(p: OpenPack, b: Batch): Promise<void> {
     p.inFlight++;
@@ -163,7 +230,7 @@ export class Packer {
         this.inFlight--;
         this.running--;
         this.sealing.delete(job);
-        this.roomWaiters.shift()?.();
+        this.wake();
       });
     this.sealing.add(job);
   }
@@ -186,9 +253,8 @@ export class Packer {
     if (p.written || p.builder.count === 0) return;
     p.written = true;
     const sealedKey = sealTo(this.o.repoPub, p.key);
-    const { bytes, entries } = p.builder.finish(p.key, sealedKey);
-    // Hashed on libuv's thread pool (WebCrypto runs there): not on the thread that chunks.
-    const id = Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes));
+    // The builder hashed the pack as its bytes became final: no pass over it here.
+    const { bytes, entries, sha256: id } = p.builder.finish(p.key, sealedKey);
     const entry: IndexPack = {
       id,
       kind: p.type,
@@ -215,6 +281,7 @@ export class Packer {
 
   /** Writes out the open packs and waits for every seal and upload. */
   async flush(): Promise<void> {
+    while (this.hashJobs.size) await Promise.allSettled([...this.hashJobs]);
     for (const type of ['data', 'tree'] as const) {
       const p = this.open[type];
       if (!p) continue;

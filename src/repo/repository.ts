@@ -6,7 +6,7 @@ import { LRUCache } from 'lru-cache';
 import type { Backend, RestoreTier, StorageClass } from '../backend/backend.js';
 import { AuthError } from '../crypto/aead.js';
 import { openSealed, type X25519Pair } from '../crypto/box.js';
-import { blobId, sha256 } from '../crypto/hash.js';
+import { blobId, blobIdAsync, importMacKey, sha256 } from '../crypto/hash.js';
 import { openBlob } from '../format/blob.js';
 import { decodeConfig, encodeConfig, type RepoConfig } from '../format/config.js';
 import { openIndex, sealIndex, type IndexPack } from '../format/index-file.js';
@@ -24,7 +24,7 @@ import { CONFIG, INDEX, KEYS, LOCKS, SNAPSHOTS, packName, parsePackName } from '
 const INDEX_EVERY = 32;
 /** Blob reads that overlapped less than this long ago count as concurrent (see openChecked). */
 const OVERLAP_MS = 250;
-import { Packer } from './packer.js';
+import { COPIED_AT_ONCE, Packer } from './packer.js';
 import { mapLimit } from './map-limit.js';
 export { mapLimit };
 
@@ -347,6 +347,34 @@ export class Repository {
     await this.getPacker().add(type, id, plain);
     await this.maybeWriteIndex();
     return { id, added: true };
+  }
+
+  private macCryptoKey: ReturnType<typeof importMacKey> | null = null;
+
+  /**
+   * saveBlob for a blob that may be large, without waiting for its hash: resolves once
+   * `plain` may be reused, with the id to await. Large blobs are hashed off this thread
+   * (see Packer.addUnhashed) when sealing runs in workers; others go through saveBlob.
+   */
+  async saveBlobDeferred(type: BlobType, plain: Uint8Array): Promise<{ id: Promise<Buffer> }> {
+    const packer = this.getPacker();
+    if (!packer.canDefer || plain.length < COPIED_AT_ONCE) {
+      const { id } = await this.saveBlob(type, plain);
+      return { id: Promise.resolve(id) };
+    }
+    const key = await (this.macCryptoKey ??= importMacKey(this.secrets.macKey));
+    const r = await packer.addUnhashed(
+      type,
+      plain,
+      (d) => blobIdAsync(key, d),
+      (id) => {
+        if (this.hasBlob(id)) return false;
+        this.pending.add(id.toString('hex'));
+        return true;
+      },
+    );
+    await this.maybeWriteIndex();
+    return r;
   }
 
   async saveTree(tree: Tree): Promise<{ id: Buffer; added: boolean }> {

@@ -66,6 +66,11 @@ export class SealPool {
     return this.inputs.take(Math.max(n, UNIFORM_INPUT));
   }
 
+  /** Gives back an input buffer that was not sent after all. */
+  giveInput(b: ArrayBuffer): void {
+    this.inputs.give(b);
+  }
+
   /** Seals every blob of the batch; `data` is transferred (unusable by the caller afterwards). */
   seal(batch: SealBatch): Promise<SealResult> {
     const sw = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));

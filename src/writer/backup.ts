@@ -351,7 +351,7 @@ class BackupRun {
       for (let attempt = 0; ; attempt++) {
         const f = await openForBackup(p);
         try {
-          const content: Buffer[] = [];
+          const ids: Array<Promise<Buffer>> = [];
           for (const [off, len] of f.extents) {
             let pos = off;
             const read = async (buf: Buffer, at: number, n: number) => {
@@ -363,11 +363,12 @@ class BackupRun {
             const buf = ab.byteLength >= readBufferSize(this.chunker, len) ? Buffer.from(ab) : undefined;
             for await (const chunk of chunkReader(this.chunker, len, read, buf)) {
               this.progress.bytesRead += chunk.length;
-              // The view is reused for the next chunk: only once saveBlob has resolved.
-              const { id } = await this.repo.saveBlob('data', chunk);
-              content.push(id);
+              // The view is reused for the next chunk once this resolves; the id comes later
+              // (large chunks are hashed while the next one is cut).
+              ids.push((await this.repo.saveBlobDeferred('data', chunk)).id);
             }
           }
+          const content = await Promise.all(ids);
           const after = await f.fh.stat({ bigint: true });
           if (changedBetween(f.st, after) && attempt < retries) continue;
           if (changedBetween(f.st, after)) {
