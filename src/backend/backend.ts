@@ -23,6 +23,20 @@ export interface Range {
   length: number;
 }
 
+/**
+ * An object being written by appends on the calling thread (a local file), which becomes
+ * object `name` on commit, atomically and durably. Lets a writer stream a pack to storage
+ * instead of holding all of it in memory.
+ */
+export interface ObjectFile {
+  /** Appends bytes (synchronous: the data may be reused right after). */
+  append(bytes: Uint8Array): void;
+  /** Makes the bytes object `name` (never overwriting one), then the file is done. */
+  commit(name: string): Promise<void>;
+  /** Drops the file (after a failure). */
+  abort(): Promise<void>;
+}
+
 export interface Backend {
   /** A human-readable location, for messages. */
   readonly location: string;
@@ -44,6 +58,8 @@ export interface Backend {
   list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
   /** Remove an object; absent objects are not an error. */
   delete(name: string): Promise<void>;
+  /** For backends on a local file system: a new ObjectFile (see there). */
+  createObjectFile?(): ObjectFile;
   /** Ask for a temporary copy of a cold object (S3 RestoreObject). Others: no-op. */
   restore?(name: string, days: number, tier: RestoreTier): Promise<'started' | 'in-progress' | 'already-restored'>;
   close?(): Promise<void>;

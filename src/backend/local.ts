@@ -2,10 +2,10 @@
 // the same directory, are fsynced, then hard-linked to the final name (link fails if the
 // name exists, so nothing is ever overwritten) and the directory is fsynced.
 
-import { closeSync, openSync, promises as fsp, readSync, constants as C } from 'node:fs';
+import { closeSync, fsync, openSync, promises as fsp, readSync, writeSync, constants as C } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Backend, ObjectInfo, PutOptions, Range } from './backend.js';
+import type { Backend, ObjectFile, ObjectInfo, PutOptions, Range } from './backend.js';
 import { NotFoundError, TsbakError } from '../errors.js';
 
 const SYNC_READ_MAX = 1 << 20;
@@ -63,6 +63,59 @@ export class LocalBackend implements Backend {
       await fsp.unlink(tmp).catch(() => {});
     }
     await syncDir(dir);
+  }
+
+  /**
+   * A temp file at the top of the repository (names starting .tmp- are never listed),
+   * written with synchronous appends; commit fsyncs it and links it into place like put.
+   */
+  createObjectFile(): ObjectFile {
+    const tmp = path.join(this.location, `.tmp-${randomBytes(8).toString('hex')}`);
+    let fd: number;
+    try {
+      fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
+    } catch (e: any) {
+      throw ioError(tmp, e);
+    }
+    let closed = false;
+    const close = () => {
+      if (!closed) (closed = true), closeSync(fd);
+    };
+    return {
+      append: (bytes: Uint8Array) => {
+        try {
+          for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+        } catch (e: any) {
+          throw ioError(tmp, e);
+        }
+      },
+      commit: async (name: string) => {
+        const dest = this.file(name);
+        const dir = path.dirname(dest);
+        try {
+          await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
+          close();
+          await this.ensureDir(dir);
+          try {
+            await fsp.link(tmp, dest);
+          } catch (e: any) {
+            if (e.code === 'EEXIST') throw new TsbakError('BACKEND', `${this.location}/${name} already exists; objects are never overwritten`);
+            throw e;
+          }
+        } catch (e: any) {
+          if (e instanceof TsbakError) throw e;
+          throw ioError(dest, e);
+        } finally {
+          close();
+          await fsp.unlink(tmp).catch(() => {});
+        }
+        await syncDir(dir);
+      },
+      abort: async () => {
+        close();
+        await fsp.unlink(tmp).catch(() => {});
+      },
+    };
   }
 
   async get(name: string, range?: Range): Promise<Buffer> {
@@ -176,6 +229,10 @@ export class LocalBackend implements Backend {
       if (e.code !== 'ENOENT') throw new TsbakError('IO', `cannot delete ${this.file(name)}: ${e.code}`, { cause: e });
     });
   }
+}
+
+function ioError(file: string, e: any): TsbakError {
+  return new TsbakError('IO', `cannot write ${file}: ${e.code ?? e.message}${e.code === 'ENOSPC' ? ' (disk full: free space and run the backup again)' : ''}`, { cause: e });
 }
 
 async function syncDir(dir: string): Promise<void> {

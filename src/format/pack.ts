@@ -28,25 +28,36 @@ export interface PackEntry {
  * is never copied again: a blob of at least LARGE_BLOB sealed bytes becomes a member of its
  * own; smaller ones fill the open group member, whose tar header is written when it closes.
  * The bytes are the same as laying out all blobs at the end, in the order they were added.
+ *
+ * With a `sink`, bytes go to it as soon as they are final (everything but the open group),
+ * and the buffer only ever holds one group: a pack written to a file needs ~1 MiB of memory
+ * instead of its whole size.
  */
 export class PackBuilder {
   private buf: Buffer;
+  /** End of the bytes in buf; buf[0] is at offset `base` of the pack. */
   private pos = 0;
+  private base = 0;
   private entries: PackEntry[] = [];
-  /** Offset of the open group's (reserved) tar header; -1: no open group. */
+  /** Offset in buf of the open group's (reserved) tar header; -1: no open group. */
   private groupAt = -1;
   private groupLen = 0;
   private groupNo = 0;
   private bytes = 0;
   /** SHA-256 of the bytes that are final (everything before an open group): the pack's name. */
   private readonly hash = createHash('sha256');
-  private hashed = 0;
+  /** buf[0, done) is final (hashed, and given to the sink if there is one). */
+  private done = 0;
 
   /**
-   * `capacity`: the expected pack size; the buffer grows if a pack ends up larger.
+   * `capacity`: the expected pack size (with a sink: one group); the buffer grows if needed.
    * `reuse`: a buffer to lay the pack out in (one of a finished pack), if big enough.
    */
-  constructor(capacity = 1 << 20, reuse?: Buffer) {
+  constructor(
+    capacity = 1 << 20,
+    reuse?: Buffer,
+    private readonly sink?: (bytes: Uint8Array) => void,
+  ) {
     this.buf = reuse && reuse.length >= capacity ? reuse : Buffer.allocUnsafeSlow(capacity);
   }
 
@@ -55,18 +66,33 @@ export class PackBuilder {
     return this.buf;
   }
 
+  /** Bytes laid out so far (the pack's length once finished). */
+  get length(): number {
+    return this.base + this.pos;
+  }
+
   add(id: Buffer, type: BlobType, sealed: Uint8Array, rawLength: number): void {
     const len = sealed.length;
     if (len >= LARGE_BLOB) {
       this.closeGroup();
-      this.room(BLOCK + len + BLOCK);
-      tarHeader(`b/${id.toString('hex')}`, len).copy(this.buf, this.pos);
-      this.pos += BLOCK;
-      this.entries.push({ id, type, offset: this.pos, length: len, rawLength });
-      this.buf.set(sealed, this.pos);
-      this.pos += len;
-      this.pad(len);
-      this.hashUpTo(this.pos);
+      const header = tarHeader(`b/${id.toString('hex')}`, len);
+      const padding = padLen(len);
+      this.entries.push({ id, type, offset: this.length + BLOCK, length: len, rawLength });
+      if (this.sink) {
+        // Final at once: straight to the sink, no copy into the buffer.
+        this.emit(header);
+        this.emit(sealed);
+        if (padding) this.emit(Buffer.alloc(padding));
+        this.base += BLOCK + len + padding;
+      } else {
+        this.room(BLOCK + len + BLOCK);
+        header.copy(this.buf, this.pos);
+        this.pos += BLOCK;
+        this.buf.set(sealed, this.pos);
+        this.pos += len;
+        this.pad(len);
+        this.finalUpTo(this.pos);
+      }
     } else {
       if (this.groupAt < 0) {
         this.room(BLOCK);
@@ -74,7 +100,7 @@ export class PackBuilder {
         this.pos += BLOCK;
       }
       this.room(len + BLOCK);
-      this.entries.push({ id, type, offset: this.pos, length: len, rawLength });
+      this.entries.push({ id, type, offset: this.length, length: len, rawLength });
       this.buf.set(sealed, this.pos);
       this.pos += len;
       this.groupLen += len;
@@ -110,20 +136,35 @@ export class PackBuilder {
     this.pad(this.groupLen);
     this.groupAt = -1;
     this.groupLen = 0;
-    this.hashUpTo(this.pos);
+    this.finalUpTo(this.pos);
   }
 
-  private hashUpTo(end: number): void {
-    this.hash.update(this.buf.subarray(this.hashed, end));
-    this.hashed = end;
+  private emit(bytes: Uint8Array): void {
+    this.hash.update(bytes);
+    this.sink!(bytes);
+  }
+
+  /** buf[done, end) is final: hash it; with a sink, hand it over and start the buffer again. */
+  private finalUpTo(end: number): void {
+    const part = this.buf.subarray(this.done, end);
+    this.done = end;
+    if (!this.sink) {
+      this.hash.update(part);
+      return;
+    }
+    this.emit(part);
+    // Nothing is open after a group closes or a member is written: the buffer is free.
+    this.base += this.pos;
+    this.pos = 0;
+    this.done = 0;
   }
 
   /**
    * Ends the archive. `sealedKey` is the pack key sealed to the repository's public key;
-   * the header (entries) is encrypted under `packKey`. The bytes are a view of the
-   * builder's buffer: the builder is done after this.
+   * the header (entries) is encrypted under `packKey`. Without a sink, the bytes are a view
+   * of the builder's buffer (the builder is done after this); with one, they went there.
    */
-  finish(packKey: Uint8Array, sealedKey: Buffer): { bytes: Buffer; entries: PackEntry[]; sha256: Buffer } {
+  finish(packKey: Uint8Array, sealedKey: Buffer): { bytes: Buffer | null; length: number; entries: PackEntry[]; sha256: Buffer } {
     this.closeGroup();
     const header = Buffer.concat([sealedKey, aeadSeal(packKey, encodeHeader(this.entries), HEADER_AAD)]);
     const sealedKeyLen = Buffer.alloc(2);
@@ -138,8 +179,10 @@ export class PackBuilder {
     this.pad(len);
     this.buf.fill(0, this.pos, this.pos + 2 * BLOCK);
     this.pos += 2 * BLOCK;
-    this.hashUpTo(this.pos);
-    return { bytes: this.buf.subarray(0, this.pos), entries: this.entries, sha256: this.hash.digest() };
+    const end = this.pos;
+    const length = this.length;
+    this.finalUpTo(end);
+    return { bytes: this.sink ? null : this.buf.subarray(0, end), length, entries: this.entries, sha256: this.hash.digest() };
   }
 }
 

@@ -9,11 +9,11 @@
 // and is written when its last batch comes back. Tree blobs are sealed inline.
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import type { Backend, StorageClass } from '../backend/backend.js';
+import type { Backend, ObjectFile, StorageClass } from '../backend/backend.js';
 import { sealTo } from '../crypto/box.js';
 import { sealBlob } from '../format/blob.js';
 import type { IndexPack } from '../format/index-file.js';
-import { PackBuilder, type BlobType } from '../format/pack.js';
+import { GROUP_TARGET, LARGE_BLOB, PackBuilder, type BlobType } from '../format/pack.js';
 import { packName } from './layout.js';
 import { SealPool } from './seal-pool.js';
 
@@ -32,6 +32,8 @@ interface Batch {
 
 interface OpenPack {
   type: BlobType;
+  /** Where the pack streams to, on backends that can (else it is built in memory). */
+  file: ObjectFile | null;
   key: Buffer;
   builder: PackBuilder;
   batch: Batch | null;
@@ -71,6 +73,8 @@ export class Packer {
   private sealing = new Set<Promise<void>>();
   private uploads = new Set<Promise<void>>();
   private failure: unknown = null;
+  /** Pack files being written (dropped by close() if a backup ends without them). */
+  private readonly files = new Set<ObjectFile>();
   /** Buffers of stored packs, to lay out the next packs in (a few, not one per pack). */
   private arenas: Buffer[] = [];
   /** Packs stored since the last takeWritten(). */
@@ -87,12 +91,20 @@ export class Packer {
 
   private current(type: BlobType): OpenPack {
     let p = this.open[type];
-    // Room for the target size plus the one blob that may take it over (the pack's chunk or batch).
     if (!p) {
-      const capacity = this.o.packSize[type] + (this.o.packSize[type] >> 2);
-      const builder = new PackBuilder(capacity, this.arenas.find((a) => a.length >= capacity && a.length <= 2 * capacity));
-      this.arenas = this.arenas.filter((a) => a !== builder.buffer);
-      p = this.open[type] = { type, key: randomBytes(32), builder, batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
+      const file = this.o.backend.createObjectFile?.() ?? null;
+      let builder: PackBuilder;
+      if (file) {
+        // Streamed: the builder holds one group member at most.
+        this.files.add(file);
+        builder = new PackBuilder(GROUP_TARGET + LARGE_BLOB + 4096, undefined, (b) => file.append(b));
+      } else {
+        // Room for the target size plus the one blob that may take it over (a chunk or batch).
+        const capacity = this.o.packSize[type] + (this.o.packSize[type] >> 2);
+        builder = new PackBuilder(capacity, this.arenas.find((a) => a.length >= capacity && a.length <= 2 * capacity));
+        this.arenas = this.arenas.filter((a) => a !== builder.buffer);
+      }
+      p = this.open[type] = { type, file, key: randomBytes(32), builder, batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
     }
     return p;
   }
@@ -261,23 +273,26 @@ export class Packer {
     p.written = true;
     const sealedKey = sealTo(this.o.repoPub, p.key);
     // The builder hashed the pack as its bytes became final: no pass over it here.
-    const { bytes, entries, sha256: id } = p.builder.finish(p.key, sealedKey);
+    const { bytes, length, entries, sha256: id } = p.builder.finish(p.key, sealedKey);
     const entry: IndexPack = {
       id,
       kind: p.type,
       sealedKey,
       blobs: entries.map((e) => ({ id: e.id, offset: e.offset, length: e.length, rawLength: e.rawLength })),
     };
-    const max = this.o.maxUploads ?? this.o.backend.putConcurrency ?? 2;
+    // A streamed pack is already written; what is left (fsync, link) holds no memory.
+    const max = this.o.maxUploads ?? (p.file ? 2 : this.o.backend.putConcurrency ?? 2);
     while (this.uploads.size >= max) await Promise.race(this.uploads);
     if (this.failure) throw this.failure;
-    const up = this.o.backend
-      .put(packName(p.type, id.toString('hex')), bytes, { storageClass: this.o.storageClass[p.type] })
+    const name = packName(p.type, id.toString('hex'));
+    const file = p.file;
+    const stored = file ? file.commit(name).finally(() => this.files.delete(file)) : this.o.backend.put(name, bytes!, { storageClass: this.o.storageClass[p.type] });
+    const up = stored
       .then(() => {
-        if (this.arenas.length < 1) this.arenas.push(p.builder.buffer);
-        this.bytesWritten += bytes.length;
+        if (!file && this.arenas.length < 1) this.arenas.push(p.builder.buffer);
+        this.bytesWritten += length;
         this.written.push(entry);
-        this.o.onPack?.(entry, bytes.length);
+        this.o.onPack?.(entry, length);
       })
       .catch((e) => {
         this.failure ??= e;
@@ -317,6 +332,8 @@ export class Packer {
   }
 
   async close(): Promise<void> {
+    await Promise.all([...this.files].map((f) => f.abort()));
+    this.files.clear();
     await this.pool?.close();
   }
 }

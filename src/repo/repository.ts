@@ -381,6 +381,13 @@ export class Repository {
     return this.saveBlob('tree', encodeTree(tree));
   }
 
+  /** Ends the writing side: stops its workers and drops pack files a failed run left unwritten. */
+  async closeWriter(): Promise<void> {
+    const p = this.packer;
+    this.packer = null;
+    await p?.close();
+  }
+
   get packerStats(): { bytesWritten: number; blobsWritten: number } {
     return { bytesWritten: this.packer?.bytesWritten ?? 0, blobsWritten: this.packer?.blobsWritten ?? 0 };
   }

@@ -123,6 +123,7 @@ class BackupRun {
     try {
       return await this.runLocked();
     } finally {
+      await this.repo.closeWriter().catch(() => {});
       await unlock().catch(() => {});
     }
   }

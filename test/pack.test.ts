@@ -1,0 +1,45 @@
+// Pack layout: built in memory or streamed to a sink, the bytes are the same tar, the
+// entries point at the blobs, and the pack's hash is that of its bytes.
+import t from 'tap';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { PackBuilder, splitPackHeader } from '../src/format/pack.js';
+import { parseTar } from '../src/format/tar.js';
+
+t.test('streamed and in-memory packs lay out the same tar', async (t) => {
+  for (let round = 0; round < 40; round++) {
+    const mem = new PackBuilder(4096);
+    const parts: Buffer[] = [];
+    const streamed = new PackBuilder(1024, undefined, (b) => parts.push(Buffer.from(b)));
+    const blobs: Array<{ id: Buffer; sealed: Buffer }> = [];
+    // Sizes around the member threshold (64 KiB) and the group target (1 MiB).
+    const sizes = [0, 1, 511, 512, 3000, 65535, 65536, 70000, 300000, 1 << 20];
+    for (let i = randomInt(0, 40); i > 0; i--) {
+      const sealed = randomBytes(sizes[randomInt(0, sizes.length)]!);
+      const id = randomBytes(32);
+      blobs.push({ id, sealed });
+      mem.add(id, 'data', sealed, sealed.length + 7);
+      streamed.add(id, 'data', sealed, sealed.length + 7);
+    }
+    const key = randomBytes(32);
+    const sealedKey = randomBytes(80);
+    const a = mem.finish(key, sealedKey);
+    const b = streamed.finish(key, sealedKey);
+    const bytes = Buffer.concat(parts);
+    t.equal(b.bytes, null, 'streamed: nothing kept');
+    t.equal(bytes.length, a.bytes!.length, 'same length');
+    t.equal(b.length, bytes.length, 'length reported');
+    t.same(b.entries, a.entries, 'same entries');
+    t.ok(createHash('sha256').update(bytes).digest().equals(b.sha256), 'hash of the streamed bytes');
+    t.ok(createHash('sha256').update(a.bytes!).digest().equals(a.sha256), 'hash of the in-memory bytes');
+    // Everything before the header member is identical (the header is encrypted with a fresh nonce).
+    const members = parseTar(bytes);
+    t.equal(members.at(-1)!.name, 'header');
+    const headerStart = members.at(-1)!.dataOffset - 512;
+    t.ok(bytes.subarray(0, headerStart).equals(a.bytes!.subarray(0, headerStart)), 'same bytes up to the header');
+    t.same(splitPackHeader(bytes).sealedKey, sealedKey);
+    for (let i = 0; i < blobs.length; i++) {
+      const e = b.entries[i]!;
+      t.ok(bytes.subarray(e.offset, e.offset + e.length).equals(blobs[i]!.sealed), `blob ${i} at its offset`);
+    }
+  }
+});
