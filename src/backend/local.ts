@@ -2,7 +2,7 @@
 // the same directory, are fsynced, then hard-linked to the final name (link fails if the
 // name exists, so nothing is ever overwritten) and the directory is fsynced.
 
-import { closeSync, fsync, openSync, promises as fsp, readSync, writeSync, constants as C } from 'node:fs';
+import { closeSync, fsync, openSync, promises as fsp, readSync, readdirSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Backend, ObjectFile, ObjectInfo, PutOptions, Range } from './backend.js';
@@ -21,6 +21,7 @@ export class LocalBackend implements Backend {
   readonly putConcurrency = 1;
   private readonly madeDirs = new Set<string>();
   private readonly fds = new Map<string, number>();
+  private swept = false;
 
   constructor(readonly root: string) {
     this.location = path.resolve(root);
@@ -70,6 +71,10 @@ export class LocalBackend implements Backend {
    * written with synchronous appends; commit fsyncs it and links it into place like put.
    */
   createObjectFile(): ObjectFile {
+    if (!this.swept) {
+      this.swept = true;
+      sweepStaleTemps(this.location);
+    }
     const tmp = path.join(this.location, `.tmp-${randomBytes(8).toString('hex')}`);
     let fd: number;
     try {
@@ -228,6 +233,27 @@ export class LocalBackend implements Backend {
     await fsp.unlink(this.file(name)).catch((e) => {
       if (e.code !== 'ENOENT') throw new TsbakError('IO', `cannot delete ${this.file(name)}: ${e.code}`, { cause: e });
     });
+  }
+}
+
+/**
+ * Removes pack files that killed writers left at the top of the repository. Only ones
+ * untouched for a day: a live writer appends to its file far more often than that.
+ */
+function sweepStaleTemps(root: string): void {
+  const dayAgo = Date.now() - 24 * 3600 * 1000;
+  try {
+    for (const name of readdirSync(root)) {
+      if (!name.startsWith('.tmp-')) continue;
+      const f = path.join(root, name);
+      try {
+        if (statSync(f).mtimeMs < dayAgo) unlinkSync(f);
+      } catch {
+        // gone already, or not ours to remove: leave it
+      }
+    }
+  } catch {
+    // an unreadable root shows up as a clear error on the next operation
   }
 }
 
