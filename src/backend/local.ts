@@ -39,11 +39,10 @@ export class LocalBackend implements Backend {
   }
 
   async put(name: string, data: Uint8Array, _opts?: PutOptions): Promise<void> {
-    const dest = this.file(name);
-    const dir = path.dirname(dest);
+    const dir = path.dirname(this.file(name));
     await this.ensureDir(dir);
     const tmp = path.join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
-    try {
+    await this.publish(tmp, name, async () => {
       const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
       try {
         await fh.writeFile(data);
@@ -51,19 +50,7 @@ export class LocalBackend implements Backend {
       } finally {
         await fh.close();
       }
-      try {
-        await fsp.link(tmp, dest);
-      } catch (e: any) {
-        if (e.code === 'EEXIST') throw new TsbakError('BACKEND', `${this.location}/${name} already exists; objects are never overwritten`);
-        throw e;
-      }
-    } catch (e: any) {
-      if (e instanceof TsbakError) throw e;
-      throw new TsbakError('IO', `cannot write ${dest}: ${e.code ?? e.message}${e.code === 'ENOSPC' ? ' (disk full: free space and run the backup again)' : ''}`, { cause: e });
-    } finally {
-      await fsp.unlink(tmp).catch(() => {});
-    }
-    await syncDir(dir);
+    });
   }
 
   /**
@@ -94,33 +81,45 @@ export class LocalBackend implements Backend {
           throw ioError(tmp, e);
         }
       },
-      commit: async (name: string) => {
-        const dest = this.file(name);
-        const dir = path.dirname(dest);
-        try {
-          await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
-          close();
-          await this.ensureDir(dir);
+      commit: (name: string) =>
+        this.publish(tmp, name, async () => {
           try {
-            await fsp.link(tmp, dest);
-          } catch (e: any) {
-            if (e.code === 'EEXIST') throw new TsbakError('BACKEND', `${this.location}/${name} already exists; objects are never overwritten`);
-            throw e;
+            await new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
+          } finally {
+            close();
           }
-        } catch (e: any) {
-          if (e instanceof TsbakError) throw e;
-          throw ioError(dest, e);
-        } finally {
-          close();
-          await fsp.unlink(tmp).catch(() => {});
-        }
-        await syncDir(dir);
-      },
+        }).finally(close),
       abort: async () => {
         close();
         await fsp.unlink(tmp).catch(() => {});
       },
     };
+  }
+
+  /**
+   * Makes the temp file `tmp` object `name`: `finish` writes and fsyncs it, then it is
+   * hard-linked into place (link fails if the name exists: objects are never overwritten)
+   * and the directory fsynced. The temp file is removed in every case.
+   */
+  private async publish(tmp: string, name: string, finish: () => Promise<void>): Promise<void> {
+    const dest = this.file(name);
+    const dir = path.dirname(dest);
+    try {
+      await finish();
+      await this.ensureDir(dir);
+      try {
+        await fsp.link(tmp, dest);
+      } catch (e: any) {
+        if (e.code === 'EEXIST') throw new TsbakError('BACKEND', `${this.location}/${name} already exists; objects are never overwritten`);
+        throw e;
+      }
+    } catch (e: any) {
+      if (e instanceof TsbakError) throw e;
+      throw ioError(dest, e);
+    } finally {
+      await fsp.unlink(tmp).catch(() => {});
+    }
+    await syncDir(dir);
   }
 
   async get(name: string, range?: Range): Promise<Buffer> {
