@@ -1,6 +1,7 @@
 // Repository: the one object writer, restore, fuse and cli talk to. It knows the layout,
 // opens keys, loads the index, reads and writes blobs, trees and snapshots.
 import { randomBytes } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import type { Backend, RestoreTier, StorageClass } from '../backend/backend.js';
@@ -27,6 +28,13 @@ const OVERLAP_MS = 250;
 import { Packer } from './packer.js';
 import { mapLimit } from './map-limit.js';
 export { mapLimit };
+
+/** Writes all of data at pos of fd; returns its length. */
+function writeAllSync(fd: number, data: Uint8Array, pos: number): number {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, pos + done);
+  return data.length;
+}
 
 export interface Credentials {
   password?: string;
@@ -573,6 +581,42 @@ export class Repository {
   }
 
   private async readBlob(id: Buffer, hex: string, signal?: AbortSignal): Promise<Buffer> {
+    const plain = await this.fetchOpen(id, hex, signal, (kind, key, sealed, again) => this.openChecked(kind, key, id, sealed, again));
+    this.blobCache.set(hex, plain);
+    return plain;
+  }
+
+  /**
+   * Writes one blob's plaintext at `pos` of the open file `fd` (a restore): what loadBlob
+   * does, but large data blobs are opened and written by a pool worker, so their plaintext
+   * never reaches this thread. Returns the bytes written. `fd` must stay open until then.
+   */
+  async writeBlobAt(id: Buffer, fd: number, pos: number, signal?: AbortSignal): Promise<number> {
+    const hex = id.toString('hex');
+    const hit = this.blobCache.get(hex);
+    if (hit) return writeAllSync(fd, hit, pos);
+    return this.fetchOpen(id, hex, signal, async (kind, key, sealed, again) => {
+      const pool = kind === 'data' && sealed.length >= OPEN_POOL_MIN ? openPool() : null;
+      if (pool?.usable) {
+        try {
+          return await pool.openTo(key, this.secrets.macKey, id, sealed, !!again, fd, pos);
+        } catch (e) {
+          if (!(e instanceof OpenPoolError)) throw e;
+          if (sealed.buffer.byteLength === 0) sealed = await again!();
+        }
+      }
+      const plain = await this.openChecked(kind, key, id, sealed, null, false);
+      return typeof plain === 'string' ? plain : writeAllSync(fd, plain, pos);
+    });
+  }
+
+  /** Fetches a blob's sealed bytes and opens them with `open`; damage and cold-cache retries as in loadBlob. */
+  private async fetchOpen<T>(
+    id: Buffer,
+    hex: string,
+    signal: AbortSignal | undefined,
+    open: (kind: BlobType, key: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null) => Promise<T | 'auth' | 'id'>,
+  ): Promise<T> {
     const loc = this.index.get(id);
     if (!loc) throw new TsbakError('NOT_FOUND', `blob ${hex} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
     const key = this.packKey(loc.pack);
@@ -601,13 +645,13 @@ export class Repository {
     // Bytes of a backend read are ours to give to a worker (read them again if it dies with
     // them); bytes from cold storage may be a view of a pack other reads share: copied.
     const again = viaCold ? null : () => this.backend.get(name, range, signal);
-    let plain = await this.openChecked(loc.pack.kind, key, id, sealed, again);
+    let plain = await open(loc.pack.kind, key, sealed, again);
     if (plain === 'auth') {
       if (!viaCold) throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
       // A damaged copy in the disk cache: drop it and read the pack again once.
       this.cold!.invalidate(cp!);
       try {
-        plain = await this.openChecked(loc.pack.kind, key, id, await this.cold!.read(cp!, range, signal), null);
+        plain = await open(loc.pack.kind, key, await this.cold!.read(cp!, range, signal), null);
       } catch (e) {
         if (e instanceof TsbakError && e.code !== 'CORRUPT') throw e;
         throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
@@ -615,8 +659,7 @@ export class Repository {
       if (plain === 'auth') throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
     }
     if (plain === 'id') throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`, 'content does not match its id');
-    this.blobCache.set(hex, plain);
-    return plain;
+    return plain as T;
   }
 
   /**
@@ -628,9 +671,9 @@ export class Repository {
    * With `again`, the caller gives `sealed` up (it is transferred to a worker, not copied) and
    * says how to read it again should the worker die with it.
    */
-  private async openChecked(kind: BlobType, key: Buffer, id: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null): Promise<OpenOutcome> {
+  private async openChecked(kind: BlobType, key: Buffer, id: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, usePool = true): Promise<OpenOutcome> {
     const overlap = this.blobReads > 1 || performance.now() - this.blobReadsOverlapped < OVERLAP_MS;
-    const pool = kind === 'data' && sealed.length >= OPEN_POOL_MIN && overlap ? openPool() : null;
+    const pool = usePool && kind === 'data' && sealed.length >= OPEN_POOL_MIN && overlap ? openPool() : null;
     if (pool?.usable) {
       try {
         return await pool.open(key, this.secrets.macKey, id, sealed, !!again);
