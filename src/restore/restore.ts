@@ -71,6 +71,8 @@ interface Dir {
 }
 
 const S_ISGID = 0o2000;
+/** The walk reads each tree once: caching them only keeps them alive longer. */
+const NO_CACHE = { cache: false };
 
 /** Files being restored at once (the tree walk waits for one to finish beyond this). */
 const FILES_IN_FLIGHT = 16;
@@ -201,7 +203,7 @@ class RestoreRun {
     const dir: Dir = { path: p, node, parent, pending: 1, created: fresh && parent.created ? parent.created : null };
     parent.pending++;
     try {
-      if (node.subtree) await this.walk(await this.repo.loadTree(node.subtree), dir, snapPath, all);
+      if (node.subtree) await this.walk(await this.repo.loadTree(node.subtree, NO_CACHE), dir, snapPath, all);
     } catch (e) {
       this.fail(p, e);
       dir.broken = true;
