@@ -1,13 +1,15 @@
 // Writes a snapshot (or part of it) back to disk with its metadata. Files are written in
 // place (holes of sparse files stay holes), hardlinks are recreated as one inode, and a
 // directory's metadata is applied after its children so its times survive.
-import { closeSync, constants as C, ftruncateSync, openSync, promises as fsp, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants as C, ftruncateSync, linkSync, mkdirSync, openSync, promises as fsp, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Tree, TreeNode } from '../format/tree.js';
 import type { Repository, Snapshot } from '../repo/repository.js';
-import { TsbakError } from '../errors.js';
-import { applyMetaSync, createSpecial, type ApplyMetaOptions } from './apply-meta.js';
-import { withShortPath, withShortPathSync } from '../platform/long-path.js';
+import { CorruptError, TsbakError } from '../errors.js';
+import { applyMetaSync, createSpecial, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
+import { withShortPathSync } from '../platform/long-path.js';
+import { lgetxattr } from '../platform/native.js';
+import { Budget } from './budget.js';
 
 export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   target: string;
@@ -15,7 +17,6 @@ export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   include?: string[];
   onWarning?: (path: string, message: string) => void;
   onFile?: (path: string, bytes: number) => void;
-  concurrency?: number;
 }
 
 export interface RestoreResult {
@@ -46,7 +47,7 @@ class Selector {
 export async function restoreSnapshot(repo: Repository, snap: Snapshot, opts: RestoreOptions): Promise<RestoreResult> {
   const r = new RestoreRun(repo, opts);
   await fsp.mkdir(opts.target, { recursive: true });
-  await r.restoreDir(await repo.loadTree(Buffer.from(snap.info.tree, 'hex')), Buffer.from(path.resolve(opts.target)), '/', false);
+  await r.run(await repo.loadTree(Buffer.from(snap.info.tree, 'hex')), Buffer.from(path.resolve(opts.target)));
   return r.result;
 }
 
@@ -54,14 +55,41 @@ function join(dir: Buffer, name: Buffer): Buffer {
   return Buffer.concat([dir, Buffer.from('/'), name]);
 }
 
+/**
+ * A directory being restored. Its metadata goes on once everything below it is done
+ * (`pending` counts its unfinished children, plus one while its tree is being walked).
+ */
+interface Dir {
+  path: Buffer;
+  node: TreeNode | null;
+  parent: Dir | null;
+  pending: number;
+  /** Its subtree could not be read: what is below is missing, so its metadata stays off. */
+  broken?: boolean;
+  /** Entries created in it start as: null when it existed before (its old entries must be removed first, and nothing is known). */
+  created: CreatedAs | null;
+}
+
+const S_ISGID = 0o2000;
+/** The walk reads each tree once: caching them only keeps them alive longer. */
+const NO_CACHE = { cache: false };
+
+/** Files being restored at once (the tree walk waits for one to finish beyond this). */
+const FILES_IN_FLIGHT = 16;
+/** Bound of the blob bytes (sealed and plain) held by the files being restored. */
+const BLOB_BYTES_IN_FLIGHT = 24 << 20;
+
 class RestoreRun {
   readonly result: RestoreResult = { files: 0, dirs: 0, bytes: 0, errors: [] };
   private readonly sel: Selector;
   /** Hardlink id -> path of the name that carries the inode, once it exists (null: it failed). */
   private readonly links = new Map<string, Promise<Buffer | null>>();
   private readonly meta: ApplyMetaOptions;
-  private active = 0;
-  private waiters: Array<() => void> = [];
+  private readonly files = new Budget(FILES_IN_FLIGHT, Infinity);
+  private readonly blobBytes = new Budget(Infinity, BLOB_BYTES_IN_FLIGHT);
+  private readonly euid = process.geteuid?.() ?? 0;
+  private finished!: () => void;
+  private lastBreath = performance.now();
 
   constructor(
     private readonly repo: Repository,
@@ -71,60 +99,119 @@ class RestoreRun {
     this.meta = { owner: opts.owner ?? process.getuid?.() === 0, securityXattrs: opts.securityXattrs ?? false, mapByName: opts.mapByName ?? false };
   }
 
+  /**
+   * Walks the tree depth first, one directory at a time, starting files as room allows: only
+   * the trees on the way down and the files in flight are in memory, however large the tree.
+   */
+  async run(tree: Tree, target: Buffer): Promise<void> {
+    const done = new Promise<void>((r) => (this.finished = r));
+    const root: Dir = { path: target, node: null, parent: null, pending: 1, created: this.createdInTarget(target) };
+    await this.walk(tree, root, '/', false);
+    this.childDone(root);
+    await done;
+  }
+
+  /** What entries created in the target get, when the target is empty; null when it is not. */
+  private createdInTarget(target: Buffer): CreatedAs | null {
+    try {
+      if (readdirSync(target).length) return null;
+      const st = statSync(target);
+      return {
+        uid: this.euid,
+        // A setgid directory gives new entries its group (and new directories the setgid bit).
+        gid: st.mode & S_ISGID ? st.gid : (process.getegid?.() ?? 0),
+        aclInherited: hasDefaultAcl(target),
+      };
+    } catch {
+      return null;
+    }
+  }
+
   private fail(p: Buffer, e: unknown): void {
     const message = e instanceof TsbakError ? e.message : (e as any)?.code ? `${(e as any).code}: ${(e as Error).message}` : String((e as Error)?.message ?? e);
     this.result.errors.push({ path: p.toString(), message });
     this.opts.onWarning?.(p.toString(), message);
   }
 
-  private async applyMeta(p: Buffer, node: TreeNode): Promise<void> {
-    for (const w of applyMetaSync(p, node, this.meta)) this.opts.onWarning?.(p.toString(), w.message);
+  private applyMeta(p: Buffer, node: TreeNode, created: CreatedAs | null): void {
+    for (const w of applyMetaSync(p, node, this.meta, created ?? undefined)) this.opts.onWarning?.(p.toString(), w.message);
   }
 
-  /** Restores the entries of `tree` into directory `dir` (which exists). */
-  async restoreDir(tree: Tree, dir: Buffer, snapPath: string, all: boolean): Promise<void> {
-    const dirs: Array<Promise<void>> = [];
-    const files: Array<Promise<void>> = [];
-    // Hardlinked names: the first name in tree order gets the data, later ones link to it.
+  /** One child of `dir` is finished; the last one puts the directory's metadata on. */
+  private childDone(dir: Dir): void {
+    if (--dir.pending > 0) return;
+    if (!dir.parent) return this.finished();
+    try {
+      if (!dir.broken) this.applyMeta(dir.path, dir.node!, dir.parent.created);
+    } catch (e) {
+      this.fail(dir.path, e);
+    }
+    this.childDone(dir.parent);
+  }
+
+  private async walk(tree: Tree, dir: Dir, snapPath: string, all: boolean): Promise<void> {
     for (const node of tree.nodes) {
       const childSnap = path.posix.join(snapPath, node.name.toString());
       const sel = all ? 'all' : this.sel.test(childSnap);
       if (sel === 'no') continue;
       if (sel === 'path' && node.type !== 'dir') continue;
-      const p = join(dir, node.name);
-      if (node.type === 'dir') dirs.push(this.restoreSubdir(node, p, childSnap, sel === 'all'));
-      else files.push(this.limit(() => this.restoreLeaf(node, p)));
+      const p = join(dir.path, node.name);
+      if (node.type === 'dir') {
+        await this.walkSubdir(node, p, dir, childSnap, sel === 'all');
+        continue;
+      }
+      await this.files.take(0);
+      await this.breathe();
+      dir.pending++;
+      void this.restoreLeaf(node, p, dir).finally(() => {
+        this.files.give(0);
+        this.childDone(dir);
+      });
     }
-    await Promise.all(files);
-    for (const d of dirs) await d;
   }
 
-  private async restoreSubdir(node: TreeNode, p: Buffer, snapPath: string, all: boolean): Promise<void> {
+  /**
+   * Small files restore without ever waiting on I/O (synchronous reads and writes), so the
+   * walk would run as one long chain of microtasks: worker replies and finished writes of
+   * large files would wait for its end. Yield to the event loop every few milliseconds.
+   */
+  private async breathe(): Promise<void> {
+    const now = performance.now();
+    if (now - this.lastBreath < 5) return;
+    await new Promise<void>((r) => setImmediate(r));
+    this.lastBreath = performance.now();
+  }
+
+  private async walkSubdir(node: TreeNode, p: Buffer, parent: Dir, snapPath: string, all: boolean): Promise<void> {
+    let fresh = true;
     try {
-      await withShortPath(p, (sp) => fsp.mkdir(sp, { mode: 0o700 })).catch((e) => {
-        if (e.code !== 'EEXIST') throw e;
+      withShortPathSync(p, (sp) => {
+        try {
+          mkdirSync(sp, { mode: 0o700 });
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+          fresh = false;
+        }
       });
-      this.result.dirs++;
-      if (node.subtree) await this.restoreDir(await this.repo.loadTree(node.subtree), p, snapPath, all);
-      await this.applyMeta(p, node);
     } catch (e) {
       this.fail(p, e);
+      return;
     }
-  }
-
-  private async limit<T>(fn: () => Promise<T>): Promise<T> {
-    const max = this.opts.concurrency ?? 8;
-    while (this.active >= max) await new Promise<void>((r) => this.waiters.push(r));
-    this.active++;
+    this.result.dirs++;
+    // A new directory hands on what it got from its parent: its group (and setgid bit), and
+    // any default ACL (only the parent's: its own metadata goes on after its contents).
+    const dir: Dir = { path: p, node, parent, pending: 1, created: fresh && parent.created ? parent.created : null };
+    parent.pending++;
     try {
-      return await fn();
-    } finally {
-      this.active--;
-      this.waiters.shift()?.();
+      if (node.subtree) await this.walk(await this.repo.loadTree(node.subtree, NO_CACHE), dir, snapPath, all);
+    } catch (e) {
+      this.fail(p, e);
+      dir.broken = true;
     }
+    this.childDone(dir);
   }
 
-  private async restoreLeaf(node: TreeNode, p: Buffer): Promise<void> {
+  private async restoreLeaf(node: TreeNode, p: Buffer, dir: Dir): Promise<void> {
     // Hardlinks: the first name to get here claims the inode (synchronously, before any
     // await) and announces its path once the entry exists; later names wait for that and
     // link to it. (Before, a later name linked as soon as the first was *chosen*: its
@@ -140,10 +227,11 @@ class RestoreRun {
     }
     try {
       // withShortPath: paths deeper than PATH_MAX are reached through a directory handle.
-      withShortPathSync(p, (sp) => rmSync(sp, { force: true }));
+      // In a directory this run created there is nothing to replace.
+      if (!dir.created) withShortPathSync(p, (sp) => rmSync(sp, { force: true }));
       const firstPath = first ? await first : null;
       if (firstPath) {
-        await withShortPath(firstPath, (fp) => withShortPath(p, (sp) => fsp.link(fp, sp)));
+        withShortPathSync(firstPath, (fp) => withShortPathSync(p, (sp) => linkSync(fp, sp)));
         return;
       }
       switch (node.type) {
@@ -152,92 +240,75 @@ class RestoreRun {
           this.result.files++;
           break;
         case 'symlink':
-          await withShortPath(p, (sp) => fsp.symlink(node.target ?? Buffer.alloc(0), sp));
+          withShortPathSync(p, (sp) => symlinkSync(node.target ?? Buffer.alloc(0), sp));
           break;
         default:
           await createSpecial(p, node);
       }
       created?.(p);
-      await this.applyMeta(p, node);
+      this.applyMeta(p, node, dir.created);
     } catch (e) {
       created?.(null);
       this.fail(p, e);
     }
   }
 
+  /**
+   * Creates the file and writes its chunks at their places (chunks fill the extents in
+   * order; holes stay holes). Chunks are written as they come, several at once and out of
+   * order: large ones by the workers that open them, small ones here. Blob bytes in flight
+   * stay within the byte budget, however large the file.
+   */
   private async writeFile(node: TreeNode, p: Buffer): Promise<void> {
     const content = node.content ?? [];
     const extents = node.extents ?? (node.size > 0 ? [[0, node.size] as [number, number]] : []);
-    if (node.size <= SMALL_FILE) {
-      // Small files: fetch the chunks, then one synchronous open/write/close (cheaper than
-      // three thread-pool round trips per file on trees of many small files).
-      const blobs: Buffer[] = [];
-      for (const id of content) blobs.push(await this.repo.loadBlob(id));
-      withShortPathSync(p, (sp) => {
-        const fd = openSync(sp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600);
-        try {
-          let end = 0;
-          placeChunks(extents, blobs, (data, pos) => {
-            let done = 0;
-            while (done < data.length) done += writeSync(fd, data, done, data.length - done, pos + done);
-            end = pos + data.length;
-            this.result.bytes += data.length;
-          });
-          if (end !== node.size) ftruncateSync(fd, node.size); // trailing hole
-        } catch (e) {
-          closeSync(fd);
-          rmSync(sp, { force: true });
-          throw e;
-        }
-        closeSync(fd);
-      });
-      this.opts.onFile?.(p.toString(), node.size);
-      return;
-    }
-    const fh = await withShortPath(p, (sp) => fsp.open(sp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600));
+    const fd = withShortPathSync(p, (sp) => openSync(sp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600));
     let ok = false;
     try {
+      const writes: Array<Promise<void>> = [];
       let ci = 0;
-      // Chunks fill the extents in order; a chunk never spans two extents.
+      let end = 0;
       for (const [off, len] of extents) {
         let pos = off;
         while (pos < off + len && ci < content.length) {
-          const data = await this.repo.loadBlob(content[ci++]!);
-          await writeAll(fh, data, pos);
-          pos += data.length;
-          this.result.bytes += data.length;
+          const id = content[ci++]!;
+          const loc = this.repo.locate(id);
+          // Not in the index: writeBlobAt says so (NOT_FOUND), and the file fails.
+          writes.push(this.writeChunk(id, loc?.length ?? 0, loc?.rawLength ?? 0, fd, pos));
+          pos += loc?.rawLength ?? 0;
+          end = pos;
         }
       }
-      await fh.truncate(node.size); // trailing hole, or the size of an all-hole file
+      // Every write must be over before the descriptor is closed, failed or not.
+      const failed = (await Promise.allSettled(writes)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      if (end !== node.size) ftruncateSync(fd, node.size); // trailing hole, or the size of an all-hole file
       ok = true;
     } finally {
-      await fh.close();
-      if (!ok) await withShortPath(p, (sp) => fsp.rm(sp, { force: true })).catch(() => {});
+      closeSync(fd);
+      if (!ok) withShortPathSync(p, (sp) => rmSync(sp, { force: true }));
     }
     this.opts.onFile?.(p.toString(), node.size);
   }
-}
 
-/** Files up to this size are written with synchronous calls, their chunks held in memory. */
-const SMALL_FILE = 1 << 20;
-
-/** Calls put(data, offset) for each chunk at its place: chunks fill the extents in order. */
-function placeChunks(extents: Array<[number, number]>, blobs: Buffer[], put: (data: Buffer, pos: number) => void): void {
-  let ci = 0;
-  for (const [off, len] of extents) {
-    let pos = off;
-    while (pos < off + len && ci < blobs.length) {
-      const data = blobs[ci++]!;
-      put(data, pos);
-      pos += data.length;
+  private async writeChunk(id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {
+    const n = sealedLen + rawLen;
+    await this.blobBytes.take(n);
+    try {
+      const wrote = await this.repo.writeBlobAt(id, fd, pos);
+      if (wrote !== rawLen) throw new CorruptError(`blob ${id.toString('hex').slice(0, 16)}`, `${wrote} bytes, the index says ${rawLen}`);
+      this.result.bytes += wrote;
+    } finally {
+      this.blobBytes.give(n);
     }
   }
 }
 
-async function writeAll(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, pos + done);
-    done += bytesWritten;
+function hasDefaultAcl(dir: Buffer): boolean {
+  try {
+    return lgetxattr(dir, 'system.posix_acl_default') !== null;
+  } catch {
+    return false; // no ACL support here
   }
 }
+
