@@ -196,7 +196,8 @@ class BackupRun {
   private async loadTree(id: Buffer): Promise<Tree | null> {
     if (this.repo.canRead) {
       try {
-        return await this.repo.loadTree(id);
+        // Each parent tree is read once: caching it would only hold memory.
+        return await this.repo.loadTree(id, { cache: false });
       } catch {
         return null; // a damaged parent only costs re-reading
       }
