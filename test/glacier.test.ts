@@ -230,8 +230,12 @@ t.test('Repository cold API: blobState, fileState, loadBlob, warmBlobs, waitForB
   const backend = s3('repo-api');
   const repo = await Repository.init(backend, 'pw', { packSize: { data: 1 << 20, tree: 1 << 20 }, storageClass: { data: 'DEEP_ARCHIVE', tree: 'STANDARD', other: 'STANDARD' } });
   const src = tempDir(t);
-  const files: Record<string, Buffer> = { 'a.bin': randomBytes(3 << 20), 'b.bin': randomBytes(2 << 20), 'c.txt': Buffer.from('hello\n') };
-  for (const [n, d] of Object.entries(files)) writeFileSync(path.join(src, n), d);
+  // a.bin: over a 4 MiB chunk, so 2 packs or more. b.bin comes in a second backup, so its
+  // chunks are in packs of their own (files of one backup share packs in any order).
+  const files: Record<string, Buffer> = { 'a.bin': randomBytes(6 << 20), 'b.bin': randomBytes(2 << 20), 'c.txt': Buffer.from('hello\n') };
+  for (const n of ['a.bin', 'c.txt']) writeFileSync(path.join(src, n), files[n]!);
+  await backup(repo, { paths: [src], cacheDir: null });
+  writeFileSync(path.join(src, 'b.bin'), files['b.bin']!);
   const res = await backup(repo, { paths: [src], cacheDir: null });
   const cacheDir = tempDir(t);
 
