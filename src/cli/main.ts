@@ -31,7 +31,9 @@ function repoOptions<T>(y: Argv<T>) {
     .option('s3-endpoint', { type: 'string', describe: 'S3-compatible endpoint URL (also AWS_ENDPOINT_URL_S3)' })
     .option('s3-region', { type: 'string', describe: 'S3 region (also AWS_REGION)' })
     .option('s3-path-style', { type: 'boolean', describe: 'path-style S3 addressing' })
-    .option('s3-profile', { type: 'string', describe: 'AWS profile' });
+    .option('s3-profile', { type: 'string', describe: 'AWS profile' })
+    .option('cache-dir', { type: 'string', describe: 'local cache directory (default $TSBAK_CACHE_DIR or ~/.cache/tsbak)' })
+    .option('no-cache', { type: 'boolean', describe: 'use no local cache (snapshots, the writer\'s parent trees)' });
 }
 
 function writeOptions<T>(y: Argv<T>) {
@@ -44,8 +46,6 @@ function writeOptions<T>(y: Argv<T>) {
     .option('quiet', { alias: 'q', type: 'boolean' })
     .option('parent', { type: 'string', describe: 'compare against this snapshot instead of the latest of the same host and paths' })
     .option('force', { type: 'boolean', describe: 'read every file again (no parent)' })
-    .option('cache-dir', { type: 'string', describe: 'local cache directory (default ~/.cache/tsbak)' })
-    .option('no-cache', { type: 'boolean', describe: 'use no local cache' })
     .option('exclude', { alias: 'e', type: 'string', array: true, describe: 'exclude a gitignore-style pattern (repeatable)' })
     .option('iexclude', { type: 'string', array: true, describe: 'like --exclude, case-insensitive' })
     .option('exclude-file', { type: 'string', array: true, describe: 'read exclude patterns from a file' })
@@ -198,7 +198,6 @@ export async function tsbakMain(argv: string[]): Promise<void> {
           .option('cold-poll', { type: 'number', describe: 'seconds between looks at a restore in progress (default 60)' })
           .option('tier', { type: 'string', choices: ['Expedited', 'Standard', 'Bulk'], describe: 'restore tier for cold data (default Standard)' })
           .option('days', { type: 'number', describe: 'days S3 keeps restored copies (default 7)' })
-          .option('cache-dir', { type: 'string', describe: 'local cache directory (default ~/.cache/tsbak)' })
           .option('pack-cache-size', { type: 'string', describe: 'bound of the disk cache of restored packs (default 10G)' })
           .option('state-xattr', { type: 'string', choices: ['listed', 'hidden'], describe: 'list user.tsbak.state on cold files (default listed)' })
           .option('verbose', { alias: 'v', type: 'boolean' }),

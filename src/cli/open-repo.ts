@@ -5,6 +5,7 @@ import { Repository } from '../repo/repository.js';
 import { isWriterKeyFile } from '../repo/keys.js';
 import { TsbakError } from '../errors.js';
 import { attachColdStorage } from '../glacier/cold-store.js';
+import { defaultCacheRoot } from '../repo/cache-root.js';
 import { getPassword, givenPassword, type SecretArgs } from './secrets.js';
 
 export interface RepoArgs extends SecretArgs {
@@ -17,6 +18,8 @@ export interface RepoArgs extends SecretArgs {
   cacheDir?: string;
   /** Bound of the disk cache of packs fetched from cold storage, e.g. "20G" (default 10G). */
   packCacheSize?: string;
+  /** --no-cache: no local cache of snapshots (cold storage keeps its own). */
+  noCache?: boolean;
 }
 
 export function s3Options(a: RepoArgs): S3Options {
@@ -30,6 +33,7 @@ export function s3Options(a: RepoArgs): S3Options {
  */
 export async function openRepo(a: RepoArgs): Promise<Repository> {
   const repo = await openRepoOnly(a);
+  repo.useSnapshotCache(a.noCache ? null : a.cacheDir ?? defaultCacheRoot());
   attachColdStorage(repo, { cacheDir: a.cacheDir, cacheBytes: a.packCacheSize !== undefined ? parseSize(a.packCacheSize, '--pack-cache-size') : undefined });
   return repo;
 }

@@ -16,7 +16,7 @@
 // <cacheDir>/<repo id>/restores.jsonl (the tracker's journal). <cacheDir> defaults to
 // TSBAK_CACHE_DIR, else $XDG_CACHE_HOME/tsbak, else ~/.cache/tsbak (the writer's cache
 // lives next to it, in the same <repo id> directory).
-import { homedir } from 'node:os';
+import { defaultCacheRoot } from '../repo/cache-root.js';
 import * as path from 'node:path';
 import type { Backend, RestoreTier, StorageClass } from '../backend/backend.js';
 import { ColdError, CorruptError, TsbakError } from '../errors.js';
@@ -31,10 +31,6 @@ export const COLD_DEFAULTS = {
   days: 7,
   pollMs: 60_000,
 };
-
-export function defaultCacheRoot(): string {
-  return process.env.TSBAK_CACHE_DIR || path.join(process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache'), 'tsbak');
-}
 
 /** ColdError with what is known about the restore, for messages and the mount's log. */
 export class RestorePendingError extends ColdError {

@@ -1,7 +1,8 @@
 // Repository: the one object writer, restore, fuse and cli talk to. It knows the layout,
 // opens keys, loads the index, reads and writes blobs, trees and snapshots.
 import { randomBytes } from 'node:crypto';
-import { writeSync } from 'node:fs';
+import { promises as fsp, writeSync } from 'node:fs';
+import * as path from 'node:path';
 import { hostname } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import type { Backend, RestoreTier, StorageClass } from '../backend/backend.js';
@@ -746,9 +747,47 @@ export class Repository {
     return ids;
   }
 
+  private snapshotCache: string | null = null;
+
+  /**
+   * Keeps the snapshot objects read in `<root>/<repo id>/snapshots/` (null: not at all).
+   * A snapshot is immutable and named by its hash, so a cached copy is checked like a
+   * downloaded one: listing a long history then costs one LIST, not a GET per snapshot.
+   */
+  useSnapshotCache(root: string | null): void {
+    this.snapshotCache = root ? path.join(root, this.id, 'snapshots') : null;
+  }
+
+  private async snapshotBytes(id: string): Promise<Buffer> {
+    const file = this.snapshotCache && /^[0-9a-f]{64}$/.test(id) ? path.join(this.snapshotCache, id) : null;
+    if (file) {
+      const cached = await fsp.readFile(file).catch(() => null);
+      if (cached && sha256(cached).toString('hex') === id) return cached;
+    }
+    const bytes = await this.backend.get(`${SNAPSHOTS}${id}`);
+    if (file && sha256(bytes).toString('hex') === id) {
+      // Best effort: a cache that cannot be written only costs the GET next time.
+      const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
+      await fsp
+        .mkdir(this.snapshotCache!, { recursive: true })
+        .then(() => fsp.writeFile(tmp, bytes, { mode: 0o600 }))
+        .then(() => fsp.rename(tmp, file))
+        .catch(() => fsp.unlink(tmp).catch(() => {}));
+    }
+    return bytes;
+  }
+
+  /** Removes cached snapshots that the repository no longer has (forgotten). */
+  private async dropForgottenSnapshots(ids: string[]): Promise<void> {
+    if (!this.snapshotCache) return;
+    const keep = new Set(ids);
+    const names = await fsp.readdir(this.snapshotCache).catch(() => [] as string[]);
+    for (const n of names) if (!keep.has(n)) await fsp.unlink(path.join(this.snapshotCache, n)).catch(() => {});
+  }
+
   async loadSnapshot(id: string): Promise<Snapshot> {
     const pair = this.requireRead('read snapshots');
-    const bytes = await this.backend.get(`${SNAPSHOTS}${id}`);
+    const bytes = await this.snapshotBytes(id);
     if (sha256(bytes).toString('hex') !== id) throw new CorruptError(`snapshot ${id.slice(0, 8)}`, 'content does not match its id');
     try {
       const env = parseEnvelope(bytes);
@@ -765,6 +804,7 @@ export class Repository {
   async listSnapshots(onError?: (id: string, e: unknown) => void): Promise<Snapshot[]> {
     this.requireRead('list snapshots');
     const ids = await this.listSnapshotIds();
+    await this.dropForgottenSnapshots(ids);
     const out: Snapshot[] = [];
     await mapLimit(ids, 8, async (id) => {
       try {

@@ -5,13 +5,10 @@
 // index, which writers can read.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { homedir } from 'node:os';
 import { zstdCompress, zstdDecompress } from '../format/compress.js';
 import { decodeTree, encodeTree, type Tree } from '../format/tree.js';
 
-export function defaultCacheDir(): string {
-  return process.env.TSBAK_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'tsbak');
-}
+export { defaultCacheRoot as defaultCacheDir } from '../repo/cache-root.js';
 
 export interface ParentRecord {
   snapshot: string;
