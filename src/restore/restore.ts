@@ -9,7 +9,7 @@ import { CorruptError, TsbakError } from '../errors.js';
 import { applyMetaSync, createSpecial, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
 import { withShortPathSync } from '../platform/long-path.js';
 import { lgetxattr } from '../platform/native.js';
-import { Budget } from './budget.js';
+import { Semaphore } from '../repo/semaphore.js';
 
 export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   target: string;
@@ -85,8 +85,8 @@ class RestoreRun {
   /** Hardlink id -> path of the name that carries the inode, once it exists (null: it failed). */
   private readonly links = new Map<string, Promise<Buffer | null>>();
   private readonly meta: ApplyMetaOptions;
-  private readonly files = new Budget(FILES_IN_FLIGHT, Infinity);
-  private readonly blobBytes = new Budget(Infinity, BLOB_BYTES_IN_FLIGHT);
+  private readonly files = new Semaphore(FILES_IN_FLIGHT);
+  private readonly blobBytes = new Semaphore(BLOB_BYTES_IN_FLIGHT);
   private readonly euid = process.geteuid?.() ?? 0;
   private finished!: () => void;
   private lastBreath = performance.now();
@@ -160,11 +160,11 @@ class RestoreRun {
         await this.walkSubdir(node, p, dir, childSnap, sel === 'all');
         continue;
       }
-      await this.files.take(0);
+      await this.files.acquire();
       await this.breathe();
       dir.pending++;
       void this.restoreLeaf(node, p, dir).finally(() => {
-        this.files.give(0);
+        this.files.release();
         this.childDone(dir);
       });
     }
@@ -293,13 +293,13 @@ class RestoreRun {
 
   private async writeChunk(id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {
     const n = sealedLen + rawLen;
-    await this.blobBytes.take(n);
+    await this.blobBytes.acquire(n);
     try {
       const wrote = await this.repo.writeBlobAt(id, fd, pos);
       if (wrote !== rawLen) throw new CorruptError(`blob ${id.toString('hex').slice(0, 16)}`, `${wrote} bytes, the index says ${rawLen}`);
       this.result.bytes += wrote;
     } finally {
-      this.blobBytes.give(n);
+      this.blobBytes.release(n);
     }
   }
 }

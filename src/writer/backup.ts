@@ -15,7 +15,7 @@ import { BufferPool } from '../repo/buffer-pool.js';
 import { COPIED_AT_ONCE } from '../repo/packer.js';
 import { changedBetween, openForBackup, readSmallSync } from './file-reader.js';
 import { ParentCache, defaultCacheDir } from './parent-cache.js';
-import { Semaphore } from './semaphore.js';
+import { Semaphore } from '../repo/semaphore.js';
 // Every syscall on an entry goes through withShortPath: trees nested deeper than PATH_MAX
 // would otherwise fail with ENAMETOOLONG (see src/platform/long-path.ts).
 import { withShortPath, withShortPathSync } from '../platform/long-path.js';

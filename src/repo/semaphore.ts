@@ -1,5 +1,5 @@
-// A weighted semaphore: bounds how many files are open and read at once, and how many
-// bytes of read buffers they hold. Waiters are served in order; a request larger than the
+// A weighted semaphore: bounds how many files are open at once, or how many bytes of
+// buffers they hold (backup's reads, restore's blobs in flight). Waiters are served in order; a request larger than the
 // whole capacity waits until everything is free, then runs alone. The wait queue is a
 // ring of entries consumed by index (Array.shift is O(n) with thousands waiting).
 export class Semaphore {
