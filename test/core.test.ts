@@ -1,5 +1,6 @@
 // Issue 2: round trip, dedup, tamper detection, write-only keys, interrupted backups, errors.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, promises as fsp, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
@@ -240,6 +241,33 @@ t.test('interrupted backup leaves the repository clean and the next backup works
   const objects = listFiles(repo).filter((f) => !path.basename(f).startsWith('.tmp-'));
   const size = objects.reduce((n, f) => n + statSync(path.join(repo, f)).size, 0);
   t.ok(size < killedRunBytes + (70 << 20), `repository holds ${size} bytes for 64 MiB of data (${killedRunBytes} from the killed run)`);
+});
+
+const asRoot = { skip: process.getuid?.() === 0 ? false : 'needs root: mounts a small tmpfs' };
+t.test('a full disk: one clear line, exit 1, earlier snapshots intact, no leftovers', asRoot, async (t) => {
+  const disk = tempDir(t);
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', disk], { encoding: 'utf8' });
+  t.equal(m.status, 0, `mount a small tmpfs: ${m.stderr}`);
+  t.teardown(() => void spawnSync('umount', [disk]));
+  const repo = path.join(disk, 'repo');
+  t.equal(run('tsbak', ['init', repo]).code, 0);
+  const src = tempDir(t);
+  writeFileSync(path.join(src, 'small.txt'), 'fits\n');
+  const first = run('tsbak-write', [repo, src, '--json', '--no-cache']);
+  t.equal(first.code, 0, first.stderr);
+  writeFileSync(path.join(src, 'big.bin'), randomBytes(24 << 20));
+  const full = run('tsbak-write', [repo, src, '--no-cache']);
+  t.equal(full.code, 1, 'exit 1');
+  const lines = full.stderr.trim().split('\n');
+  t.equal(lines.length, 1, `one line: ${full.stderr}`);
+  t.match(lines[0], /ENOSPC \(disk full: free space and run the backup again\)/);
+  t.same(readdirSync(repo).filter((n) => n.startsWith('.tmp-')), [], 'no unfinished pack left');
+  const snaps = JSON.parse(run('tsbak', ['snapshots', repo, '--json', '--no-cache']).stdout);
+  t.equal(snaps.length, 1, 'the earlier snapshot is still the only one');
+  t.equal(run('tsbak', ['check', repo, '--read-data', '--no-cache']).code, 0, 'check passes');
+  const out = tempDir(t);
+  t.equal(run('tsbak', ['restore', repo, 'latest', '--target', out, '--no-cache']).code, 0);
+  t.equal(readFileSync(path.join(out, src, 'small.txt'), 'utf8'), 'fits\n');
 });
 
 t.test('bad input: one-line errors and documented exit codes', async (t) => {

@@ -321,6 +321,11 @@ export class Packer {
     if (this.failure) throw this.failure;
   }
 
+  /** Why writing failed (a pack could not be sealed or stored), once it has. */
+  get failed(): unknown {
+    return this.failure;
+  }
+
   get writtenCount(): number {
     return this.written.length;
   }

@@ -390,6 +390,11 @@ export class Repository {
     return this.saveBlob('tree', encodeTree(tree));
   }
 
+  /** Why storing new data failed, once it has (null before): every later save fails the same way. */
+  get writeFailure(): unknown {
+    return this.packer?.failed ?? null;
+  }
+
   /** Ends the writing side: stops its workers and drops pack files a failed run left unwritten. */
   async closeWriter(): Promise<void> {
     const p = this.packer;

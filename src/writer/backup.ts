@@ -291,6 +291,8 @@ class BackupRun {
     try {
       Object.assign(node, await this.fileContent(p, st, parent));
     } catch (e: any) {
+      // The repository side failed (disk full, network): not this file's fault; the run ends.
+      if (this.repo.writeFailure) throw this.repo.writeFailure;
       this.warn(p, `cannot read: ${e instanceof TsbakError ? e.message : e.code ?? e.message}`);
       return null;
     }
