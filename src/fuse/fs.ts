@@ -446,13 +446,20 @@ export class SnapshotFs {
   private readCold(h: Handle, f: ColdFile, buf: Buffer, len: number, pos: number): number | Promise<number> {
     const n = h.reader.read(buf, len, pos);
     if (typeof n === 'number') return n;
-    return n.catch(async (e) => {
+    // A read that had to fetch may have brought packs into the local cache: the state
+    // remembered at open (user.tsbak.state) is stale now, not only once the file is closed
+    // (the kernel's release can come after the reader's next getxattr).
+    const fetched = (got: number) => {
+      this.cold!.forget(f.ino);
+      return got;
+    };
+    return n.then(fetched, async (e) => {
       if (!isCold(e)) throw e;
       h.ready = false;
       await this.cold!.ensureReadable(f, true);
       h.ready = true;
       try {
-        return await h.reader.read(buf, len, pos);
+        return fetched(await h.reader.read(buf, len, pos));
       } catch (e2) {
         if (isCold(e2)) throw new FsError('EAGAIN', `${f.where}: data in cold storage`);
         throw e2;
