@@ -166,7 +166,7 @@ export class Repository {
   /** Blob reads under way (fetching or opening), and when two last overlapped (performance.now()). */
   private blobReads = 0;
   private blobReadsOverlapped = -Infinity;
-  private signers: Map<string, Buffer> | null = null;
+  private signers: Promise<Map<string, Buffer>> | null = null;
   private cold: ColdStorage | null = null;
   private coldOptions: ColdOptions = {};
   private packBytes: { blobs: number; bytes: Map<PackRef, number> } | null = null;
@@ -275,8 +275,17 @@ export class Repository {
   }
 
   /** Signing keys trusted for snapshots: the master key and every writer it registered. */
-  private async signerKeys(): Promise<Map<string, Buffer>> {
-    if (this.signers) return this.signers;
+  private signerKeys(): Promise<Map<string, Buffer>> {
+    // One listing shared by concurrent snapshot reads (each used to list keys/ and GET
+    // every key until the first finished); a failed one is tried again by the next caller.
+    this.signers ??= this.readSignerKeys().catch((e) => {
+      this.signers = null;
+      throw e;
+    });
+    return this.signers;
+  }
+
+  private async readSignerKeys(): Promise<Map<string, Buffer>> {
     const m = new Map<string, Buffer>([['master', this.secrets.keyId === 'master' ? this.secrets.signPub : Buffer.alloc(0)]]);
     const s = this.secrets as FullSecrets;
     for await (const o of this.backend.list(KEYS)) {
@@ -289,7 +298,6 @@ export class Repository {
       if (reg.kind !== 'writer') continue;
       if (verifyRegistration(reg, s.signPub)) m.set(reg.keyId, Buffer.from(reg.signPub, 'base64'));
     }
-    this.signers = m;
     return m;
   }
 
