@@ -771,6 +771,7 @@ export class Repository {
     this.snapshotCache = root ? path.join(root, this.id, 'snapshots') : null;
   }
 
+  /** A snapshot's bytes, checked against its id (the hash), from the cache or the backend. */
   private async snapshotBytes(id: string): Promise<Buffer> {
     const file = this.snapshotCache && /^[0-9a-f]{64}$/.test(id) ? path.join(this.snapshotCache, id) : null;
     if (file) {
@@ -778,7 +779,8 @@ export class Repository {
       if (cached && sha256(cached).toString('hex') === id) return cached;
     }
     const bytes = await this.backend.get(`${SNAPSHOTS}${id}`);
-    if (file && sha256(bytes).toString('hex') === id) {
+    if (sha256(bytes).toString('hex') !== id) throw new CorruptError(`snapshot ${id.slice(0, 8)}`, 'content does not match its id');
+    if (file) {
       // Best effort: a cache that cannot be written only costs the GET next time.
       const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
       await fsp
@@ -801,7 +803,6 @@ export class Repository {
   async loadSnapshot(id: string): Promise<Snapshot> {
     const pair = this.requireRead('read snapshots');
     const bytes = await this.snapshotBytes(id);
-    if (sha256(bytes).toString('hex') !== id) throw new CorruptError(`snapshot ${id.slice(0, 8)}`, 'content does not match its id');
     try {
       const env = parseEnvelope(bytes);
       const signer = (await this.signerKeys()).get(env.signer);

@@ -346,7 +346,7 @@ class BackupRun {
 
   private async readFileAsync(p: Buffer, size: number): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
     // Two sizes of read buffer only (the pool reuses them; a size per file would not).
-    const bufSize = Math.max(size <= SMALL_READ_BUFFER ? SMALL_READ_BUFFER : readBufferSize(this.chunker, Infinity), readBufferSize(this.chunker, size));
+    const bufSize = size <= SMALL_READ_BUFFER ? SMALL_READ_BUFFER : readBufferSize(this.chunker, Infinity);
     await this.files.acquire();
     await this.readBytes.acquire(bufSize);
     const ab = this.readBuffers.take(bufSize);
