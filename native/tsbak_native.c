@@ -16,7 +16,12 @@
  *   message "ENOENT: no such file or directory, lgetxattr '/x'", .code 'ENOENT',
  *   .errno -2, .syscall 'lgetxattr', .path (the argument as given).
  *
- * All calls are synchronous: they are single, short syscalls on local metadata.
+ *   scanDir(path, withXattrs)        -> Promise<DirScan>    (scan.c: a directory's listing
+ *                                       with every entry's statx and, optionally, xattrs)
+ *   readSmallFiles(dir, names, ends, expect, out) -> Promise<Int32Array>   (scan.c)
+ *
+ * All calls but the two in scan.c are synchronous: they are single, short syscalls on
+ * local metadata. Those two batch a directory's worth of syscalls on libuv's thread pool.
  */
 #include <node_api.h>
 
@@ -33,6 +38,8 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "common.h"
 
 /* ---- error helpers ---------------------------------------------------------------------- */
 
@@ -62,7 +69,7 @@ static const char *errno_code(int e) {
 }
 
 /* If an N-API call failed without leaving a JS exception pending, raise a generic one. */
-static void throw_napi_failure(napi_env env) {
+void throw_napi_failure(napi_env env) {
   bool pending = false;
   napi_is_exception_pending(env, &pending);
   if (pending) return;
@@ -88,8 +95,8 @@ static void set_prop(napi_env env, napi_value obj, const char *key, napi_value v
  * Throw a Node-style system error. path_val is the JS argument as given (string or Buffer,
  * may be NULL); path_str its C bytes for the message.
  */
-static void throw_errno(napi_env env, int err, const char *syscall, napi_value path_val,
-                        const char *path_str) {
+napi_value make_errno_error(napi_env env, int err, const char *syscall, napi_value path_val,
+                            const char *path_str) {
   const char *code = errno_code(err);
   /* strerror's text with a lowercase first letter, as Node/libuv print it. */
   char desc[128];
@@ -100,7 +107,7 @@ static void throw_errno(napi_env env, int err, const char *syscall, napi_value p
   char *msg = malloc(cap);
   if (!msg) {
     napi_throw_error(env, code, "out of memory while reporting an error");
-    return;
+    return NULL;
   }
   if (path_str)
     snprintf(msg, cap, "%s: %s, %s '%s'", code, desc, syscall, path_str);
@@ -114,7 +121,7 @@ static void throw_errno(napi_env env, int err, const char *syscall, napi_value p
       napi_create_error(env, jcode, jmsg, &jerr) != napi_ok) {
     free(msg);
     throw_napi_failure(env);
-    return;
+    return NULL;
   }
   free(msg);
   napi_create_int32(env, -err, &jerrno); /* negative, like Node's fs errors */
@@ -122,7 +129,13 @@ static void throw_errno(napi_env env, int err, const char *syscall, napi_value p
   set_prop(env, jerr, "errno", jerrno);
   set_prop(env, jerr, "syscall", jsys);
   if (path_val) set_prop(env, jerr, "path", path_val);
-  napi_throw(env, jerr);
+  return jerr;
+}
+
+static void throw_errno(napi_env env, int err, const char *syscall, napi_value path_val,
+                        const char *path_str) {
+  napi_value e = make_errno_error(env, err, syscall, path_val, path_str);
+  if (e) napi_throw(env, e);
 }
 
 static void throw_type(napi_env env, const char *msg) {
@@ -139,7 +152,7 @@ static void throw_range(napi_env env, const char *msg) {
  * A path or xattr name argument: a string (encoded as UTF-8) or a Buffer (raw bytes).
  * Returns a malloc'd NUL-terminated copy, or NULL with a JS exception pending.
  */
-static char *get_bytes_arg(napi_env env, napi_value v, const char *what) {
+char *get_bytes_arg(napi_env env, napi_value v, const char *what) {
   bool is_buf = false;
   napi_valuetype t;
   char *out = NULL;
@@ -258,7 +271,7 @@ static int get_int64_arg(napi_env env, napi_value v, const char *what, int64_t m
 }
 
 /* Fetch exactly n arguments (missing ones are undefined). */
-static int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv,
+int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv,
                     size_t *argc_out) {
   size_t argc = n;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
@@ -584,6 +597,8 @@ NAPI_MODULE_INIT() {
       {"dataExtents", NULL, js_dataExtents, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lutimensNs", NULL, js_lutimensNs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"scanDir", NULL, js_scanDir, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readSmallFiles", NULL, js_readSmallFiles, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

@@ -385,3 +385,68 @@ t.test('without root, chown and trusted.* become warnings', { skip: !isRoot && '
   t.equal(out.mode, 0o644);
   t.equal(native.lgetxattr(Buffer.from(work + '/f'), 'user.u')?.toString(), 'y');
 });
+
+t.test('scanDir: every entry, sorted by bytes, with the lstat Node gives and the xattrs', async (t) => {
+  const d = path.join(dir, 'scan');
+  fs.mkdirSync(d);
+  const names = [Buffer.from('b.txt'), Buffer.from('a'), Buffer.from([0x66, 0xff, 0x2e]), Buffer.from('Z'), Buffer.from('sub'), Buffer.from('link'), Buffer.from('fifo')];
+  const at = (n: Buffer) => Buffer.concat([Buffer.from(d + '/'), n]);
+  fs.writeFileSync(at(names[0]!), 'hello');
+  fs.writeFileSync(at(names[1]!), '');
+  fs.writeFileSync(at(names[2]!), BIN);
+  fs.writeFileSync(at(names[3]!), 'z');
+  fs.mkdirSync(at(names[4]!));
+  fs.symlinkSync('b.txt', at(names[5]!));
+  execFileSync('mkfifo', [at(names[6]!).toString()]);
+  native.lsetxattr(at(names[0]!), 'user.two', BIN);
+  native.lsetxattr(at(names[0]!), 'user.one', Buffer.from('1'));
+  native.lsetxattr(at(names[4]!), 'user.dir', Buffer.alloc(0));
+
+  const scanned = await native.scanDir(Buffer.from(d), true);
+  const sorted = [...names].sort(Buffer.compare);
+  t.same(scanned.map((e) => e.name.toString('hex')), sorted.map((n) => n.toString('hex')), 'names sorted by raw bytes');
+  for (const e of scanned) {
+    const st = fs.lstatSync(at(e.name), { bigint: true });
+    t.equal(e.errno, 0);
+    for (const k of ['mode', 'uid', 'gid', 'nlink', 'size', 'blocks', 'ino', 'dev', 'rdev', 'mtimeNs', 'ctimeNs', 'birthtimeNs'] as const) {
+      t.equal(e.st![k], st[k], `${e.name.toString()}: ${k}`);
+    }
+    t.same(e.xattrs, (await captureMeta(at(e.name), st)).xattrs ?? [], `${e.name.toString()}: xattrs as captureMeta reads them`);
+  }
+  const without = await native.scanDir(Buffer.from(d), false);
+  t.ok(without.every((e) => e.xattrs === null), 'withXattrs false: none read');
+
+  const err = (await native.scanDir(at(Buffer.from('missing')), false).catch((e) => e)) as NodeJS.ErrnoException;
+  t.equal(err.code, 'ENOENT', 'a missing directory rejects like fs');
+  const notDir = (await native.scanDir(at(names[0]!), false).catch((e) => e)) as NodeJS.ErrnoException;
+  t.equal(notDir.code, 'ENOTDIR');
+  const viaLink = (await native.scanDir(at(names[5]!), false).catch((e) => e)) as NodeJS.ErrnoException;
+  t.ok(viaLink instanceof Error, 'a symlink to a directory is not followed');
+});
+
+t.test('readSmallFiles: contents, and files that are not what was scanned', async (t) => {
+  const d = path.join(dir, 'small');
+  fs.mkdirSync(d);
+  fs.writeFileSync(path.join(d, 'one'), 'first file');
+  fs.writeFileSync(path.join(d, 'two'), 'second');
+  fs.writeFileSync(path.join(d, 'grows'), 'abc');
+  fs.writeFileSync(path.join(d, 'gone'), 'x');
+  const scanned = await native.scanDir(Buffer.from(d), false);
+  const by = new Map(scanned.map((e) => [e.name.toString(), e]));
+  fs.appendFileSync(path.join(d, 'grows'), 'def'); // changed since the scan
+  fs.unlinkSync(path.join(d, 'gone'));
+  const order = ['one', 'grows', 'gone', 'two'].map((n) => by.get(n)!);
+  const expect = new BigInt64Array(order.length * 3);
+  order.forEach((e, i) => {
+    expect[i * 3] = e.st!.size;
+    expect[i * 3 + 1] = e.st!.mtimeNs;
+    expect[i * 3 + 2] = e.st!.ctimeNs;
+  });
+  const out = Buffer.alloc(10 + 3 + 1 + 6);
+  const r = await native.readSmallFiles(Buffer.from(d), order.map((e) => e.name), expect, out);
+  t.same([...r], [10, -1, -2, 6], 'length, changed, -ENOENT, length');
+  t.equal(out.subarray(0, 10).toString(), 'first file');
+  t.equal(out.subarray(14, 20).toString(), 'second', 'each file at its place by scanned size');
+  const short = await native.readSmallFiles(Buffer.from(d), [by.get('one')!.name], expect.subarray(0, 3), Buffer.alloc(4));
+  t.ok(short[0]! < 0, 'an output buffer too small is refused, not overrun');
+});

@@ -20,6 +20,14 @@ export class Semaphore {
     return new Promise((resolve) => this.waiters.push({ n: want, resolve }));
   }
 
+  /** Takes n at once if that needs no waiting (and nobody waits); false otherwise. */
+  tryAcquire(n = 1): boolean {
+    const want = Math.min(n, this.capacity);
+    if (this.head !== this.waiters.length || this.free < want) return false;
+    this.free -= want;
+    return true;
+  }
+
   /** Gives back what acquire(n) took (pass the same n). */
   release(n = 1): void {
     this.free += Math.min(n, this.capacity);

@@ -2,8 +2,8 @@
 // snapshot, in that order, so an interrupted run never leaves a snapshot that points at
 // missing data (the packs it did write are reused by the next run through the index, or
 // removed by prune).
-import { lstatSync, readdirSync, promises as fsp, type BigIntStats } from 'node:fs';
-import { hostname, userInfo } from 'node:os';
+import { lstatSync, promises as fsp } from 'node:fs';
+import { constants as osConstants, hostname, userInfo } from 'node:os';
 import * as path from 'node:path';
 import type { SnapshotInfo } from '../format/snapshot.js';
 import { sameNode, type Tree, type TreeNode } from '../format/tree.js';
@@ -18,7 +18,8 @@ import { ParentCache, defaultCacheDir } from './parent-cache.js';
 import { Semaphore } from '../repo/semaphore.js';
 // Every syscall on an entry goes through withShortPath: trees nested deeper than PATH_MAX
 // would otherwise fail with ENAMETOOLONG (see src/platform/long-path.ts).
-import { withShortPath, withShortPathSync } from '../platform/long-path.js';
+import { shortPath, withShortPath, withShortPathSync } from '../platform/long-path.js';
+import { readSmallFiles, scanDir, type EntryStat, type ScannedEntry } from '../platform/native.js';
 import type { Excluder } from './exclude.js';
 import { estimateBackupCost } from '../glacier/cost.js';
 
@@ -30,6 +31,54 @@ const SMALL_READ_BUFFER = 1 << 20;
 
 /** Entries of one directory handled at once. */
 const ENTRY_BATCH = 64;
+/** Subdirectories prepared (listed, small files read) ahead of the one being stored. */
+const DIRS_AHEAD = 2;
+/** Bytes of small files one directory reads ahead in one call, and all directories together. */
+const READ_AHEAD_BATCH = 1 << 20;
+const READ_AHEAD_BYTES = 4 << 20;
+/** Directories prepared ahead beyond the next ones of the directory being stored. */
+const PREPARED_DIRS = 32;
+const { ENOENT } = osConstants.errno;
+
+/** One directory's parent-snapshot tree, listing and read-ahead contents (BackupRun.prepareDir). */
+interface Visit {
+  parent: Tree | null;
+  /** The id of `parent` (null when it could not be loaded). */
+  parentId: Buffer | null;
+  /** parent's nodes by hex name. */
+  parentNodes: Map<string, TreeNode>;
+  /** null: not listed (only the given paths below it are visited), or listError. */
+  entries: ScannedEntry[] | null;
+  listError?: string;
+  /** Contents of small files read ahead, checked against the entry's lstat. */
+  contents: Map<ScannedEntry, Buffer>;
+  /** Gives back the read-ahead buffer (idempotent). */
+  release: () => void;
+  /** The first subdirectories' visits, started as soon as this listing arrived. */
+  ahead: Array<Promise<Visit> | undefined>;
+}
+
+/** Gives back what a visit holds, and what the visits it prepared hold (no-op for a visited one). */
+function dropVisit(v: Visit): void {
+  v.release();
+  for (let i = 0; i < v.ahead.length; i++) {
+    v.ahead[i]?.then(dropVisit, () => {});
+    v.ahead[i] = undefined;
+  }
+}
+
+/** Whether a file is the same as in the parent snapshot: same size, mtime, ctime and inode. */
+function unchangedSince(parent: TreeNode | null, st: EntryStat): boolean {
+  return (
+    !!parent &&
+    parent.type === 'file' &&
+    !!parent.content &&
+    BigInt(parent.size) === st.size &&
+    parent.mtimeNs === st.mtimeNs &&
+    parent.ctimeNs === st.ctimeNs &&
+    parent.ino === st.ino
+  );
+}
 
 export interface BackupProgress {
   files: number;
@@ -99,6 +148,10 @@ class BackupRun {
   /** Bytes of read buffers in use: large files wait for room instead of each taking 8 MiB. */
   private readonly readBytes = new Semaphore(READ_BUFFER_BYTES);
   private readonly readBuffers = new BufferPool(READ_BUFFER_BYTES);
+  /** Bytes of small files read ahead and not stored yet. */
+  private readonly readAheadBytes = new Semaphore(READ_AHEAD_BYTES);
+  /** Directories prepared ahead of need: each, once listed, starts its first subdirectories. */
+  private readonly preparedDirs = new Semaphore(PREPARED_DIRS);
   private readonly inodes = new Map<string, Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>>>();
   private readonly cache: ParentCache | null;
   /** dev:ino -> atime of the first lstat of a hardlinked inode (see saveEntry). */
@@ -143,9 +196,9 @@ class BackupRun {
     const host = this.opts.host ?? hostname();
     await this.repo.loadIndex();
     const parent = await this.findParent(host, paths);
-    const parentRoot = parent ? await this.loadTree(Buffer.from(parent.tree, 'hex')) : null;
 
-    const rootId = await this.saveDir(Buffer.from('/'), buildSpec(paths), parentRoot, parent ? Buffer.from(parent.tree, 'hex') : null);
+    const rootSpec = buildSpec(paths);
+    const rootId = await this.saveDir(Buffer.from('/'), rootSpec, await this.prepareDir(Buffer.from('/'), parent ? Buffer.from(parent.tree, 'hex') : null, rootSpec.target));
     await this.repo.flush();
     this.progress.bytesAdded = this.repo.packerStats.bytesWritten;
     const info: SnapshotInfo = {
@@ -211,34 +264,151 @@ class BackupRun {
     this.opts.onWarning?.(ps, message);
   }
 
-  /** Stores one directory's tree (spec null: everything below) and returns its id. parentId: the id of `parent`. */
-  private async saveDir(dir: Buffer, spec: Spec | null, parent: Tree | null, parentId: Buffer | null): Promise<Buffer> {
-    this.progress.dirs++;
+  /**
+   * What saveDir needs of a directory, gathered ahead of time (see prepareDir): its tree in
+   * the parent snapshot, its listing with every entry's lstat (and xattrs when there is no
+   * parent tree to take them from), and the contents of the small files that need reading.
+   */
+  private async prepareDir(dir: Buffer, parentId: Buffer | null, list: boolean): Promise<Visit> {
+    const parent = parentId ? await this.loadTree(parentId) : null;
     const parentNodes = new Map<string, TreeNode>();
     for (const n of parent?.nodes ?? []) parentNodes.set(n.name.toString('hex'), n);
+    const visit: Visit = { parent, parentId: parent ? parentId : null, parentNodes, entries: null, contents: new Map(), release: () => {}, ahead: [] };
+    if (!list) return visit;
+    const sp = shortPath(dir);
+    try {
+      visit.entries = await scanDir(sp.path, parent === null);
+    } catch (e: any) {
+      visit.listError = e.code ?? e.message;
+      sp.close();
+      return visit;
+    }
+    // Its first subdirectories, while this directory waits for its turn: a depth-first walk
+    // otherwise waits for every listing, one after the other.
+    for (const e of visit.entries) {
+      if (visit.ahead.length >= DIRS_AHEAD) break;
+      if (!e.st || (Number(e.st.mode) & 0o170000) !== 0o040000) continue;
+      if (!this.preparedDirs.tryAcquire()) break;
+      const v = this.prepareSubdir(joinPath(dir, e.name), { name: e.name, spec: null, scanned: e }, parentNodes);
+      if (!v) {
+        this.preparedDirs.release();
+        break;
+      }
+      v.then((x) => {
+        const release = x.release;
+        x.release = () => {
+          release();
+          this.preparedDirs.release();
+          x.release = () => {};
+        };
+      }, () => this.preparedDirs.release());
+      visit.ahead.push(v);
+    }
+    try {
+      await this.readAhead(sp.path, visit);
+    } finally {
+      sp.close();
+    }
+    return visit;
+  }
 
-    let names: Array<{ name: Buffer; spec: Spec | null; dir: boolean }>;
+  /**
+   * Reads the directory's small files that the backup will store (new or changed since the
+   * parent snapshot), in one call on the thread pool, within a bound of bytes held ahead.
+   * Files left out (no room, changed meanwhile, errors) are read the usual way later.
+   */
+  private async readAhead(dir: Buffer, visit: Visit): Promise<void> {
+    const limit = Math.min(this.chunker.params.min, COPIED_AT_ONCE);
+    const want: ScannedEntry[] = [];
+    let bytes = 0;
+    for (const e of visit.entries!) {
+      const st = e.st;
+      if (!st || (Number(st.mode) & 0o170000) !== 0o100000 || st.nlink !== 1n) continue;
+      const size = Number(st.size);
+      if (size === 0 || size >= limit || Number(st.blocks) * 512 < size) continue;
+      if (unchangedSince(visit.parentNodes.get(e.name.toString('hex')) ?? null, st)) continue;
+      if (bytes + size > READ_AHEAD_BATCH) break;
+      want.push(e);
+      bytes += size;
+    }
+    if (!want.length || !this.readAheadBytes.tryAcquire(bytes)) return;
+    const ab = this.readBuffers.take(bytes);
+    visit.release = () => {
+      this.readBuffers.give(ab);
+      this.readAheadBytes.release(bytes);
+      visit.release = () => {};
+    };
+    const expect = new BigInt64Array(want.length * 3);
+    want.forEach((e, i) => {
+      expect[i * 3] = e.st!.size;
+      expect[i * 3 + 1] = e.st!.mtimeNs;
+      expect[i * 3 + 2] = e.st!.ctimeNs;
+    });
+    const buf = Buffer.from(ab);
+    let results: Int32Array;
+    try {
+      results = await readSmallFiles(dir, want.map((e) => e.name), expect, buf);
+    } catch {
+      visit.release();
+      return;
+    }
+    let at = 0;
+    want.forEach((e, i) => {
+      const n = results[i]!;
+      if (n >= 0) visit.contents.set(e, buf.subarray(at, at + n));
+      at += Number(e.st!.size);
+    });
+  }
+
+  /** Stores one directory's tree (spec null: everything below) and returns its id. */
+  private async saveDir(dir: Buffer, spec: Spec | null, visit: Visit): Promise<Buffer> {
+    try {
+      return await this.saveDirEntries(dir, spec, visit);
+    } finally {
+      visit.release();
+    }
+  }
+
+  private async saveDirEntries(dir: Buffer, spec: Spec | null, visit: Visit): Promise<Buffer> {
+    this.progress.dirs++;
+    const { parent, parentId, parentNodes } = visit;
+    let names: Array<{ name: Buffer; spec: Spec | null; dir: boolean; scanned?: ScannedEntry }>;
     if (spec && !spec.target) {
       names = [...spec.children.values()].map((c) => ({ name: c.name, spec: c.spec, dir: true }));
+    } else if (visit.entries) {
+      names = visit.entries.map((e) => ({ name: e.name, spec: null, dir: !!e.st && (Number(e.st.mode) & 0o170000) === 0o040000, scanned: e }));
     } else {
-      try {
-        const ents = withShortPathSync(dir, (sp) => readdirSync(sp, { encoding: 'buffer', withFileTypes: true }));
-        names = ents.map((e) => ({ name: e.name as unknown as Buffer, spec: null, dir: e.isDirectory() }));
-      } catch (e: any) {
-        this.warn(dir, `cannot list directory: ${e.code ?? e.message}`);
-        names = [];
-      }
+      this.warn(dir, `cannot list directory: ${visit.listError ?? 'unknown error'}`);
+      names = [];
     }
     // Files of one directory are saved concurrently (bounded), subdirectories one after the
     // other: memory stays proportional to the depth and width of the tree, not its size.
+    // The next few subdirectories are prepared (listed, small files read) ahead, on the
+    // thread pool, while this one's entries are stored.
     const nodes: TreeNode[] = [];
-    const one = async ({ name, spec: childSpec }: { name: Buffer; spec: Spec | null }) => {
-      const node = await this.saveEntry(joinPath(dir, name), name, childSpec, parentNodes.get(name.toString('hex')) ?? null);
+    const one = async ({ name, spec: childSpec, scanned }: { name: Buffer; spec: Spec | null; scanned?: ScannedEntry }, next?: Promise<Visit>) => {
+      const node = await this.saveEntry(joinPath(dir, name), name, childSpec, parentNodes.get(name.toString('hex')) ?? null, scanned, visit.contents.get(scanned!), next);
       if (node) nodes.push(node);
     };
+    const subdirs = names.filter((n) => n.dir);
+    const ahead: Array<Promise<Visit> | undefined> = visit.ahead;
+    const prepareAhead = (upTo: number) => {
+      for (let i = ahead.length; i < Math.min(upTo, subdirs.length); i++) ahead.push(this.prepareSubdir(joinPath(dir, subdirs[i]!.name), subdirs[i]!, parentNodes));
+    };
+    prepareAhead(DIRS_AHEAD);
     const leaves = names.filter((n) => !n.dir);
-    for (let i = 0; i < leaves.length; i += ENTRY_BATCH) await Promise.all(leaves.slice(i, i + ENTRY_BATCH).map(one));
-    for (const d of names) if (d.dir) await one(d);
+    for (let i = 0; i < leaves.length; i += ENTRY_BATCH) await Promise.all(leaves.slice(i, i + ENTRY_BATCH).map((l) => one(l)));
+    visit.release(); // the read-ahead contents are stored
+    for (let i = 0; i < subdirs.length; i++) {
+      prepareAhead(i + 1 + DIRS_AHEAD);
+      try {
+        await one(subdirs[i]!, ahead[i]);
+      } finally {
+        // Not visited after all (excluded, not a directory any more): give its read-ahead back.
+        ahead[i]?.then(dropVisit, () => {});
+        ahead[i] = undefined;
+      }
+    }
     // Every entry as in the parent tree: its bytes, hence its id, would be the same, and it
     // is stored already. Nothing to encode, hash or save.
     if (parent && parentId && nodes.length === parent.nodes.length && nodes.every((n) => { const p = parentNodes.get(n.name.toString('hex')); return !!p && sameNode(n, p); }) && this.repo.hasBlob(parentId)) return parentId;
@@ -248,14 +418,30 @@ class BackupRun {
     return id;
   }
 
-  private async saveEntry(p: Buffer, name: Buffer, spec: Spec | null, parent: TreeNode | null): Promise<TreeNode | null> {
-    let st: BigIntStats;
-    try {
-      // Synchronous: a cached lstat is a microsecond; the promise version a thread-pool round trip.
-      st = withShortPathSync(p, (sp) => lstatSync(sp, { bigint: true }));
-    } catch (e: any) {
-      if (e.code !== 'ENOENT') this.warn(p, `cannot stat: ${e.code ?? e.message}`);
+  /** prepareDir for a subdirectory about to be visited; undefined where saveEntry must look itself (not listed, another device). */
+  private prepareSubdir(p: Buffer, d: { spec: Spec | null; scanned?: ScannedEntry; name: Buffer }, parentNodes: Map<string, TreeNode>): Promise<Visit> | undefined {
+    const st = d.scanned?.st;
+    if (!st || (this.opts.oneFileSystem && !d.spec && !this.rootDevs.has(st.dev))) return undefined;
+    const pn = parentNodes.get(d.name.toString('hex'));
+    const v = this.prepareDir(p, pn?.type === 'dir' && pn.subtree ? pn.subtree : null, !d.spec || d.spec.target);
+    v.catch(() => {}); // awaited later, or dropped if the entry turns out excluded
+    return v;
+  }
+
+  private async saveEntry(p: Buffer, name: Buffer, spec: Spec | null, parent: TreeNode | null, scanned?: ScannedEntry, content?: Buffer, visit?: Promise<Visit>): Promise<TreeNode | null> {
+    let st: EntryStat;
+    if (scanned?.st) {
+      st = scanned.st;
+    } else if (scanned && scanned.errno === ENOENT) {
       return null; // vanished since the listing: not an error
+    } else {
+      try {
+        // Synchronous: a cached lstat is a microsecond; the promise version a thread-pool round trip.
+        st = withShortPathSync(p, (sp) => lstatSync(sp, { bigint: true }));
+      } catch (e: any) {
+        if (e.code !== 'ENOENT') this.warn(p, `cannot stat: ${e.code ?? e.message}`);
+        return null; // vanished since the listing: not an error
+      }
     }
     const isDir = (Number(st.mode) & 0o170000) === 0o040000;
     // Hardlinks: reading one name can move the shared inode's atime before another name is
@@ -272,7 +458,7 @@ class BackupRun {
     if (!spec && this.opts.exclude && (await this.opts.exclude.excludes(p, isDir, st))) return null;
     let node: TreeNode;
     try {
-      node = await captureMeta(p, st, name, parent);
+      node = await captureMeta(p, st, name, parent, scanned?.xattrs);
     } catch (e: any) {
       this.warn(p, `cannot read metadata: ${e.code ?? e.message}`);
       return null;
@@ -281,15 +467,19 @@ class BackupRun {
     this.progress.current = p.toString();
     if (node.type === 'dir') {
       const crossesDevice = this.opts.oneFileSystem && !spec && !this.rootDevs.has(st.dev);
-      const subParent = parent?.type === 'dir' && parent.subtree ? await this.loadTree(parent.subtree) : null;
-      node.subtree = crossesDevice ? (await this.repo.saveTree({ nodes: [] })).id : await this.saveDir(p, spec, subParent, subParent ? parent!.subtree! : null);
+      if (crossesDevice) {
+        node.subtree = (await this.repo.saveTree({ nodes: [] })).id;
+        return node;
+      }
+      const v = await (visit ?? this.prepareDir(p, parent?.type === 'dir' && parent.subtree ? parent.subtree : null, !spec || spec.target));
+      node.subtree = await this.saveDir(p, spec, v);
       return node;
     }
     if (st.nlink > 1n) node.hardlink = `${st.dev}:${st.ino}`;
     if (node.type !== 'file') return node;
     this.progress.files++;
     try {
-      Object.assign(node, await this.fileContent(p, st, parent));
+      Object.assign(node, await this.fileContent(p, st, parent, content));
     } catch (e: any) {
       // The repository side failed (disk full, network): not this file's fault; the run ends.
       if (this.repo.writeFailure) throw this.repo.writeFailure;
@@ -300,19 +490,16 @@ class BackupRun {
     return node;
   }
 
-  private fileContent(p: Buffer, st: BigIntStats, parent: TreeNode | null): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
+  private async fileContent(p: Buffer, st: EntryStat, parent: TreeNode | null, readAhead?: Buffer): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
     // Unchanged since the parent snapshot (and its data still indexed): not read again.
-    if (
-      parent &&
-      parent.type === 'file' &&
-      parent.content &&
-      BigInt(parent.size) === st.size &&
-      parent.mtimeNs === st.mtimeNs &&
-      parent.ctimeNs === st.ctimeNs &&
-      parent.ino === st.ino &&
-      parent.content.every((id) => this.repo.hasBlob(id))
-    ) {
-      return Promise.resolve({ content: parent.content, size: parent.size, ...(parent.extents ? { extents: parent.extents } : {}) });
+    if (unchangedSince(parent, st) && parent!.content!.every((id) => this.repo.hasBlob(id))) {
+      return { content: parent!.content!, size: parent!.size, ...(parent!.extents ? { extents: parent!.extents } : {}) };
+    }
+    if (readAhead) {
+      // Read by readAhead, checked then against this lstat.
+      this.progress.bytesRead += readAhead.length;
+      const { id } = await this.repo.saveBlob('data', readAhead);
+      return { content: [id], size: readAhead.length };
     }
     if (st.nlink > 1n) {
       // Several names of one inode: read it once.
@@ -326,7 +513,7 @@ class BackupRun {
 
   private smallBuf: Buffer | null = null;
 
-  private async readFile(p: Buffer, st: BigIntStats): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
+  private async readFile(p: Buffer, st: EntryStat): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
     const size = Number(st.size);
     if (size === 0) return { content: [], size: 0 };
     // One-chunk files without holes: synchronous read into a reused buffer (which the

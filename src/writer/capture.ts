@@ -2,9 +2,9 @@
 // TreeNode fields the tree format records. Data (content, extents) and hardlink identity
 // are filled in by the caller, which owns the open fd and the inode bookkeeping.
 
-import { constants, readlinkSync, type BigIntStats } from 'node:fs';
+import { constants, readlinkSync } from 'node:fs';
 import type { NodeType, TreeNode } from '../format/tree.js';
-import { dataExtents, lgetxattr, llistxattr, major, minor } from '../platform/native.js';
+import { dataExtents, lgetxattr, llistxattr, major, minor, type EntryStat } from '../platform/native.js';
 import { groupName, userName } from '../platform/users.js';
 import { withShortPath } from '../platform/long-path.js';
 
@@ -71,9 +71,10 @@ function baseName(path: Buffer): Buffer {
 /**
  * All metadata of one entry. `st` must come from lstat(path, { bigint: true }) so that
  * nanoseconds, inode and device numbers are exact. `name` defaults to path's last component.
- * xattrs is present only when the entry has some.
+ * xattrs is present only when the entry has some. `knownXattrs`: the entry's xattrs as
+ * already read (by scanDir, sorted), so they are not read again.
  */
-export async function captureMeta(path: Buffer, st: BigIntStats, name: Buffer = baseName(path), previous?: TreeNode | null): Promise<CapturedMeta> {
+export async function captureMeta(path: Buffer, st: EntryStat, name: Buffer = baseName(path), previous?: TreeNode | null, knownXattrs?: Array<[string, Buffer]> | null): Promise<CapturedMeta> {
   const type = nodeType(st.mode);
   const uid = Number(st.uid);
   const gid = Number(st.gid);
@@ -107,6 +108,10 @@ export async function captureMeta(path: Buffer, st: BigIntStats, name: Buffer = 
     if (type === 'symlink') node.target = previous.target;
     return node;
   }
+  if (knownXattrs && type !== 'symlink') {
+    if (knownXattrs.length) node.xattrs = knownXattrs;
+    return node;
+  }
   // withShortPath: paths deeper than PATH_MAX are reached through a directory handle.
   await withShortPath(path, async (sp) => {
     if (type === 'symlink') {
@@ -115,7 +120,7 @@ export async function captureMeta(path: Buffer, st: BigIntStats, name: Buffer = 
       // directory once a day, the same as for directories (readdir moves their atime too).
       node.target = readlinkSync(sp, { encoding: 'buffer' });
     }
-    const xattrs = captureXattrs(sp);
+    const xattrs = knownXattrs ?? captureXattrs(sp);
     if (xattrs.length) node.xattrs = xattrs;
   });
   return node;

@@ -15,7 +15,8 @@
 // Rules are evaluated in this order (later ones win): global ignore file, --exclude-file,
 // --iexclude-file, --exclude, --iexclude.
 import { isUtf8 } from 'node:buffer';
-import { constants, type BigIntStats } from 'node:fs';
+import { constants } from 'node:fs';
+import type { EntryStat } from '../platform/native.js';
 import { open, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -79,7 +80,7 @@ class RuleExcluder implements Excluder {
     private readonly maxSize: bigint | undefined,
   ) {}
 
-  async excludes(path: Buffer, isDir: boolean, st: BigIntStats): Promise<boolean> {
+  async excludes(path: Buffer, isDir: boolean, st: EntryStat): Promise<boolean> {
     const isFile = (Number(st.mode) & 0o170000) === 0o100000;
     if (this.maxSize !== undefined && isFile && st.size > this.maxSize) return true;
     const s = path.toString('latin1');

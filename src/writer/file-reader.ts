@@ -3,6 +3,7 @@
 import { closeSync, constants as C, fstatSync, openSync, promises as fsp, readSync, type BigIntStats } from 'node:fs';
 import { fileExtents } from './capture.js';
 import { shortPath, withShortPath } from '../platform/long-path.js';
+import type { EntryStat } from '../platform/native.js';
 
 
 export interface OpenedFile {
@@ -37,7 +38,7 @@ export async function openForBackup(path: Buffer): Promise<OpenedFile> {
 }
 
 /** Whether the file changed between two fstat results (size, mtime or ctime). */
-export function changedBetween(a: BigIntStats, b: BigIntStats): boolean {
+export function changedBetween(a: EntryStat, b: EntryStat): boolean {
   return a.size !== b.size || a.mtimeNs !== b.mtimeNs || a.ctimeNs !== b.ctimeNs;
 }
 
@@ -49,7 +50,7 @@ export function changedBetween(a: BigIntStats, b: BigIntStats): boolean {
  * against `st` (size, mtime or ctime) while it was read: the caller then uses the general
  * path, which retries.
  */
-export function readSmallSync(path: Buffer, st: BigIntStats, buf: Buffer): number | null {
+export function readSmallSync(path: Buffer, st: EntryStat, buf: Buffer): number | null {
   const size = Number(st.size);
   const sp = shortPath(path);
   try {

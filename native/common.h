@@ -1,0 +1,19 @@
+/* Helpers shared by the addon's source files (defined in tsbak_native.c). */
+#ifndef TSBAK_COMMON_H
+#define TSBAK_COMMON_H
+#include <node_api.h>
+
+/* A Node-style fs error (message, .code, .errno, .syscall, .path); NULL with an exception pending on failure. */
+napi_value make_errno_error(napi_env env, int err, const char *syscall, napi_value path_val,
+                            const char *path_str);
+/* Raise a generic error if an N-API call failed without leaving an exception pending. */
+void throw_napi_failure(napi_env env);
+/* A string or Buffer argument as a malloc'd NUL-terminated copy, or NULL with an exception pending. */
+char *get_bytes_arg(napi_env env, napi_value v, const char *what);
+/* Fetch exactly n arguments (missing ones are undefined); -1 with an exception pending. */
+int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, size_t *argc_out);
+
+napi_value js_scanDir(napi_env env, napi_callback_info info);
+napi_value js_readSmallFiles(napi_env env, napi_callback_info info);
+
+#endif
