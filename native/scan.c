@@ -44,7 +44,7 @@ enum {
   SCAN_FIELDS = 16
 };
 #define FLAG_TIME_RANGE 1 /* a time does not fit int64 nanoseconds: use lstat instead */
-#define FLAG_NO_XATTRS 2  /* xattrs were not read (not asked, or an error): read them yourself */
+#define FLAG_NO_XATTRS 2  /* xattrs were asked for but could not be read: read them yourself */
 
 /* Paths handed to a syscall stay below PATH_MAX (see src/platform/long-path.ts). */
 #define MAX_PATH 4000
@@ -220,9 +220,8 @@ static void scan_execute(napi_env env, void *data) {
     f[F_CTIME] = ns_of(x.stx_ctime, &ok);
     f[F_BTIME] = (x.stx_mask & STATX_BTIME) ? ns_of(x.stx_btime, &ok) : 0;
     f[F_FLAGS] = ok ? 0 : FLAG_TIME_RANGE;
-    if (!s->with_xattrs) {
-      f[F_FLAGS] |= FLAG_NO_XATTRS;
-    } else {
+    /* Not asked: the flags stay as they are without xattrs (fingerprints compare them). */
+    if (s->with_xattrs) {
       size_t nlen = strlen(name);
       if (plen + 1 + nlen < MAX_PATH)
         snprintf(path, sizeof path, "%s%s%s", s->path, plen && s->path[plen - 1] == '/' ? "" : "/", name);

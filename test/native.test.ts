@@ -402,7 +402,12 @@ t.test('scanDir: every entry, sorted by bytes, with the lstat Node gives and the
   native.lsetxattr(at(names[0]!), 'user.one', Buffer.from('1'));
   native.lsetxattr(at(names[4]!), 'user.dir', Buffer.alloc(0));
 
-  const scanned = await native.scanDir(Buffer.from(d), true);
+  const scan = await native.scanDir(Buffer.from(d), true);
+  const scanned = scan.entries;
+  const without = await native.scanDir(Buffer.from(d), false);
+  t.ok(without.entries.every((e) => e.xattrs === null), 'withXattrs false: none read');
+  t.ok(without.fingerprint().equals(scan.fingerprint()), 'the fingerprint does not depend on reading xattrs');
+
   const sorted = [...names].sort(Buffer.compare);
   t.same(scanned.map((e) => e.name.toString('hex')), sorted.map((n) => n.toString('hex')), 'names sorted by raw bytes');
   for (const e of scanned) {
@@ -413,9 +418,8 @@ t.test('scanDir: every entry, sorted by bytes, with the lstat Node gives and the
     }
     t.same(e.xattrs, (await captureMeta(at(e.name), st)).xattrs ?? [], `${e.name.toString()}: xattrs as captureMeta reads them`);
   }
-  const without = await native.scanDir(Buffer.from(d), false);
-  t.ok(without.every((e) => e.xattrs === null), 'withXattrs false: none read');
-
+  fs.utimesSync(at(names[3]!), new Date(1e12), new Date(1e12));
+  t.notOk((await native.scanDir(Buffer.from(d), false)).fingerprint().equals(scan.fingerprint()), 'a changed time changes the fingerprint');
   const err = (await native.scanDir(at(Buffer.from('missing')), false).catch((e) => e)) as NodeJS.ErrnoException;
   t.equal(err.code, 'ENOENT', 'a missing directory rejects like fs');
   const notDir = (await native.scanDir(at(names[0]!), false).catch((e) => e)) as NodeJS.ErrnoException;
@@ -431,7 +435,7 @@ t.test('readSmallFiles: contents, and files that are not what was scanned', asyn
   fs.writeFileSync(path.join(d, 'two'), 'second');
   fs.writeFileSync(path.join(d, 'grows'), 'abc');
   fs.writeFileSync(path.join(d, 'gone'), 'x');
-  const scanned = await native.scanDir(Buffer.from(d), false);
+  const scanned = (await native.scanDir(Buffer.from(d), false)).entries;
   const by = new Map(scanned.map((e) => [e.name.toString(), e]));
   fs.appendFileSync(path.join(d, 'grows'), 'def'); // changed since the scan
   fs.unlinkSync(path.join(d, 'gone'));

@@ -51,6 +51,7 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
     parent: res.info.parent ?? null,
     files: s.files,
     dirs: s.dirs,
+    dirs_unchanged: res.dirsUnchanged,
     bytes_read: s.bytesRead,
     bytes_added: s.bytesAdded,
     blobs_added: s.blobsAdded,

@@ -4,6 +4,7 @@
 // The addon is loaded lazily, on the first call, so that modules which merely import this
 // one (or only use the pure helpers below) still load on a machine where it is not built.
 
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, type BigIntStats } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -165,6 +166,15 @@ export interface ScannedEntry {
   xattrs: Array<[string, Buffer]> | null;
 }
 
+export interface DirScan {
+  entries: ScannedEntry[];
+  /**
+   * SHA-256 of the listing: every name and every lstat field (times to the nanosecond,
+   * inode, device, ...). Equal fingerprints mean a directory whose entries all look the same.
+   */
+  fingerprint(): Buffer;
+}
+
 // Layout of one entry in RawScan.stats (native/scan.c).
 const SCAN_FIELDS = 16;
 const FLAG_TIME_RANGE = 1n;
@@ -175,7 +185,7 @@ const FLAG_NO_XATTRS = 2n;
  * when withXattrs, its xattrs: one call instead of a syscall round trip per entry.
  * Rejects like fs.readdir (err.code, err.syscall, err.path) when the directory cannot be read.
  */
-export async function scanDir(path: PathLike, withXattrs: boolean): Promise<ScannedEntry[]> {
+export async function scanDir(path: PathLike, withXattrs: boolean): Promise<DirScan> {
   const r = await load().scanDir(path, withXattrs);
   const out: ScannedEntry[] = [];
   let prev = 0;
@@ -205,7 +215,7 @@ export async function scanDir(path: PathLike, withXattrs: boolean): Promise<Scan
             birthtimeNs: r.stats[f + 13]!,
           };
     let xattrs: Array<[string, Buffer]> | null = null;
-    if (st && (flags & FLAG_NO_XATTRS) === 0n) {
+    if (withXattrs && st && (flags & FLAG_NO_XATTRS) === 0n) {
       xattrs = [];
       const end = r.xends[i]!;
       let o = xprev;
@@ -222,7 +232,10 @@ export async function scanDir(path: PathLike, withXattrs: boolean): Promise<Scan
     xprev = r.xends[i]!;
     out.push({ name, st, errno, xattrs });
   }
-  return out;
+  return {
+    entries: out,
+    fingerprint: () => createHash('sha256').update(r.names).update(new Uint8Array(r.ends.buffer, r.ends.byteOffset, r.ends.byteLength)).update(new Uint8Array(r.stats.buffer, r.stats.byteOffset, r.stats.byteLength)).digest(),
+  };
 }
 
 /**

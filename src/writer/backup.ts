@@ -15,6 +15,7 @@ import { BufferPool } from '../repo/buffer-pool.js';
 import { COPIED_AT_ONCE } from '../repo/packer.js';
 import { changedBetween, openForBackup, readSmallSync } from './file-reader.js';
 import { ParentCache, defaultCacheDir } from './parent-cache.js';
+import { DirCache, subdirsHash, type DirRecord } from './dir-cache.js';
 import { Semaphore } from '../repo/semaphore.js';
 // Every syscall on an entry goes through withShortPath: trees nested deeper than PATH_MAX
 // would otherwise fail with ENAMETOOLONG (see src/platform/long-path.ts).
@@ -56,6 +57,10 @@ interface Visit {
   release: () => void;
   /** The first subdirectories' visits, started as soon as this listing arrived. */
   ahead: Array<Promise<Visit> | undefined>;
+  /** The listing's fingerprint, when the directory can be recorded (see dir-cache.ts). */
+  fingerprint?: Buffer;
+  /** The last run's record of this directory, when the listing is the same. */
+  known?: DirRecord;
 }
 
 /** Gives back what a visit holds, and what the visits it prepared hold (no-op for a visited one). */
@@ -110,6 +115,8 @@ export interface BackupResult {
   info: SnapshotInfo;
   errors: Array<{ path: string; message: string }>;
   changed: string[];
+  /** Directories listed as in the last run (with the same subdirectories), whose trees were reused unread. */
+  dirsUnchanged: number;
 }
 
 /** The parts of the tree to visit: intermediate directories of the given paths, or everything below a given path. */
@@ -160,6 +167,13 @@ class BackupRun {
   private readonly changed: string[] = [];
   private readonly progress: BackupProgress = { files: 0, dirs: 0, bytesRead: 0, bytesAdded: 0, current: '' };
   private rootDevs = new Set<bigint>();
+  /** The last run's directories (dir-cache.ts), and this run's. */
+  private lastDirs: DirCache | null = null;
+  private nextDirs: DirCache | null = null;
+  /** Directories (latin1 paths) with an entry that failed or changed while read. */
+  private readonly dirtyDirs = new Set<string>();
+  /** Directories whose tree came from the last run's record, unread. */
+  private dirsUnchanged = 0;
 
   constructor(
     private readonly repo: Repository,
@@ -196,6 +210,12 @@ class BackupRun {
     const host = this.opts.host ?? hostname();
     await this.repo.loadIndex();
     const parent = await this.findParent(host, paths);
+    const dirsFile = this.cache ? this.cache.file(DirCache.fileName(host, paths)) : null;
+    const settings = dirsFile ? dirCacheSettings(this.opts) : null;
+    if (dirsFile && settings) {
+      this.nextDirs = new DirCache();
+      if (parent) this.lastDirs = await DirCache.load(dirsFile, parent.snapshot, settings, this.repo.indexFiles);
+    }
 
     const rootSpec = buildSpec(paths);
     const rootId = await this.saveDir(Buffer.from('/'), rootSpec, await this.prepareDir(Buffer.from('/'), parent ? Buffer.from(parent.tree, 'hex') : null, rootSpec.target));
@@ -224,7 +244,8 @@ class BackupRun {
     };
     const snapshotId = await this.repo.saveSnapshot(info);
     if (this.cache) await this.cache.setParent(ParentCache.key(host, paths), { snapshot: snapshotId, tree: info.tree, time }).catch(() => {});
-    return { snapshotId, info, errors: this.errors, changed: this.changed };
+    if (dirsFile && settings && this.nextDirs) await this.nextDirs.save(dirsFile, snapshotId, settings, this.repo.indexFiles).catch(() => {});
+    return { snapshotId, info, errors: this.errors, changed: this.changed, dirsUnchanged: this.dirsUnchanged };
   }
 
   private async findParent(host: string, paths: string[]): Promise<{ snapshot: string; tree: string } | null> {
@@ -258,7 +279,14 @@ class BackupRun {
     return this.cache ? this.cache.loadTree(id) : null;
   }
 
+  /** The directory holding p gets a tree that is not only a function of its listing: never recorded. */
+  private markDirty(p: Buffer): void {
+    const cut = p.lastIndexOf(0x2f);
+    this.dirtyDirs.add(cut <= 0 ? '/' : p.toString('latin1', 0, cut));
+  }
+
   private warn(p: Buffer, message: string): void {
+    this.markDirty(p);
     const ps = p.toString();
     this.errors.push({ path: ps, message });
     this.opts.onWarning?.(ps, message);
@@ -270,26 +298,33 @@ class BackupRun {
    * parent tree to take them from), and the contents of the small files that need reading.
    */
   private async prepareDir(dir: Buffer, parentId: Buffer | null, list: boolean): Promise<Visit> {
-    const parent = parentId ? await this.loadTree(parentId) : null;
-    const parentNodes = new Map<string, TreeNode>();
-    for (const n of parent?.nodes ?? []) parentNodes.set(n.name.toString('hex'), n);
-    const visit: Visit = { parent, parentId: parent ? parentId : null, parentNodes, entries: null, contents: new Map(), release: () => {}, ahead: [] };
+    const visit: Visit = { parent: null, parentId: null, parentNodes: new Map(), entries: null, contents: new Map(), release: () => {}, ahead: [] };
+    // With a record of this directory from the last run, the listing comes first: when it
+    // matches, the parent tree is not needed at all.
+    const known = list ? this.lastDirs?.get(dir) : undefined;
+    if (!known) await this.loadParent(visit, parentId);
     if (!list) return visit;
     const sp = shortPath(dir);
     try {
-      visit.entries = await scanDir(sp.path, parent === null);
+      const scan = await scanDir(sp.path, !known && visit.parent === null);
+      visit.entries = scan.entries;
+      if (this.nextDirs && scan.entries.every((e) => e.st && (e.st.nlink === 1n || (Number(e.st.mode) & 0o170000) === 0o040000))) {
+        visit.fingerprint = scan.fingerprint();
+        if (known?.fingerprint.equals(visit.fingerprint)) visit.known = known;
+      }
     } catch (e: any) {
       visit.listError = e.code ?? e.message;
       sp.close();
       return visit;
     }
+    if (known && !visit.known) await this.loadParent(visit, parentId ?? known.tree);
     // Its first subdirectories, while this directory waits for its turn: a depth-first walk
     // otherwise waits for every listing, one after the other.
     for (const e of visit.entries) {
       if (visit.ahead.length >= DIRS_AHEAD) break;
       if (!e.st || (Number(e.st.mode) & 0o170000) !== 0o040000) continue;
       if (!this.preparedDirs.tryAcquire()) break;
-      const v = this.prepareSubdir(joinPath(dir, e.name), { name: e.name, spec: null, scanned: e }, parentNodes);
+      const v = this.prepareSubdir(joinPath(dir, e.name), { name: e.name, spec: null, scanned: e }, visit.parentNodes);
       if (!v) {
         this.preparedDirs.release();
         break;
@@ -305,11 +340,26 @@ class BackupRun {
       visit.ahead.push(v);
     }
     try {
-      await this.readAhead(sp.path, visit);
+      if (!visit.known) await this.readAhead(sp.path, visit);
     } finally {
       sp.close();
     }
     return visit;
+  }
+
+  /** Loads the directory's tree in the parent snapshot into the visit. */
+  private async loadParent(visit: Visit, parentId: Buffer | null): Promise<void> {
+    visit.parent = parentId ? await this.loadTree(parentId) : null;
+    visit.parentId = visit.parent ? parentId : null;
+    visit.parentNodes.clear();
+    for (const n of visit.parent?.nodes ?? []) visit.parentNodes.set(n.name.toString('hex'), n);
+  }
+
+  /** The tree of a subdirectory in the parent snapshot: from the parent tree, or from the last run's record. */
+  private parentSubtree(childPath: Buffer, name: Buffer, parentNodes: Map<string, TreeNode>): Buffer | null {
+    const pn = parentNodes.get(name.toString('hex'));
+    if (pn) return pn.type === 'dir' && pn.subtree ? pn.subtree : null;
+    return this.lastDirs?.get(childPath)?.tree ?? null;
   }
 
   /**
@@ -371,7 +421,6 @@ class BackupRun {
 
   private async saveDirEntries(dir: Buffer, spec: Spec | null, visit: Visit): Promise<Buffer> {
     this.progress.dirs++;
-    const { parent, parentId, parentNodes } = visit;
     let names: Array<{ name: Buffer; spec: Spec | null; dir: boolean; scanned?: ScannedEntry }>;
     if (spec && !spec.target) {
       names = [...spec.children.values()].map((c) => ({ name: c.name, spec: c.spec, dir: true }));
@@ -386,29 +435,62 @@ class BackupRun {
     // The next few subdirectories are prepared (listed, small files read) ahead, on the
     // thread pool, while this one's entries are stored.
     const nodes: TreeNode[] = [];
-    const one = async ({ name, spec: childSpec, scanned }: { name: Buffer; spec: Spec | null; scanned?: ScannedEntry }, next?: Promise<Visit>) => {
-      const node = await this.saveEntry(joinPath(dir, name), name, childSpec, parentNodes.get(name.toString('hex')) ?? null, scanned, visit.contents.get(scanned!), next);
+    const dirNodes: TreeNode[] = [];
+    const one = async ({ name, spec: childSpec, scanned, dir: isDir }: { name: Buffer; spec: Spec | null; scanned?: ScannedEntry; dir: boolean }, next?: Promise<Visit>) => {
+      const node = await this.saveEntry(joinPath(dir, name), name, childSpec, visit.parentNodes.get(name.toString('hex')) ?? null, scanned, visit.contents.get(scanned!), next);
       if (node) nodes.push(node);
+      if (node && isDir) dirNodes.push(node);
     };
     const subdirs = names.filter((n) => n.dir);
+    const leaves = names.filter((n) => !n.dir);
     const ahead: Array<Promise<Visit> | undefined> = visit.ahead;
     const prepareAhead = (upTo: number) => {
-      for (let i = ahead.length; i < Math.min(upTo, subdirs.length); i++) ahead.push(this.prepareSubdir(joinPath(dir, subdirs[i]!.name), subdirs[i]!, parentNodes));
+      for (let i = ahead.length; i < Math.min(upTo, subdirs.length); i++) ahead.push(this.prepareSubdir(joinPath(dir, subdirs[i]!.name), subdirs[i]!, visit.parentNodes));
+    };
+    const saveLeaves = async () => {
+      for (let i = 0; i < leaves.length; i += ENTRY_BATCH) await Promise.all(leaves.slice(i, i + ENTRY_BATCH).map((l) => one(l)));
+      visit.release(); // the read-ahead contents are stored
+    };
+    const saveSubdirs = async () => {
+      for (let i = 0; i < subdirs.length; i++) {
+        prepareAhead(i + 1 + DIRS_AHEAD);
+        try {
+          await one(subdirs[i]!, ahead[i]);
+        } finally {
+          // Not visited after all (excluded, not a directory any more): give its read-ahead back.
+          ahead[i]?.then(dropVisit, () => {});
+          ahead[i] = undefined;
+        }
+      }
     };
     prepareAhead(DIRS_AHEAD);
-    const leaves = names.filter((n) => !n.dir);
-    for (let i = 0; i < leaves.length; i += ENTRY_BATCH) await Promise.all(leaves.slice(i, i + ENTRY_BATCH).map((l) => one(l)));
-    visit.release(); // the read-ahead contents are stored
-    for (let i = 0; i < subdirs.length; i++) {
-      prepareAhead(i + 1 + DIRS_AHEAD);
-      try {
-        await one(subdirs[i]!, ahead[i]);
-      } finally {
-        // Not visited after all (excluded, not a directory any more): give its read-ahead back.
-        ahead[i]?.then(dropVisit, () => {});
-        ahead[i] = undefined;
+    if (visit.known) {
+      // Listed as in the last run: the tree is the same if the subdirectories' are.
+      await saveSubdirs();
+      const sub = subdirsHash(dirNodes);
+      if (sub.equals(visit.known.subdirs) && this.repo.hasBlob(visit.known.tree) && !this.dirtyDirs.has(dir.toString('latin1'))) {
+        this.nextDirs?.set(dir, visit.known);
+        this.progress.files += visit.known.files;
+        this.dirsUnchanged++;
+        return visit.known.tree;
       }
+      await this.loadParent(visit, visit.known.tree);
+      await saveLeaves();
+    } else {
+      await saveLeaves();
+      await saveSubdirs();
     }
+    const id = await this.treeOf(nodes, visit);
+    if (visit.fingerprint && !this.dirtyDirs.has(dir.toString('latin1'))) {
+      const files = nodes.reduce((n, x) => n + (x.type === 'file' ? 1 : 0), 0);
+      this.nextDirs?.set(dir, { fingerprint: visit.fingerprint, subdirs: subdirsHash(dirNodes), tree: id, files });
+    }
+    return id;
+  }
+
+  /** The id of the tree of these nodes, stored if new. */
+  private async treeOf(nodes: TreeNode[], visit: Visit): Promise<Buffer> {
+    const { parent, parentId, parentNodes } = visit;
     // Every entry as in the parent tree: its bytes, hence its id, would be the same, and it
     // is stored already. Nothing to encode, hash or save.
     if (parent && parentId && nodes.length === parent.nodes.length && nodes.every((n) => { const p = parentNodes.get(n.name.toString('hex')); return !!p && sameNode(n, p); }) && this.repo.hasBlob(parentId)) return parentId;
@@ -422,8 +504,7 @@ class BackupRun {
   private prepareSubdir(p: Buffer, d: { spec: Spec | null; scanned?: ScannedEntry; name: Buffer }, parentNodes: Map<string, TreeNode>): Promise<Visit> | undefined {
     const st = d.scanned?.st;
     if (!st || (this.opts.oneFileSystem && !d.spec && !this.rootDevs.has(st.dev))) return undefined;
-    const pn = parentNodes.get(d.name.toString('hex'));
-    const v = this.prepareDir(p, pn?.type === 'dir' && pn.subtree ? pn.subtree : null, !d.spec || d.spec.target);
+    const v = this.prepareDir(p, this.parentSubtree(p, d.name, parentNodes), !d.spec || d.spec.target);
     v.catch(() => {}); // awaited later, or dropped if the entry turns out excluded
     return v;
   }
@@ -471,7 +552,7 @@ class BackupRun {
         node.subtree = (await this.repo.saveTree({ nodes: [] })).id;
         return node;
       }
-      const v = await (visit ?? this.prepareDir(p, parent?.type === 'dir' && parent.subtree ? parent.subtree : null, !spec || spec.target));
+      const v = await (visit ?? this.prepareDir(p, parent ? (parent.type === 'dir' && parent.subtree ? parent.subtree : null) : this.lastDirs?.get(p)?.tree ?? null, !spec || spec.target));
       node.subtree = await this.saveDir(p, spec, v);
       return node;
     }
@@ -564,6 +645,7 @@ class BackupRun {
           if (changedBetween(f.st, after) && attempt < retries) continue;
           if (changedBetween(f.st, after)) {
             this.changed.push(p.toString());
+            this.markDirty(p);
             this.opts.onWarning?.(p.toString(), `changed while being read ${retries + 1} times; stored as last read`);
           }
           const size = Number(f.st.size);
@@ -579,6 +661,24 @@ class BackupRun {
       this.files.release();
     }
   }
+}
+
+/**
+ * What a directory's tree depends on besides its listing: the program, the exclude rules,
+ * --one-file-system, and the user and group names (from /etc/passwd and /etc/group). null
+ * when the excluder cannot say what it depends on.
+ */
+function dirCacheSettings(opts: BackupOptions): string | null {
+  if (opts.exclude && opts.exclude.fingerprint === undefined) return null;
+  const stamp = (f: string) => {
+    try {
+      const st = lstatSync(f, { bigint: true });
+      return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    } catch {
+      return '';
+    }
+  };
+  return JSON.stringify([PROGRAM, opts.exclude?.fingerprint ?? null, !!opts.oneFileSystem, stamp('/etc/passwd'), stamp('/etc/group')]);
 }
 
 function safeUser(): string {

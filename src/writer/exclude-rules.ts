@@ -53,7 +53,7 @@ export async function buildExcluder(a: ExcludeArgs): Promise<Excluder | undefine
   }
   const maxSize = a.excludeLargerThan !== undefined ? BigInt(parseSize(a.excludeLargerThan)) : undefined;
   if (!rules.length && !a.excludeCaches && maxSize === undefined) return undefined;
-  return new RuleExcluder(rules, a.excludeCaches ?? false, maxSize);
+  return new RuleExcluder(rules, a.excludeCaches ?? false, maxSize, JSON.stringify([sources, a.excludeCaches ?? false, maxSize?.toString() ?? null]));
 }
 
 const UNITS: Record<string, number> = { '': 0, k: 1, m: 2, g: 3, t: 4 };
@@ -78,6 +78,7 @@ class RuleExcluder implements Excluder {
     private readonly rules: Rule[],
     private readonly caches: boolean,
     private readonly maxSize: bigint | undefined,
+    readonly fingerprint: string,
   ) {}
 
   async excludes(path: Buffer, isDir: boolean, st: EntryStat): Promise<boolean> {

@@ -5,4 +5,6 @@ import type { EntryStat } from '../platform/native.js';
 export interface Excluder {
   /** True if the entry (and, for a directory, everything below it) is left out. */
   excludes(path: Buffer, isDir: boolean, st: EntryStat): Promise<boolean>;
+  /** Everything the answers depend on besides the entry, as a string (the writer's directory cache compares it); absent: unknown. */
+  readonly fingerprint?: string;
 }

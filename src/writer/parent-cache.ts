@@ -24,6 +24,11 @@ export class ParentCache {
     this.dir = path.join(root, repoId);
   }
 
+  /** A file of this repository's cache. */
+  file(name: string): string {
+    return path.join(this.dir, name);
+  }
+
   static key(host: string, paths: string[]): string {
     return JSON.stringify([host, [...paths].sort()]);
   }

@@ -1,0 +1,107 @@
+// The writer's directory cache (src/writer/dir-cache.ts): a directory listed as in the last
+// run reuses its tree id without the parent tree. It must give exactly the trees a backup
+// without the cache gives, whatever changed, and be dropped when it may be stale.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { openBackend } from '../src/backend/open.js';
+import { Repository } from '../src/repo/repository.js';
+import { DirCache, subdirsHash } from '../src/writer/dir-cache.js';
+import { lsetxattr } from '../src/platform/native.js';
+import { lastJson, newRepo, run, testEnv } from './lib/cli.js';
+import { tempDir } from './lib/temp.js';
+
+/** The tree id of `src` in every snapshot, oldest first. */
+async function srcTrees(repoDir: string, src: string): Promise<string[]> {
+  const repo = await Repository.open(await openBackend(repoDir, {}), { password: testEnv().TSBAK_PASSWORD });
+  await repo.loadIndex();
+  const out: string[] = [];
+  for (const s of await repo.listSnapshots()) {
+    let id: Buffer = Buffer.from(s.info.tree, 'hex');
+    for (const c of src.split('/').filter(Boolean)) id = (await repo.loadTree(id)).nodes.find((n) => n.name.toString() === c)!.subtree!;
+    out.push(id.toString('hex'));
+  }
+  return out;
+}
+
+t.test('with the cache, every change gives the tree a backup without it gives', async (t) => {
+  const src = tempDir(t, 'tsbak-dircache-src-');
+  const cache = tempDir(t, 'tsbak-dircache-cache-');
+  for (const d of ['a/b/c', 'a/d', 'e']) mkdirSync(path.join(src, d), { recursive: true });
+  for (let i = 0; i < 30; i++) writeFileSync(path.join(src, ['a', 'a/b', 'a/b/c', 'a/d', 'e'][i % 5]!, `f${i}`), `file ${i}\n`.repeat(i));
+  symlinkSync('f1', path.join(src, 'a/link'));
+  const repo = newRepo(t);
+  const specDirs = src.split('/').filter(Boolean).length; // '/' and those above src: never cached
+  // Listing a directory moves its atime once after a change (relatime), and trees record
+  // atimes: settle them before each pair of backups compared.
+  // (readlink moves a symlink's atime the same way).
+  const settle = () => execFileSync('find', [src, '-type', 'l', '-exec', 'readlink', '{}', '+'], { stdio: 'ignore' });
+  settle();
+  const withCache = () => {
+    const r = run('tsbak-write', [repo, src, '--json', '--cache-dir', cache]);
+    t.equal(r.code, 0, r.stderr);
+    return lastJson(r.stdout);
+  };
+  // Under another host name: these snapshots are not the parents of the runs with the cache
+  // (a cache is only used when the parent is the snapshot it was written with).
+  const withoutCache = () => t.equal(run('tsbak-write', [repo, src, '--json', '--no-cache', '--host', 'other']).code, 0);
+
+  const first = withCache(); // records every directory
+  t.equal(first.dirs_unchanged, 0);
+  const second = withCache(); // every directory comes from the cache
+  t.equal(second.dirs_unchanged, 6, 'src and its 5 directories come from the cache');
+  t.equal(second.files, first.files, 'and their files are counted');
+  withoutCache();
+  let ids = await srcTrees(repo, src);
+  t.equal(ids[1], ids[0], 'unchanged: the same tree from the cache');
+  t.equal(ids[2], ids[0], 'and the same as without the cache');
+
+  const changes: Array<[string, () => void]> = [
+    ['a file changed deep down', () => appendFileSync(path.join(src, 'a/b/c/f2'), 'more\n')],
+    ['an xattr set', () => lsetxattr(path.join(src, 'a/d/f3'), 'user.tag', Buffer.from('x'))],
+    ['a file added', () => writeFileSync(path.join(src, 'e/new'), 'new')],
+    ['a directory removed', () => rmSync(path.join(src, 'a/b/c'), { recursive: true })],
+    ['a directory added', () => mkdirSync(path.join(src, 'a/d/sub'))],
+  ];
+  for (const [what, change] of changes) {
+    change();
+    settle();
+    const r = withCache(); // its parent is the previous backup with the cache: the cache applies
+    t.ok(r.dirs_unchanged > 0 && r.dirs_unchanged < 6, `${what}: some directories from the cache (${r.dirs_unchanged})`);
+    withoutCache();
+    ids = await srcTrees(repo, src);
+    t.not(ids[ids.length - 2], ids[ids.length - 3], `${what}: a new tree`);
+    t.equal(ids[ids.length - 2], ids[ids.length - 1], `${what}: the same tree as without the cache`);
+    const again = withCache(); // and now unchanged again
+    t.equal(again.dirs_unchanged, again.dirs - specDirs, `${what}: then all from the cache (all but the directories above src)`);
+    ids = await srcTrees(repo, src);
+    t.equal(ids[ids.length - 1], ids[ids.length - 2], `${what}: then unchanged`);
+  }
+
+  // Other exclude rules: the cache does not apply (its trees were made without them).
+  const r = run('tsbak-write', [repo, src, '--json', '--cache-dir', cache, '--exclude', 'f1*']);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(lastJson(r.stdout).dirs_unchanged, 0, 'new exclude rules: nothing from the cache');
+  t.equal(run('tsbak-write', [repo, src, '--json', '--no-cache', '--host', 'other', '--exclude', 'f1*']).code, 0);
+  ids = await srcTrees(repo, src);
+  t.equal(ids[ids.length - 2], ids[ids.length - 1], 'new exclude rules: the same tree as without the cache');
+  t.not(ids[ids.length - 2], ids[ids.length - 3], 'and not the cached one');
+});
+
+t.test('DirCache files: stale or damaged ones are not used', async (t) => {
+  const dir = tempDir(t, 'tsbak-dircache-file-');
+  const file = path.join(dir, DirCache.fileName('host', ['/x']));
+  const c = new DirCache();
+  const rec = { files: 7, fingerprint: Buffer.alloc(32, 1), subdirs: subdirsHash([{ name: Buffer.from('s'), subtree: Buffer.alloc(32, 2) }]), tree: Buffer.alloc(32, 3) };
+  c.set(Buffer.from('/x/\xff', 'latin1'), rec);
+  await c.save(file, 'snap1', 'settings', ['i1', 'i2']);
+  const ok = await DirCache.load(file, 'snap1', 'settings', ['i1', 'i2', 'i3']);
+  t.same(ok.get(Buffer.from('/x/\xff', 'latin1')), rec, 'a record comes back (index files added since are fine)');
+  t.equal((await DirCache.load(file, 'snap2', 'settings', ['i1', 'i2'])).size, 0, 'another parent snapshot: none');
+  t.equal((await DirCache.load(file, 'snap1', 'other', ['i1', 'i2'])).size, 0, 'other settings: none');
+  t.equal((await DirCache.load(file, 'snap1', 'settings', ['i2', 'i3'])).size, 0, 'an index file gone (prune): none');
+  writeFileSync(file, 'garbage');
+  t.equal((await DirCache.load(file, 'snap1', 'settings', ['i1', 'i2'])).size, 0, 'a damaged file: none');
+  t.equal((await DirCache.load(path.join(dir, 'missing'), 'snap1', 'settings', [])).size, 0, 'no file: none');
+});
