@@ -33,7 +33,7 @@ function repoOptions<T>(y: Argv<T>) {
     .option('s3-path-style', { type: 'boolean', describe: 'path-style S3 addressing' })
     .option('s3-profile', { type: 'string', describe: 'AWS profile' })
     .option('cache-dir', { type: 'string', describe: 'local cache directory (default $TSBAK_CACHE_DIR or ~/.cache/tsbak)' })
-    .option('no-cache', { type: 'boolean', describe: 'use no local cache (snapshots, the writer\'s parent trees)' });
+    .option('no-cache', { type: 'boolean', describe: 'use no local cache (snapshots; the writer\'s parent trees and directory records)' });
 }
 
 function writeOptions<T>(y: Argv<T>) {
