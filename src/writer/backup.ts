@@ -368,26 +368,41 @@ class BackupRun {
    * Files left out (no room, changed meanwhile, errors) are read the usual way later.
    */
   private async readAhead(dir: Buffer, visit: Visit): Promise<void> {
-    const limit = Math.min(this.chunker.params.min, COPIED_AT_ONCE);
     const want: ScannedEntry[] = [];
     let bytes = 0;
     for (const e of visit.entries!) {
-      const st = e.st;
-      if (!st || (Number(st.mode) & 0o170000) !== 0o100000 || st.nlink !== 1n) continue;
-      const size = Number(st.size);
-      if (size === 0 || size >= limit || Number(st.blocks) * 512 < size) continue;
-      if (unchangedSince(visit.parentNodes.get(e.name.toString('hex')) ?? null, st)) continue;
+      if (!this.wantsRead(e, visit)) continue;
+      const size = Number(e.st!.size);
       if (bytes + size > READ_AHEAD_BATCH) break;
       want.push(e);
       bytes += size;
     }
     if (!want.length || !this.readAheadBytes.tryAcquire(bytes)) return;
-    const ab = this.readBuffers.take(bytes);
+    const release = await this.readInto(dir, want, bytes, visit);
     visit.release = () => {
-      this.readBuffers.give(ab);
+      release();
       this.readAheadBytes.release(bytes);
       visit.release = () => {};
     };
+  }
+
+  /** Whether the entry is a small file the backup will read (new or changed), not read yet. */
+  private wantsRead(e: ScannedEntry, visit: Visit): boolean {
+    const st = e.st;
+    if (!st || (Number(st.mode) & 0o170000) !== 0o100000 || st.nlink !== 1n || visit.contents.has(e)) return false;
+    const size = Number(st.size);
+    if (size === 0 || size >= Math.min(this.chunker.params.min, COPIED_AT_ONCE) || Number(st.blocks) * 512 < size) return false;
+    return !unchangedSince(visit.parentNodes.get(e.name.toString('hex')) ?? null, st);
+  }
+
+  /**
+   * Reads these small files of `dir` (bytes: their sizes' sum) in one call on the thread
+   * pool into visit.contents; returns what gives the buffer back. A file that is no longer
+   * as scanned, or fails, is left out (the usual path reads it, or reports it).
+   */
+  private async readInto(dir: Buffer, want: ScannedEntry[], bytes: number, visit: Visit): Promise<() => void> {
+    const ab = this.readBuffers.take(bytes);
+    const release = () => this.readBuffers.give(ab);
     const expect = new BigInt64Array(want.length * 3);
     want.forEach((e, i) => {
       expect[i * 3] = e.st!.size;
@@ -399,8 +414,7 @@ class BackupRun {
     try {
       results = await readSmallFiles(dir, want.map((e) => e.name), expect, buf);
     } catch {
-      visit.release();
-      return;
+      return release;
     }
     let at = 0;
     want.forEach((e, i) => {
@@ -408,6 +422,7 @@ class BackupRun {
       if (n >= 0) visit.contents.set(e, buf.subarray(at, at + n));
       at += Number(e.st!.size);
     });
+    return release;
   }
 
   /** Stores one directory's tree (spec null: everything below) and returns its id. */
@@ -448,7 +463,36 @@ class BackupRun {
       for (let i = ahead.length; i < Math.min(upTo, subdirs.length); i++) ahead.push(this.prepareSubdir(joinPath(dir, subdirs[i]!.name), subdirs[i]!, visit.parentNodes));
     };
     const saveLeaves = async () => {
-      for (let i = 0; i < leaves.length; i += ENTRY_BATCH) await Promise.all(leaves.slice(i, i + ENTRY_BATCH).map((l) => one(l)));
+      // In groups: up to ENTRY_BATCH entries, and small files not read ahead up to
+      // READ_AHEAD_BATCH bytes, read in one call before the group is stored.
+      for (let i = 0; i < leaves.length; ) {
+        const group: typeof leaves = [];
+        const late: ScannedEntry[] = [];
+        let bytes = 0;
+        for (; i < leaves.length && group.length < ENTRY_BATCH; i++) {
+          const e = leaves[i]!.scanned;
+          const size = e && this.wantsRead(e, visit) ? Number(e.st!.size) : 0;
+          if (size && bytes + size > READ_AHEAD_BATCH && group.length) break;
+          group.push(leaves[i]!);
+          if (size) late.push(e!);
+          bytes += size;
+        }
+        let release = () => {};
+        if (late.length) {
+          const sp = shortPath(dir);
+          try {
+            release = await this.readInto(sp.path, late, bytes, visit);
+          } finally {
+            sp.close();
+          }
+        }
+        try {
+          await Promise.all(group.map((l) => one(l)));
+        } finally {
+          release();
+          for (const e of late) visit.contents.delete(e);
+        }
+      }
       visit.release(); // the read-ahead contents are stored
     };
     const saveSubdirs = async () => {
