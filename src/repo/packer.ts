@@ -274,11 +274,18 @@ export class Packer {
     const sealedKey = sealTo(this.o.repoPub, p.key);
     // The builder hashed the pack as its bytes became final: no pass over it here.
     const { bytes, length, entries, sha256: id } = p.builder.finish(p.key, sealedKey);
+    // The ids are kept (until the next index file) as views into one buffer per pack: a
+    // Buffer of its own per blob costs ~250 bytes more (ArrayBuffer, backing store), and
+    // tens of thousands of them in the old generation made V8 grow the main heap further.
+    const ids = Buffer.allocUnsafeSlow(entries.length * 32);
     const entry: IndexPack = {
       id,
       kind: p.type,
       sealedKey,
-      blobs: entries.map((e) => ({ id: e.id, offset: e.offset, length: e.length, rawLength: e.rawLength })),
+      blobs: entries.map((e, i) => {
+        ids.set(e.id, i * 32);
+        return { id: ids.subarray(i * 32, i * 32 + 32), offset: e.offset, length: e.length, rawLength: e.rawLength };
+      }),
     };
     // A streamed pack is already written; what is left (fsync, link) holds no memory.
     const max = this.o.maxUploads ?? (p.file ? 2 : this.o.backend.putConcurrency ?? 2);
