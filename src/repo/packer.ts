@@ -79,6 +79,7 @@ export class Packer {
   private arenas: Buffer[] = [];
   /** Packs stored since the last takeWritten(). */
   private written: IndexPack[] = [];
+  private writtenBlobCount = 0;
   bytesWritten = 0;
   blobsWritten = 0;
 
@@ -299,6 +300,7 @@ export class Packer {
         if (!file && this.arenas.length < 1) this.arenas.push(p.builder.buffer);
         this.bytesWritten += length;
         this.written.push(entry);
+        this.writtenBlobCount += entry.blobs.length;
         this.o.onPack?.(entry, length);
       })
       .catch((e) => {
@@ -337,9 +339,15 @@ export class Packer {
     return this.written.length;
   }
 
+  /** Blobs in the packs stored since the last takeWritten(). */
+  get writtenBlobs(): number {
+    return this.writtenBlobCount;
+  }
+
   takeWritten(): IndexPack[] {
     const w = this.written;
     this.written = [];
+    this.writtenBlobCount = 0;
     return w;
   }
 
