@@ -3,6 +3,7 @@
 // have work, so an idle pool never keeps the process alive. One pool per process: every
 // Repository shares it.
 import { Worker } from 'node:worker_threads';
+import { WORKER_LIMITS } from './seal-pool.js';
 
 /** Sealed blobs at least this long are opened in a worker; smaller ones cost less inline than a round trip. */
 export const OPEN_POOL_MIN = 64 << 10;
@@ -41,7 +42,7 @@ class OpenWorker {
   busy = 0;
   dead = false;
   constructor(onMessage: (m: Reply) => void, onDeath: (ow: OpenWorker, e: Error) => void) {
-    this.w = new Worker(new URL('./open-worker.js', import.meta.url));
+    this.w = new Worker(new URL('./open-worker.js', import.meta.url), { resourceLimits: WORKER_LIMITS });
     this.w.on('message', onMessage);
     this.w.on('error', (e) => onDeath(this, e));
     this.w.on('exit', (code) => onDeath(this, new OpenPoolError(`blob-opening worker exited (code ${code})`)));

@@ -79,6 +79,7 @@ export class Packer {
   private arenas: Buffer[] = [];
   /** Packs stored since the last takeWritten(). */
   private written: IndexPack[] = [];
+  private writtenBlobCount = 0;
   bytesWritten = 0;
   blobsWritten = 0;
 
@@ -274,11 +275,18 @@ export class Packer {
     const sealedKey = sealTo(this.o.repoPub, p.key);
     // The builder hashed the pack as its bytes became final: no pass over it here.
     const { bytes, length, entries, sha256: id } = p.builder.finish(p.key, sealedKey);
+    // The ids are kept (until the next index file) as views into one buffer per pack: a
+    // Buffer of its own per blob costs ~250 bytes more (ArrayBuffer, backing store), and
+    // tens of thousands of them in the old generation made V8 grow the main heap further.
+    const ids = Buffer.allocUnsafeSlow(entries.length * 32);
     const entry: IndexPack = {
       id,
       kind: p.type,
       sealedKey,
-      blobs: entries.map((e) => ({ id: e.id, offset: e.offset, length: e.length, rawLength: e.rawLength })),
+      blobs: entries.map((e, i) => {
+        ids.set(e.id, i * 32);
+        return { id: ids.subarray(i * 32, i * 32 + 32), offset: e.offset, length: e.length, rawLength: e.rawLength };
+      }),
     };
     // A streamed pack is already written; what is left (fsync, link) holds no memory.
     const max = this.o.maxUploads ?? (p.file ? 2 : this.o.backend.putConcurrency ?? 2);
@@ -292,6 +300,7 @@ export class Packer {
         if (!file && this.arenas.length < 1) this.arenas.push(p.builder.buffer);
         this.bytesWritten += length;
         this.written.push(entry);
+        this.writtenBlobCount += entry.blobs.length;
         this.o.onPack?.(entry, length);
       })
       .catch((e) => {
@@ -330,9 +339,15 @@ export class Packer {
     return this.written.length;
   }
 
+  /** Blobs in the packs stored since the last takeWritten(). */
+  get writtenBlobs(): number {
+    return this.writtenBlobCount;
+  }
+
   takeWritten(): IndexPack[] {
     const w = this.written;
     this.written = [];
+    this.writtenBlobCount = 0;
     return w;
   }
 

@@ -24,6 +24,13 @@ import { CONFIG, INDEX, KEYS, LOCKS, SNAPSHOTS, packName, parsePackName } from '
 
 /** Packs per intermediate index file during a backup. */
 const INDEX_EVERY = 32;
+/**
+ * ...or once they hold this many blobs (restic bounds its index files by blob count too).
+ * Until their index file is written, a blob costs ~250 bytes of the main V8 heap (its
+ * pending id, its index entry), ~40000 of them in a backup of small files: the heap grew
+ * with them. In the in-memory index a blob costs ~60 bytes of a typed array.
+ */
+const INDEX_EVERY_BLOBS = 16384;
 /** Blob reads that overlapped less than this long ago count as concurrent (see openChecked). */
 const OVERLAP_MS = 250;
 import { COPIED_AT_ONCE, Packer } from './packer.js';
@@ -423,7 +430,7 @@ export class Repository {
 
   /**
    * Writes an index file for packs already stored. Called at the end of a backup and every
-   * INDEX_EVERY packs during it, so an interrupted backup keeps most of its progress: the
+   * INDEX_EVERY packs (or INDEX_EVERY_BLOBS blobs) during it, so an interrupted backup keeps most of its progress: the
    * next one dedups against what was indexed.
    */
   private async writeIndex(packs: IndexPack[]): Promise<void> {
@@ -438,7 +445,7 @@ export class Repository {
   }
 
   private async maybeWriteIndex(): Promise<void> {
-    if (this.packer && this.packer.writtenCount >= INDEX_EVERY) await this.writeIndex(this.packer.takeWritten());
+    if (this.packer && (this.packer.writtenCount >= INDEX_EVERY || this.packer.writtenBlobs >= INDEX_EVERY_BLOBS)) await this.writeIndex(this.packer.takeWritten());
   }
 
   /** Takes a non-exclusive lock (locks/<random>): tells prune and other tools a writer is at work. */

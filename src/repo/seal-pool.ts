@@ -12,6 +12,13 @@ import { BufferPool } from './buffer-pool.js';
 /** The default largest chunk (4 MiB): the size of every input buffer that is not larger. */
 const UNIFORM_INPUT = 4 << 20;
 
+/**
+ * A small young generation: a worker's JS objects are few and short-lived (its data is in
+ * ArrayBuffers, outside the V8 heap), and by default each worker's new space could grow to
+ * 16 MiB semi-spaces of its own.
+ */
+export const WORKER_LIMITS = { maxYoungGenerationSizeMb: 3 };
+
 interface Pending {
   resolve: (r: SealResult) => void;
   reject: (e: Error) => void;
@@ -22,7 +29,7 @@ class SealWorker {
   readonly w: Worker;
   busy = 0;
   constructor(onMessage: (m: any) => void, onError: (e: Error) => void) {
-    this.w = new Worker(new URL('./seal-worker.js', import.meta.url));
+    this.w = new Worker(new URL('./seal-worker.js', import.meta.url), { resourceLimits: WORKER_LIMITS });
     this.w.on('message', onMessage);
     this.w.on('error', onError);
     this.w.unref();
