@@ -24,6 +24,10 @@
 #   BENCH_SOURCES="/usr/include"        what to copy into the corpus
 #   BENCH_BIG_MIB=512                   size of the big file (default 2048)
 #   BENCH_VERIFY=0                      skip the diff of tsbak's restore against the corpus
+#   BENCH_RESTORE_DIR=/dev/shm/x        where restores go (default $BENCH_DIR/restore): a tmpfs
+#                                       takes the disk's state out (after many runs that
+#                                       create and delete 54k files, ext4's inode allocator
+#                                       made every file creation slow here)
 #
 # Settings: tsbak defaults (zstd 3), real KDF (TSBAK_FAST_KDF is unset), --cache-dir under
 # the work dir; restic defaults (repository v2, compression auto), RESTIC_CACHE_DIR under
@@ -235,7 +239,7 @@ done
 say "phase 4: full restore of the latest snapshot"
 for t in $tools; do
   r=$(repo "$t" corpus)
-  d=$work/restore/$t
+  d=${BENCH_RESTORE_DIR:-$work/restore}/$t
   mkdir -p "$d"
   case $t in
     tsbak) measure tsbak restore "$corpus_bytes2" "$here/bin/tsbak" restore "$r" latest --target "$d" ;;
@@ -311,7 +315,7 @@ case " $tools " in *" borg "*) versions="$versions, $(borg --version)" ;; esac
   echo "median_file=$median_file"
   echo "changed_files=$changed"
   echo "big_label=$big_label"
-  echo "settings=tsbak defaults (zstd 3, real KDF, --cache-dir); restic defaults (repository v2, compression auto); borg init -e repokey-blake2, create --compression zstd,3"
+  echo "settings=tsbak defaults (zstd 3, real KDF, --cache-dir); restic defaults (repository v2, compression auto); borg init -e repokey-blake2, create --compression zstd,3; restores into ${BENCH_RESTORE_DIR:-$work/restore} ($(df --output=fstype "${BENCH_RESTORE_DIR:-$work/restore}" 2>/dev/null | tail -1))"
 } > "$work/meta.env"
 echo
 node "$here/scripts/bench/table.mjs" "$work"
