@@ -3,27 +3,14 @@
 // without the cache gives, whatever changed, and be dropped when it may be stale.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, linkSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { openBackend } from '../src/backend/open.js';
-import { Repository } from '../src/repo/repository.js';
 import { DirCache, subdirsHash } from '../src/writer/dir-cache.js';
 import { lsetxattr } from '../src/platform/native.js';
-import { lastJson, newRepo, run, testEnv } from './lib/cli.js';
+import { lastJson, newRepo, run } from './lib/cli.js';
 import { tempDir } from './lib/temp.js';
+import { subtreeIds } from './lib/tree-ids.js';
 
-/** The tree id of `src` in every snapshot, oldest first. */
-async function srcTrees(repoDir: string, src: string): Promise<string[]> {
-  const repo = await Repository.open(await openBackend(repoDir, {}), { password: testEnv().TSBAK_PASSWORD });
-  await repo.loadIndex();
-  const out: string[] = [];
-  for (const s of await repo.listSnapshots()) {
-    let id: Buffer = Buffer.from(s.info.tree, 'hex');
-    for (const c of src.split('/').filter(Boolean)) id = (await repo.loadTree(id)).nodes.find((n) => n.name.toString() === c)!.subtree!;
-    out.push(id.toString('hex'));
-  }
-  return out;
-}
 
 t.test('with the cache, every change gives the tree a backup without it gives', async (t) => {
   const src = tempDir(t, 'tsbak-dircache-src-');
@@ -53,7 +40,7 @@ t.test('with the cache, every change gives the tree a backup without it gives', 
   t.equal(second.dirs_unchanged, 6, 'src and its 5 directories come from the cache');
   t.equal(second.files, first.files, 'and their files are counted');
   withoutCache();
-  let ids = await srcTrees(repo, src);
+  let ids = await subtreeIds(repo, src);
   t.equal(ids[1], ids[0], 'unchanged: the same tree from the cache');
   t.equal(ids[2], ids[0], 'and the same as without the cache');
 
@@ -70,21 +57,30 @@ t.test('with the cache, every change gives the tree a backup without it gives', 
     const r = withCache(); // its parent is the previous backup with the cache: the cache applies
     t.ok(r.dirs_unchanged > 0 && r.dirs_unchanged < 6, `${what}: some directories from the cache (${r.dirs_unchanged})`);
     withoutCache();
-    ids = await srcTrees(repo, src);
+    ids = await subtreeIds(repo, src);
     t.not(ids[ids.length - 2], ids[ids.length - 3], `${what}: a new tree`);
     t.equal(ids[ids.length - 2], ids[ids.length - 1], `${what}: the same tree as without the cache`);
     const again = withCache(); // and now unchanged again
     t.equal(again.dirs_unchanged, again.dirs - specDirs, `${what}: then all from the cache (all but the directories above src)`);
-    ids = await srcTrees(repo, src);
+    ids = await subtreeIds(repo, src);
     t.equal(ids[ids.length - 1], ids[ids.length - 2], `${what}: then unchanged`);
   }
+
+  // A directory that is never reused (a hardlinked file) under one that is: its files are
+  // still compared with the parent snapshot's, not read again.
+  linkSync(path.join(src, 'e/f4'), path.join(src, 'e/hardlink'));
+  settle();
+  withCache();
+  const quiet = withCache();
+  t.equal(quiet.bytes_read, 0, 'a directory with a hardlink under an unchanged one: nothing read again');
+  t.equal(quiet.dirs_unchanged, quiet.dirs - specDirs - 1, 'and all but that directory from the cache');
 
   // Other exclude rules: the cache does not apply (its trees were made without them).
   const r = run('tsbak-write', [repo, src, '--json', '--cache-dir', cache, '--exclude', 'f1*']);
   t.equal(r.code, 0, r.stderr);
   t.equal(lastJson(r.stdout).dirs_unchanged, 0, 'new exclude rules: nothing from the cache');
   t.equal(run('tsbak-write', [repo, src, '--json', '--no-cache', '--host', 'other', '--exclude', 'f1*']).code, 0);
-  ids = await srcTrees(repo, src);
+  ids = await subtreeIds(repo, src);
   t.equal(ids[ids.length - 2], ids[ids.length - 1], 'new exclude rules: the same tree as without the cache');
   t.not(ids[ids.length - 2], ids[ids.length - 3], 'and not the cached one');
 });

@@ -5,10 +5,9 @@ import t from 'tap';
 import { mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { encodeTree, decodeTree, sameNode, type TreeNode } from '../src/format/tree.js';
-import { openBackend } from '../src/backend/open.js';
-import { Repository } from '../src/repo/repository.js';
-import { run, testEnv } from './lib/cli.js';
+import { run } from './lib/cli.js';
 import { tempDir } from './lib/temp.js';
+import { subtreeIds } from './lib/tree-ids.js';
 
 const base = (): TreeNode => ({
   name: Buffer.from('f'),
@@ -81,18 +80,6 @@ t.test('sameNode agrees with the encoding', async (t) => {
   t.ok(sameNode(r1, r2), 'a missing rdev minor encodes as 0');
 });
 
-async function subtreeIds(repoDir: string, src: string): Promise<string[]> {
-  const env = testEnv();
-  const repo = await Repository.open(await openBackend(repoDir, {}), { password: env.TSBAK_PASSWORD });
-  await repo.loadIndex();
-  const out: string[] = [];
-  for (const s of await repo.listSnapshots()) {
-    let id: Buffer = Buffer.from(s.info.tree, 'hex');
-    for (const c of src.split('/').filter(Boolean)) id = (await repo.loadTree(id)).nodes.find((n) => n.name.toString() === c)!.subtree!;
-    out.push(id.toString('hex'));
-  }
-  return out;
-}
 
 t.test('an unchanged tree reuses exactly the ids that encoding gives', async (t) => {
   const src = tempDir(t, 'tsbak-reuse-src-');

@@ -41,6 +41,9 @@ const READ_AHEAD_BYTES = 4 << 20;
 const PREPARED_DIRS = 32;
 const { ENOENT } = osConstants.errno;
 
+/** The fingerprint recorded for a directory that must not be reused (no listing hashes to it). */
+const NEVER_MATCHES = Buffer.alloc(32);
+
 /** One directory's parent-snapshot tree, listing and read-ahead contents (BackupRun.prepareDir). */
 interface Visit {
   parent: Tree | null;
@@ -525,9 +528,12 @@ class BackupRun {
       await saveSubdirs();
     }
     const id = await this.treeOf(nodes, visit);
-    if (visit.fingerprint && !this.dirtyDirs.has(dir.toString('latin1'))) {
+    if (this.nextDirs && (!spec || spec.target)) {
+      // Recorded even when it cannot be reused (no fingerprint: it never matches), so that
+      // next time its subdirectories find their parent trees under an unchanged parent.
+      const reusable = visit.fingerprint && !this.dirtyDirs.has(dir.toString('latin1'));
       const files = nodes.reduce((n, x) => n + (x.type === 'file' ? 1 : 0), 0);
-      this.nextDirs?.set(dir, { fingerprint: visit.fingerprint, subdirs: subdirsHash(dirNodes), tree: id, files });
+      this.nextDirs.set(dir, { fingerprint: reusable ? visit.fingerprint! : NEVER_MATCHES, subdirs: subdirsHash(dirNodes), tree: id, files });
     }
     return id;
   }
