@@ -383,6 +383,7 @@ class BackupRun {
     if (!want.length || !this.readAheadBytes.tryAcquire(bytes)) return;
     const release = await this.readInto(dir, want, bytes, visit);
     visit.release = () => {
+      visit.contents.clear(); // views into the buffer given back
       release();
       this.readAheadBytes.release(bytes);
       visit.release = () => {};
