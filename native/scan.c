@@ -86,6 +86,17 @@ static int64_t ns_of(struct statx_timestamp t, int *ok) {
   return t.tv_sec * 1000000000 + (int64_t)t.tv_nsec;
 }
 
+/* Rejects with err, or (when making the error failed) with whatever is pending: never leaves the promise unsettled. */
+static void reject(napi_env env, napi_deferred d, napi_value err) {
+  if (!err) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) napi_get_and_clear_last_exception(env, &err);
+    if (!err) napi_get_undefined(env, &err);
+  }
+  napi_reject_deferred(env, d, err);
+}
+
 /* ---- scanDir ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -265,8 +276,7 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
   if (s->err) {
     napi_value jpath = NULL;
     napi_create_buffer_copy(env, strlen(s->path), s->path, NULL, &jpath);
-    result = make_errno_error(env, s->err, s->syscall, jpath, s->path);
-    if (result) napi_reject_deferred(env, s->deferred, result);
+    reject(env, s->deferred, make_errno_error(env, s->err, s->syscall, jpath, s->path));
     goto done;
   }
   /* Names in sorted order, without their NULs. */
@@ -275,7 +285,7 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
   if (!ends || grow(&sorted, s->names.len + 1)) {
     free(ends);
     free(sorted.p);
-    napi_reject_deferred(env, s->deferred, make_errno_error(env, ENOMEM, "scandir", NULL, s->path));
+    reject(env, s->deferred, make_errno_error(env, ENOMEM, "scandir", NULL, s->path));
     goto done;
   }
   for (size_t i = 0; i < s->n; i++) {
@@ -297,12 +307,7 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
   if (ok) {
     napi_resolve_deferred(env, s->deferred, result);
   } else {
-    napi_value err = NULL;
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) napi_get_and_clear_last_exception(env, &err);
-    if (!err) err = make_errno_error(env, ENOMEM, "scandir", NULL, s->path);
-    napi_reject_deferred(env, s->deferred, err);
+    reject(env, s->deferred, NULL);
   }
 done:
   napi_delete_async_work(env, s->work);
@@ -414,11 +419,11 @@ static void smallread_complete(napi_env env, napi_status status, void *data) {
   if (r->err) {
     napi_value jpath = NULL;
     napi_create_buffer_copy(env, strlen(r->dir), r->dir, NULL, &jpath);
-    napi_reject_deferred(env, r->deferred, make_errno_error(env, r->err, "open", jpath, r->dir));
+    reject(env, r->deferred, make_errno_error(env, r->err, "open", jpath, r->dir));
   } else {
     napi_value arr = typed_copy(env, napi_int32_array, r->result, r->n, 4);
     if (arr) napi_resolve_deferred(env, r->deferred, arr);
-    else napi_reject_deferred(env, r->deferred, make_errno_error(env, ENOMEM, "read", NULL, r->dir));
+    else reject(env, r->deferred, make_errno_error(env, ENOMEM, "read", NULL, r->dir));
   }
   napi_delete_async_work(env, r->work);
   smallread_free(env, r);
