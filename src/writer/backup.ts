@@ -75,6 +75,14 @@ function dropVisit(v: Visit): void {
   }
 }
 
+function isDirectory(st: EntryStat): boolean {
+  return (Number(st.mode) & 0o170000) === 0o040000;
+}
+
+function isRegularFile(st: EntryStat): boolean {
+  return (Number(st.mode) & 0o170000) === 0o100000;
+}
+
 /** Whether a file is the same as in the parent snapshot: same size, mtime, ctime and inode. */
 function unchangedSince(parent: TreeNode | null, st: EntryStat): boolean {
   return (
@@ -311,7 +319,7 @@ class BackupRun {
     try {
       const scan = await scanDir(sp.path, !known && visit.parent === null);
       visit.entries = scan.entries;
-      if (this.nextDirs && scan.entries.every((e) => e.st && (e.st.nlink === 1n || (Number(e.st.mode) & 0o170000) === 0o040000))) {
+      if (this.nextDirs && scan.entries.every((e) => e.st && (e.st.nlink === 1n || isDirectory(e.st)))) {
         visit.fingerprint = scan.fingerprint();
         if (known?.fingerprint.equals(visit.fingerprint)) visit.known = known;
       }
@@ -325,7 +333,7 @@ class BackupRun {
     // otherwise waits for every listing, one after the other.
     for (const e of visit.entries) {
       if (visit.ahead.length >= DIRS_AHEAD) break;
-      if (!e.st || (Number(e.st.mode) & 0o170000) !== 0o040000) continue;
+      if (!e.st || !isDirectory(e.st)) continue;
       if (!this.preparedDirs.tryAcquire()) break;
       const v = this.prepareSubdir(joinPath(dir, e.name), { name: e.name, spec: null, scanned: e }, visit.parentNodes);
       if (!v) {
@@ -393,7 +401,7 @@ class BackupRun {
   /** Whether the entry is a small file the backup will read (new or changed), not read yet. */
   private wantsRead(e: ScannedEntry, visit: Visit): boolean {
     const st = e.st;
-    if (!st || (Number(st.mode) & 0o170000) !== 0o100000 || st.nlink !== 1n || visit.contents.has(e)) return false;
+    if (!st || !isRegularFile(st) || st.nlink !== 1n || visit.contents.has(e)) return false;
     const size = Number(st.size);
     if (size === 0 || size >= Math.min(this.chunker.params.min, COPIED_AT_ONCE) || Number(st.blocks) * 512 < size) return false;
     return !unchangedSince(visit.parentNodes.get(e.name.toString('hex')) ?? null, st);
@@ -444,7 +452,7 @@ class BackupRun {
     if (spec && !spec.target) {
       names = [...spec.children.values()].map((c) => ({ name: c.name, spec: c.spec, dir: true }));
     } else if (visit.entries) {
-      names = visit.entries.map((e) => ({ name: e.name, spec: null, dir: !!e.st && (Number(e.st.mode) & 0o170000) === 0o040000, scanned: e }));
+      names = visit.entries.map((e) => ({ name: e.name, spec: null, dir: !!e.st && isDirectory(e.st), scanned: e }));
     } else {
       this.warn(dir, `cannot list directory: ${visit.listError ?? 'unknown error'}`);
       names = [];
@@ -575,7 +583,7 @@ class BackupRun {
         return null; // vanished since the listing: not an error
       }
     }
-    const isDir = (Number(st.mode) & 0o170000) === 0o040000;
+    const isDir = isDirectory(st);
     // Hardlinks: reading one name can move the shared inode's atime before another name is
     // lstat'ed (readlink of a hardlinked symlink always does; so does reading a file where
     // O_NOATIME is refused), and the restore applies the metadata of whichever name it

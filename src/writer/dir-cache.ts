@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { zstdCompress, zstdDecompress } from '../format/compress.js';
+import { replaceFile } from '../platform/replace-file.js';
 
 export interface DirRecord {
   fingerprint: Buffer;
@@ -101,9 +102,7 @@ export class DirCache {
       parts.push(len, name, r.fingerprint, r.subdirs, r.tree, files);
     }
     await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    const tmp = `${file}.${process.pid}`;
-    await fsp.writeFile(tmp, zstdCompress(Buffer.concat(parts), 3), { mode: 0o600 });
-    await fsp.rename(tmp, file);
+    await replaceFile(file, zstdCompress(Buffer.concat(parts), 3));
   }
 }
 

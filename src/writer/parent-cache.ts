@@ -7,6 +7,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { zstdCompress, zstdDecompress } from '../format/compress.js';
 import { decodeTree, encodeTree, type Tree } from '../format/tree.js';
+import { replaceFile } from '../platform/replace-file.js';
 
 export { defaultCacheRoot as defaultCacheDir } from '../repo/cache-root.js';
 
@@ -69,8 +70,6 @@ export class ParentCache {
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
     const all = await this.readParents();
     all[key] = rec;
-    const tmp = path.join(this.dir, `parents.json.${process.pid}`);
-    await fsp.writeFile(tmp, JSON.stringify(all), { mode: 0o600 });
-    await fsp.rename(tmp, path.join(this.dir, 'parents.json'));
+    await replaceFile(path.join(this.dir, 'parents.json'), JSON.stringify(all));
   }
 }
