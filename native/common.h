@@ -15,5 +15,7 @@ int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, 
 
 napi_value js_scanDir(napi_env env, napi_callback_info info);
 napi_value js_readSmallFiles(napi_env env, napi_callback_info info);
+napi_value js_openBlobs(napi_env env, napi_callback_info info);
+napi_value js_writeFiles(napi_env env, napi_callback_info info);
 
 #endif

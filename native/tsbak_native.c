@@ -19,9 +19,12 @@
  *   scanDir(path, withXattrs)        -> Promise<DirScan>    (scan.c: a directory's listing
  *                                       with every entry's statx and, optionally, xattrs)
  *   readSmallFiles(dir, names, ends, expect, out) -> Promise<Int32Array>   (scan.c)
+ *   openBlobs(...), writeFiles(...)  (restore.c: a restore's batch of small files, run in
+ *                                       a worker thread)
  *
- * All calls but the two in scan.c are synchronous: they are single, short syscalls on
- * local metadata. Those two batch a directory's worth of syscalls on libuv's thread pool.
+ * The calls of tsbak_native.c are synchronous: single, short syscalls on local metadata.
+ * scan.c's two batch a directory's worth of syscalls on libuv's thread pool; restore.c's
+ * two are synchronous, batch work for a worker thread.
  */
 #include <node_api.h>
 
@@ -599,6 +602,8 @@ NAPI_MODULE_INIT() {
       {"lutimensNs", NULL, js_lutimensNs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scanDir", NULL, js_scanDir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readSmallFiles", NULL, js_readSmallFiles, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openBlobs", NULL, js_openBlobs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writeFiles", NULL, js_writeFiles, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

@@ -454,3 +454,91 @@ t.test('readSmallFiles: contents, and files that are not what was scanned', asyn
   const short = await native.readSmallFiles(Buffer.from(d), [by.get('one')!.name], expect.subarray(0, 3), Buffer.alloc(4));
   t.ok(short[0]! < 0, 'an output buffer too small is refused, not overrun');
 });
+
+// ---- restore.c: a restore's batch of small files ----------------------------------------
+
+t.test('openBlobs opens raw and zstd blobs and flags every kind of damage', async (t) => {
+  const { sealBlob } = await import('../src/format/blob.js');
+  const { blobId } = await import('../src/crypto/hash.js');
+  const { randomBytes } = await import('node:crypto');
+  const macKey = randomBytes(32);
+  const keyA = randomBytes(32);
+  const keyB = randomBytes(32);
+  const plains = [Buffer.alloc(0), randomBytes(1000), Buffer.from('text '.repeat(5000)), randomBytes(300 << 10), Buffer.from('x')];
+  const keyOf = Uint16Array.from([0, 1, 0, 1, 0]);
+  const ids = plains.map((p) => blobId(macKey, p));
+  const sealedList = plains.map((p, i) => sealBlob(keyOf[i] ? keyB : keyA, ids[i]!, p, 3));
+  t.ok(sealedList[2]!.length < plains[2]!.length / 10, 'the text blob is stored compressed');
+  t.equal(sealedList[1]!.length, plains[1]!.length + 29, 'the random blob is stored raw');
+  const open = (sealed: Buffer[], idList: Buffer[], raw = plains.map((p) => p.length), mac = macKey) => {
+    const offsets = new Uint32Array(sealed.length);
+    let o = 0;
+    sealed.forEach((s, i) => ((offsets[i] = o), (o += s.length)));
+    const outOffsets = new Uint32Array(sealed.length);
+    let r = 0;
+    raw.forEach((n, i) => ((outOffsets[i] = r), (r += n)));
+    const out = Buffer.alloc(r);
+    const ok = native.openBlobs(
+      { sealed: Buffer.concat(sealed), offsets, lengths: Uint32Array.from(sealed, (s) => s.length), keyOf, keys: [keyA, keyB], ids: Buffer.concat(idList), macKey: mac, rawLengths: Uint32Array.from(raw) },
+      out,
+      outOffsets,
+    );
+    return { ok: [...ok], out, outOffsets };
+  };
+  const good = open(sealedList, ids);
+  t.same(good.ok, [1, 1, 1, 1, 1], 'every blob opens');
+  plains.forEach((p, i) => t.ok(good.out.subarray(good.outOffsets[i]!, good.outOffsets[i]! + p.length).equals(p), `blob ${i} has its plaintext`));
+
+  const flipped = sealedList.map((s) => Buffer.from(s));
+  flipped[1]![40] ^= 1;
+  flipped[2]![flipped[2]!.length - 1] ^= 1; // in the tag
+  t.same(open(flipped, ids).ok, [1, 0, 0, 1, 1], 'a flipped byte in the body or the tag fails that blob only');
+  const swapped = [...ids];
+  [swapped[3], swapped[4]] = [swapped[4]!, swapped[3]!];
+  t.same(open(sealedList, swapped).ok, [1, 1, 1, 0, 0], 'a blob under another id fails (the id is the AAD)');
+  t.same(open(sealedList, ids, plains.map((p) => p.length), randomBytes(32)).ok, [0, 0, 0, 0, 0], 'a plaintext that does not match its id under the MAC key fails');
+  t.same(open(sealedList, ids, [0, 1000, 24999, 300 << 10, 1]).ok, [1, 1, 0, 1, 1], 'a zstd blob of another length than the index says fails');
+  t.same(open([sealedList[0]!.subarray(0, 20), ...sealedList.slice(1)], ids).ok, [0, 1, 1, 1, 1], 'a blob shorter than its envelope fails');
+  // A sealed blob whose plaintext decrypts fine but whose flag byte is unknown.
+  const { aeadSeal } = await import('../src/crypto/aead.js');
+  const badFlag = aeadSeal(keyA, Buffer.concat([Buffer.from([7]), plains[4]!]), ids[4]!);
+  t.same(open([...sealedList.slice(0, 4), badFlag], ids).ok, [1, 1, 1, 1, 0], 'an unknown flag byte fails');
+  t.throws(() => native.openBlobs({ sealed: Buffer.alloc(0), offsets: new Uint32Array(2), lengths: new Uint32Array(1), keyOf: new Uint16Array(2), keys: [keyA], ids: Buffer.alloc(64), macKey, rawLengths: new Uint32Array(2) }, Buffer.alloc(0), new Uint32Array(2)), /lengths/, 'arrays shorter than the blob count are refused');
+});
+
+t.test('writeFiles creates files with their bytes, mode and ns times, and reports failures', async (t) => {
+  const d = path.join(dir, 'write-files');
+  fs.mkdirSync(d);
+  const data = Buffer.from('0123456789abcdefghij');
+  fs.writeFileSync(path.join(d, 'old'), 'previous content, longer than the new one');
+  fs.symlinkSync('/etc/passwd', path.join(d, 'link'));
+  const res = native.writeFiles(
+    [
+      { path: Buffer.from(path.join(d, 'a')), replace: false, mode: 0o640, atimeNs: 1_000_000_001n, mtimeNs: 1_600_000_000_123_456_789n, segments: [[0, 10], [10, 5]] },
+      { path: Buffer.from(path.join(d, 'empty')), replace: false, mode: 0o2755, atimeNs: -1_500_000_000n, mtimeNs: -1n, segments: [] },
+      { path: Buffer.from(path.join(d, 'old')), replace: true, mode: 0o600, atimeNs: 0n, mtimeNs: 0n, segments: [[15, 5], [0, 3]] },
+      { path: Buffer.from(path.join(d, 'no-such-dir', 'x')), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[0, 1]] },
+      { path: Buffer.from(path.join(d, 'link')), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[0, 1]] },
+    ],
+    data,
+  );
+  t.same(res[0], { errno: 0, step: null, chmodErrno: 0, timesErrno: 0 });
+  const a = fs.statSync(path.join(d, 'a'), { bigint: true }); // before a read moves the atime
+  t.equal(fs.readFileSync(path.join(d, 'a'), 'utf8'), '0123456789abcde', 'segments are written one after the other');
+  t.equal(Number(a.mode & 0o7777n), 0o640);
+  t.equal(a.mtimeNs, 1_600_000_000_123_456_789n, 'mtime to the nanosecond');
+  t.equal(a.atimeNs, 1_000_000_001n);
+  const e = fs.statSync(path.join(d, 'empty'), { bigint: true });
+  t.equal(e.size, 0n);
+  t.equal(Number(e.mode & 0o7777n), 0o2755, 'setgid kept (our own group)');
+  t.equal(e.mtimeNs, -1n, 'a time before 1970');
+  t.equal(e.atimeNs, -1_500_000_000n);
+  t.same(res[2], { errno: 0, step: null, chmodErrno: 0, timesErrno: 0 });
+  t.equal(fs.readFileSync(path.join(d, 'old'), 'utf8'), 'fghij012', 'a replaced file has only the new bytes');
+  t.equal(res[3]!.errno, 2, 'ENOENT for a missing directory');
+  t.equal(res[3]!.step, 'create');
+  t.equal(res[4]!.errno, 40, 'ELOOP: a symlink in the way is not followed (not replaced)');
+  t.equal(fs.readlinkSync(path.join(d, 'link')), '/etc/passwd', 'the symlink is untouched');
+  t.throws(() => native.writeFiles([{ path: Buffer.from(path.join(d, 'b')), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[15, 10]] }], data), /out of bounds/, 'a segment beyond the data is refused');
+  t.notOk(fs.existsSync(path.join(d, 'b')));
+});

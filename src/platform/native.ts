@@ -23,6 +23,8 @@ interface Addon {
   lutimensNs(path: PathLike, atimeNs: bigint | number | null, mtimeNs: bigint | number | null): void;
   scanDir(path: PathLike, withXattrs: boolean): Promise<RawScan>;
   readSmallFiles(dir: PathLike, names: Buffer, ends: Uint32Array, expect: BigInt64Array, out: Buffer): Promise<Int32Array>;
+  openBlobs(sealed: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, keyOf: Uint16Array, keys: Uint8Array, ids: Uint8Array, macKey: Uint8Array, rawLengths: Uint32Array, out: Uint8Array, outOffsets: Uint32Array, ok: Uint8Array): void;
+  writeFiles(paths: Uint8Array, pathStarts: Uint32Array, replace: Uint8Array, modes: Uint32Array, times: BigInt64Array, data: Uint8Array, segStart: Uint32Array, segOff: Uint32Array, segLen: Uint32Array, res: Int32Array): void;
 }
 
 interface RawScan {
@@ -248,4 +250,93 @@ export function readSmallFiles(dir: PathLike, names: Buffer[], expect: BigInt64A
   let n = 0;
   for (let i = 0; i < names.length; i++) ends[i] = n += names[i]!.length;
   return load().readSmallFiles(dir, Buffer.concat(names, n), ends, expect, out);
+}
+
+/** Sealed blobs to open at once (openBlobs): blob i is bytes [offsets[i], +lengths[i]) of sealed, under keys[keyOf[i]]. */
+export interface SealedBlobs {
+  sealed: Uint8Array;
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  keyOf: Uint16Array;
+  keys: Uint8Array[];
+  /** 32 bytes per blob */
+  ids: Uint8Array;
+  macKey: Uint8Array;
+  /** Plaintext length of each blob, from the index. */
+  rawLengths: Uint32Array;
+}
+
+/**
+ * Opens many blobs in one synchronous call (native/restore.c; docs/FORMAT.md "Blob"): blob i's
+ * plaintext goes to out at outOffsets[i], and ok[i] says whether it opened and matched its id.
+ * For worker threads: it holds the thread for the whole batch.
+ */
+export function openBlobs(b: SealedBlobs, out: Uint8Array, outOffsets: Uint32Array): Uint8Array {
+  const ok = new Uint8Array(b.offsets.length);
+  const keys = b.keys.length === 1 ? b.keys[0]! : Buffer.concat(b.keys);
+  load().openBlobs(b.sealed, b.offsets, b.lengths, b.keyOf, keys, b.ids, b.macKey, b.rawLengths, out, outOffsets, ok);
+  return ok;
+}
+
+/** A file for writeFiles: its path, and which bytes of the shared data make it up, in order. */
+export interface NewFile {
+  path: Buffer;
+  /** Remove what is at path first. */
+  replace: boolean;
+  mode: number;
+  atimeNs: bigint;
+  mtimeNs: bigint;
+  /** [offset, length] pairs of data */
+  segments: Array<[number, number]>;
+}
+
+/** How writeFiles went for one file: errno of a hard failure (0: none) and where, and the errno of chmod and of the times (0: done). */
+export interface NewFileResult {
+  errno: number;
+  step: 'create' | 'write' | 'close' | null;
+  chmodErrno: number;
+  timesErrno: number;
+}
+
+const STEPS = [null, 'create', 'write', 'close'] as const;
+
+/**
+ * Creates and writes many files in one synchronous call (native/restore.c), each with its mode
+ * and times set through its descriptor: what the restore does for small files it creates
+ * itself. Paths must be shorter than PATH_MAX and times within int64 nanoseconds.
+ */
+export function writeFiles(files: NewFile[], data: Uint8Array): NewFileResult[] {
+  const n = files.length;
+  const starts = new Uint32Array(n);
+  let len = 0;
+  for (let i = 0; i < n; i++) {
+    starts[i] = len;
+    len += files[i]!.path.length + 1;
+  }
+  const paths = Buffer.alloc(len); // zero-filled: each path ends with a NUL
+  const replace = new Uint8Array(n);
+  const modes = new Uint32Array(n);
+  const times = new BigInt64Array(2 * n);
+  const segStart = new Uint32Array(n + 1);
+  let segs = 0;
+  for (const f of files) segs += f.segments.length;
+  const segOff = new Uint32Array(segs);
+  const segLen = new Uint32Array(segs);
+  segs = 0;
+  files.forEach((f, i) => {
+    f.path.copy(paths, starts[i]);
+    replace[i] = f.replace ? 1 : 0;
+    modes[i] = f.mode;
+    times[2 * i] = f.atimeNs;
+    times[2 * i + 1] = f.mtimeNs;
+    segStart[i] = segs;
+    for (const [o, l] of f.segments) {
+      segOff[segs] = o;
+      segLen[segs++] = l;
+    }
+  });
+  segStart[n] = segs;
+  const res = new Int32Array(4 * n);
+  load().writeFiles(paths, starts, replace, modes, times, data, segStart, segOff, segLen, res);
+  return files.map((_, i) => ({ errno: res[4 * i]!, step: STEPS[res[4 * i + 1]!] ?? null, chmodErrno: res[4 * i + 2]!, timesErrno: res[4 * i + 3]! }));
 }

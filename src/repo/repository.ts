@@ -31,6 +31,10 @@ const INDEX_EVERY = 32;
  * with them. In the in-memory index a blob costs ~60 bytes of a typed array.
  */
 const INDEX_EVERY_BLOBS = 16384;
+/** readSealedBatch reads neighbouring blobs of a pack at once when at most this far apart... */
+const READ_GAP = 64 << 10;
+/** ...and the read stays this short. */
+const READ_SPAN = 8 << 20;
 /** Blob reads that overlapped less than this long ago count as concurrent (see openChecked). */
 const OVERLAP_MS = 250;
 import { COPIED_AT_ONCE, Packer } from './packer.js';
@@ -42,6 +46,19 @@ function writeAllSync(fd: number, data: Uint8Array, pos: number): number {
   let done = 0;
   while (done < data.length) done += writeSync(fd, data, done, data.length - done, pos + done);
   return data.length;
+}
+
+/** Sealed blobs and what opens them (Repository.readSealedBatch). */
+export interface SealedBatch {
+  /** The blobs back to back, in a buffer of its own. */
+  sealed: Buffer;
+  /** Per blob (in the order asked for): where it is in bytes, and which of keys opens it. */
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  keyOf: Uint16Array;
+  keys: Buffer[];
+  /** The key of blob ids, to check each plaintext against its id. */
+  macKey: Buffer;
 }
 
 export interface Credentials {
@@ -668,6 +685,79 @@ export class Repository {
       const plain = await this.openChecked(kind, key, id, sealed, null, false);
       return typeof plain === 'string' ? plain : writeAllSync(fd, plain, pos);
     });
+  }
+
+  /**
+   * Where a data blob is, when it can be read straight from the backend (in the index, its
+   * pack not in cold storage); undefined otherwise: such blobs go through loadBlob or
+   * writeBlobAt, which know the cold path and its retries.
+   */
+  locateHot(id: Buffer): BlobLocation | undefined {
+    const loc = this.index.get(id);
+    if (!loc || loc.pack.kind !== 'data') return undefined;
+    if ((this.cold || this.backend.restore) && this.isColdPack(this.coldPack(loc.pack))) return undefined;
+    return loc;
+  }
+
+  /**
+   * The sealed bytes of many hot data blobs (located with locateHot), with the keys to open
+   * them, for opening elsewhere (a worker). Blobs close together in a pack are fetched with
+   * one ranged read: small files backed up together lie next to each other.
+   */
+  async readSealedBatch(locs: BlobLocation[], signal?: AbortSignal): Promise<SealedBatch> {
+    const order = locs.map((_, i) => i).sort((a, b) => {
+      const x = locs[a]!;
+      const y = locs[b]!;
+      return x.pack === y.pack ? x.offset - y.offset : x.pack.id.compare(y.pack.id);
+    });
+    const offsets = new Uint32Array(locs.length);
+    const keyOf = new Uint16Array(locs.length);
+    const keys: Buffer[] = [];
+    const keyNo = new Map<PackRef, number>();
+    let total = 0;
+    for (const i of order) {
+      offsets[i] = total;
+      total += locs[i]!.length;
+      const pack = locs[i]!.pack;
+      let k = keyNo.get(pack);
+      if (k === undefined) {
+        keyNo.set(pack, (k = keys.length));
+        keys.push(this.packKey(pack));
+      }
+      keyOf[i] = k;
+    }
+    // One buffer of its own, so that it can be transferred to a worker.
+    const bytes = Buffer.from(new ArrayBuffer(total));
+    const reads: Array<Promise<void>> = [];
+    for (let a = 0; a < order.length; ) {
+      const first = locs[order[a]!]!;
+      let end = first.offset + first.length;
+      let b = a + 1;
+      for (; b < order.length; b++) {
+        const l = locs[order[b]!]!;
+        if (l.pack !== first.pack || l.offset > end + READ_GAP || l.offset + l.length - first.offset > READ_SPAN) break;
+        end = Math.max(end, l.offset + l.length);
+      }
+      const members = order.slice(a, b);
+      const name = packName(first.pack.kind, first.pack.id.toString('hex'));
+      reads.push(
+        this.backend.get(name, { offset: first.offset, length: end - first.offset }, signal).then(
+          (got) => {
+            for (const i of members) {
+              const l = locs[i]!;
+              got.copy(bytes, offsets[i]!, l.offset - first.offset, l.offset - first.offset + l.length);
+            }
+          },
+          (e) => {
+            if (e instanceof NotFoundError) throw new TsbakError('NOT_FOUND', `pack ${name} is missing from ${this.backend.location}; run 'tsbak check'`);
+            throw e;
+          },
+        ),
+      );
+      a = b;
+    }
+    await Promise.all(reads);
+    return { sealed: bytes, offsets, lengths: Uint32Array.from(locs, (l) => l.length), keyOf, keys, macKey: this.secrets.macKey };
   }
 
   /** Fetches a blob's sealed bytes and opens them with `open`; damage and cold-cache retries as in loadBlob. */

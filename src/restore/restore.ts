@@ -10,6 +10,10 @@ import { applyMetaSync, createSpecial, type ApplyMetaOptions, type CreatedAs } f
 import { withShortPathSync } from '../platform/long-path.js';
 import { lgetxattr } from '../platform/native.js';
 import { Semaphore } from '../repo/semaphore.js';
+import type { BlobLocation } from '../repo/blob-index.js';
+import type { SealedBatch } from '../repo/repository.js';
+import { OpenPoolError, openPool } from '../repo/open-pool.js';
+import restoreSmallFiles, { type SmallFilesJob, type SmallFilesResult } from './small-files-task.js';
 
 export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   target: string;
@@ -78,6 +82,48 @@ const NO_CACHE = { cache: false };
 const FILES_IN_FLIGHT = 16;
 /** Bound of the blob bytes (sealed and plain) held by the files being restored. */
 const BLOB_BYTES_IN_FLIGHT = 24 << 20;
+/** Files whose sealed blobs take at most this, and whose plaintext too, are restored in batches (small-files-task.ts)... */
+const BATCH_FILE_MAX = 512 << 10;
+/** ...of at most this many files, sealed bytes and plaintext bytes... */
+const BATCH_FILES = 128;
+const BATCH_BYTES = 2 << 20;
+const BATCH_RAW = 8 << 20;
+/** ...with this many batches in flight (enough to keep every worker busy while the next is read). */
+const BATCHES_IN_FLIGHT = 4;
+const SMALL_FILES_TASK = new URL('./small-files-task.js', import.meta.url);
+
+/** Small files gathered for one batch, from one directory or several. */
+class Batch {
+  readonly dirs: Dir[] = [];
+  readonly dirNo = new Map<Dir, number>();
+  readonly files: Array<{ dir: Dir; node: TreeNode; path: Buffer; blobs: number[] }> = [];
+  readonly locs: BlobLocation[] = [];
+  readonly ids: Buffer[] = [];
+  readonly blobNo = new Map<string, number>();
+  sealed = 0;
+  raw = 0;
+
+  add(dir: Dir, node: TreeNode, p: Buffer, locs: BlobLocation[]): void {
+    let d = this.dirNo.get(dir);
+    if (d === undefined) {
+      this.dirNo.set(dir, (d = this.dirs.length));
+      this.dirs.push(dir);
+    }
+    const blobs = node.content!.map((id, i) => {
+      const hex = id.toString('hex');
+      let b = this.blobNo.get(hex);
+      if (b === undefined) {
+        this.blobNo.set(hex, (b = this.ids.length));
+        this.ids.push(id);
+        this.locs.push(locs[i]!);
+        this.sealed += locs[i]!.length;
+        this.raw += locs[i]!.rawLength;
+      }
+      return b;
+    });
+    this.files.push({ dir, node, path: p, blobs });
+  }
+}
 
 class RestoreRun {
   readonly result: RestoreResult = { files: 0, dirs: 0, bytes: 0, errors: [] };
@@ -87,6 +133,8 @@ class RestoreRun {
   private readonly meta: ApplyMetaOptions;
   private readonly files = new Semaphore(FILES_IN_FLIGHT);
   private readonly blobBytes = new Semaphore(BLOB_BYTES_IN_FLIGHT);
+  private readonly batchSlots = new Semaphore(BATCHES_IN_FLIGHT);
+  private batch = new Batch();
   private readonly euid = process.geteuid?.() ?? 0;
   private finished!: () => void;
   private lastBreath = performance.now();
@@ -107,6 +155,7 @@ class RestoreRun {
     const done = new Promise<void>((r) => (this.finished = r));
     const root: Dir = { path: target, node: null, parent: null, pending: 1, created: this.createdInTarget(target) };
     await this.walk(tree, root, '/', false);
+    await this.flush();
     this.childDone(root);
     await done;
   }
@@ -160,6 +209,15 @@ class RestoreRun {
         await this.walkSubdir(node, p, dir, childSnap, sel === 'all');
         continue;
       }
+      const locs = this.batchable(node);
+      if (locs) {
+        const sealed = locs.reduce((n, l) => n + l.length, 0);
+        const b = this.batch;
+        if (b.files.length >= BATCH_FILES || b.sealed + sealed > BATCH_BYTES || b.raw + node.size > BATCH_RAW) await this.flush();
+        dir.pending++;
+        this.batch.add(dir, node, p, locs);
+        continue;
+      }
       await this.files.acquire();
       await this.breathe();
       dir.pending++;
@@ -180,6 +238,90 @@ class RestoreRun {
     if (now - this.lastBreath < 5) return;
     await new Promise<void>((r) => setImmediate(r));
     this.lastBreath = performance.now();
+  }
+
+  /** Where a file's blobs are, when it can go in a batch: small, whole (no holes), not a hardlink, every blob hot. */
+  private batchable(node: TreeNode): BlobLocation[] | null {
+    if (node.type !== 'file' || node.hardlink || node.extents || !node.content) return null;
+    const locs: BlobLocation[] = [];
+    let sealed = 0;
+    let raw = 0;
+    for (const id of node.content) {
+      const loc = this.repo.locateHot(id);
+      if (!loc || (sealed += loc.length) > BATCH_FILE_MAX || (raw += loc.rawLength) > BATCH_FILE_MAX) return null;
+      locs.push(loc);
+    }
+    return raw === node.size ? locs : null;
+  }
+
+  /** Sends the batch gathered so far on its way (waiting while too many are in flight). */
+  private async flush(): Promise<void> {
+    const b = this.batch;
+    if (!b.files.length) return;
+    this.batch = new Batch();
+    await this.batchSlots.acquire();
+    void this.runBatch(b)
+      .catch((e) => {
+        for (const f of b.files) this.fail(f.path, e);
+      })
+      .finally(() => {
+        this.batchSlots.release();
+        for (const f of b.files) this.childDone(f.dir);
+      });
+  }
+
+  /**
+   * Reads a batch's blobs and has a worker restore its files. A file that could not be
+   * restored there for want of a good blob, or all of them when the batch itself failed (a
+   * pack that cannot be read, a worker that died), is restored the usual way, which
+   * reports the damage (or retries a read) for that file alone.
+   */
+  private async runBatch(b: Batch): Promise<void> {
+    let sealed: SealedBatch;
+    try {
+      sealed = await this.repo.readSealedBatch(b.locs);
+    } catch {
+      return this.oneByOne(b.files);
+    }
+    // Everything posted is compact: a view is cloned with its whole ArrayBuffer (a tree's
+    // plaintext for a name, the 8 KiB pool for a small Buffer).
+    const ids = new Uint8Array(b.ids.length * 32);
+    b.ids.forEach((id, i) => ids.set(id, i * 32));
+    const job: SmallFilesJob = {
+      dirs: b.dirs.map((d) => d.path),
+      created: b.dirs.map((d) => d.created),
+      meta: this.meta,
+      files: b.files.map((f) => ({ dir: b.dirNo.get(f.dir)!, node: slim(f.node), blobs: f.blobs })),
+      ids,
+      rawLengths: Uint32Array.from(b.locs, (l) => l.rawLength),
+      ...sealed,
+      keys: [compact(Buffer.concat(sealed.keys))],
+      macKey: compact(sealed.macKey),
+    };
+    let res: SmallFilesResult;
+    const pool = openPool();
+    try {
+      res = pool?.usable ? await pool.run<SmallFilesResult>(SMALL_FILES_TASK, job, [sealed.sealed.buffer as ArrayBuffer]) : restoreSmallFiles(job);
+    } catch (e) {
+      if (!(e instanceof OpenPoolError)) throw e;
+      return this.oneByOne(b.files);
+    }
+    const again: Batch['files'] = [];
+    res.outcomes.forEach((o, i) => {
+      const f = b.files[i]!;
+      if (o === 'blob') again.push(f);
+      else if (typeof o === 'number') {
+        this.result.files++;
+        this.result.bytes += o;
+        this.opts.onFile?.(f.path.toString(), o);
+      } else this.fail(f.path, Object.assign(new Error(o.message), { code: o.code }));
+    });
+    for (const [i, message] of res.warnings) this.opts.onWarning?.(b.files[i]!.path.toString(), message);
+    await this.oneByOne(again);
+  }
+
+  private async oneByOne(files: Batch['files']): Promise<void> {
+    for (const f of files) await this.restoreLeaf(f.node, f.path, f.dir);
   }
 
   private async walkSubdir(node: TreeNode, p: Buffer, parent: Dir, snapPath: string, all: boolean): Promise<void> {
@@ -302,6 +444,20 @@ class RestoreRun {
       this.blobBytes.release(n);
     }
   }
+}
+
+/** What a batch needs of a node (its blob list stays here). */
+function slim(n: TreeNode): SmallFilesJob['files'][number]['node'] {
+  const o: SmallFilesJob['files'][number]['node'] = { name: compact(n.name), type: n.type, mode: n.mode, uid: n.uid, gid: n.gid, user: n.user, group: n.group, atimeNs: n.atimeNs, mtimeNs: n.mtimeNs, size: n.size };
+  if (n.xattrs) o.xattrs = n.xattrs.map(([k, v]) => [k, compact(v)]);
+  return o;
+}
+
+/** A copy with an ArrayBuffer of its own size. */
+function compact(b: Uint8Array): Buffer {
+  const c = new Uint8Array(b.length);
+  c.set(b);
+  return Buffer.from(c.buffer);
 }
 
 function hasDefaultAcl(dir: Buffer): boolean {
