@@ -714,21 +714,10 @@ export class Repository {
     const keyOf = new Uint16Array(locs.length);
     const keys: Buffer[] = [];
     const keyNo = new Map<PackRef, number>();
+    // Ranges: runs of blobs in one pack, each read whole (gaps included) into its place in
+    // one buffer, so that each blob's offset is its range's plus its offset in the pack.
+    const ranges: Array<{ pack: PackRef; offset: number; length: number; at: number }> = [];
     let total = 0;
-    for (const i of order) {
-      offsets[i] = total;
-      total += locs[i]!.length;
-      const pack = locs[i]!.pack;
-      let k = keyNo.get(pack);
-      if (k === undefined) {
-        keyNo.set(pack, (k = keys.length));
-        keys.push(this.packKey(pack));
-      }
-      keyOf[i] = k;
-    }
-    // One buffer of its own, so that it can be transferred to a worker.
-    const bytes = Buffer.from(new ArrayBuffer(total));
-    const reads: Array<Promise<void>> = [];
     for (let a = 0; a < order.length; ) {
       const first = locs[order[a]!]!;
       let end = first.offset + first.length;
@@ -738,25 +727,32 @@ export class Repository {
         if (l.pack !== first.pack || l.offset > end + READ_GAP || l.offset + l.length - first.offset > READ_SPAN) break;
         end = Math.max(end, l.offset + l.length);
       }
-      const members = order.slice(a, b);
-      const name = packName(first.pack.kind, first.pack.id.toString('hex'));
-      reads.push(
-        this.backend.get(name, { offset: first.offset, length: end - first.offset }, signal).then(
-          (got) => {
-            for (const i of members) {
-              const l = locs[i]!;
-              got.copy(bytes, offsets[i]!, l.offset - first.offset, l.offset - first.offset + l.length);
-            }
-          },
-          (e) => {
-            if (e instanceof NotFoundError) throw new TsbakError('NOT_FOUND', `pack ${name} is missing from ${this.backend.location}; run 'tsbak check'`);
-            throw e;
-          },
-        ),
-      );
+      let k = keyNo.get(first.pack);
+      if (k === undefined) {
+        keyNo.set(first.pack, (k = keys.length));
+        keys.push(this.packKey(first.pack));
+      }
+      for (let m = a; m < b; m++) {
+        offsets[order[m]!] = total + locs[order[m]!]!.offset - first.offset;
+        keyOf[order[m]!] = k;
+      }
+      ranges.push({ pack: first.pack, offset: first.offset, length: end - first.offset, at: total });
+      total += end - first.offset;
       a = b;
     }
-    await Promise.all(reads);
+    // One buffer of its own, so that it can be transferred to a worker.
+    const bytes = Buffer.from(new ArrayBuffer(total));
+    await Promise.all(
+      ranges.map(async (r) => {
+        const name = packName(r.pack.kind, r.pack.id.toString('hex'));
+        try {
+          (await this.backend.get(name, { offset: r.offset, length: r.length }, signal)).copy(bytes, r.at);
+        } catch (e) {
+          if (e instanceof NotFoundError) throw new TsbakError('NOT_FOUND', `pack ${name} is missing from ${this.backend.location}; run 'tsbak check'`);
+          throw e;
+        }
+      }),
+    );
     return { sealed: bytes, offsets, lengths: Uint32Array.from(locs, (l) => l.length), keyOf, keys, macKey: this.secrets.macKey };
   }
 

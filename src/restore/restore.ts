@@ -10,7 +10,7 @@ import { applyMetaSync, createSpecial, type ApplyMetaOptions, type CreatedAs } f
 import { withShortPathSync } from '../platform/long-path.js';
 import { lgetxattr } from '../platform/native.js';
 import { Semaphore } from '../repo/semaphore.js';
-import type { BlobLocation } from '../repo/blob-index.js';
+import type { BlobLocation, PackRef } from '../repo/blob-index.js';
 import type { SealedBatch } from '../repo/repository.js';
 import { OpenPoolError, openPool } from '../repo/open-pool.js';
 import restoreSmallFiles, { type SmallFilesJob, type SmallFilesResult } from './small-files-task.js';
@@ -20,7 +20,8 @@ export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   /** Absolute paths inside the snapshot; only these (and what is below them) are restored. */
   include?: string[];
   onWarning?: (path: string, message: string) => void;
-  onFile?: (path: string, bytes: number) => void;
+  /** A file was restored (its path as bytes: names need not be UTF-8). */
+  onFile?: (path: Buffer, bytes: number) => void;
 }
 
 export interface RestoreResult {
@@ -92,14 +93,20 @@ const BATCH_RAW = 8 << 20;
 const BATCHES_IN_FLIGHT = 4;
 const SMALL_FILES_TASK = new URL('./small-files-task.js', import.meta.url);
 
+const INT64_MIN = -(1n << 63n);
+const INT64_MAX = (1n << 63n) - 1n;
+
 /** Small files gathered for one batch, from one directory or several. */
 class Batch {
   readonly dirs: Dir[] = [];
   readonly dirNo = new Map<Dir, number>();
-  readonly files: Array<{ dir: Dir; node: TreeNode; path: Buffer; blobs: number[] }> = [];
+  readonly files: Array<{ dir: Dir; node: TreeNode; path: Buffer }> = [];
   readonly locs: BlobLocation[] = [];
   readonly ids: Buffer[] = [];
-  readonly blobNo = new Map<string, number>();
+  /** Blob number by pack and offset: a blob two files share is read once. */
+  private readonly blobNo = new Map<PackRef, Map<number, number>>();
+  readonly blobList: number[] = [];
+  readonly blobStart: number[] = [0];
   sealed = 0;
   raw = 0;
 
@@ -109,19 +116,73 @@ class Batch {
       this.dirNo.set(dir, (d = this.dirs.length));
       this.dirs.push(dir);
     }
-    const blobs = node.content!.map((id, i) => {
-      const hex = id.toString('hex');
-      let b = this.blobNo.get(hex);
+    for (let i = 0; i < locs.length; i++) {
+      const l = locs[i]!;
+      let inPack = this.blobNo.get(l.pack);
+      if (!inPack) this.blobNo.set(l.pack, (inPack = new Map()));
+      let b = inPack.get(l.offset);
       if (b === undefined) {
-        this.blobNo.set(hex, (b = this.ids.length));
-        this.ids.push(id);
-        this.locs.push(locs[i]!);
-        this.sealed += locs[i]!.length;
-        this.raw += locs[i]!.rawLength;
+        inPack.set(l.offset, (b = this.ids.length));
+        this.ids.push(node.content![i]!);
+        this.locs.push(l);
+        this.sealed += l.length;
+        this.raw += l.rawLength;
       }
-      return b;
+      this.blobList.push(b);
+    }
+    this.blobStart.push(this.blobList.length);
+    this.files.push({ dir, node, path: p });
+  }
+
+  /** The job for small-files-task.ts, all of it compact: a view is cloned with its whole ArrayBuffer (a tree's plaintext for a name, the 8 KiB pool for a small Buffer). */
+  job(sealed: SealedBatch, meta: ApplyMetaOptions): SmallFilesJob {
+    const n = this.files.length;
+    const ids = new Uint8Array(this.ids.length * 32);
+    this.ids.forEach((id, i) => ids.set(id, i * 32));
+    let len = 0;
+    for (const f of this.files) len += f.node.name.length;
+    const names = new Uint8Array(len);
+    const nameEnds = new Uint32Array(n);
+    const dirOf = new Uint32Array(n);
+    const modes = new Uint32Array(n);
+    const uids = new Uint32Array(n);
+    const gids = new Uint32Array(n);
+    const times = new BigInt64Array(2 * n);
+    const extras: SmallFilesJob['extras'] = [];
+    len = 0;
+    this.files.forEach(({ dir, node }, i) => {
+      names.set(node.name, len);
+      nameEnds[i] = len += node.name.length;
+      dirOf[i] = this.dirNo.get(dir)!;
+      modes[i] = node.mode;
+      uids[i] = node.uid;
+      gids[i] = node.gid;
+      times[2 * i] = node.atimeNs;
+      times[2 * i + 1] = node.mtimeNs;
+      if (node.xattrs?.length || (meta.owner && meta.mapByName)) {
+        extras.push([i, { user: node.user, group: node.group, xattrs: node.xattrs?.map(([k, v]) => [k, compact(v)]) }]);
+      }
     });
-    this.files.push({ dir, node, path: p, blobs });
+    return {
+      dirs: this.dirs.map((d) => compact(d.path)),
+      created: this.dirs.map((d) => d.created),
+      meta,
+      names,
+      nameEnds,
+      dirOf,
+      modes,
+      uids,
+      gids,
+      times,
+      blobStart: Uint32Array.from(this.blobStart),
+      blobList: Uint32Array.from(this.blobList),
+      extras,
+      ids,
+      rawLengths: Uint32Array.from(this.locs, (l) => l.rawLength),
+      ...sealed,
+      keys: [compact(Buffer.concat(sealed.keys))],
+      macKey: compact(sealed.macKey),
+    };
   }
 }
 
@@ -200,7 +261,8 @@ class RestoreRun {
 
   private async walk(tree: Tree, dir: Dir, snapPath: string, all: boolean): Promise<void> {
     for (const node of tree.nodes) {
-      const childSnap = path.posix.join(snapPath, node.name.toString());
+      // The path inside the snapshot matters only while selecting (--include).
+      const childSnap = all ? '' : path.posix.join(snapPath, node.name.toString());
       const sel = all ? 'all' : this.sel.test(childSnap);
       if (sel === 'no') continue;
       if (sel === 'path' && node.type !== 'dir') continue;
@@ -243,6 +305,7 @@ class RestoreRun {
   /** Where a file's blobs are, when it can go in a batch: small, whole (no holes), not a hardlink, every blob hot. */
   private batchable(node: TreeNode): BlobLocation[] | null {
     if (node.type !== 'file' || node.hardlink || node.extents || !node.content) return null;
+    if (node.atimeNs < INT64_MIN || node.atimeNs > INT64_MAX || node.mtimeNs < INT64_MIN || node.mtimeNs > INT64_MAX) return null;
     const locs: BlobLocation[] = [];
     let sealed = 0;
     let raw = 0;
@@ -283,25 +346,11 @@ class RestoreRun {
     } catch {
       return this.oneByOne(b.files);
     }
-    // Everything posted is compact: a view is cloned with its whole ArrayBuffer (a tree's
-    // plaintext for a name, the 8 KiB pool for a small Buffer).
-    const ids = new Uint8Array(b.ids.length * 32);
-    b.ids.forEach((id, i) => ids.set(id, i * 32));
-    const job: SmallFilesJob = {
-      dirs: b.dirs.map((d) => d.path),
-      created: b.dirs.map((d) => d.created),
-      meta: this.meta,
-      files: b.files.map((f) => ({ dir: b.dirNo.get(f.dir)!, node: slim(f.node), blobs: f.blobs })),
-      ids,
-      rawLengths: Uint32Array.from(b.locs, (l) => l.rawLength),
-      ...sealed,
-      keys: [compact(Buffer.concat(sealed.keys))],
-      macKey: compact(sealed.macKey),
-    };
+    const job = b.job(sealed, this.meta);
     let res: SmallFilesResult;
     const pool = openPool();
     try {
-      res = pool?.usable ? await pool.run<SmallFilesResult>(SMALL_FILES_TASK, job, [sealed.sealed.buffer as ArrayBuffer]) : restoreSmallFiles(job);
+      res = pool?.usable ? await pool.run<SmallFilesResult>(SMALL_FILES_TASK, job, [job.sealed.buffer as ArrayBuffer]) : restoreSmallFiles(job);
     } catch (e) {
       if (!(e instanceof OpenPoolError)) throw e;
       return this.oneByOne(b.files);
@@ -313,7 +362,7 @@ class RestoreRun {
       else if (typeof o === 'number') {
         this.result.files++;
         this.result.bytes += o;
-        this.opts.onFile?.(f.path.toString(), o);
+        this.opts.onFile?.(f.path, o);
       } else this.fail(f.path, Object.assign(new Error(o.message), { code: o.code }));
     });
     for (const [i, message] of res.warnings) this.opts.onWarning?.(b.files[i]!.path.toString(), message);
@@ -430,7 +479,7 @@ class RestoreRun {
       closeSync(fd);
       if (!ok) withShortPathSync(p, (sp) => rmSync(sp, { force: true }));
     }
-    this.opts.onFile?.(p.toString(), node.size);
+    this.opts.onFile?.(p, node.size);
   }
 
   private async writeChunk(id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {
@@ -444,13 +493,6 @@ class RestoreRun {
       this.blobBytes.release(n);
     }
   }
-}
-
-/** What a batch needs of a node (its blob list stays here). */
-function slim(n: TreeNode): SmallFilesJob['files'][number]['node'] {
-  const o: SmallFilesJob['files'][number]['node'] = { name: compact(n.name), type: n.type, mode: n.mode, uid: n.uid, gid: n.gid, user: n.user, group: n.group, atimeNs: n.atimeNs, mtimeNs: n.mtimeNs, size: n.size };
-  if (n.xattrs) o.xattrs = n.xattrs.map(([k, v]) => [k, compact(v)]);
-  return o;
 }
 
 /** A copy with an ArrayBuffer of its own size. */

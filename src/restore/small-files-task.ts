@@ -11,16 +11,36 @@ import { withShortPathSync } from '../platform/long-path.js';
 import { openBlobs, writeFiles, type NewFile, type SealedBlobs } from '../platform/native.js';
 import { applyMetaSync, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
 
-/** What applyMeta needs of a file's tree node, and its name. */
-export type SmallFileNode = Pick<TreeNode, 'name' | 'type' | 'mode' | 'uid' | 'gid' | 'user' | 'group' | 'atimeNs' | 'mtimeNs' | 'xattrs' | 'size'>;
+/** What a file's tree node has beyond mode, owner ids and times: sent only for the files that have it. */
+export interface SmallFileExtra {
+  user: string;
+  group: string;
+  xattrs?: Array<[string, Uint8Array]>;
+}
 
+/**
+ * The files of a batch, in typed arrays (a structured clone of one object per file cost the
+ * main thread more than the rest of the batch's work there).
+ */
 export interface SmallFilesJob extends SealedBlobs {
   /** Directories the files go in (absolute paths), and what entries created there start as (null: it existed, replace what is there). */
   dirs: Uint8Array[];
   created: Array<CreatedAs | null>;
   meta: ApplyMetaOptions;
-  /** Each file: its directory, node, and blobs (indices into the sealed blobs), in order. */
-  files: Array<{ dir: number; node: SmallFileNode; blobs: number[] }>;
+  /** File i's name is names[nameEnds[i-1] .. nameEnds[i]), in directory dirOf[i]. */
+  names: Uint8Array;
+  nameEnds: Uint32Array;
+  dirOf: Uint32Array;
+  modes: Uint32Array;
+  uids: Uint32Array;
+  gids: Uint32Array;
+  /** atime, mtime (ns) of each file */
+  times: BigInt64Array;
+  /** File i is made of blobs blobList[blobStart[i] .. blobStart[i+1]), in order. */
+  blobStart: Uint32Array;
+  blobList: Uint32Array;
+  /** [file, what else it has]: xattrs; owner names when mapping owners by name. */
+  extras: Array<[number, SmallFileExtra]>;
 }
 
 /**
@@ -40,8 +60,6 @@ const buf = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.b
 const SLASH = Buffer.from('/');
 /** Paths this long or longer go through withShortPathSync (long-path.ts), in TypeScript. */
 const NATIVE_PATH_MAX = 4000;
-const INT64_MIN = -(1n << 63n);
-const INT64_MAX = (1n << 63n) - 1n;
 /** The errno codes applyMeta takes as warnings for chmod and times (apply-meta.ts SOFT). */
 const SOFT_CHMOD = new Set(['EPERM']);
 const SOFT_TIMES = new Set(['EPERM', 'EACCES']);
@@ -57,28 +75,48 @@ export default function restoreSmallFiles(job: SmallFilesJob): SmallFilesResult 
   const plain = Buffer.allocUnsafe(total);
   const ok = openBlobs(job, plain, outOffsets);
 
-  const outcomes: SmallFileOutcome[] = new Array(job.files.length);
+  const n = job.modes.length;
+  const outcomes: SmallFileOutcome[] = new Array(n);
   const warnings: Array<[number, string]> = [];
   const dirs = job.dirs.map(buf);
+  const names = buf(job.names);
+  const extras = new Map(job.extras);
   // Files this run created, owned as recorded, without xattrs: created, written, chmod'ed and
   // timed by one native call for all of them. The rest the TypeScript way (applyMeta).
   const quick: NewFile[] = [];
   const quickNo: number[] = [];
-  for (let f = 0; f < job.files.length; f++) {
-    const { dir, node: n, blobs } = job.files[f]!;
+  for (let f = 0; f < n; f++) {
+    const blobs = job.blobList.subarray(job.blobStart[f]!, job.blobStart[f + 1]!);
     if (!blobs.every((b) => ok[b])) {
       outcomes[f] = 'blob';
       continue;
     }
-    const segments = blobs.map((b) => [outOffsets[b]!, job.rawLengths[b]!] as [number, number]);
-    const path = Buffer.concat([dirs[dir]!, SLASH, buf(n.name)]);
+    const segments = Array.from(blobs, (b) => [outOffsets[b]!, job.rawLengths[b]!] as [number, number]);
+    const dir = job.dirOf[f]!;
+    const name = names.subarray(f ? job.nameEnds[f - 1]! : 0, job.nameEnds[f]!);
+    const path = Buffer.concat([dirs[dir]!, SLASH, name]);
     const created = job.created[dir]!;
-    if (isQuick(n, path, created, job.meta)) {
-      quick.push({ path, replace: !created, mode: n.mode, atimeNs: n.atimeNs, mtimeNs: n.mtimeNs, segments });
+    const extra = extras.get(f);
+    const mode = job.modes[f]!;
+    const atimeNs = job.times[2 * f]!;
+    const mtimeNs = job.times[2 * f + 1]!;
+    if (isQuick(job.uids[f]!, job.gids[f]!, extra, path, created, job.meta)) {
+      quick.push({ path, replace: !created, mode, atimeNs, mtimeNs, segments });
       quickNo.push(f);
       continue;
     }
-    const node = { ...n, name: buf(n.name), xattrs: n.xattrs?.map(([k, v]) => [k, buf(v)] as [string, Buffer]) } as TreeNode;
+    const node = {
+      name,
+      type: 'file',
+      mode,
+      uid: job.uids[f]!,
+      gid: job.gids[f]!,
+      user: extra?.user ?? '',
+      group: extra?.group ?? '',
+      atimeNs,
+      mtimeNs,
+      xattrs: extra?.xattrs?.map(([k, v]) => [k, buf(v)] as [string, Buffer]),
+    } as TreeNode;
     try {
       const wrote = withShortPathSync(path, (sp) => writeNew(sp, segments.map(([o, l]) => plain.subarray(o, o + l)), !created));
       for (const w of applyMetaSync(path, node, job.meta, created ?? undefined)) warnings.push([f, w.message]);
@@ -116,11 +154,10 @@ function describe(errno: number, syscall: string, path: string): [string, string
   return [code, `${code}: ${text}, ${syscall} '${path}'`];
 }
 
-/** Whether applyMeta would do no more than chmod and set the times (and the native call can take the path and times). */
-function isQuick(n: SmallFileNode, path: Buffer, created: CreatedAs | null, meta: ApplyMetaOptions): boolean {
-  if (!created || created.aclInherited || n.xattrs?.length || path.length >= NATIVE_PATH_MAX) return false;
-  if (meta.owner && (meta.mapByName || created.uid !== n.uid || created.gid !== n.gid)) return false;
-  return n.atimeNs >= INT64_MIN && n.atimeNs <= INT64_MAX && n.mtimeNs >= INT64_MIN && n.mtimeNs <= INT64_MAX;
+/** Whether applyMeta would do no more than chmod and set the times (and the native call can take the path). */
+function isQuick(uid: number, gid: number, extra: SmallFileExtra | undefined, path: Buffer, created: CreatedAs | null, meta: ApplyMetaOptions): boolean {
+  if (!created || created.aclInherited || extra?.xattrs?.length || path.length >= NATIVE_PATH_MAX) return false;
+  return !meta.owner || (!meta.mapByName && created.uid === uid && created.gid === gid);
 }
 /** Creates (or replaces) the file at `path` with the concatenation of `parts`; on failure removes it. */
 function writeNew(path: Buffer, parts: Buffer[], replace: boolean): number {
