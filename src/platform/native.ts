@@ -340,3 +340,26 @@ export function writeFiles(files: NewFile[], data: Uint8Array): NewFileResult[] 
   load().writeFiles(paths, starts, replace, modes, times, data, segStart, segOff, segLen, res);
   return files.map((_, i) => ({ errno: res[4 * i]!, step: STEPS[res[4 * i + 1]!] ?? null, chmodErrno: res[4 * i + 2]!, timesErrno: res[4 * i + 3]! }));
 }
+
+let oneBlob: { offsets: Uint32Array; lengths: Uint32Array; keyOf: Uint16Array; rawLengths: Uint32Array; ok: Uint8Array } | null | undefined;
+
+/**
+ * One blob through openBlobs: its plaintext, or null when it did not open or match its id, or
+ * when the addon cannot be loaded (the caller then opens it in TypeScript, which says why).
+ */
+export function openBlobNative(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number): Buffer | null {
+  if (oneBlob === undefined) {
+    try {
+      load();
+      oneBlob = { offsets: new Uint32Array(1), lengths: new Uint32Array(1), keyOf: new Uint16Array(1), rawLengths: new Uint32Array(1), ok: new Uint8Array(1) };
+    } catch {
+      oneBlob = null;
+    }
+  }
+  if (!oneBlob) return null;
+  const out = Buffer.allocUnsafeSlow(rawLength);
+  oneBlob.lengths[0] = sealed.length;
+  oneBlob.rawLengths[0] = rawLength;
+  load().openBlobs(sealed, oneBlob.offsets, oneBlob.lengths, oneBlob.keyOf, key, id, macKey, oneBlob.rawLengths, out, oneBlob.offsets, oneBlob.ok);
+  return oneBlob.ok[0] ? out : null;
+}
