@@ -17,5 +17,7 @@ napi_value js_scanDir(napi_env env, napi_callback_info info);
 napi_value js_readSmallFiles(napi_env env, napi_callback_info info);
 napi_value js_openBlobs(napi_env env, napi_callback_info info);
 napi_value js_writeFiles(napi_env env, napi_callback_info info);
+napi_value js_openBlobsAsync(napi_env env, napi_callback_info info);
+napi_value js_writeFilesAsync(napi_env env, napi_callback_info info);
 
 #endif

@@ -19,12 +19,12 @@
  *   scanDir(path, withXattrs)        -> Promise<DirScan>    (scan.c: a directory's listing
  *                                       with every entry's statx and, optionally, xattrs)
  *   readSmallFiles(dir, names, ends, expect, out) -> Promise<Int32Array>   (scan.c)
- *   openBlobs(...), writeFiles(...)  (restore.c: a restore's batch of small files, run in
- *                                       a worker thread)
+ *   openBlobs(...), writeFiles(...)  (restore.c: a restore's batch of small files;
+ *   openBlobsAsync, writeFilesAsync   the same on libuv's thread pool, -> Promise<void>)
  *
  * The calls of tsbak_native.c are synchronous: single, short syscalls on local metadata.
  * scan.c's two batch a directory's worth of syscalls on libuv's thread pool; restore.c's
- * two are synchronous, batch work for a worker thread.
+ * batch work comes in both forms.
  */
 #include <node_api.h>
 
@@ -604,6 +604,8 @@ NAPI_MODULE_INIT() {
       {"readSmallFiles", NULL, js_readSmallFiles, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openBlobs", NULL, js_openBlobs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeFiles", NULL, js_writeFiles, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openBlobsAsync", NULL, js_openBlobsAsync, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writeFilesAsync", NULL, js_writeFilesAsync, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

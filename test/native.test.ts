@@ -503,6 +503,12 @@ t.test('openBlobs opens raw and zstd blobs and flags every kind of damage', asyn
   const { aeadSeal } = await import('../src/crypto/aead.js');
   const badFlag = aeadSeal(keyA, Buffer.concat([Buffer.from([7]), plains[4]!]), ids[4]!);
   t.same(open([...sealedList.slice(0, 4), badFlag], ids).ok, [1, 1, 1, 1, 0], 'an unknown flag byte fails');
+  const okAsync = await native.openBlobsAsync(
+    { sealed: Buffer.concat(flipped), offsets: Uint32Array.from(flipped, (_, i) => flipped.slice(0, i).reduce((n, s) => n + s.length, 0)), lengths: Uint32Array.from(flipped, (s) => s.length), keyOf, keys: [keyA, keyB], ids: Buffer.concat(ids), macKey, rawLengths: Uint32Array.from(plains, (p) => p.length) },
+    good.out,
+    good.outOffsets,
+  );
+  t.same([...okAsync], [1, 0, 0, 1, 1], 'the same on the thread pool');
   t.throws(() => native.openBlobs({ sealed: Buffer.alloc(0), offsets: new Uint32Array(2), lengths: new Uint32Array(1), keyOf: new Uint16Array(2), keys: [keyA], ids: Buffer.alloc(64), macKey, rawLengths: new Uint32Array(2) }, Buffer.alloc(0), new Uint32Array(2)), /lengths/, 'arrays shorter than the blob count are refused');
 });
 
@@ -514,7 +520,7 @@ t.test('writeFiles creates files with their bytes, mode and ns times, and report
   fs.symlinkSync('/etc/passwd', path.join(d, 'link'));
   const res = native.writeFiles(
     [
-      { path: Buffer.from(path.join(d, 'a')), replace: false, mode: 0o640, atimeNs: 1_000_000_001n, mtimeNs: 1_600_000_000_123_456_789n, segments: [[0, 10], [10, 5]] },
+      { path: Buffer.from(path.join(d, 'a')), replace: false, owner: isRoot ? { uid: 1234, gid: 2345 } : undefined, mode: 0o640, atimeNs: 1_000_000_001n, mtimeNs: 1_600_000_000_123_456_789n, segments: [[0, 10], [10, 5]] },
       { path: Buffer.from(path.join(d, 'empty')), replace: false, mode: 0o2755, atimeNs: -1_500_000_000n, mtimeNs: -1n, segments: [] },
       { path: Buffer.from(path.join(d, 'old')), replace: true, mode: 0o600, atimeNs: 0n, mtimeNs: 0n, segments: [[15, 5], [0, 3]] },
       { path: Buffer.from(path.join(d, 'no-such-dir', 'x')), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[0, 1]] },
@@ -522,10 +528,11 @@ t.test('writeFiles creates files with their bytes, mode and ns times, and report
     ],
     data,
   );
-  t.same(res[0], { errno: 0, step: null, chmodErrno: 0, timesErrno: 0 });
+  t.same(res[0], { errno: 0, step: null, chownErrno: 0, chmodErrno: 0, timesErrno: 0 });
   const a = fs.statSync(path.join(d, 'a'), { bigint: true }); // before a read moves the atime
   t.equal(fs.readFileSync(path.join(d, 'a'), 'utf8'), '0123456789abcde', 'segments are written one after the other');
   t.equal(Number(a.mode & 0o7777n), 0o640);
+  if (isRoot) t.same([a.uid, a.gid], [1234n, 2345n], 'owner set');
   t.equal(a.mtimeNs, 1_600_000_000_123_456_789n, 'mtime to the nanosecond');
   t.equal(a.atimeNs, 1_000_000_001n);
   const e = fs.statSync(path.join(d, 'empty'), { bigint: true });
@@ -533,7 +540,7 @@ t.test('writeFiles creates files with their bytes, mode and ns times, and report
   t.equal(Number(e.mode & 0o7777n), 0o2755, 'setgid kept (our own group)');
   t.equal(e.mtimeNs, -1n, 'a time before 1970');
   t.equal(e.atimeNs, -1_500_000_000n);
-  t.same(res[2], { errno: 0, step: null, chmodErrno: 0, timesErrno: 0 });
+  t.same(res[2], { errno: 0, step: null, chownErrno: 0, chmodErrno: 0, timesErrno: 0 });
   t.equal(fs.readFileSync(path.join(d, 'old'), 'utf8'), 'fghij012', 'a replaced file has only the new bytes');
   t.equal(res[3]!.errno, 2, 'ENOENT for a missing directory');
   t.equal(res[3]!.step, 'create');
@@ -541,4 +548,15 @@ t.test('writeFiles creates files with their bytes, mode and ns times, and report
   t.equal(fs.readlinkSync(path.join(d, 'link')), '/etc/passwd', 'the symlink is untouched');
   t.throws(() => native.writeFiles([{ path: Buffer.from(path.join(d, 'b')), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[15, 10]] }], data), /out of bounds/, 'a segment beyond the data is refused');
   t.notOk(fs.existsSync(path.join(d, 'b')));
+  const asyncRes = await native.writeFilesAsync(
+    [
+      { path: Buffer.from(path.join(d, 'c')), replace: false, mode: 0o604, atimeNs: 5n, mtimeNs: 7n, segments: [[2, 4]] },
+      { path: Buffer.from(path.join(d, 'a')), replace: true, mode: 0o600, atimeNs: 5n, mtimeNs: 7n, segments: [[0, 2]] },
+    ],
+    data,
+  );
+  t.same(asyncRes.map((r) => r.errno), [0, 0], 'the same on the thread pool');
+  t.equal(fs.readFileSync(path.join(d, 'c'), 'utf8'), '2345');
+  t.equal(fs.readFileSync(path.join(d, 'a'), 'utf8'), '01');
+  t.equal(fs.statSync(path.join(d, 'c')).mode & 0o7777, 0o604);
 });

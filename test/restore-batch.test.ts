@@ -1,6 +1,7 @@
-// The restore's batches of small files (src/restore/small-files-task.ts, native/restore.c):
-// the same tree comes back whether files go through a worker, inline (no workers), or the
-// one-by-one path (into a target that is not empty); a damaged blob fails its file only.
+// The restore's batches of small files (src/restore/small-files.ts, native/restore.c): the
+// same tree comes back whether a file goes through the native batch (owner, mode, times by
+// descriptor), applyMeta (xattrs, ACLs), or the one-by-one path (into a target that is not
+// empty); with or without worker threads; a damaged blob fails its file only.
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -49,7 +50,7 @@ function restore(t: Test, repo: string, target: string, env: Record<string, stri
   t.equal(r.stderr, '', 'no warnings');
 }
 
-t.test('batched small files restore identically, with workers, without, and into a full target', { skip: !isRoot && 'needs root (chown)' }, async (t) => {
+t.test('batched small files restore identically, with workers or without, and into a full target', { skip: !isRoot && 'needs root (chown)' }, async (t) => {
   const src = tempDir(t);
   buildTree(src);
   const before = walkTree(src, { preserveAtime: true });
@@ -59,11 +60,11 @@ t.test('batched small files restore identically, with workers, without, and into
 
   const a = tempDir(t);
   restore(t, repo, a);
-  t.same(compareTrees(before, walkTree(path.join(a, src))), [], 'through the workers: the same tree');
+  t.same(compareTrees(before, walkTree(path.join(a, src))), [], 'the same tree');
 
   const b = tempDir(t);
   restore(t, repo, b, { TSBAK_WORKERS: '0' });
-  t.same(compareTrees(before, walkTree(path.join(b, src))), [], 'inline, without workers: the same tree');
+  t.same(compareTrees(before, walkTree(path.join(b, src))), [], 'without worker threads: the same tree');
 
   // Into the same target again, after changing it: entries there are replaced.
   const target = path.join(a, src);

@@ -24,8 +24,12 @@ interface Addon {
   scanDir(path: PathLike, withXattrs: boolean): Promise<RawScan>;
   readSmallFiles(dir: PathLike, names: Buffer, ends: Uint32Array, expect: BigInt64Array, out: Buffer): Promise<Int32Array>;
   openBlobs(sealed: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, keyOf: Uint16Array, keys: Uint8Array, ids: Uint8Array, macKey: Uint8Array, rawLengths: Uint32Array, out: Uint8Array, outOffsets: Uint32Array, ok: Uint8Array): void;
-  writeFiles(paths: Uint8Array, pathStarts: Uint32Array, replace: Uint8Array, modes: Uint32Array, times: BigInt64Array, data: Uint8Array, segStart: Uint32Array, segOff: Uint32Array, segLen: Uint32Array, res: Int32Array): void;
+  writeFiles(...a: WriteFilesArgs): void;
+  openBlobsAsync(...a: Parameters<Addon['openBlobs']>): Promise<void>;
+  writeFilesAsync(...a: WriteFilesArgs): Promise<void>;
 }
+
+type WriteFilesArgs = [paths: Uint8Array, pathStarts: Uint32Array, replace: Uint8Array, chown: Uint8Array, uids: Uint32Array, gids: Uint32Array, modes: Uint32Array, times: BigInt64Array, data: Uint8Array, segStart: Uint32Array, segOff: Uint32Array, segLen: Uint32Array, res: Int32Array];
 
 interface RawScan {
   names: Buffer;
@@ -266,15 +270,25 @@ export interface SealedBlobs {
   rawLengths: Uint32Array;
 }
 
+function openArgs(b: SealedBlobs, out: Uint8Array, outOffsets: Uint32Array, ok: Uint8Array): Parameters<Addon['openBlobs']> {
+  const keys = b.keys.length === 1 ? b.keys[0]! : Buffer.concat(b.keys);
+  return [b.sealed, b.offsets, b.lengths, b.keyOf, keys, b.ids, b.macKey, b.rawLengths, out, outOffsets, ok];
+}
+
 /**
  * Opens many blobs in one synchronous call (native/restore.c; docs/FORMAT.md "Blob"): blob i's
  * plaintext goes to out at outOffsets[i], and ok[i] says whether it opened and matched its id.
- * For worker threads: it holds the thread for the whole batch.
  */
 export function openBlobs(b: SealedBlobs, out: Uint8Array, outOffsets: Uint32Array): Uint8Array {
   const ok = new Uint8Array(b.offsets.length);
-  const keys = b.keys.length === 1 ? b.keys[0]! : Buffer.concat(b.keys);
-  load().openBlobs(b.sealed, b.offsets, b.lengths, b.keyOf, keys, b.ids, b.macKey, b.rawLengths, out, outOffsets, ok);
+  load().openBlobs(...openArgs(b, out, outOffsets, ok));
+  return ok;
+}
+
+/** The same on libuv's thread pool: nothing passed in may be touched until it settles. */
+export async function openBlobsAsync(b: SealedBlobs, out: Uint8Array, outOffsets: Uint32Array): Promise<Uint8Array> {
+  const ok = new Uint8Array(b.offsets.length);
+  await load().openBlobsAsync(...openArgs(b, out, outOffsets, ok));
   return ok;
 }
 
@@ -283,6 +297,8 @@ export interface NewFile {
   path: Buffer;
   /** Remove what is at path first. */
   replace: boolean;
+  /** Owner to set (fchown), if any. */
+  owner?: { uid: number; gid: number } | undefined;
   mode: number;
   atimeNs: bigint;
   mtimeNs: bigint;
@@ -290,22 +306,18 @@ export interface NewFile {
   segments: Array<[number, number]>;
 }
 
-/** How writeFiles went for one file: errno of a hard failure (0: none) and where, and the errno of chmod and of the times (0: done). */
+/** How writeFiles went for one file: errno of a hard failure (0: none) and where, and the errno of chown, chmod and the times (0: done). */
 export interface NewFileResult {
   errno: number;
   step: 'create' | 'write' | 'close' | null;
+  chownErrno: number;
   chmodErrno: number;
   timesErrno: number;
 }
 
 const STEPS = [null, 'create', 'write', 'close'] as const;
 
-/**
- * Creates and writes many files in one synchronous call (native/restore.c), each with its mode
- * and times set through its descriptor: what the restore does for small files it creates
- * itself. Paths must be shorter than PATH_MAX and times within int64 nanoseconds.
- */
-export function writeFiles(files: NewFile[], data: Uint8Array): NewFileResult[] {
+function writeArgs(files: NewFile[], data: Uint8Array): WriteFilesArgs {
   const n = files.length;
   const starts = new Uint32Array(n);
   let len = 0;
@@ -315,6 +327,9 @@ export function writeFiles(files: NewFile[], data: Uint8Array): NewFileResult[] 
   }
   const paths = Buffer.alloc(len); // zero-filled: each path ends with a NUL
   const replace = new Uint8Array(n);
+  const chown = new Uint8Array(n);
+  const uids = new Uint32Array(n);
+  const gids = new Uint32Array(n);
   const modes = new Uint32Array(n);
   const times = new BigInt64Array(2 * n);
   const segStart = new Uint32Array(n + 1);
@@ -326,6 +341,11 @@ export function writeFiles(files: NewFile[], data: Uint8Array): NewFileResult[] 
   files.forEach((f, i) => {
     f.path.copy(paths, starts[i]);
     replace[i] = f.replace ? 1 : 0;
+    if (f.owner) {
+      chown[i] = 1;
+      uids[i] = f.owner.uid;
+      gids[i] = f.owner.gid;
+    }
     modes[i] = f.mode;
     times[2 * i] = f.atimeNs;
     times[2 * i + 1] = f.mtimeNs;
@@ -336,9 +356,31 @@ export function writeFiles(files: NewFile[], data: Uint8Array): NewFileResult[] 
     }
   });
   segStart[n] = segs;
-  const res = new Int32Array(4 * n);
-  load().writeFiles(paths, starts, replace, modes, times, data, segStart, segOff, segLen, res);
-  return files.map((_, i) => ({ errno: res[4 * i]!, step: STEPS[res[4 * i + 1]!] ?? null, chmodErrno: res[4 * i + 2]!, timesErrno: res[4 * i + 3]! }));
+  return [paths, starts, replace, chown, uids, gids, modes, times, data, segStart, segOff, segLen, new Int32Array(5 * n)];
+}
+
+function results(res: Int32Array, n: number): NewFileResult[] {
+  const out: NewFileResult[] = [];
+  for (let i = 0; i < n; i++) out.push({ errno: res[5 * i]!, step: STEPS[res[5 * i + 1]!] ?? null, chownErrno: res[5 * i + 2]!, chmodErrno: res[5 * i + 3]!, timesErrno: res[5 * i + 4]! });
+  return out;
+}
+
+/**
+ * Creates and writes many files in one synchronous call (native/restore.c), each with its
+ * owner, mode and times set through its descriptor: what the restore does for small files it
+ * creates itself. Paths must be shorter than PATH_MAX and times within int64 nanoseconds.
+ */
+export function writeFiles(files: NewFile[], data: Uint8Array): NewFileResult[] {
+  const args = writeArgs(files, data);
+  load().writeFiles(...args);
+  return results(args[12], files.length);
+}
+
+/** The same on libuv's thread pool: nothing passed in may be touched until it settles. */
+export async function writeFilesAsync(files: NewFile[], data: Uint8Array): Promise<NewFileResult[]> {
+  const args = writeArgs(files, data);
+  await load().writeFilesAsync(...args);
+  return results(args[12], files.length);
 }
 
 let oneBlob: { offsets: Uint32Array; lengths: Uint32Array; keyOf: Uint16Array; rawLengths: Uint32Array; ok: Uint8Array } | null | undefined;
@@ -362,4 +404,20 @@ export function openBlobNative(key: Uint8Array, macKey: Uint8Array, id: Uint8Arr
   oneBlob.rawLengths[0] = rawLength;
   load().openBlobs(sealed, oneBlob.offsets, oneBlob.lengths, oneBlob.keyOf, key, id, macKey, oneBlob.rawLengths, out, oneBlob.offsets, oneBlob.ok);
   return oneBlob.ok[0] ? out : null;
+}
+
+/** openBlobNative on libuv's thread pool (a large blob: the main thread goes on meanwhile). */
+export async function openBlobNativeAsync(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number): Promise<Buffer | null> {
+  try {
+    load();
+  } catch {
+    return null;
+  }
+  const out = Buffer.allocUnsafeSlow(rawLength);
+  const ok = await openBlobsAsync(
+    { sealed, offsets: new Uint32Array(1), lengths: Uint32Array.of(sealed.length), keyOf: new Uint16Array(1), keys: [key], ids: id, macKey, rawLengths: Uint32Array.of(rawLength) },
+    out,
+    new Uint32Array(1),
+  );
+  return ok[0] ? out : null;
 }

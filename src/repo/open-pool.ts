@@ -20,7 +20,7 @@ export class OpenPoolError extends Error {}
 const MAX_DEATHS = 8;
 
 interface Pending {
-  resolve: (o: unknown) => void;
+  resolve: (o: OpenOutcome | WriteOutcome) => void;
   reject: (e: Error) => void;
   worker: OpenWorker;
 }
@@ -35,8 +35,6 @@ interface Reply {
   wrote?: number;
   /** The write to the destination failed (an error of the file, not of the pool). */
   werr?: { code: string; message: string };
-  /** A task's result (see run). */
-  result?: unknown;
 }
 
 class OpenWorker {
@@ -90,35 +88,6 @@ export class OpenPool {
     return this.post(key, macKey, id, sealed, transfer, { fd, pos }) as Promise<WriteOutcome>;
   }
 
-  /**
-   * Runs a task in a worker: `module` (a file URL) default-exports a synchronous function,
-   * called there with `job`; its return value is the result. The buffers in `transfer` are
-   * given up. The way to move batches of work that are more than opening blobs (the
-   * restore's small files) off the main thread, without this layer knowing about them.
-   * Rejects with an OpenPoolError when the worker dies or the task throws.
-   */
-  run<T>(module: URL, job: unknown, transfer: ArrayBuffer[] = []): Promise<T> {
-    if (!this.usable) return Promise.reject(new OpenPoolError('blob-opening pool is closed or broken'));
-    const { n, w } = this.pick();
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(n, { resolve: resolve as (o: unknown) => void, reject, worker: w });
-      w.w.postMessage({ n, task: module.href, job }, transfer);
-    });
-  }
-
-  /** A job number and the least busy worker (ties go round, so that work spreads over all), now one job busier. */
-  private pick(): { n: number; w: OpenWorker } {
-    const n = this.next++;
-    let ow: OpenWorker | null = null;
-    for (let k = 0; k < this.workers.length; k++) {
-      const i = (n + k) % this.workers.length;
-      if (this.workers[i]!.dead) this.workers[i] = this.spawn();
-      if (!ow || this.workers[i]!.busy < ow.busy) ow = this.workers[i]!;
-    }
-    if (ow!.busy++ === 0) ow!.w.ref();
-    return { n, w: ow! };
-  }
-
   private post(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, transfer: boolean, dest?: { fd: number; pos: number }): Promise<OpenOutcome | WriteOutcome> {
     if (!this.usable) return Promise.reject(new OpenPoolError('blob-opening pool is closed or broken'));
     let buf: ArrayBuffer;
@@ -131,15 +100,24 @@ export class OpenPool {
       buf = copy.buffer as ArrayBuffer;
       off = copy.byteOffset;
     }
+    // The least busy worker; ties go round, so that the work spreads over all of them.
+    const n = this.next++;
+    let ow: OpenWorker | null = null;
+    for (let k = 0; k < this.workers.length; k++) {
+      const i = (n + k) % this.workers.length;
+      if (this.workers[i]!.dead) this.workers[i] = this.spawn();
+      if (!ow || this.workers[i]!.busy < ow.busy) ow = this.workers[i]!;
+    }
+    const w = ow!;
     // Key, MAC key and id in one small array of their own: a view is cloned with its whole
     // ArrayBuffer (the 8 KiB Buffer pool, or a larger buffer the id was cut from).
     const keys = new Uint8Array(96);
     keys.set(key, 0);
     keys.set(macKey, 32);
     keys.set(id, 64);
-    const { n, w } = this.pick();
+    if (w.busy++ === 0) w.w.ref();
     return new Promise<OpenOutcome | WriteOutcome>((resolve, reject) => {
-      this.pending.set(n, { resolve: resolve as (o: unknown) => void, reject, worker: w });
+      this.pending.set(n, { resolve, reject, worker: w });
       w.w.postMessage({ n, keys, buf, off, len: sealed.length, ...dest }, [buf]);
     });
   }
@@ -157,7 +135,6 @@ export class OpenPool {
     if (!p) return;
     if (m.error !== undefined) p.reject(new OpenPoolError(m.error));
     else if (m.werr) p.reject(Object.assign(new Error(m.werr.message), { code: m.werr.code }));
-    else if ('result' in m) p.resolve(m.result);
     else if (m.fail) p.resolve(m.fail);
     else if (m.wrote !== undefined) p.resolve(m.wrote);
     else p.resolve(Buffer.from(m.buf!, m.off!, m.len!));

@@ -2,8 +2,6 @@
 // the CPU-heavy part of reading, so the main thread only fetches bytes and serves reads.
 // The plaintext goes back transferred (no copy); a failure goes back as a kind, never as
 // bytes, and the main thread turns it into the same CorruptError as an inline open.
-// It also runs tasks given by module URL (OpenPool.run): work of a layer above this one,
-// such as the restore's batches of small files.
 import { writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { blobId } from '../crypto/hash.js';
@@ -25,33 +23,7 @@ interface Job {
 /** Buffers under this size may live in a shared pool, whose ArrayBuffer must not be transferred. */
 const POOLED = 4096;
 
-/** A task (OpenPool.run): a module whose default export is called with the job. */
-interface TaskJob {
-  n: number;
-  task: string;
-  job: unknown;
-}
-
-const tasks = new Map<string, (job: unknown) => unknown>();
-
-async function runTask(j: TaskJob): Promise<void> {
-  try {
-    let fn = tasks.get(j.task);
-    if (!fn) {
-      fn = ((await import(j.task)) as { default: (job: unknown) => unknown }).default;
-      tasks.set(j.task, fn);
-    }
-    parentPort!.postMessage({ n: j.n, result: fn(j.job) });
-  } catch (e) {
-    parentPort!.postMessage({ n: j.n, error: String((e as Error)?.message ?? e) });
-  }
-}
-
-parentPort!.on('message', (j: Job | TaskJob) => {
-  if ('task' in j) {
-    void runTask(j);
-    return;
-  }
+parentPort!.on('message', (j: Job) => {
   const key = j.keys.subarray(0, 32);
   const macKey = j.keys.subarray(32, 64);
   const id = j.keys.subarray(64, 96);

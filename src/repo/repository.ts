@@ -1,7 +1,7 @@
 // Repository: the one object writer, restore, fuse and cli talk to. It knows the layout,
 // opens keys, loads the index, reads and writes blobs, trees and snapshots.
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, writeSync } from 'node:fs';
+import { promises as fsp, write, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { hostname } from 'node:os';
 import { LRUCache } from 'lru-cache';
@@ -20,7 +20,7 @@ import { ColdError, CorruptError, NotFoundError, TsbakError } from '../errors.js
 import { BlobIndex, type BlobLocation, type PackRef } from './blob-index.js';
 import { newRepoSecrets, newWriterKey, openWriterKeyFile, unwrapFullKey, verifyRegistration, wrapFullKey } from './keys.js';
 import { OPEN_POOL_MIN, OpenPoolError, openPool, type OpenOutcome } from './open-pool.js';
-import { openBlobNative } from '../platform/native.js';
+import { openBlobNative, openBlobNativeAsync } from '../platform/native.js';
 import { CONFIG, INDEX, KEYS, LOCKS, SNAPSHOTS, packName, parsePackName } from './layout.js';
 
 /** Packs per intermediate index file during a backup. */
@@ -41,6 +41,15 @@ const OVERLAP_MS = 250;
 import { COPIED_AT_ONCE, Packer } from './packer.js';
 import { mapLimit } from './map-limit.js';
 export { mapLimit };
+
+/** Writes all of data at pos of fd, on libuv's pool; returns its length. */
+async function writeAll(fd: number, data: Uint8Array, pos: number): Promise<number> {
+  let done = 0;
+  while (done < data.length) {
+    done += await new Promise<number>((resolve, reject) => write(fd, data, done, data.length - done, pos + done, (e, n) => (e ? reject(e) : resolve(n))));
+  }
+  return data.length;
+}
 
 /** Writes all of data at pos of fd; returns its length. */
 function writeAllSync(fd: number, data: Uint8Array, pos: number): number {
@@ -674,6 +683,13 @@ export class Repository {
     const hit = this.blobCache.get(hex);
     if (hit) return writeAllSync(fd, hit, pos);
     return this.fetchOpen(id, hex, signal, async (kind, key, sealed, again, rawLength) => {
+      // Large blobs are opened on libuv's pool (native/restore.c) and written from there,
+      // so that a restore needs no worker threads (each costs ~40 MB); the worker pool when
+      // the addon cannot do it.
+      if (kind === 'data' && sealed.length >= OPEN_POOL_MIN) {
+        const plain = await openBlobNativeAsync(key, this.secrets.macKey, id, sealed, rawLength);
+        if (plain) return writeAll(fd, plain, pos);
+      }
       const pool = kind === 'data' && sealed.length >= OPEN_POOL_MIN ? openPool() : null;
       if (pool?.usable) {
         try {

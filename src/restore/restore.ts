@@ -11,9 +11,7 @@ import { withShortPathSync } from '../platform/long-path.js';
 import { lgetxattr } from '../platform/native.js';
 import { Semaphore } from '../repo/semaphore.js';
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
-import type { SealedBatch } from '../repo/repository.js';
-import { OpenPoolError, openPool } from '../repo/open-pool.js';
-import restoreSmallFiles, { type SmallFilesJob, type SmallFilesResult } from './small-files-task.js';
+import { restoreSmallFiles, type SmallFile, type SmallFilesResult } from './small-files.js';
 
 export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   target: string;
@@ -83,23 +81,20 @@ const NO_CACHE = { cache: false };
 const FILES_IN_FLIGHT = 16;
 /** Bound of the blob bytes (sealed and plain) held by the files being restored. */
 const BLOB_BYTES_IN_FLIGHT = 24 << 20;
-/** Files whose sealed blobs take at most this, and whose plaintext too, are restored in batches (small-files-task.ts)... */
+/** Files whose sealed blobs take at most this, and whose plaintext too, are restored in batches (small-files.ts)... */
 const BATCH_FILE_MAX = 512 << 10;
 /** ...of at most this many files, sealed bytes and plaintext bytes... */
 const BATCH_FILES = 128;
 const BATCH_BYTES = 2 << 20;
 const BATCH_RAW = 8 << 20;
-/** ...with this many batches in flight (enough to keep every worker busy while the next is read). */
+/** ...with this many batches in flight (enough to keep the pool's threads busy while the next is read). */
 const BATCHES_IN_FLIGHT = 4;
-const SMALL_FILES_TASK = new URL('./small-files-task.js', import.meta.url);
 
 const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 
 /** Small files gathered for one batch, from one directory or several. */
 class Batch {
-  readonly dirs: Dir[] = [];
-  readonly dirNo = new Map<Dir, number>();
   readonly files: Array<{ dir: Dir; node: TreeNode; path: Buffer }> = [];
   readonly locs: BlobLocation[] = [];
   readonly ids: Buffer[] = [];
@@ -111,11 +106,6 @@ class Batch {
   raw = 0;
 
   add(dir: Dir, node: TreeNode, p: Buffer, locs: BlobLocation[]): void {
-    let d = this.dirNo.get(dir);
-    if (d === undefined) {
-      this.dirNo.set(dir, (d = this.dirs.length));
-      this.dirs.push(dir);
-    }
     for (let i = 0; i < locs.length; i++) {
       const l = locs[i]!;
       let inPack = this.blobNo.get(l.pack);
@@ -134,55 +124,9 @@ class Batch {
     this.files.push({ dir, node, path: p });
   }
 
-  /** The job for small-files-task.ts, all of it compact: a view is cloned with its whole ArrayBuffer (a tree's plaintext for a name, the 8 KiB pool for a small Buffer). */
-  job(sealed: SealedBatch, meta: ApplyMetaOptions): SmallFilesJob {
-    const n = this.files.length;
-    const ids = new Uint8Array(this.ids.length * 32);
-    this.ids.forEach((id, i) => ids.set(id, i * 32));
-    let len = 0;
-    for (const f of this.files) len += f.node.name.length;
-    const names = new Uint8Array(len);
-    const nameEnds = new Uint32Array(n);
-    const dirOf = new Uint32Array(n);
-    const modes = new Uint32Array(n);
-    const uids = new Uint32Array(n);
-    const gids = new Uint32Array(n);
-    const times = new BigInt64Array(2 * n);
-    const extras: SmallFilesJob['extras'] = [];
-    len = 0;
-    this.files.forEach(({ dir, node }, i) => {
-      names.set(node.name, len);
-      nameEnds[i] = len += node.name.length;
-      dirOf[i] = this.dirNo.get(dir)!;
-      modes[i] = node.mode;
-      uids[i] = node.uid;
-      gids[i] = node.gid;
-      times[2 * i] = node.atimeNs;
-      times[2 * i + 1] = node.mtimeNs;
-      if (node.xattrs?.length || (meta.owner && meta.mapByName)) {
-        extras.push([i, { user: node.user, group: node.group, xattrs: node.xattrs?.map(([k, v]) => [k, compact(v)]) }]);
-      }
-    });
-    return {
-      dirs: this.dirs.map((d) => compact(d.path)),
-      created: this.dirs.map((d) => d.created),
-      meta,
-      names,
-      nameEnds,
-      dirOf,
-      modes,
-      uids,
-      gids,
-      times,
-      blobStart: Uint32Array.from(this.blobStart),
-      blobList: Uint32Array.from(this.blobList),
-      extras,
-      ids,
-      rawLengths: Uint32Array.from(this.locs, (l) => l.rawLength),
-      ...sealed,
-      keys: [compact(Buffer.concat(sealed.keys))],
-      macKey: compact(sealed.macKey),
-    };
+  /** The batch's files, for restoreSmallFiles. */
+  smallFiles(): SmallFile[] {
+    return this.files.map((f, i) => ({ node: f.node, path: f.path, created: f.dir.created, blobs: this.blobList.slice(this.blobStart[i], this.blobStart[i + 1]) }));
   }
 }
 
@@ -334,25 +278,19 @@ class RestoreRun {
   }
 
   /**
-   * Reads a batch's blobs and has a worker restore its files. A file that could not be
-   * restored there for want of a good blob, or all of them when the batch itself failed (a
-   * pack that cannot be read, a worker that died), is restored the usual way, which
-   * reports the damage (or retries a read) for that file alone.
+   * Reads a batch's blobs and restores its files on libuv's pool (small-files.ts). A file
+   * that could not be restored there for want of a good blob, or all of them when the batch
+   * itself failed (a pack that cannot be read), is restored the usual way, which reports
+   * the damage (or retries a read) for that file alone.
    */
   private async runBatch(b: Batch): Promise<void> {
-    let sealed: SealedBatch;
-    try {
-      sealed = await this.repo.readSealedBatch(b.locs);
-    } catch {
-      return this.oneByOne(b.files);
-    }
-    const job = b.job(sealed, this.meta);
     let res: SmallFilesResult;
-    const pool = openPool();
     try {
-      res = pool?.usable ? await pool.run<SmallFilesResult>(SMALL_FILES_TASK, job, [job.sealed.buffer as ArrayBuffer]) : restoreSmallFiles(job);
-    } catch (e) {
-      if (!(e instanceof OpenPoolError)) throw e;
+      const sealed = await this.repo.readSealedBatch(b.locs);
+      const ids = Buffer.allocUnsafe(b.ids.length * 32);
+      b.ids.forEach((id, i) => id.copy(ids, i * 32));
+      res = await restoreSmallFiles(b.smallFiles(), { ...sealed, ids, rawLengths: Uint32Array.from(b.locs, (l) => l.rawLength) }, this.meta);
+    } catch {
       return this.oneByOne(b.files);
     }
     const again: Batch['files'] = [];
@@ -493,13 +431,6 @@ class RestoreRun {
       this.blobBytes.release(n);
     }
   }
-}
-
-/** A copy with an ArrayBuffer of its own size. */
-function compact(b: Uint8Array): Buffer {
-  const c = new Uint8Array(b.length);
-  c.set(b);
-  return Buffer.from(c.buffer);
 }
 
 function hasDefaultAcl(dir: Buffer): boolean {

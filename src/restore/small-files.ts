@@ -1,0 +1,133 @@
+// The restore of a batch of small files, in one go, on libuv's thread pool: open every blob
+// of the batch (decrypt, decompress, check against the id: native/restore.c, docs/FORMAT.md
+// "Blob"), then create, write, chown, chmod and time the files through their descriptors
+// (native too), as restic's restorer hands whole packs to its workers. The main thread only
+// walks trees and reads packs. Files with more to their metadata (xattrs, a directory's
+// default ACL, a path longer than PATH_MAX) take applyMeta on this thread.
+import { closeSync, constants as C, openSync, rmSync, writeSync } from 'node:fs';
+import { getSystemErrorMap } from 'node:util';
+import type { TreeNode } from '../format/tree.js';
+import { withShortPathSync } from '../platform/long-path.js';
+import { openBlobsAsync, writeFilesAsync, type NewFile, type SealedBlobs } from '../platform/native.js';
+import { gidOf, uidOf } from '../platform/users.js';
+import { applyMetaSync, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
+
+export interface SmallFile {
+  node: TreeNode;
+  path: Buffer;
+  /** What entries created in its directory start as; null: the directory existed (replace what is there). */
+  created: CreatedAs | null;
+  /** Its blobs, in order: indices into the batch's sealed blobs. */
+  blobs: number[];
+}
+
+/**
+ * Per file: the bytes written; 'blob' when one of its blobs did not open or match its id
+ * (nothing was created: the caller restores it the long way, which reports the damage
+ * and retries where it can); or the error that stopped it (the file is removed).
+ */
+export type SmallFileOutcome = number | 'blob' | { code: string; message: string };
+
+export interface SmallFilesResult {
+  outcomes: SmallFileOutcome[];
+  /** Metadata that could not be put on: [file, message]. */
+  warnings: Array<[number, string]>;
+}
+
+/** Paths this long or longer go through withShortPathSync (long-path.ts), in TypeScript. */
+const NATIVE_PATH_MAX = 4000;
+/** The errno codes applyMeta takes as warnings (apply-meta.ts SOFT). */
+const SOFT = {
+  chown: new Set(['EPERM', 'EINVAL']),
+  chmod: new Set(['EPERM']),
+  times: new Set(['EPERM', 'EACCES']),
+};
+
+export async function restoreSmallFiles(files: SmallFile[], blobs: SealedBlobs, meta: ApplyMetaOptions): Promise<SmallFilesResult> {
+  // Every blob, opened and checked at once, into one buffer.
+  const outOffsets = new Uint32Array(blobs.rawLengths.length);
+  let total = 0;
+  for (let b = 0; b < outOffsets.length; b++) {
+    outOffsets[b] = total;
+    total += blobs.rawLengths[b]!;
+  }
+  const plain = Buffer.allocUnsafeSlow(total);
+  const ok = await openBlobsAsync(blobs, plain, outOffsets);
+
+  const outcomes: SmallFileOutcome[] = new Array(files.length);
+  const warnings: Array<[number, string]> = [];
+  const quick: NewFile[] = [];
+  const quickNo: number[] = [];
+  for (let f = 0; f < files.length; f++) {
+    const { node, path, created } = files[f]!;
+    if (!files[f]!.blobs.every((b) => ok[b])) {
+      outcomes[f] = 'blob';
+      continue;
+    }
+    const segments = files[f]!.blobs.map((b) => [outOffsets[b]!, blobs.rawLengths[b]!] as [number, number]);
+    if (created && !created.aclInherited && !node.xattrs?.length && path.length < NATIVE_PATH_MAX) {
+      let owner: NewFile['owner'];
+      if (meta.owner) {
+        const uid = meta.mapByName ? (uidOf(node.user) ?? node.uid) : node.uid;
+        const gid = meta.mapByName ? (gidOf(node.group) ?? node.gid) : node.gid;
+        if (created.uid !== uid || created.gid !== gid) owner = { uid, gid };
+      }
+      quick.push({ path, replace: false, owner, mode: node.mode, atimeNs: node.atimeNs, mtimeNs: node.mtimeNs, segments });
+      quickNo.push(f);
+      continue;
+    }
+    try {
+      const wrote = withShortPathSync(path, (sp) => writeNew(sp, segments.map(([o, l]) => plain.subarray(o, o + l)), !created));
+      for (const w of applyMetaSync(path, node, meta, created ?? undefined)) warnings.push([f, w.message]);
+      outcomes[f] = wrote;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      outcomes[f] = { code: err.code ?? 'EIO', message: err.message ?? String(e) };
+    }
+  }
+  if (quick.length) {
+    (await writeFilesAsync(quick, plain)).forEach((r, i) => {
+      const f = quickNo[i]!;
+      const file = quick[i]!;
+      const p = file.path.toString();
+      if (r.errno) {
+        const [code, message] = describe(r.errno, r.step === 'write' ? 'write' : r.step === 'close' ? 'close' : 'open', p);
+        outcomes[f] = { code, message };
+        return;
+      }
+      outcomes[f] = file.segments.reduce((n, [, l]) => n + l, 0);
+      for (const [op, errno, syscall] of [['chown', r.chownErrno, 'fchown'], ['chmod', r.chmodErrno, 'fchmod'], ['times', r.timesErrno, 'futimens']] as const) {
+        if (!errno) continue;
+        const [code, message] = describe(errno, syscall, p);
+        if (SOFT[op].has(code)) warnings.push([f, `${op}: ${message}`]);
+        else outcomes[f] = { code, message };
+      }
+    });
+  }
+  return { outcomes, warnings };
+}
+
+/** An errno as Node words it: [code, "ENOSPC: no space left on device, write '/x'"]. */
+function describe(errno: number, syscall: string, path: string): [string, string] {
+  const [code, text] = getSystemErrorMap().get(-errno) ?? [`errno ${errno}`, 'unknown error'];
+  return [code, `${code}: ${text}, ${syscall} '${path}'`];
+}
+
+/** Creates (or replaces) the file at `path` with the concatenation of `parts`; on failure removes it. */
+function writeNew(path: Buffer, parts: Buffer[], replace: boolean): number {
+  if (replace) rmSync(path, { force: true });
+  const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600);
+  let pos = 0;
+  try {
+    for (const p of parts) {
+      for (let done = 0; done < p.length; ) done += writeSync(fd, p, done, p.length - done, pos + done);
+      pos += p.length;
+    }
+  } catch (e) {
+    closeSync(fd);
+    rmSync(path, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  return pos;
+}
