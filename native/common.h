@@ -15,7 +15,20 @@ int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, 
 
 napi_value js_scanDir(napi_env env, napi_callback_info info);
 napi_value js_readSmallFiles(napi_env env, napi_callback_info info);
+/* A typed array argument of the given type with at least `min` elements; -1 with an exception pending. */
+int get_ta(napi_env env, napi_value v, napi_typedarray_type want, const char *what, size_t min, void **data,
+           size_t *len);
+/* Batch work for libuv's pool: run() does it there; failure, when set, rejects the promise. */
+struct pool_job {
+  void (*run)(struct pool_job *job);
+  const char *failure;
+};
+/* Queues job (malloc'd; freed when done), keeping argv[0..argc) referenced until then. */
+napi_value queue_pool_job(napi_env env, const char *name, napi_value *argv, size_t argc, struct pool_job *job);
+
 napi_value js_openBlobs(napi_env env, napi_callback_info info);
+napi_value js_sealBlobs(napi_env env, napi_callback_info info);
+napi_value js_sealBlobsAsync(napi_env env, napi_callback_info info);
 napi_value js_writeFiles(napi_env env, napi_callback_info info);
 napi_value js_openBlobsAsync(napi_env env, napi_callback_info info);
 napi_value js_writeFilesAsync(napi_env env, napi_callback_info info);

@@ -19,12 +19,13 @@
  *   scanDir(path, withXattrs)        -> Promise<DirScan>    (scan.c: a directory's listing
  *                                       with every entry's statx and, optionally, xattrs)
  *   readSmallFiles(dir, names, ends, expect, out) -> Promise<Int32Array>   (scan.c)
- *   openBlobs(...), writeFiles(...)  (restore.c: a restore's batch of small files;
- *   openBlobsAsync, writeFilesAsync   the same on libuv's thread pool, -> Promise<void>)
+ *   openBlobs, sealBlobs (blob.c)    the blob envelope for batches of blobs
+ *   writeFiles (restore.c)           a restore's batch of small files, created
+ *                                    (each also as ...Async: on libuv's pool, -> Promise<void>)
  *
  * The calls of tsbak_native.c are synchronous: single, short syscalls on local metadata.
- * scan.c's two batch a directory's worth of syscalls on libuv's thread pool; restore.c's
- * batch work comes in both forms.
+ * scan.c's two batch a directory's worth of syscalls on libuv's thread pool; blob.c's
+ * and restore.c's batch work comes in both forms (pool-work.c runs it on the pool).
  */
 #include <node_api.h>
 
@@ -605,6 +606,8 @@ NAPI_MODULE_INIT() {
       {"openBlobs", NULL, js_openBlobs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeFiles", NULL, js_writeFiles, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openBlobsAsync", NULL, js_openBlobsAsync, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sealBlobs", NULL, js_sealBlobs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sealBlobsAsync", NULL, js_sealBlobsAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeFilesAsync", NULL, js_writeFilesAsync, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {

@@ -512,6 +512,31 @@ t.test('openBlobs opens raw and zstd blobs and flags every kind of damage', asyn
   t.throws(() => native.openBlobs({ sealed: Buffer.alloc(0), offsets: new Uint32Array(2), lengths: new Uint32Array(1), keyOf: new Uint16Array(2), keys: [keyA], ids: Buffer.alloc(64), macKey, rawLengths: new Uint32Array(2) }, Buffer.alloc(0), new Uint32Array(2)), /lengths/, 'arrays shorter than the blob count are refused');
 });
 
+t.test('sealBlobs seals what blob.ts opens: raw, zstd, fresh nonces', async (t) => {
+  const { openBlob, sealedBound } = await import('../src/format/blob.js');
+  const { randomBytes } = await import('node:crypto');
+  const key = randomBytes(32);
+  const plains = [Buffer.alloc(0), Buffer.from('short'), randomBytes(5000), Buffer.from('compressible '.repeat(4000)), Buffer.from('x'.repeat(63))];
+  const ids = plains.map(() => randomBytes(32));
+  const offsets = new Uint32Array(plains.length);
+  plains.forEach((_, i) => (offsets[i] = i ? offsets[i - 1]! + plains[i - 1]!.length : 0));
+  const blobs = { key, level: 3, data: Buffer.concat(plains), ids: Buffer.concat(ids), offsets, lengths: Uint32Array.from(plains, (p) => p.length) };
+  const out = Buffer.alloc(plains.reduce((n, p) => n + sealedBound(p.length), 0));
+  const lengths = native.sealBlobs(blobs, out);
+  let o = 0;
+  const sealed = [...lengths].map((l) => out.subarray(o, (o += l)));
+  plains.forEach((p, i) => t.ok(openBlob(key, ids[i]!, sealed[i]!).equals(p), `blob ${i} opens in TypeScript`));
+  t.ok(sealed[3]!.length < plains[3]!.length / 20, 'compressible text is stored compressed');
+  t.equal(sealed[2]!.length, plains[2]!.length + 29, 'random bytes are stored raw');
+  t.equal(sealed[4]!.length, 63 + 29, 'blobs under 64 bytes are not compressed');
+  t.throws(() => openBlob(key, ids[1]!, sealed[2]!), 'a blob does not open under another id');
+  const again = Buffer.alloc(out.length);
+  const lengths2 = await native.sealBlobsAsync(blobs, again);
+  t.same([...lengths2], [...lengths], 'the same lengths on the thread pool');
+  t.notOk(again.subarray(0, 12).equals(out.subarray(0, 12)), 'a fresh nonce each time');
+  t.throws(() => native.sealBlobs(blobs, Buffer.alloc(100)), /out of bounds/, 'an output too small is refused');
+});
+
 t.test('writeFiles creates files with their bytes, mode and ns times, and reports failures', async (t) => {
   const d = path.join(dir, 'write-files');
   fs.mkdirSync(d);

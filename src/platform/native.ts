@@ -26,8 +26,12 @@ interface Addon {
   openBlobs(sealed: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, keyOf: Uint16Array, keys: Uint8Array, ids: Uint8Array, macKey: Uint8Array, rawLengths: Uint32Array, out: Uint8Array, outOffsets: Uint32Array, ok: Uint8Array): void;
   writeFiles(...a: WriteFilesArgs): void;
   openBlobsAsync(...a: Parameters<Addon['openBlobs']>): Promise<void>;
+  sealBlobs(...a: SealBlobsArgs): void;
+  sealBlobsAsync(...a: SealBlobsArgs): Promise<void>;
   writeFilesAsync(...a: WriteFilesArgs): Promise<void>;
 }
+
+type SealBlobsArgs = [key: Uint8Array, params: Int32Array, data: Uint8Array, ids: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, out: Uint8Array, outLengths: Uint32Array];
 
 type WriteFilesArgs = [paths: Uint8Array, pathStarts: Uint32Array, replace: Uint8Array, chown: Uint8Array, uids: Uint32Array, gids: Uint32Array, modes: Uint32Array, times: BigInt64Array, data: Uint8Array, segStart: Uint32Array, segOff: Uint32Array, segLen: Uint32Array, res: Int32Array];
 
@@ -420,4 +424,45 @@ export async function openBlobNativeAsync(key: Uint8Array, macKey: Uint8Array, i
     new Uint32Array(1),
   );
   return ok[0] ? out : null;
+}
+
+/** Blobs to seal (sealBlobs): blob i is bytes [offsets[i], +lengths[i]) of data, with id ids[i] (32 bytes each). */
+export interface PlainBlobs {
+  key: Uint8Array;
+  level: number;
+  data: Uint8Array;
+  ids: Uint8Array;
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+}
+
+function sealArgs(b: PlainBlobs, out: Uint8Array, outLengths: Uint32Array): SealBlobsArgs {
+  return [b.key, Int32Array.of(b.level), b.data, b.ids, b.offsets, b.lengths, out, outLengths];
+}
+
+/**
+ * Seals blobs as sealBlob does (docs/FORMAT.md "Blob"), one after the other into out (room
+ * for the sum of sealedBound(length) needed); returns each one's sealed length.
+ */
+export function sealBlobs(b: PlainBlobs, out: Uint8Array): Uint32Array {
+  const outLengths = new Uint32Array(b.offsets.length);
+  load().sealBlobs(...sealArgs(b, out, outLengths));
+  return outLengths;
+}
+
+/** The same on libuv's thread pool: nothing passed in may be touched until it settles. */
+export async function sealBlobsAsync(b: PlainBlobs, out: Uint8Array): Promise<Uint32Array> {
+  const outLengths = new Uint32Array(b.offsets.length);
+  await load().sealBlobsAsync(...sealArgs(b, out, outLengths));
+  return outLengths;
+}
+
+/** Whether the addon loads (callers that have a TypeScript way too). */
+export function nativeAvailable(): boolean {
+  try {
+    load();
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -15,7 +15,8 @@ import { sealBlob } from '../format/blob.js';
 import type { IndexPack } from '../format/index-file.js';
 import { GROUP_TARGET, LARGE_BLOB, PackBuilder, type BlobType } from '../format/pack.js';
 import { packName } from './layout.js';
-import { SealPool } from './seal-pool.js';
+import { NativeSealPool, SealPool, type Sealer } from './seal-pool.js';
+import { nativeAvailable } from '../platform/native.js';
 
 const BATCH_BYTES = 1 << 20;
 const BATCH_BLOBS = 256;
@@ -59,7 +60,7 @@ export interface PackerOptions {
 
 export class Packer {
   private open: Record<BlobType, OpenPack | null> = { data: null, tree: null };
-  private readonly pool: SealPool | null;
+  private readonly pool: Sealer | null;
   private readonly maxInFlight: number;
   /** Batches dispatched and not yet back (posted or waiting for room). */
   private inFlight = 0;
@@ -85,7 +86,8 @@ export class Packer {
 
   constructor(private readonly o: PackerOptions) {
     const n = o.workers ?? (process.env.TSBAK_WORKERS ? Number(process.env.TSBAK_WORKERS) : 2);
-    this.pool = n > 0 ? new SealPool(n) : null;
+    // Sealing on libuv's pool, in C, when the addon is there; worker threads otherwise.
+    this.pool = n > 0 ? (nativeAvailable() && process.env.TSBAK_SEAL_WORKERS !== '1' ? new NativeSealPool() : new SealPool(n)) : null;
     this.maxInFlight = n + 1;
     this.deferHashing = process.env.TSBAK_DEFER_HASH ? process.env.TSBAK_DEFER_HASH === '1' : availableParallelism() > n;
   }

@@ -7,6 +7,8 @@
 // (SealResult.recycle).
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import { sealedBound } from '../format/blob.js';
+import { sealBlobsAsync } from '../platform/native.js';
 import { BufferPool } from './buffer-pool.js';
 
 /** The default largest chunk (4 MiB): the size of every input buffer that is not larger. */
@@ -54,7 +56,15 @@ export interface SealResult {
   recycle: () => void;
 }
 
-export class SealPool {
+/** What the packer needs of a pool: SealPool (worker threads) or NativeSealPool (libuv's pool). */
+export interface Sealer {
+  takeInput(n: number): ArrayBuffer;
+  giveInput(b: ArrayBuffer): void;
+  seal(batch: SealBatch): Promise<SealResult>;
+  close(): Promise<void>;
+}
+
+export class SealPool implements Sealer {
   private readonly workers: SealWorker[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly inputs = new BufferPool(8 << 20);
@@ -118,4 +128,51 @@ export class SealPool {
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.w.terminate()));
   }
+}
+
+/**
+ * The same on libuv's thread pool, in C (native/blob.c sealBlobs): no worker threads, whose
+ * isolates cost ~40 MB of RSS each, and no per-blob cipher or zstd objects. Concurrency is
+ * the packer's (batches in flight), on the pool's threads (UV_THREADPOOL_SIZE, 4 by default).
+ */
+export class NativeSealPool implements Sealer {
+  private readonly inputs = new BufferPool(8 << 20);
+  private readonly outputs = new BufferPool(10 << 20);
+
+  takeInput(n: number): ArrayBuffer {
+    return this.inputs.take(Math.max(n, UNIFORM_INPUT));
+  }
+
+  giveInput(b: ArrayBuffer): void {
+    this.inputs.give(b);
+  }
+
+  async seal(batch: SealBatch): Promise<SealResult> {
+    let bound = 0;
+    for (const l of batch.lengths) bound += sealedBound(l);
+    // One size of buffer for every result up to a whole chunk (as takeInput).
+    const outBuf = this.outputs.take(Math.max(bound, sealedBound(UNIFORM_INPUT)));
+    let lengths: Uint32Array;
+    try {
+      lengths = await sealBlobsAsync(
+        { key: batch.key, level: batch.level, data: new Uint8Array(batch.data), ids: batch.ids, offsets: Uint32Array.from(batch.offsets), lengths: Uint32Array.from(batch.lengths) },
+        new Uint8Array(outBuf, 0, bound),
+      );
+    } catch (e) {
+      this.outputs.give(outBuf);
+      throw e;
+    } finally {
+      this.inputs.give(batch.data);
+    }
+    const all = Buffer.from(outBuf);
+    const parts: Buffer[] = [];
+    let o = 0;
+    for (const l of lengths) {
+      parts.push(all.subarray(o, o + l));
+      o += l;
+    }
+    return { parts, recycle: () => this.outputs.give(outBuf) };
+  }
+
+  async close(): Promise<void> {}
 }

@@ -1,0 +1,333 @@
+/*
+ * The blob envelope (docs/FORMAT.md "Blob", the same as src/format/blob.ts) in C, for batches:
+ * in JavaScript a small blob costs more in per-call overhead (a cipher object, an HMAC
+ * object, a zstd call) than in work on its bytes. Each call has a synchronous form and an
+ * async one (...Async: the same arguments, the work on libuv's thread pool, a
+ * Promise<void>; the arguments must not be touched until it settles).
+ *
+ *   openBlobs(sealed, offsets, lengths, keyOf, keys, ids, macKey, rawLengths, out, outOffsets, ok)
+ *       Opens blob i (bytes [offsets[i], +lengths[i]) of sealed, under key keyOf[i] of keys)
+ *       into out at outOffsets[i], and sets ok[i] = 1 when it opened and its plaintext
+ *       (rawLengths[i] bytes) matches ids[i]; 0 otherwise: nonce(12) || AES-256-GCM(flag ||
+ *       body, aad = id) || tag(16); flag 0 raw, 1 zstd; id = HMAC-SHA256(macKey, plaintext).
+ *       Nothing is decompressed before the tag checks. A blob that fails here is opened
+ *       again by the TypeScript code, which reports the damage.
+ *
+ *   sealBlobs(key, params, data, ids, offsets, lengths, out, outLengths)
+ *       Seals blob i (bytes [offsets[i], +lengths[i]) of data, id ids[i]) under key, at
+ *       compression level params[0], into out one after the other, and sets outLengths[i]:
+ *       zstd when at least 64 bytes long and the frame saves 3%, a random nonce each.
+ *       out must hold sum(lengths[i] + 29) bytes. What seal-worker.ts does, without a
+ *       worker thread (~40 MB of RSS each).
+ *
+ * OpenSSL is node's own (its symbols are exported by the node binary, its headers ship with
+ * node's); zstd is the system's libzstd. Cipher, zstd and scratch state is per thread.
+ */
+#include <node_api.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <zstd.h>
+
+#include "common.h"
+
+#define NONCE_LEN 12
+#define TAG_LEN 16
+#define KEY_LEN 32
+#define ID_LEN 32
+
+/* Per-thread state, kept between calls: each thread of the pool (or worker) has its own. */
+static __thread EVP_CIPHER_CTX *gcm;
+static __thread EVP_CIPHER_CTX *gcm_seal;
+static __thread ZSTD_DCtx *dctx;
+static __thread ZSTD_CCtx *cctx;
+static __thread uint8_t *scratch;
+static __thread size_t scratch_len;
+
+/* The per-thread scratch buffer, at least n bytes; NULL when memory runs out. */
+static uint8_t *scratch_of(size_t n) {
+  if (scratch_len < n) {
+    size_t want = n < (256u << 10) ? (256u << 10) : n;
+    uint8_t *p = realloc(scratch, want);
+    if (!p) return NULL;
+    scratch = p;
+    scratch_len = want;
+  }
+  return scratch;
+}
+
+/* HMAC-SHA256 with SHA-256 contexts that have absorbed the padded key (RFC 2104). */
+struct hmac {
+  EVP_MD_CTX *inner, *outer, *work;
+};
+
+static int hmac_init(struct hmac *h, const uint8_t *key, size_t key_len) {
+  uint8_t ipad[64], opad[64];
+  memset(ipad, 0x36, sizeof ipad);
+  memset(opad, 0x5c, sizeof opad);
+  if (key_len > 64) return -1;
+  for (size_t i = 0; i < key_len; i++) {
+    ipad[i] ^= key[i];
+    opad[i] ^= key[i];
+  }
+  h->inner = EVP_MD_CTX_new();
+  h->outer = EVP_MD_CTX_new();
+  h->work = EVP_MD_CTX_new();
+  if (!h->inner || !h->outer || !h->work) return -1;
+  if (EVP_DigestInit_ex(h->inner, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(h->inner, ipad, 64) != 1) return -1;
+  if (EVP_DigestInit_ex(h->outer, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(h->outer, opad, 64) != 1) return -1;
+  return 0;
+}
+
+static void hmac_free(struct hmac *h) {
+  EVP_MD_CTX_free(h->inner);
+  EVP_MD_CTX_free(h->outer);
+  EVP_MD_CTX_free(h->work);
+}
+
+static int hmac_equals(struct hmac *h, const uint8_t *data, size_t len, const uint8_t *expect) {
+  uint8_t md[32];
+  unsigned int n;
+  if (EVP_MD_CTX_copy_ex(h->work, h->inner) != 1 || EVP_DigestUpdate(h->work, data, len) != 1 ||
+      EVP_DigestFinal_ex(h->work, md, &n) != 1)
+    return 0;
+  if (EVP_MD_CTX_copy_ex(h->work, h->outer) != 1 || EVP_DigestUpdate(h->work, md, 32) != 1 ||
+      EVP_DigestFinal_ex(h->work, md, &n) != 1)
+    return 0;
+  return memcmp(md, expect, ID_LEN) == 0;
+}
+
+/* Opens one sealed blob into out (raw bytes exactly); 1 when it opened, 0 when not. */
+static int open_one(const uint8_t *key, const uint8_t *id, const uint8_t *s, size_t n, uint8_t *out,
+                    size_t raw) {
+  int l;
+  uint8_t flag;
+  if (n < NONCE_LEN + TAG_LEN + 1) return 0;
+  size_t body = n - NONCE_LEN - TAG_LEN - 1;
+  if (body > INT32_MAX) return 0;
+  if (EVP_DecryptInit_ex(gcm, NULL, NULL, key, s) != 1) return 0;
+  if (EVP_DecryptUpdate(gcm, NULL, &l, id, ID_LEN) != 1) return 0;
+  if (EVP_DecryptUpdate(gcm, &flag, &l, s + NONCE_LEN, 1) != 1 || l != 1) return 0;
+  const uint8_t *ct = s + NONCE_LEN + 1;
+  uint8_t *dst;
+  if (flag == 0) {
+    if (body != raw) return 0;
+    dst = out;
+  } else if (flag == 1) {
+    if (!(dst = scratch_of(body))) return 0;
+  } else {
+    return 0;
+  }
+  if (body && (EVP_DecryptUpdate(gcm, dst, &l, ct, (int)body) != 1 || (size_t)l != body)) return 0;
+  if (EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(s + n - TAG_LEN)) != 1) return 0;
+  uint8_t fin[16];
+  if (EVP_DecryptFinal_ex(gcm, fin, &l) != 1) return 0;
+  if (flag == 1) {
+    size_t got = ZSTD_decompressDCtx(dctx, out, raw, scratch, body);
+    if (ZSTD_isError(got) || got != raw) return 0;
+  }
+  return 1;
+}
+
+/* openBlobs' arguments, checked. */
+struct open_job {
+  struct pool_job base;
+  uint8_t *sealed, *keys, *ids, *mac, *out, *ok;
+  uint32_t *offsets, *lengths, *raw, *out_off;
+  uint16_t *key_of;
+  size_t sealed_len, n, keys_len, out_len;
+};
+
+static int parse_open(napi_env env, napi_value *argv, struct open_job *j) {
+  size_t t, ids_len, mac_len;
+  return get_ta(env, argv[0], napi_uint8_array, "sealed: a Uint8Array", 0, (void **)&j->sealed, &j->sealed_len) ||
+         get_ta(env, argv[1], napi_uint32_array, "offsets: a Uint32Array", 0, (void **)&j->offsets, &j->n) ||
+         get_ta(env, argv[2], napi_uint32_array, "lengths: a Uint32Array per blob", j->n, (void **)&j->lengths, &t) ||
+         get_ta(env, argv[3], napi_uint16_array, "keyOf: a Uint16Array per blob", j->n, (void **)&j->key_of, &t) ||
+         get_ta(env, argv[4], napi_uint8_array, "keys: a Uint8Array", 0, (void **)&j->keys, &j->keys_len) ||
+         get_ta(env, argv[5], napi_uint8_array, "ids: 32 bytes per blob", j->n * ID_LEN, (void **)&j->ids, &ids_len) ||
+         get_ta(env, argv[6], napi_uint8_array, "macKey: 32 bytes", 32, (void **)&j->mac, &mac_len) ||
+         get_ta(env, argv[7], napi_uint32_array, "rawLengths: a Uint32Array per blob", j->n, (void **)&j->raw, &t) ||
+         get_ta(env, argv[8], napi_uint8_array, "out: a Uint8Array", 0, (void **)&j->out, &j->out_len) ||
+         get_ta(env, argv[9], napi_uint32_array, "outOffsets: a Uint32Array per blob", j->n, (void **)&j->out_off, &t) ||
+         get_ta(env, argv[10], napi_uint8_array, "ok: a Uint8Array per blob", j->n, (void **)&j->ok, &t);
+}
+
+static void run_open(struct pool_job *pj) {
+  struct open_job *j = (struct open_job *)pj;
+  memset(j->ok, 0, j->n);
+  if (!gcm) {
+    gcm = EVP_CIPHER_CTX_new();
+    if (!gcm || EVP_DecryptInit_ex(gcm, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) {
+      EVP_CIPHER_CTX_free(gcm);
+      gcm = NULL;
+      j->base.failure = "openBlobs: cannot set up AES-256-GCM";
+      return;
+    }
+  }
+  if (!dctx && !(dctx = ZSTD_createDCtx())) {
+    j->base.failure = "openBlobs: cannot set up zstd";
+    return;
+  }
+  struct hmac h = {NULL, NULL, NULL};
+  if (hmac_init(&h, j->mac, ID_LEN)) {
+    hmac_free(&h);
+    j->base.failure = "openBlobs: cannot set up HMAC-SHA256";
+    return;
+  }
+  for (size_t i = 0; i < j->n; i++) {
+    if ((uint64_t)j->offsets[i] + j->lengths[i] > j->sealed_len || (uint64_t)j->out_off[i] + j->raw[i] > j->out_len ||
+        ((size_t)j->key_of[i] + 1) * KEY_LEN > j->keys_len)
+      continue;
+    const uint8_t *id = j->ids + i * ID_LEN;
+    uint8_t *out = j->out + j->out_off[i];
+    if (open_one(j->keys + (size_t)j->key_of[i] * KEY_LEN, id, j->sealed + j->offsets[i], j->lengths[i], out, j->raw[i]) &&
+        hmac_equals(&h, out, j->raw[i], id))
+      j->ok[i] = 1;
+  }
+  hmac_free(&h);
+}
+
+napi_value js_openBlobs(napi_env env, napi_callback_info info) {
+  napi_value argv[11], u;
+  struct open_job j = {0};
+  if (get_args(env, info, 11, argv, NULL) || parse_open(env, argv, &j)) return NULL;
+  run_open(&j.base);
+  if (j.base.failure) {
+    napi_throw_error(env, NULL, j.base.failure);
+    return NULL;
+  }
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+napi_value js_openBlobsAsync(napi_env env, napi_callback_info info) {
+  napi_value argv[11];
+  if (get_args(env, info, 11, argv, NULL)) return NULL;
+  struct open_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  j->base.run = run_open;
+  if (parse_open(env, argv, j)) {
+    free(j);
+    return NULL;
+  }
+  return queue_pool_job(env, "tsbak:openBlobs", argv, 11, &j->base);
+}
+
+/* ---- sealing ------------------------------------------------------------------------------ */
+
+struct seal_job {
+  struct pool_job base;
+  uint8_t *key, *data, *ids, *out;
+  int32_t *params;
+  uint32_t *offsets, *lengths, *out_lengths;
+  size_t n, data_len, out_len;
+};
+
+static int parse_seal(napi_env env, napi_value *argv, struct seal_job *j) {
+  size_t t;
+  return get_ta(env, argv[0], napi_uint8_array, "key: 32 bytes", KEY_LEN, (void **)&j->key, &t) ||
+         get_ta(env, argv[1], napi_int32_array, "params: an Int32Array [level]", 1, (void **)&j->params, &t) ||
+         get_ta(env, argv[2], napi_uint8_array, "data: a Uint8Array", 0, (void **)&j->data, &j->data_len) ||
+         get_ta(env, argv[4], napi_uint32_array, "offsets: a Uint32Array", 0, (void **)&j->offsets, &j->n) ||
+         get_ta(env, argv[3], napi_uint8_array, "ids: 32 bytes per blob", j->n * ID_LEN, (void **)&j->ids, &t) ||
+         get_ta(env, argv[5], napi_uint32_array, "lengths: a Uint32Array per blob", j->n, (void **)&j->lengths, &t) ||
+         get_ta(env, argv[6], napi_uint8_array, "out: a Uint8Array", 0, (void **)&j->out, &j->out_len) ||
+         get_ta(env, argv[7], napi_uint32_array, "outLengths: a Uint32Array per blob", j->n, (void **)&j->out_lengths, &t);
+}
+
+/* Seals one blob into out (room for len + 29 bytes); its sealed length, or 0 on failure. */
+static size_t seal_one(const uint8_t *key, const uint8_t *id, const uint8_t *src, size_t len, int level, uint8_t *out) {
+  const uint8_t *body = src;
+  size_t blen = len;
+  uint8_t flag = 0;
+  int l;
+  if (level > 0 && len >= 64) {
+    size_t bound = ZSTD_compressBound(len);
+    uint8_t *z = scratch_of(bound);
+    if (!z) return 0;
+    size_t c = ZSTD_compressCCtx(cctx, z, bound, src, len, level);
+    if (!ZSTD_isError(c) && (double)c < (double)len * 0.97) {
+      body = z;
+      blen = c;
+      flag = 1;
+    }
+  }
+  if (blen > INT32_MAX || RAND_bytes(out, NONCE_LEN) != 1) return 0;
+  if (EVP_EncryptInit_ex(gcm_seal, NULL, NULL, key, out) != 1 || EVP_EncryptUpdate(gcm_seal, NULL, &l, id, ID_LEN) != 1 ||
+      EVP_EncryptUpdate(gcm_seal, out + NONCE_LEN, &l, &flag, 1) != 1 || l != 1)
+    return 0;
+  if (blen && (EVP_EncryptUpdate(gcm_seal, out + NONCE_LEN + 1, &l, body, (int)blen) != 1 || (size_t)l != blen)) return 0;
+  uint8_t fin[16];
+  if (EVP_EncryptFinal_ex(gcm_seal, fin, &l) != 1 || l != 0 ||
+      EVP_CIPHER_CTX_ctrl(gcm_seal, EVP_CTRL_GCM_GET_TAG, TAG_LEN, out + NONCE_LEN + 1 + blen) != 1)
+    return 0;
+  return NONCE_LEN + 1 + blen + TAG_LEN;
+}
+
+static void run_seal(struct pool_job *pj) {
+  struct seal_job *j = (struct seal_job *)pj;
+  if (!gcm_seal) {
+    gcm_seal = EVP_CIPHER_CTX_new();
+    if (!gcm_seal || EVP_EncryptInit_ex(gcm_seal, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) {
+      EVP_CIPHER_CTX_free(gcm_seal);
+      gcm_seal = NULL;
+      j->base.failure = "sealBlobs: cannot set up AES-256-GCM";
+      return;
+    }
+  }
+  if (!cctx && !(cctx = ZSTD_createCCtx())) {
+    j->base.failure = "sealBlobs: cannot set up zstd";
+    return;
+  }
+  size_t o = 0;
+  for (size_t i = 0; i < j->n; i++) {
+    if ((uint64_t)j->offsets[i] + j->lengths[i] > j->data_len || o + (uint64_t)j->lengths[i] + 1 + NONCE_LEN + TAG_LEN > j->out_len) {
+      j->base.failure = "sealBlobs: a blob or its output is out of bounds";
+      return;
+    }
+    size_t n = seal_one(j->key, j->ids + i * ID_LEN, j->data + j->offsets[i], j->lengths[i], j->params[0], j->out + o);
+    if (!n) {
+      j->base.failure = "sealBlobs: sealing failed (out of memory, or no randomness)";
+      return;
+    }
+    j->out_lengths[i] = (uint32_t)n;
+    o += n;
+  }
+}
+
+napi_value js_sealBlobs(napi_env env, napi_callback_info info) {
+  napi_value argv[8], u;
+  struct seal_job j = {0};
+  if (get_args(env, info, 8, argv, NULL) || parse_seal(env, argv, &j)) return NULL;
+  run_seal(&j.base);
+  if (j.base.failure) {
+    napi_throw_error(env, NULL, j.base.failure);
+    return NULL;
+  }
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+napi_value js_sealBlobsAsync(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (get_args(env, info, 8, argv, NULL)) return NULL;
+  struct seal_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  j->base.run = run_seal;
+  if (parse_seal(env, argv, j)) {
+    free(j);
+    return NULL;
+  }
+  return queue_pool_job(env, "tsbak:sealBlobs", argv, 8, &j->base);
+}

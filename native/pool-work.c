@@ -1,0 +1,86 @@
+/*
+ * Shared by blob.c and restore.c: typed-array arguments, and batch work on libuv's thread
+ * pool (the arguments stay referenced, their memory in use there, until the work is done).
+ */
+#include <node_api.h>
+
+#include <stdlib.h>
+
+#include "common.h"
+
+/* A typed array argument of the given type with at least `min` elements; -1 with an exception pending. */
+int get_ta(napi_env env, napi_value v, napi_typedarray_type want, const char *what, size_t min,
+                  void **data, size_t *len) {
+  bool is;
+  napi_typedarray_type type;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, v, &type, len, data, NULL, NULL) != napi_ok || type != want) {
+    napi_throw_type_error(env, NULL, what);
+    return -1;
+  }
+  if (*len < min) {
+    napi_throw_range_error(env, NULL, what);
+    return -1;
+  }
+  return 0;
+}
+
+struct pool_call {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref refs[16];
+  size_t nrefs;
+  struct pool_job *job;
+};
+
+static void pool_execute(napi_env env, void *data) {
+  struct pool_job *j = ((struct pool_call *)data)->job;
+  j->run(j);
+}
+
+static void pool_complete(napi_env env, napi_status status, void *data) {
+  struct pool_call *c = data;
+  napi_value v;
+  if (status != napi_ok || c->job->failure) {
+    napi_value msg;
+    napi_create_string_utf8(env, c->job->failure ? c->job->failure : "tsbak: native work was cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &v);
+    napi_reject_deferred(env, c->deferred, v);
+  } else {
+    napi_get_undefined(env, &v);
+    napi_resolve_deferred(env, c->deferred, v);
+  }
+  for (size_t i = 0; i < c->nrefs; i++) napi_delete_reference(env, c->refs[i]);
+  napi_delete_async_work(env, c->work);
+  free(c->job);
+  free(c);
+}
+
+napi_value queue_pool_job(napi_env env, const char *name, napi_value *argv, size_t argc, struct pool_job *job) {
+  napi_value promise, wname;
+  struct pool_call *c = calloc(1, sizeof *c);
+  if (!c || argc > 16) {
+    free(c);
+    free(job);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  c->job = job;
+  for (; c->nrefs < argc; c->nrefs++)
+    if (napi_create_reference(env, argv[c->nrefs], 1, &c->refs[c->nrefs]) != napi_ok) goto fail;
+  if (napi_create_promise(env, &c->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &wname) != napi_ok ||
+      napi_create_async_work(env, NULL, wname, pool_execute, pool_complete, c, &c->work) != napi_ok)
+    goto fail;
+  if (napi_queue_async_work(env, c->work) != napi_ok) {
+    napi_delete_async_work(env, c->work);
+    goto fail;
+  }
+  return promise;
+fail:
+  throw_napi_failure(env);
+  for (size_t i = 0; i < c->nrefs; i++) napi_delete_reference(env, c->refs[i]);
+  free(c->job);
+  free(c);
+  return NULL;
+}
