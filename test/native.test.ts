@@ -537,22 +537,33 @@ t.test('sealBlobs seals what blob.ts opens: raw, zstd, fresh nonces', async (t) 
   t.throws(() => native.sealBlobs(blobs, Buffer.alloc(100)), /out of bounds/, 'an output too small is refused');
 });
 
+/** writeFiles' arguments from files given as a path and [offset, length] segments of data. */
+type FileSpec = Omit<native.NewFile, 'dir' | 'name' | 'start' | 'end'> & { path: string; segments: Array<[number, number]> };
+function asNewFiles(specs: FileSpec[]): [native.NewFile[], native.Parts] {
+  const offsets: number[] = [];
+  const lengths: number[] = [];
+  const files = specs.map(({ path: p, segments, ...rest }) => {
+    const start = offsets.length;
+    for (const [o, l] of segments) offsets.push(o), lengths.push(l);
+    return { ...rest, dir: Buffer.from(path.dirname(p)), name: Buffer.from(path.basename(p)), start, end: offsets.length };
+  });
+  return [files, { offsets: Uint32Array.from(offsets), lengths: Uint32Array.from(lengths), list: Uint32Array.from(offsets, (_, i) => i) }];
+}
+
 t.test('writeFiles creates files with their bytes, mode and ns times, and reports failures', async (t) => {
   const d = path.join(dir, 'write-files');
   fs.mkdirSync(d);
   const data = Buffer.from('0123456789abcdefghij');
   fs.writeFileSync(path.join(d, 'old'), 'previous content, longer than the new one');
   fs.symlinkSync('/etc/passwd', path.join(d, 'link'));
-  const res = native.writeFiles(
-    [
-      { path: Buffer.from(path.join(d, 'a')), replace: false, owner: isRoot ? { uid: 1234, gid: 2345 } : undefined, mode: 0o640, atimeNs: 1_000_000_001n, mtimeNs: 1_600_000_000_123_456_789n, segments: [[0, 10], [10, 5]] },
-      { path: Buffer.from(path.join(d, 'empty')), replace: false, mode: 0o2755, atimeNs: -1_500_000_000n, mtimeNs: -1n, segments: [] },
-      { path: Buffer.from(path.join(d, 'old')), replace: true, mode: 0o600, atimeNs: 0n, mtimeNs: 0n, segments: [[15, 5], [0, 3]] },
-      { path: Buffer.from(path.join(d, 'no-such-dir', 'x')), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[0, 1]] },
-      { path: Buffer.from(path.join(d, 'link')), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[0, 1]] },
-    ],
-    data,
-  );
+  const [files, parts] = asNewFiles([
+    { path: path.join(d, 'a'), replace: false, owner: isRoot ? { uid: 1234, gid: 2345 } : undefined, mode: 0o640, atimeNs: 1_000_000_001n, mtimeNs: 1_600_000_000_123_456_789n, segments: [[0, 10], [10, 5]] },
+    { path: path.join(d, 'empty'), replace: false, mode: 0o2755, atimeNs: -1_500_000_000n, mtimeNs: -1n, segments: [] },
+    { path: path.join(d, 'old'), replace: true, mode: 0o600, atimeNs: 0n, mtimeNs: 0n, segments: [[15, 5], [0, 3]] },
+    { path: path.join(d, 'no-such-dir', 'x'), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[0, 1]] },
+    { path: path.join(d, 'link'), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[0, 1]] },
+  ]);
+  const res = native.writeFiles(files, data, parts);
   t.same(res[0], { errno: 0, step: null, chownErrno: 0, chmodErrno: 0, timesErrno: 0 });
   const a = fs.statSync(path.join(d, 'a'), { bigint: true }); // before a read moves the atime
   t.equal(fs.readFileSync(path.join(d, 'a'), 'utf8'), '0123456789abcde', 'segments are written one after the other');
@@ -571,15 +582,14 @@ t.test('writeFiles creates files with their bytes, mode and ns times, and report
   t.equal(res[3]!.step, 'create');
   t.equal(res[4]!.errno, 40, 'ELOOP: a symlink in the way is not followed (not replaced)');
   t.equal(fs.readlinkSync(path.join(d, 'link')), '/etc/passwd', 'the symlink is untouched');
-  t.throws(() => native.writeFiles([{ path: Buffer.from(path.join(d, 'b')), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[15, 10]] }], data), /out of bounds/, 'a segment beyond the data is refused');
+  const [bFiles, bParts] = asNewFiles([{ path: path.join(d, 'b'), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[15, 10]] }]);
+  t.throws(() => native.writeFiles(bFiles, data, bParts), /out of bounds/, 'a segment beyond the data is refused');
   t.notOk(fs.existsSync(path.join(d, 'b')));
-  const asyncRes = await native.writeFilesAsync(
-    [
-      { path: Buffer.from(path.join(d, 'c')), replace: false, mode: 0o604, atimeNs: 5n, mtimeNs: 7n, segments: [[2, 4]] },
-      { path: Buffer.from(path.join(d, 'a')), replace: true, mode: 0o600, atimeNs: 5n, mtimeNs: 7n, segments: [[0, 2]] },
-    ],
-    data,
-  );
+  const [cFiles, cParts] = asNewFiles([
+    { path: path.join(d, 'c'), replace: false, mode: 0o604, atimeNs: 5n, mtimeNs: 7n, segments: [[2, 4]] },
+    { path: path.join(d, 'a'), replace: true, mode: 0o600, atimeNs: 5n, mtimeNs: 7n, segments: [[0, 2]] },
+  ]);
+  const asyncRes = await native.writeFilesAsync(cFiles, data, cParts);
   t.same(asyncRes.map((r) => r.errno), [0, 0], 'the same on the thread pool');
   t.equal(fs.readFileSync(path.join(d, 'c'), 'utf8'), '2345');
   t.equal(fs.readFileSync(path.join(d, 'a'), 'utf8'), '01');

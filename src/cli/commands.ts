@@ -134,7 +134,7 @@ export async function cmdRestore(
       progress.clear();
       process.stderr.write(`tsbak: ${p}: ${m}\n`);
     },
-    onFile: (_p, n) => {
+    onFile: (n) => {
       files++;
       bytes += n;
       progress.update(`restored ${files} files, ${fmtBytes(bytes)}`);

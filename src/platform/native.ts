@@ -296,18 +296,27 @@ export async function openBlobsAsync(b: SealedBlobs, out: Uint8Array, outOffsets
   return ok;
 }
 
-/** A file for writeFiles: its path, and which bytes of the shared data make it up, in order. */
+/** A file for writeFiles: its directory and name, and which parts of the data make it up. */
 export interface NewFile {
-  path: Buffer;
-  /** Remove what is at path first. */
+  dir: Buffer;
+  name: Buffer;
+  /** Remove what is at the path first. */
   replace: boolean;
   /** Owner to set (fchown), if any. */
   owner?: { uid: number; gid: number } | undefined;
   mode: number;
   atimeNs: bigint;
   mtimeNs: bigint;
-  /** [offset, length] pairs of data */
-  segments: Array<[number, number]>;
+  /** Its parts, in order: parts.list[start .. end) (indices into parts.offsets and parts.lengths). */
+  start: number;
+  end: number;
+}
+
+/** The pieces of data files are made of: piece i is data[offsets[i], +lengths[i]); files list pieces by index. */
+export interface Parts {
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  list: Uint32Array;
 }
 
 /** How writeFiles went for one file: errno of a hard failure (0: none) and where, and the errno of chown, chmod and the times (0: done). */
@@ -321,13 +330,16 @@ export interface NewFileResult {
 
 const STEPS = [null, 'create', 'write', 'close'] as const;
 
-function writeArgs(files: NewFile[], data: Uint8Array): WriteFilesArgs {
+function writeArgs(files: NewFile[], data: Uint8Array, parts: Parts): WriteFilesArgs {
   const n = files.length;
   const starts = new Uint32Array(n);
   let len = 0;
+  let segs = 0;
   for (let i = 0; i < n; i++) {
+    const f = files[i]!;
     starts[i] = len;
-    len += files[i]!.path.length + 1;
+    len += f.dir.length + f.name.length + 2;
+    segs += f.end - f.start;
   }
   const paths = Buffer.alloc(len); // zero-filled: each path ends with a NUL
   const replace = new Uint8Array(n);
@@ -337,13 +349,14 @@ function writeArgs(files: NewFile[], data: Uint8Array): WriteFilesArgs {
   const modes = new Uint32Array(n);
   const times = new BigInt64Array(2 * n);
   const segStart = new Uint32Array(n + 1);
-  let segs = 0;
-  for (const f of files) segs += f.segments.length;
   const segOff = new Uint32Array(segs);
   const segLen = new Uint32Array(segs);
   segs = 0;
-  files.forEach((f, i) => {
-    f.path.copy(paths, starts[i]);
+  for (let i = 0; i < n; i++) {
+    const f = files[i]!;
+    let at = starts[i]! + f.dir.copy(paths, starts[i]);
+    paths[at++] = 0x2f; // '/'
+    f.name.copy(paths, at);
     replace[i] = f.replace ? 1 : 0;
     if (f.owner) {
       chown[i] = 1;
@@ -354,11 +367,12 @@ function writeArgs(files: NewFile[], data: Uint8Array): WriteFilesArgs {
     times[2 * i] = f.atimeNs;
     times[2 * i + 1] = f.mtimeNs;
     segStart[i] = segs;
-    for (const [o, l] of f.segments) {
-      segOff[segs] = o;
-      segLen[segs++] = l;
+    for (let k = f.start; k < f.end; k++) {
+      const piece = parts.list[k]!;
+      segOff[segs] = parts.offsets[piece]!;
+      segLen[segs++] = parts.lengths[piece]!;
     }
-  });
+  }
   segStart[n] = segs;
   return [paths, starts, replace, chown, uids, gids, modes, times, data, segStart, segOff, segLen, new Int32Array(5 * n)];
 }
@@ -372,17 +386,18 @@ function results(res: Int32Array, n: number): NewFileResult[] {
 /**
  * Creates and writes many files in one synchronous call (native/restore.c), each with its
  * owner, mode and times set through its descriptor: what the restore does for small files it
- * creates itself. Paths must be shorter than PATH_MAX and times within int64 nanoseconds.
+ * creates itself. Paths (dir/name) must be shorter than PATH_MAX and times within int64
+ * nanoseconds.
  */
-export function writeFiles(files: NewFile[], data: Uint8Array): NewFileResult[] {
-  const args = writeArgs(files, data);
+export function writeFiles(files: NewFile[], data: Uint8Array, parts: Parts): NewFileResult[] {
+  const args = writeArgs(files, data, parts);
   load().writeFiles(...args);
   return results(args[12], files.length);
 }
 
 /** The same on libuv's thread pool: nothing passed in may be touched until it settles. */
-export async function writeFilesAsync(files: NewFile[], data: Uint8Array): Promise<NewFileResult[]> {
-  const args = writeArgs(files, data);
+export async function writeFilesAsync(files: NewFile[], data: Uint8Array, parts: Parts): Promise<NewFileResult[]> {
+  const args = writeArgs(files, data, parts);
   await load().writeFilesAsync(...args);
   return results(args[12], files.length);
 }

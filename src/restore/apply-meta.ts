@@ -51,7 +51,7 @@ const ACL_DEFAULT = 'system.posix_acl_default';
 
 // errno values that mean "not allowed / not supported here" rather than "the restore is
 // broken": they become warnings. Anything else (ENOENT, EIO, EROFS, ...) is thrown.
-const SOFT: Record<MetaWarning['op'], Set<string>> = {
+export const SOFT: Record<MetaWarning['op'], Set<string>> = {
   chown: new Set(['EPERM', 'EINVAL']), // EINVAL: id not mapped in this user namespace
   chmod: new Set(['EPERM']),
   // EINVAL: label/ACL the kernel rejects; E2BIG/ENOSPC/EDQUOT: no room for the value here

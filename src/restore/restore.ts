@@ -11,15 +11,15 @@ import { withShortPathSync } from '../platform/long-path.js';
 import { lgetxattr } from '../platform/native.js';
 import { Semaphore } from '../repo/semaphore.js';
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
-import { restoreSmallFiles, type SmallFile, type SmallFilesResult } from './small-files.js';
+import { pathOf, restoreSmallFiles, type SmallFile, type SmallFilesResult } from './small-files.js';
 
 export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   target: string;
   /** Absolute paths inside the snapshot; only these (and what is below them) are restored. */
   include?: string[];
   onWarning?: (path: string, message: string) => void;
-  /** A file was restored (its path as bytes: names need not be UTF-8). */
-  onFile?: (path: Buffer, bytes: number) => void;
+  /** A file was restored, of this many bytes (progress). */
+  onFile?: (bytes: number) => void;
 }
 
 export interface RestoreResult {
@@ -95,17 +95,18 @@ const INT64_MAX = (1n << 63n) - 1n;
 
 /** Small files gathered for one batch, from one directory or several. */
 class Batch {
-  readonly files: Array<{ dir: Dir; node: TreeNode; path: Buffer }> = [];
+  readonly files: Array<SmallFile & { dir: Dir }> = [];
   readonly locs: BlobLocation[] = [];
   readonly ids: Buffer[] = [];
   /** Blob number by pack and offset: a blob two files share is read once. */
   private readonly blobNo = new Map<PackRef, Map<number, number>>();
+  /** Each file's blobs, one file after the other (SmallFile.start, .end). */
   readonly blobList: number[] = [];
-  readonly blobStart: number[] = [0];
   sealed = 0;
   raw = 0;
 
-  add(dir: Dir, node: TreeNode, p: Buffer, locs: BlobLocation[]): void {
+  add(dir: Dir, node: TreeNode, locs: BlobLocation[]): void {
+    const start = this.blobList.length;
     for (let i = 0; i < locs.length; i++) {
       const l = locs[i]!;
       let inPack = this.blobNo.get(l.pack);
@@ -120,13 +121,7 @@ class Batch {
       }
       this.blobList.push(b);
     }
-    this.blobStart.push(this.blobList.length);
-    this.files.push({ dir, node, path: p });
-  }
-
-  /** The batch's files, for restoreSmallFiles. */
-  smallFiles(): SmallFile[] {
-    return this.files.map((f, i) => ({ node: f.node, path: f.path, created: f.dir.created, blobs: this.blobList.slice(this.blobStart[i], this.blobStart[i + 1]) }));
+    this.files.push({ dir, node, start, end: this.blobList.length });
   }
 }
 
@@ -210,9 +205,8 @@ class RestoreRun {
       const sel = all ? 'all' : this.sel.test(childSnap);
       if (sel === 'no') continue;
       if (sel === 'path' && node.type !== 'dir') continue;
-      const p = join(dir.path, node.name);
       if (node.type === 'dir') {
-        await this.walkSubdir(node, p, dir, childSnap, sel === 'all');
+        await this.walkSubdir(node, join(dir.path, node.name), dir, childSnap, sel === 'all');
         continue;
       }
       const locs = this.batchable(node);
@@ -221,9 +215,10 @@ class RestoreRun {
         const b = this.batch;
         if (b.files.length >= BATCH_FILES || b.sealed + sealed > BATCH_BYTES || b.raw + node.size > BATCH_RAW) await this.flush();
         dir.pending++;
-        this.batch.add(dir, node, p, locs);
+        this.batch.add(dir, node, locs);
         continue;
       }
+      const p = join(dir.path, node.name);
       await this.files.acquire();
       await this.breathe();
       dir.pending++;
@@ -269,7 +264,7 @@ class RestoreRun {
     await this.batchSlots.acquire();
     void this.runBatch(b)
       .catch((e) => {
-        for (const f of b.files) this.fail(f.path, e);
+        for (const f of b.files) this.fail(pathOf(f), e);
       })
       .finally(() => {
         this.batchSlots.release();
@@ -289,7 +284,7 @@ class RestoreRun {
       const sealed = await this.repo.readSealedBatch(b.locs);
       const ids = Buffer.allocUnsafe(b.ids.length * 32);
       b.ids.forEach((id, i) => id.copy(ids, i * 32));
-      res = await restoreSmallFiles(b.smallFiles(), { ...sealed, ids, rawLengths: Uint32Array.from(b.locs, (l) => l.rawLength) }, this.meta);
+      res = await restoreSmallFiles(b.files, Uint32Array.from(b.blobList), { ...sealed, ids, rawLengths: Uint32Array.from(b.locs, (l) => l.rawLength) }, this.meta);
     } catch {
       return this.oneByOne(b.files);
     }
@@ -300,15 +295,15 @@ class RestoreRun {
       else if (typeof o === 'number') {
         this.result.files++;
         this.result.bytes += o;
-        this.opts.onFile?.(f.path, o);
-      } else this.fail(f.path, Object.assign(new Error(o.message), { code: o.code }));
+        this.opts.onFile?.(o);
+      } else this.fail(pathOf(f), Object.assign(new Error(o.message), { code: o.code }));
     });
-    for (const [i, message] of res.warnings) this.opts.onWarning?.(b.files[i]!.path.toString(), message);
+    for (const [i, message] of res.warnings) this.opts.onWarning?.(pathOf(b.files[i]!).toString(), message);
     await this.oneByOne(again);
   }
 
   private async oneByOne(files: Batch['files']): Promise<void> {
-    for (const f of files) await this.restoreLeaf(f.node, f.path, f.dir);
+    for (const f of files) await this.restoreLeaf(f.node, pathOf(f), f.dir);
   }
 
   private async walkSubdir(node: TreeNode, p: Buffer, parent: Dir, snapPath: string, all: boolean): Promise<void> {
@@ -417,7 +412,7 @@ class RestoreRun {
       closeSync(fd);
       if (!ok) withShortPathSync(p, (sp) => rmSync(sp, { force: true }));
     }
-    this.opts.onFile?.(p, node.size);
+    this.opts.onFile?.(node.size);
   }
 
   private async writeChunk(id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {

@@ -10,15 +10,22 @@ import type { TreeNode } from '../format/tree.js';
 import { withShortPathSync } from '../platform/long-path.js';
 import { openBlobsAsync, writeFilesAsync, type NewFile, type SealedBlobs } from '../platform/native.js';
 import { gidOf, uidOf } from '../platform/users.js';
-import { applyMetaSync, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
+import { applyMetaSync, SOFT, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
 
 export interface SmallFile {
   node: TreeNode;
-  path: Buffer;
-  /** What entries created in its directory start as; null: the directory existed (replace what is there). */
-  created: CreatedAs | null;
-  /** Its blobs, in order: indices into the batch's sealed blobs. */
-  blobs: number[];
+  /** Its directory: path, and what entries created there start as (null: it existed, replace what is there). */
+  dir: { path: Buffer; created: CreatedAs | null };
+  /** Its blobs, in order: blobList[start .. end), indices into the batch's sealed blobs. */
+  start: number;
+  end: number;
+}
+
+const SLASH = Buffer.from('/');
+
+/** A small file's path (built only where needed: most files never need it here). */
+export function pathOf(f: SmallFile): Buffer {
+  return Buffer.concat([f.dir.path, SLASH, f.node.name]);
 }
 
 /**
@@ -36,14 +43,8 @@ export interface SmallFilesResult {
 
 /** Paths this long or longer go through withShortPathSync (long-path.ts), in TypeScript. */
 const NATIVE_PATH_MAX = 4000;
-/** The errno codes applyMeta takes as warnings (apply-meta.ts SOFT). */
-const SOFT = {
-  chown: new Set(['EPERM', 'EINVAL']),
-  chmod: new Set(['EPERM']),
-  times: new Set(['EPERM', 'EACCES']),
-};
 
-export async function restoreSmallFiles(files: SmallFile[], blobs: SealedBlobs, meta: ApplyMetaOptions): Promise<SmallFilesResult> {
+export async function restoreSmallFiles(files: SmallFile[], blobList: Uint32Array, blobs: SealedBlobs, meta: ApplyMetaOptions): Promise<SmallFilesResult> {
   // Every blob, opened and checked at once, into one buffer.
   const outOffsets = new Uint32Array(blobs.rawLengths.length);
   let total = 0;
@@ -59,25 +60,31 @@ export async function restoreSmallFiles(files: SmallFile[], blobs: SealedBlobs, 
   const quick: NewFile[] = [];
   const quickNo: number[] = [];
   for (let f = 0; f < files.length; f++) {
-    const { node, path, created } = files[f]!;
-    if (!files[f]!.blobs.every((b) => ok[b])) {
+    const file = files[f]!;
+    const { node, start, end } = file;
+    const created = file.dir.created;
+    let whole = true;
+    for (let k = start; k < end; k++) whole &&= ok[blobList[k]!] === 1;
+    if (!whole) {
       outcomes[f] = 'blob';
       continue;
     }
-    const segments = files[f]!.blobs.map((b) => [outOffsets[b]!, blobs.rawLengths[b]!] as [number, number]);
-    if (created && !created.aclInherited && !node.xattrs?.length && path.length < NATIVE_PATH_MAX) {
+    if (created && !created.aclInherited && !node.xattrs?.length && file.dir.path.length + node.name.length < NATIVE_PATH_MAX) {
       let owner: NewFile['owner'];
       if (meta.owner) {
         const uid = meta.mapByName ? (uidOf(node.user) ?? node.uid) : node.uid;
         const gid = meta.mapByName ? (gidOf(node.group) ?? node.gid) : node.gid;
         if (created.uid !== uid || created.gid !== gid) owner = { uid, gid };
       }
-      quick.push({ path, replace: false, owner, mode: node.mode, atimeNs: node.atimeNs, mtimeNs: node.mtimeNs, segments });
+      quick.push({ dir: file.dir.path, name: node.name, replace: false, owner, mode: node.mode, atimeNs: node.atimeNs, mtimeNs: node.mtimeNs, start, end });
       quickNo.push(f);
       continue;
     }
+    const path = pathOf(file);
     try {
-      const wrote = withShortPathSync(path, (sp) => writeNew(sp, segments.map(([o, l]) => plain.subarray(o, o + l)), !created));
+      const parts: Buffer[] = [];
+      for (let k = start; k < end; k++) parts.push(plain.subarray(outOffsets[blobList[k]!]!, outOffsets[blobList[k]!]! + blobs.rawLengths[blobList[k]!]!));
+      const wrote = withShortPathSync(path, (sp) => writeNew(sp, parts, !created));
       for (const w of applyMetaSync(path, node, meta, created ?? undefined)) warnings.push([f, w.message]);
       outcomes[f] = wrote;
     } catch (e) {
@@ -86,16 +93,19 @@ export async function restoreSmallFiles(files: SmallFile[], blobs: SealedBlobs, 
     }
   }
   if (quick.length) {
-    (await writeFilesAsync(quick, plain)).forEach((r, i) => {
+    (await writeFilesAsync(quick, plain, { offsets: outOffsets, lengths: blobs.rawLengths, list: blobList })).forEach((r, i) => {
       const f = quickNo[i]!;
-      const file = quick[i]!;
-      const p = file.path.toString();
+      if (!r.errno && !r.chownErrno && !r.chmodErrno && !r.timesErrno) {
+        outcomes[f] = files[f]!.node.size;
+        return;
+      }
+      const p = pathOf(files[f]!).toString();
       if (r.errno) {
         const [code, message] = describe(r.errno, r.step === 'write' ? 'write' : r.step === 'close' ? 'close' : 'open', p);
         outcomes[f] = { code, message };
         return;
       }
-      outcomes[f] = file.segments.reduce((n, [, l]) => n + l, 0);
+      outcomes[f] = files[f]!.node.size;
       for (const [op, errno, syscall] of [['chown', r.chownErrno, 'fchown'], ['chmod', r.chmodErrno, 'fchmod'], ['times', r.timesErrno, 'futimens']] as const) {
         if (!errno) continue;
         const [code, message] = describe(errno, syscall, p);
