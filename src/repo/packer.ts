@@ -16,7 +16,7 @@ import type { IndexPack } from '../format/index-file.js';
 import { GROUP_TARGET, LARGE_BLOB, PackBuilder, type BlobType } from '../format/pack.js';
 import { packName } from './layout.js';
 import { NativeSealPool, SealPool, type Sealer } from './seal-pool.js';
-import { nativeAvailable } from '../platform/native.js';
+import { nativeAvailable, sealBlobNative } from '../platform/native.js';
 
 const BATCH_BYTES = 1 << 20;
 const BATCH_BLOBS = 256;
@@ -123,7 +123,8 @@ export class Packer {
     this.blobsWritten++;
     if (!this.pool || type === 'tree') {
       const p = this.current(type);
-      p.builder.add(id, type, sealBlob(p.key, id, plain, type === 'tree' ? 3 : this.o.level), plain.length);
+      const level = type === 'tree' ? 3 : this.o.level;
+      p.builder.add(id, type, sealBlobNative(p.key, id, plain, level) ?? sealBlob(p.key, id, plain, level), plain.length);
       await this.maybeClose(p);
       return;
     }
