@@ -2,6 +2,8 @@
 #ifndef TSBAK_COMMON_H
 #define TSBAK_COMMON_H
 #include <node_api.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* A Node-style fs error (message, .code, .errno, .syscall, .path); NULL with an exception pending on failure. */
 napi_value make_errno_error(napi_env env, int err, const char *syscall, napi_value path_val,
@@ -25,6 +27,9 @@ struct pool_job {
 };
 /* Queues job (malloc'd; freed when done), keeping argv[0..argc) referenced until then. */
 napi_value queue_pool_job(napi_env env, const char *name, napi_value *argv, size_t argc, struct pool_job *job);
+
+/* A blob's id, HMAC-SHA256(mac_key (32 bytes), data), into out (32 bytes); -1 on failure (blob.c). */
+int blob_id(const uint8_t *mac_key, const uint8_t *data, size_t len, uint8_t *out);
 
 napi_value js_openBlobs(napi_env env, napi_callback_info info);
 napi_value js_sealBlobs(napi_env env, napi_callback_info info);

@@ -7,15 +7,16 @@
  *       names   Buffer, the names back to back; entry i is names[ends[i-1] .. ends[i])
  *       stats   BigInt64Array, SCAN_FIELDS per entry (layout below)
  *       xattrs  Buffer, per entry (xends like ends): { u32le nameLen, name, u32le valueLen, value }*
- *   readSmallFiles(dir, names, ends, expect, out) -> Promise<Int32Array>
+ *   readSmallFiles(dir, names, ends, expect, out[, macKey, ids]) -> Promise<Int32Array>
  *     Reads each named regular file of `dir` whole into `out`, back to back. expect holds
  *     (size, mtimeNs, ctimeNs) per file, from the scan; result i is the byte count, -1 if
- *     the file is not what the scan saw (changed, grew, shrank, replaced), or -errno.
+ *     the file is not what the scan saw (changed, grew, shrank, replaced), or -errno. With
+ *     macKey, each file's blob id (HMAC-SHA256, blob.c) goes to ids, 32 bytes per file.
  *
  * Why: a backup of many small files spends most of its main-thread time in one syscall
- * round trip per lstat, listxattr, open, read, fstat and close. One call per directory does
- * them on a pool thread, leaving the main thread to hash and encode; statx and openat
- * relative to the directory fd also skip the path walk of every full path.
+ * round trip per lstat, listxattr, open, read, fstat and close, and in hashing. One call
+ * per directory does them on a pool thread, leaving the main thread to encode; statx and
+ * openat relative to the directory fd also skip the path walk of every full path.
  */
 #include <node_api.h>
 
@@ -353,6 +354,9 @@ typedef struct {
   size_t out_len;
   int32_t *result;
   int err;
+  unsigned char mac[32]; /* with ids: the MAC key of blob ids */
+  unsigned char *ids;    /* optional: each file's blob id, 32 bytes per file */
+  napi_ref ids_ref;
 } smallread_t;
 
 static int32_t read_one(int dfd, const char *name, const int64_t *want, unsigned char *dst) {
@@ -398,6 +402,8 @@ static void smallread_execute(napi_env env, void *data) {
   for (size_t i = 0; i < r->n; i++) {
     size_t size = (size_t)r->expect[i * 3];
     r->result[i] = at + size <= r->out_len ? read_one(dfd, name, r->expect + i * 3, r->out + at) : -EINVAL;
+    /* Hashed here, on the thread that read it: the main thread then only looks the id up. */
+    if (r->ids && r->result[i] >= 0 && blob_id(r->mac, r->out + at, (size_t)r->result[i], r->ids + 32 * i) != 0) r->result[i] = -ENOMEM;
     at += size;
     name += strlen(name) + 1;
   }
@@ -406,6 +412,7 @@ static void smallread_execute(napi_env env, void *data) {
 
 static void smallread_free(napi_env env, smallread_t *r) {
   if (r->out_ref) napi_delete_reference(env, r->out_ref);
+  if (r->ids_ref) napi_delete_reference(env, r->ids_ref);
   free(r->dir);
   free(r->names);
   free(r->expect);
@@ -430,8 +437,9 @@ static void smallread_complete(napi_env env, napi_status status, void *data) {
 }
 
 napi_value js_readSmallFiles(napi_env env, napi_callback_info info) {
-  napi_value argv[5], promise, wname;
-  if (get_args(env, info, 5, argv, NULL)) return NULL;
+  napi_value argv[7], promise, wname;
+  size_t argc;
+  if (get_args(env, info, 7, argv, &argc)) return NULL;
   smallread_t *r = calloc(1, sizeof *r);
   if (!r) {
     napi_throw_error(env, "ENOMEM", "out of memory");
@@ -475,6 +483,22 @@ napi_value js_readSmallFiles(napi_env env, napi_callback_info info) {
     }
   }
   memcpy(r->expect, expect, r->n * 3 * sizeof *r->expect);
+  if (argc >= 7) {
+    /* Optional: macKey (32 bytes) and ids (32 bytes per file, written by the pool thread). */
+    void *mac = NULL, *ids = NULL;
+    size_t mac_len = 0, ids_len = 0;
+    if (napi_get_buffer_info(env, argv[5], &mac, &mac_len) != napi_ok || napi_get_buffer_info(env, argv[6], &ids, &ids_len) != napi_ok ||
+        mac_len != 32 || ids_len < r->n * 32) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "readSmallFiles: macKey must be 32 bytes and ids 32 bytes per file");
+      goto fail;
+    }
+    memcpy(r->mac, mac, 32);
+    r->ids = ids;
+    if (napi_create_reference(env, argv[6], 1, &r->ids_ref) != napi_ok) {
+      throw_napi_failure(env);
+      goto fail;
+    }
+  }
   if (napi_create_reference(env, argv[4], 1, &r->out_ref) != napi_ok ||
       napi_create_promise(env, &r->deferred, &promise) != napi_ok ||
       napi_create_string_utf8(env, "tsbak:readSmallFiles", NAPI_AUTO_LENGTH, &wname) != napi_ok ||

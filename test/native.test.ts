@@ -453,6 +453,16 @@ t.test('readSmallFiles: contents, and files that are not what was scanned', asyn
   t.equal(out.subarray(14, 20).toString(), 'second', 'each file at its place by scanned size');
   const short = await native.readSmallFiles(Buffer.from(d), [by.get('one')!.name], expect.subarray(0, 3), Buffer.alloc(4));
   t.ok(short[0]! < 0, 'an output buffer too small is refused, not overrun');
+  // With a MAC key: each file's blob id, hashed on the pool thread, as blobId computes it.
+  const { blobId } = await import('../src/crypto/hash.js');
+  for (const macKey of [Buffer.alloc(32, 7), Buffer.alloc(32, 9)]) {
+    const ids = Buffer.alloc(32 * order.length);
+    const h = await native.readSmallFiles(Buffer.from(d), order.map((e) => e.name), expect, Buffer.alloc(out.length), { macKey, ids });
+    t.same([...h], [...r], 'the same results with hashing');
+    t.ok(ids.subarray(0, 32).equals(blobId(macKey, Buffer.from('first file'))), 'the id of the first file');
+    t.ok(ids.subarray(96, 128).equals(blobId(macKey, Buffer.from('second'))), 'the id of the last file (under this key, not the last one used)');
+  }
+  t.rejects(async () => native.readSmallFiles(Buffer.from(d), [by.get('one')!.name], expect.subarray(0, 3), Buffer.alloc(10), { macKey: Buffer.alloc(31), ids: Buffer.alloc(32) }), /macKey/, 'a MAC key of the wrong size is refused');
 });
 
 // ---- restore.c: a restore's batch of small files ----------------------------------------

@@ -22,7 +22,7 @@ interface Addon {
   mknod(path: PathLike, mode: number, major: number, minor: number): void;
   lutimensNs(path: PathLike, atimeNs: bigint | number | null, mtimeNs: bigint | number | null): void;
   scanDir(path: PathLike, withXattrs: boolean): Promise<RawScan>;
-  readSmallFiles(dir: PathLike, names: Buffer, ends: Uint32Array, expect: BigInt64Array, out: Buffer): Promise<Int32Array>;
+  readSmallFiles(dir: PathLike, names: Buffer, ends: Uint32Array, expect: BigInt64Array, out: Buffer, macKey?: Buffer, ids?: Buffer): Promise<Int32Array>;
   openBlobs(sealed: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, keyOf: Uint16Array, keys: Uint8Array, ids: Uint8Array, macKey: Uint8Array, rawLengths: Uint32Array, out: Uint8Array, outOffsets: Uint32Array, ok: Uint8Array): void;
   writeFiles(...a: WriteFilesArgs): void;
   openBlobsAsync(...a: Parameters<Addon['openBlobs']>): Promise<void>;
@@ -251,13 +251,15 @@ export async function scanDir(path: PathLike, withXattrs: boolean): Promise<DirS
 /**
  * Reads whole small regular files of one directory into `out`, back to back, in the order
  * given. expect: [size, mtimeNs, ctimeNs] of each file as scanned. Result per file: its
- * length, -1 when it is no longer what was scanned (changed, replaced), or -errno.
+ * length, -1 when it is no longer what was scanned (changed, replaced), or -errno. With
+ * `hash`, each file's blob id (HMAC-SHA256 under macKey) goes to ids, 32 bytes per file.
  */
-export function readSmallFiles(dir: PathLike, names: Buffer[], expect: BigInt64Array, out: Buffer): Promise<Int32Array> {
+export function readSmallFiles(dir: PathLike, names: Buffer[], expect: BigInt64Array, out: Buffer, hash?: { macKey: Buffer; ids: Buffer }): Promise<Int32Array> {
   const ends = new Uint32Array(names.length);
   let n = 0;
   for (let i = 0; i < names.length; i++) ends[i] = n += names[i]!.length;
-  return load().readSmallFiles(dir, Buffer.concat(names, n), ends, expect, out);
+  const all = Buffer.concat(names, n);
+  return hash ? load().readSmallFiles(dir, all, ends, expect, out, hash.macKey, hash.ids) : load().readSmallFiles(dir, all, ends, expect, out);
 }
 
 /** Sealed blobs to open at once (openBlobs): blob i is bytes [offsets[i], +lengths[i]) of sealed, under keys[keyOf[i]]. */

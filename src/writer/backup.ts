@@ -44,6 +44,12 @@ const { ENOENT } = osConstants.errno;
 /** The fingerprint recorded for a directory that must not be reused (no listing hashes to it). */
 const NEVER_MATCHES = Buffer.alloc(32);
 
+/** A small file's contents, read on the pool, and their blob id, hashed there. */
+interface ReadAhead {
+  bytes: Buffer;
+  id: Buffer;
+}
+
 /** One directory's parent-snapshot tree, listing and read-ahead contents (BackupRun.prepareDir). */
 interface Visit {
   parent: Tree | null;
@@ -55,7 +61,7 @@ interface Visit {
   entries: ScannedEntry[] | null;
   listError?: string;
   /** Contents of small files read ahead, checked against the entry's lstat. */
-  contents: Map<ScannedEntry, Buffer>;
+  contents: Map<ScannedEntry, ReadAhead>;
   /** Gives back the read-ahead buffer (idempotent). */
   release: () => void;
   /** The first subdirectories' visits, started as soon as this listing arrived. */
@@ -422,16 +428,17 @@ class BackupRun {
       expect[i * 3 + 2] = e.st!.ctimeNs;
     });
     const buf = Buffer.from(ab);
+    const ids = Buffer.allocUnsafeSlow(32 * want.length);
     let results: Int32Array;
     try {
-      results = await readSmallFiles(dir, want.map((e) => e.name), expect, buf);
+      results = await readSmallFiles(dir, want.map((e) => e.name), expect, buf, { macKey: this.repo.secrets.macKey, ids });
     } catch {
       return release;
     }
     let at = 0;
     want.forEach((e, i) => {
       const n = results[i]!;
-      if (n >= 0) visit.contents.set(e, buf.subarray(at, at + n));
+      if (n >= 0) visit.contents.set(e, { bytes: buf.subarray(at, at + n), id: ids.subarray(32 * i, 32 * i + 32) });
       at += Number(e.st!.size);
     });
     return release;
@@ -568,7 +575,7 @@ class BackupRun {
     return v;
   }
 
-  private async saveEntry(p: Buffer, name: Buffer, spec: Spec | null, parent: TreeNode | null, scanned?: ScannedEntry, content?: Buffer, visit?: Promise<Visit>): Promise<TreeNode | null> {
+  private async saveEntry(p: Buffer, name: Buffer, spec: Spec | null, parent: TreeNode | null, scanned?: ScannedEntry, content?: ReadAhead, visit?: Promise<Visit>): Promise<TreeNode | null> {
     let st: EntryStat;
     if (scanned?.st) {
       st = scanned.st;
@@ -630,16 +637,16 @@ class BackupRun {
     return node;
   }
 
-  private async fileContent(p: Buffer, st: EntryStat, parent: TreeNode | null, readAhead?: Buffer): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
+  private async fileContent(p: Buffer, st: EntryStat, parent: TreeNode | null, readAhead?: ReadAhead): Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>> {
     // Unchanged since the parent snapshot (and its data still indexed): not read again.
     if (unchangedSince(parent, st) && parent!.content!.every((id) => this.repo.hasBlob(id))) {
       return { content: parent!.content!, size: parent!.size, ...(parent!.extents ? { extents: parent!.extents } : {}) };
     }
     if (readAhead) {
       // Read by readAhead, checked then against this lstat.
-      this.progress.bytesRead += readAhead.length;
-      const { id } = await this.repo.saveBlob('data', readAhead);
-      return { content: [id], size: readAhead.length };
+      this.progress.bytesRead += readAhead.bytes.length;
+      const { id } = await this.repo.saveBlob('data', readAhead.bytes, readAhead.id);
+      return { content: [id], size: readAhead.bytes.length };
     }
     if (st.nlink > 1n) {
       // Several names of one inode: read it once.
