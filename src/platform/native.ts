@@ -427,20 +427,16 @@ export function openBlobNative(key: Uint8Array, macKey: Uint8Array, id: Uint8Arr
   return oneBlob.ok[0] ? out : null;
 }
 
-/** openBlobNative on libuv's thread pool (a large blob: the main thread goes on meanwhile). */
-export async function openBlobNativeAsync(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number): Promise<Buffer | null> {
-  try {
-    load();
-  } catch {
-    return null;
-  }
-  const out = Buffer.allocUnsafeSlow(rawLength);
+/** openBlobNative on libuv's thread pool (a large blob: the main thread goes on meanwhile), into `out` (rawLength bytes) when given. */
+export async function openBlobNativeAsync(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number, out?: Buffer): Promise<Buffer | null> {
+  if (!nativeAvailable()) return null;
+  const into = out ?? Buffer.allocUnsafeSlow(rawLength);
   const ok = await openBlobsAsync(
     { sealed, offsets: new Uint32Array(1), lengths: Uint32Array.of(sealed.length), keyOf: new Uint16Array(1), keys: [key], ids: id, macKey, rawLengths: Uint32Array.of(rawLength) },
-    out,
+    into,
     new Uint32Array(1),
   );
-  return ok[0] ? out : null;
+  return ok[0] ? into : null;
 }
 
 /** Blobs to seal (sealBlobs): blob i is bytes [offsets[i], +lengths[i]) of data, with id ids[i] (32 bytes each). */

@@ -39,6 +39,7 @@ const READ_SPAN = 8 << 20;
 /** Blob reads that overlapped less than this long ago count as concurrent (see openChecked). */
 const OVERLAP_MS = 250;
 import { COPIED_AT_ONCE, Packer } from './packer.js';
+import { BufferPool } from './buffer-pool.js';
 import { mapLimit } from './map-limit.js';
 export { mapLimit };
 
@@ -195,6 +196,8 @@ export class Repository {
   private pending = new Set<string>();
   private packer: Packer | null = null;
   private blobCache: LRUCache<string, Buffer>;
+  /** Plaintext buffers of writeBlobAt's large blobs, reused (see readSealedBatch). */
+  private readonly plainBuffers = new BufferPool(16 << 20);
   /** loadBlob calls under way without a signal, by blob id: concurrent loads of one blob share one fetch and open. */
   private blobLoads = new Map<string, Promise<Buffer>>();
   /** Blob reads under way (fetching or opening), and when two last overlapped (performance.now()). */
@@ -687,8 +690,13 @@ export class Repository {
       // so that a restore needs no worker threads (each costs ~40 MB); the worker pool when
       // the addon cannot do it.
       if (kind === 'data' && sealed.length >= OPEN_POOL_MIN) {
-        const plain = await openBlobNativeAsync(key, this.secrets.macKey, id, sealed, rawLength);
-        if (plain) return writeAll(fd, plain, pos);
+        const ab = this.plainBuffers.take(rawLength);
+        try {
+          const plain = await openBlobNativeAsync(key, this.secrets.macKey, id, sealed, rawLength, Buffer.from(ab, 0, rawLength));
+          if (plain) return await writeAll(fd, plain, pos);
+        } finally {
+          this.plainBuffers.give(ab);
+        }
       }
       const pool = kind === 'data' && sealed.length >= OPEN_POOL_MIN ? openPool() : null;
       if (pool?.usable) {
@@ -721,7 +729,8 @@ export class Repository {
    * them, for opening elsewhere (a worker). Blobs close together in a pack are fetched with
    * one ranged read: small files backed up together lie next to each other.
    */
-  async readSealedBatch(locs: BlobLocation[], signal?: AbortSignal): Promise<SealedBatch> {
+  async readSealedBatch(locs: BlobLocation[], opts: { signal?: AbortSignal; alloc?: (n: number) => ArrayBuffer } = {}): Promise<SealedBatch> {
+    const signal = opts.signal;
     const order = locs.map((_, i) => i).sort((a, b) => {
       const x = locs[a]!;
       const y = locs[b]!;
@@ -757,8 +766,9 @@ export class Repository {
       total += end - first.offset;
       a = b;
     }
-    // One buffer of its own, so that it can be transferred to a worker.
-    const bytes = Buffer.from(new ArrayBuffer(total));
+    // One buffer, from the caller's pool when it has one (a restore reads hundreds of MB
+    // this way: fresh buffers made V8 run a full GC for every few dozen MB of them).
+    const bytes = Buffer.from(opts.alloc ? opts.alloc(total) : new ArrayBuffer(total), 0, total);
     await Promise.all(
       ranges.map(async (r) => {
         const name = packName(r.pack.kind, r.pack.id.toString('hex'));

@@ -10,6 +10,7 @@ import { applyMetaSync, createSpecial, type ApplyMetaOptions, type CreatedAs } f
 import { withShortPathSync } from '../platform/long-path.js';
 import { lgetxattr } from '../platform/native.js';
 import { Semaphore } from '../repo/semaphore.js';
+import { BufferPool } from '../repo/buffer-pool.js';
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
 import { pathOf, restoreSmallFiles, type SmallFile, type SmallFilesResult } from './small-files.js';
 
@@ -134,6 +135,8 @@ class RestoreRun {
   private readonly files = new Semaphore(FILES_IN_FLIGHT);
   private readonly blobBytes = new Semaphore(BLOB_BYTES_IN_FLIGHT);
   private readonly batchSlots = new Semaphore(BATCHES_IN_FLIGHT);
+  /** Batches' sealed and plaintext buffers, reused: hundreds of MB of fresh ones made V8 run a full GC every few dozen MB. */
+  private readonly buffers = new BufferPool(12 << 20);
   private batch = new Batch();
   private readonly euid = process.geteuid?.() ?? 0;
   private finished!: () => void;
@@ -280,13 +283,16 @@ class RestoreRun {
    */
   private async runBatch(b: Batch): Promise<void> {
     let res: SmallFilesResult;
+    let sealedBuf: ArrayBuffer | undefined;
     try {
-      const sealed = await this.repo.readSealedBatch(b.locs);
+      const sealed = await this.repo.readSealedBatch(b.locs, { alloc: (n) => (sealedBuf = this.buffers.take(n)) });
       const ids = Buffer.allocUnsafe(b.ids.length * 32);
       b.ids.forEach((id, i) => id.copy(ids, i * 32));
-      res = await restoreSmallFiles(b.files, Uint32Array.from(b.blobList), { ...sealed, ids, rawLengths: Uint32Array.from(b.locs, (l) => l.rawLength) }, this.meta);
+      res = await restoreSmallFiles(b.files, Uint32Array.from(b.blobList), { ...sealed, ids, rawLengths: Uint32Array.from(b.locs, (l) => l.rawLength) }, this.meta, this.buffers);
     } catch {
       return this.oneByOne(b.files);
+    } finally {
+      if (sealedBuf) this.buffers.give(sealedBuf);
     }
     const again: Batch['files'] = [];
     res.outcomes.forEach((o, i) => {

@@ -10,6 +10,7 @@ import type { TreeNode } from '../format/tree.js';
 import { withShortPathSync } from '../platform/long-path.js';
 import { openBlobsAsync, writeFilesAsync, type NewFile, type SealedBlobs } from '../platform/native.js';
 import { gidOf, uidOf } from '../platform/users.js';
+import type { BufferPool } from '../repo/buffer-pool.js';
 import { applyMetaSync, SOFT, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
 
 export interface SmallFile {
@@ -44,7 +45,7 @@ export interface SmallFilesResult {
 /** Paths this long or longer go through withShortPathSync (long-path.ts), in TypeScript. */
 const NATIVE_PATH_MAX = 4000;
 
-export async function restoreSmallFiles(files: SmallFile[], blobList: Uint32Array, blobs: SealedBlobs, meta: ApplyMetaOptions): Promise<SmallFilesResult> {
+export async function restoreSmallFiles(files: SmallFile[], blobList: Uint32Array, blobs: SealedBlobs, meta: ApplyMetaOptions, buffers: BufferPool): Promise<SmallFilesResult> {
   // Every blob, opened and checked at once, into one buffer.
   const outOffsets = new Uint32Array(blobs.rawLengths.length);
   let total = 0;
@@ -52,7 +53,15 @@ export async function restoreSmallFiles(files: SmallFile[], blobList: Uint32Arra
     outOffsets[b] = total;
     total += blobs.rawLengths[b]!;
   }
-  const plain = Buffer.allocUnsafeSlow(total);
+  const ab = buffers.take(total);
+  try {
+    return await openAndWrite(files, blobList, blobs, meta, Buffer.from(ab, 0, total), outOffsets);
+  } finally {
+    buffers.give(ab);
+  }
+}
+
+async function openAndWrite(files: SmallFile[], blobList: Uint32Array, blobs: SealedBlobs, meta: ApplyMetaOptions, plain: Buffer, outOffsets: Uint32Array): Promise<SmallFilesResult> {
   const ok = await openBlobsAsync(blobs, plain, outOffsets);
 
   const outcomes: SmallFileOutcome[] = new Array(files.length);
