@@ -3,7 +3,8 @@
 // Sealed form: ephemeral public key (32) || nonce (12) || ciphertext || tag (16).
 // Only the holder of the repository's private key (the full key) can open it, which is
 // what makes write-only keys write-only.
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, diffieHellman, hkdfSync, type KeyObject } from 'node:crypto';
+import { newRawPair } from './raw-keys.js';
 import { aeadOpen, aeadSeal, AuthError } from './aead.js';
 
 const INFO = Buffer.from('tsbak seal v1');
@@ -14,16 +15,10 @@ export interface X25519Pair {
 }
 
 export function newX25519(): X25519Pair {
-  const { publicKey, privateKey } = generateKeyPairSync('x25519');
-  return { publicKey: rawPublic(publicKey), privateKey: rawPrivate(privateKey) };
+  const { publicKey, privateKey } = newRawPair('x25519');
+  return { publicKey, privateKey };
 }
 
-function rawPublic(k: KeyObject): Buffer {
-  return Buffer.from(k.export({ format: 'jwk' }).x as string, 'base64url');
-}
-function rawPrivate(k: KeyObject): Buffer {
-  return Buffer.from(k.export({ format: 'jwk' }).d as string, 'base64url');
-}
 function pubObj(raw: Uint8Array): KeyObject {
   return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
 }
@@ -43,9 +38,9 @@ function wrapKey(shared: Buffer, eph: Uint8Array, recipient: Uint8Array): Buffer
 }
 
 export function sealTo(recipientPub: Uint8Array, plaintext: Uint8Array): Buffer {
-  const eph = generateKeyPairSync('x25519');
-  const ephPub = rawPublic(eph.publicKey);
-  const shared = diffieHellman({ privateKey: eph.privateKey, publicKey: pubObj(recipientPub) });
+  const eph = newRawPair('x25519');
+  const ephPub = eph.publicKey;
+  const shared = diffieHellman({ privateKey: eph.key, publicKey: pubObj(recipientPub) });
   return Buffer.concat([ephPub, aeadSeal(wrapKey(shared, ephPub, recipientPub), plaintext, ephPub)]);
 }
 

@@ -1,5 +1,6 @@
 // Ed25519 signatures (node:crypto). Every snapshot is signed by the key that wrote it.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
+import { newRawPair } from './raw-keys.js';
 
 export interface Ed25519Pair {
   publicKey: Buffer;
@@ -7,11 +8,8 @@ export interface Ed25519Pair {
 }
 
 export function newEd25519(): Ed25519Pair {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  return {
-    publicKey: Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url'),
-    privateKey: Buffer.from(privateKey.export({ format: 'jwk' }).d as string, 'base64url'),
-  };
+  const { publicKey, privateKey } = newRawPair('ed25519');
+  return { publicKey, privateKey };
 }
 
 export function signBytes(pair: Ed25519Pair, msg: Uint8Array): Buffer {
