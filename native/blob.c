@@ -50,6 +50,19 @@ static __thread ZSTD_CCtx *cctx;
 static __thread uint8_t *scratch;
 static __thread size_t scratch_len;
 
+/* The thread's AES-256-GCM context for opening (enc 0) or sealing (enc 1), made once; NULL when it cannot be. */
+static EVP_CIPHER_CTX *gcm_ctx(EVP_CIPHER_CTX **slot, int enc) {
+  if (!*slot) {
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    if (!c || EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1) {
+      EVP_CIPHER_CTX_free(c);
+      return NULL;
+    }
+    *slot = c;
+  }
+  return *slot;
+}
+
 /* The per-thread scratch buffer, at least n bytes; NULL when memory runs out. */
 static uint8_t *scratch_of(size_t n) {
   if (scratch_len < n) {
@@ -167,7 +180,8 @@ struct open_job {
   size_t sealed_len, n, keys_len, out_len;
 };
 
-static int parse_open(napi_env env, napi_value *argv, struct open_job *j) {
+static int parse_open(napi_env env, napi_value *argv, struct pool_job *pj) {
+  struct open_job *j = (struct open_job *)pj;
   size_t t, ids_len, mac_len;
   return get_ta(env, argv[0], napi_uint8_array, "sealed: a Uint8Array", 0, (void **)&j->sealed, &j->sealed_len) ||
          get_ta(env, argv[1], napi_uint32_array, "offsets: a Uint32Array", 0, (void **)&j->offsets, &j->n) ||
@@ -185,14 +199,9 @@ static int parse_open(napi_env env, napi_value *argv, struct open_job *j) {
 static void run_open(struct pool_job *pj) {
   struct open_job *j = (struct open_job *)pj;
   memset(j->ok, 0, j->n);
-  if (!gcm) {
-    gcm = EVP_CIPHER_CTX_new();
-    if (!gcm || EVP_DecryptInit_ex(gcm, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) {
-      EVP_CIPHER_CTX_free(gcm);
-      gcm = NULL;
-      j->base.failure = "openBlobs: cannot set up AES-256-GCM";
-      return;
-    }
+  if (!gcm_ctx(&gcm, 0)) {
+    j->base.failure = "openBlobs: cannot set up AES-256-GCM";
+    return;
   }
   if (!dctx && !(dctx = ZSTD_createDCtx())) {
     j->base.failure = "openBlobs: cannot set up zstd";
@@ -217,35 +226,6 @@ static void run_open(struct pool_job *pj) {
   hmac_free(&h);
 }
 
-napi_value js_openBlobs(napi_env env, napi_callback_info info) {
-  napi_value argv[11], u;
-  struct open_job j = {0};
-  if (get_args(env, info, 11, argv, NULL) || parse_open(env, argv, &j)) return NULL;
-  run_open(&j.base);
-  if (j.base.failure) {
-    napi_throw_error(env, NULL, j.base.failure);
-    return NULL;
-  }
-  napi_get_undefined(env, &u);
-  return u;
-}
-
-napi_value js_openBlobsAsync(napi_env env, napi_callback_info info) {
-  napi_value argv[11];
-  if (get_args(env, info, 11, argv, NULL)) return NULL;
-  struct open_job *j = calloc(1, sizeof *j);
-  if (!j) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return NULL;
-  }
-  j->base.run = run_open;
-  if (parse_open(env, argv, j)) {
-    free(j);
-    return NULL;
-  }
-  return queue_pool_job(env, "tsbak:openBlobs", argv, 11, &j->base);
-}
-
 /* ---- sealing ------------------------------------------------------------------------------ */
 
 struct seal_job {
@@ -256,7 +236,8 @@ struct seal_job {
   size_t n, data_len, out_len;
 };
 
-static int parse_seal(napi_env env, napi_value *argv, struct seal_job *j) {
+static int parse_seal(napi_env env, napi_value *argv, struct pool_job *pj) {
+  struct seal_job *j = (struct seal_job *)pj;
   size_t t;
   return get_ta(env, argv[0], napi_uint8_array, "key: 32 bytes", KEY_LEN, (void **)&j->key, &t) ||
          get_ta(env, argv[1], napi_int32_array, "params: an Int32Array [level]", 1, (void **)&j->params, &t) ||
@@ -299,14 +280,9 @@ static size_t seal_one(const uint8_t *key, const uint8_t *id, const uint8_t *src
 
 static void run_seal(struct pool_job *pj) {
   struct seal_job *j = (struct seal_job *)pj;
-  if (!gcm_seal) {
-    gcm_seal = EVP_CIPHER_CTX_new();
-    if (!gcm_seal || EVP_EncryptInit_ex(gcm_seal, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) {
-      EVP_CIPHER_CTX_free(gcm_seal);
-      gcm_seal = NULL;
-      j->base.failure = "sealBlobs: cannot set up AES-256-GCM";
-      return;
-    }
+  if (!gcm_ctx(&gcm_seal, 1)) {
+    j->base.failure = "sealBlobs: cannot set up AES-256-GCM";
+    return;
   }
   if (!cctx && !(cctx = ZSTD_createCCtx())) {
     j->base.failure = "sealBlobs: cannot set up zstd";
@@ -328,31 +304,10 @@ static void run_seal(struct pool_job *pj) {
   }
 }
 
-napi_value js_sealBlobs(napi_env env, napi_callback_info info) {
-  napi_value argv[8], u;
-  struct seal_job j = {0};
-  if (get_args(env, info, 8, argv, NULL) || parse_seal(env, argv, &j)) return NULL;
-  run_seal(&j.base);
-  if (j.base.failure) {
-    napi_throw_error(env, NULL, j.base.failure);
-    return NULL;
-  }
-  napi_get_undefined(env, &u);
-  return u;
-}
+static const struct job_kind OPEN = {"tsbak:openBlobs", 11, sizeof(struct open_job), parse_open, run_open};
+napi_value js_openBlobs(napi_env env, napi_callback_info info) { return call_job(env, info, &OPEN, 0); }
+napi_value js_openBlobsAsync(napi_env env, napi_callback_info info) { return call_job(env, info, &OPEN, 1); }
 
-napi_value js_sealBlobsAsync(napi_env env, napi_callback_info info) {
-  napi_value argv[8];
-  if (get_args(env, info, 8, argv, NULL)) return NULL;
-  struct seal_job *j = calloc(1, sizeof *j);
-  if (!j) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return NULL;
-  }
-  j->base.run = run_seal;
-  if (parse_seal(env, argv, j)) {
-    free(j);
-    return NULL;
-  }
-  return queue_pool_job(env, "tsbak:sealBlobs", argv, 8, &j->base);
-}
+static const struct job_kind SEAL = {"tsbak:sealBlobs", 8, sizeof(struct seal_job), parse_seal, run_seal};
+napi_value js_sealBlobs(napi_env env, napi_callback_info info) { return call_job(env, info, &SEAL, 0); }
+napi_value js_sealBlobsAsync(napi_env env, napi_callback_info info) { return call_job(env, info, &SEAL, 1); }

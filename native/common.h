@@ -25,8 +25,18 @@ struct pool_job {
   void (*run)(struct pool_job *job);
   const char *failure;
 };
-/* Queues job (malloc'd; freed when done), keeping argv[0..argc) referenced until then. */
-napi_value queue_pool_job(napi_env env, const char *name, napi_value *argv, size_t argc, struct pool_job *job);
+/* A kind of batch work: its arguments, the size of its job (a struct starting with a
+ * pool_job), how to check the arguments into a job, and the work. */
+struct job_kind {
+  const char *name;
+  size_t argc;
+  size_t size;
+  int (*parse)(napi_env env, napi_value *argv, struct pool_job *job);
+  void (*run)(struct pool_job *job);
+};
+/* Checks the call's arguments into a new job and runs it now (undefined, or throws its
+ * failure), or with async on libuv's pool (a Promise; the arguments stay referenced). */
+napi_value call_job(napi_env env, napi_callback_info info, const struct job_kind *kind, int async);
 
 /* A blob's id, HMAC-SHA256(mac_key (32 bytes), data), into out (32 bytes); -1 on failure (blob.c). */
 int blob_id(const uint8_t *mac_key, const uint8_t *data, size_t len, uint8_t *out);

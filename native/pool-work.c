@@ -1,6 +1,7 @@
 /*
- * Shared by blob.c and restore.c: typed-array arguments, and batch work on libuv's thread
- * pool (the arguments stay referenced, their memory in use there, until the work is done).
+ * Shared by blob.c and restore.c: typed-array arguments, and batch work run at once or on
+ * libuv's thread pool (the arguments stay referenced, their memory in use there, until the
+ * work is done).
  */
 #include <node_api.h>
 
@@ -56,7 +57,7 @@ static void pool_complete(napi_env env, napi_status status, void *data) {
   free(c);
 }
 
-napi_value queue_pool_job(napi_env env, const char *name, napi_value *argv, size_t argc, struct pool_job *job) {
+static napi_value queue_pool_job(napi_env env, const char *name, napi_value *argv, size_t argc, struct pool_job *job) {
   napi_value promise, wname;
   struct pool_call *c = calloc(1, sizeof *c);
   if (!c || argc > 16) {
@@ -83,4 +84,29 @@ fail:
   free(c->job);
   free(c);
   return NULL;
+}
+
+napi_value call_job(napi_env env, napi_callback_info info, const struct job_kind *kind, int async) {
+  napi_value argv[16], u;
+  if (kind->argc > 16 || get_args(env, info, kind->argc, argv, NULL)) return NULL;
+  struct pool_job *j = calloc(1, kind->size);
+  if (!j) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  j->run = kind->run;
+  if (kind->parse(env, argv, j)) {
+    free(j);
+    return NULL;
+  }
+  if (async) return queue_pool_job(env, kind->name, argv, kind->argc, j);
+  j->run(j);
+  const char *failure = j->failure;
+  free(j);
+  if (failure) {
+    napi_throw_error(env, NULL, failure);
+    return NULL;
+  }
+  napi_get_undefined(env, &u);
+  return u;
 }

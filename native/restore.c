@@ -64,7 +64,8 @@ struct write_job {
   size_t n;
 };
 
-static int parse_write(napi_env env, napi_value *argv, struct write_job *j) {
+static int parse_write(napi_env env, napi_value *argv, struct pool_job *pj) {
+  struct write_job *j = (struct write_job *)pj;
   size_t paths_len, t, data_len, segs;
   if (get_ta(env, argv[0], napi_uint8_array, "paths: a Uint8Array", 0, (void **)&j->paths, &paths_len) ||
       get_ta(env, argv[1], napi_uint32_array, "pathStarts: a Uint32Array", 0, (void **)&j->starts, &j->n) ||
@@ -138,27 +139,6 @@ static void run_write(struct pool_job *pj) {
   }
 }
 
-napi_value js_writeFiles(napi_env env, napi_callback_info info) {
-  napi_value argv[13], u;
-  struct write_job j = {0};
-  if (get_args(env, info, 13, argv, NULL) || parse_write(env, argv, &j)) return NULL;
-  run_write(&j.base);
-  napi_get_undefined(env, &u);
-  return u;
-}
-
-napi_value js_writeFilesAsync(napi_env env, napi_callback_info info) {
-  napi_value argv[13];
-  if (get_args(env, info, 13, argv, NULL)) return NULL;
-  struct write_job *j = calloc(1, sizeof *j);
-  if (!j) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return NULL;
-  }
-  j->base.run = run_write;
-  if (parse_write(env, argv, j)) {
-    free(j);
-    return NULL;
-  }
-  return queue_pool_job(env, "tsbak:writeFiles", argv, 13, &j->base);
-}
+static const struct job_kind WRITE = {"tsbak:writeFiles", 13, sizeof(struct write_job), parse_write, run_write};
+napi_value js_writeFiles(napi_env env, napi_callback_info info) { return call_job(env, info, &WRITE, 0); }
+napi_value js_writeFilesAsync(napi_env env, napi_callback_info info) { return call_job(env, info, &WRITE, 1); }
