@@ -282,7 +282,7 @@ function openArgs(b: SealedBlobs, out: Uint8Array, outOffsets: Uint32Array, ok: 
 }
 
 /**
- * Opens many blobs in one synchronous call (native/restore.c; docs/FORMAT.md "Blob"): blob i's
+ * Opens many blobs in one synchronous call (native/blob.c; docs/FORMAT.md "Blob"): blob i's
  * plaintext goes to out at outOffsets[i], and ok[i] says whether it opened and matched its id.
  */
 export function openBlobs(b: SealedBlobs, out: Uint8Array, outOffsets: Uint32Array): Uint8Array {
@@ -411,14 +411,7 @@ let oneBlob: { offsets: Uint32Array; lengths: Uint32Array; keyOf: Uint16Array; r
  * when the addon cannot be loaded (the caller then opens it in TypeScript, which says why).
  */
 export function openBlobNative(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number): Buffer | null {
-  if (oneBlob === undefined) {
-    try {
-      load();
-      oneBlob = { offsets: new Uint32Array(1), lengths: new Uint32Array(1), keyOf: new Uint16Array(1), rawLengths: new Uint32Array(1), ok: new Uint8Array(1) };
-    } catch {
-      oneBlob = null;
-    }
-  }
+  if (oneBlob === undefined) oneBlob = nativeAvailable() ? { offsets: new Uint32Array(1), lengths: new Uint32Array(1), keyOf: new Uint16Array(1), rawLengths: new Uint32Array(1), ok: new Uint8Array(1) } : null;
   if (!oneBlob) return null;
   const out = Buffer.allocUnsafeSlow(rawLength);
   oneBlob.lengths[0] = sealed.length;
@@ -487,12 +480,17 @@ export function sealBlobNative(key: Uint8Array, id: Uint8Array, plain: Uint8Arra
   return out.subarray(0, oneSeal.outLengths[0]);
 }
 
-/** Whether the addon loads (callers that have a TypeScript way too). */
+let available: boolean | undefined;
+
+/** Whether the addon loads (callers that have a TypeScript way too); asked once. */
 export function nativeAvailable(): boolean {
-  try {
-    load();
-    return true;
-  } catch {
-    return false;
+  if (available === undefined) {
+    try {
+      load();
+      available = true;
+    } catch {
+      available = false;
+    }
   }
+  return available;
 }

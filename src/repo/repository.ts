@@ -686,10 +686,11 @@ export class Repository {
     const hit = this.blobCache.get(hex);
     if (hit) return writeAllSync(fd, hit, pos);
     return this.fetchOpen(id, hex, signal, async (kind, key, sealed, again, rawLength) => {
-      // Large blobs are opened on libuv's pool (native/restore.c) and written from there,
-      // so that a restore needs no worker threads (each costs ~40 MB); the worker pool when
-      // the addon cannot do it.
-      if (kind === 'data' && sealed.length >= OPEN_POOL_MIN) {
+      // Large blobs are opened on libuv's pool (native/blob.c) and written from there, so
+      // that a restore needs no worker threads (each costs ~40 MB); the worker pool when the
+      // addon cannot do it.
+      const large = kind === 'data' && sealed.length >= OPEN_POOL_MIN;
+      if (large) {
         const ab = this.plainBuffers.take(rawLength);
         try {
           const plain = await openBlobNativeAsync(key, this.secrets.macKey, id, sealed, rawLength, Buffer.from(ab, 0, rawLength));
@@ -698,7 +699,7 @@ export class Repository {
           this.plainBuffers.give(ab);
         }
       }
-      const pool = kind === 'data' && sealed.length >= OPEN_POOL_MIN ? openPool() : null;
+      const pool = large ? openPool() : null;
       if (pool?.usable) {
         try {
           return await pool.openTo(key, this.secrets.macKey, id, sealed, !!again, fd, pos);
@@ -726,7 +727,7 @@ export class Repository {
 
   /**
    * The sealed bytes of many hot data blobs (located with locateHot), with the keys to open
-   * them, for opening elsewhere (a worker). Blobs close together in a pack are fetched with
+   * them, for opening elsewhere (native openBlobs on libuv's pool). Blobs close together in a pack are fetched with
    * one ranged read: small files backed up together lie next to each other.
    */
   async readSealedBatch(locs: BlobLocation[], opts: { signal?: AbortSignal; alloc?: (n: number) => ArrayBuffer } = {}): Promise<SealedBatch> {
@@ -775,12 +776,16 @@ export class Repository {
         try {
           (await this.backend.get(name, { offset: r.offset, length: r.length }, signal)).copy(bytes, r.at);
         } catch (e) {
-          if (e instanceof NotFoundError) throw new TsbakError('NOT_FOUND', `pack ${name} is missing from ${this.backend.location}; run 'tsbak check'`);
-          throw e;
+          throw this.missingPack(name, e);
         }
       }),
     );
     return { sealed: bytes, offsets, lengths: Uint32Array.from(locs, (l) => l.length), keyOf, keys, macKey: this.secrets.macKey };
+  }
+
+  /** A failed read of pack `name`: a pack that is not there says so, with what to do; other errors as they are. */
+  private missingPack(name: string, e: unknown): unknown {
+    return e instanceof NotFoundError ? new TsbakError('NOT_FOUND', `pack ${name} is missing from ${this.backend.location}; run 'tsbak check'`) : e;
   }
 
   /** Fetches a blob's sealed bytes and opens them with `open`; damage and cold-cache retries as in loadBlob. */
@@ -812,8 +817,7 @@ export class Repository {
         }
       }
     } catch (e) {
-      if (e instanceof NotFoundError) throw new TsbakError('NOT_FOUND', `pack ${name} is missing from ${this.backend.location}; run 'tsbak check'`);
-      throw e;
+      throw this.missingPack(name, e);
     }
     // Bytes of a backend read are ours to give to a worker (read them again if it dies with
     // them); bytes from cold storage may be a view of a pack other reads share: copied.

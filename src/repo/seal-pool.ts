@@ -56,6 +56,17 @@ export interface SealResult {
   recycle: () => void;
 }
 
+/** Sealed blobs written back to back into `all`, as views, one per length. */
+function splitParts(all: Buffer, lengths: Iterable<number>): Buffer[] {
+  const parts: Buffer[] = [];
+  let o = 0;
+  for (const l of lengths) {
+    parts.push(all.subarray(o, o + l));
+    o += l;
+  }
+  return parts;
+}
+
 /** What the packer needs of a pool: SealPool (worker threads) or NativeSealPool (libuv's pool). */
 export interface Sealer {
   takeInput(n: number): ArrayBuffer;
@@ -106,13 +117,7 @@ export class SealPool implements Sealer {
     if (--p.worker.busy === 0) p.worker.w.unref();
     if (m.data) this.inputs.give(m.data);
     if (m.error !== undefined) return p.reject(new Error(m.error));
-    const all = Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.length);
-    const parts: Buffer[] = [];
-    let o = 0;
-    for (const l of m.lengths!) {
-      parts.push(all.subarray(o, o + l));
-      o += l;
-    }
+    const parts = splitParts(Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.length), m.lengths!);
     const out = m.out!.buffer as ArrayBuffer;
     const w = p.worker.w;
     p.resolve({ parts, recycle: () => w.postMessage({ free: out }, [out]) });
@@ -164,14 +169,7 @@ export class NativeSealPool implements Sealer {
     } finally {
       this.inputs.give(batch.data);
     }
-    const all = Buffer.from(outBuf);
-    const parts: Buffer[] = [];
-    let o = 0;
-    for (const l of lengths) {
-      parts.push(all.subarray(o, o + l));
-      o += l;
-    }
-    return { parts, recycle: () => this.outputs.give(outBuf) };
+    return { parts: splitParts(Buffer.from(outBuf), lengths), recycle: () => this.outputs.give(outBuf) };
   }
 
   async close(): Promise<void> {}

@@ -212,13 +212,12 @@ class RestoreRun {
         await this.walkSubdir(node, join(dir.path, node.name), dir, childSnap, sel === 'all');
         continue;
       }
-      const locs = this.batchable(node);
-      if (locs) {
-        const sealed = locs.reduce((n, l) => n + l.length, 0);
+      const small = this.batchable(node);
+      if (small) {
         const b = this.batch;
-        if (b.files.length >= BATCH_FILES || b.sealed + sealed > BATCH_BYTES || b.raw + node.size > BATCH_RAW) await this.flush();
+        if (b.files.length >= BATCH_FILES || b.sealed + small.sealed > BATCH_BYTES || b.raw + node.size > BATCH_RAW) await this.flush();
         dir.pending++;
-        this.batch.add(dir, node, locs);
+        this.batch.add(dir, node, small.locs);
         continue;
       }
       const p = join(dir.path, node.name);
@@ -244,8 +243,8 @@ class RestoreRun {
     this.lastBreath = performance.now();
   }
 
-  /** Where a file's blobs are, when it can go in a batch: small, whole (no holes), not a hardlink, every blob hot. */
-  private batchable(node: TreeNode): BlobLocation[] | null {
+  /** Where a file's blobs are and their sealed size, when it can go in a batch: small, whole (no holes), not a hardlink, every blob hot. */
+  private batchable(node: TreeNode): { locs: BlobLocation[]; sealed: number } | null {
     if (node.type !== 'file' || node.hardlink || node.extents || !node.content) return null;
     if (node.atimeNs < INT64_MIN || node.atimeNs > INT64_MAX || node.mtimeNs < INT64_MIN || node.mtimeNs > INT64_MAX) return null;
     const locs: BlobLocation[] = [];
@@ -256,7 +255,7 @@ class RestoreRun {
       if (!loc || (sealed += loc.length) > BATCH_FILE_MAX || (raw += loc.rawLength) > BATCH_FILE_MAX) return null;
       locs.push(loc);
     }
-    return raw === node.size ? locs : null;
+    return raw === node.size ? { locs, sealed } : null;
   }
 
   /** Sends the batch gathered so far on its way (waiting while too many are in flight). */

@@ -1,7 +1,7 @@
 // The restore of a batch of small files, in one go, on libuv's thread pool: open every blob
-// of the batch (decrypt, decompress, check against the id: native/restore.c, docs/FORMAT.md
+// of the batch (decrypt, decompress, check against the id: native/blob.c, docs/FORMAT.md
 // "Blob"), then create, write, chown, chmod and time the files through their descriptors
-// (native too), as restic's restorer hands whole packs to its workers. The main thread only
+// (native/restore.c), as restic's restorer hands whole packs to its workers. The main thread only
 // walks trees and reads packs. Files with more to their metadata (xattrs, a directory's
 // default ACL, a path longer than PATH_MAX) take applyMeta on this thread.
 import { closeSync, constants as C, openSync, rmSync, writeSync } from 'node:fs';
