@@ -49,47 +49,350 @@ export interface Tree {
 }
 
 const TYPES: NodeType[] = ['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev', 'socket'];
+const TYPE_CODE = new Map(TYPES.map((t, i) => [t, i]));
+
+// The binary encoding (version 2) of docs/FORMAT.md "Trees". Version 1 (JSON) is still read.
+const MAGIC = 0x54425354; // "TSBT" read as a little-endian u32
+const VERSION = 2;
+const HEADER = 9; // magic, version, u32 count
+const F_HARDLINK = 1;
+const F_RDEV = 2;
+const F_TARGET = 4;
+const F_XATTRS = 8;
+const F_CONTENT = 16;
+const F_EXTENTS = 32;
+const F_SUBTREE = 64;
+/** A time outside int64 nanoseconds (years before 1678 or after 2262): the four times as decimal strings. */
+const F_WIDE_TIMES = 128;
+const FIXED = 2 + 1 + 1 + 4 * 3 + 2 * 2 + 8 * 4 + 8 * 3 + 4; // through nlink, with the name, user and group lengths
+const ID = 32;
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+const TWO32 = 2 ** 32;
+
+// The six 64-bit fields of a node (times, inode, device) are contiguous: they go through an
+// aligned scratch buffer as BigInt64Array elements, much faster than Buffer's BigInt methods.
+// Decoding is on the restore's and the mount's hot path, so it also reads bytes by hand.
+const scratch = new Uint8Array(48);
+const signed = new BigInt64Array(scratch.buffer);
+const unsigned = new BigUint64Array(scratch.buffer);
+const outside = (t: bigint): boolean => t < I64_MIN || t > I64_MAX;
+const byName = (a: TreeNode, b: TreeNode): number => Buffer.compare(a.name, b.name);
 
 /**
- * Canonical encoding: UTF-8 JSON with a fixed key order, entries sorted by raw name bytes,
- * binary values as base64, nanosecond times as decimal strings.
+ * Canonical encoding (docs/FORMAT.md "Trees"): little-endian binary, entries sorted by raw
+ * name bytes, xattrs by name bytes, absent fields flagged off. Equal trees give equal bytes.
  */
 export function encodeTree(tree: Tree): Buffer {
-  const nodes = [...tree.nodes].sort((a, b) => Buffer.compare(a.name, b.name));
-  const out = nodes.map((n) => {
-    const o: Record<string, unknown> = {
-      name: n.name.toString('base64'),
-      type: n.type,
-      mode: n.mode,
-      uid: n.uid,
-      gid: n.gid,
-      user: n.user,
-      group: n.group,
-      mtime: n.mtimeNs.toString(),
-      atime: n.atimeNs.toString(),
-      ctime: n.ctimeNs.toString(),
-      btime: n.btimeNs.toString(),
-      size: n.size,
-      ino: n.ino.toString(),
-      dev: n.dev.toString(),
-      nlink: n.nlink,
-    };
-    if (n.hardlink !== undefined) o.hardlink = n.hardlink;
-    if (n.rdevMajor !== undefined) o.rdev = [n.rdevMajor, n.rdevMinor ?? 0];
-    if (n.target !== undefined) o.target = n.target.toString('base64');
-    if (n.xattrs && n.xattrs.length) {
-      const xs = [...n.xattrs].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      o.xattrs = xs.map(([k, v]) => [k, v.toString('base64')]);
-    }
-    if (n.content !== undefined) o.content = n.content.map((c) => c.toString('hex'));
-    if (n.extents !== undefined) o.extents = n.extents;
-    if (n.subtree !== undefined) o.subtree = n.subtree.toString('hex');
-    return o;
-  });
-  return Buffer.from(JSON.stringify({ v: 1, nodes: out }), 'utf8');
+  const nodes = sortedByName(tree.nodes);
+  const w = new TreeWriter(HEADER + nodes.length * (FIXED + 64));
+  w.u32(MAGIC);
+  w.u8(VERSION);
+  w.u32(nodes.length);
+  for (const n of nodes) w.node(n);
+  return w.done();
 }
 
+/** The nodes in name order; a directory listing comes sorted already, and is then not copied. */
+function sortedByName(nodes: TreeNode[]): TreeNode[] {
+  for (let i = 1; i < nodes.length; i++) if (Buffer.compare(nodes[i - 1]!.name, nodes[i]!.name) > 0) return [...nodes].sort(byName);
+  return nodes;
+}
+
+class TreeWriter {
+  private b: Buffer;
+  private o = 0;
+  private readonly strings = new Map<string, Buffer>();
+
+  constructor(size: number) {
+    this.b = Buffer.allocUnsafe(size);
+  }
+
+  done(): Buffer {
+    return this.b.subarray(0, this.o);
+  }
+
+  private room(k: number): void {
+    if (this.o + k <= this.b.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.b.length * 2, this.o + k));
+    this.b.copy(grown, 0, 0, this.o);
+    this.b = grown;
+  }
+
+  u8(v: number): void {
+    this.room(1);
+    this.b[this.o++] = v;
+  }
+
+  private u16(v: number, what: string): void {
+    if (v > 0xffff) throw new Error(`tree: ${what} longer than 65535 bytes`);
+    this.room(2);
+    const b = this.b;
+    const o = this.o;
+    b[o] = v;
+    b[o + 1] = v >>> 8;
+    this.o = o + 2;
+  }
+
+  u32(v: number): void {
+    this.room(4);
+    this.b.writeUInt32LE(v, this.o);
+    this.o += 4;
+  }
+
+  private u64(v: number): void {
+    this.u32(v % TWO32);
+    this.u32(Math.floor(v / TWO32));
+  }
+
+  private bytes(src: Uint8Array): void {
+    const k = src.length;
+    this.room(k);
+    const b = this.b;
+    const o = this.o;
+    // a loop beats TypedArray.set for the short names and ids of most entries
+    if (k > 64) b.set(src, o);
+    else for (let i = 0; i < k; i++) b[o + i] = src[i]!;
+    this.o = o + k;
+  }
+
+  /** A string as UTF-8 with a u16 length; the user and group of a directory's entries repeat, so their bytes are kept. */
+  private string(s: string, what: string): void {
+    let b = this.strings.get(s);
+    if (!b) this.strings.set(s, (b = Buffer.from(s, 'utf8')));
+    this.u16(b.length, what);
+    this.bytes(b);
+  }
+
+  private id(id: Buffer, what: string): void {
+    if (id.length !== ID) throw new Error(`tree: ${what} is not 32 bytes`);
+    this.bytes(id);
+  }
+
+  node(n: TreeNode): void {
+    const type = TYPE_CODE.get(n.type);
+    if (type === undefined) throw new Error(`tree: unknown node type ${n.type}`);
+    const wide = outside(n.mtimeNs) || outside(n.atimeNs) || outside(n.ctimeNs) || outside(n.btimeNs);
+    const xattrs = n.xattrs?.length ? n.xattrs.map(([k, v]): [Buffer, Buffer] => [Buffer.from(k, 'utf8'), v]).sort((a, b) => Buffer.compare(a[0], b[0])) : undefined;
+    let flags = 0;
+    if (n.hardlink !== undefined) flags |= F_HARDLINK;
+    if (n.rdevMajor !== undefined) flags |= F_RDEV;
+    if (n.target) flags |= F_TARGET;
+    if (xattrs) flags |= F_XATTRS;
+    if (n.content) flags |= F_CONTENT;
+    if (n.extents) flags |= F_EXTENTS;
+    if (n.subtree) flags |= F_SUBTREE;
+    if (wide) flags |= F_WIDE_TIMES;
+    this.u16(n.name.length, 'a name');
+    this.bytes(n.name);
+    this.u8(type);
+    this.u8(flags);
+    this.u32(n.mode);
+    this.u32(n.uid);
+    this.u32(n.gid);
+    this.string(n.user, 'a user name');
+    this.string(n.group, 'a group name');
+    if (wide) {
+      for (const t of [n.mtimeNs, n.atimeNs, n.ctimeNs, n.btimeNs]) {
+        const digits = Buffer.from(t.toString(), 'latin1');
+        if (digits.length > 0xff) throw new Error('tree: a time beyond 255 digits');
+        this.u8(digits.length);
+        this.bytes(digits);
+      }
+    } else {
+      signed[0] = n.mtimeNs;
+      signed[1] = n.atimeNs;
+      signed[2] = n.ctimeNs;
+      signed[3] = n.btimeNs;
+    }
+    unsigned[4] = n.ino;
+    unsigned[5] = n.dev;
+    if (unsigned[4] !== n.ino || unsigned[5] !== n.dev) throw new Error('tree: an inode or device number beyond 64 bits');
+    this.bytes(wide ? scratch.subarray(32, 48) : scratch);
+    this.u64(n.size);
+    this.u32(n.nlink);
+    if (n.hardlink !== undefined) this.string(n.hardlink, 'a hardlink id');
+    if (n.rdevMajor !== undefined) {
+      this.u32(n.rdevMajor);
+      this.u32(n.rdevMinor ?? 0);
+    }
+    if (n.target) {
+      this.u32(n.target.length);
+      this.bytes(n.target);
+    }
+    if (xattrs) {
+      this.u32(xattrs.length);
+      for (const [k, v] of xattrs) {
+        this.u16(k.length, 'an xattr name');
+        this.bytes(k);
+        this.u32(v.length);
+        this.bytes(v);
+      }
+    }
+    if (n.content) {
+      this.u32(n.content.length);
+      for (const c of n.content) this.id(c, 'a content id');
+    }
+    if (n.extents) {
+      this.u32(n.extents.length);
+      for (const [off, len] of n.extents) {
+        this.u64(off);
+        this.u64(len);
+      }
+    }
+    if (n.subtree) this.id(n.subtree, 'a subtree id');
+  }
+}
+
+/**
+ * Decodes a tree blob of either version. Names, targets, xattr values and ids are views of
+ * `bytes`, which they keep alive. Throws on anything out of bounds or left over.
+ */
 export function decodeTree(bytes: Buffer): Tree {
+  if (bytes.length > 0 && bytes[0] === 0x7b) return decodeJsonTree(bytes);
+  if (bytes.length < HEADER || bytes.readUInt32LE(0) !== MAGIC) throw new Error('not a tree blob');
+  if (bytes[4] !== VERSION) throw new Error(`unknown tree version ${bytes[4]}`);
+  return new TreeReader(bytes).tree(bytes.readUInt32LE(5));
+}
+
+
+class TreeReader {
+  private o = HEADER;
+  private user = '';
+  private userAt = -1;
+  private userLen = 0;
+  private group = '';
+  private groupAt = -1;
+  private groupLen = 0;
+
+  constructor(private readonly b: Buffer) {}
+
+  tree(count: number): Tree {
+    const nodes: TreeNode[] = [];
+    for (let i = 0; i < count; i++) nodes.push(this.node());
+    if (this.o !== this.b.length) throw new Error('tree blob has bytes after its last entry');
+    return { nodes };
+  }
+
+  private need(k: number): void {
+    if (this.o + k > this.b.length) throw new Error('tree blob truncated');
+  }
+
+  private u16(): number {
+    this.need(2);
+    const b = this.b;
+    const o = (this.o += 2);
+    return b[o - 2]! | (b[o - 1]! << 8);
+  }
+
+  private u32(): number {
+    this.need(4);
+    const b = this.b;
+    const o = (this.o += 4);
+    return (b[o - 4]! | (b[o - 3]! << 8) | (b[o - 2]! << 16)) + b[o - 1]! * 0x1000000;
+  }
+
+  private u64(): number {
+    const v = this.u32() + this.u32() * TWO32;
+    if (v > Number.MAX_SAFE_INTEGER) throw new Error('tree: a number beyond 2^53');
+    return v;
+  }
+
+  private bytes(k: number): Buffer {
+    this.need(k);
+    return this.b.subarray(this.o, (this.o += k));
+  }
+
+  private string(k: number): string {
+    this.need(k);
+    return this.b.toString('utf8', this.o, (this.o += k));
+  }
+
+  /** The user or group name at the cursor; the same bytes as the last one give the same string, without decoding. */
+  private owner(last: string, at: number, len: number): [string, number, number] {
+    const k = this.u16();
+    this.need(k);
+    const b = this.b;
+    const o = this.o;
+    let same = at >= 0 && len === k;
+    for (let i = 0; same && i < k; i++) same = b[at + i] === b[o + i];
+    this.o += k;
+    return [same ? last : b.toString('utf8', o, o + k), o, k];
+  }
+
+  private node(): TreeNode {
+    const b = this.b;
+    const name = this.bytes(this.u16());
+    this.need(14);
+    const type = TYPES[b[this.o]!];
+    if (type === undefined) throw new Error(`tree: unknown node type ${b[this.o]}`);
+    const flags = b[this.o + 1]!;
+    this.o += 2;
+    const mode = this.u32();
+    const uid = this.u32();
+    const gid = this.u32();
+    [this.user, this.userAt, this.userLen] = this.owner(this.user, this.userAt, this.userLen);
+    [this.group, this.groupAt, this.groupLen] = this.owner(this.group, this.groupAt, this.groupLen);
+    let times: bigint[] | null = null;
+    if (flags & F_WIDE_TIMES) {
+      times = [];
+      for (let k = 0; k < 4; k++) {
+        this.need(1);
+        times.push(BigInt(this.string(b[this.o++]!)));
+      }
+      this.need(16);
+      for (let k = 0; k < 16; k++) scratch[32 + k] = b[this.o + k]!;
+      this.o += 16;
+    } else {
+      this.need(48);
+      for (let k = 0, o = this.o; k < 48; k++) scratch[k] = b[o + k]!;
+      this.o += 48;
+    }
+    const n: TreeNode = {
+      name,
+      type,
+      mode,
+      uid,
+      gid,
+      user: this.user,
+      group: this.group,
+      mtimeNs: times ? times[0]! : signed[0]!,
+      atimeNs: times ? times[1]! : signed[1]!,
+      ctimeNs: times ? times[2]! : signed[2]!,
+      btimeNs: times ? times[3]! : signed[3]!,
+      size: this.u64(),
+      ino: unsigned[4]!,
+      dev: unsigned[5]!,
+      nlink: this.u32(),
+    };
+    if (flags & F_HARDLINK) n.hardlink = this.string(this.u16());
+    if (flags & F_RDEV) {
+      n.rdevMajor = this.u32();
+      n.rdevMinor = this.u32();
+    }
+    if (flags & F_TARGET) n.target = this.bytes(this.u32());
+    if (flags & F_XATTRS) {
+      const xs: Array<[string, Buffer]> = [];
+      for (let k = this.u32(); k > 0; k--) xs.push([this.string(this.u16()), this.bytes(this.u32())]);
+      n.xattrs = xs;
+    }
+    if (flags & F_CONTENT) {
+      const ids: Buffer[] = [];
+      for (let k = this.u32(); k > 0; k--) ids.push(this.bytes(ID));
+      n.content = ids;
+    }
+    if (flags & F_EXTENTS) {
+      const xs: Array<[number, number]> = [];
+      for (let k = this.u32(); k > 0; k--) xs.push([this.u64(), this.u64()]);
+      n.extents = xs;
+    }
+    if (flags & F_SUBTREE) n.subtree = this.bytes(ID);
+    return n;
+  }
+}
+
+/** Version 1 trees: the JSON encoding tsbak wrote before version 2 (docs/FORMAT.md "Trees, version 1"). */
+function decodeJsonTree(bytes: Buffer): Tree {
   const j = JSON.parse(bytes.toString('utf8')) as { v: number; nodes: Record<string, any>[] };
   if (j.v !== 1 || !Array.isArray(j.nodes)) throw new Error('unknown tree version');
   const nodes = j.nodes.map((o): TreeNode => {
