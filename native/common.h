@@ -16,6 +16,7 @@ char *get_bytes_arg(napi_env env, napi_value v, const char *what);
 int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, size_t *argc_out);
 
 napi_value js_scanDir(napi_env env, napi_callback_info info);
+napi_value js_scanDirSync(napi_env env, napi_callback_info info);
 napi_value js_readSmallFiles(napi_env env, napi_callback_info info);
 /* A typed array argument of the given type with at least `min` elements; -1 with an exception pending. */
 int get_ta(napi_env env, napi_value v, napi_typedarray_type want, const char *what, size_t min, void **data,

@@ -267,18 +267,16 @@ static napi_value typed_copy(napi_env env, napi_typedarray_type type, const void
   return arr;
 }
 
-static void scan_complete(napi_env env, napi_status status, void *data) {
-  scan_t *s = data;
+/* The scan as a JS object ({names, ends, stats, xattrs, xends}), or NULL with *error set (an
+ * errno error; NULL when N-API itself failed). */
+static napi_value scan_result(napi_env env, scan_t *s, napi_value *error) {
   napi_value result = NULL, v;
-  if (status != napi_ok) {
-    s->err = ECANCELED;
-    s->syscall = "scandir";
-  }
+  *error = NULL;
   if (s->err) {
     napi_value jpath = NULL;
     napi_create_buffer_copy(env, strlen(s->path), s->path, NULL, &jpath);
-    reject(env, s->deferred, make_errno_error(env, s->err, s->syscall, jpath, s->path));
-    goto done;
+    *error = make_errno_error(env, s->err, s->syscall, jpath, s->path);
+    return NULL;
   }
   /* Names in sorted order, without their NULs. */
   bytes_t sorted = {0};
@@ -286,8 +284,8 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
   if (!ends || grow(&sorted, s->names.len + 1)) {
     free(ends);
     free(sorted.p);
-    reject(env, s->deferred, make_errno_error(env, ENOMEM, "scandir", NULL, s->path));
-    goto done;
+    *error = make_errno_error(env, ENOMEM, "scandir", NULL, s->path);
+    return NULL;
   }
   for (size_t i = 0; i < s->n; i++) {
     const char *name = s->names.p + s->order[i];
@@ -305,18 +303,27 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
   ok = ok && (v = typed_copy(env, napi_uint32_array, s->xends, s->n, 4)) && napi_set_named_property(env, result, "xends", v) == napi_ok;
   free(ends);
   free(sorted.p);
-  if (ok) {
-    napi_resolve_deferred(env, s->deferred, result);
-  } else {
-    reject(env, s->deferred, NULL);
+  return ok ? result : NULL;
+}
+
+static void scan_complete(napi_env env, napi_status status, void *data) {
+  scan_t *s = data;
+  napi_value result, error;
+  if (status != napi_ok) {
+    s->err = ECANCELED;
+    s->syscall = "scandir";
   }
-done:
+  if ((result = scan_result(env, s, &error)))
+    napi_resolve_deferred(env, s->deferred, result);
+  else
+    reject(env, s->deferred, error);
   napi_delete_async_work(env, s->work);
   scan_free(s);
 }
 
-napi_value js_scanDir(napi_env env, napi_callback_info info) {
-  napi_value argv[2], promise, name;
+/* The arguments (path, withXattrs) as a scan to run; NULL with an exception pending. */
+static scan_t *scan_args(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
   bool with = false;
   if (get_args(env, info, 2, argv, NULL)) return NULL;
   scan_t *s = calloc(1, sizeof *s);
@@ -324,20 +331,43 @@ napi_value js_scanDir(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  if (!(s->path = get_bytes_arg(env, argv[0], "path"))) goto fail;
+  if (!(s->path = get_bytes_arg(env, argv[0], "path"))) {
+    scan_free(s);
+    return NULL;
+  }
   napi_get_value_bool(env, argv[1], &with); /* not a boolean: false */
   s->with_xattrs = with;
+  return s;
+}
+
+/* The same scan on the calling thread: for small directories, where handing the work to
+ * the pool and back costs more than the work. Throws the errno error. */
+napi_value js_scanDirSync(napi_env env, napi_callback_info info) {
+  scan_t *s = scan_args(env, info);
+  if (!s) return NULL;
+  scan_execute(env, s);
+  napi_value result, error;
+  if (!(result = scan_result(env, s, &error))) {
+    if (error) napi_throw(env, error);
+    else throw_napi_failure(env);
+  }
+  scan_free(s);
+  return result;
+}
+
+napi_value js_scanDir(napi_env env, napi_callback_info info) {
+  napi_value promise, name;
+  scan_t *s = scan_args(env, info);
+  if (!s) return NULL;
   if (napi_create_promise(env, &s->deferred, &promise) != napi_ok ||
       napi_create_string_utf8(env, "tsbak:scanDir", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, scan_execute, scan_complete, s, &s->work) != napi_ok ||
       napi_queue_async_work(env, s->work) != napi_ok) {
     throw_napi_failure(env);
-    goto fail; /* a created promise is left pending: nothing else refers to it */
+    scan_free(s); /* a created promise is left pending: nothing else refers to it */
+    return NULL;
   }
   return promise;
-fail:
-  scan_free(s);
-  return NULL;
 }
 
 /* ---- readSmallFiles ----------------------------------------------------------------------- */

@@ -18,6 +18,7 @@
  *
  *   scanDir(path, withXattrs)        -> Promise<DirScan>    (scan.c: a directory's listing
  *                                       with every entry's statx and, optionally, xattrs)
+ *   scanDirSync(path, withXattrs)    -> DirScan             (the same on the calling thread)
  *   readSmallFiles(dir, names, ends, expect, out) -> Promise<Int32Array>   (scan.c)
  *   openBlobs, sealBlobs (blob.c)    the blob envelope for batches of blobs
  *   writeFiles (restore.c)           a restore's batch of small files, created
@@ -602,6 +603,7 @@ NAPI_MODULE_INIT() {
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lutimensNs", NULL, js_lutimensNs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scanDir", NULL, js_scanDir, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"scanDirSync", NULL, js_scanDirSync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readSmallFiles", NULL, js_readSmallFiles, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openBlobs", NULL, js_openBlobs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeFiles", NULL, js_writeFiles, NULL, NULL, NULL, napi_enumerable, NULL},

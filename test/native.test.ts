@@ -426,6 +426,23 @@ t.test('scanDir: every entry, sorted by bytes, with the lstat Node gives and the
   t.equal(notDir.code, 'ENOTDIR');
   const viaLink = (await native.scanDir(at(names[5]!), false).catch((e) => e)) as NodeJS.ErrnoException;
   t.ok(viaLink instanceof Error, 'a symlink to a directory is not followed');
+
+  // scanDirSync, the same scan on the calling thread (the walk's small directories)
+  const again = await native.scanDir(Buffer.from(d), true);
+  const sync = native.scanDirSync(Buffer.from(d), true);
+  t.ok(sync.fingerprint().equals(again.fingerprint()), 'scanDirSync: the same names and stats');
+  t.same(sync.entries, again.entries, 'scanDirSync: the same entries and xattrs');
+  t.ok(native.scanDirSync(Buffer.from(d), false).entries.every((e) => e.xattrs === null), 'scanDirSync: withXattrs false');
+  const syncErr = (() => {
+    try {
+      native.scanDirSync(at(Buffer.from('missing')), false);
+    } catch (e) {
+      return e as NodeJS.ErrnoException;
+    }
+    return null;
+  })();
+  t.equal(syncErr?.code, 'ENOENT', 'scanDirSync: a missing directory throws like fs');
+  t.equal(syncErr?.syscall, 'open');
 });
 
 t.test('readSmallFiles: contents, and files that are not what was scanned', async (t) => {

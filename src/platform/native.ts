@@ -22,6 +22,7 @@ interface Addon {
   mknod(path: PathLike, mode: number, major: number, minor: number): void;
   lutimensNs(path: PathLike, atimeNs: bigint | number | null, mtimeNs: bigint | number | null): void;
   scanDir(path: PathLike, withXattrs: boolean): Promise<RawScan>;
+  scanDirSync(path: PathLike, withXattrs: boolean): RawScan;
   readSmallFiles(dir: PathLike, names: Buffer, ends: Uint32Array, expect: BigInt64Array, out: Buffer, macKey?: Buffer, ids?: Buffer): Promise<Int32Array>;
   openBlobs(sealed: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, keyOf: Uint16Array, keys: Uint8Array, ids: Uint8Array, macKey: Uint8Array, rawLengths: Uint32Array, out: Uint8Array, outOffsets: Uint32Array, ok: Uint8Array): void;
   writeFiles(...a: WriteFilesArgs): void;
@@ -196,7 +197,18 @@ const FLAG_NO_XATTRS = 2n;
  * Rejects like fs.readdir (err.code, err.syscall, err.path) when the directory cannot be read.
  */
 export async function scanDir(path: PathLike, withXattrs: boolean): Promise<DirScan> {
-  const r = await load().scanDir(path, withXattrs);
+  return dirScan(await load().scanDir(path, withXattrs), withXattrs);
+}
+
+/**
+ * The same on this thread. For a small directory (a few dozen entries), handing the scan
+ * to the pool and taking the result back costs more of this thread's time than the scan.
+ */
+export function scanDirSync(path: PathLike, withXattrs: boolean): DirScan {
+  return dirScan(load().scanDirSync(path, withXattrs), withXattrs);
+}
+
+function dirScan(r: RawScan, withXattrs: boolean): DirScan {
   const out: ScannedEntry[] = [];
   let prev = 0;
   let xprev = 0;
