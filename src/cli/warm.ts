@@ -7,7 +7,6 @@
 // `tsbak restore` calls prepareColdData() first: the same batch request, then either exit
 // 15 (EXIT.COLD_PENDING, "restores requested, run again later") with --no-wait, or a wait.
 import * as path from 'node:path';
-import type { Argv } from 'yargs';
 import type { RestoreTier, StorageClass } from '../backend/backend.js';
 import type { TreeNode } from '../format/tree.js';
 import type { BlobState, ColdPack, Repository, Snapshot } from '../repo/repository.js';
@@ -19,15 +18,6 @@ import { openRepo, type RepoArgs } from './open-repo.js';
 import { fmtBytes, ProgressLine } from './output.js';
 
 /** Options of every command that may need cold data: warm, restore. */
-export function coldOptions<T>(y: Argv<T>, defaultTier: RestoreTier) {
-  return y
-    .option('tier', { type: 'string', choices: ['Expedited', 'Standard', 'Bulk'], describe: `restore tier for cold data (default ${defaultTier}; Expedited: Glacier only)` })
-    .option('days', { type: 'number', describe: 'days S3 keeps restored copies (default 7)' })
-    .option('cache-dir', { type: 'string', describe: 'local cache directory (default ~/.cache/tsbak)' })
-    .option('pack-cache-size', { type: 'string', describe: 'bound of the disk cache of packs fetched from cold storage (default 10G)' })
-    .option('poll-interval', { type: 'number', describe: 'longest pause in seconds between looks at restores in progress (default 300)' });
-}
-
 export interface ColdArgs extends RepoArgs {
   tier?: string;
   days?: number;
