@@ -52,6 +52,11 @@ export interface Backend {
   put(name: string, data: Uint8Array, opts?: PutOptions): Promise<void>;
   /** Whole object, or a byte range of it. NotFoundError if absent. ColdError if frozen. */
   get(name: string, range?: Range, signal?: AbortSignal): Promise<Buffer>;
+  /**
+   * Optional: a byte range read into `into` (exactly range.length bytes), where the backend
+   * can read without a buffer of its own (a local file). Errors as get's.
+   */
+  readInto?(name: string, range: Range, into: Uint8Array, signal?: AbortSignal): Promise<void>;
   /** Size and state, or null if absent. */
   head(name: string): Promise<ObjectInfo | null>;
   /** Every object whose name starts with `prefix` (e.g. "snapshots/"). */

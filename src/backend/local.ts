@@ -123,37 +123,54 @@ export class LocalBackend implements Backend {
   }
 
   async get(name: string, range?: Range): Promise<Buffer> {
-    const file = this.file(name);
-    if (range && range.length <= SYNC_READ_MAX) return this.readRangeSync(name, file, range);
-    let fh;
-    try {
-      fh = await fsp.open(file, 'r');
-    } catch (e: any) {
-      if (e.code === 'ENOENT') throw new NotFoundError(`object ${name} in ${this.location}`);
-      throw new TsbakError('IO', `cannot read ${file}: ${e.code ?? e.message}`, { cause: e });
+    if (!range) {
+      const fh = await this.open(name);
+      try {
+        return await fh.readFile();
+      } finally {
+        await fh.close();
+      }
     }
+    const buf = Buffer.allocUnsafe(range.length);
+    await this.readInto(name, range, buf);
+    return buf;
+  }
+
+  /**
+   * A range into the caller's buffer. Small ranges (one blob: trees, chunks, a restore's
+   * batch) use a cache of open descriptors and a synchronous pread: objects are immutable,
+   * and a pread of cached data costs far less than the thread-pool round trips of
+   * open/read/close through promises.
+   */
+  async readInto(name: string, range: Range, into: Uint8Array): Promise<void> {
+    if (into.length !== range.length) throw new RangeError(`readInto: a buffer of ${into.length} bytes for a range of ${range.length}`);
+    if (range.length <= SYNC_READ_MAX) return this.readRangeSync(name, range, into);
+    const fh = await this.open(name);
     try {
-      if (!range) return await fh.readFile();
-      const buf = Buffer.allocUnsafe(range.length);
       let got = 0;
       while (got < range.length) {
-        const { bytesRead } = await fh.read(buf, got, range.length - got, range.offset + got);
+        const { bytesRead } = await fh.read(into, got, range.length - got, range.offset + got);
         if (bytesRead === 0) break;
         got += bytesRead;
       }
       if (got < range.length) throw short(name, this.location);
-      return buf;
     } finally {
       await fh.close();
     }
   }
 
-  /**
-   * Small ranged reads (one blob: trees, chunks) use a cache of open descriptors and a
-   * synchronous pread: objects are immutable, and a pread of cached data costs far less
-   * than the thread-pool round trips of open/read/close through promises.
-   */
-  private readRangeSync(name: string, file: string, range: Range): Buffer {
+  private async open(name: string): Promise<fsp.FileHandle> {
+    const file = this.file(name);
+    try {
+      return await fsp.open(file, 'r');
+    } catch (e: any) {
+      if (e.code === 'ENOENT') throw new NotFoundError(`object ${name} in ${this.location}`);
+      throw new TsbakError('IO', `cannot read ${file}: ${e.code ?? e.message}`, { cause: e });
+    }
+  }
+
+  private readRangeSync(name: string, range: Range, into: Uint8Array): void {
+    const file = this.file(name);
     let fd = this.fds.get(file);
     if (fd === undefined) {
       try {
@@ -169,15 +186,13 @@ export class LocalBackend implements Backend {
         closeSync(ofd);
       }
     }
-    const buf = Buffer.allocUnsafe(range.length);
     let got = 0;
     while (got < range.length) {
-      const n = readSync(fd, buf, got, range.length - got, range.offset + got);
+      const n = readSync(fd, into, got, range.length - got, range.offset + got);
       if (n === 0) break;
       got += n;
     }
     if (got < range.length) throw short(name, this.location);
-    return buf;
   }
 
   async head(name: string): Promise<ObjectInfo | null> {

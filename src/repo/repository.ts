@@ -774,7 +774,10 @@ export class Repository {
       ranges.map(async (r) => {
         const name = packName(r.pack.kind, r.pack.id.toString('hex'));
         try {
-          (await this.backend.get(name, { offset: r.offset, length: r.length }, signal)).copy(bytes, r.at);
+          const range = { offset: r.offset, length: r.length };
+          const into = bytes.subarray(r.at, r.at + r.length);
+          if (this.backend.readInto) await this.backend.readInto(name, range, into, signal);
+          else (await this.backend.get(name, range, signal)).copy(into);
         } catch (e) {
           throw this.missingPack(name, e);
         }

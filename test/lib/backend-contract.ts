@@ -13,6 +13,21 @@ export function backendContract(t: Test, make: (t: Test) => Promise<Backend>): v
     t.same(await b.get('packs/data/ab/abcdef', { offset: 1000, length: 5000 }), data.subarray(1000, 6000));
     t.same(await b.get('packs/data/ab/abcdef', { offset: 299_990, length: 10 }), data.subarray(299_990));
   });
+  t.test('readInto, where a backend has it: a range into the caller\'s buffer', async (t) => {
+    const b = await make(t);
+    if (!b.readInto) return t.pass('this backend has no readInto (callers use get)');
+    const data = randomBytes(3 << 20);
+    await b.put('packs/data/cd/cdef', data);
+    for (const [offset, length] of [[0, 10], [1000, 200_000], [5, 3 << 19], [(3 << 20) - 7, 7]] as const) {
+      const into = Buffer.alloc(length + 4, 0xee);
+      await b.readInto('packs/data/cd/cdef', { offset, length }, into.subarray(2, 2 + length));
+      t.same(into.subarray(2, 2 + length), data.subarray(offset, offset + length), `${length} bytes at ${offset}`);
+      t.ok(into[0] === 0xee && into[1] === 0xee && into[length + 2] === 0xee && into[length + 3] === 0xee, 'nothing written around it');
+    }
+    await t.rejects(b.readInto('packs/data/cd/nope', { offset: 0, length: 4 }, Buffer.alloc(4)), { code: 'NOT_FOUND' });
+    await t.rejects(b.readInto('packs/data/cd/cdef', { offset: (3 << 20) - 2, length: 4 }, Buffer.alloc(4)), 'a range past the end');
+    await t.rejects(b.readInto('packs/data/cd/cdef', { offset: 0, length: 4 }, Buffer.alloc(5)), RangeError, 'a buffer of another length');
+  });
   t.test('empty objects', async (t) => {
     const b = await make(t);
     await b.put('locks/empty', Buffer.alloc(0));
