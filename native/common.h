@@ -39,6 +39,11 @@ struct job_kind {
  * failure), or with async on libuv's pool (a Promise; the arguments stay referenced). */
 napi_value call_job(napi_env env, napi_callback_info info, const struct job_kind *kind, int async);
 
+/* Reads TSBAK_POOL_NICE (module init, main thread). */
+void pool_priority_init(void);
+/* Lowers the calling pool thread's priority below the main thread's, once per thread. */
+void pool_thread_priority(void);
+
 /* A blob's id, HMAC-SHA256(mac_key (32 bytes), data), into out (32 bytes); -1 on failure (blob.c). */
 int blob_id(const uint8_t *mac_key, const uint8_t *data, size_t len, uint8_t *out);
 

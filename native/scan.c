@@ -247,6 +247,12 @@ out:
   closedir(d);
 }
 
+/* scan_execute on the pool (scanDirSync runs it on the main thread). */
+static void scan_execute_pool(napi_env env, void *data) {
+  pool_thread_priority();
+  scan_execute(env, data);
+}
+
 static void scan_free(scan_t *s) {
   free(s->path);
   free(s->names.p);
@@ -361,7 +367,7 @@ napi_value js_scanDir(napi_env env, napi_callback_info info) {
   if (!s) return NULL;
   if (napi_create_promise(env, &s->deferred, &promise) != napi_ok ||
       napi_create_string_utf8(env, "tsbak:scanDir", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, scan_execute, scan_complete, s, &s->work) != napi_ok ||
+      napi_create_async_work(env, NULL, name, scan_execute_pool, scan_complete, s, &s->work) != napi_ok ||
       napi_queue_async_work(env, s->work) != napi_ok) {
     throw_napi_failure(env);
     scan_free(s); /* a created promise is left pending: nothing else refers to it */
@@ -421,6 +427,7 @@ static int32_t read_one(int dfd, const char *name, const int64_t *want, unsigned
 }
 
 static void smallread_execute(napi_env env, void *data) {
+  pool_thread_priority();
   smallread_t *r = data;
   int dfd = open(r->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dfd < 0) {

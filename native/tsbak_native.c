@@ -594,6 +594,7 @@ fail:
 /* ---- module ----------------------------------------------------------------------------- */
 
 NAPI_MODULE_INIT() {
+  pool_priority_init();
   napi_property_descriptor props[] = {
       {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
