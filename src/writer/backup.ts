@@ -148,13 +148,16 @@ interface Spec {
   children: Map<string, { name: Buffer; spec: Spec }>;
 }
 
+/** A name's bytes as a map key: latin1 maps each byte to one char, so it is exact and half the length of hex. */
+const nameKey = (name: Buffer): string => name.toString('latin1');
+
 function buildSpec(paths: string[]): Spec {
   const root: Spec = { target: false, children: new Map() };
   for (const p of paths) {
     let s = root;
     for (const comp of p.split('/').filter(Boolean)) {
       const name = Buffer.from(comp);
-      const key = name.toString('hex');
+      const key = nameKey(name);
       let c = s.children.get(key);
       if (!c) s.children.set(key, (c = { name, spec: { target: false, children: new Map() } }));
       s = c.spec;
@@ -376,12 +379,12 @@ class BackupRun {
     visit.parent = parentId ? await this.loadTree(parentId) : null;
     visit.parentId = visit.parent ? parentId : null;
     visit.parentNodes.clear();
-    for (const n of visit.parent?.nodes ?? []) visit.parentNodes.set(n.name.toString('hex'), n);
+    for (const n of visit.parent?.nodes ?? []) visit.parentNodes.set(nameKey(n.name), n);
   }
 
   /** The tree of a subdirectory in the parent snapshot: from the parent tree, or from the last run's record. */
   private parentSubtree(childPath: Buffer, name: Buffer, parentNodes: Map<string, TreeNode>): Buffer | null {
-    const pn = parentNodes.get(name.toString('hex'));
+    const pn = parentNodes.get(nameKey(name));
     if (pn) return pn.type === 'dir' && pn.subtree ? pn.subtree : null;
     return this.lastDirs?.get(childPath)?.tree ?? null;
   }
@@ -417,7 +420,7 @@ class BackupRun {
     if (!st || !isRegularFile(st) || st.nlink !== 1n || visit.contents.has(e)) return false;
     const size = Number(st.size);
     if (size === 0 || size >= Math.min(this.chunker.params.min, COPIED_AT_ONCE) || Number(st.blocks) * 512 < size) return false;
-    return !unchangedSince(visit.parentNodes.get(e.name.toString('hex')) ?? null, st);
+    return !unchangedSince(visit.parentNodes.get(nameKey(e.name)) ?? null, st);
   }
 
   /**
@@ -478,7 +481,7 @@ class BackupRun {
     const nodes: TreeNode[] = [];
     const dirNodes: TreeNode[] = [];
     const one = async ({ name, spec: childSpec, scanned, dir: isDir }: { name: Buffer; spec: Spec | null; scanned?: ScannedEntry; dir: boolean }, next?: Promise<Visit>) => {
-      const node = await this.saveEntry(joinPath(dir, name), name, childSpec, visit.parentNodes.get(name.toString('hex')) ?? null, scanned, visit.contents.get(scanned!), next);
+      const node = await this.saveEntry(joinPath(dir, name), name, childSpec, visit.parentNodes.get(nameKey(name)) ?? null, scanned, visit.contents.get(scanned!), next);
       if (node) nodes.push(node);
       if (node && isDir) dirNodes.push(node);
     };
@@ -566,7 +569,7 @@ class BackupRun {
     const { parent, parentId, parentNodes } = visit;
     // Every entry as in the parent tree: its bytes, hence its id, would be the same, and it
     // is stored already. Nothing to encode, hash or save.
-    if (parent && parentId && nodes.length === parent.nodes.length && nodes.every((n) => { const p = parentNodes.get(n.name.toString('hex')); return !!p && sameNode(n, p); }) && this.repo.hasBlob(parentId)) return parentId;
+    if (parent && parentId && nodes.length === parent.nodes.length && nodes.every((n) => { const p = parentNodes.get(nameKey(n.name)); return !!p && sameNode(n, p); }) && this.repo.hasBlob(parentId)) return parentId;
     const tree: Tree = { nodes };
     const { id } = await this.repo.saveTree(tree);
     if (this.cache && !this.repo.canRead) await this.cache.saveTree(id, tree).catch(() => {});
