@@ -197,7 +197,7 @@ export class Repository {
   private packer: Packer | null = null;
   private blobCache: LRUCache<string, Buffer>;
   /** Plaintext buffers of writeBlobAt's large blobs, reused (see readSealedBatch). */
-  private readonly plainBuffers = new BufferPool(16 << 20);
+  private readonly plainBuffers = new BufferPool(4 << 20);
   /** loadBlob calls under way without a signal, by blob id: concurrent loads of one blob share one fetch and open. */
   private blobLoads = new Map<string, Promise<Buffer>>();
   /** Blob reads under way (fetching or opening), and when two last overlapped (performance.now()). */

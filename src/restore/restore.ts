@@ -81,13 +81,13 @@ const NO_CACHE = { cache: false };
 /** Files being restored at once (the tree walk waits for one to finish beyond this). */
 const FILES_IN_FLIGHT = 16;
 /** Bound of the blob bytes (sealed and plain) held by the files being restored. */
-const BLOB_BYTES_IN_FLIGHT = 24 << 20;
+const BLOB_BYTES_IN_FLIGHT = 12 << 20;
 /** Files whose sealed blobs take at most this, and whose plaintext too, are restored in batches (small-files.ts)... */
 const BATCH_FILE_MAX = 512 << 10;
 /** ...of at most this many files, sealed bytes and plaintext bytes... */
 const BATCH_FILES = 128;
 const BATCH_BYTES = 2 << 20;
-const BATCH_RAW = 8 << 20;
+const BATCH_RAW = 4 << 20;
 /** ...with this many batches in flight (enough to keep the pool's threads busy while the next is read). */
 const BATCHES_IN_FLIGHT = 4;
 
@@ -135,8 +135,14 @@ class RestoreRun {
   private readonly files = new Semaphore(FILES_IN_FLIGHT);
   private readonly blobBytes = new Semaphore(BLOB_BYTES_IN_FLIGHT);
   private readonly batchSlots = new Semaphore(BATCHES_IN_FLIGHT);
-  /** Batches' sealed and plaintext buffers, reused: hundreds of MB of fresh ones made V8 run a full GC every few dozen MB. */
-  private readonly buffers = new BufferPool(12 << 20);
+  /**
+   * Batches' sealed and plaintext buffers, reused: hundreds of MB of fresh ones made V8 run
+   * a full GC every few dozen MB. They are taken at the batch limits' sizes, not the
+   * batch's, so that every one fits every batch: with buffers of the sizes asked, a take
+   * seldom found one of its size class, and the pool's overflow (garbage until a GC) was
+   * 60-100 MB of a restore's peak RSS.
+   */
+  private readonly buffers = new BufferPool(BATCHES_IN_FLIGHT * (BATCH_BYTES + BATCH_RAW));
   private batch = new Batch();
   private readonly euid = process.geteuid?.() ?? 0;
   private finished!: () => void;
@@ -284,10 +290,10 @@ class RestoreRun {
     let res: SmallFilesResult;
     let sealedBuf: ArrayBuffer | undefined;
     try {
-      const sealed = await this.repo.readSealedBatch(b.locs, { alloc: (n) => (sealedBuf = this.buffers.take(n)) });
+      const sealed = await this.repo.readSealedBatch(b.locs, { alloc: (n) => (sealedBuf = this.buffers.take(Math.max(n, BATCH_BYTES))) });
       const ids = Buffer.allocUnsafe(b.ids.length * 32);
       b.ids.forEach((id, i) => id.copy(ids, i * 32));
-      res = await restoreSmallFiles(b.files, Uint32Array.from(b.blobList), { ...sealed, ids, rawLengths: Uint32Array.from(b.locs, (l) => l.rawLength) }, this.meta, this.buffers);
+      res = await restoreSmallFiles(b.files, Uint32Array.from(b.blobList), { ...sealed, ids, rawLengths: Uint32Array.from(b.locs, (l) => l.rawLength) }, this.meta, this.buffers, BATCH_RAW);
     } catch {
       return this.oneByOne(b.files);
     } finally {

@@ -45,7 +45,8 @@ export interface SmallFilesResult {
 /** Paths this long or longer go through withShortPathSync (long-path.ts), in TypeScript. */
 const NATIVE_PATH_MAX = 4000;
 
-export async function restoreSmallFiles(files: SmallFile[], blobList: Uint32Array, blobs: SealedBlobs, meta: ApplyMetaOptions, buffers: BufferPool): Promise<SmallFilesResult> {
+/** `buffers` gives the plaintext buffer, of `bufferSize` bytes at least (one size fits all batches: see RestoreRun.buffers). */
+export async function restoreSmallFiles(files: SmallFile[], blobList: Uint32Array, blobs: SealedBlobs, meta: ApplyMetaOptions, buffers: BufferPool, bufferSize = 0): Promise<SmallFilesResult> {
   // Every blob, opened and checked at once, into one buffer.
   const outOffsets = new Uint32Array(blobs.rawLengths.length);
   let total = 0;
@@ -53,7 +54,7 @@ export async function restoreSmallFiles(files: SmallFile[], blobList: Uint32Arra
     outOffsets[b] = total;
     total += blobs.rawLengths[b]!;
   }
-  const ab = buffers.take(total);
+  const ab = buffers.take(Math.max(total, bufferSize));
   try {
     return await openAndWrite(files, blobList, blobs, meta, Buffer.from(ab, 0, total), outOffsets);
   } finally {
