@@ -46,7 +46,7 @@ export interface SmallFilesResult {
 const NATIVE_PATH_MAX = 4000;
 
 /** `buffers` gives the plaintext buffer, of `bufferSize` bytes at least (one size fits all batches: see RestoreRun.buffers). */
-export async function restoreSmallFiles(files: SmallFile[], blobList: Uint32Array, blobs: SealedBlobs, meta: ApplyMetaOptions, buffers: BufferPool, bufferSize = 0): Promise<SmallFilesResult> {
+export async function restoreSmallFiles(files: SmallFile[], blobList: Uint32Array, blobs: SealedBlobs, meta: ApplyMetaOptions, buffers: BufferPool, bufferSize: number): Promise<SmallFilesResult> {
   // Every blob, opened and checked at once, into one buffer.
   const outOffsets = new Uint32Array(blobs.rawLengths.length);
   let total = 0;
