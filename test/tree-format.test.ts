@@ -107,13 +107,13 @@ t.test('cut, padded or unknown bytes fail to decode (the blob id guards the rest
   v9[4] = 9;
   t.throws(() => decodeTree(v9), /unknown tree version 9/);
   const badType = encodeTree({ nodes: [full()[1]!] });
-  badType[HEADER_AND_NAME('dir')] = 7;
+  badType[typeOffset('dir')] = 7;
   t.throws(() => decodeTree(badType), /unknown node type 7/);
   t.throws(() => decodeTree(Buffer.from('not a tree')), /not a tree blob/);
 });
 
 /** Offset of the type byte of a tree's only entry named `name`. */
-function HEADER_AND_NAME(name: string): number {
+function typeOffset(name: string): number {
   return 9 + 2 + Buffer.byteLength(name);
 }
 

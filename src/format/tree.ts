@@ -256,14 +256,17 @@ export function decodeTree(bytes: Buffer): Tree {
 }
 
 
+interface NameMemo {
+  s: string;
+  at: number;
+  len: number;
+}
+
 class TreeReader {
   private o = HEADER;
-  private user = '';
-  private userAt = -1;
-  private userLen = 0;
-  private group = '';
-  private groupAt = -1;
-  private groupLen = 0;
+  // The last user and group name read, and where their bytes were.
+  private readonly user: NameMemo = { s: '', at: -1, len: 0 };
+  private readonly group: NameMemo = { s: '', at: -1, len: 0 };
 
   constructor(private readonly b: Buffer) {}
 
@@ -309,15 +312,18 @@ class TreeReader {
   }
 
   /** The user or group name at the cursor; the same bytes as the last one give the same string, without decoding. */
-  private owner(last: string, at: number, len: number): [string, number, number] {
+  private owner(last: NameMemo): string {
     const k = this.u16();
     this.need(k);
     const b = this.b;
     const o = this.o;
-    let same = at >= 0 && len === k;
-    for (let i = 0; same && i < k; i++) same = b[at + i] === b[o + i];
+    let same = last.at >= 0 && last.len === k;
+    for (let i = 0; same && i < k; i++) same = b[last.at + i] === b[o + i];
     this.o += k;
-    return [same ? last : b.toString('utf8', o, o + k), o, k];
+    if (!same) last.s = b.toString('utf8', o, o + k);
+    last.at = o;
+    last.len = k;
+    return last.s;
   }
 
   private node(): TreeNode {
@@ -331,8 +337,8 @@ class TreeReader {
     const mode = this.u32();
     const uid = this.u32();
     const gid = this.u32();
-    [this.user, this.userAt, this.userLen] = this.owner(this.user, this.userAt, this.userLen);
-    [this.group, this.groupAt, this.groupLen] = this.owner(this.group, this.groupAt, this.groupLen);
+    const user = this.owner(this.user);
+    const group = this.owner(this.group);
     let times: bigint[] | null = null;
     if (flags & F_WIDE_TIMES) {
       times = [];
@@ -354,8 +360,8 @@ class TreeReader {
       mode,
       uid,
       gid,
-      user: this.user,
-      group: this.group,
+      user,
+      group,
       mtimeNs: times ? times[0]! : signed[0]!,
       atimeNs: times ? times[1]! : signed[1]!,
       ctimeNs: times ? times[2]! : signed[2]!,
