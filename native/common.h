@@ -18,6 +18,7 @@ int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, 
 napi_value js_scanDir(napi_env env, napi_callback_info info);
 napi_value js_scanDirSync(napi_env env, napi_callback_info info);
 napi_value js_readSmallFiles(napi_env env, napi_callback_info info);
+napi_value js_gearScan(napi_env env, napi_callback_info info);
 /* A typed array argument of the given type with at least `min` elements; -1 with an exception pending. */
 int get_ta(napi_env env, napi_value v, napi_typedarray_type want, const char *what, size_t min, void **data,
            size_t *len);

@@ -30,6 +30,7 @@ interface Addon {
   sealBlobs(...a: SealBlobsArgs): void;
   sealBlobsAsync(...a: SealBlobsArgs): Promise<void>;
   writeFilesAsync(...a: WriteFilesArgs): Promise<void>;
+  gearScan(buf: Uint8Array, from: number, to: number, mask: number, gear: Int32Array, state: Int32Array): number;
 }
 
 type SealBlobsArgs = [key: Uint8Array, params: Int32Array, data: Uint8Array, ids: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, out: Uint8Array, outLengths: Uint32Array];
@@ -495,6 +496,14 @@ export function sealBlobNative(key: Uint8Array, id: Uint8Array, plain: Uint8Arra
 let available: boolean | undefined;
 
 /** Whether the addon loads (callers that have a TypeScript way too); asked once. */
+/**
+ * FastCDC's gear hash rolled over buf[from, to) from state[0] (native/chunk.c): the index of
+ * the first byte after which (h & mask) == 0, or -1 with the hash left in state[0].
+ */
+export function gearScan(buf: Uint8Array, from: number, to: number, mask: number, gear: Int32Array, state: Int32Array): number {
+  return load().gearScan(buf, from, to, mask, gear, state);
+}
+
 export function nativeAvailable(): boolean {
   if (available === undefined) {
     try {
