@@ -5,6 +5,7 @@
  */
 #include <node_api.h>
 
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -33,17 +34,25 @@ int get_ta(napi_env env, napi_value v, napi_typedarray_type want, const char *wh
  * 0 leaves them alone). On 2 cores, 4 busy pool threads got 4/5 of the CPU, and the main
  * thread, which feeds them (reads, chunks, walks), was preempted each time it woke one. */
 static int pool_nice = 5;
+static int pool_batch = 1;
 
 void pool_priority_init(void) {
   const char *v = getenv("TSBAK_POOL_NICE");
   if (v && *v) pool_nice = atoi(v);
+  v = getenv("TSBAK_POOL_BATCH");
+  if (v && *v) pool_batch = atoi(v);
 }
 
 void pool_thread_priority(void) {
   static __thread int done;
   if (done) return;
   done = 1;
-  if (pool_nice > 0) setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), pool_nice);
+  pid_t tid = (pid_t)syscall(SYS_gettid);
+  if (pool_batch) {
+    struct sched_param sp = {0};
+    sched_setscheduler(tid, SCHED_BATCH, &sp);
+  }
+  if (pool_nice > 0) setpriority(PRIO_PROCESS, (id_t)tid, pool_nice);
 }
 
 struct pool_call {

@@ -622,3 +622,23 @@ t.test('writeFiles creates files with their bytes, mode and ns times, and report
   t.equal(fs.readFileSync(path.join(d, 'a'), 'utf8'), '01');
   t.equal(fs.statSync(path.join(d, 'c')).mode & 0o7777, 0o604);
 });
+
+t.test('pool work runs at nice 5 under SCHED_BATCH; the main thread keeps its priority', async (t) => {
+  // What the pool's threads look like once they have run our jobs (native/pool-work.c).
+  const sub = path.join(dir, 'pool-priority');
+  fs.mkdirSync(sub, { recursive: true });
+  fs.writeFileSync(path.join(sub, 'f'), 'x');
+  await Promise.all(Array.from({ length: 16 }, () => native.scanDir(sub, false)));
+  // /proc/<pid>/task/<tid>/stat: fields after the ")" that ends the name start at field 3;
+  // nice is field 19, the scheduling policy field 41 (SCHED_OTHER 0, SCHED_BATCH 3).
+  const threads = fs.readdirSync(`/proc/self/task`).map((tid) => {
+    const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { tid: Number(tid), nice: Number(f[16]), policy: Number(f[38]) };
+  });
+  const main = threads.find((x) => x.tid === process.pid)!;
+  t.same([main.nice, main.policy], [0, 0], 'main thread: nice 0, SCHED_OTHER');
+  const pool = threads.filter((x) => x.nice === 5);
+  t.ok(pool.length >= 1, `${pool.length} thread(s) at nice 5`);
+  t.ok(pool.every((x) => x.policy === 3), 'and each under SCHED_BATCH');
+});
