@@ -198,6 +198,7 @@ export class Repository {
   private blobCache: LRUCache<string, Buffer>;
   /** Plaintext buffers of writeBlobAt's large blobs, reused (see readSealedBatch). */
   private readonly plainBuffers = new BufferPool(4 << 20);
+  private readonly sealedBuffers = new BufferPool(4 << 20);
   /** loadBlob calls under way without a signal, by blob id: concurrent loads of one blob share one fetch and open. */
   private blobLoads = new Map<string, Promise<Buffer>>();
   /** Blob reads under way (fetching or opening), and when two last overlapped (performance.now()). */
@@ -685,32 +686,43 @@ export class Repository {
     const hex = id.toString('hex');
     const hit = this.blobCache.get(hex);
     if (hit) return writeAllSync(fd, hit, pos);
-    return this.fetchOpen(id, hex, signal, async (kind, key, sealed, again, rawLength) => {
-      // Large blobs are opened on libuv's pool (native/blob.c) and written from there, so
-      // that a restore needs no worker threads (each costs ~40 MB); the worker pool when the
-      // addon cannot do it.
-      const large = kind === 'data' && sealed.length >= OPEN_POOL_MIN;
-      if (large) {
-        const ab = this.plainBuffers.take(rawLength);
-        try {
-          const plain = await openBlobNativeAsync(key, this.secrets.macKey, id, sealed, rawLength, Buffer.from(ab, 0, rawLength));
-          if (plain) return await writeAll(fd, plain, pos);
-        } finally {
-          this.plainBuffers.give(ab);
-        }
+    // The sealed bytes are read into a pooled buffer where the backend can (a local file):
+    // read as fresh buffers, they were ~20 MB of garbage at the peak of a restore.
+    let sealedBuf: ArrayBuffer | undefined;
+    try {
+      return await this.fetchOpen(id, hex, signal, (kind, key, sealed, again, rawLength) => this.openToFile(id, fd, pos, kind, key, sealed, again, rawLength), (n) => Buffer.from((sealedBuf = this.sealedBuffers.take(n)), 0, n));
+    } finally {
+      // Detached (given to a worker) when the worker pool opened it: then give() ignores it.
+      if (sealedBuf) this.sealedBuffers.give(sealedBuf);
+    }
+  }
+
+  /** writeBlobAt's opening and writing, once the sealed bytes are read. */
+  private async openToFile(id: Buffer, fd: number, pos: number, kind: BlobType, key: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, rawLength: number): Promise<number | 'auth' | 'id'> {
+    // Large blobs are opened on libuv's pool (native/blob.c) and written from there, so
+    // that a restore needs no worker threads (each costs ~40 MB); the worker pool when the
+    // addon cannot do it.
+    const large = kind === 'data' && sealed.length >= OPEN_POOL_MIN;
+    if (large) {
+      const ab = this.plainBuffers.take(rawLength);
+      try {
+        const plain = await openBlobNativeAsync(key, this.secrets.macKey, id, sealed, rawLength, Buffer.from(ab, 0, rawLength));
+        if (plain) return await writeAll(fd, plain, pos);
+      } finally {
+        this.plainBuffers.give(ab);
       }
-      const pool = large ? openPool() : null;
-      if (pool?.usable) {
-        try {
-          return await pool.openTo(key, this.secrets.macKey, id, sealed, !!again, fd, pos);
-        } catch (e) {
-          if (!(e instanceof OpenPoolError)) throw e;
-          if (sealed.buffer.byteLength === 0) sealed = await again!();
-        }
+    }
+    const pool = large ? openPool() : null;
+    if (pool?.usable) {
+      try {
+        return await pool.openTo(key, this.secrets.macKey, id, sealed, !!again, fd, pos);
+      } catch (e) {
+        if (!(e instanceof OpenPoolError)) throw e;
+        if (sealed.buffer.byteLength === 0) sealed = await again!();
       }
-      const plain = await this.openChecked(kind, key, id, sealed, null, false, rawLength);
-      return typeof plain === 'string' ? plain : writeAllSync(fd, plain, pos);
-    });
+    }
+    const plain = await this.openChecked(kind, key, id, sealed, null, false, rawLength);
+    return typeof plain === 'string' ? plain : writeAllSync(fd, plain, pos);
   }
 
   /**
@@ -797,6 +809,7 @@ export class Repository {
     hex: string,
     signal: AbortSignal | undefined,
     open: (kind: BlobType, key: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, rawLength: number) => Promise<T | 'auth' | 'id'>,
+    into?: (n: number) => Buffer,
   ): Promise<T> {
     const loc = this.index.get(id);
     if (!loc) throw new TsbakError('NOT_FOUND', `blob ${hex} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
@@ -812,7 +825,10 @@ export class Repository {
       if (viaCold) sealed = await this.cold!.read(cp!, range, signal);
       else {
         try {
-          sealed = await this.backend.get(name, range, signal);
+          if (into && this.backend.readInto) {
+            sealed = into(range.length);
+            await this.backend.readInto(name, range, sealed, signal);
+          } else sealed = await this.backend.get(name, range, signal);
         } catch (e) {
           if (!(e instanceof ColdError) || !cp) throw e;
           viaCold = true;
