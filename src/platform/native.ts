@@ -172,10 +172,14 @@ export type EntryStat = Pick<BigIntStats, 'mode' | 'uid' | 'gid' | 'nlink' | 'si
 export interface ScannedEntry {
   name: Buffer;
   /** null: statx failed (errno says why) or a time is out of int64 range: lstat it instead. */
-  st: EntryStat | null;
+  readonly st: EntryStat | null;
   errno: number;
   /** Sorted by name; null when not read (not asked, or failed): read them with llistxattr. */
-  xattrs: Array<[string, Buffer]> | null;
+  readonly xattrs: Array<[string, Buffer]> | null;
+  /** st !== null, and what the walk asks of every entry, without making st (see ScanEntry). */
+  readonly ok: boolean;
+  readonly isDir: boolean;
+  readonly nlink1: boolean;
 }
 
 export interface DirScan {
@@ -209,6 +213,90 @@ export function scanDirSync(path: PathLike, withXattrs: boolean): DirScan {
   return dirScan(load().scanDirSync(path, withXattrs), withXattrs);
 }
 
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+
+/**
+ * One entry of a scan. Its lstat and xattrs become objects (13 BigInts, an array of pairs)
+ * only when asked for: the walk skips the files of a directory unchanged since the last
+ * run, and the objects were most of an unchanged re-backup's garbage.
+ */
+class ScanEntry implements ScannedEntry {
+  private stat: EntryStat | null | undefined;
+  private xa: Array<[string, Buffer]> | null | undefined;
+  readonly errno: number;
+  readonly ok: boolean;
+  readonly isDir: boolean;
+  readonly nlink1: boolean;
+  /** Where this entry's xattrs start in r.xattrs; -1: not read. */
+  private readonly xfrom: number;
+
+  /** Entry i of the scan r; its xattrs (if read) start at xfrom in r.xattrs. */
+  constructor(
+    readonly name: Buffer,
+    private readonly r: RawScan,
+    private readonly f: number,
+    withXattrs: boolean,
+    xfrom: number,
+  ) {
+    const s = r.stats;
+    const flags = s[f + 14]!;
+    this.errno = Number(s[f]!);
+    this.ok = this.errno === 0 && (flags & FLAG_TIME_RANGE) === 0n;
+    this.isDir = this.ok && (Number(s[f + 1]!) & S_IFMT) === S_IFDIR;
+    this.nlink1 = this.ok && s[f + 4] === 1n;
+    this.xfrom = withXattrs && this.ok && (flags & FLAG_NO_XATTRS) === 0n ? xfrom : -1;
+  }
+
+  get st(): EntryStat | null {
+    if (this.stat === undefined) {
+      const s = this.r.stats;
+      const f = this.f;
+      this.stat = !this.ok
+        ? null
+        : {
+            mode: s[f + 1]!,
+            uid: s[f + 2]!,
+            gid: s[f + 3]!,
+            nlink: s[f + 4]!,
+            size: s[f + 5]!,
+            blocks: s[f + 6]!,
+            ino: BigInt.asUintN(64, s[f + 7]!),
+            dev: BigInt.asUintN(64, s[f + 8]!),
+            rdev: BigInt.asUintN(64, s[f + 9]!),
+            atimeNs: s[f + 10]!,
+            mtimeNs: s[f + 11]!,
+            ctimeNs: s[f + 12]!,
+            birthtimeNs: s[f + 13]!,
+          };
+    }
+    return this.stat;
+  }
+
+  get xattrs(): Array<[string, Buffer]> | null {
+    if (this.xa === undefined) {
+      if (this.xfrom < 0) this.xa = null;
+      else {
+        const r = this.r;
+        const list: Array<[string, Buffer]> = [];
+        const end = r.xends[this.f / SCAN_FIELDS]!;
+        let o = this.xfrom;
+        while (o < end) {
+          const nl = r.xattrs.readUInt32LE(o);
+          const key = r.xattrs.toString('utf8', o + 4, o + 4 + nl);
+          o += 4 + nl;
+          const vl = r.xattrs.readUInt32LE(o);
+          list.push([key, Buffer.from(r.xattrs.subarray(o + 4, o + 4 + vl))]);
+          o += 4 + vl;
+        }
+        list.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+        this.xa = list;
+      }
+    }
+    return this.xa;
+  }
+}
+
 function dirScan(r: RawScan, withXattrs: boolean): DirScan {
   const out: ScannedEntry[] = [];
   let prev = 0;
@@ -216,44 +304,8 @@ function dirScan(r: RawScan, withXattrs: boolean): DirScan {
   for (let i = 0; i < r.ends.length; i++) {
     const name = r.names.subarray(prev, r.ends[i]);
     prev = r.ends[i]!;
-    const f = i * SCAN_FIELDS;
-    const errno = Number(r.stats[f]);
-    const flags = r.stats[f + 14]!;
-    const st: EntryStat | null =
-      errno !== 0 || (flags & FLAG_TIME_RANGE) !== 0n
-        ? null
-        : {
-            mode: r.stats[f + 1]!,
-            uid: r.stats[f + 2]!,
-            gid: r.stats[f + 3]!,
-            nlink: r.stats[f + 4]!,
-            size: r.stats[f + 5]!,
-            blocks: r.stats[f + 6]!,
-            ino: BigInt.asUintN(64, r.stats[f + 7]!),
-            dev: BigInt.asUintN(64, r.stats[f + 8]!),
-            rdev: BigInt.asUintN(64, r.stats[f + 9]!),
-            atimeNs: r.stats[f + 10]!,
-            mtimeNs: r.stats[f + 11]!,
-            ctimeNs: r.stats[f + 12]!,
-            birthtimeNs: r.stats[f + 13]!,
-          };
-    let xattrs: Array<[string, Buffer]> | null = null;
-    if (withXattrs && st && (flags & FLAG_NO_XATTRS) === 0n) {
-      xattrs = [];
-      const end = r.xends[i]!;
-      let o = xprev;
-      while (o < end) {
-        const nl = r.xattrs.readUInt32LE(o);
-        const key = r.xattrs.toString('utf8', o + 4, o + 4 + nl);
-        o += 4 + nl;
-        const vl = r.xattrs.readUInt32LE(o);
-        xattrs.push([key, Buffer.from(r.xattrs.subarray(o + 4, o + 4 + vl))]);
-        o += 4 + vl;
-      }
-      xattrs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    }
+    out.push(new ScanEntry(name, r, i * SCAN_FIELDS, withXattrs, xprev));
     xprev = r.xends[i]!;
-    out.push({ name, st, errno, xattrs });
   }
   return {
     entries: out,

@@ -335,7 +335,7 @@ class BackupRun {
       const withXattrs = !known && visit.parent === null;
       const scan = st && st.size <= SYNC_SCAN_MAX ? scanDirSync(sp.path, withXattrs) : await scanDir(sp.path, withXattrs);
       visit.entries = scan.entries;
-      if (this.nextDirs && scan.entries.every((e) => e.st && (e.st.nlink === 1n || isDirectory(e.st)))) {
+      if (this.nextDirs && scan.entries.every((e) => e.ok && (e.nlink1 || e.isDir))) {
         visit.fingerprint = scan.fingerprint();
         if (known?.fingerprint.equals(visit.fingerprint)) visit.known = known;
       }
@@ -349,7 +349,7 @@ class BackupRun {
     // otherwise waits for every listing, one after the other.
     for (const e of visit.entries) {
       if (visit.ahead.length >= DIRS_AHEAD) break;
-      if (!e.st || !isDirectory(e.st)) continue;
+      if (!e.isDir) continue;
       if (!this.preparedDirs.tryAcquire()) break;
       const v = this.prepareSubdir(joinPath(dir, e.name), { name: e.name, spec: null, scanned: e }, visit.parentNodes);
       if (!v) {
@@ -469,7 +469,7 @@ class BackupRun {
     if (spec && !spec.target) {
       names = [...spec.children.values()].map((c) => ({ name: c.name, spec: c.spec, dir: true }));
     } else if (visit.entries) {
-      names = visit.entries.map((e) => ({ name: e.name, spec: null, dir: !!e.st && isDirectory(e.st), scanned: e }));
+      names = visit.entries.map((e) => ({ name: e.name, spec: null, dir: e.isDir, scanned: e }));
     } else {
       this.warn(dir, `cannot list directory: ${visit.listError ?? 'unknown error'}`);
       names = [];
