@@ -470,6 +470,9 @@ class BackupRun {
       names = [...spec.children.values()].map((c) => ({ name: c.name, spec: c.spec, dir: true }));
     } else if (visit.entries) {
       names = visit.entries.map((e) => ({ name: e.name, spec: null, dir: e.isDir, scanned: e }));
+      // From here on each entry is reached through `names` only, and let go once saved
+      // (saveLeaves): an 18k-entry directory held ~9 MB of lstat objects to its end.
+      visit.entries = [];
     } else {
       this.warn(dir, `cannot list directory: ${visit.listError ?? 'unknown error'}`);
       names = [];
@@ -520,6 +523,7 @@ class BackupRun {
         } finally {
           release();
           for (const e of late) visit.contents.delete(e);
+          for (const l of group) l.scanned = undefined;
         }
       }
       visit.release(); // the read-ahead contents are stored
