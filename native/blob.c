@@ -23,7 +23,8 @@
  * blob_id (for scan.c's readSmallFiles) computes a blob id on the thread that read the bytes.
  *
  * OpenSSL is node's own (its symbols are exported by the node binary, its headers ship with
- * node's); zstd is the system's libzstd. Cipher, zstd and scratch state (scratch: opening only) is per thread.
+ * node's); zstd is the system's libzstd. Cipher, zstd and scratch state is per thread (the
+ * scratch buffer only for opening: sealing compresses straight into its output).
  */
 #include <node_api.h>
 

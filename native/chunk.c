@@ -1,6 +1,6 @@
 /* The chunker's inner loop (src/writer/chunker.ts): FastCDC's gear hash rolled over a byte
- * range. In C it scans ~3x faster than the JS loop it replaced, and the main thread, which
- * chunks every large file, spends that much less per byte. */
+ * range. In C it scans ~2x as fast as the JS loop it replaced (1.2-2.0 against 0.5-0.9
+ * GB/s here), and the main thread, which chunks every large file, spends that much less. */
 #include "common.h"
 
 /* gearScan(buf: Uint8Array, from, to, mask: int32, gear: Int32Array(256), state: Int32Array(1))

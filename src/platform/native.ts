@@ -231,7 +231,7 @@ class ScanEntry implements ScannedEntry {
   /** Where this entry's xattrs start in r.xattrs; -1: not read. */
   private readonly xfrom: number;
 
-  /** Entry i of the scan r; its xattrs (if read) start at xfrom in r.xattrs. */
+  /** The entry whose fields start at f in r.stats; its xattrs (if read) at xfrom in r.xattrs. */
   constructor(
     readonly name: Buffer,
     private readonly r: RawScan,

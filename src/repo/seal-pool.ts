@@ -14,7 +14,7 @@ import { BufferPool } from './buffer-pool.js';
 /** The default largest chunk (4 MiB): the size of every input buffer that is not larger. */
 const UNIFORM_INPUT = 4 << 20;
 /** The size of NativeSealPool's output buffers: room for a whole sealed chunk, in whole MiB (BufferPool's classes). */
-const outputClass = () => Math.ceil(sealedBound(UNIFORM_INPUT) / (1 << 20)) * (1 << 20);
+const OUTPUT_CLASS = Math.ceil(sealedBound(UNIFORM_INPUT) / (1 << 20)) * (1 << 20);
 
 /**
  * A small young generation: a worker's JS objects are few and short-lived (its data is in
@@ -154,7 +154,7 @@ export class NativeSealPool implements Sealer {
    */
   constructor(slots = 4) {
     this.inputs = new BufferPool(slots * UNIFORM_INPUT);
-    this.outputs = new BufferPool(slots * outputClass());
+    this.outputs = new BufferPool(slots * OUTPUT_CLASS);
   }
 
   takeInput(n: number): ArrayBuffer {
@@ -169,7 +169,7 @@ export class NativeSealPool implements Sealer {
     let bound = 0;
     for (const l of batch.lengths) bound += sealedBound(l);
     // One size of buffer for every result up to a whole chunk (as takeInput).
-    const outBuf = this.outputs.take(Math.max(bound, outputClass()));
+    const outBuf = this.outputs.take(Math.max(bound, OUTPUT_CLASS));
     let lengths: Uint32Array;
     try {
       lengths = await sealBlobsAsync(
