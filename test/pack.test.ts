@@ -4,6 +4,11 @@ import t from 'tap';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { PackBuilder, splitPackHeader } from '../src/format/pack.js';
 import { parseTar } from '../src/format/tar.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { LocalBackend } from '../src/backend/local.js';
+import { Repository } from '../src/repo/repository.js';
+import { tempDir } from './lib/temp.js';
 
 t.test('streamed and in-memory packs lay out the same tar', async (t) => {
   for (let round = 0; round < 40; round++) {
@@ -42,4 +47,31 @@ t.test('streamed and in-memory packs lay out the same tar', async (t) => {
       t.ok(bytes.subarray(e.offset, e.offset + e.length).equals(blobs[i]!.sealed), `blob ${i} at its offset`);
     }
   }
+});
+
+t.test('streamed packs written one after another (their group buffer reused) hold exactly their blobs', async (t) => {
+  const dir = tempDir(t);
+  const repo = await Repository.init(new LocalBackend(dir), 'pw', { packSize: { data: 1 << 20, tree: 1 << 20 } });
+  // ~10 MiB of blobs around the member (64 KiB) and group (1 MiB) sizes: a dozen packs.
+  const sizes = [100, 5000, 60000, 70000, 300000, 900000];
+  const blobs: Array<{ id: Buffer; bytes: Buffer }> = [];
+  for (let total = 0; total < 10 << 20; ) {
+    const bytes = randomBytes(sizes[randomInt(0, sizes.length)]!);
+    const { id } = await repo.saveBlob('data', bytes);
+    blobs.push({ id, bytes });
+    total += bytes.length;
+  }
+  await repo.flush();
+  const packs: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(path.join(d, e.name)) : packs.push(path.join(d, e.name));
+  };
+  walk(path.join(dir, 'packs', 'data'));
+  t.ok(packs.length >= 8, `${packs.length} data packs`);
+  for (const p of packs) t.equal(createHash('sha256').update(readFileSync(p)).digest('hex'), path.basename(p), `${path.basename(p).slice(0, 12)}: named by its bytes`);
+  const again = await Repository.open(new LocalBackend(dir), { password: 'pw' });
+  await again.loadIndex();
+  let same = 0;
+  for (const b of blobs) if ((await again.loadBlob(b.id)).equals(b.bytes)) same++;
+  t.equal(same, blobs.length, 'every blob reads back');
 });
