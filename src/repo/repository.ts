@@ -193,6 +193,7 @@ export class Repository {
   readonly objectsWritten: Array<{ kind: 'data' | 'tree' | 'index' | 'snapshot'; bytes: number }> = [];
   private loadedIndexes = new Set<string>();
   private packKeys = new Map<string, Buffer>();
+  /** Ids stored this session and not yet in an index file, as latin1 keys (exact, half a hex string). */
   private pending = new Set<string>();
   private packer: Packer | null = null;
   private blobCache: LRUCache<string, Buffer>;
@@ -391,14 +392,14 @@ export class Repository {
   }
 
   hasBlob(id: Buffer): boolean {
-    return this.index.has(id) || this.pending.has(id.toString('hex'));
+    return this.index.has(id) || this.pending.has(id.toString('latin1'));
   }
 
   /** Stores a blob unless the repository (or this session) already has it. Returns its id and whether it was new. */
   async saveBlob(type: BlobType, plain: Uint8Array, knownId?: Buffer): Promise<{ id: Buffer; added: boolean }> {
     const id = knownId ?? this.blobId(plain);
     if (this.hasBlob(id)) return { id, added: false };
-    this.pending.add(id.toString('hex'));
+    this.pending.add(id.toString('latin1'));
     await this.getPacker().add(type, id, plain);
     await this.maybeWriteIndex();
     return { id, added: true };
@@ -424,7 +425,7 @@ export class Repository {
       (d) => blobIdAsync(key, d),
       (id) => {
         if (this.hasBlob(id)) return false;
-        this.pending.add(id.toString('hex'));
+        this.pending.add(id.toString('latin1'));
         return true;
       },
     );
@@ -472,7 +473,7 @@ export class Repository {
     this.objectsWritten.push({ kind: 'index', bytes: bytes.length });
     this.loadedIndexes.add(name);
     this.addIndexPacks(packs);
-    for (const p of packs) for (const b of p.blobs) this.pending.delete(b.id.toString('hex'));
+    for (const p of packs) for (const b of p.blobs) this.pending.delete(b.id.toString('latin1'));
   }
 
   private async maybeWriteIndex(): Promise<void> {
