@@ -6,6 +6,14 @@
 
 const MIB = 1 << 20;
 
+/** The size of the buffer a pool hands out for n bytes (with the pool's smallest size). */
+export function sizeClass(n: number, minSize = 64 << 10): number {
+  if (n > MIB) return Math.ceil(n / MIB) * MIB;
+  let c = minSize;
+  while (c < n) c *= 2;
+  return c;
+}
+
 export class BufferPool {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private pooled = 0;
@@ -16,10 +24,7 @@ export class BufferPool {
   ) {}
 
   private sizeClass(n: number): number {
-    if (n > MIB) return Math.ceil(n / MIB) * MIB;
-    let c = this.minSize;
-    while (c < n) c *= 2;
-    return c;
+    return sizeClass(n, this.minSize);
   }
 
   /** A buffer of at least `n` bytes (its contents are whatever was there). */

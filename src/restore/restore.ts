@@ -10,7 +10,7 @@ import { applyMetaSync, createSpecial, type ApplyMetaOptions, type CreatedAs } f
 import { withShortPathSync } from '../platform/long-path.js';
 import { lgetxattr } from '../platform/native.js';
 import { Semaphore } from '../repo/semaphore.js';
-import { BufferPool } from '../repo/buffer-pool.js';
+import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
 import { pathOf, restoreSmallFiles, type SmallFile, type SmallFilesResult } from './small-files.js';
 
@@ -427,7 +427,9 @@ class RestoreRun {
   }
 
   private async writeChunk(id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {
-    const n = sealedLen + rawLen;
+    // What the blob holds while it is opened: its sealed bytes and a plaintext buffer of the
+    // pool's size class (up to twice its length), not its length.
+    const n = sealedLen + sizeClass(rawLen);
     await this.blobBytes.acquire(n);
     try {
       const wrote = await this.repo.writeBlobAt(id, fd, pos);
