@@ -197,8 +197,9 @@ export class Repository {
   private pending = new Set<string>();
   private packer: Packer | null = null;
   private blobCache: LRUCache<string, Buffer>;
-  /** Plaintext buffers of writeBlobAt's large blobs, reused (see readSealedBatch). */
+  /** Plaintext buffers of writeBlobAt's large blobs, reused (restore.ts counts their size class in flight). */
   private readonly plainBuffers = new BufferPool(4 << 20);
+  /** Sealed bytes of writeBlobAt's large blobs, read into reused buffers where the backend has readInto. */
   private readonly sealedBuffers = new BufferPool(4 << 20);
   /** loadBlob calls under way without a signal, by blob id: concurrent loads of one blob share one fetch and open. */
   private blobLoads = new Map<string, Promise<Buffer>>();
@@ -691,7 +692,13 @@ export class Repository {
     // read as fresh buffers, they were ~20 MB of garbage at the peak of a restore.
     let sealedBuf: ArrayBuffer | undefined;
     try {
-      return await this.fetchOpen(id, hex, signal, (kind, key, sealed, again, rawLength) => this.openToFile(id, fd, pos, kind, key, sealed, again, rawLength), (n) => Buffer.from((sealedBuf = this.sealedBuffers.take(n)), 0, n));
+      return await this.fetchOpen(
+        id,
+        hex,
+        signal,
+        (kind, key, sealed, again, rawLength) => this.openToFile(id, fd, pos, kind, key, sealed, again, rawLength),
+        (n) => Buffer.from((sealedBuf = this.sealedBuffers.take(n)), 0, n),
+      );
     } finally {
       // Detached (given to a worker) when the worker pool opened it: then give() ignores it.
       if (sealedBuf) this.sealedBuffers.give(sealedBuf);

@@ -9,12 +9,12 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { sealedBound } from '../format/blob.js';
 import { sealBlobsAsync } from '../platform/native.js';
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool, sizeClass } from './buffer-pool.js';
 
 /** The default largest chunk (4 MiB): the size of every input buffer that is not larger. */
 const UNIFORM_INPUT = 4 << 20;
 /** The size of NativeSealPool's output buffers: room for a whole sealed chunk, in whole MiB (BufferPool's classes). */
-const OUTPUT_CLASS = Math.ceil(sealedBound(UNIFORM_INPUT) / (1 << 20)) * (1 << 20);
+const OUTPUT_CLASS = sizeClass(sealedBound(UNIFORM_INPUT));
 
 /**
  * A small young generation: a worker's JS objects are few and short-lived (its data is in
