@@ -20,6 +20,12 @@
  *       out must hold sum(lengths[i] + 29) bytes. What seal-worker.ts does, without a
  *       worker thread (~40 MB of RSS each).
  *
+ *   openBlobToFileAsync(sealed, key, id, macKey, where, res)
+ *       Opens one blob (under key, id 32 bytes) and writes its plaintext (where[2] bytes) at
+ *       offset where[1] of file descriptor where[0]: no plaintext buffer in JavaScript.
+ *       sealed is decrypted in place (its bytes are garbage after). res (Int32Array(2)): see
+ *       run_to_file. Async only.
+ *
  * blob_id (for scan.c's readSmallFiles) computes a blob id on the thread that read the bytes.
  *
  * OpenSSL is node's own (its symbols are exported by the node binary, its headers ship with
@@ -28,9 +34,11 @@
  */
 #include <node_api.h>
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -117,56 +125,81 @@ static int hmac_equals(struct hmac *h, const uint8_t *data, size_t len, const ui
   return memcmp(md, expect, ID_LEN) == 0;
 }
 
-/* A per-thread HMAC state for blob_id, keyed by the last MAC key it was given. */
+/* A per-thread HMAC state for blob_id and openBlobToFile, keyed by the last MAC key it was given. */
 static __thread struct hmac id_hmac;
 static __thread uint8_t id_key[ID_LEN];
 static __thread int id_ready;
 
-int blob_id(const uint8_t *mac_key, const uint8_t *data, size_t len, uint8_t *out) {
+/* The thread's HMAC state keyed with mac_key (ID_LEN bytes); NULL on failure. */
+static struct hmac *thread_hmac(const uint8_t *mac_key) {
   if (!id_ready || memcmp(id_key, mac_key, ID_LEN) != 0) {
     hmac_free(&id_hmac);
     memset(&id_hmac, 0, sizeof id_hmac);
     id_ready = 0;
-    if (hmac_init(&id_hmac, mac_key, ID_LEN)) return -1;
+    if (hmac_init(&id_hmac, mac_key, ID_LEN)) return NULL;
     memcpy(id_key, mac_key, ID_LEN);
     id_ready = 1;
   }
+  return &id_hmac;
+}
+
+/* Ends an HMAC whose data went into h->work (started from h->inner) into out (32 bytes). */
+static int hmac_finish(struct hmac *h, uint8_t *out) {
   uint8_t md[32];
   unsigned int n;
-  if (EVP_MD_CTX_copy_ex(id_hmac.work, id_hmac.inner) != 1 || EVP_DigestUpdate(id_hmac.work, data, len) != 1 ||
-      EVP_DigestFinal_ex(id_hmac.work, md, &n) != 1 || EVP_MD_CTX_copy_ex(id_hmac.work, id_hmac.outer) != 1 ||
-      EVP_DigestUpdate(id_hmac.work, md, 32) != 1 || EVP_DigestFinal_ex(id_hmac.work, out, &n) != 1)
-    return -1;
-  return 0;
+  return EVP_DigestFinal_ex(h->work, md, &n) == 1 && EVP_MD_CTX_copy_ex(h->work, h->outer) == 1 &&
+                 EVP_DigestUpdate(h->work, md, 32) == 1 && EVP_DigestFinal_ex(h->work, out, &n) == 1
+             ? 0
+             : -1;
+}
+
+int blob_id(const uint8_t *mac_key, const uint8_t *data, size_t len, uint8_t *out) {
+  struct hmac *h = thread_hmac(mac_key);
+  if (!h || EVP_MD_CTX_copy_ex(h->work, h->inner) != 1 || EVP_DigestUpdate(h->work, data, len) != 1) return -1;
+  return hmac_finish(h, out);
+}
+
+/* Decrypts and authenticates one sealed blob of raw plaintext bytes: its flag and body, the
+ * body decrypted into raw_dst when that is given and the blob is stored raw, else over its
+ * ciphertext when in_place, else into the thread's scratch buffer. NULL when it does not
+ * open (or memory runs out). */
+static uint8_t *unseal(const uint8_t *key, const uint8_t *id, const uint8_t *s, size_t n, uint8_t *raw_dst, size_t raw,
+                       int in_place, uint8_t *flag, size_t *body_len) {
+  int l;
+  if (n < NONCE_LEN + TAG_LEN + 1) return NULL;
+  size_t body = n - NONCE_LEN - TAG_LEN - 1;
+  if (body > INT32_MAX) return NULL;
+  if (EVP_DecryptInit_ex(gcm, NULL, NULL, key, s) != 1) return NULL;
+  if (EVP_DecryptUpdate(gcm, NULL, &l, id, ID_LEN) != 1) return NULL;
+  if (EVP_DecryptUpdate(gcm, flag, &l, s + NONCE_LEN, 1) != 1 || l != 1) return NULL;
+  uint8_t *dst;
+  if (*flag == 0) {
+    if (body != raw) return NULL;
+    dst = raw_dst;
+  } else if (*flag != 1) {
+    return NULL;
+  } else {
+    dst = NULL;
+  }
+  if (!dst) dst = in_place ? (uint8_t *)s + NONCE_LEN + 1 : scratch_of(body);
+  if (!dst) return NULL;
+  if (body && (EVP_DecryptUpdate(gcm, dst, &l, s + NONCE_LEN + 1, (int)body) != 1 || (size_t)l != body)) return NULL;
+  if (EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(s + n - TAG_LEN)) != 1) return NULL;
+  uint8_t fin[16];
+  if (EVP_DecryptFinal_ex(gcm, fin, &l) != 1) return NULL;
+  *body_len = body;
+  return dst;
 }
 
 /* Opens one sealed blob into out (raw bytes exactly); 1 when it opened, 0 when not. */
 static int open_one(const uint8_t *key, const uint8_t *id, const uint8_t *s, size_t n, uint8_t *out,
                     size_t raw) {
-  int l;
   uint8_t flag;
-  if (n < NONCE_LEN + TAG_LEN + 1) return 0;
-  size_t body = n - NONCE_LEN - TAG_LEN - 1;
-  if (body > INT32_MAX) return 0;
-  if (EVP_DecryptInit_ex(gcm, NULL, NULL, key, s) != 1) return 0;
-  if (EVP_DecryptUpdate(gcm, NULL, &l, id, ID_LEN) != 1) return 0;
-  if (EVP_DecryptUpdate(gcm, &flag, &l, s + NONCE_LEN, 1) != 1 || l != 1) return 0;
-  const uint8_t *ct = s + NONCE_LEN + 1;
-  uint8_t *dst;
-  if (flag == 0) {
-    if (body != raw) return 0;
-    dst = out;
-  } else if (flag == 1) {
-    if (!(dst = scratch_of(body))) return 0;
-  } else {
-    return 0;
-  }
-  if (body && (EVP_DecryptUpdate(gcm, dst, &l, ct, (int)body) != 1 || (size_t)l != body)) return 0;
-  if (EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(s + n - TAG_LEN)) != 1) return 0;
-  uint8_t fin[16];
-  if (EVP_DecryptFinal_ex(gcm, fin, &l) != 1) return 0;
+  size_t body;
+  uint8_t *b = unseal(key, id, s, n, out, raw, 0, &flag, &body);
+  if (!b) return 0;
   if (flag == 1) {
-    size_t got = ZSTD_decompressDCtx(dctx, out, raw, scratch, body);
+    size_t got = ZSTD_decompressDCtx(dctx, out, raw, b, body);
     if (ZSTD_isError(got) || got != raw) return 0;
   }
   return 1;
@@ -305,6 +338,111 @@ static void run_seal(struct pool_job *pj) {
     o += n;
   }
 }
+
+/* ---- opening into a file (a restore's large blobs) ------------------------------------------ */
+
+struct to_file_job {
+  struct pool_job base;
+  uint8_t *sealed, *key, *id, *mac;
+  double *where;
+  int32_t *res;
+  size_t sealed_len;
+};
+
+static int parse_to_file(napi_env env, napi_value *argv, struct pool_job *pj) {
+  struct to_file_job *j = (struct to_file_job *)pj;
+  size_t t;
+  return get_ta(env, argv[0], napi_uint8_array, "sealed: a Uint8Array", 0, (void **)&j->sealed, &j->sealed_len) ||
+         get_ta(env, argv[1], napi_uint8_array, "key: 32 bytes", KEY_LEN, (void **)&j->key, &t) ||
+         get_ta(env, argv[2], napi_uint8_array, "id: 32 bytes", ID_LEN, (void **)&j->id, &t) ||
+         get_ta(env, argv[3], napi_uint8_array, "macKey: 32 bytes", ID_LEN, (void **)&j->mac, &t) ||
+         get_ta(env, argv[4], napi_float64_array, "where: a Float64Array [fd, pos, rawLength]", 3, (void **)&j->where, &t) ||
+         get_ta(env, argv[5], napi_int32_array, "res: an Int32Array [status, errno]", 2, (void **)&j->res, &t);
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t pos) {
+  while (len) {
+    ssize_t w = pwrite(fd, p, len, pos);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += w;
+    len -= (size_t)w;
+    pos += w;
+  }
+  return 0;
+}
+
+static int is_whole(double v, double max) { return v >= 0 && v <= max && v == (double)(int64_t)v; }
+
+/* openBlobToFile: res[0] = 1 when the blob opened, matched its id and all rawLength bytes
+ * were written at pos of fd; 0 when it did not open (tag, flag, length or zstd frame); 2
+ * when its plaintext does not match the id; -1 when a write failed (or memory ran out),
+ * res[1] its errno. Nothing is written before both checks pass. The sealed bytes are
+ * decrypted in place; a compressed blob's plaintext gets a buffer of its own, freed at once
+ * (a per-thread one would keep the largest chunk resident on every thread of the pool). */
+static void run_to_file(struct pool_job *pj) {
+  struct to_file_job *j = (struct to_file_job *)pj;
+  j->res[0] = 0;
+  j->res[1] = 0;
+  if (!is_whole(j->where[0], INT32_MAX) || !is_whole(j->where[1], 9007199254740991.0) || !is_whole(j->where[2], UINT32_MAX)) {
+    j->base.failure = "openBlobToFile: fd, pos or rawLength is not a whole number in range";
+    return;
+  }
+  int fd = (int)j->where[0];
+  off_t pos = (off_t)j->where[1];
+  size_t raw = (size_t)j->where[2];
+  if (!gcm_ctx(&gcm, 0)) {
+    j->base.failure = "openBlobToFile: cannot set up AES-256-GCM";
+    return;
+  }
+  if (!dctx && !(dctx = ZSTD_createDCtx())) {
+    j->base.failure = "openBlobToFile: cannot set up zstd";
+    return;
+  }
+  struct hmac *h = thread_hmac(j->mac);
+  if (!h) {
+    j->base.failure = "openBlobToFile: cannot set up HMAC-SHA256";
+    return;
+  }
+  uint8_t flag;
+  size_t body;
+  uint8_t *b = unseal(j->key, j->id, j->sealed, j->sealed_len, NULL, raw, 1, &flag, &body);
+  if (!b) return;
+  uint8_t *plain = b, *own = NULL;
+  if (flag == 1) {
+    if (!(own = malloc(raw ? raw : 1))) {
+      j->res[0] = -1;
+      j->res[1] = ENOMEM;
+      return;
+    }
+    size_t got = ZSTD_decompressDCtx(dctx, own, raw, b, body);
+    if (ZSTD_isError(got) || got != raw) {
+      free(own);
+      return;
+    }
+    plain = own;
+  }
+  uint8_t md[ID_LEN];
+  if (EVP_MD_CTX_copy_ex(h->work, h->inner) != 1 || EVP_DigestUpdate(h->work, plain, raw) != 1 || hmac_finish(h, md) != 0) {
+    free(own);
+    j->base.failure = "openBlobToFile: HMAC-SHA256 failed";
+    return;
+  }
+  if (memcmp(md, j->id, ID_LEN) != 0) {
+    free(own);
+    j->res[0] = 2;
+    return;
+  }
+  int err = pwrite_all(fd, plain, raw, pos);
+  free(own);
+  j->res[0] = err ? -1 : 1;
+  j->res[1] = err;
+}
+
+static const struct job_kind TO_FILE = {"tsbak:openBlobToFile", 6, sizeof(struct to_file_job), parse_to_file, run_to_file};
+napi_value js_openBlobToFileAsync(napi_env env, napi_callback_info info) { return call_job(env, info, &TO_FILE, 1); }
 
 static const struct job_kind OPEN = {"tsbak:openBlobs", 11, sizeof(struct open_job), parse_open, run_open};
 napi_value js_openBlobs(napi_env env, napi_callback_info info) { return call_job(env, info, &OPEN, 0); }

@@ -539,6 +539,50 @@ t.test('openBlobs opens raw and zstd blobs and flags every kind of damage', asyn
   t.throws(() => native.openBlobs({ sealed: Buffer.alloc(0), offsets: new Uint32Array(2), lengths: new Uint32Array(1), keyOf: new Uint16Array(2), keys: [keyA], ids: Buffer.alloc(64), macKey, rawLengths: new Uint32Array(2) }, Buffer.alloc(0), new Uint32Array(2)), /lengths/, 'arrays shorter than the blob count are refused');
 });
 
+t.test('openBlobToFileAsync writes a raw or zstd blob at its offset, and writes nothing of a damaged one', async (t) => {
+  const { sealBlob } = await import('../src/format/blob.js');
+  const { blobId } = await import('../src/crypto/hash.js');
+  const { randomBytes } = await import('node:crypto');
+  const { openSync, closeSync, readFileSync, writeFileSync, constants: C } = fs;
+  const macKey = randomBytes(32);
+  const key = randomBytes(32);
+  const random = randomBytes(300 << 10);
+  const text = Buffer.from('some text, again and again. '.repeat(20000));
+  const [rawSealed, zSealed] = [random, text].map((p) => sealBlob(key, blobId(macKey, p), p, 3));
+  t.equal(rawSealed!.length, random.length + 29, 'the random blob is stored raw');
+  t.ok(zSealed!.length < text.length / 10, 'the text blob is stored compressed');
+  const file = path.join(dir, 'blob-to-file.bin');
+  const at = 4096;
+  const write = async (sealed: Buffer, plain: Buffer, opts: { mac?: Buffer; raw?: number; flags?: number; path?: string } = {}) => {
+    const f = opts.path ?? file;
+    if (!opts.path) writeFileSync(f, Buffer.alloc(at + plain.length + 100));
+    const fd = openSync(f, opts.flags ?? C.O_WRONLY);
+    try {
+      return await native.openBlobToFileAsync(key, opts.mac ?? macKey, blobId(macKey, plain), Buffer.from(sealed), opts.raw ?? plain.length, fd, at);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  for (const [what, sealed, plain] of [['raw', rawSealed!, random], ['zstd', zSealed!, text]] as const) {
+    t.equal(await write(sealed, plain), plain.length, `a ${what} blob: its length`);
+    const got = readFileSync(file);
+    t.ok(got.subarray(at, at + plain.length).equals(plain), `a ${what} blob: its plaintext at its offset`);
+    t.ok(got.subarray(0, at).equals(Buffer.alloc(at)) && got.subarray(at + plain.length).equals(Buffer.alloc(100)), `a ${what} blob: nothing around it`);
+
+    const flipped = Buffer.from(sealed);
+    flipped[40] ^= 1;
+    t.equal(await write(flipped, plain), 'auth', `a ${what} blob with a flipped byte does not open`);
+    t.ok(readFileSync(file).equals(Buffer.alloc(at + plain.length + 100)), `a ${what} blob with a flipped byte: nothing written`);
+    t.equal(await write(sealed, plain, { mac: randomBytes(32) }), 'id', `a ${what} blob whose plaintext does not match its id under the MAC key`);
+    t.ok(readFileSync(file).equals(Buffer.alloc(at + plain.length + 100)), `a ${what} blob that does not match its id: nothing written`);
+    t.equal(await write(sealed, plain, { raw: plain.length - 1 }), 'auth', `a ${what} blob of another length than the index says does not open`);
+    await t.rejects(write(sealed, plain, { flags: C.O_RDONLY }), { code: 'EBADF', syscall: 'write' }, `a ${what} blob: a failed write rejects with its errno`);
+  }
+  await t.rejects(write(zSealed!, text, { path: '/dev/full' }), { code: 'ENOSPC', message: /^ENOSPC: no space left on device, write$/ }, 'a full disk rejects with ENOSPC');
+  await t.rejects(native.openBlobToFileAsync(key, macKey, blobId(macKey, text), Buffer.from(zSealed!), text.length, -1, 0), /fd, pos or rawLength/, 'a negative fd is refused');
+  await t.rejects(native.openBlobToFileAsync(key, macKey, blobId(macKey, text), Buffer.from(zSealed!), text.length, 1, 0.5), /fd, pos or rawLength/, 'a fractional offset is refused');
+});
+
 t.test('sealBlobs seals what blob.ts opens: raw, zstd, fresh nonces', async (t) => {
   const { openBlob, sealedBound } = await import('../src/format/blob.js');
   const { randomBytes } = await import('node:crypto');

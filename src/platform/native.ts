@@ -9,6 +9,7 @@ import { existsSync, readFileSync, type BigIntStats } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { getSystemErrorMap } from 'node:util';
 
 /** A path as raw bytes (names need not be valid UTF-8) or as a string (encoded as UTF-8). */
 export type PathLike = Buffer | string;
@@ -30,6 +31,7 @@ interface Addon {
   sealBlobs(...a: SealBlobsArgs): void;
   sealBlobsAsync(...a: SealBlobsArgs): Promise<void>;
   writeFilesAsync(...a: WriteFilesArgs): Promise<void>;
+  openBlobToFileAsync(sealed: Uint8Array, key: Uint8Array, id: Uint8Array, macKey: Uint8Array, where: Float64Array, res: Int32Array): Promise<void>;
   gearScan(buf: Uint8Array, from: number, to: number, mask: number, gear: Int32Array, state: Int32Array): number;
 }
 
@@ -489,16 +491,35 @@ export function openBlobNative(key: Uint8Array, macKey: Uint8Array, id: Uint8Arr
   return oneBlob.ok[0] ? out : null;
 }
 
-/** openBlobNative on libuv's thread pool (a large blob: the main thread goes on meanwhile), into `out` (rawLength bytes) when given. */
-export async function openBlobNativeAsync(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number, out?: Buffer): Promise<Buffer | null> {
+/**
+ * Opens one large blob on libuv's thread pool and writes its plaintext (rawLength bytes) at
+ * `pos` of the open file `fd` from there: no plaintext buffer on this thread (a compressed
+ * blob's is malloc'd there and freed at once). `sealed` is decrypted in place: it must be
+ * the caller's own copy, not touched until this settles, and is garbage after. Resolves to
+ * the bytes written; 'auth' when the blob does not open (damaged), 'id' when its plaintext
+ * does not match the id (nothing is written then); null when the addon cannot be loaded. A
+ * failed write rejects with a Node-style error (code, errno, syscall 'write').
+ */
+export async function openBlobToFileAsync(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number, fd: number, pos: number): Promise<number | 'auth' | 'id' | null> {
   if (!nativeAvailable()) return null;
-  const into = out ?? Buffer.allocUnsafeSlow(rawLength);
-  const ok = await openBlobsAsync(
-    { sealed, offsets: new Uint32Array(1), lengths: Uint32Array.of(sealed.length), keyOf: new Uint16Array(1), keys: [key], ids: id, macKey, rawLengths: Uint32Array.of(rawLength) },
-    into,
-    new Uint32Array(1),
-  );
-  return ok[0] ? into : null;
+  const res = new Int32Array(2);
+  await load().openBlobToFileAsync(sealed, key, id, macKey, Float64Array.of(fd, pos, rawLength), res);
+  switch (res[0]) {
+    case 1:
+      return rawLength;
+    case 2:
+      return 'id';
+    case -1:
+      throw errnoError(res[1]!, 'write');
+    default:
+      return 'auth';
+  }
+}
+
+/** An errno as Node's fs words it: code "ENOSPC", message "ENOSPC: no space left on device, write". */
+function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
+  const [code, text] = getSystemErrorMap().get(-errno) ?? [`errno ${errno}`, 'unknown error'];
+  return Object.assign(new Error(`${code}: ${text}, ${syscall}`), { code, errno: -errno, syscall });
 }
 
 /** Blobs to seal (sealBlobs): blob i is bytes [offsets[i], +lengths[i]) of data, with id ids[i] (32 bytes each). */

@@ -20,7 +20,7 @@ import { ColdError, CorruptError, NotFoundError, TsbakError } from '../errors.js
 import { BlobIndex, type BlobLocation, type PackRef } from './blob-index.js';
 import { newRepoSecrets, newWriterKey, openWriterKeyFile, unwrapFullKey, verifyRegistration, wrapFullKey } from './keys.js';
 import { OPEN_POOL_MIN, OpenPoolError, openPool, type OpenOutcome } from './open-pool.js';
-import { openBlobNative, openBlobNativeAsync } from '../platform/native.js';
+import { openBlobNative, openBlobToFileAsync } from '../platform/native.js';
 import { CONFIG, INDEX, KEYS, LOCKS, SNAPSHOTS, packName, parsePackName } from './layout.js';
 
 /** Packs per intermediate index file during a backup. */
@@ -197,8 +197,6 @@ export class Repository {
   private pending = new Set<string>();
   private packer: Packer | null = null;
   private blobCache: LRUCache<string, Buffer>;
-  /** Plaintext buffers of writeBlobAt's large blobs, reused (restore.ts counts their size class in flight). */
-  private readonly plainBuffers = new BufferPool(4 << 20);
   /** Sealed bytes of writeBlobAt's large blobs, read into reused buffers where the backend has readInto. */
   private readonly sealedBuffers = new BufferPool(4 << 20);
   /** loadBlob calls under way without a signal, by blob id: concurrent loads of one blob share one fetch and open. */
@@ -708,17 +706,16 @@ export class Repository {
   /** writeBlobAt's opening and writing, once the sealed bytes are read. */
   private async openToFile(id: Buffer, fd: number, pos: number, kind: BlobType, key: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, rawLength: number): Promise<number | 'auth' | 'id'> {
     // Large blobs are opened on libuv's pool (native/blob.c) and written from there, so
-    // that a restore needs no worker threads (each costs ~40 MB); the worker pool when the
-    // addon cannot do it.
+    // that a restore needs no worker threads (each costs ~40 MB) and no JavaScript buffer
+    // for their plaintext (pooled ones overflowed into up to ~80 MB of garbage awaiting a
+    // GC at a restore's peak); the worker pool when the addon cannot do it. The sealed bytes
+    // are decrypted in place: copied first when they may be a view other reads share (cold
+    // storage's).
     const large = kind === 'data' && sealed.length >= OPEN_POOL_MIN;
     if (large) {
-      const ab = this.plainBuffers.take(rawLength);
-      try {
-        const plain = await openBlobNativeAsync(key, this.secrets.macKey, id, sealed, rawLength, Buffer.from(ab, 0, rawLength));
-        if (plain) return await writeAll(fd, plain, pos);
-      } finally {
-        this.plainBuffers.give(ab);
-      }
+      const own = again ? sealed : Buffer.from(sealed);
+      const wrote = await openBlobToFileAsync(key, this.secrets.macKey, id, own, rawLength, fd, pos);
+      if (wrote !== null) return wrote;
     }
     const pool = large ? openPool() : null;
     if (pool?.usable) {

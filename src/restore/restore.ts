@@ -427,9 +427,10 @@ class RestoreRun {
   }
 
   private async writeChunk(id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {
-    // What the blob holds while it is opened: its sealed bytes and a plaintext buffer of the
-    // pool's size class (up to twice its length), not its length.
-    const n = sealedLen + sizeClass(rawLen);
+    // What the blob holds while it is opened: its sealed bytes, in a buffer of the pool's
+    // size class (up to twice their length), and its plaintext (a large blob stored raw is
+    // decrypted in place and written from there, but that is not known yet).
+    const n = sizeClass(sealedLen) + rawLen;
     await this.blobBytes.acquire(n);
     try {
       const wrote = await this.repo.writeBlobAt(id, fd, pos);
