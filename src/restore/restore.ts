@@ -86,8 +86,10 @@ const BLOB_BYTES_IN_FLIGHT = 12 << 20;
 const BATCH_FILE_MAX = 512 << 10;
 /** ...of at most this many files, sealed bytes and plaintext bytes... */
 const BATCH_FILES = 128;
-const BATCH_BYTES = 2 << 20;
-const BATCH_RAW = 4 << 20;
+// 1 and 2 MiB rather than 2 and 4: corpus restore peak RSS 122.3 -> 114.5 MB on average
+// over 6 runs each, 2.97 -> 3.07 s (within noise).
+const BATCH_BYTES = 1 << 20;
+const BATCH_RAW = 2 << 20;
 /** ...with this many batches in flight (enough to keep the pool's threads busy while the next is read). */
 const BATCHES_IN_FLIGHT = 4;
 
