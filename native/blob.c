@@ -38,7 +38,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -360,20 +359,6 @@ static int parse_to_file(napi_env env, napi_value *argv, struct pool_job *pj) {
          get_ta(env, argv[5], napi_int32_array, "res: an Int32Array [status, errno]", 2, (void **)&j->res, &t);
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t pos) {
-  while (len) {
-    ssize_t w = pwrite(fd, p, len, pos);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    p += w;
-    len -= (size_t)w;
-    pos += w;
-  }
-  return 0;
-}
-
 static int is_whole(double v, double max) { return v >= 0 && v <= max && v == (double)(int64_t)v; }
 
 /* openBlobToFile: res[0] = 1 when the blob opened, matched its id and all rawLength bytes
@@ -435,7 +420,7 @@ static void run_to_file(struct pool_job *pj) {
     j->res[0] = 2;
     return;
   }
-  int err = pwrite_all(fd, plain, raw, pos);
+  int err = write_all(fd, plain, raw, pos);
   free(own);
   j->res[0] = err ? -1 : 1;
   j->res[1] = err;

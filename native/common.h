@@ -4,6 +4,7 @@
 #include <node_api.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* A Node-style fs error (message, .code, .errno, .syscall, .path); NULL with an exception pending on failure. */
 napi_value make_errno_error(napi_env env, int err, const char *syscall, napi_value path_val,
@@ -44,6 +45,9 @@ napi_value call_job(napi_env env, napi_callback_info info, const struct job_kind
 void pool_priority_init(void);
 /* Lowers the calling pool thread's priority below the main thread's, once per thread. */
 void pool_thread_priority(void);
+
+/* Writes all len bytes at pos of fd (pwrite, again after EINTR); 0, or the errno (restore.c). */
+int write_all(int fd, const uint8_t *p, size_t len, off_t pos);
 
 /* A blob's id, HMAC-SHA256(mac_key (32 bytes), data), into out (32 bytes); -1 on failure (blob.c). */
 int blob_id(const uint8_t *mac_key, const uint8_t *data, size_t len, uint8_t *out);

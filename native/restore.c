@@ -28,7 +28,7 @@
 
 #include "common.h"
 
-static int write_all(int fd, const uint8_t *p, size_t len, off_t pos) {
+int write_all(int fd, const uint8_t *p, size_t len, off_t pos) {
   while (len) {
     ssize_t w = pwrite(fd, p, len, pos);
     if (w < 0) {
