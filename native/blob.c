@@ -26,6 +26,10 @@
  *       sealed is decrypted in place (its bytes are garbage after). res (Int32Array(2)): see
  *       run_to_file. Async only.
  *
+ *   blobIdAsync(macKey, data, out)
+ *       A blob's id, HMAC-SHA256(macKey, data), into out (32 bytes), on the pool: the backup
+ *       hashes large chunks there, in the buffer they were copied to for sealing.
+ *
  * blob_id (for scan.c's readSmallFiles) computes a blob id on the thread that read the bytes.
  *
  * OpenSSL is node's own (its symbols are exported by the node binary, its headers ship with
@@ -428,6 +432,30 @@ static void run_to_file(struct pool_job *pj) {
 
 static const struct job_kind TO_FILE = {"tsbak:openBlobToFile", 6, sizeof(struct to_file_job), parse_to_file, run_to_file};
 napi_value js_openBlobToFileAsync(napi_env env, napi_callback_info info) { return call_job(env, info, &TO_FILE, 1); }
+
+/* ---- a large blob's id, off the main thread ---------------------------------------------------- */
+
+struct id_job {
+  struct pool_job base;
+  uint8_t *mac, *data, *out;
+  size_t data_len;
+};
+
+static int parse_id(napi_env env, napi_value *argv, struct pool_job *pj) {
+  struct id_job *j = (struct id_job *)pj;
+  size_t t;
+  return get_ta(env, argv[0], napi_uint8_array, "macKey: 32 bytes", ID_LEN, (void **)&j->mac, &t) ||
+         get_ta(env, argv[1], napi_uint8_array, "data: a Uint8Array", 0, (void **)&j->data, &j->data_len) ||
+         get_ta(env, argv[2], napi_uint8_array, "out: 32 bytes", ID_LEN, (void **)&j->out, &t);
+}
+
+static void run_id(struct pool_job *pj) {
+  struct id_job *j = (struct id_job *)pj;
+  if (blob_id(j->mac, j->data, j->data_len, j->out)) j->base.failure = "blobId: HMAC-SHA256 failed";
+}
+
+static const struct job_kind ID = {"tsbak:blobId", 3, sizeof(struct id_job), parse_id, run_id};
+napi_value js_blobIdAsync(napi_env env, napi_callback_info info) { return call_job(env, info, &ID, 1); }
 
 static const struct job_kind OPEN = {"tsbak:openBlobs", 11, sizeof(struct open_job), parse_open, run_open};
 napi_value js_openBlobs(napi_env env, napi_callback_info info) { return call_job(env, info, &OPEN, 0); }

@@ -59,5 +59,6 @@ napi_value js_writeFiles(napi_env env, napi_callback_info info);
 napi_value js_openBlobsAsync(napi_env env, napi_callback_info info);
 napi_value js_writeFilesAsync(napi_env env, napi_callback_info info);
 napi_value js_openBlobToFileAsync(napi_env env, napi_callback_info info);
+napi_value js_blobIdAsync(napi_env env, napi_callback_info info);
 
 #endif

@@ -32,6 +32,7 @@ interface Addon {
   sealBlobsAsync(...a: SealBlobsArgs): Promise<void>;
   writeFilesAsync(...a: WriteFilesArgs): Promise<void>;
   openBlobToFileAsync(sealed: Uint8Array, key: Uint8Array, id: Uint8Array, macKey: Uint8Array, where: Float64Array, res: Int32Array): Promise<void>;
+  blobIdAsync(macKey: Uint8Array, data: Uint8Array, out: Uint8Array): Promise<void>;
   gearScan(buf: Uint8Array, from: number, to: number, mask: number, gear: Int32Array, state: Int32Array): number;
 }
 
@@ -514,6 +515,16 @@ export async function openBlobToFileAsync(key: Uint8Array, macKey: Uint8Array, i
     default:
       return 'auth';
   }
+}
+
+/**
+ * A blob's id, HMAC-SHA256(macKey, data), computed on libuv's thread pool without copying
+ * `data` (which must not change until this settles).
+ */
+export async function blobIdNativeAsync(macKey: Uint8Array, data: Uint8Array): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(32);
+  await load().blobIdAsync(macKey, data, out);
+  return out;
 }
 
 /** An errno as Node's fs words it: code "ENOSPC", message "ENOSPC: no space left on device, write". */

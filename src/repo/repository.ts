@@ -8,7 +8,7 @@ import { LRUCache } from 'lru-cache';
 import type { Backend, RestoreTier, StorageClass } from '../backend/backend.js';
 import { AuthError } from '../crypto/aead.js';
 import { openSealed, type X25519Pair } from '../crypto/box.js';
-import { blobId, blobIdAsync, importMacKey, sha256 } from '../crypto/hash.js';
+import { blobId, sha256 } from '../crypto/hash.js';
 import { openBlob } from '../format/blob.js';
 import { decodeConfig, encodeConfig, type RepoConfig } from '../format/config.js';
 import { openIndex, sealIndex, type IndexPack } from '../format/index-file.js';
@@ -20,7 +20,7 @@ import { ColdError, CorruptError, NotFoundError, TsbakError } from '../errors.js
 import { BlobIndex, type BlobLocation, type PackRef } from './blob-index.js';
 import { newRepoSecrets, newWriterKey, openWriterKeyFile, unwrapFullKey, verifyRegistration, wrapFullKey } from './keys.js';
 import { OPEN_POOL_MIN, OpenPoolError, openPool, type OpenOutcome } from './open-pool.js';
-import { openBlobNative, openBlobToFileAsync } from '../platform/native.js';
+import { blobIdNativeAsync, openBlobNative, openBlobToFileAsync } from '../platform/native.js';
 import { CONFIG, INDEX, KEYS, LOCKS, SNAPSHOTS, packName, parsePackName } from './layout.js';
 
 /** Packs per intermediate index file during a backup. */
@@ -404,12 +404,10 @@ export class Repository {
     return { id, added: true };
   }
 
-  private macCryptoKey: ReturnType<typeof importMacKey> | null = null;
-
   /**
    * saveBlob for a blob that may be large, without waiting for its hash: resolves once
-   * `plain` may be reused, with the id to await. Large blobs are hashed off this thread
-   * (see Packer.addUnhashed) when sealing runs in workers; others go through saveBlob.
+   * `plain` may be reused, with the id to await. Large blobs are hashed on libuv's pool
+   * (see Packer.addUnhashed) when sealing runs off this thread; others go through saveBlob.
    */
   async saveBlobDeferred(type: BlobType, plain: Uint8Array): Promise<{ id: Promise<Buffer> }> {
     const packer = this.getPacker();
@@ -417,11 +415,10 @@ export class Repository {
       const { id } = await this.saveBlob(type, plain);
       return { id: Promise.resolve(id) };
     }
-    const key = await (this.macCryptoKey ??= importMacKey(this.secrets.macKey));
     const r = await packer.addUnhashed(
       type,
       plain,
-      (d) => blobIdAsync(key, d),
+      (d) => blobIdNativeAsync(this.secrets.macKey, d),
       (id) => {
         if (this.hasBlob(id)) return false;
         this.pending.add(id.toString('latin1'));
