@@ -85,12 +85,33 @@ const byName = (a: TreeNode, b: TreeNode): number => Buffer.compare(a.name, b.na
  */
 export function encodeTree(tree: Tree): Buffer {
   const nodes = sortedByName(tree.nodes);
-  const w = new TreeWriter(HEADER + nodes.length * (FIXED + 64));
+  const w = new TreeWriter(encodedSize(nodes));
   w.u32(MAGIC);
   w.u8(VERSION);
   w.u32(nodes.length);
   for (const n of nodes) w.node(n);
   return w.done();
+}
+
+/**
+ * The encoding's size, exact for the usual nodes (ASCII owner names, int64 times), so that
+ * the writer seldom grows: a guess of 144 bytes a node grew the 18k-entry tree of
+ * /usr/share/man/man1 from 2.6 to 5.2 MB, with a copy, at a first backup's memory peak.
+ */
+function encodedSize(nodes: TreeNode[]): number {
+  let n = HEADER;
+  for (const x of nodes) {
+    n += FIXED + x.name.length + x.user.length + x.group.length;
+    if (x.hardlink !== undefined) n += 2 + x.hardlink.length;
+    if (x.rdevMajor !== undefined) n += 8;
+    if (x.target) n += 4 + x.target.length;
+    if (x.xattrs) for (const [k, v] of x.xattrs) n += 6 + k.length + v.length;
+    if (x.xattrs) n += 4;
+    if (x.content) n += 4 + ID * x.content.length;
+    if (x.extents) n += 4 + 16 * x.extents.length;
+    if (x.subtree) n += ID;
+  }
+  return n;
 }
 
 /** The nodes in name order; a directory listing comes sorted already, and is then not copied. */
