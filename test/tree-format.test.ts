@@ -2,7 +2,7 @@
 // canonical, refuses damaged bytes with an error (never a wrong tree), and version 1 (JSON),
 // which repositories written before version 2 hold, still decodes.
 import t from 'tap';
-import { decodeTree, encodeTree, type TreeNode } from '../src/format/tree.js';
+import { decodeTree, encodeTree, TreeEncoder, type TreeNode } from '../src/format/tree.js';
 
 const id = (b: number): Buffer => Buffer.alloc(32, b);
 
@@ -76,6 +76,35 @@ t.test('every field round-trips, in canonical order', async (t) => {
   t.same(decodeTree(encodeTree({ nodes: [] })).nodes, [], 'an empty directory');
   t.equal(back.find((n) => n.name.toString() === 'empty')!.content!.length, 0, 'an empty content list stays a list');
   t.equal(back.find((n) => n.name.toString() === 'dir')!.content, undefined, 'and an absent one stays absent');
+});
+
+t.test('TreeEncoder, fed one node at a time in any order, writes encodeTree\'s bytes', async (t) => {
+  const encode = (nodes: TreeNode[]) => {
+    const e = new TreeEncoder();
+    for (const n of nodes) e.add(n);
+    t.equal(e.count, nodes.length, 'it counts what it was given');
+    return e.finish();
+  };
+  const nodes = full();
+  const want = encodeTree({ nodes });
+  t.ok(encode(nodes).equals(want), 'in the order given');
+  t.ok(encode([...nodes].sort((a, b) => Buffer.compare(a.name, b.name))).equals(want), 'in name order (written in place)');
+  t.ok(encode([...nodes].reverse()).equals(want), 'in reverse order');
+  // Many small nodes, shuffled: names that share prefixes and differ in length.
+  const many: TreeNode[] = [];
+  for (let i = 0; i < 2000; i++) many.push({ ...nodes[1]!, name: Buffer.from(`f${i % 7 ? i : i * 10}`), ino: BigInt(i) });
+  const shuffled = [...many];
+  for (let i = shuffled.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
+  }
+  t.ok(encode(shuffled).equals(encodeTree({ nodes: many })), '2000 nodes, shuffled');
+  t.ok(encode([]).equals(encodeTree({ nodes: [] })), 'no nodes: an empty directory');
+  const e = new TreeEncoder();
+  e.add(nodes[2]!);
+  t.throws(() => e.add({ ...nodes[1]!, name: Buffer.from('x'), user: 'u'.repeat(70000) }), /longer than 65535/, 'a node that cannot be encoded throws');
+  e.add(nodes[1]!);
+  t.ok(e.finish().equals(encodeTree({ nodes: [nodes[1]!, nodes[2]!] })), 'and leaves nothing behind');
 });
 
 t.test('values the encoding cannot hold are refused, not truncated', async (t) => {

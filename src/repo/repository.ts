@@ -433,6 +433,11 @@ export class Repository {
     return this.saveBlob('tree', encodeTree(tree));
   }
 
+  /** saveTree for a tree encoded already (TreeEncoder). */
+  async saveTreeBytes(bytes: Buffer): Promise<{ id: Buffer; added: boolean }> {
+    return this.saveBlob('tree', bytes);
+  }
+
   /** Why storing new data failed, once it has (null before): every later save fails the same way. */
   get writeFailure(): unknown {
     return this.packer?.failed ?? null;

@@ -6,7 +6,7 @@ import { lstatSync, promises as fsp } from 'node:fs';
 import { constants as osConstants, hostname, userInfo } from 'node:os';
 import * as path from 'node:path';
 import type { SnapshotInfo } from '../format/snapshot.js';
-import { sameNode, type Tree, type TreeNode } from '../format/tree.js';
+import { sameNode, TreeEncoder, type Tree, type TreeNode } from '../format/tree.js';
 import type { Repository } from '../repo/repository.js';
 import { TsbakError } from '../errors.js';
 import { captureMeta } from './capture.js';
@@ -481,12 +481,24 @@ class BackupRun {
     // other: memory stays proportional to the depth and width of the tree, not its size.
     // The next few subdirectories are prepared (listed, small files read) ahead, on the
     // thread pool, while this one's entries are stored.
-    const nodes: TreeNode[] = [];
+    // Each entry's node is encoded as soon as it is saved, and let go (but a directory's):
+    // a node object costs ~4x its encoding, and a directory's nodes were all held to its end.
+    const tree = new TreeEncoder();
     const dirNodes: TreeNode[] = [];
+    let files = 0;
+    // Whether every entry so far is the same as in the parent tree (then, if none is gone,
+    // the tree is the parent's: nothing to store).
+    let asParent = true;
     const one = async ({ name, spec: childSpec, scanned, dir: isDir }: { name: Buffer; spec: Spec | null; scanned?: ScannedEntry; dir: boolean }, next?: Promise<Visit>) => {
       const node = await this.saveEntry(joinPath(dir, name), name, childSpec, visit.parentNodes.get(nameKey(name)) ?? null, scanned, visit.contents.get(scanned!), next);
-      if (node) nodes.push(node);
-      if (node && isDir) dirNodes.push(node);
+      if (!node) return;
+      if (asParent) {
+        const p = visit.parentNodes.get(nameKey(node.name));
+        asParent = !!p && sameNode(node, p);
+      }
+      tree.add(node);
+      if (node.type === 'file') files++;
+      if (isDir) dirNodes.push(node);
     };
     const subdirs = names.filter((n) => n.dir);
     const leaves = names.filter((n) => !n.dir);
@@ -557,26 +569,25 @@ class BackupRun {
       await saveLeaves();
       await saveSubdirs();
     }
-    const id = await this.treeOf(nodes, visit);
+    const id = await this.treeOf(tree, asParent, visit);
     if (this.nextDirs && (!spec || spec.target)) {
       // Recorded even when it cannot be reused (no fingerprint: it never matches), so that
       // next time its subdirectories find their parent trees under an unchanged parent.
       const reusable = visit.fingerprint && !this.dirtyDirs.has(dir.toString('latin1'));
-      const files = nodes.reduce((n, x) => n + (x.type === 'file' ? 1 : 0), 0);
       this.nextDirs.set(dir, { fingerprint: reusable ? visit.fingerprint! : NEVER_MATCHES, subdirs: subdirsHash(dirNodes), tree: id, files });
     }
     return id;
   }
 
-  /** The id of the tree of these nodes, stored if new. */
-  private async treeOf(nodes: TreeNode[], visit: Visit): Promise<Buffer> {
-    const { parent, parentId, parentNodes } = visit;
-    // Every entry as in the parent tree: its bytes, hence its id, would be the same, and it
-    // is stored already. Nothing to encode, hash or save.
-    if (parent && parentId && nodes.length === parent.nodes.length && nodes.every((n) => { const p = parentNodes.get(nameKey(n.name)); return !!p && sameNode(n, p); }) && this.repo.hasBlob(parentId)) return parentId;
-    const tree: Tree = { nodes };
-    const { id } = await this.repo.saveTree(tree);
-    if (this.cache && !this.repo.canRead) await this.cache.saveTree(id, tree).catch(() => {});
+  /** The id of the tree of these entries, stored if new; asParent: each entry is as in the parent tree. */
+  private async treeOf(tree: TreeEncoder, asParent: boolean, visit: Visit): Promise<Buffer> {
+    const { parent, parentId } = visit;
+    // Every entry as in the parent tree, and as many: its bytes, hence its id, would be the
+    // same, and it is stored already. Nothing to encode, hash or save.
+    if (asParent && parent && parentId && tree.count === parent.nodes.length && this.repo.hasBlob(parentId)) return parentId;
+    const bytes = tree.finish();
+    const { id } = await this.repo.saveTreeBytes(bytes);
+    if (this.cache && !this.repo.canRead) await this.cache.saveTree(id, bytes).catch(() => {});
     return id;
   }
 

@@ -6,7 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { zstdCompress, zstdDecompress } from '../format/compress.js';
-import { decodeTree, encodeTree, type Tree } from '../format/tree.js';
+import { decodeTree, type Tree } from '../format/tree.js';
 import { replaceFile } from '../platform/replace-file.js';
 
 export { defaultCacheRoot as defaultCacheDir } from '../repo/cache-root.js';
@@ -42,14 +42,15 @@ export class ParentCache {
     }
   }
 
-  async saveTree(id: Buffer, tree: Tree): Promise<void> {
+  /** Keeps a tree (its encoding) the backup stored, for the next run's parent trees. */
+  async saveTree(id: Buffer, encoded: Buffer): Promise<void> {
     const dir = path.join(this.dir, 'trees');
     if (!this.madeTrees) {
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
       this.madeTrees = true;
     }
     const file = path.join(dir, id.toString('hex'));
-    await fsp.writeFile(file, zstdCompress(encodeTree(tree), 3), { flag: 'wx', mode: 0o600 }).catch((e) => {
+    await fsp.writeFile(file, zstdCompress(encoded, 3), { flag: 'wx', mode: 0o600 }).catch((e) => {
       if (e.code !== 'EEXIST') throw e;
     });
   }
