@@ -278,6 +278,33 @@ t.test('a full disk: one clear line, exit 1, earlier snapshots intact, no leftov
   t.equal(readFileSync(path.join(out, src, 'small.txt'), 'utf8'), 'fits\n');
 });
 
+t.test('a restore onto a full disk: a line per file that does not fit, saying what to do; the rest restored', asRoot, async (t) => {
+  const src = tempDir(t);
+  writeFileSync(path.join(src, 'random.bin'), randomBytes(5 << 20)); // stored raw: decrypted in place and written
+  writeFileSync(path.join(src, 'text.txt'), 'compressible text, '.repeat(250000)); // stored zstd
+  writeFileSync(path.join(src, 'small.txt'), 'fits\n');
+  const repo = newRepo(t);
+  t.equal(run('tsbak-write', [repo, src]).code, 0);
+  const disk = tempDir(t);
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', disk], { encoding: 'utf8' });
+  t.equal(m.status, 0, `mount a small tmpfs: ${m.stderr}`);
+  t.teardown(() => void spawnSync('umount', [disk]));
+  const r = run('tsbak', ['restore', repo, 'latest', '--target', disk]);
+  t.equal(r.code, 3, 'partial restore');
+  const lines = r.stderr.trim().split('\n');
+  const full = /ENOSPC: no space left on device, (write|open|close)[^(]* \(the target is full: free space and run the restore again\)$/;
+  t.ok(lines.every((l) => full.test(l)), `every line says ENOSPC and what to do: ${r.stderr}`);
+  for (const name of ['random.bin', 'text.txt']) {
+    t.ok(lines.some((l) => l.includes(name)), `${name} does not fit`);
+    t.notOk(existsSync(path.join(disk, src, name)), `${name}: no half-written file is left`);
+  }
+  // The small file fits, unless the large ones' partial writes held the space just then.
+  if (existsSync(path.join(disk, src, 'small.txt'))) {
+    t.equal(readFileSync(path.join(disk, src, 'small.txt'), 'utf8'), 'fits\n', 'the file that fits is restored');
+    t.match(r.stdout, /1 files, .*, 5 B, 2 errors/, 'the summary counts the whole files only');
+  } else t.match(r.stdout, /0 files, .*, 0 B, 3 errors/, 'the summary counts the whole files only');
+});
+
 t.test('bad input: one-line errors and documented exit codes', async (t) => {
   const repo = newRepo(t);
   const wrong = run('tsbak', ['snapshots', repo], { TSBAK_PASSWORD: 'wrong' });

@@ -188,7 +188,7 @@ class RestoreRun {
   }
 
   private fail(p: Buffer, e: unknown): void {
-    const message = e instanceof TsbakError ? e.message : (e as any)?.code ? `${(e as any).code}: ${(e as Error).message}` : String((e as Error)?.message ?? e);
+    const message = e instanceof TsbakError ? e.message : describeFailure(e);
     this.result.errors.push({ path: p.toString(), message });
     this.opts.onWarning?.(p.toString(), message);
   }
@@ -405,6 +405,7 @@ class RestoreRun {
       const writes: Array<Promise<void>> = [];
       let ci = 0;
       let end = 0;
+      let bytes = 0;
       for (const [off, len] of extents) {
         let pos = off;
         while (pos < off + len && ci < content.length) {
@@ -413,6 +414,7 @@ class RestoreRun {
           // Not in the index: writeBlobAt says so (NOT_FOUND), and the file fails.
           writes.push(this.writeChunk(id, loc?.length ?? 0, loc?.rawLength ?? 0, fd, pos));
           pos += loc?.rawLength ?? 0;
+          bytes += loc?.rawLength ?? 0;
           end = pos;
         }
       }
@@ -421,6 +423,7 @@ class RestoreRun {
       if (failed) throw failed.reason;
       if (end !== node.size) ftruncateSync(fd, node.size); // trailing hole, or the size of an all-hole file
       ok = true;
+      this.result.bytes += bytes; // counted once the file is whole (a failed one is removed)
     } finally {
       closeSync(fd);
       if (!ok) withShortPathSync(p, (sp) => rmSync(sp, { force: true }));
@@ -437,11 +440,18 @@ class RestoreRun {
     try {
       const wrote = await this.repo.writeBlobAt(id, fd, pos);
       if (wrote !== rawLen) throw new CorruptError(`blob ${id.toString('hex').slice(0, 16)}`, `${wrote} bytes, the index says ${rawLen}`);
-      this.result.bytes += wrote;
     } finally {
       this.blobBytes.release(n);
     }
   }
+}
+
+/** A failed step as one line: Node's fs message (which starts with the code) or code: message; what to do about a full disk. */
+function describeFailure(e: unknown): string {
+  const code: string | undefined = (e as any)?.code;
+  const text = String((e as Error)?.message ?? e);
+  const line = code && !text.startsWith(code) ? `${code}: ${text}` : text;
+  return code === 'ENOSPC' || code === 'EDQUOT' ? `${line} (the target is full: free space and run the restore again)` : line;
 }
 
 function hasDefaultAcl(dir: Buffer): boolean {
