@@ -1,7 +1,7 @@
 // Repository: the one object writer, restore, fuse and cli talk to. It knows the layout,
 // opens keys, loads the index, reads and writes blobs, trees and snapshots.
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, write, writeSync } from 'node:fs';
+import { promises as fsp, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { hostname } from 'node:os';
 import { LRUCache } from 'lru-cache';
@@ -42,15 +42,6 @@ import { COPIED_AT_ONCE, Packer } from './packer.js';
 import { BufferPool } from './buffer-pool.js';
 import { mapLimit } from './map-limit.js';
 export { mapLimit };
-
-/** Writes all of data at pos of fd, on libuv's pool; returns its length. */
-async function writeAll(fd: number, data: Uint8Array, pos: number): Promise<number> {
-  let done = 0;
-  while (done < data.length) {
-    done += await new Promise<number>((resolve, reject) => write(fd, data, done, data.length - done, pos + done, (e, n) => (e ? reject(e) : resolve(n))));
-  }
-  return data.length;
-}
 
 /** Writes all of data at pos of fd; returns its length. */
 function writeAllSync(fd: number, data: Uint8Array, pos: number): number {
