@@ -233,23 +233,26 @@ static int parse_open(napi_env env, napi_value *argv, struct pool_job *pj) {
          get_ta(env, argv[10], napi_uint8_array, "ok: a Uint8Array per blob", j->n, (void **)&j->ok, &t);
 }
 
+/* The thread's state for opening blobs (cipher, zstd, HMAC keyed with mac); NULL with *failure set when it cannot be made. */
+static struct hmac *open_state(const uint8_t *mac, const char **failure) {
+  if (!gcm_ctx(&gcm, 0)) {
+    *failure = "cannot set up AES-256-GCM to open blobs";
+    return NULL;
+  }
+  if (!dctx && !(dctx = ZSTD_createDCtx())) {
+    *failure = "cannot set up zstd to open blobs";
+    return NULL;
+  }
+  struct hmac *h = thread_hmac(mac);
+  if (!h) *failure = "cannot set up HMAC-SHA256 to open blobs";
+  return h;
+}
+
 static void run_open(struct pool_job *pj) {
   struct open_job *j = (struct open_job *)pj;
   memset(j->ok, 0, j->n);
-  if (!gcm_ctx(&gcm, 0)) {
-    j->base.failure = "openBlobs: cannot set up AES-256-GCM";
-    return;
-  }
-  if (!dctx && !(dctx = ZSTD_createDCtx())) {
-    j->base.failure = "openBlobs: cannot set up zstd";
-    return;
-  }
-  struct hmac h = {NULL, NULL, NULL};
-  if (hmac_init(&h, j->mac, ID_LEN)) {
-    hmac_free(&h);
-    j->base.failure = "openBlobs: cannot set up HMAC-SHA256";
-    return;
-  }
+  struct hmac *h = open_state(j->mac, &j->base.failure);
+  if (!h) return;
   for (size_t i = 0; i < j->n; i++) {
     if ((uint64_t)j->offsets[i] + j->lengths[i] > j->sealed_len || (uint64_t)j->out_off[i] + j->raw[i] > j->out_len ||
         ((size_t)j->key_of[i] + 1) * KEY_LEN > j->keys_len)
@@ -257,10 +260,9 @@ static void run_open(struct pool_job *pj) {
     const uint8_t *id = j->ids + i * ID_LEN;
     uint8_t *out = j->out + j->out_off[i];
     if (open_one(j->keys + (size_t)j->key_of[i] * KEY_LEN, id, j->sealed + j->offsets[i], j->lengths[i], out, j->raw[i]) &&
-        hmac_equals(&h, out, j->raw[i], id))
+        hmac_equals(h, out, j->raw[i], id))
       j->ok[i] = 1;
   }
-  hmac_free(&h);
 }
 
 /* ---- sealing ------------------------------------------------------------------------------ */
@@ -382,19 +384,8 @@ static void run_to_file(struct pool_job *pj) {
   int fd = (int)j->where[0];
   off_t pos = (off_t)j->where[1];
   size_t raw = (size_t)j->where[2];
-  if (!gcm_ctx(&gcm, 0)) {
-    j->base.failure = "openBlobToFile: cannot set up AES-256-GCM";
-    return;
-  }
-  if (!dctx && !(dctx = ZSTD_createDCtx())) {
-    j->base.failure = "openBlobToFile: cannot set up zstd";
-    return;
-  }
-  struct hmac *h = thread_hmac(j->mac);
-  if (!h) {
-    j->base.failure = "openBlobToFile: cannot set up HMAC-SHA256";
-    return;
-  }
+  struct hmac *h = open_state(j->mac, &j->base.failure);
+  if (!h) return;
   uint8_t flag;
   size_t body;
   uint8_t *b = unseal(j->key, j->id, j->sealed, j->sealed_len, NULL, raw, 1, &flag, &body);
