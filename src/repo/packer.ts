@@ -8,6 +8,7 @@
 // pack stops taking blobs once its size (sealed + still in flight) reaches the target,
 // and is written when its last batch comes back. Tree blobs are sealed inline.
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { Backend, ObjectFile, StorageClass } from '../backend/backend.js';
 import { sealTo } from '../crypto/box.js';
 import { sealBlob } from '../format/blob.js';
@@ -96,7 +97,7 @@ export class Packer {
     // Sealing on libuv's pool, in C, when the addon is there; worker threads otherwise.
     this.pool = n > 0 ? (nativeAvailable() && process.env.TSBAK_SEAL_WORKERS !== '1' ? new NativeSealPool(n + 2) : new SealPool(n)) : null;
     this.maxInFlight = n + 1;
-    this.deferHashing = process.env.TSBAK_DEFER_HASH !== '0';
+    this.deferHashing = process.env.TSBAK_DEFER_HASH ? process.env.TSBAK_DEFER_HASH === '1' : availableParallelism() > n;
   }
 
   private current(type: BlobType): OpenPack {
@@ -175,12 +176,13 @@ export class Packer {
   }
 
   /**
-   * Whether large blobs are hashed off the calling thread (addUnhashed): on libuv's pool,
-   * in the copy made for sealing anyway (native blobIdAsync). With WebCrypto, which copies
-   * and wipes the data again, it had cost more than it freed on 2 cores (+0.4 CPU-s per
-   * 768 MiB); natively, first backup 6.50 -> 5.76 s and a 1 GiB file 6.10 -> 5.88 s on
-   * average over 4 and 5 runs each (within this machine's noise, and not slower).
-   * TSBAK_DEFER_HASH=0 hashes them inline (tests compare both).
+   * Whether large blobs are hashed off the calling thread (addUnhashed: on libuv's pool, in
+   * the copy made for sealing, native blobIdAsync). Only with a core to spare beyond the
+   * workers'. On 2 cores it gained nothing measurable (first backup 6.50 -> 5.76 s, a 1 GiB
+   * file 6.10 -> 5.88 s, within this machine's noise), and blobs are queued in the order
+   * their hashes finish: the chunks of files read at once mix in packs more, so restoring
+   * one file from cold storage needs more packs (fuse-cold.test saw two files share one).
+   * TSBAK_DEFER_HASH=1 or 0 forces either way (tests compare both).
    */
   get canDefer(): boolean {
     return this.pool !== null && this.deferHashing;
