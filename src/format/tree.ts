@@ -157,8 +157,10 @@ function encodedSize(nodes: TreeNode[]): number {
     if (x.hardlink !== undefined) n += 2 + x.hardlink.length;
     if (x.rdevMajor !== undefined) n += 8;
     if (x.target) n += 4 + x.target.length;
-    if (x.xattrs) for (const [k, v] of x.xattrs) n += 6 + k.length + v.length;
-    if (x.xattrs) n += 4;
+    if (x.xattrs) {
+      n += 4;
+      for (const [k, v] of x.xattrs) n += 6 + k.length + v.length;
+    }
     if (x.content) n += 4 + ID * x.content.length;
     if (x.extents) n += 4 + 16 * x.extents.length;
     if (x.subtree) n += ID;
