@@ -619,6 +619,43 @@ t.test('sealBlobs seals what blob.ts opens: raw, zstd, fresh nonces', async (t) 
   t.throws(() => native.sealBlobs(blobs, Buffer.alloc(100)), /out of bounds/, 'an output too small is refused');
 });
 
+t.test('sealBlobs: a large blob whose sample does not compress is stored raw without compressing it', async (t) => {
+  const { openBlob, sealedBound } = await import('../src/format/blob.js');
+  const { randomBytes } = await import('node:crypto');
+  const key = randomBytes(32);
+  const KiB = 1024;
+  const MiB = 1 << 20;
+  const text = Buffer.from('the quick brown fox jumps over the lazy dog, then naps. '.repeat(20000)).subarray(0, MiB);
+  const halfText = randomBytes(MiB);
+  text.copy(halfText, MiB / 4, 0, MiB / 2);
+  const tenthText = randomBytes(MiB);
+  for (let o = 0; o < MiB; o += 10 * KiB) text.copy(tenthText, o, 0, KiB);
+  const block = randomBytes(64 * KiB);
+  const repeated = Buffer.concat(Array.from({ length: 16 }, () => block));
+  // The 16 slices are the middle 2 KiB of each 64 KiB part: 31-33 KiB, 95-97 KiB, ...
+  const zerosBetween = randomBytes(MiB);
+  zerosBetween.fill(0, 34 * KiB, 94 * KiB);
+  const cases: Array<[string, Buffer, boolean]> = [
+    ['random bytes', randomBytes(MiB), false],
+    ['text', text, true],
+    ['random bytes with text in the middle half', halfText, true],
+    ['random bytes with a tenth of text spread through', tenthText, true],
+    ['a random block repeated (alike slices)', repeated, true],
+    ['random bytes with 60 KiB of zeros between two slices (what sampling misses)', zerosBetween, false],
+    ['random bytes under the sampling size', randomBytes(200 * KiB), false],
+  ];
+  for (const [what, plain, compressed] of cases) {
+    const id = randomBytes(32);
+    const out = Buffer.alloc(sealedBound(plain.length));
+    const [len] = native.sealBlobs({ key, level: 3, data: plain, ids: id, offsets: Uint32Array.of(0), lengths: Uint32Array.of(plain.length) }, out);
+    t.ok(openBlob(key, id, out.subarray(0, len)).equals(plain), `${what}: opens`);
+    if (compressed) t.ok(len! < plain.length * 0.97, `${what}: stored compressed (${len} bytes)`);
+    else t.equal(len, plain.length + 29, `${what}: stored raw`);
+  }
+  t.equal(native.sealBlobNative(key, randomBytes(32), zerosBetween, 3)?.length, MiB + 29, 'the single-blob sealer samples the same way');
+  t.ok(native.sealBlobNative(key, randomBytes(32), zerosBetween.subarray(0, 250 * KiB), 3)!.length < 230 * KiB, 'under 256 KiB zstd sees the whole blob');
+});
+
 /** writeFiles' arguments from files given as a path and [offset, length] segments of data. */
 type FileSpec = Omit<native.NewFile, 'dir' | 'name' | 'start' | 'end'> & { path: string; segments: Array<[number, number]> };
 function asNewFiles(specs: FileSpec[]): [native.NewFile[], native.Parts] {
