@@ -8,7 +8,6 @@
 // pack stops taking blobs once its size (sealed + still in flight) reaches the target,
 // and is written when its last batch comes back. Tree blobs are sealed inline.
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import type { Backend, ObjectFile, StorageClass } from '../backend/backend.js';
 import { sealTo } from '../crypto/box.js';
 import { sealBlob } from '../format/blob.js';
@@ -97,7 +96,7 @@ export class Packer {
     // Sealing on libuv's pool, in C, when the addon is there; worker threads otherwise.
     this.pool = n > 0 ? (nativeAvailable() && process.env.TSBAK_SEAL_WORKERS !== '1' ? new NativeSealPool(n + 2) : new SealPool(n)) : null;
     this.maxInFlight = n + 1;
-    this.deferHashing = process.env.TSBAK_DEFER_HASH ? process.env.TSBAK_DEFER_HASH === '1' : availableParallelism() > n;
+    this.deferHashing = process.env.TSBAK_DEFER_HASH ? process.env.TSBAK_DEFER_HASH === '1' : nativeAvailable();
   }
 
   private current(type: BlobType): OpenPack {
@@ -177,11 +176,13 @@ export class Packer {
 
   /**
    * Whether large blobs are hashed off the calling thread (addUnhashed: on libuv's pool, in
-   * the copy made for sealing, native blobIdAsync). Only with a core to spare beyond the
-   * workers'. On 2 cores it gained nothing measurable (first backup 6.50 -> 5.76 s, a 1 GiB
-   * file 6.10 -> 5.88 s, within this machine's noise), and blobs are queued in the order
-   * their hashes finish: the chunks of files read at once mix in packs more, so restoring
-   * one file from cold storage needs more packs (fuse-cold.test saw two files share one).
+   * the copy made for sealing, native blobIdAsync), so that the chunker never waits for a
+   * hash. With incompressible data, which sealing no longer compresses (native/blob.c's
+   * probe), this thread's hashing was what limited a backup: a 1 GiB random file took 3.2 s
+   * hashed here, 2.8 s hashed on the pool; the 2 GiB mixed file of the benchmark 10.6 s
+   * against 9.9 (3 runs each, 2 cores). Blobs are queued in the order their hashes finish,
+   * which mixes the chunks of files read at once in packs a little differently; where one
+   * file's chunks end and the next one's begin shares a pack either way.
    * TSBAK_DEFER_HASH=1 or 0 forces either way (tests compare both).
    */
   get canDefer(): boolean {
