@@ -619,7 +619,7 @@ t.test('sealBlobs seals what blob.ts opens: raw, zstd, fresh nonces', async (t) 
   t.throws(() => native.sealBlobs(blobs, Buffer.alloc(100)), /out of bounds/, 'an output too small is refused');
 });
 
-t.test('sealBlobs: a large blob whose sample does not compress is stored raw without compressing it', async (t) => {
+t.test('sealBlobs: a large blob whose sampled slices do not compress is stored raw without compressing it', async (t) => {
   const { openBlob, sealedBound } = await import('../src/format/blob.js');
   const { randomBytes } = await import('node:crypto');
   const key = randomBytes(32);
@@ -632,7 +632,7 @@ t.test('sealBlobs: a large blob whose sample does not compress is stored raw wit
   for (let o = 0; o < MiB; o += 10 * KiB) text.copy(tenthText, o, 0, KiB);
   const block = randomBytes(64 * KiB);
   const repeated = Buffer.concat(Array.from({ length: 16 }, () => block));
-  // The 16 slices are the middle 2 KiB of each 64 KiB part: 31-33 KiB, 95-97 KiB, ...
+  // The slices: the first and last 2 KiB, and the middle 2 KiB of each 64 KiB part (31-33 KiB, 95-97 KiB, ...).
   const zerosBetween = randomBytes(MiB);
   zerosBetween.fill(0, 34 * KiB, 94 * KiB);
   const cases: Array<[string, Buffer, boolean]> = [
