@@ -27,8 +27,9 @@ function dirSize(dir: string): number {
 const json = (r: { stdout: string }): any => lastJson(r.stdout);
 
 t.test('large chunks hashed off the main thread, or blobs sealed by worker threads, store and dedup the same', async (t) => {
-  // TSBAK_DEFER_HASH forces either hashing path (by default it depends on the number of
-  // cores); TSBAK_SEAL_WORKERS=1 seals in worker threads (the native sealer's fallback).
+  // TSBAK_DEFER_HASH forces either hashing path (by default large chunks are hashed on the
+  // pool when the addon is there); TSBAK_SEAL_WORKERS=1 seals in worker threads (the native
+  // sealer's fallback).
   const src = tempDir(t);
   mkdirSync(path.join(src, 'sub'));
   for (let i = 0; i < 20; i++) writeFileSync(path.join(src, `sub/small-${i}.txt`), `file ${i}\n`.repeat(i * 50));
