@@ -168,6 +168,12 @@ export class S3Backend implements Backend {
     const base: S3ClientConfig = {
       maxAttempts: o.maxAttempts ?? 1,
       followRegionRedirects: true,
+      // No CRC32 of every body sent or received unless an operation requires one: the
+      // signed payload hash (SigV4, which S3 checks) covers uploads, and every blob we read
+      // is authenticated (AES-GCM, then its id) and every object named by its SHA-256.
+      // The CRCs were ~0.4 CPU-s per GiB on the main thread.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: { connectionTimeout: o.connectionTimeoutMs ?? 10_000, requestTimeout: o.requestTimeoutMs ?? 120_000 },
       ...(o.endpoint ? { endpoint: o.endpoint } : {}),
       ...(o.forcePathStyle !== undefined ? { forcePathStyle: o.forcePathStyle } : custom ? { forcePathStyle: true } : {}),
