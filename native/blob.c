@@ -313,7 +313,9 @@ static int looks_incompressible(const uint8_t *src, size_t len, uint8_t *scratch
   const size_t part = len / (PROBE_SAMPLES - 2);
   uint8_t *out = scratch + n;
   for (size_t i = 0; i < PROBE_SAMPLES; i++) {
-    const uint8_t *slice = i == 0 ? src : i == 1 ? src + len - PROBE_BYTES : src + (i - 2) * part + (part - PROBE_BYTES) / 2;
+    /* slice 0: the first bytes; 1: the last; 2..: the middle of part i - 2 */
+    size_t at = i == 0 ? 0 : i == 1 ? len - PROBE_BYTES : (i - 2) * part + (part - PROBE_BYTES) / 2;
+    const uint8_t *slice = src + at;
     memcpy(scratch + i * PROBE_BYTES, slice, PROBE_BYTES);
     size_t c = ZSTD_compressCCtx(cctx, out, PROBE_BYTES, slice, PROBE_BYTES, 1);
     if (!ZSTD_isError(c) && (double)c < PROBE_BYTES * 0.99) return 0;
