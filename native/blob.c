@@ -9,15 +9,16 @@
  *       Opens blob i (bytes [offsets[i], +lengths[i]) of sealed, under key keyOf[i] of keys)
  *       into out at outOffsets[i], and sets ok[i] = 1 when it opened and its plaintext
  *       (rawLengths[i] bytes) matches ids[i]; 0 otherwise: nonce(12) || AES-256-GCM(flag ||
- *       body, aad = id) || tag(16); flag 0 raw, 1 zstd; id = HMAC-SHA256(macKey, plaintext).
+ *       [u32 pad] || body || [pad zeros], aad = id) || tag(16); flag bit 1 zstd, bit 2
+ *       padded; id = HMAC-SHA256(macKey, plaintext).
  *       Nothing is decompressed before the tag checks. A blob that fails here is opened
  *       again by the TypeScript code, which reports the damage.
  *
  *   sealBlobs(key, params, data, ids, offsets, lengths, out, outLengths)
  *       Seals blob i (bytes [offsets[i], +lengths[i]) of data, id ids[i]) under key, at
  *       compression level params[0], into out one after the other, and sets outLengths[i]:
- *       zstd when at least 64 bytes long and the frame saves 3%, a random nonce each.
- *       out must hold sum(lengths[i] + 29) bytes. What seal-worker.ts does, without a
+ *       zstd when at least 64 bytes long and the frame saves 3%, a random nonce each,
+ *       padded to a Padme length. out must hold the sum of sealed_bound(lengths[i]). What seal-worker.ts does, without a
  *       worker thread (~40 MB of RSS each).
  *
  *   openBlobToFileAsync(sealed, key, id, macKey, where, res)
@@ -162,31 +163,79 @@ int blob_id(const uint8_t *mac_key, const uint8_t *data, size_t len, uint8_t *ou
   return hmac_finish(h, out);
 }
 
+/* Flag bits of the blob envelope (docs/FORMAT.md "Blobs"): zstd body; padded (a u32 pad
+ * length after the flag, that many zero bytes after the body). */
+#define FLAG_ZSTD 1
+#define FLAG_PADDED 2
+/* Sealed bytes around a padded body: nonce, flag, pad length, tag. */
+#define ENVELOPE (NONCE_LEN + 1 + 4 + TAG_LEN)
+
+/* Padme (as src/format/blob.ts padme): n rounded up to a multiple of 2^(E-S), E = floor(log2 n),
+ * S = floor(log2 E) + 1. */
+static uint64_t padme(uint64_t n) {
+  if (n < 2) return n;
+  unsigned e = 63 - (unsigned)__builtin_clzll(n);
+  unsigned s = 32 - (unsigned)__builtin_clz(e);
+  uint64_t step = (uint64_t)1 << (e - s);
+  return (n + step - 1) / step * step;
+}
+
+/* Most bytes a sealed blob of n plaintext bytes takes (src/format/blob.ts sealedBound). */
+static uint64_t sealed_bound(uint64_t n) {
+  uint64_t l = n + ENVELOPE;
+  return l + l / 8 + 1;
+}
+
+/* Decrypts n bytes of ciphertext at s for nothing but the tag (a padded blob's zeros), in
+ * slices through a small buffer when the ciphertext may not be overwritten. */
+static int decrypt_discard(const uint8_t *s, size_t n, int in_place) {
+  uint8_t sink[4096];
+  int l;
+  while (n) {
+    size_t k = in_place ? n : n < sizeof sink ? n : sizeof sink;
+    if (k > INT32_MAX) k = INT32_MAX;
+    if (EVP_DecryptUpdate(gcm, in_place ? (uint8_t *)s : sink, &l, s, (int)k) != 1 || (size_t)l != k) return -1;
+    s += k;
+    n -= k;
+  }
+  return 0;
+}
+
 /* Decrypts and authenticates one sealed blob of raw plaintext bytes: its flag and body, the
  * body decrypted into raw_dst when that is given and the blob is stored raw, else over its
  * ciphertext when in_place, else into the thread's scratch buffer. NULL when it does not
- * open (or memory runs out). */
+ * open (or memory runs out). *flag says FLAG_ZSTD or not. */
 static uint8_t *unseal(const uint8_t *key, const uint8_t *id, const uint8_t *s, size_t n, uint8_t *raw_dst, size_t raw,
                        int in_place, uint8_t *flag, size_t *body_len) {
   int l;
   if (n < NONCE_LEN + TAG_LEN + 1) return NULL;
-  size_t body = n - NONCE_LEN - TAG_LEN - 1;
+  size_t at = NONCE_LEN + 1;
+  size_t body = n - NONCE_LEN - TAG_LEN - 1, pad = 0;
   if (body > INT32_MAX) return NULL;
   if (EVP_DecryptInit_ex(gcm, NULL, NULL, key, s) != 1) return NULL;
   if (EVP_DecryptUpdate(gcm, NULL, &l, id, ID_LEN) != 1) return NULL;
   if (EVP_DecryptUpdate(gcm, flag, &l, s + NONCE_LEN, 1) != 1 || l != 1) return NULL;
+  if (*flag > (FLAG_ZSTD | FLAG_PADDED)) return NULL;
+  if (*flag & FLAG_PADDED) {
+    uint8_t p[4];
+    if (body < 4 || EVP_DecryptUpdate(gcm, p, &l, s + at, 4) != 1 || l != 4) return NULL;
+    pad = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+    if (pad > body - 4) return NULL;
+    at += 4;
+    body -= 4 + pad;
+    *flag &= FLAG_ZSTD;
+  }
   uint8_t *dst;
   if (*flag == 0) {
     if (body != raw) return NULL;
     dst = raw_dst;
-  } else if (*flag != 1) {
-    return NULL;
   } else {
     dst = NULL;
   }
-  if (!dst) dst = in_place ? (uint8_t *)s + NONCE_LEN + 1 : scratch_of(body);
+  if (!dst) dst = in_place ? (uint8_t *)s + at : scratch_of(body);
   if (!dst) return NULL;
-  if (body && (EVP_DecryptUpdate(gcm, dst, &l, s + NONCE_LEN + 1, (int)body) != 1 || (size_t)l != body)) return NULL;
+  if (body && (EVP_DecryptUpdate(gcm, dst, &l, s + at, (int)body) != 1 || (size_t)l != body)) return NULL;
+  if (pad && decrypt_discard(s + at + body, pad, in_place)) return NULL;
   if (EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(s + n - TAG_LEN)) != 1) return NULL;
   uint8_t fin[16];
   if (EVP_DecryptFinal_ex(gcm, fin, &l) != 1) return NULL;
@@ -324,35 +373,47 @@ static int looks_incompressible(const uint8_t *src, size_t len, uint8_t *scratch
   return ZSTD_isError(c) || (double)c >= n * 0.98;
 }
 
-/* Seals one blob into out (room for len + 29 bytes); its sealed length, or 0 on failure.
- * zstd writes straight into out, after the nonce and flag, and AES-GCM encrypts there in
- * place: no per-thread scratch buffer (up to a whole chunk per pool thread) and one pass
- * over the bytes less. Data that does not shrink by 3% (or that the probe above finds
- * incompressible) is encrypted from src instead. */
+/* Seals one blob into out (room for sealed_bound(len) bytes); its sealed length, or 0 on
+ * failure. zstd writes straight into out, after the nonce, flag and pad length, and AES-GCM
+ * encrypts there in place: no per-thread scratch buffer (up to a whole chunk per pool
+ * thread) and one pass over the bytes less. Data that does not shrink by 3% (or that the
+ * probe above finds incompressible) is encrypted from src instead. Every blob is padded to
+ * a Padme length (see src/format/blob.ts). */
 static size_t seal_one(const uint8_t *key, const uint8_t *id, const uint8_t *src, size_t len, int level, uint8_t *out) {
-  uint8_t *body = out + NONCE_LEN + 1;
+  static const uint8_t zeros[4096];
+  uint8_t *body = out + NONCE_LEN + 5;
   const uint8_t *plain = src;
   size_t blen = len;
-  uint8_t flag = 0;
+  uint8_t head[5] = {FLAG_PADDED, 0, 0, 0, 0};
   int l;
   if (level > 0 && len >= 64 && !(len >= PROBE_MIN_LEN && looks_incompressible(src, len, body))) {
     size_t c = ZSTD_compressCCtx(cctx, body, len, src, len, level);
     if (!ZSTD_isError(c) && (double)c < (double)len * 0.97) {
       plain = body;
       blen = c;
-      flag = 1;
+      head[0] |= FLAG_ZSTD;
     }
   }
+  size_t pad = (size_t)(padme(ENVELOPE + blen) - ENVELOPE - blen);
+  head[1] = (uint8_t)(pad >> 24);
+  head[2] = (uint8_t)(pad >> 16);
+  head[3] = (uint8_t)(pad >> 8);
+  head[4] = (uint8_t)pad;
   if (blen > INT32_MAX || RAND_bytes(out, NONCE_LEN) != 1) return 0;
   if (EVP_EncryptInit_ex(gcm_seal, NULL, NULL, key, out) != 1 || EVP_EncryptUpdate(gcm_seal, NULL, &l, id, ID_LEN) != 1 ||
-      EVP_EncryptUpdate(gcm_seal, out + NONCE_LEN, &l, &flag, 1) != 1 || l != 1)
+      EVP_EncryptUpdate(gcm_seal, out + NONCE_LEN, &l, head, 5) != 1 || l != 5)
     return 0;
   if (blen && (EVP_EncryptUpdate(gcm_seal, body, &l, plain, (int)blen) != 1 || (size_t)l != blen)) return 0;
+  for (size_t done = 0; done < pad;) {
+    size_t k = pad - done < sizeof zeros ? pad - done : sizeof zeros;
+    if (EVP_EncryptUpdate(gcm_seal, body + blen + done, &l, zeros, (int)k) != 1 || (size_t)l != k) return 0;
+    done += k;
+  }
   uint8_t fin[16];
   if (EVP_EncryptFinal_ex(gcm_seal, fin, &l) != 1 || l != 0 ||
-      EVP_CIPHER_CTX_ctrl(gcm_seal, EVP_CTRL_GCM_GET_TAG, TAG_LEN, body + blen) != 1)
+      EVP_CIPHER_CTX_ctrl(gcm_seal, EVP_CTRL_GCM_GET_TAG, TAG_LEN, body + blen + pad) != 1)
     return 0;
-  return NONCE_LEN + 1 + blen + TAG_LEN;
+  return ENVELOPE + blen + pad;
 }
 
 static void run_seal(struct pool_job *pj) {
@@ -367,7 +428,7 @@ static void run_seal(struct pool_job *pj) {
   }
   size_t o = 0;
   for (size_t i = 0; i < j->n; i++) {
-    if ((uint64_t)j->offsets[i] + j->lengths[i] > j->data_len || o + (uint64_t)j->lengths[i] + 1 + NONCE_LEN + TAG_LEN > j->out_len) {
+    if ((uint64_t)j->offsets[i] + j->lengths[i] > j->data_len || o + sealed_bound(j->lengths[i]) > j->out_len) {
       j->base.failure = "sealBlobs: a blob or its output is out of bounds";
       return;
     }

@@ -564,6 +564,12 @@ export async function sealBlobsAsync(b: PlainBlobs, out: Uint8Array): Promise<Ui
   return outLengths;
 }
 
+/** Most bytes sealBlobs writes for a blob of n bytes: src/format/blob.ts sealedBound (platform imports nothing of ours). */
+function sealedBound(n: number): number {
+  const l = n + 33;
+  return l + Math.floor(l / 8) + 1;
+}
+
 let oneSeal: { params: Int32Array; offsets: Uint32Array; lengths: Uint32Array; outLengths: Uint32Array } | null | undefined;
 
 /**
@@ -574,7 +580,7 @@ let oneSeal: { params: Int32Array; offsets: Uint32Array; lengths: Uint32Array; o
 export function sealBlobNative(key: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number): Buffer | null {
   if (oneSeal === undefined) oneSeal = nativeAvailable() ? { params: new Int32Array(1), offsets: new Uint32Array(1), lengths: new Uint32Array(1), outLengths: new Uint32Array(1) } : null;
   if (!oneSeal) return null;
-  const out = Buffer.allocUnsafe(plain.length + 29); // sealedBound
+  const out = Buffer.allocUnsafe(sealedBound(plain.length));
   oneSeal.params[0] = level;
   oneSeal.lengths[0] = plain.length;
   load().sealBlobs(key, oneSeal.params, plain, id, oneSeal.offsets, oneSeal.lengths, out, oneSeal.outLengths);
