@@ -35,6 +35,9 @@ int write_all(int fd, const uint8_t *p, size_t len, off_t pos) {
       if (errno == EINTR) continue;
       return errno;
     }
+    /* No progress and no error: the device takes nothing (a full disk reports it this way
+       on some filesystems); looping would spin forever. */
+    if (w == 0) return ENOSPC;
     p += w;
     len -= (size_t)w;
     pos += w;
