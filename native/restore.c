@@ -6,8 +6,9 @@
  *
  *   writeFiles(paths, pathStarts, replace, chown, uids, gids, modes, times, data, segStart,
  *              segOff, segLen, res)
- *       Creates file i (path: NUL-terminated at paths[pathStarts[i]]; removed first when
- *       replace[i]), writes its segments [segStart[i], segStart[i+1]) of data one after the
+ *       Creates file i (path: NUL-terminated at paths[pathStarts[i]], the restore gives
+ *       /proc/self/fd/<dir fd>/<name>; what is there is removed first when replace[i], and
+ *       the file is created O_EXCL|O_NOFOLLOW), writes its segments [segStart[i], segStart[i+1]) of data one after the
  *       other, then, through the descriptor, fchown(uids[i], gids[i]) when chown[i],
  *       fchmod(modes[i]) and futimens(times[2i], times[2i+1] ns): applyMeta's order, for a
  *       file without xattrs in a directory without a default ACL. res[5i..5i+4] = errno of a
@@ -112,7 +113,9 @@ static void run_write(struct pool_job *pj) {
       r[1] = 1;
       continue;
     }
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* O_EXCL: the file is always new (an entry in its place was removed above), so nothing
+       already there, a symlink or another name of an outside inode, is ever written through. */
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
       r[0] = errno;
       r[1] = 1;

@@ -144,7 +144,8 @@ export async function cmdRestore(
   const summary = { snapshot: snap.id, target: a.target, files: res.files, dirs: res.dirs, bytes: res.bytes, errors: res.errors, durationMs: Date.now() - start };
   if (a.json) out(JSON.stringify(summary));
   else out(`restored snapshot ${shortId(snap.id)} to ${a.target}: ${res.files} files, ${res.dirs} dirs, ${fmtBytes(res.bytes)}${res.errors.length ? `, ${res.errors.length} errors` : ''}`);
-  return res.errors.length ? EXIT.PARTIAL : EXIT.OK;
+  // Entries the snapshot's trees hold but no restore may trust are damage (14); files that could not be read or written, partial (3).
+  return res.errors.some((e) => e.damage) ? EXIT.CORRUPT : res.errors.length ? EXIT.PARTIAL : EXIT.OK;
 }
 
 export async function cmdCheck(a: RepoArgs & { readData?: boolean; json?: boolean }): Promise<number> {

@@ -513,20 +513,26 @@ class TreeReader {
   }
 }
 
-/**
- * What a decoder refuses in a node (docs/FORMAT.md "Trees"), as a reason, or null when it
- * is sound. A name must be one path component: not empty, not '.' or '..', no '/' or NUL.
- */
-function nodeProblem(n: TreeNode): string | null {
-  const name = n.name;
+/** Why `name` is not one path component (empty, '.', '..', holding '/' or NUL), or null when it is. */
+export function nameProblem(name: Uint8Array): string | null {
   const k = name.length;
   if (k === 0) return 'an empty name';
-  if (name[0] === 0x2e && (k === 1 || (k === 2 && name[1] === 0x2e))) return `the name '${name.toString('latin1')}'`;
+  if (name[0] === 0x2e && (k === 1 || (k === 2 && name[1] === 0x2e))) return k === 1 ? "the name '.'" : "the name '..'";
   for (let i = 0; i < k; i++) {
     const c = name[i]!;
     if (c === 0x2f) return "a name holding '/'";
     if (c === 0) return 'a name holding NUL';
   }
+  return null;
+}
+
+/**
+ * What a decoder refuses in a node (docs/FORMAT.md "Trees"), as a reason, or null when it
+ * is sound. A name must be one path component: not empty, not '.' or '..', no '/' or NUL.
+ */
+function nodeProblem(n: TreeNode): string | null {
+  const bad = nameProblem(n.name);
+  if (bad !== null) return bad;
   const ext = n.extents;
   if (ext) {
     let end = 0;

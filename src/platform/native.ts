@@ -21,6 +21,7 @@ interface Addon {
   lremovexattr(path: PathLike, name: PathLike): void;
   dataExtents(fd: number, size: number | bigint): Array<[number, number]>;
   mknod(path: PathLike, mode: number, major: number, minor: number): void;
+  lchmod(path: PathLike, mode: number): void;
   lutimensNs(path: PathLike, atimeNs: bigint | number | null, mtimeNs: bigint | number | null): void;
   scanDir(path: PathLike, withXattrs: boolean): Promise<RawScan>;
   scanDirSync(path: PathLike, withXattrs: boolean): RawScan;
@@ -134,6 +135,11 @@ export function dataExtents(fd: number, size: number | bigint): Array<[number, n
 /** mknod(2): mode includes the type bits (S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK); subject to umask. */
 export function mknod(path: PathLike, mode: number, major = 0, minor = 0): void {
   load().mknod(path, mode, major, minor);
+}
+
+/** chmod of the entry at path itself, never a symlink's target (EOPNOTSUPP on a symlink). */
+export function lchmod(path: PathLike, mode: number): void {
+  load().lchmod(path, mode);
 }
 
 /**
