@@ -8,7 +8,7 @@
  *   dataExtents(fd, size)            -> [offset, length][]   (SEEK_DATA / SEEK_HOLE)
  *   mknod(path, mode, major, minor)
  *   lutimensNs(path, atimeNs, mtimeNs)   (nanoseconds, bigint or number; null = leave as is)
- *   lchmod(path, mode)               chmod of the entry itself: EOPNOTSUPP on a symlink
+ *   lchmod(path, mode)               chmod of the entry itself: ENOTSUP on a symlink
  *
  * Paths (and xattr names) may be a string or a Buffer of raw bytes: file names on Linux are
  * bytes, not necessarily valid UTF-8. Nothing here follows symlinks.

@@ -137,7 +137,7 @@ export function mknod(path: PathLike, mode: number, major = 0, minor = 0): void 
   load().mknod(path, mode, major, minor);
 }
 
-/** chmod of the entry at path itself, never a symlink's target (EOPNOTSUPP on a symlink). */
+/** chmod of the entry at path itself, never a symlink's target (ENOTSUP on a symlink). */
 export function lchmod(path: PathLike, mode: number): void {
   load().lchmod(path, mode);
 }
