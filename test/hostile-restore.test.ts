@@ -172,6 +172,15 @@ t.test('an honest snapshot into a target holding symlinks at a directory and a f
   t.ok(lstatSync(subAt).isDirectory(), 'the directory replaced the symlink');
   t.equal(readFileSync(path.join(subAt, 'file.txt'), 'utf8'), 'data\n');
   t.same(survey(probe.base, probe.target), before, 'outside: the victim file and the sentinel directory are untouched');
+
+  // a directory at a file's place is not removed: the file fails, named by its path in the target
+  rmSync(fileAt);
+  mkdirSync(path.join(fileAt, 'keep'), { recursive: true });
+  const r3 = restore(repo, 'latest', probe.target);
+  t.equal(r3.code, 3, 'partial');
+  t.match(r3.stderr, new RegExp(`^tsbak: ${fileAt}: .*EISDIR`), 'the failure names the file');
+  t.notMatch(r3.stderr, /\/proc\/self\/fd/, 'and not the handle path it went through');
+  t.ok(existsSync(path.join(fileAt, 'keep')));
 });
 
 t.test('restore --include of a path not in the snapshot exits 16, writing nothing', async (t) => {

@@ -76,5 +76,5 @@ export function makeDirAt(dirAt: Buffer, name: Buffer): { fd: number; fresh: boo
  * the entry by its path in the target): "EACCES: permission denied, open".
  */
 export function tidyMessage(message: string): string {
-  return message.replace(/ ?'\/proc\/self\/fd\/[^']*'( ->)?/g, '');
+  return message.replace(/ ?'\/proc\/self\/fd\/[^']*'( ->)?| ?\/proc\/self\/fd\/\S*/g, '');
 }
