@@ -559,18 +559,33 @@ class NodeChecker {
 
   /** badXattr: the node has an xattr name that is empty or holds NUL (it cannot be set). */
   add(n: TreeNode, badXattr: boolean): void {
-    const problem = badXattr ? 'an xattr name that is empty or holds NUL' : nodeProblem(n);
-    if (problem !== null) return this.reject(n, problem);
     const name = n.name;
-    if (this.seen) this.addSeen(name);
-    else if (this.prev) {
-      const c = compareBytes(this.prev, name);
-      if (c === 0) (this.dups ??= new Set()).add(name.toString('latin1'));
-      else if (c > 0) {
-        // Out of order: from here on every name goes through a set.
-        this.seen = new Set(this.nodes.map((x) => x.name.toString('latin1')));
-        this.addSeen(name);
+    const k = name.length;
+    const prev = this.seen ? null : this.prev;
+    // One pass over the name (this is on every decode's path): whether it holds '/' or NUL,
+    // and how it sorts against the previous name (<0 before, 0 equal, >0 after).
+    let order = prev ? 0 : 1;
+    let slashOrNul = false;
+    for (let i = 0; i < k; i++) {
+      const c = name[i]!;
+      if (c === 0x2f || c === 0) {
+        slashOrNul = true;
+        break;
       }
+      if (order === 0) order = i < prev!.length ? c - prev![i]! : 1;
+    }
+    if (order === 0) order = k - prev!.length;
+    // nodeProblem in full only where it may find one: '.', '..', an empty name, extents.
+    if (badXattr || slashOrNul || k <= 2 || n.extents) {
+      const problem = badXattr ? 'an xattr name that is empty or holds NUL' : nodeProblem(n);
+      if (problem !== null) return this.reject(n, problem);
+    }
+    if (this.seen) this.addSeen(name);
+    else if (order === 0) (this.dups ??= new Set()).add(name.toString('latin1'));
+    else if (order < 0) {
+      // Out of order: from here on every name goes through a set.
+      this.seen = new Set(this.nodes.map((x) => x.name.toString('latin1')));
+      this.addSeen(name);
     }
     this.prev = name;
     this.nodes.push(n);
@@ -598,13 +613,6 @@ class NodeChecker {
     }
     return this.rejected ? { nodes, rejected: this.rejected } : { nodes };
   }
-}
-
-/** Buffer.compare for the short names of tree entries, without a call into C++ per pair. */
-function compareBytes(a: Buffer, b: Buffer): number {
-  const k = Math.min(a.length, b.length);
-  for (let i = 0; i < k; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
 }
 
 /** Version 1 trees: the JSON encoding tsbak wrote before version 2 (docs/FORMAT.md "Trees, version 1"). */

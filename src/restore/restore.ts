@@ -193,14 +193,13 @@ class RestoreRun {
     const created = this.createdInTarget(target);
     const fd = openTarget(target.toString());
     const root: Dir = { path: target, name: Buffer.alloc(0), fd, at: fdPath(fd), node: null, parent: null, pending: 1, created };
-    try {
-      await this.walk(tree, treeId, root, '/', false);
-      await this.flush();
-      this.childDone(root);
-      await done;
-    } finally {
-      closeSync(fd);
-    }
+    await this.walk(tree, treeId, root, '/', false);
+    await this.flush();
+    this.childDone(root);
+    await done;
+    // Only now: a handle closed while entries still named through it could have its number
+    // reused by another open, and /proc/self/fd/<fd>/<name> would then lead there.
+    closeSync(fd);
   }
 
   /** What entries created in the target get, when the target is empty; null when it is not. */
