@@ -226,7 +226,8 @@ class RestoreRun {
 
   /** An entry of tree `treeId` that is not restored because no restore may trust it: damage. */
   private refuse(dir: Dir, treeId: Buffer, r: RejectedNode): void {
-    const p = join(dir.path, r.name).toString();
+    // The name as JSON escapes it, so that a newline in it cannot break the line.
+    const p = `${dir.path.toString()}/${JSON.stringify(r.name.toString()).slice(1, -1)}`;
     const message = `entry ${JSON.stringify(r.name.toString())} of tree ${treeId.toString('hex').slice(0, 16)} refused (${r.reason}); the snapshot is damaged or was made to attack: run 'tsbak check'`;
     this.result.errors.push({ path: p, message, damage: true });
     this.opts.onWarning?.(p, message);
