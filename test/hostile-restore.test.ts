@@ -123,6 +123,25 @@ t.test('a hardlink group whose first name is refused: the other names are restor
   probe.untouched();
 });
 
+t.test('a hardlink whose first name is in a directory long done links through handles opened again', async (t) => {
+  const { repo, key } = repoWithWriter(t);
+  const probe = place(t);
+  const snap = await asWriter(repo, key, async (e) => {
+    // Empty, so that the first name is done at once, and its directories soon after.
+    const hl = { hardlink: '9:9', nlink: 2, size: 0, content: [] };
+    const fillers: TreeNode[] = [];
+    for (let i = 0; i < 40; i++) fillers.push(await e.dir(`m${String(i).padStart(2, '0')}`, [await e.file('f', `${i}\n`)]));
+    return e.snapshot([await e.dir('a', [await e.dir('deep', [await e.file('first', '', hl)])]), ...fillers, await e.dir('z', [await e.file('second', '', hl)])]);
+  });
+  const r = restore(repo, snap, probe.target);
+  t.equal(r.code, 0, r.stderr);
+  const a = statSync(path.join(probe.target, 'a', 'deep', 'first'));
+  const z = statSync(path.join(probe.target, 'z', 'second'));
+  t.equal(a.ino, z.ino, 'one inode');
+  t.equal(a.nlink, 2);
+  probe.untouched();
+});
+
 t.test('a symlink the restore made is never followed: a later restore into the same target replaces it', async (t) => {
   const { repo, key } = repoWithWriter(t);
   const probe = place(t);
