@@ -121,6 +121,9 @@ t.test('a hardlink group whose first name is refused: the other names are restor
   t.equal(a.ino, g.ino, 'the names left are one inode');
   t.equal(a.nlink, 2);
   probe.untouched();
+  const c = run('tsbak', ['check', repo]);
+  t.equal(c.code, 14, 'check exits 14');
+  t.match(c.stdout, /tree [0-9a-f]{16} \(\/\): entry "\.\." refused: the name '\.\.'/);
 });
 
 t.test('a hardlink whose first name is in a directory long done links through handles opened again', async (t) => {
@@ -158,6 +161,7 @@ t.test('a symlink the restore made is never followed: a later restore into the s
   t.ok(lstatSync(path.join(probe.target, 'victim')).isFile(), 'the symlink was replaced by the file');
   t.equal(readFileSync(path.join(probe.out, 'victim'), 'utf8'), 'victim data\n');
   probe.untouched();
+  t.equal(run('tsbak', ['check', repo]).code, 0, 'these trees are sound: the danger was only in the target');
 });
 
 t.test('an honest snapshot into a target holding symlinks at a directory and a file place', async (t) => {
