@@ -39,7 +39,7 @@ interface Addon {
 
 type SealBlobsArgs = [key: Uint8Array, params: Int32Array, data: Uint8Array, ids: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, out: Uint8Array, outLengths: Uint32Array];
 
-type WriteFilesArgs = [paths: Uint8Array, pathStarts: Uint32Array, replace: Uint8Array, chown: Uint8Array, uids: Uint32Array, gids: Uint32Array, modes: Uint32Array, times: BigInt64Array, data: Uint8Array, segStart: Uint32Array, segOff: Uint32Array, segLen: Uint32Array, res: Int32Array];
+type WriteFilesArgs = [paths: Uint8Array, pathStarts: Uint32Array, replace: Uint8Array, chown: Uint8Array, uids: Uint32Array, gids: Uint32Array, modes: Uint32Array, times: BigInt64Array, data: Uint8Array, segStart: Uint32Array, segOff: Uint32Array, segLen: Uint32Array, res: Int32Array, dirfds: Int32Array];
 
 interface RawScan {
   names: Buffer;
@@ -377,8 +377,12 @@ export async function openBlobsAsync(b: SealedBlobs, out: Uint8Array, outOffsets
 }
 
 /** A file for writeFiles: its directory and name, and which parts of the data make it up. */
+/** openat's "relative to the current directory": `dir` is then a path. */
+const AT_FDCWD = -100;
+
 export interface NewFile {
-  dir: Buffer;
+  /** The directory: an open descriptor (the restore's O_PATH handles; `name` is then one name in it), or a path. */
+  dir: Buffer | number;
   name: Buffer;
   /** Remove what is at the path first. */
   replace: boolean;
@@ -418,10 +422,11 @@ function writeArgs(files: NewFile[], data: Uint8Array, parts: Parts): WriteFiles
   for (let i = 0; i < n; i++) {
     const f = files[i]!;
     starts[i] = len;
-    len += f.dir.length + f.name.length + 2;
+    len += (typeof f.dir === 'number' ? 0 : f.dir.length + 1) + f.name.length + 1;
     segs += f.end - f.start;
   }
   const paths = Buffer.alloc(len); // zero-filled: each path ends with a NUL
+  const dirfds = new Int32Array(n);
   const replace = new Uint8Array(n);
   const chown = new Uint8Array(n);
   const uids = new Uint32Array(n);
@@ -434,8 +439,13 @@ function writeArgs(files: NewFile[], data: Uint8Array, parts: Parts): WriteFiles
   segs = 0;
   for (let i = 0; i < n; i++) {
     const f = files[i]!;
-    let at = starts[i]! + f.dir.copy(paths, starts[i]);
-    paths[at++] = 0x2f; // '/'
+    let at = starts[i]!;
+    if (typeof f.dir === 'number') dirfds[i] = f.dir;
+    else {
+      dirfds[i] = AT_FDCWD;
+      at += f.dir.copy(paths, at);
+      paths[at++] = 0x2f; // '/'
+    }
     f.name.copy(paths, at);
     replace[i] = f.replace ? 1 : 0;
     if (f.owner) {
@@ -454,7 +464,7 @@ function writeArgs(files: NewFile[], data: Uint8Array, parts: Parts): WriteFiles
     }
   }
   segStart[n] = segs;
-  return [paths, starts, replace, chown, uids, gids, modes, times, data, segStart, segOff, segLen, new Int32Array(5 * n)];
+  return [paths, starts, replace, chown, uids, gids, modes, times, data, segStart, segOff, segLen, new Int32Array(5 * n), dirfds];
 }
 
 function results(res: Int32Array, n: number): NewFileResult[] {
@@ -466,8 +476,8 @@ function results(res: Int32Array, n: number): NewFileResult[] {
 /**
  * Creates and writes many files in one synchronous call (native/restore.c), each with its
  * owner, mode and times set through its descriptor: what the restore does for small files it
- * creates itself. Paths (dir/name) must be shorter than PATH_MAX and times within int64
- * nanoseconds.
+ * creates itself. Paths (dir/name, or name in the directory descriptor dir) must be
+ * shorter than PATH_MAX and times within int64 nanoseconds.
  */
 export function writeFiles(files: NewFile[], data: Uint8Array, parts: Parts): NewFileResult[] {
   const args = writeArgs(files, data, parts);

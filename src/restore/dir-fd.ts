@@ -7,6 +7,7 @@
 // refuses the rest), and the last component is never followed (lchown, lchmod, lsetxattr,
 // utimensat AT_SYMLINK_NOFOLLOW, open O_NOFOLLOW|O_EXCL, mkdir, symlink, link, mknod).
 // These paths are short whatever the depth, so no long-path workaround is needed either.
+// The batches of small files (native/restore.c) take the handle itself, with openat.
 import { closeSync, constants as C, lstatSync, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import { nameProblem } from '../format/tree.js';
 import { CorruptError, TsbakError } from '../errors.js';

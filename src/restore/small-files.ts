@@ -17,11 +17,11 @@ import { entryAt, tidyMessage } from './dir-fd.js';
 export interface SmallFile {
   node: TreeNode;
   /**
-   * Its directory: path (for messages), `at` its handle path through which the file is
-   * made (dir-fd.ts), and what entries created there start as (null: it existed, replace
-   * what is there).
+   * Its directory: path (for messages), its O_PATH handle `fd` and the handle's path `at`,
+   * through which the file is made (dir-fd.ts), and what entries created there start as
+   * (null: it existed, replace what is there).
    */
-  dir: { path: Buffer; at: Buffer; created: CreatedAs | null };
+  dir: { path: Buffer; fd: number; at: Buffer; created: CreatedAs | null };
   /** Its blobs, in order: blobList[start .. end), indices into the batch's sealed blobs. */
   start: number;
   end: number;
@@ -91,7 +91,7 @@ async function openAndWrite(files: SmallFile[], blobList: Uint32Array, blobs: Se
         const gid = meta.mapByName ? (gidOf(node.group) ?? node.gid) : node.gid;
         if (created.uid !== uid || created.gid !== gid) owner = { uid, gid };
       }
-      quick.push({ dir: file.dir.at, name: node.name, replace: false, owner, mode: node.mode, atimeNs: node.atimeNs, mtimeNs: node.mtimeNs, start, end });
+      quick.push({ dir: file.dir.fd, name: node.name, replace: false, owner, mode: node.mode, atimeNs: node.atimeNs, mtimeNs: node.mtimeNs, start, end });
       quickNo.push(f);
       continue;
     }
