@@ -3,7 +3,8 @@
 // "Blob"), then create, write, chown, chmod and time the files through their descriptors
 // (native/restore.c), as restic's restorer hands whole packs to its workers. The main thread only
 // walks trees and reads packs. Files with more to their metadata (xattrs, a directory's
-// default ACL, a path longer than PATH_MAX) take applyMeta on this thread.
+// default ACL) take applyMeta on this thread. Every file is made in its directory's handle
+// (dir-fd.ts), created O_EXCL|O_NOFOLLOW: nothing already there is written through.
 import { closeSync, constants as C, openSync, rmSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 import type { TreeNode } from '../format/tree.js';
