@@ -5,9 +5,11 @@
  * the arguments must not be touched until it settles).
  *
  *   writeFiles(paths, pathStarts, replace, chown, uids, gids, modes, times, data, segStart,
- *              segOff, segLen, res)
- *       Creates file i (path: NUL-terminated at paths[pathStarts[i]]; removed first when
- *       replace[i]), writes its segments [segStart[i], segStart[i+1]) of data one after the
+ *              segOff, segLen, res, dirfds)
+ *       Creates file i (path: NUL-terminated at paths[pathStarts[i]], relative to the
+ *       directory descriptor dirfds[i] as openat takes it: the restore gives a directory's
+ *       O_PATH handle and one name; what is there is removed first when replace[i], and the
+ *       file is created O_EXCL|O_NOFOLLOW, so nothing in its place is ever written through), writes its segments [segStart[i], segStart[i+1]) of data one after the
  *       other, then, through the descriptor, fchown(uids[i], gids[i]) when chown[i],
  *       fchmod(modes[i]) and futimens(times[2i], times[2i+1] ns): applyMeta's order, for a
  *       file without xattrs in a directory without a default ACL. res[5i..5i+4] = errno of a
@@ -35,6 +37,9 @@ int write_all(int fd, const uint8_t *p, size_t len, off_t pos) {
       if (errno == EINTR) continue;
       return errno;
     }
+    /* No progress and no error: the device takes nothing (a full disk reports it this way
+       on some filesystems); looping would spin forever. */
+    if (w == 0) return ENOSPC;
     p += w;
     len -= (size_t)w;
     pos += w;
@@ -60,7 +65,7 @@ struct write_job {
   uint8_t *replace, *chown_, *data;
   uint32_t *starts, *modes, *uids, *gids, *seg_start, *seg_off, *seg_len;
   int64_t *times;
-  int32_t *res;
+  int32_t *res, *dirfds;
   size_t n;
 };
 
@@ -79,7 +84,8 @@ static int parse_write(napi_env env, napi_value *argv, struct pool_job *pj) {
       get_ta(env, argv[9], napi_uint32_array, "segStart: a Uint32Array, one per file and one more", j->n + 1, (void **)&j->seg_start, &t) ||
       get_ta(env, argv[10], napi_uint32_array, "segOff: a Uint32Array", 0, (void **)&j->seg_off, &segs) ||
       get_ta(env, argv[11], napi_uint32_array, "segLen: a Uint32Array per segment", segs, (void **)&j->seg_len, &t) ||
-      get_ta(env, argv[12], napi_int32_array, "res: an Int32Array, five per file", 5 * j->n, (void **)&j->res, &t))
+      get_ta(env, argv[12], napi_int32_array, "res: an Int32Array, five per file", 5 * j->n, (void **)&j->res, &t) ||
+      get_ta(env, argv[13], napi_int32_array, "dirfds: an Int32Array per file", j->n, (void **)&j->dirfds, &t))
     return -1;
   /* Every path must end with a NUL inside paths, and every segment lie inside data. */
   for (size_t i = 0; i < j->n; i++) {
@@ -102,14 +108,17 @@ static void run_write(struct pool_job *pj) {
   struct write_job *j = (struct write_job *)pj;
   for (size_t i = 0; i < j->n; i++) {
     const char *p = j->paths + j->starts[i];
+    int dfd = j->dirfds[i];
     int32_t *r = j->res + 5 * i;
     r[0] = r[1] = r[2] = r[3] = r[4] = 0;
-    if (j->replace[i] && unlink(p) != 0 && errno != ENOENT && errno != EISDIR) {
+    if (j->replace[i] && unlinkat(dfd, p, 0) != 0 && errno != ENOENT && errno != EISDIR) {
       r[0] = errno;
       r[1] = 1;
       continue;
     }
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* O_EXCL: the file is always new (an entry in its place was removed above), so nothing
+       already there, a symlink or another name of an outside inode, is ever written through. */
+    int fd = openat(dfd, p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
       r[0] = errno;
       r[1] = 1;
@@ -135,10 +144,10 @@ static void run_write(struct pool_job *pj) {
       r[0] = errno;
       r[1] = 3;
     }
-    if (r[0]) unlink(p);
+    if (r[0]) unlinkat(dfd, p, 0);
   }
 }
 
-static const struct job_kind WRITE = {"tsbak:writeFiles", 13, sizeof(struct write_job), parse_write, run_write};
+static const struct job_kind WRITE = {"tsbak:writeFiles", 14, sizeof(struct write_job), parse_write, run_write};
 napi_value js_writeFiles(napi_env env, napi_callback_info info) { return call_job(env, info, &WRITE, 0); }
 napi_value js_writeFilesAsync(napi_env env, napi_callback_info info) { return call_job(env, info, &WRITE, 1); }

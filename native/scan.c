@@ -56,9 +56,11 @@ typedef struct {
 } bytes_t;
 
 static int grow(bytes_t *b, size_t more) {
-  if (b->len + more <= b->cap) return 0;
+  /* len <= cap always: compared as a difference, so that no sum can wrap */
+  if (more <= b->cap - b->len) return 0;
+  if (more > SIZE_MAX / 2 - b->len) return -1;
   size_t cap = b->cap ? b->cap : 4096;
-  while (cap < b->len + more) cap *= 2;
+  while (cap - b->len < more) cap *= 2;
   char *p = realloc(b->p, cap);
   if (!p) return -1;
   b->p = p;
@@ -438,7 +440,8 @@ static void smallread_execute(napi_env env, void *data) {
   size_t at = 0;
   for (size_t i = 0; i < r->n; i++) {
     size_t size = (size_t)r->expect[i * 3];
-    r->result[i] = at + size <= r->out_len ? read_one(dfd, name, r->expect + i * 3, r->out + at) : -EINVAL;
+    /* at <= out_len holds (checked before each step); the sum at + size could wrap */
+    r->result[i] = at <= r->out_len && size <= r->out_len - at ? read_one(dfd, name, r->expect + i * 3, r->out + at) : -EINVAL;
     /* Hashed here, on the thread that read it: the main thread then only looks the id up. */
     if (r->ids && r->result[i] >= 0 && blob_id(r->mac, r->out + at, (size_t)r->result[i], r->ids + 32 * i) != 0) r->result[i] = -ENOMEM;
     at += size;

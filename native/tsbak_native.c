@@ -8,6 +8,7 @@
  *   dataExtents(fd, size)            -> [offset, length][]   (SEEK_DATA / SEEK_HOLE)
  *   mknod(path, mode, major, minor)
  *   lutimensNs(path, atimeNs, mtimeNs)   (nanoseconds, bigint or number; null = leave as is)
+ *   lchmod(path, mode)               chmod of the entry itself: ENOTSUP on a symlink
  *
  * Paths (and xattr names) may be a string or a Buffer of raw bytes: file names on Linux are
  * bytes, not necessarily valid UTF-8. Nothing here follows symlinks.
@@ -42,6 +43,7 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -591,6 +593,36 @@ fail:
   return result;
 }
 
+/* fchmodat2 (Linux 6.6) takes AT_SYMLINK_NOFOLLOW in one call; before it, glibc's fchmodat
+   does the same through an O_PATH descriptor and /proc (and glibc 2.36 does not know the
+   new syscall). Either way a symlink in the path's last place is never followed. */
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+static napi_value js_lchmod(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result = NULL;
+  char *path = NULL;
+  int64_t mode;
+  if (get_args(env, info, 2, argv, NULL)) return NULL;
+  if (!(path = get_bytes_arg(env, argv[0], "path"))) goto fail;
+  if (get_int64_arg(env, argv[1], "mode", 0, 07777, &mode)) goto fail;
+  static int no_fchmodat2;
+  long rc = -1;
+  if (!no_fchmodat2) {
+    rc = syscall(SYS_fchmodat2, AT_FDCWD, path, (mode_t)mode, AT_SYMLINK_NOFOLLOW);
+    if (rc != 0 && errno == ENOSYS) no_fchmodat2 = 1;
+  }
+  if (no_fchmodat2) rc = fchmodat(AT_FDCWD, path, (mode_t)mode, AT_SYMLINK_NOFOLLOW);
+  if (rc != 0) {
+    throw_errno(env, errno, "fchmodat", argv[0], path);
+    goto fail;
+  }
+  result = js_undefined(env);
+fail:
+  free(path);
+  return result;
+}
+
 /* ---- module ----------------------------------------------------------------------------- */
 
 NAPI_MODULE_INIT() {
@@ -603,6 +635,7 @@ NAPI_MODULE_INIT() {
       {"dataExtents", NULL, js_dataExtents, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lutimensNs", NULL, js_lutimensNs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lchmod", NULL, js_lchmod, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scanDir", NULL, js_scanDir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scanDirSync", NULL, js_scanDirSync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readSmallFiles", NULL, js_readSmallFiles, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -718,7 +718,7 @@ t.test('writeFiles creates files with their bytes, mode and ns times, and report
   t.equal(fs.readFileSync(path.join(d, 'old'), 'utf8'), 'fghij012', 'a replaced file has only the new bytes');
   t.equal(res[3]!.errno, 2, 'ENOENT for a missing directory');
   t.equal(res[3]!.step, 'create');
-  t.equal(res[4]!.errno, 40, 'ELOOP: a symlink in the way is not followed (not replaced)');
+  t.equal(res[4]!.errno, 17, 'EEXIST: a symlink in the way is not followed (files are created O_EXCL), nor replaced unless asked');
   t.equal(fs.readlinkSync(path.join(d, 'link')), '/etc/passwd', 'the symlink is untouched');
   const [bFiles, bParts] = asNewFiles([{ path: path.join(d, 'b'), replace: false, mode: 0o644, atimeNs: 0n, mtimeNs: 0n, segments: [[15, 10]] }]);
   t.throws(() => native.writeFiles(bFiles, data, bParts), /out of bounds/, 'a segment beyond the data is refused');
@@ -752,4 +752,18 @@ t.test('pool work runs at nice 5 under SCHED_BATCH; the main thread keeps its pr
   const pool = threads.filter((x) => x.nice === 5);
   t.ok(pool.length >= 1, `${pool.length} thread(s) at nice 5`);
   t.ok(pool.every((x) => x.policy === 3), 'and each under SCHED_BATCH');
+});
+
+t.test('lchmod changes the entry itself and refuses a symlink (never its target)', async (t) => {
+  const d = path.join(dir, 'lchmod');
+  fs.mkdirSync(d);
+  const victim = path.join(d, 'victim');
+  fs.writeFileSync(victim, 'v', { mode: 0o600 });
+  fs.symlinkSync(victim, path.join(d, 'link'));
+  fs.writeFileSync(path.join(d, 'f'), 'f', { mode: 0o600 });
+  native.lchmod(path.join(d, 'f'), 0o4751);
+  t.equal(fs.statSync(path.join(d, 'f')).mode & 0o7777, 0o4751);
+  t.throws(() => native.lchmod(path.join(d, 'link'), 0o777), { code: 'ENOTSUP', syscall: 'fchmodat' });
+  t.equal(fs.statSync(victim).mode & 0o7777, 0o600, "the link's target is untouched");
+  t.throws(() => native.lchmod(path.join(d, 'f'), 0o10000), /out of range/, 'mode bits beyond 07777 are refused');
 });

@@ -9,7 +9,7 @@ const id = (b: number): Buffer => Buffer.alloc(32, b);
 function full(): TreeNode[] {
   return [
     {
-      name: Buffer.from([0x66, 0xff, 0x00, 0x41]), // not UTF-8, with a NUL: names are raw bytes
+      name: Buffer.from([0x66, 0xff, 0x01, 0x41]), // not UTF-8: names are raw bytes (any but '/' and NUL)
       type: 'file',
       mode: 0o7755,
       uid: 4294967294,
@@ -170,4 +170,61 @@ t.test('version 1 (JSON) trees, as earlier tsbak wrote them, still decode', asyn
   t.same([dev!.rdevMajor, dev!.rdevMinor], [1, 3]);
   t.same(link!.target, Buffer.from('a b'));
   t.throws(() => decodeTree(Buffer.from('{"v":3,"nodes":[]}')), /unknown tree version/);
+});
+
+t.test('entries no consumer may trust are set aside in `rejected`, the rest of the tree kept', async (t) => {
+  const base = full()[4]!; // 'empty', a plain file
+  const n = (name: string | Buffer, more: Partial<TreeNode> = {}): TreeNode => ({ ...base, name: Buffer.from(name), ...more });
+  const nodes = [
+    n(''),
+    n('.'),
+    n('..', { type: 'dir', content: undefined, subtree: id(1) }),
+    n('../../../x'),
+    n('a/b'),
+    n(Buffer.from([0x61, 0x00, 0x62])),
+    n('dup', { type: 'symlink', content: undefined, target: Buffer.from('/elsewhere') }),
+    n('dup', { type: 'dir', content: undefined, subtree: id(2) }),
+    n('xattr-empty', { xattrs: [['', Buffer.from('v')]] }),
+    n('xattr-nul', { xattrs: [['user.a\0b', Buffer.from('v')]] }),
+    n('ext-beyond', { size: 10, extents: [[0, 11]] }),
+    n('ext-overlap', { size: 100, extents: [[0, 10], [5, 10]] }),
+    n('ext-descending', { size: 100, extents: [[50, 10], [0, 10]] }),
+    n('ok'),
+    n('ok-sparse', { size: 100, extents: [[0, 10], [10, 5], [90, 10]] }),
+    n('..., a name with dots', { target: Buffer.from('../../anything is data') }),
+  ];
+  const tree = decodeTree(encodeTree({ nodes }));
+  t.same(tree.nodes.map((x) => x.name.toString()), ['..., a name with dots', 'ok', 'ok-sparse'], 'the sound entries are kept');
+  const why = new Map(tree.rejected!.map((r) => [r.name.toString('latin1'), r.reason]));
+  t.same(Object.fromEntries(why), {
+    '': 'an empty name',
+    '.': "the name '.'",
+    '..': "the name '..'",
+    '../../../x': "a name holding '/'",
+    'a/b': "a name holding '/'",
+    'a\0b': 'a name holding NUL',
+    dup: 'a duplicate name',
+    'xattr-empty': 'an xattr name that is empty or holds NUL',
+    'xattr-nul': 'an xattr name that is empty or holds NUL',
+    'ext-beyond': 'extents out of order or beyond the size',
+    'ext-overlap': 'extents out of order or beyond the size',
+    'ext-descending': 'extents out of order or beyond the size',
+  });
+  t.equal(tree.rejected!.filter((r) => r.name.toString() === 'dup').length, 2, 'both entries of a duplicated name are refused');
+  t.notOk('rejected' in decodeTree(encodeTree({ nodes: full() })), 'a sound tree has no `rejected`');
+
+  // Names out of order (no encoder writes that): duplicates are still found, through a set.
+  const record = (x: TreeNode) => encodeTree({ nodes: [x] }).subarray(9);
+  const header = Buffer.from(encodeTree({ nodes: [] }));
+  header.writeUInt32LE(4, 5);
+  const unsorted = Buffer.concat([header, record(n('c')), record(n('b')), record(n('a')), record(n('b', { mode: 0o4755 }))]);
+  const u = decodeTree(unsorted);
+  t.same(u.nodes.map((x) => x.name.toString()), ['c', 'a'], 'order kept, both b refused');
+  t.same(u.rejected!.map((r) => [r.name.toString(), r.reason]), [['b', 'a duplicate name'], ['b', 'a duplicate name']]);
+
+  // Version 1 (JSON) trees are checked the same way.
+  const v1node = (name: Buffer) => ({ name: name.toString('base64'), type: 'file', mode: 420, uid: 0, gid: 0, user: '', group: '', mtime: '0', atime: '0', ctime: '0', btime: '0', size: 0, ino: '1', dev: '1', nlink: 1 });
+  const v1 = decodeTree(Buffer.from(JSON.stringify({ v: 1, nodes: [v1node(Buffer.from('..')), v1node(Buffer.from('x')), v1node(Buffer.from('x')), v1node(Buffer.from('y/z')), v1node(Buffer.from('ok'))] })));
+  t.same(v1.nodes.map((x) => x.name.toString()), ['ok']);
+  t.same(v1.rejected!.map((r) => r.reason).sort(), ['a duplicate name', 'a duplicate name', "a name holding '/'", "the name '..'"]);
 });

@@ -76,7 +76,12 @@ export class LocalBackend implements Backend {
     return {
       append: (bytes: Uint8Array) => {
         try {
-          for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+          for (let off = 0; off < bytes.length; ) {
+            const n = writeSync(fd, bytes, off, bytes.length - off);
+            // A write that takes nothing and reports nothing (a full device, on some filesystems) would spin forever.
+            if (n === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+            off += n;
+          }
         } catch (e: any) {
           throw ioError(tmp, e);
         }

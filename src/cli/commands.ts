@@ -95,15 +95,22 @@ export async function cmdLs(a: RepoArgs & { snapshot: string; path?: string; lon
     print(base, node);
     return EXIT.OK;
   }
+  let refused = 0;
   const walk = async (tree: Buffer, dir: string) => {
-    for (const n of (await repo.loadTree(tree)).nodes) {
+    const t = await repo.loadTree(tree);
+    // Entries the decoder refused (format/tree.ts) are not listed: named on stderr, and the exit says damage.
+    for (const x of t.rejected ?? []) {
+      refused++;
+      process.stderr.write(`tsbak: ${dir}: entry ${JSON.stringify(x.name.toString())} of tree ${tree.toString('hex').slice(0, 16)} refused (${x.reason}); run 'tsbak check'\n`);
+    }
+    for (const n of t.nodes) {
       const p = (dir === '/' ? '' : dir) + '/' + n.name.toString();
       print(p, n);
       if (n.type === 'dir' && n.subtree && (a.recursive ?? true)) await walk(n.subtree, p);
     }
   };
   await walk(subtree, base);
-  return EXIT.OK;
+  return refused ? EXIT.CORRUPT : EXIT.OK;
 }
 
 export async function cmdRestore(
@@ -144,7 +151,8 @@ export async function cmdRestore(
   const summary = { snapshot: snap.id, target: a.target, files: res.files, dirs: res.dirs, bytes: res.bytes, errors: res.errors, durationMs: Date.now() - start };
   if (a.json) out(JSON.stringify(summary));
   else out(`restored snapshot ${shortId(snap.id)} to ${a.target}: ${res.files} files, ${res.dirs} dirs, ${fmtBytes(res.bytes)}${res.errors.length ? `, ${res.errors.length} errors` : ''}`);
-  return res.errors.length ? EXIT.PARTIAL : EXIT.OK;
+  // Entries the snapshot's trees hold but no restore may trust are damage (14); files that could not be read or written, partial (3).
+  return res.errors.some((e) => e.damage) ? EXIT.CORRUPT : res.errors.length ? EXIT.PARTIAL : EXIT.OK;
 }
 
 export async function cmdCheck(a: RepoArgs & { readData?: boolean; json?: boolean }): Promise<number> {

@@ -44,8 +44,18 @@ export interface TreeNode {
   subtree?: Buffer;
 }
 
+/** An entry a decoder dropped from a tree: a restore, the mount or ls must not trust it. */
+export interface RejectedNode {
+  /** The raw name bytes as stored (possibly empty, '..', or holding '/'). */
+  name: Buffer;
+  /** Why, in a few words ("a name holding '/'", "a duplicate name"). */
+  reason: string;
+}
+
 export interface Tree {
   nodes: TreeNode[];
+  /** Entries left out of `nodes` because they were unsafe or inconsistent (absent when none): the tree is damaged. */
+  rejected?: RejectedNode[];
 }
 
 const TYPES: NodeType[] = ['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev', 'socket'];
@@ -336,7 +346,10 @@ class TreeWriter {
 
 /**
  * Decodes a tree blob of either version. Names, targets, xattr values and ids are views of
- * `bytes`, which they keep alive. Throws on anything out of bounds or left over.
+ * `bytes`, which they keep alive. Throws on anything out of bounds or left over. Entries
+ * no consumer may trust (a name that is not one path component, a duplicate name, an
+ * unusable xattr name, extents beyond the size) are left out of `nodes` and listed in
+ * `rejected`: the rest of the tree stays usable.
  */
 export function decodeTree(bytes: Buffer): Tree {
   if (bytes.length > 0 && bytes[0] === 0x7b) return decodeJsonTree(bytes);
@@ -357,14 +370,20 @@ class TreeReader {
   // The last user and group name read, and where their bytes were.
   private readonly user: NameMemo = { s: '', at: -1, len: 0 };
   private readonly group: NameMemo = { s: '', at: -1, len: 0 };
+  /** The node just read has an xattr name that is empty or holds NUL. */
+  private badXattr = false;
 
   constructor(private readonly b: Buffer) {}
 
   tree(count: number): Tree {
-    const nodes: TreeNode[] = [];
-    for (let i = 0; i < count; i++) nodes.push(this.node());
+    const v = new NodeChecker();
+    for (let i = 0; i < count; i++) {
+      this.badXattr = false;
+      const n = this.node();
+      v.add(n, this.badXattr);
+    }
     if (this.o !== this.b.length) throw new Error('tree blob has bytes after its last entry');
-    return { nodes };
+    return v.tree();
   }
 
   private need(k: number): void {
@@ -469,7 +488,14 @@ class TreeReader {
     if (flags & F_TARGET) n.target = this.bytes(this.u32());
     if (flags & F_XATTRS) {
       const xs: Array<[string, Buffer]> = [];
-      for (let k = this.u32(); k > 0; k--) xs.push([this.string(this.u16()), this.bytes(this.u32())]);
+      for (let k = this.u32(); k > 0; k--) {
+        const len = this.u16();
+        this.need(len);
+        // An empty name or one holding NUL cannot be set: the node is rejected (NodeChecker).
+        if (len === 0) this.badXattr = true;
+        for (let i = this.o, e = this.o + len; i < e; i++) if (b[i] === 0) this.badXattr = true;
+        xs.push([this.string(len), this.bytes(this.u32())]);
+      }
       n.xattrs = xs;
     }
     if (flags & F_CONTENT) {
@@ -487,39 +513,147 @@ class TreeReader {
   }
 }
 
+/** Why `name` is not one path component (empty, '.', '..', holding '/' or NUL), or null when it is. */
+export function nameProblem(name: Uint8Array): string | null {
+  const k = name.length;
+  if (k === 0) return 'an empty name';
+  if (name[0] === 0x2e && (k === 1 || (k === 2 && name[1] === 0x2e))) return k === 1 ? "the name '.'" : "the name '..'";
+  for (let i = 0; i < k; i++) {
+    const c = name[i]!;
+    if (c === 0x2f) return "a name holding '/'";
+    if (c === 0) return 'a name holding NUL';
+  }
+  return null;
+}
+
+/**
+ * What a decoder refuses in a node (docs/FORMAT.md "Trees"), as a reason, or null when it
+ * is sound. A name must be one path component: not empty, not '.' or '..', no '/' or NUL.
+ */
+function nodeProblem(n: TreeNode): string | null {
+  const bad = nameProblem(n.name);
+  if (bad !== null) return bad;
+  const ext = n.extents;
+  if (ext) {
+    let end = 0;
+    for (const [off, len] of ext) {
+      if (!(off >= end && len >= 0 && off + len <= n.size)) return 'extents out of order or beyond the size';
+      end = off + len;
+    }
+  }
+  return null;
+}
+
+/**
+ * Collects a tree's nodes, setting aside those nodeProblem refuses and every entry whose
+ * name is there twice (which of the two is meant cannot be known). Names of a sound tree
+ * come sorted, so a duplicate is the previous name; only when the order is broken does it
+ * fall back to a set of every name.
+ */
+class NodeChecker {
+  private readonly nodes: TreeNode[] = [];
+  private rejected: RejectedNode[] | undefined;
+  private prev: Buffer | null = null;
+  private seen: Set<string> | null = null;
+  private dups: Set<string> | null = null;
+
+  /** badXattr: the node has an xattr name that is empty or holds NUL (it cannot be set). */
+  add(n: TreeNode, badXattr: boolean): void {
+    const name = n.name;
+    const k = name.length;
+    const prev = this.seen ? null : this.prev;
+    // One pass over the name (this is on every decode's path): whether it holds '/' or NUL,
+    // and how it sorts against the previous name (<0 before, 0 equal, >0 after).
+    let order = prev ? 0 : 1;
+    let slashOrNul = false;
+    for (let i = 0; i < k; i++) {
+      const c = name[i]!;
+      if (c === 0x2f || c === 0) {
+        slashOrNul = true;
+        break;
+      }
+      if (order === 0) order = i < prev!.length ? c - prev![i]! : 1;
+    }
+    if (order === 0) order = k - prev!.length;
+    // nodeProblem in full only where it may find one: '.', '..', an empty name, extents.
+    if (badXattr || slashOrNul || k <= 2 || n.extents) {
+      const problem = badXattr ? 'an xattr name that is empty or holds NUL' : nodeProblem(n);
+      if (problem !== null) return this.reject(n, problem);
+    }
+    if (this.seen) this.addSeen(name);
+    else if (order === 0) (this.dups ??= new Set()).add(name.toString('latin1'));
+    else if (order < 0) {
+      // Out of order: from here on every name goes through a set.
+      this.seen = new Set(this.nodes.map((x) => x.name.toString('latin1')));
+      this.addSeen(name);
+    }
+    this.prev = name;
+    this.nodes.push(n);
+  }
+
+  private reject(n: TreeNode, reason: string): void {
+    (this.rejected ??= []).push({ name: n.name, reason });
+  }
+
+  private addSeen(name: Buffer): void {
+    const key = name.toString('latin1');
+    if (this.seen!.has(key)) (this.dups ??= new Set()).add(key);
+    else this.seen!.add(key);
+  }
+
+  tree(): Tree {
+    let nodes = this.nodes;
+    const dups = this.dups;
+    if (dups) {
+      nodes = [];
+      for (const n of this.nodes) {
+        if (dups.has(n.name.toString('latin1'))) this.reject(n, 'a duplicate name');
+        else nodes.push(n);
+      }
+    }
+    return this.rejected ? { nodes, rejected: this.rejected } : { nodes };
+  }
+}
+
 /** Version 1 trees: the JSON encoding tsbak wrote before version 2 (docs/FORMAT.md "Trees, version 1"). */
 function decodeJsonTree(bytes: Buffer): Tree {
   const j = JSON.parse(bytes.toString('utf8')) as { v: number; nodes: Record<string, any>[] };
   if (j.v !== 1 || !Array.isArray(j.nodes)) throw new Error('unknown tree version');
-  const nodes = j.nodes.map((o): TreeNode => {
-    if (!TYPES.includes(o.type)) throw new Error(`unknown node type ${o.type}`);
-    const n: TreeNode = {
-      name: Buffer.from(o.name, 'base64'),
-      type: o.type,
-      mode: o.mode,
-      uid: o.uid,
-      gid: o.gid,
-      user: o.user,
-      group: o.group,
-      mtimeNs: BigInt(o.mtime),
-      atimeNs: BigInt(o.atime),
-      ctimeNs: BigInt(o.ctime),
-      btimeNs: BigInt(o.btime),
-      size: o.size,
-      ino: BigInt(o.ino),
-      dev: BigInt(o.dev),
-      nlink: o.nlink,
-    };
-    if (o.hardlink !== undefined) n.hardlink = o.hardlink;
-    if (o.rdev !== undefined) [n.rdevMajor, n.rdevMinor] = o.rdev;
-    if (o.target !== undefined) n.target = Buffer.from(o.target, 'base64');
-    if (o.xattrs !== undefined) n.xattrs = o.xattrs.map(([k, v]: [string, string]) => [k, Buffer.from(v, 'base64')]);
-    if (o.content !== undefined) n.content = o.content.map((c: string) => Buffer.from(c, 'hex'));
-    if (o.extents !== undefined) n.extents = o.extents;
-    if (o.subtree !== undefined) n.subtree = Buffer.from(o.subtree, 'hex');
-    return n;
-  });
-  return { nodes };
+  const v = new NodeChecker();
+  for (const o of j.nodes) {
+    const n = jsonNode(o);
+    v.add(n, n.xattrs?.some(([k]) => typeof k !== 'string' || k === '' || k.includes('\0')) ?? false);
+  }
+  return v.tree();
+}
+
+function jsonNode(o: Record<string, any>): TreeNode {
+  if (!TYPES.includes(o.type)) throw new Error(`unknown node type ${o.type}`);
+  const n: TreeNode = {
+    name: Buffer.from(o.name, 'base64'),
+    type: o.type,
+    mode: o.mode,
+    uid: o.uid,
+    gid: o.gid,
+    user: o.user,
+    group: o.group,
+    mtimeNs: BigInt(o.mtime),
+    atimeNs: BigInt(o.atime),
+    ctimeNs: BigInt(o.ctime),
+    btimeNs: BigInt(o.btime),
+    size: o.size,
+    ino: BigInt(o.ino),
+    dev: BigInt(o.dev),
+    nlink: o.nlink,
+  };
+  if (o.hardlink !== undefined) n.hardlink = o.hardlink;
+  if (o.rdev !== undefined) [n.rdevMajor, n.rdevMinor] = o.rdev;
+  if (o.target !== undefined) n.target = Buffer.from(o.target, 'base64');
+  if (o.xattrs !== undefined) n.xattrs = o.xattrs.map(([k, v]: [string, string]) => [k, Buffer.from(v, 'base64')]);
+  if (o.content !== undefined) n.content = o.content.map((c: string) => Buffer.from(c, 'hex'));
+  if (o.extents !== undefined) n.extents = o.extents;
+  if (o.subtree !== undefined) n.subtree = Buffer.from(o.subtree, 'hex');
+  return n;
 }
 
 /**

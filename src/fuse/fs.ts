@@ -126,7 +126,7 @@ export class SnapshotFs {
     this.owner = { uid: opts.uid, gid: opts.gid };
     this.log = opts.log ?? (() => {});
     this.readahead = opts.readaheadChunks ?? 4;
-    this.trees = new TreeCache(repo, opts.treeCacheBytes ?? 64 << 20);
+    this.trees = new TreeCache(repo, opts.treeCacheBytes ?? 64 << 20, (m) => this.log(m));
     this.chunks = new ChunkSource(repo);
     this.cold = repo.coldStorage ? new ColdReads(repo, opts.cold ?? {}, this.log) : null;
     this.mountpoint = opts.mountpoint && opts.mountpoint !== '/' ? opts.mountpoint : '';

@@ -22,6 +22,8 @@ export class TreeCache {
   constructor(
     private readonly repo: Repository,
     maxBytes: number,
+    /** The daemon's log: entries a tree refuses are named there (once per load). */
+    private readonly log: (msg: string) => void = () => {},
   ) {
     this.cache = new LRUCache<string, Dir>({ maxSize: Math.max(1 << 20, maxBytes), sizeCalculation: (d) => estimateBytes(d) });
   }
@@ -41,6 +43,9 @@ export class TreeCache {
   private async load(id: Buffer, key: string): Promise<Dir> {
     const tree = await this.repo.loadTree(id);
     this.loads++;
+    // Entries the decoder refused (format/tree.ts: a name that is not one path component, a
+    // duplicate...) are not in `nodes`, so never shown; say so.
+    for (const x of tree.rejected ?? []) this.log(`tree ${key.slice(0, 16)}: entry ${JSON.stringify(x.name.toString())} refused (${x.reason}), not shown; run 'tsbak check'`);
     const names: string[] = [];
     const nodes: TreeNode[] = [];
     const byName = new Map<string, TreeNode>();

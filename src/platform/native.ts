@@ -21,6 +21,7 @@ interface Addon {
   lremovexattr(path: PathLike, name: PathLike): void;
   dataExtents(fd: number, size: number | bigint): Array<[number, number]>;
   mknod(path: PathLike, mode: number, major: number, minor: number): void;
+  lchmod(path: PathLike, mode: number): void;
   lutimensNs(path: PathLike, atimeNs: bigint | number | null, mtimeNs: bigint | number | null): void;
   scanDir(path: PathLike, withXattrs: boolean): Promise<RawScan>;
   scanDirSync(path: PathLike, withXattrs: boolean): RawScan;
@@ -38,7 +39,7 @@ interface Addon {
 
 type SealBlobsArgs = [key: Uint8Array, params: Int32Array, data: Uint8Array, ids: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, out: Uint8Array, outLengths: Uint32Array];
 
-type WriteFilesArgs = [paths: Uint8Array, pathStarts: Uint32Array, replace: Uint8Array, chown: Uint8Array, uids: Uint32Array, gids: Uint32Array, modes: Uint32Array, times: BigInt64Array, data: Uint8Array, segStart: Uint32Array, segOff: Uint32Array, segLen: Uint32Array, res: Int32Array];
+type WriteFilesArgs = [paths: Uint8Array, pathStarts: Uint32Array, replace: Uint8Array, chown: Uint8Array, uids: Uint32Array, gids: Uint32Array, modes: Uint32Array, times: BigInt64Array, data: Uint8Array, segStart: Uint32Array, segOff: Uint32Array, segLen: Uint32Array, res: Int32Array, dirfds: Int32Array];
 
 interface RawScan {
   names: Buffer;
@@ -134,6 +135,11 @@ export function dataExtents(fd: number, size: number | bigint): Array<[number, n
 /** mknod(2): mode includes the type bits (S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK); subject to umask. */
 export function mknod(path: PathLike, mode: number, major = 0, minor = 0): void {
   load().mknod(path, mode, major, minor);
+}
+
+/** chmod of the entry at path itself, never a symlink's target (ENOTSUP on a symlink). */
+export function lchmod(path: PathLike, mode: number): void {
+  load().lchmod(path, mode);
 }
 
 /**
@@ -371,8 +377,12 @@ export async function openBlobsAsync(b: SealedBlobs, out: Uint8Array, outOffsets
 }
 
 /** A file for writeFiles: its directory and name, and which parts of the data make it up. */
+/** openat's "relative to the current directory": `dir` is then a path. */
+const AT_FDCWD = -100;
+
 export interface NewFile {
-  dir: Buffer;
+  /** The directory: an open descriptor (the restore's O_PATH handles; `name` is then one name in it), or a path. */
+  dir: Buffer | number;
   name: Buffer;
   /** Remove what is at the path first. */
   replace: boolean;
@@ -412,10 +422,11 @@ function writeArgs(files: NewFile[], data: Uint8Array, parts: Parts): WriteFiles
   for (let i = 0; i < n; i++) {
     const f = files[i]!;
     starts[i] = len;
-    len += f.dir.length + f.name.length + 2;
+    len += (typeof f.dir === 'number' ? 0 : f.dir.length + 1) + f.name.length + 1;
     segs += f.end - f.start;
   }
   const paths = Buffer.alloc(len); // zero-filled: each path ends with a NUL
+  const dirfds = new Int32Array(n);
   const replace = new Uint8Array(n);
   const chown = new Uint8Array(n);
   const uids = new Uint32Array(n);
@@ -428,8 +439,13 @@ function writeArgs(files: NewFile[], data: Uint8Array, parts: Parts): WriteFiles
   segs = 0;
   for (let i = 0; i < n; i++) {
     const f = files[i]!;
-    let at = starts[i]! + f.dir.copy(paths, starts[i]);
-    paths[at++] = 0x2f; // '/'
+    let at = starts[i]!;
+    if (typeof f.dir === 'number') dirfds[i] = f.dir;
+    else {
+      dirfds[i] = AT_FDCWD;
+      at += f.dir.copy(paths, at);
+      paths[at++] = 0x2f; // '/'
+    }
     f.name.copy(paths, at);
     replace[i] = f.replace ? 1 : 0;
     if (f.owner) {
@@ -448,7 +464,7 @@ function writeArgs(files: NewFile[], data: Uint8Array, parts: Parts): WriteFiles
     }
   }
   segStart[n] = segs;
-  return [paths, starts, replace, chown, uids, gids, modes, times, data, segStart, segOff, segLen, new Int32Array(5 * n)];
+  return [paths, starts, replace, chown, uids, gids, modes, times, data, segStart, segOff, segLen, new Int32Array(5 * n), dirfds];
 }
 
 function results(res: Int32Array, n: number): NewFileResult[] {
@@ -460,8 +476,8 @@ function results(res: Int32Array, n: number): NewFileResult[] {
 /**
  * Creates and writes many files in one synchronous call (native/restore.c), each with its
  * owner, mode and times set through its descriptor: what the restore does for small files it
- * creates itself. Paths (dir/name) must be shorter than PATH_MAX and times within int64
- * nanoseconds.
+ * creates itself. Paths (dir/name, or name in the directory descriptor dir) must be
+ * shorter than PATH_MAX and times within int64 nanoseconds.
  */
 export function writeFiles(files: NewFile[], data: Uint8Array, parts: Parts): NewFileResult[] {
   const args = writeArgs(files, data, parts);

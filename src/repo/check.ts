@@ -74,16 +74,19 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
       r.errors.push((e as Error).message);
       continue;
     }
-    const stack = [root];
+    // Each tree with the path where it was first met in the snapshot, to name it in errors.
+    const stack: Array<[string, string]> = [[root, '/']];
     while (stack.length) {
-      const t = stack.pop()!;
+      const [t, at] = stack.pop()!;
       if (seenTrees.has(t)) continue;
       seenTrees.add(t);
       try {
         const tree = await repo.loadTree(Buffer.from(t, 'hex'));
         r.trees++;
+        // Entries the decoder refused (names that are not one path component, duplicates...): restore, ls and the mount skip them.
+        for (const x of tree.rejected ?? []) r.errors.push(`snapshot ${id.slice(0, 8)}: tree ${t.slice(0, 16)} (${at}): entry ${JSON.stringify(x.name.toString())} refused: ${x.reason}`);
         for (const n of tree.nodes) {
-          if (n.subtree) stack.push(n.subtree.toString('hex'));
+          if (n.subtree) stack.push([n.subtree.toString('hex'), (at === '/' ? '/' : at + '/') + n.name.toString()]);
           for (const c of n.content ?? []) {
             if (!repo.index.has(c)) r.errors.push(`snapshot ${id.slice(0, 8)}: data blob ${c.toString('hex').slice(0, 16)} of ${n.name.toString()} is not in the index`);
           }

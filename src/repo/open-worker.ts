@@ -2,7 +2,7 @@
 // the CPU-heavy part of reading, so the main thread only fetches bytes and serves reads.
 // The plaintext goes back transferred (no copy); a failure goes back as a kind, never as
 // bytes, and the main thread turns it into the same CorruptError as an inline open.
-import { writeSync } from 'node:fs';
+import { writeAllAtSync } from '../platform/write-all.js';
 import { parentPort } from 'node:worker_threads';
 import { blobId } from '../crypto/hash.js';
 import { openBlob } from '../format/blob.js';
@@ -43,8 +43,7 @@ parentPort!.on('message', (j: Job) => {
       // The restore's path: the plaintext goes straight to its file, never back to the main
       // thread (no copy, no transfer, and the main thread's heap never sees it).
       try {
-        let done = 0;
-        while (done < plain.length) done += writeSync(j.fd, plain, done, plain.length - done, j.pos! + done);
+        writeAllAtSync(j.fd, plain, j.pos!);
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         parentPort!.postMessage({ n: j.n, werr: { code: err.code ?? 'EIO', message: err.message } });

@@ -1,7 +1,8 @@
 // Repository: the one object writer, restore, fuse and cli talk to. It knows the layout,
 // opens keys, loads the index, reads and writes blobs, trees and snapshots.
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, writeSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { writeAllAtSync } from '../platform/write-all.js';
 import * as path from 'node:path';
 import { hostname } from 'node:os';
 import { LRUCache } from 'lru-cache';
@@ -43,12 +44,6 @@ import { BufferPool } from './buffer-pool.js';
 import { mapLimit } from './map-limit.js';
 export { mapLimit };
 
-/** Writes all of data at pos of fd; returns its length. */
-function writeAllSync(fd: number, data: Uint8Array, pos: number): number {
-  let done = 0;
-  while (done < data.length) done += writeSync(fd, data, done, data.length - done, pos + done);
-  return data.length;
-}
 
 /** Sealed blobs and what opens them (Repository.readSealedBatch). */
 export interface SealedBatch {
@@ -678,7 +673,7 @@ export class Repository {
   async writeBlobAt(id: Buffer, fd: number, pos: number, signal?: AbortSignal): Promise<number> {
     const hex = id.toString('hex');
     const hit = this.blobCache.get(hex);
-    if (hit) return writeAllSync(fd, hit, pos);
+    if (hit) return writeAllAtSync(fd, hit, pos);
     // The sealed bytes are read into a pooled buffer where the backend can (a local file):
     // read as fresh buffers, they were ~20 MB of garbage at the peak of a restore.
     let sealedBuf: ArrayBuffer | undefined;
@@ -720,7 +715,7 @@ export class Repository {
       }
     }
     const plain = await this.openChecked(kind, key, id, sealed, null, false, rawLength);
-    return typeof plain === 'string' ? plain : writeAllSync(fd, plain, pos);
+    return typeof plain === 'string' ? plain : writeAllAtSync(fd, plain, pos);
   }
 
   /**

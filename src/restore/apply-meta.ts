@@ -9,9 +9,9 @@
 //                   changes its mtime: callers apply a directory's metadata after its
 //                   contents.
 
-import { chmodSync, constants, lchownSync, lstatSync } from 'node:fs';
+import { constants, lchownSync, lstatSync } from 'node:fs';
 import type { TreeNode } from '../format/tree.js';
-import { lgetxattr, lremovexattr, lsetxattr, lutimensNs, mknod } from '../platform/native.js';
+import { lchmod, lgetxattr, lremovexattr, lsetxattr, lutimensNs, mknod } from '../platform/native.js';
 import { gidOf, uidOf } from '../platform/users.js';
 import { withShortPathSync } from '../platform/long-path.js';
 
@@ -117,10 +117,15 @@ export async function applyMeta(path: Buffer, node: TreeNode, opts: ApplyMetaOpt
  */
 export function applyMetaSync(path: Buffer, node: TreeNode, opts: ApplyMetaOptions, created?: CreatedAs): MetaWarning[] {
   // Paths deeper than PATH_MAX are reached through a directory handle (see long-path.ts).
-  return withShortPathSync(path, (sp) => applyMetaAt(sp, node, opts, created));
+  return withShortPathSync(path, (sp) => applyMetaAtSync(sp, node, opts, created));
 }
 
-function applyMetaAt(path: Buffer, node: TreeNode, opts: ApplyMetaOptions, created?: CreatedAs): MetaWarning[] {
+/**
+ * applyMetaSync for a path that fits in PATH_MAX (the restore's /proc/self/fd/<dir>/<name>).
+ * No step follows a symlink in the path's last place: lchown, fchmodat and utimensat with
+ * AT_SYMLINK_NOFOLLOW, l*xattr.
+ */
+export function applyMetaAtSync(path: Buffer, node: TreeNode, opts: ApplyMetaOptions, created?: CreatedAs): MetaWarning[] {
   const warnings: MetaWarning[] = [];
   const isLink = node.type === 'symlink';
 
@@ -135,7 +140,8 @@ function applyMetaAt(path: Buffer, node: TreeNode, opts: ApplyMetaOptions, creat
   }
 
   // Symlink permissions are always 0777 on Linux and cannot be changed.
-  if (!isLink) step(warnings, 'chmod', () => chmodSync(path, node.mode));
+  const mode = node.mode & 0o7777;
+  if (!isLink) step(warnings, 'chmod', () => lchmod(path, mode));
 
   const xattrs = node.xattrs ?? [];
   let setAcl = false;
@@ -164,7 +170,7 @@ function applyMetaAt(path: Buffer, node: TreeNode, opts: ApplyMetaOptions, creat
   // setgid; they agree when captured together, but re-check rather than trust it.
   if (setAcl) {
     const st = lstatSync(path);
-    if ((st.mode & 0o7777) !== node.mode) step(warnings, 'chmod', () => chmodSync(path, node.mode));
+    if ((st.mode & 0o7777) !== mode) step(warnings, 'chmod', () => lchmod(path, mode));
   }
 
   step(warnings, 'times', () => lutimensNs(path, node.atimeNs, node.mtimeNs));

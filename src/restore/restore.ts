@@ -1,13 +1,15 @@
 // Writes a snapshot (or part of it) back to disk with its metadata. Files are written in
 // place (holes of sparse files stay holes), hardlinks are recreated as one inode, and a
-// directory's metadata is applied after its children so its times survive.
-import { closeSync, constants as C, ftruncateSync, linkSync, mkdirSync, openSync, promises as fsp, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+// directory's metadata is applied after its children so its times survive. Nothing is
+// written outside the target, whatever the snapshot or the target holds: every entry is
+// named through its directory's handle, and nothing is followed (dir-fd.ts).
+import { closeSync, constants as C, ftruncateSync, linkSync, openSync, promises as fsp, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import * as path from 'node:path';
-import type { Tree, TreeNode } from '../format/tree.js';
+import { nameProblem, type RejectedNode, type Tree, type TreeNode } from '../format/tree.js';
 import type { Repository, Snapshot } from '../repo/repository.js';
 import { CorruptError, TsbakError } from '../errors.js';
-import { applyMetaSync, createSpecial, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
-import { withShortPathSync } from '../platform/long-path.js';
+import { applyMetaAtSync, createSpecial, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
+import { entryAt, fdPath, makeDirAt, openDirAt, openTarget, tidyMessage } from './dir-fd.js';
 import { lgetxattr } from '../platform/native.js';
 import { Semaphore } from '../repo/semaphore.js';
 import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
@@ -27,7 +29,8 @@ export interface RestoreResult {
   files: number;
   dirs: number;
   bytes: number;
-  errors: Array<{ path: string; message: string }>;
+  /** damage: an entry the snapshot's tree holds but no restore may trust (format/tree.ts Tree.rejected). */
+  errors: Array<{ path: string; message: string; damage?: boolean }>;
 }
 
 /** Which entries a set of include paths selects: inside one, or on the way to one. */
@@ -49,10 +52,26 @@ class Selector {
 }
 
 export async function restoreSnapshot(repo: Repository, snap: Snapshot, opts: RestoreOptions): Promise<RestoreResult> {
+  const rootId = Buffer.from(snap.info.tree, 'hex');
+  const root = await repo.loadTree(rootId);
+  await checkIncludes(repo, snap, root, opts.include ?? []);
   const r = new RestoreRun(repo, opts);
   await fsp.mkdir(opts.target, { recursive: true });
-  await r.run(await repo.loadTree(Buffer.from(snap.info.tree, 'hex')), Buffer.from(path.resolve(opts.target)));
+  await r.run(root, rootId, Buffer.from(path.resolve(opts.target)));
   return r.result;
+}
+
+/** Every --include path must name something in the snapshot (NOT_FOUND otherwise, before anything is written). */
+async function checkIncludes(repo: Repository, snap: Snapshot, root: Tree, include: string[]): Promise<void> {
+  for (const inc of include) {
+    let tree: Tree | null = root;
+    for (const comp of path.posix.resolve('/', inc).split('/').filter(Boolean)) {
+      const name = Buffer.from(comp);
+      const node: TreeNode | undefined = tree?.nodes.find((n) => n.name.equals(name));
+      if (!node) throw new TsbakError('NOT_FOUND', `${inc} is not in snapshot ${snap.id.slice(0, 8)}; list it with 'tsbak ls'`);
+      tree = node.type === 'dir' && node.subtree ? await repo.loadTree(node.subtree) : null;
+    }
+  }
 }
 
 function join(dir: Buffer, name: Buffer): Buffer {
@@ -64,7 +83,14 @@ function join(dir: Buffer, name: Buffer): Buffer {
  * (`pending` counts its unfinished children, plus one while its tree is being walked).
  */
 interface Dir {
+  /** Where it is in the target, for messages only: nothing is done through it. */
   path: Buffer;
+  /** Its name (a copy: the tree it came from is let go), to open it again from its parent. */
+  name: Buffer;
+  /** Its O_PATH handle while it has unfinished entries (-1 once its metadata is on), and its fdPath. */
+  fd: number;
+  at: Buffer;
+  /** Its tree node, until its metadata is on. */
   node: TreeNode | null;
   parent: Dir | null;
   pending: number;
@@ -131,8 +157,8 @@ class Batch {
 class RestoreRun {
   readonly result: RestoreResult = { files: 0, dirs: 0, bytes: 0, errors: [] };
   private readonly sel: Selector;
-  /** Hardlink id -> path of the name that carries the inode, once it exists (null: it failed). */
-  private readonly links = new Map<string, Promise<Buffer | null>>();
+  /** Hardlink id -> the name that carries the inode (one this run created), once it exists (null: it failed). */
+  private readonly links = new Map<string, Promise<{ dir: Dir; name: Buffer } | null>>();
   private readonly meta: ApplyMetaOptions;
   private readonly files = new Semaphore(FILES_IN_FLIGHT);
   private readonly blobBytes = new Semaphore(BLOB_BYTES_IN_FLIGHT);
@@ -162,13 +188,18 @@ class RestoreRun {
    * Walks the tree depth first, one directory at a time, starting files as room allows: only
    * the trees on the way down and the files in flight are in memory, however large the tree.
    */
-  async run(tree: Tree, target: Buffer): Promise<void> {
+  async run(tree: Tree, treeId: Buffer, target: Buffer): Promise<void> {
     const done = new Promise<void>((r) => (this.finished = r));
-    const root: Dir = { path: target, node: null, parent: null, pending: 1, created: this.createdInTarget(target) };
-    await this.walk(tree, root, '/', false);
+    const created = this.createdInTarget(target);
+    const fd = openTarget(target.toString());
+    const root: Dir = { path: target, name: Buffer.alloc(0), fd, at: fdPath(fd), node: null, parent: null, pending: 1, created };
+    await this.walk(tree, treeId, root, '/', false);
     await this.flush();
     this.childDone(root);
     await done;
+    // Only now: a handle closed while entries still named through it could have its number
+    // reused by another open, and /proc/self/fd/<fd>/<name> would then lead there.
+    closeSync(fd);
   }
 
   /** What entries created in the target get, when the target is empty; null when it is not. */
@@ -193,31 +224,75 @@ class RestoreRun {
     this.opts.onWarning?.(p.toString(), message);
   }
 
-  private applyMeta(p: Buffer, node: TreeNode, created: CreatedAs | null): void {
-    for (const w of applyMetaSync(p, node, this.meta, created ?? undefined)) this.opts.onWarning?.(p.toString(), w.message);
+  /** An entry of tree `treeId` that is not restored because no restore may trust it: damage. */
+  private refuse(dir: Dir, treeId: Buffer, r: RejectedNode): void {
+    // The name as JSON escapes it, so that a newline in it cannot break the line.
+    const p = `${dir.path.toString()}/${JSON.stringify(r.name.toString()).slice(1, -1)}`;
+    const message = `entry ${JSON.stringify(r.name.toString())} of tree ${treeId.toString('hex').slice(0, 16)} refused (${r.reason}); the snapshot is damaged or was made to attack: run 'tsbak check'`;
+    this.result.errors.push({ path: p, message, damage: true });
+    this.opts.onWarning?.(p, message);
   }
 
-  /** One child of `dir` is finished; the last one puts the directory's metadata on. */
+  /** Metadata of the entry at `at` (a handle path, dir-fd.ts); `p` names it in messages. */
+  private applyMeta(p: Buffer, at: Buffer, node: TreeNode, created: CreatedAs | null): void {
+    for (const w of applyMetaAtSync(at, node, this.meta, created ?? undefined)) this.opts.onWarning?.(p.toString(), tidyMessage(w.message));
+  }
+
+  /** One child of `dir` is finished; the last one puts the directory's metadata on and lets its handle go. */
   private childDone(dir: Dir): void {
     if (--dir.pending > 0) return;
     if (!dir.parent) return this.finished();
     try {
-      if (!dir.broken) this.applyMeta(dir.path, dir.node!, dir.parent.created);
+      if (!dir.broken) this.applyMeta(dir.path, entryAt(dir.parent.at, dir.name), dir.node!, dir.parent.created);
     } catch (e) {
       this.fail(dir.path, e);
     }
+    closeSync(dir.fd);
+    dir.fd = -1;
+    dir.node = null;
     this.childDone(dir.parent);
   }
 
-  private async walk(tree: Tree, dir: Dir, snapPath: string, all: boolean): Promise<void> {
+  /**
+   * fn with a handle path of `dir`: its own while it is open, else one opened again from
+   * its nearest open ancestor, name by name, never following a symlink (a hardlink's first
+   * name may be in a directory that is done).
+   */
+  private withDirAt<T>(dir: Dir, fn: (at: Buffer) => T): T {
+    if (dir.fd >= 0) return fn(dir.at);
+    const chain: Dir[] = [];
+    for (let d = dir; d.fd < 0; d = d.parent!) chain.push(d);
+    const fds: number[] = [];
+    try {
+      let at = chain[chain.length - 1]!.parent!.at;
+      for (let i = chain.length - 1; i >= 0; i--) {
+        fds.push(openDirAt(at, chain[i]!.name));
+        at = fdPath(fds[fds.length - 1]!);
+      }
+      return fn(at);
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+  }
+
+  private async walk(tree: Tree, treeId: Buffer, dir: Dir, snapPath: string, all: boolean): Promise<void> {
+    for (const r of tree.rejected ?? []) {
+      if (all || this.sel.test(snapPath === '/' ? '/' + r.name.toString() : snapPath + '/' + r.name.toString()) !== 'no') this.refuse(dir, treeId, r);
+    }
     for (const node of tree.nodes) {
+      // Trees from the repository come checked (format/tree.ts); a name that is not one path component never reaches the disk.
+      const bad = nameProblem(node.name);
+      if (bad !== null) {
+        this.refuse(dir, treeId, { name: node.name, reason: bad });
+        continue;
+      }
       // The path inside the snapshot matters only while selecting (--include).
       const childSnap = all ? '' : path.posix.join(snapPath, node.name.toString());
       const sel = all ? 'all' : this.sel.test(childSnap);
       if (sel === 'no') continue;
       if (sel === 'path' && node.type !== 'dir') continue;
       if (node.type === 'dir') {
-        await this.walkSubdir(node, join(dir.path, node.name), dir, childSnap, sel === 'all');
+        await this.walkSubdir(node, dir, childSnap, sel === 'all');
         continue;
       }
       const small = this.batchable(node);
@@ -228,11 +303,10 @@ class RestoreRun {
         this.batch.add(dir, node, small.locs);
         continue;
       }
-      const p = join(dir.path, node.name);
       await this.files.acquire();
       await this.breathe();
       dir.pending++;
-      void this.restoreLeaf(node, p, dir).finally(() => {
+      void this.restoreLeaf(node, dir).finally(() => {
         this.files.release();
         this.childDone(dir);
       });
@@ -316,20 +390,14 @@ class RestoreRun {
   }
 
   private async oneByOne(files: Batch['files']): Promise<void> {
-    for (const f of files) await this.restoreLeaf(f.node, pathOf(f), f.dir);
+    for (const f of files) await this.restoreLeaf(f.node, f.dir);
   }
 
-  private async walkSubdir(node: TreeNode, p: Buffer, parent: Dir, snapPath: string, all: boolean): Promise<void> {
-    let fresh = true;
+  private async walkSubdir(node: TreeNode, parent: Dir, snapPath: string, all: boolean): Promise<void> {
+    const p = join(parent.path, node.name);
+    let made: { fd: number; fresh: boolean };
     try {
-      withShortPathSync(p, (sp) => {
-        try {
-          mkdirSync(sp, { mode: 0o700 });
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-          fresh = false;
-        }
-      });
+      made = makeDirAt(parent.at, node.name);
     } catch (e) {
       this.fail(p, e);
       return;
@@ -337,10 +405,11 @@ class RestoreRun {
     this.result.dirs++;
     // A new directory hands on what it got from its parent: its group (and setgid bit), and
     // any default ACL (only the parent's: its own metadata goes on after its contents).
-    const dir: Dir = { path: p, node, parent, pending: 1, created: fresh && parent.created ? parent.created : null };
+    const created = made.fresh && parent.created ? parent.created : null;
+    const dir: Dir = { path: p, name: Buffer.from(node.name), fd: made.fd, at: fdPath(made.fd), node, parent, pending: 1, created };
     parent.pending++;
     try {
-      if (node.subtree) await this.walk(await this.repo.loadTree(node.subtree, NO_CACHE), dir, snapPath, all);
+      if (node.subtree) await this.walk(await this.repo.loadTree(node.subtree, NO_CACHE), node.subtree, dir, snapPath, all);
     } catch (e) {
       this.fail(p, e);
       dir.broken = true;
@@ -348,7 +417,8 @@ class RestoreRun {
     this.childDone(dir);
   }
 
-  private async restoreLeaf(node: TreeNode, p: Buffer, dir: Dir): Promise<void> {
+  private async restoreLeaf(node: TreeNode, dir: Dir): Promise<void> {
+    const p = join(dir.path, node.name);
     // Hardlinks: the first name to get here claims the inode (synchronously, before any
     // await) and announces its path once the entry exists; later names wait for that and
     // link to it. (Before, a later name linked as soon as the first was *chosen*: its
@@ -356,34 +426,36 @@ class RestoreRun {
     // pool, so nothing ordered them; and when the first name failed, every later one
     // failed with ENOENT.) If the first name could not be created, a later one is restored
     // in full instead.
-    let created: ((p: Buffer | null) => void) | undefined;
-    let first: Promise<Buffer | null> | undefined;
+    let created: ((first: { dir: Dir; name: Buffer } | null) => void) | undefined;
+    let first: Promise<{ dir: Dir; name: Buffer } | null> | undefined;
     if (node.hardlink) {
       first = this.links.get(node.hardlink);
       if (!first) this.links.set(node.hardlink, new Promise((r) => (created = r)));
     }
     try {
-      // withShortPath: paths deeper than PATH_MAX are reached through a directory handle.
-      // In a directory this run created there is nothing to replace.
-      if (!dir.created) withShortPathSync(p, (sp) => rmSync(sp, { force: true }));
-      const firstPath = first ? await first : null;
-      if (firstPath) {
-        withShortPathSync(firstPath, (fp) => withShortPathSync(p, (sp) => linkSync(fp, sp)));
+      const at = entryAt(dir.at, node.name);
+      // In a directory this run created there is nothing to replace; elsewhere what is in
+      // the way goes (a symlink is removed, not followed), and the entry is created anew.
+      if (!dir.created) rmSync(at, { force: true });
+      const firstName = first ? await first : null;
+      if (firstName) {
+        // Only ever to a name this run created, inside the target (link() follows neither).
+        this.withDirAt(firstName.dir, (fa) => linkSync(entryAt(fa, firstName.name), at));
         return;
       }
       switch (node.type) {
         case 'file':
-          await this.writeFile(node, p);
+          await this.writeFile(node, at);
           this.result.files++;
           break;
         case 'symlink':
-          withShortPathSync(p, (sp) => symlinkSync(node.target ?? Buffer.alloc(0), sp));
+          symlinkSync(node.target ?? Buffer.alloc(0), at);
           break;
         default:
-          await createSpecial(p, node);
+          await createSpecial(at, node);
       }
-      created?.(p);
-      this.applyMeta(p, node, dir.created);
+      created?.({ dir, name: Buffer.from(node.name) });
+      this.applyMeta(p, at, node, dir.created);
     } catch (e) {
       created?.(null);
       this.fail(p, e);
@@ -396,10 +468,11 @@ class RestoreRun {
    * order: large ones by the workers that open them, small ones here. Blob bytes in flight
    * stay within the byte budget, however large the file.
    */
-  private async writeFile(node: TreeNode, p: Buffer): Promise<void> {
+  private async writeFile(node: TreeNode, at: Buffer): Promise<void> {
     const content = node.content ?? [];
     const extents = node.extents ?? (node.size > 0 ? [[0, node.size] as [number, number]] : []);
-    const fd = withShortPathSync(p, (sp) => openSync(sp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600));
+    // O_EXCL: always a new file (restoreLeaf removed what was there), never one written through.
+    const fd = openSync(at, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     let ok = false;
     try {
       const writes: Array<Promise<void>> = [];
@@ -426,7 +499,7 @@ class RestoreRun {
       this.result.bytes += bytes; // counted once the file is whole (a failed one is removed)
     } finally {
       closeSync(fd);
-      if (!ok) withShortPathSync(p, (sp) => rmSync(sp, { force: true }));
+      if (!ok) rmSync(at, { force: true });
     }
     this.opts.onFile?.(node.size);
   }
@@ -449,7 +522,7 @@ class RestoreRun {
 /** A failed step as one line: Node's fs message (which starts with the code) or code: message; what to do about a full disk. */
 function describeFailure(e: unknown): string {
   const code: string | undefined = (e as any)?.code;
-  const text = String((e as Error)?.message ?? e);
+  const text = tidyMessage(String((e as Error)?.message ?? e));
   const line = code && !text.startsWith(code) ? `${code}: ${text}` : text;
   return code === 'ENOSPC' || code === 'EDQUOT' ? `${line} (the target is full: free space and run the restore again)` : line;
 }

@@ -3,20 +3,26 @@
 // "Blob"), then create, write, chown, chmod and time the files through their descriptors
 // (native/restore.c), as restic's restorer hands whole packs to its workers. The main thread only
 // walks trees and reads packs. Files with more to their metadata (xattrs, a directory's
-// default ACL, a path longer than PATH_MAX) take applyMeta on this thread.
-import { closeSync, constants as C, openSync, rmSync, writeSync } from 'node:fs';
+// default ACL) take applyMeta on this thread. Every file is made in its directory's handle
+// (dir-fd.ts), created O_EXCL|O_NOFOLLOW: nothing already there is written through.
+import { closeSync, constants as C, openSync, rmSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 import type { TreeNode } from '../format/tree.js';
-import { withShortPathSync } from '../platform/long-path.js';
 import { openBlobsAsync, writeFilesAsync, type NewFile, type SealedBlobs } from '../platform/native.js';
 import { gidOf, uidOf } from '../platform/users.js';
+import { writeAllAtSync } from '../platform/write-all.js';
 import type { BufferPool } from '../repo/buffer-pool.js';
-import { applyMetaSync, SOFT, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
+import { applyMetaAtSync, SOFT, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
+import { entryAt, tidyMessage } from './dir-fd.js';
 
 export interface SmallFile {
   node: TreeNode;
-  /** Its directory: path, and what entries created there start as (null: it existed, replace what is there). */
-  dir: { path: Buffer; created: CreatedAs | null };
+  /**
+   * Its directory: path (for messages), its O_PATH handle `fd` and the handle's path `at`,
+   * through which the file is made (dir-fd.ts), and what entries created there start as
+   * (null: it existed, replace what is there).
+   */
+  dir: { path: Buffer; fd: number; at: Buffer; created: CreatedAs | null };
   /** Its blobs, in order: blobList[start .. end), indices into the batch's sealed blobs. */
   start: number;
   end: number;
@@ -42,8 +48,8 @@ export interface SmallFilesResult {
   warnings: Array<[number, string]>;
 }
 
-/** Paths this long or longer go through withShortPathSync (long-path.ts), in TypeScript. */
-const NATIVE_PATH_MAX = 4000;
+/** Names this long or longer (beyond NAME_MAX: they fail) take the TypeScript path, which says why. */
+const NATIVE_NAME_MAX = 256;
 
 /** `buffers` gives the plaintext buffer, of `bufferSize` bytes at least (one size fits all batches: see RestoreRun.buffers). */
 export async function restoreSmallFiles(files: SmallFile[], blobList: Uint32Array, blobs: SealedBlobs, meta: ApplyMetaOptions, buffers: BufferPool, bufferSize: number): Promise<SmallFilesResult> {
@@ -79,27 +85,27 @@ async function openAndWrite(files: SmallFile[], blobList: Uint32Array, blobs: Se
       outcomes[f] = 'blob';
       continue;
     }
-    if (created && !created.aclInherited && !node.xattrs?.length && file.dir.path.length + node.name.length < NATIVE_PATH_MAX) {
+    if (created && !created.aclInherited && !node.xattrs?.length && node.name.length < NATIVE_NAME_MAX) {
       let owner: NewFile['owner'];
       if (meta.owner) {
         const uid = meta.mapByName ? (uidOf(node.user) ?? node.uid) : node.uid;
         const gid = meta.mapByName ? (gidOf(node.group) ?? node.gid) : node.gid;
         if (created.uid !== uid || created.gid !== gid) owner = { uid, gid };
       }
-      quick.push({ dir: file.dir.path, name: node.name, replace: false, owner, mode: node.mode, atimeNs: node.atimeNs, mtimeNs: node.mtimeNs, start, end });
+      quick.push({ dir: file.dir.fd, name: node.name, replace: false, owner, mode: node.mode, atimeNs: node.atimeNs, mtimeNs: node.mtimeNs, start, end });
       quickNo.push(f);
       continue;
     }
-    const path = pathOf(file);
     try {
+      const at = entryAt(file.dir.at, node.name);
       const parts: Buffer[] = [];
       for (let k = start; k < end; k++) parts.push(plain.subarray(outOffsets[blobList[k]!]!, outOffsets[blobList[k]!]! + blobs.rawLengths[blobList[k]!]!));
-      const wrote = withShortPathSync(path, (sp) => writeNew(sp, parts, !created));
-      for (const w of applyMetaSync(path, node, meta, created ?? undefined)) warnings.push([f, w.message]);
+      const wrote = writeNew(at, parts, !created);
+      for (const w of applyMetaAtSync(at, node, meta, created ?? undefined)) warnings.push([f, tidyMessage(w.message)]);
       outcomes[f] = wrote;
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      outcomes[f] = { code: err.code ?? 'EIO', message: err.message ?? String(e) };
+      outcomes[f] = { code: err.code ?? 'EIO', message: tidyMessage(err.message ?? String(e)) };
     }
   }
   if (quick.length) {
@@ -133,16 +139,13 @@ function describe(errno: number, syscall: string, path: string): [string, string
   return [code, `${code}: ${text}, ${syscall} '${path}'`];
 }
 
-/** Creates (or replaces) the file at `path` with the concatenation of `parts`; on failure removes it. */
+/** Creates (or replaces: what is there is removed, never followed) the file at `path` with the concatenation of `parts`; on failure removes it. */
 function writeNew(path: Buffer, parts: Buffer[], replace: boolean): number {
   if (replace) rmSync(path, { force: true });
-  const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_NOFOLLOW, 0o600);
+  const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
   let pos = 0;
   try {
-    for (const p of parts) {
-      for (let done = 0; done < p.length; ) done += writeSync(fd, p, done, p.length - done, pos + done);
-      pos += p.length;
-    }
+    for (const p of parts) pos += writeAllAtSync(fd, p, pos);
   } catch (e) {
     closeSync(fd);
     rmSync(path, { force: true });

@@ -583,8 +583,9 @@ class BackupRun {
   private async treeOf(tree: TreeEncoder, asParent: boolean, visit: Visit): Promise<Buffer> {
     const { parent, parentId } = visit;
     // Every entry as in the parent tree, and as many: its bytes, hence its id, would be the
-    // same, and it is stored already. Nothing to encode, hash or save.
-    if (asParent && parent && parentId && tree.count === parent.nodes.length && this.repo.hasBlob(parentId)) return parentId;
+    // same, and it is stored already. Nothing to encode, hash or save. (Not a parent tree
+    // with refused entries: its bytes hold more than its nodes.)
+    if (asParent && parent && parentId && !parent.rejected && tree.count === parent.nodes.length && this.repo.hasBlob(parentId)) return parentId;
     const bytes = tree.finish();
     const { id } = await this.repo.saveTreeBytes(bytes);
     if (this.cache && !this.repo.canRead) await this.cache.saveTree(id, bytes).catch(() => {});
