@@ -50,6 +50,8 @@ class Selector {
 
 export async function restoreSnapshot(repo: Repository, snap: Snapshot, opts: RestoreOptions): Promise<RestoreResult> {
   const r = new RestoreRun(repo, opts);
+  // Of a blob's copies, the one its snapshot's signer listed is read first (THREAT-MODEL.md).
+  repo.preferSigner(snap.signer ?? null);
   await fsp.mkdir(opts.target, { recursive: true });
   await r.run(await repo.loadTree(Buffer.from(snap.info.tree, 'hex')), Buffer.from(path.resolve(opts.target)));
   return r.result;
