@@ -14,6 +14,7 @@ import { Repository } from '../src/repo/repository.js';
 import { lastJson, newRepo, run } from './lib/cli.js';
 import { listFiles, sha256File } from './lib/files.js';
 import { tempDir } from './lib/temp.js';
+import { cleanupMount, mountBg, mountPoint } from './lib/fuse-helpers.js';
 
 const json = (r: { stdout: string }): any => lastJson(r.stdout);
 
@@ -138,6 +139,15 @@ t.test('a damaged index file is skipped with a warning; check reports it', async
   const ls = run('tsbak', ['ls', repo, json(w1).snapshot_id]);
   t.equal(ls.code, 0, ls.stderr);
   t.match(ls.stdout, /small\.txt/);
+
+  // The mount serves the snapshot that does not need it.
+  const mnt = mountPoint(t, path.join(tempDir(t), 'mnt'));
+  const m = mountBg(repo, mnt, ['ro']);
+  t.equal(m.code, 0, m.stderr);
+  const viaMount = path.join(mnt, 'ids', json(w1).snapshot_id.slice(0, 8), one);
+  t.same(readFileSync(path.join(viaMount, 'large.bin')), readFileSync(path.join(one, 'large.bin')), 'the mount reads it');
+  t.same(readdirSync(viaMount).sort(), readdirSync(one).sort(), 'and lists it');
+  await cleanupMount(mnt);
 
   const lsTwo = run('tsbak', ['ls', repo, json(w2).snapshot_id]);
   t.equal(lsTwo.code, 14, 'the snapshot whose trees only it listed is damaged (14)');
