@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { openBackend } from '../src/backend/open.js';
-import { openIndex, sealIndexV1 } from '../src/format/index-file.js';
+import { decodeIndex, encodeIndex, encodeIndexV1, INDEX_SIG_PREFIX, openIndex, sealIndex, sealIndexV1 } from '../src/format/index-file.js';
+import { verifyBytes } from '../src/crypto/sign.js';
 import { sha256 } from '../src/crypto/hash.js';
 import { INDEX, packName } from '../src/repo/layout.js';
 import { Repository } from '../src/repo/repository.js';
@@ -252,4 +253,55 @@ t.test('unsigned (v1) index files: read as before, not counted on by dedup unles
   t.ok(json(again).bytes_added > 3 << 20, 'by default a backup stores its own signed copy once');
   const third = run('tsbak-write', [repo, src, '--json', '--force', '--no-cache']);
   t.ok(json(third).bytes_added < 8192, 'and dedups against it from then on');
+});
+
+t.test('an index file that claims the master signed it is not trusted, and check says so', async (t) => {
+  const repo = newRepo(t);
+  const src = sourceTree(t);
+  const a = addWriter(t, repo, 'forger');
+  const attacker = await openAs(repo, a.file);
+  await attacker.loadIndex();
+  const small = readFileSync(path.join(src, 'small.txt'));
+  await attacker.saveBlob('data', randomBytes(small.length), attacker.blobId(small));
+  await attacker.flush();
+  await attacker.closeWriter();
+  // Its own index file, signed again with its own key but naming the master as signer.
+  const [own] = indexFiles(repo);
+  const file = openIndex(attacker.secrets.indexKey, readFileSync(path.join(repo, 'index', own!)));
+  t.equal(file.signer, a.keyId, 'a writer signs its index files as itself');
+  const forged = sealIndex(attacker.secrets.indexKey, file.packs, { keyId: 'master', pair: { publicKey: attacker.secrets.signPub, privateKey: attacker.secrets.signPriv } });
+  const forgedName = sha256(forged).toString('hex');
+  writeFileSync(path.join(repo, 'index', forgedName), forged);
+  rmSync(path.join(repo, 'index', own!));
+
+  const w = run('tsbak-write', [repo, src, '--json']);
+  t.equal(w.code, 0, w.stderr);
+  const dest = tempDir(t);
+  const r = run('tsbak', ['restore', repo, 'latest', '--target', dest]);
+  t.equal(r.code, 0, r.stderr);
+  sameFiles(t, src, path.join(dest, src), 'the master stored its own copy');
+  const check = run('tsbak', ['check', repo]);
+  t.equal(check.code, 14);
+  t.match(check.stdout, new RegExp(`error: index file index/${forgedName} is damaged \\(its signature by key master does not verify\\)`));
+});
+
+t.test('index file codec: both versions round-trip; bad lengths are refused', async (t) => {
+  const pair = { publicKey: Buffer.alloc(0), privateKey: Buffer.alloc(0) };
+  const { newEd25519 } = await import('../src/crypto/sign.js');
+  Object.assign(pair, newEd25519());
+  const packs = [{ id: randomBytes(32), kind: 'tree' as const, sealedKey: randomBytes(80), blobs: [{ id: randomBytes(32), offset: 512, length: 100, rawLength: 90 }] }];
+  const v2 = decodeIndex(encodeIndex(packs, { keyId: 'master', pair }));
+  t.same([v2.version, v2.signer, v2.packs], [2, 'master', packs]);
+  t.ok(verifyBytes(pair.publicKey, Buffer.concat([INDEX_SIG_PREFIX, v2.signed!]), v2.sig!), 'the signature covers the bytes before it');
+  const v1 = decodeIndex(encodeIndexV1(packs));
+  t.same([v1.version, v1.signer, v1.packs], [1, null, packs]);
+  const bytes = encodeIndexV1(packs);
+  t.throws(() => decodeIndex(bytes.subarray(0, bytes.length - 1)), /truncated/);
+  t.throws(() => decodeIndex(Buffer.concat([bytes, Buffer.alloc(1)])), /trailing/);
+  const huge = Buffer.from(bytes);
+  huge.writeUInt32BE(0xffffffff, 5 + 4 + 35 + 80);
+  t.throws(() => decodeIndex(huge), /truncated/, 'a blob count larger than the bytes');
+  const kind = Buffer.from(bytes);
+  kind[5 + 4 + 32] = 7;
+  t.throws(() => decodeIndex(kind), /kind/);
 });

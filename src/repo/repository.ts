@@ -372,15 +372,19 @@ export class Repository {
    * so a writer that cannot verify the master's signatures trusts its own entries only.
    */
   trustedSigners(): { all: boolean; keyIds: string[] } {
-    return { all: this.trustWriters, keyIds: [...new Set([this.secrets.keyId, 'master'])] };
+    return { all: this.trustWriters, keyIds: [...this.dedupSigners] };
   }
 
+  private get dedupSigners(): Set<string> {
+    return (this.dedupSignerSet ??= new Set([this.secrets.keyId, 'master']));
+  }
+  private dedupSignerSet: Set<string> | null = null;
+
   /** Whether dedup may count on this listing of a pack (see trustedSigners). */
-  private dedupTrusts = (p: PackRef): boolean => this.trustWriters || (p.verified && (p.signer === this.secrets.keyId || p.signer === 'master'));
+  private dedupTrusts = (p: PackRef): boolean => this.trustWriters || (p.verified && p.signer !== null && this.dedupSigners.has(p.signer));
 
   // ---- index ----
 
-  /** Loads index files not yet loaded (call again to pick up new snapshots' data). */
   /**
    * Loads index files not yet loaded (call again to pick up new snapshots' data). A damaged
    * one is skipped, with a warning (onWarning) and a note in indexProblems for check: the
