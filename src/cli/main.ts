@@ -4,6 +4,7 @@
 import { TsbakError } from '../errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { parseCommandLine, UsageError, type Command, type Opts } from './args.js';
+import { setProgramName } from './output.js';
 
 type Handler = (a: any) => Promise<number>;
 
@@ -42,6 +43,7 @@ const writeOptions: Opts = {
   quiet: { alias: 'q', type: 'boolean' },
   parent: { type: 'string', describe: 'compare against this snapshot instead of the latest of the same host and paths' },
   force: { type: 'boolean', describe: 'read every file again (no parent)' },
+  'trust-writers': { type: 'boolean', describe: "dedup against other writer keys' data too (they could make this backup unrestorable; also TSBAK_TRUST_WRITERS=1)" },
   exclude: { alias: 'e', type: 'string', array: true, describe: 'exclude a gitignore-style pattern (repeatable)' },
   iexclude: { type: 'string', array: true, describe: 'like --exclude, case-insensitive' },
   'exclude-file': { type: 'string', array: true, describe: 'read exclude patterns from a file' },
@@ -196,6 +198,7 @@ function reportError(e: unknown): number {
 
 async function main(name: string, program: Command, argv: string[]): Promise<void> {
   progName = name;
+  setProgramName(name);
   let r: ReturnType<typeof parseCommandLine>;
   try {
     r = parseCommandLine(name, program, argv);

@@ -235,6 +235,7 @@ export async function serveMount(cfg: MountConfig, onReady?: () => void): Promis
   const repo = await openRepo(cfg);
   // The daemon received its passphrase over IPC; nothing it starts (fusermount) needs it.
   if (process.env[DAEMON_ENV]) delete process.env.TSBAK_PASSWORD;
+  repo.onWarning = (m) => log(`warning: ${m}`);
   repo.setCacheSize(cfg.cacheSize ?? DEFAULT_CACHE);
   // Restores started by reads; the cold store's own lines (each pack requested, fetched) with -v.
   repo.configureCold({ tier: cfg.tier, days: cfg.days, pollMs: cfg.coldPoll !== undefined ? cfg.coldPoll * 1000 : undefined, log: cfg.verbose ? log : undefined });

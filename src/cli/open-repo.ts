@@ -1,5 +1,6 @@
 // Opening the repository named on the command line with the credentials given.
 import { readFileSync } from 'node:fs';
+import { programName } from './output.js';
 import { openBackend, type S3Options } from '../backend/open.js';
 import { Repository } from '../repo/repository.js';
 import { isWriterKeyFile } from '../repo/keys.js';
@@ -20,6 +21,8 @@ export interface RepoArgs extends SecretArgs {
   packCacheSize?: string;
   /** --no-cache: no local cache of snapshots (cold storage keeps its own). */
   noCache?: boolean;
+  /** --trust-writers (backup): dedup against every key's index entries (also TSBAK_TRUST_WRITERS=1). */
+  trustWriters?: boolean;
 }
 
 export function s3Options(a: RepoArgs): S3Options {
@@ -33,6 +36,8 @@ export function s3Options(a: RepoArgs): S3Options {
  */
 export async function openRepo(a: RepoArgs): Promise<Repository> {
   const repo = await openRepoOnly(a);
+  repo.onWarning = (m) => process.stderr.write(`${programName}: warning: ${m}\n`);
+  repo.trustWriters = !!a.trustWriters || process.env.TSBAK_TRUST_WRITERS === '1';
   repo.useSnapshotCache(a.noCache ? null : a.cacheDir ?? defaultCacheRoot());
   attachColdStorage(repo, { cacheDir: a.cacheDir, cacheBytes: a.packCacheSize !== undefined ? parseSize(a.packCacheSize, '--pack-cache-size') : undefined });
   return repo;

@@ -1,5 +1,11 @@
 // Human output helpers: sizes, durations, tables, and the one-line progress display.
 
+/** The command the user typed (tsbak, tsbak-write): what messages on stderr start with. Set by main. */
+export let programName = 'tsbak';
+export function setProgramName(name: string): void {
+  programName = name;
+}
+
 export function fmtBytes(n: number): string {
   const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;

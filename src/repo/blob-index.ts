@@ -1,13 +1,21 @@
-// The in-memory index: blob id -> (pack, offset, length, raw length).
-// An open-addressing hash table over typed arrays instead of a Map of objects: about 60
-// bytes per blob (32 for the id, 16 for the location, table slack), so 1 TB of 1 MiB
-// chunks needs ~60 MB, not the ~250 MB a Map<string, object> would.
+// The in-memory index: blob id -> every known copy (pack, offset, length, raw length).
+// An open-addressing hash table over typed arrays instead of a Map of objects: about 64
+// bytes per copy (32 for the id, 16 for the location, 4 for the link to the next copy of
+// the same id, table slack), so 1 TB of 1 MiB chunks needs ~64 MB, not the ~250 MB a
+// Map<string, object> would. Most ids have one copy; a second one comes from concurrent
+// backups, or from a writer that stored a copy of its own (THREAT-MODEL.md): readers try
+// the others when one is damaged, and dedup asks whether a copy it trusts exists.
 // Blob ids are HMAC outputs, so their first 4 bytes are already a uniform hash.
 
 export interface PackRef {
   id: Buffer;
   kind: 'data' | 'tree';
   sealedKey: Buffer;
+  /** The index file that lists this pack, and who signed it (null: a v1 file, unsigned). */
+  indexFile: string;
+  signer: string | null;
+  /** Its signature verified against a key this repository registered (or our own). */
+  verified: boolean;
 }
 
 export interface BlobLocation {
@@ -23,23 +31,34 @@ export class BlobIndex {
   private offsets = new Uint32Array(0);
   private lengths = new Uint32Array(0);
   private rawLengths = new Uint32Array(0);
+  /** Per row: the next row (+1) with the same id, 0 at the end of the chain. */
+  private next = new Int32Array(0);
+  /** Hash table of the first row (+1) of each id. */
   private table = new Int32Array(16);
-  private n = 0;
+  private rows = 0;
+  private distinct = 0;
   readonly packs: PackRef[] = [];
   private packById = new Map<string, number>();
 
+  /** Copies indexed (a blob in two packs counts twice). */
   get size(): number {
-    return this.n;
+    return this.rows;
   }
 
+  /** Distinct blob ids. */
+  get blobs(): number {
+    return this.distinct;
+  }
+
+  /**
+   * Each index file's listing of a pack is a PackRef of its own: two files may name one
+   * pack with different pack keys or signers, and a bad one must not hide the good one.
+   */
   addPack(p: PackRef): number {
+    const no = this.packs.length;
+    this.packs.push(p);
     const key = p.id.toString('hex');
-    let no = this.packById.get(key);
-    if (no === undefined) {
-      no = this.packs.length;
-      this.packs.push(p);
-      this.packById.set(key, no);
-    }
+    if (!this.packById.has(key)) this.packById.set(key, no);
     return no;
   }
 
@@ -47,17 +66,31 @@ export class BlobIndex {
     return this.packById.has(typeof id === 'string' ? id : id.toString('hex'));
   }
 
-  /** Adds a blob; a blob already present keeps its first location. */
+  /** Adds a copy of a blob; the same place of the same pack listed twice is kept once. */
   add(id: Uint8Array, packNo: number, offset: number, length: number, rawLength: number): void {
-    if (this.find(id) >= 0) return;
-    if (this.n >= this.packNo.length) this.grow();
-    const i = this.n++;
+    const head = this.find(id);
+    let tail = -1;
+    if (head >= 0) {
+      const p = this.packs[packNo]!;
+      for (let i = head; i >= 0; i = this.next[i]! - 1) {
+        if (this.offsets[i] === offset && this.lengths[i] === length && this.rawLengths[i] === rawLength && samePlace(this.packs[this.packNo[i]!]!, p)) return;
+        tail = i;
+      }
+    }
+    if (this.rows >= this.packNo.length) this.grow();
+    const i = this.rows++;
     this.ids.set(id, i * 32);
     this.packNo[i] = packNo;
     this.offsets[i] = offset;
     this.lengths[i] = length;
     this.rawLengths[i] = rawLength;
-    if (this.n * 2 > this.table.length) this.rehash(this.table.length * 2);
+    this.next[i] = 0;
+    if (tail >= 0) {
+      this.next[tail] = i + 1;
+      return;
+    }
+    this.distinct++;
+    if (this.distinct * 2 > this.table.length) this.rehash(this.table.length * 2);
     else this.insert(i);
   }
 
@@ -65,22 +98,32 @@ export class BlobIndex {
     return this.find(id) >= 0;
   }
 
-  get(id: Uint8Array): BlobLocation | undefined {
-    const i = this.find(id);
-    if (i < 0) return undefined;
-    return { pack: this.packs[this.packNo[i]!]!, offset: this.offsets[i]!, length: this.lengths[i]!, rawLength: this.rawLengths[i]! };
+  /** Whether some copy of the blob is in a pack `ok` accepts. */
+  hasWhere(id: Uint8Array, ok: (p: PackRef) => boolean): boolean {
+    for (let i = this.find(id); i >= 0; i = this.next[i]! - 1) if (ok(this.packs[this.packNo[i]!]!)) return true;
+    return false;
   }
 
+  /** The first copy indexed. */
+  get(id: Uint8Array): BlobLocation | undefined {
+    const i = this.find(id);
+    return i < 0 ? undefined : this.row(i);
+  }
+
+  /** Every copy, in the order indexed. */
+  all(id: Uint8Array): BlobLocation[] {
+    const out: BlobLocation[] = [];
+    for (let i = this.find(id); i >= 0; i = this.next[i]! - 1) out.push(this.row(i));
+    return out;
+  }
+
+  /** Every copy of every blob. */
   *entries(): IterableIterator<{ id: Buffer } & BlobLocation> {
-    for (let i = 0; i < this.n; i++) {
-      yield {
-        id: Buffer.from(this.ids.subarray(i * 32, i * 32 + 32)),
-        pack: this.packs[this.packNo[i]!]!,
-        offset: this.offsets[i]!,
-        length: this.lengths[i]!,
-        rawLength: this.rawLengths[i]!,
-      };
-    }
+    for (let i = 0; i < this.rows; i++) yield { id: Buffer.from(this.ids.subarray(i * 32, i * 32 + 32)), ...this.row(i) };
+  }
+
+  private row(i: number): BlobLocation {
+    return { pack: this.packs[this.packNo[i]!]!, offset: this.offsets[i]!, length: this.lengths[i]!, rawLength: this.rawLengths[i]! };
   }
 
   private slot(id: Uint8Array): number {
@@ -105,9 +148,12 @@ export class BlobIndex {
     this.table[s] = i + 1;
   }
 
+  /** Re-inserts the first row of every id (later copies hang off it). */
   private rehash(size: number): void {
     this.table = new Int32Array(size);
-    for (let i = 0; i < this.n; i++) this.insert(i);
+    const later = new Uint8Array(this.rows);
+    for (let i = 0; i < this.rows; i++) if (this.next[i]) later[this.next[i]! - 1] = 1;
+    for (let i = 0; i < this.rows; i++) if (!later[i]) this.insert(i);
   }
 
   private grow(): void {
@@ -124,5 +170,13 @@ export class BlobIndex {
     this.offsets = g(this.offsets);
     this.lengths = g(this.lengths);
     this.rawLengths = g(this.rawLengths);
+    const n = new Int32Array(cap);
+    n.set(this.next);
+    this.next = n;
   }
+}
+
+/** Two listings of one pack that say the same, signed by the same key. */
+function samePlace(a: PackRef, b: PackRef): boolean {
+  return a === b || (a.id.equals(b.id) && a.sealedKey.equals(b.sealedKey) && a.signer === b.signer && a.verified === b.verified);
 }

@@ -7,6 +7,7 @@ import type { FullSecrets } from '../format/keyfile.js';
 import { TsbakError } from '../errors.js';
 import { LOCKS, packName, packPrefix, parsePackName } from './layout.js';
 import type { Repository } from './repository.js';
+import type { BlobLocation } from './blob-index.js';
 
 export interface CheckReport {
   errors: string[];
@@ -22,12 +23,27 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
   const say = opts.onProgress ?? (() => {});
   if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'check needs the full key (the repository passphrase), not a write-only key');
 
+  // Damage is reported here, as errors, rather than as the readers' warnings.
+  const warn = repo.onWarning;
+  repo.onWarning = null;
+  try {
+    return await check(repo, r, opts, say);
+  } finally {
+    repo.onWarning = warn;
+  }
+}
+
+async function check(repo: Repository, r: CheckReport, opts: { readData?: boolean }, say: (msg: string) => void): Promise<CheckReport> {
   say('loading index');
   try {
     await repo.loadIndex();
   } catch (e) {
     r.errors.push((e as Error).message);
   }
+  for (const p of repo.indexProblems) r.errors.push(`index file ${p.name} is damaged (${p.reason}): its blobs are not counted on; backups store them again`);
+  const unknownSigners = new Map<string, string>();
+  for (const p of repo.index.packs) if (p.signer !== null && !p.verified && !repo.indexProblems.some((q) => q.name === p.indexFile)) unknownSigners.set(p.indexFile, p.signer);
+  for (const [file, signer] of unknownSigners) r.warnings.push(`index file ${file} is signed by key ${signer}, which no registration in keys/ vouches for: dedup does not trust it`);
 
   say('listing packs');
   const stored = new Map<string, number>();
@@ -100,13 +116,17 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
   if (opts.readData) {
     say('reading all packs');
     const s = repo.secrets as FullSecrets;
-    const byPack = new Map<string, Array<{ id: Buffer; offset: number; length: number }>>();
+    const byPack = new Map<string, Array<{ id: Buffer } & BlobLocation>>();
     for (const e of repo.index.entries()) {
       const name = packName(e.pack.kind, e.pack.id.toString('hex'));
       let l = byPack.get(name);
       if (!l) byPack.set(name, (l = []));
-      l.push({ id: e.id, offset: e.offset, length: e.length });
+      l.push(e);
     }
+    // Every copy of every blob is read, the copy itself and no other: a damaged one is named
+    // with who listed it, and with whether another copy (which reads use instead) is good.
+    const good = new Set<string>();
+    const bad: Array<{ id: Buffer; copy: string; why: string }> = [];
     for (const [name, blobs] of byPack) {
       if (!stored.has(name)) continue;
       let bytes: Buffer;
@@ -125,12 +145,18 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
       }
       for (const b of blobs) {
         try {
-          await repo.loadBlob(b.id);
+          await repo.verifyCopy(b.id, b);
           r.blobsRead++;
+          good.add(b.id.toString('hex'));
         } catch (e) {
-          r.errors.push((e as Error).message);
+          if (!(e instanceof TsbakError) || e.code !== 'CORRUPT') throw e;
+          bad.push({ id: b.id, copy: repo.copyName(b), why: /\(([^)]*)\)[^(]*$/.exec(e.message)?.[1] ?? e.message });
         }
       }
+    }
+    for (const b of bad) {
+      const hex = b.id.toString('hex');
+      r.errors.push(`blob ${hex.slice(0, 16)}: the copy in ${b.copy} is damaged (${b.why})${good.has(hex) ? '; another copy is good, and reads use it' : ''}`);
     }
   }
   return r;

@@ -12,7 +12,8 @@ import { openSealed, type X25519Pair } from '../crypto/box.js';
 import { blobId, sha256 } from '../crypto/hash.js';
 import { openBlob } from '../format/blob.js';
 import { decodeConfig, encodeConfig, type RepoConfig } from '../format/config.js';
-import { openIndex, sealIndex, type IndexPack } from '../format/index-file.js';
+import { INDEX_SIG_PREFIX, openIndex, sealIndex, type IndexFile, type IndexPack } from '../format/index-file.js';
+import { verifyBytes } from '../crypto/sign.js';
 import type { FullKeyObject, FullSecrets, WriterKeyFile, WriterKeyObject, WriterSecrets } from '../format/keyfile.js';
 import type { BlobType } from '../format/pack.js';
 import { openSnapshot, parseEnvelope, sealSnapshot, type SnapshotInfo } from '../format/snapshot.js';
@@ -73,6 +74,14 @@ export interface InitOptions {
 export interface Snapshot {
   id: string;
   info: SnapshotInfo;
+  /** The key id that signed it ("master" or a writer's). */
+  signer?: string;
+}
+
+/** An index file that could not be used, and why. */
+export interface IndexProblem {
+  name: string;
+  reason: string;
 }
 
 // ---- cold storage (S3 Glacier / Deep Archive) ----
@@ -178,7 +187,19 @@ export class Repository {
   /** Objects stored by this process (for the cost of a backup). */
   readonly objectsWritten: Array<{ kind: 'data' | 'tree' | 'index' | 'snapshot'; bytes: number }> = [];
   private loadedIndexes = new Set<string>();
-  private packKeys = new Map<string, Buffer>();
+  /** Pack keys by listing: two index files may give one pack different sealed keys. */
+  private packKeys = new Map<PackRef, Buffer>();
+  /**
+   * Dedup against index entries of every key, not only this key's and the master's (and
+   * unsigned v1 entries): --trust-writers, TSBAK_TRUST_WRITERS=1. See THREAT-MODEL.md.
+   */
+  trustWriters = false;
+  /** Told about damage that is skipped rather than fatal (a damaged index file). */
+  onWarning: ((message: string) => void) | null = null;
+  /** Index files skipped as damaged, and index files whose signature did not verify. */
+  readonly indexProblems: IndexProblem[] = [];
+  /** Copies listed by this key are tried first when a blob is read (the snapshot's signer). */
+  private preferred: string | null = null;
   /** Ids stored this session and not yet in an index file, as latin1 keys (exact, half a hex string). */
   private pending = new Set<string>();
   private packer: Packer | null = null;
@@ -309,9 +330,23 @@ export class Repository {
     return this.signers;
   }
 
+  /**
+   * The master's public signing key, when this key knows it: the full key does; a writer key
+   * only once its key file carries it (empty otherwise: then writer registrations and the
+   * master's index files cannot be verified, and such a writer trusts only its own entries).
+   */
+  private masterSignPub(): Buffer {
+    if (this.secrets.keyId === 'master') return this.secrets.signPub;
+    const known = (this.secrets as { masterSignPub?: Buffer }).masterSignPub;
+    return known?.length ? known : Buffer.alloc(0);
+  }
+
   private async readSignerKeys(): Promise<Map<string, Buffer>> {
-    const m = new Map<string, Buffer>([['master', this.secrets.keyId === 'master' ? this.secrets.signPub : Buffer.alloc(0)]]);
-    const s = this.secrets as FullSecrets;
+    const master = this.masterSignPub();
+    const m = new Map<string, Buffer>([['master', master]]);
+    // Our own key is known without its registration (a writer may not be able to verify it).
+    if (this.secrets.keyId !== 'master') m.set(this.secrets.keyId, this.secrets.signPub);
+    if (!master.length) return m;
     for await (const o of this.backend.list(KEYS)) {
       let reg: WriterKeyObject;
       try {
@@ -320,34 +355,71 @@ export class Repository {
         continue;
       }
       if (reg.kind !== 'writer') continue;
-      if (verifyRegistration(reg, s.signPub)) m.set(reg.keyId, Buffer.from(reg.signPub, 'base64'));
+      if (reg.keyId === this.secrets.keyId) continue;
+      if (verifyRegistration(reg, master)) m.set(reg.keyId, Buffer.from(reg.signPub, 'base64'));
     }
     return m;
   }
 
+  /**
+   * Whose index entries dedup may use: this key's and the master's; every entry (v1 ones
+   * included) with trustWriters (`all`). An entry counts only once its signature verified,
+   * so a writer that cannot verify the master's signatures trusts its own entries only.
+   */
+  trustedSigners(): { all: boolean; keyIds: string[] } {
+    return { all: this.trustWriters, keyIds: [...this.dedupSigners] };
+  }
+
+  private get dedupSigners(): Set<string> {
+    return (this.dedupSignerSet ??= new Set([this.secrets.keyId, 'master']));
+  }
+  private dedupSignerSet: Set<string> | null = null;
+
+  /** Whether dedup may count on this listing of a pack (see trustedSigners). */
+  private dedupTrusts = (p: PackRef): boolean => this.trustWriters || (p.verified && p.signer !== null && this.dedupSigners.has(p.signer));
+
   // ---- index ----
 
-  /** Loads index files not yet loaded (call again to pick up new snapshots' data). */
+  /**
+   * Loads index files not yet loaded (call again to pick up new snapshots' data). A damaged
+   * one is skipped, with a warning (onWarning) and a note in indexProblems for check: the
+   * blobs only it lists cannot be read, and a backup stores them again.
+   */
   async loadIndex(): Promise<void> {
     const names: string[] = [];
-    for await (const o of this.backend.list(INDEX)) if (!this.loadedIndexes.has(o.name)) names.push(o.name);
+    for await (const o of this.backend.list(INDEX)) if (!this.loadedIndexes.has(o.name) && !this.indexProblems.some((p) => p.name === o.name)) names.push(o.name);
+    const signers = names.length ? await this.signerKeys() : new Map<string, Buffer>();
     await mapLimit(names, 8, async (name) => {
-      const bytes = await this.backend.get(name);
-      let packs: IndexPack[];
+      let file: IndexFile;
       try {
+        const bytes = await this.backend.get(name);
         if (!sha256(bytes).equals(Buffer.from(name.slice(INDEX.length), 'hex'))) throw new AuthError();
-        packs = openIndex(this.secrets.indexKey, bytes);
-      } catch {
-        throw new CorruptError(`index file ${name}`);
+        file = openIndex(this.secrets.indexKey, bytes);
+      } catch (e) {
+        if (e instanceof TsbakError && e.code !== 'NOT_FOUND' && e.code !== 'CORRUPT') throw e;
+        if (!(e instanceof TsbakError) && (e as NodeJS.ErrnoException)?.syscall) throw e;
+        const reason = e instanceof NotFoundError ? 'it vanished while being read' : e instanceof AuthError ? 'failed authentication' : 'undecodable';
+        this.indexProblems.push({ name, reason });
+        this.onWarning?.(`index file ${name} is damaged (${reason}); skipped: the blobs only it lists cannot be read, and backups store them again; run 'tsbak check'`);
+        return;
       }
-      this.addIndexPacks(packs);
+      let verified = false;
+      if (file.signer !== null) {
+        const pub = signers.get(file.signer);
+        if (pub?.length) {
+          verified = verifyBytes(pub, Buffer.concat([INDEX_SIG_PREFIX, file.signed!]), file.sig!);
+          // Only a holder of indexKey can have made it; a bad signature is a forgery or damage.
+          if (!verified) this.indexProblems.push({ name, reason: `its signature by key ${file.signer} does not verify` });
+        }
+      }
+      this.addIndexPacks(file.packs, name, file.signer, verified);
       this.loadedIndexes.add(name);
     });
   }
 
-  private addIndexPacks(packs: IndexPack[]): void {
+  private addIndexPacks(packs: IndexPack[], indexFile: string, signer: string | null, verified: boolean): void {
     for (const p of packs) {
-      const no = this.index.addPack({ id: p.id, kind: p.kind, sealedKey: p.sealedKey });
+      const no = this.index.addPack({ id: p.id, kind: p.kind, sealedKey: p.sealedKey, indexFile, signer, verified });
       for (const b of p.blobs) this.index.add(b.id, no, b.offset, b.length, b.rawLength);
     }
   }
@@ -376,8 +448,13 @@ export class Repository {
     return blobId(this.secrets.macKey, data);
   }
 
+  /**
+   * Whether a backup may count on the repository having this blob: stored by this session,
+   * or listed by an index entry it trusts (trustedSigners). A copy listed only by another
+   * writer is stored again: that writer could have stored garbage under the id.
+   */
   hasBlob(id: Buffer): boolean {
-    return this.index.has(id) || this.pending.has(id.toString('latin1'));
+    return this.pending.has(id.toString('latin1')) || this.index.hasWhere(id, this.dedupTrusts);
   }
 
   /** Stores a blob unless the repository (or this session) already has it. Returns its id and whether it was new. */
@@ -454,12 +531,12 @@ export class Repository {
    */
   private async writeIndex(packs: IndexPack[]): Promise<void> {
     if (!packs.length) return;
-    const bytes = sealIndex(this.secrets.indexKey, packs);
+    const bytes = sealIndex(this.secrets.indexKey, packs, { keyId: this.secrets.keyId, pair: { publicKey: this.secrets.signPub, privateKey: this.secrets.signPriv } });
     const name = `${INDEX}${sha256(bytes).toString('hex')}`;
     await this.backend.put(name, bytes, { storageClass: this.config.storageClass.other });
     this.objectsWritten.push({ kind: 'index', bytes: bytes.length });
     this.loadedIndexes.add(name);
-    this.addIndexPacks(packs);
+    this.addIndexPacks(packs, name, this.secrets.keyId, true);
     for (const p of packs) for (const b of p.blobs) this.pending.delete(b.id.toString('latin1'));
   }
 
@@ -522,10 +599,12 @@ export class Repository {
 
   /** The distinct packs holding these blobs (blobs not in the index are skipped). */
   packsOf(ids: Buffer[]): ColdPack[] {
-    const seen = new Map<PackRef, ColdPack>();
+    const seen = new Map<string, ColdPack>();
     for (const id of ids) {
-      const loc = this.index.get(id);
-      if (loc && !seen.has(loc.pack)) seen.set(loc.pack, this.coldPack(loc.pack));
+      const loc = this.locate(id);
+      if (!loc) continue;
+      const p = this.coldPack(loc.pack);
+      if (!seen.has(p.name)) seen.set(p.name, p);
     }
     return [...seen.values()];
   }
@@ -537,7 +616,7 @@ export class Repository {
 
   /** Where one blob stands: hot, cached (local disk), available (restored in S3), restoring, or cold. */
   async blobState(id: Buffer): Promise<BlobState> {
-    const loc = this.index.get(id);
+    const loc = this.locate(id);
     if (!loc) throw new TsbakError('NOT_FOUND', `blob ${id.toString('hex')} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
     return this.packState(this.coldPack(loc.pack));
   }
@@ -615,22 +694,41 @@ export class Repository {
   // ---- reading ----
 
   private packKey(pack: PackRef): Buffer {
-    const hex = pack.id.toString('hex');
-    let k = this.packKeys.get(hex);
+    let k = this.packKeys.get(pack);
     if (!k) {
       try {
         k = openSealed(this.requireRead('read data'), pack.sealedKey);
       } catch (e) {
         if (e instanceof TsbakError) throw e;
-        throw new CorruptError(`key of pack ${hex}`);
+        throw new CorruptError(`key of pack ${pack.id.toString('hex')} in ${pack.indexFile}`);
       }
-      this.packKeys.set(hex, k);
+      this.packKeys.set(pack, k);
     }
     return k;
   }
 
+  /** Reads try copies listed by this key first (restore: the snapshot's signer), after the master's. */
+  preferSigner(keyId: string | null): void {
+    this.preferred = keyId;
+  }
+
+  /** Lower is tried first: the master's or the preferred signer's, other verified, unsigned (v1), unverifiable. */
+  private rank(p: PackRef): number {
+    if (p.signer === null) return 2;
+    if (!p.verified) return 3;
+    return p.signer === 'master' || p.signer === this.preferred ? 0 : 1;
+  }
+
+  /** Every copy of a blob, the one to try first first. */
+  locations(id: Buffer): BlobLocation[] {
+    const all = this.index.all(id);
+    if (all.length > 1) all.sort((a, b) => this.rank(a.pack) - this.rank(b.pack));
+    return all;
+  }
+
+  /** The copy of a blob a read tries first. */
   locate(id: Buffer): BlobLocation | undefined {
-    return this.index.get(id);
+    return this.locations(id)[0];
   }
 
   /**
@@ -665,6 +763,11 @@ export class Repository {
     return plain;
   }
 
+  /** Reads and checks one copy of a blob, no other (check --read-data); damage throws CORRUPT naming that copy. */
+  async verifyCopy(id: Buffer, loc: BlobLocation): Promise<void> {
+    await this.fetchOpen(id, id.toString('hex'), undefined, (kind, key, sealed, _again, rawLength) => this.openChecked(kind, key, id, sealed, null, false, rawLength), undefined, loc);
+  }
+
   /**
    * Writes one blob's plaintext at `pos` of the open file `fd` (a restore): what loadBlob
    * does, but large data blobs are opened and written by a pool worker, so their plaintext
@@ -683,7 +786,11 @@ export class Repository {
         hex,
         signal,
         (kind, key, sealed, again, rawLength) => this.openToFile(id, fd, pos, kind, key, sealed, again, rawLength),
-        (n) => Buffer.from((sealedBuf = this.sealedBuffers.take(n)), 0, n),
+        (n) => {
+          // A copy tried before this one is done with its buffer.
+          if (sealedBuf) this.sealedBuffers.give(sealedBuf);
+          return Buffer.from((sealedBuf = this.sealedBuffers.take(n)), 0, n);
+        },
       );
     } finally {
       // Detached (given to a worker) when the worker pool opened it: then give() ignores it.
@@ -724,7 +831,7 @@ export class Repository {
    * writeBlobAt, which know the cold path and its retries.
    */
   locateHot(id: Buffer): BlobLocation | undefined {
-    const loc = this.index.get(id);
+    const loc = this.locate(id);
     if (!loc || loc.pack.kind !== 'data') return undefined;
     if ((this.cold || this.backend.restore) && this.isColdPack(this.coldPack(loc.pack))) return undefined;
     return loc;
@@ -791,23 +898,70 @@ export class Repository {
     return { sealed: bytes, offsets, lengths: Uint32Array.from(locs, (l) => l.length), keyOf, keys, macKey: this.secrets.macKey };
   }
 
-  /** A failed read of pack `name`: a pack that is not there says so, with what to do; other errors as they are. */
+  /** A failed read of pack `name`: a pack the index lists and that is not there is damage (CORRUPT); other errors as they are. */
   private missingPack(name: string, e: unknown): unknown {
-    return e instanceof NotFoundError ? new TsbakError('NOT_FOUND', `pack ${name} is missing from ${this.backend.location}; run 'tsbak check'`) : e;
+    return e instanceof NotFoundError ? new TsbakError('CORRUPT', `pack ${name} is missing from ${this.backend.location} although the index lists it; run 'tsbak check'`) : e;
   }
 
-  /** Fetches a blob's sealed bytes and opens them with `open`; damage and cold-cache retries as in loadBlob. */
+  /**
+   * Fetches a blob's sealed bytes and opens them with `open`, trying its copies in turn
+   * (locations: a damaged or missing copy is passed over, with a warning, for the next);
+   * damage only when no copy opens. `only`: that copy and no other (check --read-data).
+   */
   private async fetchOpen<T>(
     id: Buffer,
     hex: string,
     signal: AbortSignal | undefined,
     open: (kind: BlobType, key: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, rawLength: number) => Promise<T | 'auth' | 'id'>,
     into?: (n: number) => Buffer,
+    only?: BlobLocation,
   ): Promise<T> {
-    const loc = this.index.get(id);
-    if (!loc) throw new TsbakError('NOT_FOUND', `blob ${hex} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
+    const locs = only ? [only] : this.locations(id);
+    // A blob a tree or snapshot names and no index lists: damage (an index file lost or skipped).
+    if (!locs.length) throw new TsbakError('CORRUPT', `blob ${hex} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
+    const short = hex.slice(0, 16);
+    const bad: Array<{ loc: BlobLocation; error: TsbakError }> = [];
+    for (const loc of locs) {
+      let plain: T | 'auth' | 'id';
+      try {
+        plain = await this.fetchOpenAt(loc, short, signal, open, into);
+      } catch (e) {
+        if (!(e instanceof TsbakError) || e.code !== 'CORRUPT') throw e;
+        bad.push({ loc, error: e });
+        continue;
+      }
+      if (plain === 'auth' || plain === 'id') {
+        bad.push({ loc, error: new CorruptError(`blob ${short} in pack ${this.packNameOf(loc.pack)}`, plain === 'id' ? 'content does not match its id' : 'failed authentication') });
+        continue;
+      }
+      if (bad.length) this.onWarning?.(`blob ${short}: ${bad.map((b) => this.copyName(b.loc)).join(', ')} damaged, read the copy in ${this.copyName(loc)}; run 'tsbak check --read-data'`);
+      return plain;
+    }
+    if (bad.length === 1) throw bad[0]!.error;
+    throw new CorruptError(`blob ${short}`, `every copy: ${bad.map((b) => this.copyName(b.loc)).join(', ')}`);
+  }
+
+  private packNameOf(pack: PackRef): string {
+    return packName(pack.kind, pack.id.toString('hex'));
+  }
+
+  /** One copy of a blob, for messages: its pack and who listed it there. */
+  copyName(loc: BlobLocation): string {
+    const p = loc.pack;
+    const by = p.signer === null ? 'unsigned' : `signed by ${p.signer === 'master' ? 'the master key' : `key ${p.signer}`}${p.verified ? '' : ' (unverified)'}`;
+    return `pack ${this.packNameOf(p)} (${p.indexFile}, ${by})`;
+  }
+
+  /** fetchOpen of one copy: the opened blob, or how it failed ('auth', 'id'; a missing pack or pack key throws CORRUPT). */
+  private async fetchOpenAt<T>(
+    loc: BlobLocation,
+    short: string,
+    signal: AbortSignal | undefined,
+    open: (kind: BlobType, key: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, rawLength: number) => Promise<T | 'auth' | 'id'>,
+    into?: (n: number) => Buffer,
+  ): Promise<T | 'auth' | 'id'> {
     const key = this.packKey(loc.pack);
-    const name = packName(loc.pack.kind, loc.pack.id.toString('hex'));
+    const name = this.packNameOf(loc.pack);
     const range = { offset: loc.offset, length: loc.length };
     // Cold packs are read through cold storage (disk cache, restore on demand); a pack
     // that turns out archived although its class is not (a lifecycle rule) too.
@@ -834,21 +988,16 @@ export class Repository {
     // Bytes of a backend read are ours to give to a worker (read them again if it dies with
     // them); bytes from cold storage may be a view of a pack other reads share: copied.
     const again = viaCold ? null : () => this.backend.get(name, range, signal);
-    let plain = await open(loc.pack.kind, key, sealed, again, loc.rawLength);
-    if (plain === 'auth') {
-      if (!viaCold) throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
-      // A damaged copy in the disk cache: drop it and read the pack again once.
-      this.cold!.invalidate(cp!);
-      try {
-        plain = await open(loc.pack.kind, key, await this.cold!.read(cp!, range, signal), null, loc.rawLength);
-      } catch (e) {
-        if (e instanceof TsbakError && e.code !== 'CORRUPT') throw e;
-        throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
-      }
-      if (plain === 'auth') throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`);
+    const plain = await open(loc.pack.kind, key, sealed, again, loc.rawLength);
+    if (plain !== 'auth' || !viaCold) return plain;
+    // A damaged copy in the disk cache: drop it and read the pack again once.
+    this.cold!.invalidate(cp!);
+    try {
+      return await open(loc.pack.kind, key, await this.cold!.read(cp!, range, signal), null, loc.rawLength);
+    } catch (e) {
+      if (e instanceof TsbakError && e.code !== 'CORRUPT') throw e;
+      throw new CorruptError(`blob ${short} in pack ${name}`);
     }
-    if (plain === 'id') throw new CorruptError(`blob ${hex.slice(0, 16)} in pack ${name}`, 'content does not match its id');
-    return plain as T;
   }
 
   /**
@@ -948,7 +1097,7 @@ export class Repository {
       const env = parseEnvelope(bytes);
       const signer = (await this.signerKeys()).get(env.signer);
       if (!signer || !signer.length) throw new CorruptError(`snapshot ${id.slice(0, 8)}`, `signed by unknown key ${env.signer}`);
-      return { id, info: openSnapshot(env, signer, pair) };
+      return { id, info: openSnapshot(env, signer, pair), signer: env.signer };
     } catch (e) {
       if (e instanceof TsbakError) throw e;
       throw new CorruptError(`snapshot ${id.slice(0, 8)}`, (e as Error).message);
