@@ -15,6 +15,7 @@ import { BufferPool } from '../repo/buffer-pool.js';
 import { COPIED_AT_ONCE } from '../repo/packer.js';
 import { changedBetween, openForBackup, readSmallSync } from './file-reader.js';
 import { ParentCache, defaultCacheDir } from './parent-cache.js';
+import { isFuture } from '../repo/snapshot-select.js';
 import { DirCache, subdirsHash, type DirRecord } from './dir-cache.js';
 import { Semaphore } from '../repo/semaphore.js';
 // Every syscall on an entry goes through withShortPath: trees nested deeper than PATH_MAX
@@ -286,9 +287,12 @@ class BackupRun {
     }
     const key = ParentCache.key(host, paths);
     const all = await this.repo.listSnapshots(() => {});
+    // The latest of the same host and paths (as restic), never one dated more than a day
+    // ahead: a writer key could date one 9999 to be every later backup's parent.
+    const now = Date.now();
     for (let i = all.length - 1; i >= 0; i--) {
       const s = all[i]!;
-      if (ParentCache.key(s.info.host, s.info.paths) === key) return { snapshot: s.id, tree: s.info.tree };
+      if (ParentCache.key(s.info.host, s.info.paths) === key && !isFuture(s.info, now)) return { snapshot: s.id, tree: s.info.tree };
     }
     return null;
   }
