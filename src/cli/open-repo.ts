@@ -49,7 +49,7 @@ export function parseSize(s: string, what = 'size'): number {
 
 /** Warnings of opening (an unsigned config), on stderr, prefixed by the program's name. */
 function openWarning(message: string): void {
-  process.stderr.write(`${path.basename(process.argv[1] ?? 'tsbak')}: warning: ${message}\n`);
+  process.stderr.write(`${path.basename(process.argv[1] ?? 'tsbak').replace(/^entry-|\.js$/g, '')}: warning: ${message}\n`);
 }
 
 async function openRepoOnly(a: RepoArgs): Promise<Repository> {
