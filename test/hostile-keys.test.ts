@@ -405,6 +405,9 @@ t.test('a revoked key: its later snapshots are refused, its earlier ones kept', 
   t.match(ls.stderr, /is not considered: .*revoked/);
   t.equal(runT('tsbak', ['ls', repo, late]).code, 14, 'named, it is refused as damage');
   t.equal(runT('tsbak', ['ls', repo, before]).code, 0, 'the kept one still reads');
+  const check = runT('tsbak', ['check', repo]);
+  t.equal(check.code, 14, 'check reports it');
+  t.match(check.stdout, new RegExp(`error: snapshot ${late.slice(0, 8)}.*revoked`));
 });
 
 t.test('a repository made before configs were signed: opens with a warning, sign-config signs it, the pin catches a removed signature', async (t) => {
