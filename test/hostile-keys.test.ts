@@ -369,6 +369,10 @@ t.test('--host, --path and --signer limit latest', async (t) => {
   t.same(snaps.map((s: any) => s.id), [ids.writerOther], 'snapshots --signer');
   const restore = runT('tsbak', ['restore', repo, 'latest', '--host', 'a', '--target', tempDir(t), '--json']);
   t.equal(lastJson(restore.stdout).snapshot, ids.hostA, 'restore latest --host');
+  // A backup's parent: the latest of the same host and paths, limited to a signer with --signer.
+  const parentOf = (...extra: string[]) => lastJson(runT('tsbak-write', [repo, other, '--host', 'b', '--json', ...extra]).stdout).parent;
+  t.equal(parentOf('--signer', 'laptop'), ids.writerOther, "the parent among the writer's snapshots");
+  t.equal(parentOf('--signer', 'nobody'), null, 'no snapshot of that signer: no parent');
 });
 
 t.test('a revoked key: its later snapshots are refused, its earlier ones kept', async (t) => {

@@ -43,6 +43,7 @@ const writeOptions: Opts = {
   json: { type: 'boolean', describe: 'print one JSON object at the end' },
   quiet: { alias: 'q', type: 'boolean' },
   parent: { type: 'string', describe: 'compare against this snapshot instead of the latest of the same host and paths' },
+  signer: { type: 'string', describe: "full key: take the parent only among snapshots signed by this key ('master', a writer key's id or name)" },
   force: { type: 'boolean', describe: 'read every file again (no parent)' },
   exclude: { alias: 'e', type: 'string', array: true, describe: 'exclude a gitignore-style pattern (repeatable)' },
   iexclude: { type: 'string', array: true, describe: 'like --exclude, case-insensitive' },
