@@ -18,7 +18,6 @@ import { tempDir } from './lib/temp.js';
 
 // A safety net only: every case is expected to end in a second or two, not to hang.
 const SAFETY_MS = 120_000;
-const runT = run;
 
 /** run(), killed after SAFETY_MS: for cases that used to hang (a chunker of zeros, scrypt with N=2^30). */
 function runBounded(bin: string, args: string[], env: Record<string, string> = {}): RunResult {
@@ -46,10 +45,10 @@ function setup(t: Test) {
   const repo = newRepo(t);
   const src = tempDir(t);
   writeFileSync(path.join(src, 'a.txt'), 'hello\n');
-  const w = runT('tsbak-write', [repo, src]);
+  const w = run('tsbak-write', [repo, src]);
   if (w.code !== 0) throw new Error(w.stderr);
   const key = path.join(tempDir(t), 'laptop.key');
-  const add = runT('tsbak', ['key', 'add-writer', repo, '--name', 'laptop', '--out', key]);
+  const add = run('tsbak', ['key', 'add-writer', repo, '--name', 'laptop', '--out', key]);
   if (add.code !== 0) throw new Error(add.stderr);
   // The writer has its own cache (a backup machine), and no passphrase.
   const wenv = { TSBAK_PASSWORD: '', TSBAK_CACHE_DIR: tempDir(t) };
@@ -128,14 +127,14 @@ t.test('config altered in the bucket: the writer and the full key refuse it (14)
   const w2 = run('tsbak-write', ['--key-file', key, repo, src], wenv);
   t.equal(w2.code, 14, w2.stderr);
   t.match(w2.stderr, /config is damaged \(its signature does not verify/);
-  const s = runT('tsbak', ['snapshots', repo]);
+  const s = run('tsbak', ['snapshots', repo]);
   t.equal(s.code, 14, s.stderr);
   t.match(s.stderr, /signature does not verify/);
 
   // Fixed-size chunks, signed by another master key (a bucket writer's own): refused too.
   const other = newRepo(t);
   writeFileSync(cfgFile, readFileSync(path.join(other, 'config')));
-  const full = runT('tsbak', ['snapshots', repo]);
+  const full = run('tsbak', ['snapshots', repo]);
   t.equal(full.code, 14, 'the full key sees a config of another repository');
   t.match(full.stderr, /config is damaged \(its id [0-9a-f]{32} is not [0-9a-f]{32}/);
   const wo = run('tsbak-write', ['--key-file', key, repo, src], wenv);
@@ -153,7 +152,7 @@ t.test('config id changed (the signature kept): the full key says config was rep
   const c = readJson(cfgFile);
   c.id = 'ffffffffffffffffffffffffffffffff';
   writeJson(cfgFile, c);
-  const r = runT('tsbak', ['snapshots', repo]);
+  const r = run('tsbak', ['snapshots', repo]);
   t.equal(r.code, 14, r.stderr);
   t.match(r.stderr, /config is damaged \(its id ffff/);
 });
@@ -176,11 +175,11 @@ t.test('KDF parameters out of bounds: refused as damage (14) at once, not hours 
     t.match(r.stderr, new RegExp(`keys/${path.basename(kf)} is damaged`), `${what}: names the key object`);
   }
   writeJson(kf, original);
-  t.equal(runT('tsbak', ['snapshots', repo]).code, 0, 'the original key object opens');
+  t.equal(run('tsbak', ['snapshots', repo]).code, 0, 'the original key object opens');
 
   // A passphrase-protected writer key file with huge parameters: damaged too.
   const key = path.join(tempDir(t), 'p.key');
-  const add = runT('tsbak', ['key', 'add-writer', repo, '--name', 'p', '--out', key]);
+  const add = run('tsbak', ['key', 'add-writer', repo, '--name', 'p', '--out', key]);
   t.equal(add.code, 0, add.stderr);
   const file = readJson(key);
   // Made plain; give it the form of a protected one with absurd parameters.
@@ -204,12 +203,12 @@ t.test('a damaged key object is reported as damaged (14), not as a wrong passphr
   ];
   for (const [what, bytes] of cases) {
     writeFileSync(kf, bytes);
-    const r = runT('tsbak', ['snapshots', repo]);
+    const r = run('tsbak', ['snapshots', repo]);
     t.equal(r.code, 14, `${what}: exit 14 (${r.stderr.trim()})`);
     t.match(r.stderr, /no key in .* opens with this passphrase, and keys\/[0-9a-f]+ is damaged/, `${what}: says which object is damaged`);
   }
   writeFileSync(kf, original);
-  const wrong = runT('tsbak', ['snapshots', repo], { TSBAK_PASSWORD: 'wrong' });
+  const wrong = run('tsbak', ['snapshots', repo], { TSBAK_PASSWORD: 'wrong' });
   t.equal(wrong.code, 11, 'an intact key and a wrong passphrase: 11');
 
   // Secrets that open but do not match the signed config (macKey changed, wrapped again with the passphrase).
@@ -217,7 +216,7 @@ t.test('a damaged key object is reported as damaged (14), not as a wrong passphr
   const r = await Repository.open(backend, { password: testEnv().TSBAK_PASSWORD! });
   const altered = { ...(r.secrets as any), macKey: Buffer.alloc(32, 7) };
   writeFileSync(kf, JSON.stringify(wrapFullKey(altered, testEnv().TSBAK_PASSWORD!)));
-  const m = runT('tsbak', ['snapshots', repo]);
+  const m = run('tsbak', ['snapshots', repo]);
   t.equal(m.code, 14, m.stderr);
   t.match(m.stderr, /is damaged \(its secrets do not match config\.keyCheck\)/);
 });
@@ -266,7 +265,7 @@ t.test('snapshots, ls and the mount show who signed each snapshot', async (t) =>
   const w = run('tsbak-write', ['--key-file', key, repo, src, '--json'], wenv);
   t.equal(w.code, 0, w.stderr);
   const keyId = readJson(key).keyId as string;
-  const list = JSON.parse(runT('tsbak', ['snapshots', repo, '--json']).stdout);
+  const list = JSON.parse(run('tsbak', ['snapshots', repo, '--json']).stdout);
   t.same(
     list.map((s: any) => s.signer),
     [
@@ -275,17 +274,17 @@ t.test('snapshots, ls and the mount show who signed each snapshot', async (t) =>
     ],
   );
   t.same(list.map((s: any) => s.future), [false, false]);
-  const table = runT('tsbak', ['snapshots', repo]).stdout;
+  const table = run('tsbak', ['snapshots', repo]).stdout;
   t.match(table, /Signer/);
   t.match(table, new RegExp(`laptop \\(${keyId.slice(0, 8)}\\)`));
   t.match(table, /master/);
 
-  const ls = runT('tsbak', ['ls', repo, 'latest', '--json']);
+  const ls = run('tsbak', ['ls', repo, 'latest', '--json']);
   t.equal(ls.code, 0, ls.stderr);
   const header = JSON.parse(ls.stdout.split('\n')[0]!);
   t.same(header.signer, { id: keyId, name: 'laptop' }, 'ls --json: the first line names the snapshot and its signer');
-  t.equal(header.snapshot, w.stdout && lastJson(w.stdout).snapshot_id);
-  t.match(runT('tsbak', ['ls', repo, 'latest']).stderr, /signed by laptop/);
+  t.equal(header.snapshot, lastJson(w.stdout).snapshot_id, "latest is the writer's snapshot");
+  t.match(run('tsbak', ['ls', repo, 'latest']).stderr, /signed by laptop/);
 
   // The mount: user.tsbak.signer on each snapshot directory.
   const r = await Repository.open(new LocalBackend(repo), { password: testEnv().TSBAK_PASSWORD! });
@@ -314,7 +313,7 @@ t.test('a snapshot dated in the future is flagged and is not latest unless named
   const { repo, key } = setup(t);
   const [honest] = await masterSnapshots(repo);
   const future = await forgeSnapshot(repo, key, { ...honest!.info, time: '9999-01-01T00:00:00.000Z', host: 'victim' });
-  const list = JSON.parse(runT('tsbak', ['snapshots', repo, '--json']).stdout);
+  const list = JSON.parse(run('tsbak', ['snapshots', repo, '--json']).stdout);
   t.same(
     list.map((s: any) => [s.id, s.future]),
     [
@@ -322,19 +321,19 @@ t.test('a snapshot dated in the future is flagged and is not latest unless named
       [future, true],
     ],
   );
-  t.match(runT('tsbak', ['snapshots', repo]).stdout, /9999-01-01 00:00:00 \(future!\)/);
-  const ls = runT('tsbak', ['ls', repo, 'latest', '--json']);
+  t.match(run('tsbak', ['snapshots', repo]).stdout, /9999-01-01 00:00:00 \(future!\)/);
+  const ls = run('tsbak', ['ls', repo, 'latest', '--json']);
   t.equal(ls.code, 0, ls.stderr);
   t.equal(JSON.parse(ls.stdout.split('\n')[0]!).snapshot, honest!.id, 'latest is the honest snapshot');
   t.match(ls.stderr, new RegExp(`snapshot ${future.slice(0, 8)} is dated 9999.*not taken as latest \\(name its id to use it\\)`));
-  const named = runT('tsbak', ['ls', repo, future.slice(0, 12), '--json']);
+  const named = run('tsbak', ['ls', repo, future.slice(0, 12), '--json']);
   t.equal(JSON.parse(named.stdout.split('\n')[0]!).snapshot, future, 'named explicitly, it is used');
-  const onlyFuture = runT('tsbak', ['ls', repo, 'latest', '--host', 'victim']);
+  const onlyFuture = run('tsbak', ['ls', repo, 'latest', '--host', 'victim']);
   t.equal(onlyFuture.code, 16, 'no snapshot of that host is eligible as latest');
 
   // A backup's parent is never the future-dated snapshot either.
   const src = honest!.info.paths[0]!;
-  const w = runT('tsbak-write', [repo, src, '--host', 'victim', '--json']);
+  const w = run('tsbak-write', [repo, src, '--host', 'victim', '--json']);
   t.equal(w.code, 0, w.stderr);
   t.equal(lastJson(w.stdout).parent, null, 'no parent: the only snapshot of host victim is dated 9999');
   // The mount's latest link skips it too.
@@ -358,7 +357,7 @@ t.test('--host, --path and --signer limit latest', async (t) => {
   save('writerOther', 'tsbak-write', ['--key-file', key, repo, other, '--host', 'b'], wenv);
   save('masterOther', 'tsbak-write', [repo, other, '--host', 'b']);
   const latest = (...extra: string[]) => {
-    const r = runT('tsbak', ['ls', repo, 'latest', '--json', ...extra]);
+    const r = run('tsbak', ['ls', repo, 'latest', '--json', ...extra]);
     return r.code === 0 ? JSON.parse(r.stdout.split('\n')[0]!).snapshot : `exit ${r.code}`;
   };
   t.equal(latest(), ids.masterOther);
@@ -368,12 +367,12 @@ t.test('--host, --path and --signer limit latest', async (t) => {
   t.equal(latest('--signer', readJson(key).keyId.slice(0, 6)), ids.writerOther, 'by id prefix');
   t.equal(latest('--signer', 'master', '--path', other), ids.masterOther);
   t.equal(latest('--host', 'nobody'), 'exit 16');
-  const snaps = JSON.parse(runT('tsbak', ['snapshots', repo, '--json', '--signer', 'laptop']).stdout);
+  const snaps = JSON.parse(run('tsbak', ['snapshots', repo, '--json', '--signer', 'laptop']).stdout);
   t.same(snaps.map((s: any) => s.id), [ids.writerOther], 'snapshots --signer');
-  const restore = runT('tsbak', ['restore', repo, 'latest', '--host', 'a', '--target', tempDir(t), '--json']);
+  const restore = run('tsbak', ['restore', repo, 'latest', '--host', 'a', '--target', tempDir(t), '--json']);
   t.equal(lastJson(restore.stdout).snapshot, ids.hostA, 'restore latest --host');
   // A backup's parent: the latest of the same host and paths, limited to a signer with --signer.
-  const parentOf = (...extra: string[]) => lastJson(runT('tsbak-write', [repo, other, '--host', 'b', '--json', ...extra]).stdout).parent;
+  const parentOf = (...extra: string[]) => lastJson(run('tsbak-write', [repo, other, '--host', 'b', '--json', ...extra]).stdout).parent;
   t.equal(parentOf('--signer', 'laptop'), ids.writerOther, "the parent among the writer's snapshots");
   t.equal(parentOf('--signer', 'nobody'), null, 'no snapshot of that signer: no parent');
 });
@@ -385,13 +384,13 @@ t.test('a revoked key: its later snapshots are refused, its earlier ones kept', 
   const before = lastJson(w.stdout).snapshot_id;
   const keyId = readJson(key).keyId as string;
 
-  const rm = runT('tsbak', ['key', 'remove', repo, 'laptop']);
+  const rm = run('tsbak', ['key', 'remove', repo, 'laptop']);
   t.equal(rm.code, 0, rm.stderr);
   t.match(rm.stdout, new RegExp(`revoked write-only key ${keyId} \\(laptop\\); its 1 snapshots`));
   const rev = readJson(path.join(repo, 'keys', `revoked-${keyId}`));
   t.same(rev.snapshots, [before]);
-  t.equal(runT('tsbak', ['key', 'remove', repo, keyId]).code, 2, 'revoking twice is refused');
-  t.match(runT('tsbak', ['key', 'list', repo]).stdout, /write-only, revoked/);
+  t.equal(run('tsbak', ['key', 'remove', repo, keyId]).code, 2, 'revoking twice is refused');
+  t.match(run('tsbak', ['key', 'list', repo]).stdout, /write-only, revoked/);
 
   const again = run('tsbak-write', ['--key-file', key, repo, src], wenv);
   t.equal(again.code, 11, 'the revoked key cannot back up');
@@ -400,19 +399,19 @@ t.test('a revoked key: its later snapshots are refused, its earlier ones kept', 
   // The key holder stores a snapshot anyway (dated now, the same host and paths).
   const [, kept] = await masterSnapshots(repo);
   const late = await forgeSnapshot(repo, key, { ...kept!.info, time: new Date().toISOString() });
-  const s = runT('tsbak', ['snapshots', repo, '--json']);
+  const s = run('tsbak', ['snapshots', repo, '--json']);
   t.equal(s.code, 14, 'the listing reports the refused snapshot');
   t.match(s.stderr, new RegExp(`snapshot ${late.slice(0, 8)}.*signed by key laptop \\(${keyId}\\), revoked on`));
   const listed = JSON.parse(s.stdout).map((x: any) => x.id);
   t.ok(listed.includes(before), 'its snapshot made before the revocation is listed');
   t.notOk(listed.includes(late), 'the later one is not');
-  const ls = runT('tsbak', ['ls', repo, 'latest', '--json']);
+  const ls = run('tsbak', ['ls', repo, 'latest', '--json']);
   t.equal(ls.code, 0, ls.stderr);
   t.not(JSON.parse(ls.stdout.split('\n')[0]!).snapshot, late, 'not latest');
   t.match(ls.stderr, /is not considered: .*revoked/);
-  t.equal(runT('tsbak', ['ls', repo, late]).code, 14, 'named, it is refused as damage');
-  t.equal(runT('tsbak', ['ls', repo, before]).code, 0, 'the kept one still reads');
-  const check = runT('tsbak', ['check', repo]);
+  t.equal(run('tsbak', ['ls', repo, late]).code, 14, 'named, it is refused as damage');
+  t.equal(run('tsbak', ['ls', repo, before]).code, 0, 'the kept one still reads');
+  const check = run('tsbak', ['check', repo]);
   t.equal(check.code, 14, 'check reports it');
   t.match(check.stdout, new RegExp(`error: snapshot ${late.slice(0, 8)}.*revoked`));
 });
@@ -431,17 +430,17 @@ t.test('a repository made before configs were signed: opens with a warning, sign
   writeJson(key, kf);
   const fresh = { TSBAK_CACHE_DIR: tempDir(t) };
 
-  const s = runT('tsbak', ['snapshots', repo], fresh);
+  const s = run('tsbak', ['snapshots', repo], fresh);
   t.equal(s.code, 0, s.stderr);
   t.match(s.stderr, /config is not signed .* run 'tsbak key sign-config'/);
   const w = run('tsbak-write', ['--key-file', key, repo, src], wenv);
   t.equal(w.code, 0, w.stderr);
   t.match(w.stderr, /warning: .*config is not signed/);
 
-  const sign = runT('tsbak', ['key', 'sign-config', repo], fresh);
+  const sign = run('tsbak', ['key', 'sign-config', repo], fresh);
   t.equal(sign.code, 0, sign.stderr);
   t.ok(existsSync(path.join(repo, 'config.sig')), 'config.sig written');
-  t.match(runT('tsbak', ['key', 'sign-config', repo], fresh).stdout, /signed already/);
+  t.match(run('tsbak', ['key', 'sign-config', repo], fresh).stdout, /signed already/);
   const w2 = run('tsbak-write', ['--key-file', key, repo, src], wenv);
   t.equal(w2.code, 0, w2.stderr);
   t.equal(w2.stderr, '', 'no warning once signed');
@@ -457,7 +456,7 @@ t.test('a repository made before configs were signed: opens with a warning, sign
   const gone = run('tsbak-write', ['--key-file', key, repo, src], wenv);
   t.equal(gone.code, 14, gone.stderr);
   t.match(gone.stderr, /no signature, but this repository's config was signed before/);
-  t.equal(runT('tsbak', ['snapshots', repo], fresh).code, 14, 'the full key on a machine that saw it signed: 14');
+  t.equal(run('tsbak', ['snapshots', repo], fresh).code, 14, 'the full key on a machine that saw it signed: 14');
   writeFileSync(path.join(repo, 'config.sig'), sig);
   t.equal(run('tsbak-write', ['--key-file', key, repo, src], wenv).code, 0);
 });
