@@ -12,6 +12,8 @@ import { openRepo, s3Options, type RepoArgs } from './open-repo.js';
 import { fmtBytes, ProgressLine, table } from './output.js';
 import { getNewPassword, promptHidden } from './secrets.js';
 import { prepareColdData, type ColdArgs } from './warm.js';
+import { findSnapshot, signerLabel, snapshotFilter, type SelectArgs } from './select.js';
+import { isFuture, matchesFilter } from '../repo/snapshot-select.js';
 
 const out = (s: string) => process.stdout.write(s + '\n');
 
@@ -40,18 +42,26 @@ function shortId(id: string): string {
   return id.slice(0, 8);
 }
 
-export async function cmdSnapshots(a: RepoArgs & { json?: boolean; host?: string; tag?: string[] }): Promise<number> {
+export async function cmdSnapshots(a: RepoArgs & SelectArgs & { json?: boolean; tag?: string[] }): Promise<number> {
   const repo = await openRepo(a);
   const bad: string[] = [];
   let snaps = await repo.listSnapshots((id, e) => bad.push(`snapshot ${shortId(id)}: ${(e as Error).message}`));
-  if (a.host) snaps = snaps.filter((s) => s.info.host === a.host);
+  const filter = snapshotFilter(a);
+  snaps = snaps.filter((s) => matchesFilter(s, filter));
   if (a.tag?.length) snaps = snaps.filter((s) => a.tag!.every((t) => s.info.tags.includes(t)));
-  if (a.json) out(JSON.stringify(snaps.map((s) => ({ id: s.id, short_id: shortId(s.id), ...s.info }))));
+  const now = Date.now();
+  if (a.json) out(JSON.stringify(snaps.map((s) => ({ id: s.id, short_id: shortId(s.id), ...s.info, signer: s.signer, future: isFuture(s.info, now) }))));
   else {
-    const rows = [['ID', 'Time', 'Host', 'Tags', 'Files', 'Added', 'Paths']];
-    for (const s of snaps) rows.push([shortId(s.id), s.info.time.replace('T', ' ').slice(0, 19), s.info.host, s.info.tags.join(','), String(s.info.stats.files), fmtBytes(s.info.stats.bytesAdded), s.info.paths.join(' ')]);
+    const rows = [['ID', 'Time', 'Host', 'Signer', 'Tags', 'Files', 'Added', 'Paths']];
+    let future = 0;
+    for (const s of snaps) {
+      const f = isFuture(s.info, now);
+      if (f) future++;
+      rows.push([shortId(s.id), s.info.time.replace('T', ' ').slice(0, 19) + (f ? ' (future!)' : ''), s.info.host, signerLabel(s.signer), s.info.tags.join(','), String(s.info.stats.files), fmtBytes(s.info.stats.bytesAdded), s.info.paths.join(' ')]);
+    }
     out(table(rows));
     out(`${snaps.length} snapshots`);
+    if (future) out(`${future} dated more than a day in the future (future!): never taken as latest; check the clock of the machine that made them, or who signed them`);
   }
   for (const b of bad) process.stderr.write(`tsbak: ${b}\n`);
   return bad.length ? EXIT.CORRUPT : EXIT.OK;
@@ -78,11 +88,15 @@ function modeString(n: TreeNode): string {
   return t + rwx((m >> 6) & 7, !!(m & 0o4000), 's') + rwx((m >> 3) & 7, !!(m & 0o2000), 's') + rwx(m & 7, !!(m & 0o1000), 't');
 }
 
-export async function cmdLs(a: RepoArgs & { snapshot: string; path?: string; long?: boolean; recursive?: boolean; json?: boolean }): Promise<number> {
+export async function cmdLs(a: RepoArgs & SelectArgs & { snapshot: string; dir?: string; long?: boolean; recursive?: boolean; json?: boolean }): Promise<number> {
   const repo = await openRepo(a);
-  const snap = await repo.findSnapshot(a.snapshot);
+  const snap = await findSnapshot(repo, a.snapshot, a);
   await repo.loadIndex();
-  const base = '/' + (a.path ?? '/').split('/').filter(Boolean).join('/');
+  // Which snapshot this is, and who signed it: the first line of --json, else on stderr (stdout stays a list of paths).
+  const header = { snapshot: snap.id, short_id: shortId(snap.id), time: snap.info.time, host: snap.info.host, paths: snap.info.paths, signer: snap.signer, future: isFuture(snap.info) };
+  if (a.json) out(JSON.stringify(header));
+  else process.stderr.write(`snapshot ${shortId(snap.id)} of ${snap.info.paths.join(' ')} at ${snap.info.time} on ${snap.info.host}, signed by ${signerLabel(snap.signer)}:\n`);
+  const base = '/' + (a.dir ?? '/').split('/').filter(Boolean).join('/');
   const { node, subtree } = await findNode(repo, snap, base);
   const print = (p: string, n: TreeNode) => {
     if (a.json) out(JSON.stringify({ path: p, type: n.type, mode: n.mode, uid: n.uid, gid: n.gid, size: n.size, mtime: n.mtimeNs.toString() }));
@@ -114,10 +128,10 @@ export async function cmdLs(a: RepoArgs & { snapshot: string; path?: string; lon
 }
 
 export async function cmdRestore(
-  a: ColdArgs & { snapshot: string; target: string; include?: string[]; json?: boolean; noOwner?: boolean; securityXattrs?: boolean; mapByName?: boolean; noWait?: boolean },
+  a: ColdArgs & SelectArgs & { snapshot: string; target: string; include?: string[]; json?: boolean; noOwner?: boolean; securityXattrs?: boolean; mapByName?: boolean; noWait?: boolean },
 ): Promise<number> {
   const repo = await openRepo(a);
-  const snap = await repo.findSnapshot(a.snapshot);
+  const snap = await findSnapshot(repo, a.snapshot, a);
   await repo.loadIndex();
   // Data in Glacier/Deep Archive: request every restore needed in one batch, then wait for
   // them, or (--no-wait) stop with EXIT.COLD_PENDING; the next run resumes (journaled).
@@ -186,7 +200,7 @@ export async function cmdKeyList(a: RepoArgs & { json?: boolean }): Promise<numb
   const repo = await openRepo(a);
   const keys = await repo.listKeys();
   if (a.json) out(JSON.stringify(keys));
-  else out(table([['ID', 'Kind', 'Name/Host', 'Created'], ...keys.map((k) => [k.id.slice(0, 12), k.kind === 'full' ? 'full (passphrase)' : 'write-only', k.name ?? k.host ?? '', k.created])]));
+  else out(table([['ID', 'Kind', 'Name/Host', 'Created'], ...keys.map((k) => [k.id.slice(0, 12), k.kind === 'full' ? 'full (passphrase)' : k.kind === 'writer' ? (k.revoked ? `write-only, revoked ${k.revoked}` : 'write-only') : String(k.kind), k.name ?? k.host ?? '', k.created])]));
   return EXIT.OK;
 }
 
@@ -198,3 +212,16 @@ export async function cmdKeyAddPassword(a: RepoArgs & { newPasswordFile?: string
   return EXIT.OK;
 }
 
+
+export async function cmdKeyRemove(a: RepoArgs & { key: string }): Promise<number> {
+  const repo = await openRepo(a);
+  const r = await repo.revokeWriterKey(a.key);
+  out(`revoked write-only key ${r.keyId} (${r.name}); its ${r.kept} snapshots made so far stay trusted, any later one is refused`);
+  return EXIT.OK;
+}
+
+export async function cmdKeySignConfig(a: RepoArgs): Promise<number> {
+  const repo = await openRepo(a);
+  out((await repo.signConfig()) ? `signed the config of ${repo.backend.location} (wrote config.sig)` : `the config of ${repo.backend.location} is signed already`);
+  return EXIT.OK;
+}

@@ -9,12 +9,13 @@ import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
 import { fmtBytes, table } from './output.js';
 import { collectContent } from './warm.js';
+import { findSnapshot, latestOf, type SelectArgs } from './select.js';
 
 const out = (s: string) => process.stdout.write(s + '\n');
 
 const KIND_NAMES: Record<string, string> = { data: 'data packs', tree: 'tree packs', index: 'index', snapshot: 'snapshots', key: 'keys', config: 'config', other: 'other' };
 
-export async function cmdCost(a: RepoArgs & { snapshot?: string; days?: number; json?: boolean }): Promise<number> {
+export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; days?: number; json?: boolean }): Promise<number> {
   const repo = await openRepo(a);
   const days = a.days ?? 7;
   const usage = await repo.storageUsage();
@@ -35,7 +36,7 @@ export async function cmdCost(a: RepoArgs & { snapshot?: string; days?: number; 
   let snapshots: Array<{ id: string; time: string; bytesAdded: number; monthlyUsd: number; recorded: boolean }> = [];
   let restore: { snapshot: string; files: number; bytes: number; packs: number; packBytes: number; storageClass: StorageClass; tiers: RestoreCost[] } | null = null;
   if (repo.canRead) {
-    const snaps = await repo.listSnapshots();
+    const snaps = await repo.listSnapshots((id, e) => process.stderr.write(`tsbak: warning: snapshot ${id.slice(0, 8)} is not counted: ${(e as Error).message}\n`));
     const dataClass = repo.config.storageClass.data;
     const packSize = repo.config.packSize.data;
     snapshots = snaps.map((s) => {
@@ -43,7 +44,7 @@ export async function cmdCost(a: RepoArgs & { snapshot?: string; days?: number; 
       const recorded = typeof s.info.costUsd === 'number';
       return { id: s.id, time: s.info.time, bytesAdded: b, monthlyUsd: recorded ? s.info.costUsd! : monthlyStorageUsd(dataClass, b, Math.ceil(b / packSize)), recorded };
     });
-    const target = a.snapshot ? await repo.findSnapshot(a.snapshot) : snaps[snaps.length - 1];
+    const target = a.snapshot ? await findSnapshot(repo, a.snapshot, a) : latestOf(snaps, a);
     if (target) {
       await repo.loadIndex();
       const { ids, files, bytes } = await collectContent(repo, target);

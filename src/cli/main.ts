@@ -19,6 +19,8 @@ const cmdCheck: Handler = async (a) => (await commands()).cmdCheck(a);
 const cmdKeyAddWriter: Handler = async (a) => (await commands()).cmdKeyAddWriter(a);
 const cmdKeyList: Handler = async (a) => (await commands()).cmdKeyList(a);
 const cmdKeyAddPassword: Handler = async (a) => (await commands()).cmdKeyAddPassword(a);
+const cmdKeyRemove: Handler = async (a) => (await commands()).cmdKeyRemove(a);
+const cmdKeySignConfig: Handler = async (a) => (await commands()).cmdKeySignConfig(a);
 const cmdWrite: Handler = async (a) => (await import('./write.js')).cmdWrite(a);
 const cmdWarm: Handler = async (a) => (await import('./warm.js')).cmdWarm(a);
 const cmdCost: Handler = async (a) => (await import('./cost.js')).cmdCost(a);
@@ -42,6 +44,7 @@ const writeOptions: Opts = {
   json: { type: 'boolean', describe: 'print one JSON object at the end' },
   quiet: { alias: 'q', type: 'boolean' },
   parent: { type: 'string', describe: 'compare against this snapshot instead of the latest of the same host and paths' },
+  signer: { type: 'string', describe: "full key: take the parent only among snapshots signed by this key ('master', a writer key's id or name)" },
   force: { type: 'boolean', describe: 'read every file again (no parent)' },
   'trust-writers': { type: 'boolean', describe: "dedup against other writer keys' data too (they could make this backup unrestorable; also TSBAK_TRUST_WRITERS=1)" },
   exclude: { alias: 'e', type: 'string', array: true, describe: 'exclude a gitignore-style pattern (repeatable)' },
@@ -65,6 +68,13 @@ function coldOptions(defaultTier: string): Opts {
 
 const json: Opts = { json: { type: 'boolean', describe: 'print JSON' } };
 
+/** Which snapshots `latest` (and `snapshots`) considers. */
+const selectOptions: Opts = {
+  host: { type: 'string', describe: 'only snapshots of this host' },
+  path: { type: 'string', array: true, describe: 'only snapshots that backed up this path (repeatable: each of them)' },
+  signer: { type: 'string', describe: "only snapshots signed by this key: 'master', a writer key's id (or prefix) or name" },
+};
+
 const TSBAK: Command = {
   usage: 'tsbak',
   describe: 'tsbak: deduplicated, encrypted backups to S3 (Glacier, Deep Archive), a directory or SFTP',
@@ -81,13 +91,14 @@ const TSBAK: Command = {
       run: (a) => run(cmdInit, a),
     },
     { usage: 'backup <repo> <paths..>', describe: 'back up paths (same as tsbak-write)', options: writeOptions, run: (a) => run(cmdWrite, a) },
-    { usage: 'snapshots <repo>', describe: 'list snapshots', options: { ...repoOptions, ...json, host: { type: 'string' }, tag: { type: 'string', array: true } }, run: (a) => run(cmdSnapshots, a) },
-    { usage: 'ls <repo> <snapshot> [path]', describe: 'list files in a snapshot', options: { ...repoOptions, long: { alias: 'l', type: 'boolean' }, ...json }, run: (a) => run(cmdLs, a) },
+    { usage: 'snapshots <repo>', describe: 'list snapshots, with who signed each', options: { ...repoOptions, ...json, ...selectOptions, tag: { type: 'string', array: true } }, run: (a) => run(cmdSnapshots, a) },
+    { usage: 'ls <repo> <snapshot> [dir]', describe: 'list files in a snapshot', options: { ...repoOptions, ...selectOptions, long: { alias: 'l', type: 'boolean' }, ...json }, run: (a) => run(cmdLs, a) },
     {
       usage: 'restore <repo> <snapshot>',
       describe: 'restore a snapshot',
       options: {
         ...repoOptions,
+        ...selectOptions,
         ...coldOptions('Standard'),
         target: { alias: 't', type: 'string', demand: true, describe: 'directory to restore into' },
         include: { alias: 'i', type: 'string', array: true, describe: 'restore only this path of the snapshot (repeatable)' },
@@ -104,6 +115,7 @@ const TSBAK: Command = {
       describe: 'request, in one batch, the restores from Glacier/Deep Archive that a snapshot (or paths in it) needs',
       options: {
         ...repoOptions,
+        ...selectOptions,
         ...coldOptions('Bulk'),
         wait: { type: 'boolean', describe: 'wait, with progress, until everything is restored' },
         'dry-run': { alias: 'n', type: 'boolean', describe: 'only print what would be requested and its cost' },
@@ -114,7 +126,7 @@ const TSBAK: Command = {
     {
       usage: 'cost <repo> [snapshot]',
       describe: 'monthly storage cost by storage class, bytes added per snapshot, and the cost and time of restoring a snapshot',
-      options: { ...repoOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, ...json },
+      options: { ...repoOptions, ...selectOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, ...json },
       run: (a) => run(cmdCost, a),
     },
     { usage: 'check <repo>', describe: 'verify the repository', options: { ...repoOptions, 'read-data': { type: 'boolean', describe: 'also read and verify every blob' }, ...json }, run: (a) => run(cmdCheck, a) },
@@ -157,6 +169,8 @@ const TSBAK: Command = {
         },
         { usage: 'list <repo>', describe: 'list keys', options: { ...repoOptions, ...json }, run: (a) => run(cmdKeyList, a) },
         { usage: 'add-password <repo>', describe: 'add another passphrase for the full key', options: { ...repoOptions, 'new-password-file': { type: 'string' } }, run: (a) => run(cmdKeyAddPassword, a) },
+        { usage: 'remove <repo> <key>', describe: "revoke a write-only key (its id, a prefix of it, or its name): its later snapshots are refused", options: repoOptions, run: (a) => run(cmdKeyRemove, a) },
+        { usage: 'sign-config <repo>', describe: 'sign the config of a repository made before configs were signed (writes config.sig)', options: repoOptions, run: (a) => run(cmdKeySignConfig, a) },
       ],
     },
   ],

@@ -1,6 +1,7 @@
 // Opening the repository named on the command line with the credentials given.
 import { readFileSync } from 'node:fs';
 import { programName } from './output.js';
+import * as path from 'node:path';
 import { openBackend, type S3Options } from '../backend/open.js';
 import { Repository } from '../repo/repository.js';
 import { isWriterKeyFile } from '../repo/keys.js';
@@ -51,8 +52,14 @@ export function parseSize(s: string, what = 'size'): number {
   return Math.round(Number(m[1]) * mult);
 }
 
+/** Warnings of opening (an unsigned config), on stderr, prefixed by the program's name. */
+function openWarning(message: string): void {
+  process.stderr.write(`${path.basename(process.argv[1] ?? 'tsbak').replace(/^entry-|\.js$/g, '')}: warning: ${message}\n`);
+}
+
 async function openRepoOnly(a: RepoArgs): Promise<Repository> {
   const backend = await openBackend(a.repo, s3Options(a));
+  const common = { cacheRoot: a.noCache ? null : a.cacheDir ?? defaultCacheRoot(), onWarning: openWarning };
   if (a.keyFile) {
     let content: unknown;
     try {
@@ -62,7 +69,7 @@ async function openRepoOnly(a: RepoArgs): Promise<Repository> {
     }
     if (!isWriterKeyFile(content)) throw new TsbakError('USAGE', `${a.keyFile} is not a tsbak key file`);
     const password = content.wrapped ? await getPassword(a, `Passphrase for ${a.keyFile}: `) : givenPassword(a);
-    return Repository.open(backend, { keyFile: { path: a.keyFile, content }, password });
+    return Repository.open(backend, { ...common, keyFile: { path: a.keyFile, content }, password });
   }
-  return Repository.open(backend, { password: await getPassword(a) });
+  return Repository.open(backend, { ...common, password: await getPassword(a) });
 }

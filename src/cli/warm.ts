@@ -15,6 +15,7 @@ import { estimateRestoreCost, fmtUsd } from '../glacier/cost.js';
 import { checkRestoreRequest, expectedRestoreMs, isColdClass, parseTier } from '../glacier/policy.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
+import { findSnapshot, type SelectArgs } from './select.js';
 import { fmtBytes, ProgressLine } from './output.js';
 
 /** Options of every command that may need cold data: warm, restore. */
@@ -180,7 +181,7 @@ export async function prepareColdData(repo: Repository, snap: Snapshot, paths: s
   return { ready: ok, requested: r.requested, plan, expectedBy: expectedBy(repo, plan.notReady) };
 }
 
-export interface WarmArgs extends ColdArgs {
+export interface WarmArgs extends ColdArgs, SelectArgs {
   snapshot: string;
   paths?: string[];
   wait?: boolean;
@@ -189,7 +190,7 @@ export interface WarmArgs extends ColdArgs {
 
 export async function cmdWarm(a: WarmArgs): Promise<number> {
   const repo = await openRepo(a);
-  const snap = await repo.findSnapshot(a.snapshot);
+  const snap = await findSnapshot(repo, a.snapshot, a);
   await repo.loadIndex();
   const { ids, files, bytes } = await collectContent(repo, snap, a.paths);
   const plan = await coldPlan(repo, ids);

@@ -12,6 +12,7 @@ export interface WriteArgs extends RepoArgs, ExcludeArgs {
   host?: string;
   json?: boolean;
   parent?: string;
+  signer?: string;
   force?: boolean;
   cacheDir?: string;
   noCache?: boolean;
@@ -29,6 +30,7 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
     tags: a.tag,
     host: a.host,
     parent: a.force ? null : a.parent,
+    parentSigner: a.signer,
     cacheDir: a.noCache ? null : a.cacheDir,
     exclude: await buildExcluder(a),
     oneFileSystem: a.oneFileSystem,

@@ -1,6 +1,8 @@
 // Passphrase -> key-encryption key, scrypt from node:crypto (OpenSSL; far faster than a
 // pure-JS argon2id, so stronger parameters fit the same time budget). The parameters are
 // stored next to the wrapped key so they can be raised later without breaking old keys.
+// They are read from the bucket (or a key file): bounded before use, so that altered
+// parameters cannot make opening take hours or all the memory (docs/FORMAT.md "Primitives").
 import { scryptSync, randomBytes } from 'node:crypto';
 
 export interface KdfParams {
@@ -11,6 +13,16 @@ export interface KdfParams {
   salt: string; // base64
 }
 
+/**
+ * What deriveKey accepts. tsbak has written N=2^17 r=8 p=1 (before 2026-11-25), N=2^15
+ * r=8 p=4 (since), and N=2^12 r=8 p=1 (TSBAK_FAST_KDF, tests): each costs N·r·p = 2^20 or
+ * less. Allowed: up to 4 times that work (N·r·p <= 2^22, ~1.5 s) and 256 MiB (128·N·r).
+ */
+export const KDF_BOUNDS = { minLogN: 10, maxLogN: 20, maxR: 32, maxP: 16, maxWork: 1 << 22, maxMem: 256 << 20, saltBytes: [16, 64] } as const;
+
+/** KDF parameters that are not what tsbak could have written (malformed, or out of KDF_BOUNDS): damage. */
+export class KdfParamsError extends Error {}
+
 export function newKdfParams(fast = false): KdfParams {
   // N=2^15, r=8, p=4: 32 MiB (what restic's calibration settles on) and the CPU time of
   // N=2^17 with p=1 (~0.3-0.4 s here): 2^17 with p=1 needed 128 MiB, most of the peak
@@ -19,9 +31,27 @@ export function newKdfParams(fast = false): KdfParams {
   return { alg: 'scrypt', N: 1 << 15, r: 8, p: 4, salt: randomBytes(16).toString('base64') };
 }
 
+const int = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+
+/** Throws KdfParamsError unless the parameters are within KDF_BOUNDS; returns the salt. */
+export function checkKdfParams(params: unknown): Buffer {
+  const p = params as KdfParams;
+  const B = KDF_BOUNDS;
+  if (typeof p !== 'object' || p === null) throw new KdfParamsError('no kdf parameters');
+  if (p.alg !== 'scrypt') throw new KdfParamsError(`unknown KDF ${JSON.stringify(p.alg)}`);
+  if (!int(p.N) || p.N < 2 ** B.minLogN || p.N > 2 ** B.maxLogN || (p.N & (p.N - 1)) !== 0) throw new KdfParamsError(`scrypt N=${p.N} is not a power of two from 2^${B.minLogN} to 2^${B.maxLogN}`);
+  if (!int(p.r) || p.r < 1 || p.r > B.maxR) throw new KdfParamsError(`scrypt r=${p.r} is not from 1 to ${B.maxR}`);
+  if (!int(p.p) || p.p < 1 || p.p > B.maxP) throw new KdfParamsError(`scrypt p=${p.p} is not from 1 to ${B.maxP}`);
+  if (p.N * p.r * p.p > B.maxWork || 128 * p.N * p.r > B.maxMem) throw new KdfParamsError(`scrypt N=${p.N} r=${p.r} p=${p.p} is more work or memory than tsbak allows`);
+  if (typeof p.salt !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(p.salt) || p.salt.length % 4 !== 0) throw new KdfParamsError('salt is not base64');
+  const salt = Buffer.from(p.salt, 'base64');
+  if (salt.length < B.saltBytes[0] || salt.length > B.saltBytes[1]) throw new KdfParamsError(`salt of ${salt.length} bytes`);
+  return salt;
+}
+
 export function deriveKey(passphrase: string, params: KdfParams): Buffer {
-  if (params.alg !== 'scrypt') throw new Error(`unknown KDF ${params.alg}`);
-  return scryptSync(passphrase.normalize('NFC'), Buffer.from(params.salt, 'base64'), 32, {
+  const salt = checkKdfParams(params);
+  return scryptSync(passphrase.normalize('NFC'), salt, 32, {
     N: params.N,
     r: params.r,
     p: params.p,

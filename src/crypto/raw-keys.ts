@@ -14,7 +14,11 @@ const PKCS8_PREFIX = {
 
 /** A new pair: its raw bytes, and the private key as a KeyObject (for diffieHellman, sign). */
 export function newRawPair(type: 'x25519' | 'ed25519'): { publicKey: Buffer; privateKey: Buffer; key: KeyObject } {
-  const privateKey = randomBytes(32);
+  return rawPairOf(type, randomBytes(32));
+}
+
+/** The pair of a raw private key: checks that a stored private key matches its stored public key. */
+export function rawPairOf(type: 'x25519' | 'ed25519', privateKey: Buffer): { publicKey: Buffer; privateKey: Buffer; key: KeyObject } {
   const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX[type], privateKey]), format: 'der', type: 'pkcs8' });
   // SPKI DER of these types ends with the 32 raw bytes of the public key.
   const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });

@@ -1,10 +1,16 @@
-// The plaintext `config` object. See docs/FORMAT.md ("config").
+// The `config` object, and `config.sig` (the signature of an older, unsigned config).
+// See docs/FORMAT.md ("config"). Every value is range-checked on decode: config is read
+// from the bucket, and a bucket writer must not be able to hang the writer (a chunker of
+// zeros), nor make it write somewhere unexpected, by editing it.
 // The S3 storage classes (the same names as the backend's StorageClass; format stays free
 // of imports from the layers above it).
 export type StorageClass = 'STANDARD' | 'STANDARD_IA' | 'GLACIER_IR' | 'GLACIER' | 'DEEP_ARCHIVE';
 
+export const STORAGE_CLASSES: readonly StorageClass[] = ['STANDARD', 'STANDARD_IA', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'];
+
 export interface RepoConfig {
-  version: 1;
+  /** 1: unsigned (repositories made before signed configs; see config.sig); 2: signed. */
+  version: 1 | 2;
   id: string; // 16 random bytes, hex
   created: string;
   chunker: { min: number; avg: number; max: number };
@@ -13,12 +19,152 @@ export interface RepoConfig {
   storageClass: { data: StorageClass; tree: StorageClass; other: StorageClass };
 }
 
-export function encodeConfig(c: RepoConfig): Buffer {
-  return Buffer.from(JSON.stringify(c, null, 2) + '\n');
+/** What makes a config authentic: the master's Ed25519 public key, the key check value, the signature. */
+export interface ConfigSignature {
+  signPub: Buffer; // 32
+  keyCheck: Buffer; // 32: HMAC-SHA256(macKey, "tsbak key check v1" || chunkerSeed || indexKey || repoPub)
+  sig: Buffer; // 64: Ed25519(master signPriv, configSignedMessage(...))
 }
 
-export function decodeConfig(b: Buffer): RepoConfig {
-  const c = JSON.parse(b.toString('utf8')) as RepoConfig;
-  if (c.version !== 1 || typeof c.id !== 'string' || !c.chunker || !c.packSize) throw new Error('unknown config version');
-  return c;
+/** A decoded config: its values, and its signature when it carries one (version 2). */
+export interface DecodedConfig {
+  config: RepoConfig;
+  signature: ConfigSignature | null;
+}
+
+/** A config value out of range, or a malformed config: message names the field. */
+export class ConfigError extends Error {}
+
+/** Bounds (docs/FORMAT.md "config"): generous around what tsbak writes, tight enough that nothing hangs or explodes. */
+export const CONFIG_BOUNDS = {
+  chunkerAvg: [1 << 10, 1 << 24], // a power of two
+  chunkerMin: 512,
+  chunkerMax: 1 << 26,
+  level: [-7, 22],
+  packData: [1 << 20, 1 << 30],
+  packTree: [64 << 10, 1 << 30],
+} as const;
+
+const CONFIG_SIG_DOMAIN = 'tsbak config v2\n';
+
+/** The bytes the master key signs: a domain string, then the config's values as JSON in a fixed key order, no whitespace. */
+export function configSignedMessage(c: RepoConfig, signPub: Buffer, keyCheck: Buffer): Buffer {
+  return Buffer.from(CONFIG_SIG_DOMAIN + JSON.stringify({ ...canonical(c), signPub: signPub.toString('base64'), keyCheck: keyCheck.toString('base64') }));
+}
+
+function canonical(c: RepoConfig): RepoConfig {
+  return {
+    version: c.version,
+    id: c.id,
+    created: c.created,
+    chunker: { min: c.chunker.min, avg: c.chunker.avg, max: c.chunker.max },
+    compression: { alg: c.compression.alg, level: c.compression.level },
+    packSize: { data: c.packSize.data, tree: c.packSize.tree },
+    storageClass: { data: c.storageClass.data, tree: c.storageClass.tree, other: c.storageClass.other },
+  };
+}
+
+/** A config (init writes version 2): the values, then signPub, keyCheck and sig (base64). Pretty-printed, as version 1 was. */
+export function encodeConfig(c: RepoConfig, s: ConfigSignature): Buffer {
+  const o = { ...canonical(c), signPub: s.signPub.toString('base64'), keyCheck: s.keyCheck.toString('base64'), sig: s.sig.toString('base64') };
+  return Buffer.from(JSON.stringify(o, null, 2) + '\n');
+}
+
+export function decodeConfig(b: Buffer): DecodedConfig {
+  let o: any;
+  try {
+    o = JSON.parse(b.toString('utf8'));
+  } catch {
+    throw new ConfigError('not JSON');
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new ConfigError('not a JSON object');
+  if (o.version !== 1 && o.version !== 2) throw new ConfigError(`version: ${JSON.stringify(o.version)} is not 1 or 2 (made by a newer tsbak?)`);
+  const config: RepoConfig = {
+    version: o.version,
+    id: hexId(o.id, 'id'),
+    created: created(o.created),
+    chunker: chunker(o.chunker),
+    compression: compression(o.compression),
+    packSize: packSize(o.packSize),
+    storageClass: storageClass(o.storageClass),
+  };
+  if (config.version === 1) return { config, signature: null };
+  return { config, signature: { signPub: b64(o.signPub, 'signPub', 32), keyCheck: b64(o.keyCheck, 'keyCheck', 32), sig: b64(o.sig, 'sig', 64) } };
+}
+
+/** config.sig: the signature of a version 1 config, written once by `tsbak key sign-config`. */
+export function encodeConfigSig(s: ConfigSignature): Buffer {
+  return Buffer.from(JSON.stringify({ v: 1, signPub: s.signPub.toString('base64'), keyCheck: s.keyCheck.toString('base64'), sig: s.sig.toString('base64') }, null, 2) + '\n');
+}
+
+export function decodeConfigSig(b: Buffer): ConfigSignature {
+  let o: any;
+  try {
+    o = JSON.parse(b.toString('utf8'));
+  } catch {
+    throw new ConfigError('not JSON');
+  }
+  if (typeof o !== 'object' || o === null || o.v !== 1) throw new ConfigError('v: not 1');
+  return { signPub: b64(o.signPub, 'signPub', 32), keyCheck: b64(o.keyCheck, 'keyCheck', 32), sig: b64(o.sig, 'sig', 64) };
+}
+
+const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Strict base64 of exactly `len` bytes (Buffer.from would skip junk characters). */
+export function b64(v: unknown, field: string, len: number): Buffer {
+  if (typeof v !== 'string' || !B64.test(v)) throw new ConfigError(`${field}: not base64`);
+  const b = Buffer.from(v, 'base64');
+  if (b.length !== len) throw new ConfigError(`${field}: ${b.length} bytes, not ${len}`);
+  return b;
+}
+
+function hexId(v: unknown, field: string): string {
+  if (typeof v !== 'string' || !/^[0-9a-f]{32}$/.test(v)) throw new ConfigError(`${field}: not 32 lowercase hex digits`);
+  return v;
+}
+
+function created(v: unknown): string {
+  if (typeof v !== 'string' || v.length > 40 || Number.isNaN(Date.parse(v))) throw new ConfigError('created: not an ISO 8601 time');
+  return v;
+}
+
+function int(v: unknown, field: string, lo: number, hi: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new ConfigError(`${field}: ${JSON.stringify(v)} is not an integer from ${lo} to ${hi}`);
+  return v;
+}
+
+function obj(v: unknown, field: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${field}: missing or not an object`);
+  return v as Record<string, unknown>;
+}
+
+function chunker(v: unknown): RepoConfig['chunker'] {
+  const o = obj(v, 'chunker');
+  const B = CONFIG_BOUNDS;
+  const avg = int(o.avg, 'chunker.avg', B.chunkerAvg[0], B.chunkerAvg[1]);
+  if ((avg & (avg - 1)) !== 0) throw new ConfigError(`chunker.avg: ${avg} is not a power of two`);
+  const min = int(o.min, 'chunker.min', B.chunkerMin, avg);
+  const max = int(o.max, 'chunker.max', avg, B.chunkerMax);
+  return { min, avg, max };
+}
+
+function compression(v: unknown): RepoConfig['compression'] {
+  const o = obj(v, 'compression');
+  if (o.alg !== 'zstd') throw new ConfigError(`compression.alg: ${JSON.stringify(o.alg)} is not "zstd"`);
+  return { alg: 'zstd', level: int(o.level, 'compression.level', CONFIG_BOUNDS.level[0], CONFIG_BOUNDS.level[1]) };
+}
+
+function packSize(v: unknown): RepoConfig['packSize'] {
+  const o = obj(v, 'packSize');
+  const B = CONFIG_BOUNDS;
+  return { data: int(o.data, 'packSize.data', B.packData[0], B.packData[1]), tree: int(o.tree, 'packSize.tree', B.packTree[0], B.packTree[1]) };
+}
+
+function storageClass(v: unknown): RepoConfig['storageClass'] {
+  const o = obj(v, 'storageClass');
+  const one = (k: 'data' | 'tree' | 'other'): StorageClass => {
+    if (!STORAGE_CLASSES.includes(o[k] as StorageClass)) throw new ConfigError(`storageClass.${k}: ${JSON.stringify(o[k])} is not one of ${STORAGE_CLASSES.join(', ')}`);
+    return o[k] as StorageClass;
+  };
+  return { data: one('data'), tree: one('tree'), other: one('other') };
 }

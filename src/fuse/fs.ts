@@ -22,6 +22,7 @@ import { LRUCache } from 'lru-cache';
 import type { TreeNode } from '../format/tree.js';
 import type { SnapshotInfo } from '../format/snapshot.js';
 import { mapLimit, type Repository, type Snapshot } from '../repo/repository.js';
+import { isFuture, type SnapshotSigner } from '../repo/snapshot-select.js';
 import { TsbakError } from '../errors.js';
 import { buildChunkMap, type ChunkMap } from './chunk-map.js';
 import { ColdReads, isReadable, STATE_XATTR, statusText, type ColdFile, type ColdReadOptions } from './cold.js';
@@ -57,6 +58,8 @@ export interface Snap {
   ino: number;
   tree: Buffer;
   mtimeMs: number;
+  /** Who signed it (the SIGNER_XATTR of its directory). */
+  signer: SnapshotSigner;
 }
 
 export type Entry =
@@ -67,6 +70,9 @@ export type Entry =
   | { kind: 'vfile'; ino: number; mtimeMs: number; data: Buffer };
 
 type InSnapshot = Extract<Entry, { kind: 'snap' | 'node' }>;
+
+/** Xattr of each snapshot directory: who signed the snapshot, JSON {"id","name"} ("master", or a writer key's id and name). */
+export const SIGNER_XATTR = 'user.tsbak.signer';
 
 /** Hidden xattr on the mount root with counters, for tests and curious users. */
 export const STATS_XATTR = 'user.tsbak.stats';
@@ -180,7 +186,7 @@ export class SnapshotFs {
       for (let k = 2; this.usedNames.has(name); k++) name = `${base}-${k}`;
       this.usedNames.add(name);
       const tree = Buffer.from(s.info.tree, 'hex');
-      this.snaps.set(s.id, { no: this.nextSnapNo++, id: s.id, info: s.info, name, ino: this.inodes.get(`s:${s.id}`), tree, mtimeMs: timeMs(s.info.time) });
+      this.snaps.set(s.id, { no: this.nextSnapNo++, id: s.id, info: s.info, name, ino: this.inodes.get(`s:${s.id}`), tree, mtimeMs: timeMs(s.info.time), signer: s.signer });
     }
     this.root = this.buildViews();
     return true;
@@ -188,7 +194,9 @@ export class SnapshotFs {
 
   private buildViews(): Entry & { kind: 'vdir' } {
     const snaps = [...this.snaps.values()].sort((a, b) => bySnapshotTime(a, b));
-    const latest = snaps[snaps.length - 1];
+    // Never a snapshot dated more than a day ahead (it keeps its own directory).
+    const now = Date.now();
+    const latest = [...snaps].reverse().find((s) => !isFuture(s.info, now));
     const mtimeMs = latest?.mtimeMs ?? this.startedMs;
     const vdir = (path: string, children: Map<string, Entry>): Entry & { kind: 'vdir' } => {
       let nlink = 2;
@@ -349,12 +357,14 @@ export class SnapshotFs {
       // The data's state (./cold.ts): from what is known, without reading the file.
       return Buffer.from(this.cold ? await this.cold.state(e.ino, e.node) : 'hot');
     }
+    if (e.kind === 'snap' && name === SIGNER_XATTR) return Buffer.from(JSON.stringify(e.snap.signer));
     if (e === this.root && name === STATS_XATTR) return Buffer.from(JSON.stringify(this.stats()));
     return undefined;
   }
 
   async listxattr(path: string): Promise<string[]> {
     const e = await this.must(path);
+    if (e.kind === 'snap') return [SIGNER_XATTR];
     if (e.kind !== 'node') return [];
     const names = (e.node.xattrs ?? []).map(([k]) => k);
     if (this.cold && (await this.cold.listed(e.ino, e.node))) names.push(STATE_XATTR);

@@ -18,3 +18,8 @@ export function parsePackName(name: string): { kind: 'data' | 'tree'; id: string
   const m = /^packs\/(data|tree)\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(name);
   return m ? { kind: m[1] as 'data' | 'tree', id: m[2]! } : null;
 }
+
+/** The signature of a version 1 (unsigned) config, written once by `tsbak key sign-config`. */
+export const CONFIG_SIG = 'config.sig';
+/** keys/revoked-<keyId>: the master's revocation of a writer key. */
+export const REVOKED = `${KEYS}revoked-`;

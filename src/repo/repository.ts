@@ -11,19 +11,21 @@ import { AuthError } from '../crypto/aead.js';
 import { openSealed, type X25519Pair } from '../crypto/box.js';
 import { blobId, sha256 } from '../crypto/hash.js';
 import { openBlob } from '../format/blob.js';
-import { decodeConfig, encodeConfig, type RepoConfig } from '../format/config.js';
+import { ConfigError, decodeConfig, decodeConfigSig, encodeConfig, encodeConfigSig, type ConfigSignature, type RepoConfig } from '../format/config.js';
 import { INDEX_SIG_PREFIX, openIndex, sealIndex, type IndexFile, type IndexPack } from '../format/index-file.js';
 import { verifyBytes } from '../crypto/sign.js';
-import type { FullKeyObject, FullSecrets, WriterKeyFile, WriterKeyObject, WriterSecrets } from '../format/keyfile.js';
+import type { FullKeyObject, FullSecrets, RevocationObject, WriterKeyFile, WriterKeyObject, WriterSecrets } from '../format/keyfile.js';
 import type { BlobType } from '../format/pack.js';
 import { openSnapshot, parseEnvelope, sealSnapshot, type SnapshotInfo } from '../format/snapshot.js';
 import { decodeTree, encodeTree, type Tree } from '../format/tree.js';
 import { ColdError, CorruptError, NotFoundError, TsbakError } from '../errors.js';
 import { BlobIndex, type BlobLocation, type PackRef } from './blob-index.js';
-import { newRepoSecrets, newWriterKey, openWriterKeyFile, unwrapFullKey, verifyRegistration, wrapFullKey } from './keys.js';
+import { inconsistentSecrets, keyCheck, newRepoSecrets, newRevocation, newWriterKey, openWriterKeyFile, registeredSignPub, signConfig, unwrapFullKey, verifiedRevocation, verifyConfig, wrapFullKey } from './keys.js';
+import { pickLatest, type SnapshotFilter, type SnapshotSigner } from './snapshot-select.js';
+import { readPin, writePin } from './trust-pin.js';
 import { OPEN_POOL_MIN, OpenPoolError, openPool, type OpenOutcome } from './open-pool.js';
 import { blobIdNativeAsync, openBlobNative, openBlobToFileAsync } from '../platform/native.js';
-import { CONFIG, INDEX, KEYS, LOCKS, SNAPSHOTS, packName, parsePackName } from './layout.js';
+import { CONFIG, CONFIG_SIG, INDEX, KEYS, LOCKS, REVOKED, SNAPSHOTS, packName, parsePackName } from './layout.js';
 
 /** Packs per intermediate index file during a backup. */
 const INDEX_EVERY = 32;
@@ -62,6 +64,10 @@ export interface SealedBatch {
 export interface Credentials {
   password?: string;
   keyFile?: { path: string; content: WriterKeyFile };
+  /** The local cache root, where the master's public key is pinned for key files made before they carried it (null: none). */
+  cacheRoot?: string | null;
+  /** Told about what opens but deserves attention (an unsigned config). */
+  onWarning?: (message: string) => void;
 }
 
 export interface InitOptions {
@@ -74,8 +80,15 @@ export interface InitOptions {
 export interface Snapshot {
   id: string;
   info: SnapshotInfo;
-  /** The key id that signed it ("master" or a writer's). */
-  signer?: string;
+  /** The key that signed it: "master", or a writer's id and registered name. */
+  signer: SnapshotSigner;
+}
+
+/** A signing key trusted for snapshots, and its revocation if the master revoked it. */
+interface SignerKey {
+  pub: Buffer;
+  name: string;
+  revoked: RevocationObject | null;
 }
 
 /** An index file that could not be used, and why. */
@@ -211,7 +224,7 @@ export class Repository {
   /** Blob reads under way (fetching or opening), and when two last overlapped (performance.now()). */
   private blobReads = 0;
   private blobReadsOverlapped = -Infinity;
-  private signers: Promise<Map<string, Buffer>> | null = null;
+  private signers: Promise<Map<string, SignerKey>> | null = null;
   private cold: ColdStorage | null = null;
   private coldOptions: ColdOptions = {};
   private packBytes: { blobs: number; bytes: Map<PackRef, number> } | null = null;
@@ -241,7 +254,7 @@ export class Repository {
     if (await backend.head(CONFIG)) throw new TsbakError('REPO_EXISTS', `${backend.location} already holds a tsbak repository`);
     for await (const _ of backend.list(KEYS)) throw new TsbakError('REPO_EXISTS', `${backend.location} already has keys/ but no config; refusing to initialize over it`);
     const config: RepoConfig = {
-      version: 1,
+      version: 2,
       id: randomBytes(16).toString('hex'),
       created: new Date().toISOString(),
       chunker: opts.chunker ?? { min: 256 << 10, avg: 1 << 20, max: 4 << 20 },
@@ -250,44 +263,167 @@ export class Repository {
       storageClass: opts.storageClass ?? { data: 'STANDARD', tree: 'STANDARD', other: 'STANDARD' },
     };
     const secrets = newRepoSecrets(config.id);
+    const bytes = encodeConfig(config, signConfig(config, secrets));
+    // What readers will refuse, refused here (a bad --compression or --pack-size).
+    try {
+      decodeConfig(bytes);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new TsbakError('USAGE', `cannot create a repository with this config: ${e.message}`);
+      throw e;
+    }
     const keyObj = wrapFullKey(secrets, password);
     await backend.put(`${KEYS}${randomBytes(16).toString('hex')}`, Buffer.from(JSON.stringify(keyObj, null, 2)));
-    await backend.put(CONFIG, encodeConfig(config));
+    await backend.put(CONFIG, bytes);
     return new Repository(backend, config, secrets);
   }
 
+  /**
+   * Opens the repository with a passphrase (the full key) or a writer key file, and checks
+   * what the bucket says against the key: config's values and signature (and id), the key
+   * check value, the key's own halves, a writer's registration and revocation. See
+   * docs/THREAT-MODEL.md ("config and keys").
+   */
   static async open(backend: Backend, creds: Credentials): Promise<Repository> {
+    const where = backend.location;
     let raw: Buffer;
     try {
       raw = await backend.get(CONFIG);
     } catch (e) {
-      if (e instanceof NotFoundError) throw new TsbakError('NOT_A_REPOSITORY', `${backend.location} is not a tsbak repository (no config); create one with 'tsbak init'`);
+      if (e instanceof NotFoundError) throw new TsbakError('NOT_A_REPOSITORY', `${where} is not a tsbak repository (no config); create one with 'tsbak init'`);
       throw e;
     }
     let config: RepoConfig;
+    let signature: ConfigSignature | null;
     try {
-      config = decodeConfig(raw);
-    } catch {
-      throw new TsbakError('NOT_A_REPOSITORY', `${backend.location}/config is not a tsbak config (damaged, or a newer format)`);
+      ({ config, signature } = decodeConfig(raw));
+      signature ??= await Repository.readConfigSig(backend);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new TsbakError('CORRUPT', `${where}/config is damaged (${e.message}); restore it from a copy, or ask whoever can write to the bucket`);
+      throw e;
     }
+    const pin = creds.cacheRoot ? await readPin(creds.cacheRoot, config.id) : null;
+    const warn = creds.onWarning ?? (() => {});
+    const unsigned = (master: Buffer | null) => {
+      // A key (or this machine) that has seen the config signed refuses it unsigned: the
+      // signature was removed, or the config replaced.
+      if (master && pin?.configSigned) throw new TsbakError('CORRUPT', `${where}/config is damaged (it has no signature, but this repository's config was signed before): restore config and config.sig from a copy`);
+      warn(`${where}/config is not signed (a repository made before tsbak signed it): run 'tsbak key sign-config' with the passphrase`);
+    };
+    const badConfigSig = () => new TsbakError('CORRUPT', `${where}/config is damaged (its signature does not verify with the repository's master key): it was altered; restore it from a copy`);
+
     if (creds.keyFile) {
-      const secrets = openWriterKeyFile(creds.keyFile.content, creds.password, creds.keyFile.path);
-      if (secrets.repoId !== config.id) throw new TsbakError('USAGE', `key file ${creds.keyFile.path} belongs to repository ${secrets.repoId}, not to ${backend.location} (${config.id})`);
+      const kf = creds.keyFile.path;
+      const secrets = openWriterKeyFile(creds.keyFile.content, creds.password, kf);
+      if (secrets.repoId !== config.id) throw new TsbakError('USAGE', `key file ${kf} belongs to repository ${secrets.repoId}, not to ${where} (${config.id})`);
+      const damaged = (why: string) => new TsbakError('CORRUPT', `key file ${kf} is damaged (${why}); use a backup copy of it, or make a new one with 'tsbak key add-writer'`);
+      const bad = inconsistentSecrets(secrets);
+      if (bad) throw damaged(bad);
+      // The master's public key: from the key file; for key files made before they carried
+      // it, pinned on this machine, else taken from the signed config the first time (and
+      // pinned then) once the config's key check shows the config belongs with this key.
+      let master = secrets.masterSignPub ?? pin?.masterSignPub ?? null;
+      const firstUse = !master && !!signature;
+      if (signature) {
+        master ??= signature.signPub;
+        if (!verifyConfig(config, signature, master)) throw badConfigSig();
+        if (!keyCheck(secrets).equals(signature.keyCheck)) throw damaged("its macKey, chunkerSeed, indexKey or repoPub are not the repository's (config.keyCheck differs)");
+      } else if (secrets.masterSignPub) {
+        // Key files with masterSignPub are made only once the config is signed (add-writer signs it).
+        throw new TsbakError('CORRUPT', `${where}/config is damaged (it has no signature, but this key was made for a signed config): restore config and config.sig from a copy`);
+      } else unsigned(master);
+      const reg = await Repository.readRegistration(backend, secrets.keyId);
+      const regPub = master ? registeredSignPub(reg, master) : Buffer.from(String(reg.signPub), 'base64');
+      if (!regPub) throw new TsbakError('CORRUPT', `${where}/${KEYS}${secrets.keyId} (the registration of key file ${kf}) is damaged (not signed by the master key); the master can add a new writer key`);
+      if (!regPub.equals(secrets.signPub)) throw damaged(`signPub is not the one registered in ${KEYS}${secrets.keyId}`);
+      if (master) {
+        const rev = await Repository.readRevocation(backend, secrets.keyId, master);
+        if (rev) throw new TsbakError('WRONG_PASSWORD', `key file ${kf} (${rev.name}, ${secrets.keyId}) was revoked on ${rev.revoked}: it can no longer add snapshots to ${where}`);
+        secrets.masterSignPub = master;
+        if (firstUse && creds.cacheRoot) await writePin(creds.cacheRoot, config.id, { masterSignPub: master, configSigned: true });
+      }
       return new Repository(backend, config, secrets);
     }
-    if (creds.password === undefined) throw new TsbakError('USAGE', `no passphrase for ${backend.location}: use --password-file, TSBAK_PASSWORD or --key-file`);
+
+    if (creds.password === undefined) throw new TsbakError('USAGE', `no passphrase for ${where}: use --password-file, TSBAK_PASSWORD or --key-file`);
+    const damagedKeys: string[] = [];
+    let found: { name: string; secrets: FullSecrets } | null = null;
     for await (const o of backend.list(KEYS)) {
       let obj: FullKeyObject;
       try {
         obj = JSON.parse((await backend.get(o.name)).toString());
-      } catch {
+      } catch (e) {
+        if (!(e instanceof SyntaxError)) throw e;
+        damagedKeys.push(`${o.name} is damaged (not JSON)`);
         continue;
       }
-      if (obj.kind !== 'full') continue;
-      const s = unwrapFullKey(obj, creds.password);
-      if (s) return new Repository(backend, config, s);
+      if (typeof obj !== 'object' || obj === null) {
+        damagedKeys.push(`${o.name} is damaged (not a key object)`);
+        continue;
+      }
+      if ((obj as { kind: string }).kind === 'writer' || (obj as { kind: string }).kind === 'revocation') continue;
+      if (obj.kind !== 'full') {
+        damagedKeys.push(`${o.name} is damaged (unknown kind ${JSON.stringify(obj.kind)})`);
+        continue;
+      }
+      const r = unwrapFullKey(obj, creds.password);
+      if (r === 'wrong') continue;
+      if ('damaged' in r) {
+        damagedKeys.push(`${o.name} is damaged (${r.damaged})`);
+        continue;
+      }
+      found = { name: o.name, secrets: r };
+      break;
     }
-    throw new TsbakError('WRONG_PASSWORD', `wrong passphrase for ${backend.location}: no key in keys/ opens with it`);
+    if (!found) {
+      // A damaged key object cannot be told from one the passphrase does not open, unless
+      // its damage shows before decryption: then that is the likelier story, and said so.
+      if (damagedKeys.length) throw new TsbakError('CORRUPT', `no key in ${where}/${KEYS} opens with this passphrase, and ${damagedKeys.join('; ')}: if the passphrase is right, restore that object from a copy`);
+      throw new TsbakError('WRONG_PASSWORD', `wrong passphrase for ${where}: no key in keys/ opens with it`);
+    }
+    const s = found.secrets;
+    if (s.repoId !== config.id) throw new TsbakError('CORRUPT', `${where}/config is damaged (its id ${config.id} is not ${s.repoId}, the id of the repository's key): it was replaced; restore it from a copy`);
+    const bad = inconsistentSecrets(s);
+    if (bad) throw new TsbakError('CORRUPT', `${where}/${found.name} is damaged (${bad}); open with another passphrase, or restore it from a copy`);
+    if (signature) {
+      if (!verifyConfig(config, signature, s.signPub)) throw badConfigSig();
+      if (!keyCheck(s).equals(signature.keyCheck)) throw new TsbakError('CORRUPT', `${where}/${found.name} is damaged (its secrets do not match config.keyCheck); open with another passphrase, or restore it from a copy`);
+      if (creds.cacheRoot && !pin?.configSigned) await writePin(creds.cacheRoot, config.id, { masterSignPub: s.signPub, configSigned: true });
+    } else unsigned(s.signPub);
+    return new Repository(backend, config, s);
+  }
+
+  /** config.sig (the signature of a version 1 config), or null when there is none. */
+  private static async readConfigSig(backend: Backend): Promise<ConfigSignature | null> {
+    try {
+      return decodeConfigSig(await backend.get(CONFIG_SIG));
+    } catch (e) {
+      if (e instanceof NotFoundError) return null;
+      if (e instanceof ConfigError) throw new ConfigError(`config.sig: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** keys/<keyId>, a writer's registration (parsed, not yet verified). */
+  private static async readRegistration(backend: Backend, keyId: string): Promise<WriterKeyObject> {
+    const name = `${KEYS}${keyId}`;
+    try {
+      const reg = JSON.parse((await backend.get(name)).toString());
+      if (typeof reg === 'object' && reg !== null && reg.kind === 'writer' && reg.keyId === keyId) return reg;
+    } catch (e) {
+      if (e instanceof NotFoundError) throw new TsbakError('CORRUPT', `${backend.location}/${name} is missing: this writer key is not registered, so its snapshots could not be verified; the master can add a new writer key`);
+      if (!(e instanceof SyntaxError)) throw e;
+    }
+    throw new TsbakError('CORRUPT', `${backend.location}/${name} is damaged (not a writer registration); the master can add a new writer key`);
+  }
+
+  /** keys/revoked-<keyId> when present and signed by the master key. */
+  private static async readRevocation(backend: Backend, keyId: string, masterSignPub: Buffer): Promise<RevocationObject | null> {
+    try {
+      return verifiedRevocation(JSON.parse((await backend.get(`${REVOKED}${keyId}`)).toString()), masterSignPub);
+    } catch (e) {
+      if (e instanceof NotFoundError || e instanceof SyntaxError) return null;
+      throw e;
+    }
   }
 
   private requireRead(what: string): X25519Pair {
@@ -298,8 +434,28 @@ export class Repository {
 
   // ---- keys ----
 
+  /** The master's Ed25519 public key, when this key knows it (the full key; writers whose key file or cache says it). */
+  get masterSignPub(): Buffer | null {
+    return this.secrets.keyId === 'master' ? this.secrets.signPub : this.secrets.masterSignPub ?? null;
+  }
+
+  /** Whether the config carries the master's signature (in itself, or in config.sig). */
+  async configSigned(): Promise<boolean> {
+    return this.config.version === 2 || (await Repository.readConfigSig(this.backend).catch(() => null)) !== null;
+  }
+
+  /** Signs a version 1 config: writes config.sig (once; objects are immutable). False when it is signed already. */
+  async signConfig(): Promise<boolean> {
+    this.requireRead('sign the config');
+    if (await this.configSigned()) return false;
+    await this.backend.put(CONFIG_SIG, encodeConfigSig(signConfig(this.config, this.secrets as FullSecrets)), { storageClass: this.config.storageClass.other });
+    return true;
+  }
+
   async addWriterKey(name: string, passphrase?: string): Promise<WriterKeyFile> {
     this.requireRead('add a writer key');
+    // The key file carries masterSignPub, and so expects a signed config: sign it now if it is not.
+    await this.signConfig();
     const { file, registration, keyId } = newWriterKey(this.secrets as FullSecrets, name, passphrase);
     await this.backend.put(`${KEYS}${keyId}`, Buffer.from(JSON.stringify(registration, null, 2)));
     return file;
@@ -310,17 +466,47 @@ export class Repository {
     await this.backend.put(`${KEYS}${randomBytes(16).toString('hex')}`, Buffer.from(JSON.stringify(wrapFullKey(this.secrets as FullSecrets, passphrase), null, 2)));
   }
 
-  async listKeys(): Promise<Array<{ id: string; kind: string; name?: string; created: string; host?: string }>> {
+  async listKeys(): Promise<Array<{ id: string; kind: string; name?: string; created: string; host?: string; revoked?: string }>> {
     const out = [];
+    const signers = this.canRead ? await this.signerKeys() : null;
     for await (const o of this.backend.list(KEYS)) {
-      const k = JSON.parse((await this.backend.get(o.name)).toString());
-      out.push({ id: o.name.slice(KEYS.length), kind: k.kind, name: k.name, created: k.created, host: k.host });
+      if (o.name.startsWith(REVOKED)) continue; // shown as the key's "revoked"
+      let k: any;
+      try {
+        k = JSON.parse((await this.backend.get(o.name)).toString());
+      } catch (e) {
+        if (!(e instanceof SyntaxError)) throw e;
+        k = { kind: 'damaged', created: '' };
+      }
+      const id = o.name.slice(KEYS.length);
+      const revoked = signers?.get(id)?.revoked?.revoked;
+      out.push({ id, kind: k.kind, name: k.name, created: k.created, host: k.host, ...(revoked ? { revoked } : {}) });
     }
     return out;
   }
 
+  /**
+   * Revokes a writer key (full key only): writes keys/revoked-<keyId>, listing the
+   * snapshots that key signed so far, which stay trusted; any other snapshot it signs is
+   * refused from then on. `ref` is the key's id, a unique prefix of it, or its name.
+   */
+  async revokeWriterKey(ref: string): Promise<{ keyId: string; name: string; kept: number }> {
+    this.requireRead('revoke a key');
+    const signers = await this.signerKeys();
+    const matches = [...signers].filter(([id, k]) => id !== 'master' && (id === ref || k.name === ref || (ref.length >= 4 && id.startsWith(ref))));
+    if (!matches.length) throw new TsbakError('NOT_FOUND', `no writer key ${ref} in ${this.backend.location}; see 'tsbak key list'`);
+    if (matches.length > 1) throw new TsbakError('USAGE', `${ref} names ${matches.length} writer keys; give its full id (see 'tsbak key list')`);
+    const [keyId, key] = matches[0]!;
+    if (key.revoked) throw new TsbakError('USAGE', `writer key ${key.name} (${keyId}) was revoked already, on ${key.revoked.revoked}`);
+    const kept = (await this.listSnapshots(() => {})).filter((s) => s.signer.id === keyId).map((s) => s.id);
+    const rev = newRevocation(this.secrets as FullSecrets, keyId, key.name, kept);
+    await this.backend.put(`${REVOKED}${keyId}`, Buffer.from(JSON.stringify(rev, null, 2)), { storageClass: this.config.storageClass.other });
+    this.signers = null;
+    return { keyId, name: key.name, kept: kept.length };
+  }
+
   /** Signing keys trusted for snapshots: the master key and every writer it registered. */
-  private signerKeys(): Promise<Map<string, Buffer>> {
+  private signerKeys(): Promise<Map<string, SignerKey>> {
     // One listing shared by concurrent snapshot reads (each used to list keys/ and GET
     // every key until the first finished); a failed one is tried again by the next caller.
     this.signers ??= this.readSignerKeys().catch((e) => {
@@ -330,33 +516,33 @@ export class Repository {
     return this.signers;
   }
 
-  /**
-   * The master's public signing key, when this key knows it: the full key does; a writer key
-   * only once its key file carries it (empty otherwise: then writer registrations and the
-   * master's index files cannot be verified, and such a writer trusts only its own entries).
-   */
-  private masterSignPub(): Buffer {
-    if (this.secrets.keyId === 'master') return this.secrets.signPub;
-    const known = (this.secrets as { masterSignPub?: Buffer }).masterSignPub;
-    return known?.length ? known : Buffer.alloc(0);
-  }
-
-  private async readSignerKeys(): Promise<Map<string, Buffer>> {
-    const master = this.masterSignPub();
-    const m = new Map<string, Buffer>([['master', master]]);
+  private async readSignerKeys(): Promise<Map<string, SignerKey>> {
+    const master = this.masterSignPub;
+    const m = new Map<string, SignerKey>();
     // Our own key is known without its registration (a writer may not be able to verify it).
-    if (this.secrets.keyId !== 'master') m.set(this.secrets.keyId, this.secrets.signPub);
-    if (!master.length) return m;
+    if (this.secrets.keyId !== 'master') m.set(this.secrets.keyId, { pub: this.secrets.signPub, name: 'this key', revoked: null });
+    if (!master) return m;
+    m.set('master', { pub: master, name: 'master', revoked: null });
+    const revocations: RevocationObject[] = [];
     for await (const o of this.backend.list(KEYS)) {
-      let reg: WriterKeyObject;
+      let obj: any;
       try {
-        reg = JSON.parse((await this.backend.get(o.name)).toString());
+        obj = JSON.parse((await this.backend.get(o.name)).toString());
       } catch {
         continue;
       }
-      if (reg.kind !== 'writer') continue;
-      if (reg.keyId === this.secrets.keyId) continue;
-      if (verifyRegistration(reg, master)) m.set(reg.keyId, Buffer.from(reg.signPub, 'base64'));
+      if (obj?.kind === 'revocation') {
+        const r = verifiedRevocation(obj, master);
+        if (r && o.name === `${REVOKED}${r.keyId}`) revocations.push(r);
+        continue;
+      }
+      if (obj?.kind !== 'writer' || o.name !== `${KEYS}${obj.keyId}`) continue;
+      const pub = registeredSignPub(obj as WriterKeyObject, master);
+      if (pub) m.set(obj.keyId, { pub, name: obj.name, revoked: null });
+    }
+    for (const r of revocations) {
+      const k = m.get(r.keyId);
+      if (k) k.revoked = r;
     }
     return m;
   }
@@ -388,7 +574,7 @@ export class Repository {
   async loadIndex(): Promise<void> {
     const names: string[] = [];
     for await (const o of this.backend.list(INDEX)) if (!this.loadedIndexes.has(o.name) && !this.indexProblems.some((p) => p.name === o.name)) names.push(o.name);
-    const signers = names.length ? await this.signerKeys() : new Map<string, Buffer>();
+    const signers = names.length ? await this.signerKeys() : new Map<string, SignerKey>();
     await mapLimit(names, 8, async (name) => {
       let file: IndexFile;
       try {
@@ -405,7 +591,7 @@ export class Repository {
       }
       let verified = false;
       if (file.signer !== null) {
-        const pub = signers.get(file.signer);
+        const pub = signers.get(file.signer)?.pub;
         if (pub?.length) {
           verified = verifyBytes(pub, Buffer.concat([INDEX_SIG_PREFIX, file.signed!]), file.sig!);
           // Only a holder of indexKey can have made it; a bad signature is a forgery or damage.
@@ -1096,8 +1282,11 @@ export class Repository {
     try {
       const env = parseEnvelope(bytes);
       const signer = (await this.signerKeys()).get(env.signer);
-      if (!signer || !signer.length) throw new CorruptError(`snapshot ${id.slice(0, 8)}`, `signed by unknown key ${env.signer}`);
-      return { id, info: openSnapshot(env, signer, pair), signer: env.signer };
+      if (!signer) throw new CorruptError(`snapshot ${id.slice(0, 8)}`, `signed by unknown key ${env.signer}`);
+      // A revoked key's snapshots are trusted only when the revocation lists them (made before it).
+      const rev = signer.revoked;
+      if (rev && !rev.snapshots.includes(id)) throw new CorruptError(`snapshot ${id.slice(0, 8)}`, `signed by key ${signer.name} (${env.signer}), revoked on ${rev.revoked}, and not one of the snapshots the revocation keeps`);
+      return { id, info: openSnapshot(env, signer.pub, pair), signer: { id: env.signer, name: signer.name } };
     } catch (e) {
       if (e instanceof TsbakError) throw e;
       throw new CorruptError(`snapshot ${id.slice(0, 8)}`, (e as Error).message);
@@ -1121,13 +1310,23 @@ export class Repository {
     return out.sort((a, b) => (a.info.time < b.info.time ? -1 : a.info.time > b.info.time ? 1 : a.id < b.id ? -1 : 1));
   }
 
-  /** Resolves an id, a unique id prefix, or "latest". */
-  async findSnapshot(ref: string): Promise<Snapshot> {
+  /**
+   * Resolves an id, a unique id prefix, or "latest": the newest snapshot the filter selects
+   * (--host, --path, --signer) that is not dated more than a day in the future. Such
+   * snapshots passed over are told to onWarning.
+   */
+  async findSnapshot(ref: string, opts: { filter?: SnapshotFilter; onWarning?: (message: string) => void } = {}): Promise<Snapshot> {
     if (ref === 'latest') {
-      const all = await this.listSnapshots();
-      const last = all[all.length - 1];
-      if (!last) throw new TsbakError('NOT_FOUND', `${this.backend.location} has no snapshots yet`);
-      return last;
+      // A snapshot that cannot be verified (damaged, or signed by a revoked key) is not latest: said, and passed over.
+      const all = await this.listSnapshots((id, e) => opts.onWarning?.(`snapshot ${id.slice(0, 8)} is not considered: ${(e as Error).message}`));
+      const { latest, skippedFuture } = pickLatest(all, opts.filter);
+      for (const s of skippedFuture) opts.onWarning?.(`snapshot ${s.id.slice(0, 8)} is dated ${s.info.time}, more than a day in the future: not taken as latest (name its id to use it)`);
+      if (!latest) {
+        const f = opts.filter ?? {};
+        const what = [f.host !== undefined ? `host ${f.host}` : '', f.paths?.length ? `paths ${f.paths.join(' ')}` : '', f.signer !== undefined ? `signer ${f.signer}` : ''].filter(Boolean).join(', ');
+        throw new TsbakError('NOT_FOUND', `${this.backend.location} has no snapshots${what ? ` of ${what}` : skippedFuture.length ? ' dated up to a day from now' : ' yet'}`);
+      }
+      return latest;
     }
     const ids = (await this.listSnapshotIds()).filter((id) => id.startsWith(ref));
     if (ids.length === 0) throw new TsbakError('NOT_FOUND', `no snapshot with id ${ref} in ${this.backend.location}; see 'tsbak snapshots'`);
@@ -1135,4 +1334,3 @@ export class Repository {
     return this.loadSnapshot(ids[0]!);
   }
 }
-

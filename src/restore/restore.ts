@@ -57,7 +57,7 @@ export async function restoreSnapshot(repo: Repository, snap: Snapshot, opts: Re
   await checkIncludes(repo, snap, root, opts.include ?? []);
   const r = new RestoreRun(repo, opts);
   // Of a blob's copies, the one its snapshot's signer listed is read first (THREAT-MODEL.md).
-  repo.preferSigner(snap.signer ?? null);
+  repo.preferSigner(snap.signer?.id ?? null);
   await fsp.mkdir(opts.target, { recursive: true });
   await r.run(root, rootId, Buffer.from(path.resolve(opts.target)));
   return r.result;

@@ -15,6 +15,7 @@ import { BufferPool } from '../repo/buffer-pool.js';
 import { COPIED_AT_ONCE } from '../repo/packer.js';
 import { changedBetween, openForBackup, readSmallSync } from './file-reader.js';
 import { ParentCache, defaultCacheDir } from './parent-cache.js';
+import { isFuture, signerMatches } from '../repo/snapshot-select.js';
 import { DirCache, subdirsHash, type DirRecord } from './dir-cache.js';
 import { Semaphore } from '../repo/semaphore.js';
 // Every syscall on an entry goes through withShortPath: trees nested deeper than PATH_MAX
@@ -122,6 +123,8 @@ export interface BackupOptions {
   host?: string;
   /** Snapshot id to compare against; undefined: the latest of the same host and paths; null: none. */
   parent?: string | null;
+  /** With the full key: the parent (the latest of the same host and paths) only among snapshots this key signed ("master", a writer's id, id prefix or name). */
+  parentSigner?: string;
   cacheDir?: string | null;
   exclude?: Excluder;
   oneFileSystem?: boolean;
@@ -286,9 +289,13 @@ class BackupRun {
     }
     const key = ParentCache.key(host, paths);
     const all = await this.repo.listSnapshots(() => {});
+    // The latest of the same host and paths (as restic), never one dated more than a day
+    // ahead: a writer key could date one 9999 to be every later backup's parent.
+    const now = Date.now();
     for (let i = all.length - 1; i >= 0; i--) {
       const s = all[i]!;
-      if (ParentCache.key(s.info.host, s.info.paths) === key) return { snapshot: s.id, tree: s.info.tree };
+      if (ParentCache.key(s.info.host, s.info.paths) !== key || isFuture(s.info, now)) continue;
+      if (this.opts.parentSigner === undefined || signerMatches(s.signer, this.opts.parentSigner)) return { snapshot: s.id, tree: s.info.tree };
     }
     return null;
   }
