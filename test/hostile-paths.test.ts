@@ -4,7 +4,7 @@
 // restored copy compared with the source.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { BIN, lastJson, newRepo, run, testEnv } from './lib/cli.js';
 import { tempDir } from './lib/temp.js';
@@ -178,4 +178,21 @@ t.test('nested arguments: a named path inside another is saved once, through a f
   // directory atimes the first listing moved.
   sameAsSource(t, src2, 'real', target, 'link', { skip: ['atimeNs'] });
   t.equal(readlinkSync(path.join(target, src2, 'filelink')), 'real/file', 'other symlinks stay symlinks');
+});
+
+t.test('restore --include of a path not in the snapshot: exit 16, nothing restored', async (t) => {
+  const src = makeSource(t);
+  const repo = newRepo(t);
+  t.equal(write(repo, [path.join(src, 'real')]).code, 0);
+  for (const inc of ['/nope', path.join(src, 'real/nope'), path.join(src, 'real/file/below-a-file')]) {
+    const target = tempDir(t);
+    const r = run('tsbak', ['restore', repo, 'latest', '--target', target, '--include', path.join(src, 'real/dir'), '--include', inc]);
+    t.equal(r.code, 16, `--include ${inc}: exit 16`);
+    t.match(r.stderr, `${inc} is not in snapshot`);
+    t.same(readdirSync(target), [], 'nothing restored');
+  }
+  const target = tempDir(t);
+  const ok = run('tsbak', ['restore', repo, 'latest', '--target', target, '--include', path.join(src, 'real/dir/')]);
+  t.equal(ok.code, 0, ok.stderr);
+  sameAsSource(t, src, 'real/dir', target, 'real/dir');
 });
