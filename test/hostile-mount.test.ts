@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { BIN, newRepo, run, testEnv } from './lib/cli.js';
 import { daemonPids, isMounted, mountBg, mountPoint, waitFor } from './lib/fuse-helpers.js';
 import { tempDir } from './lib/temp.js';
+import { ACCESS_ACL, aclBoundMode, decodeAcl } from '../src/fuse/acl.js';
 
 const BOB = 12345; // a user the ACLs name
 const CAROL = 12346; // owns a file
@@ -25,6 +26,48 @@ function setfacl(args: string[]): void {
   const r = spawnSync('setfacl', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`setfacl ${args.join(' ')}: ${r.stderr}`);
 }
+
+/** An ACL xattr in the kernel's encoding: [tag, perm, id] entries. */
+function aclXattr(entries: Array<[number, number, number]>, version = 2): Buffer {
+  const b = Buffer.alloc(4 + 8 * entries.length);
+  b.writeUInt32LE(version, 0);
+  entries.forEach(([tag, perm, id], i) => {
+    b.writeUInt16LE(tag, 4 + 8 * i);
+    b.writeUInt16LE(perm, 6 + 8 * i);
+    b.writeUInt32LE(id, 8 + 8 * i);
+  });
+  return b;
+}
+const [UO, U, GO, G, M, O] = [0x01, 0x02, 0x04, 0x08, 0x10, 0x20];
+const ANY = 0xffffffff;
+
+t.test('the mode bits shown for an ACL: no caller gets more than its ACL entry', async (t) => {
+  const bound = (mode: number, entries: Array<[number, number, number]>) => aclBoundMode(mode, [[ACCESS_ACL, aclXattr(entries)]]);
+  t.equal(aclBoundMode(0o644, undefined), 0o644, 'no xattrs: the mode');
+  t.equal(aclBoundMode(0o644, [['user.x', Buffer.from('y')]]), 0o644, 'no ACL: the mode');
+  t.equal(bound(0o644, [[UO, 6, ANY], [GO, 4, ANY], [O, 4, ANY]]), 0o644, 'a minimal ACL is the mode bits');
+  // setfacl -m u:bob:--- on 0644: mask r--; bob would get other's r-- from the kernel.
+  t.equal(bound(0o644, [[UO, 6, ANY], [U, 0, BOB], [GO, 4, ANY], [M, 4, ANY], [O, 4, ANY]]), 0o600);
+  // A named user with rwx, but mask r-x: the mask limits what anyone of the group class gets.
+  t.equal(bound(0o775, [[UO, 7, ANY], [U, 7, BOB], [GO, 5, ANY], [M, 5, ANY], [O, 5, ANY]]), 0o755);
+  // A named group denied: others (who may be in it) get nothing; the owning group keeps r-x.
+  t.equal(bound(0o775, [[UO, 7, ANY], [GO, 5, ANY], [G, 0, BOB], [M, 5, ANY], [O, 5, ANY]]), 0o750);
+  t.equal(bound(0o4755, [[UO, 7, ANY], [U, 5, BOB], [GO, 5, ANY], [M, 5, ANY], [O, 5, ANY]]), 0o4755, 'setuid and the owner bits are kept');
+  // Damaged: owner bits only.
+  for (const [what, b] of [
+    ['version 1', aclXattr([[UO, 6, ANY], [GO, 4, ANY], [O, 4, ANY]], 1)],
+    ['a truncated entry', aclXattr([[UO, 6, ANY], [GO, 4, ANY], [O, 4, ANY]]).subarray(0, 23)],
+    ['no ACL_OTHER', aclXattr([[UO, 6, ANY], [GO, 4, ANY]])],
+    ['a named user and no mask', aclXattr([[UO, 6, ANY], [U, 4, BOB], [GO, 4, ANY], [O, 4, ANY]])],
+    ['two ACL_USER_OBJ', aclXattr([[UO, 6, ANY], [UO, 7, ANY], [GO, 4, ANY], [O, 4, ANY]])],
+    ['an unknown tag', aclXattr([[UO, 6, ANY], [0x40, 4, ANY], [GO, 4, ANY], [O, 4, ANY]])],
+    ['perm bits beyond rwx', aclXattr([[UO, 6, ANY], [GO, 4, ANY], [O, 12, ANY]])],
+    ['empty', Buffer.alloc(0)],
+  ] as const) {
+    t.equal(decodeAcl(b), null, `${what}: not an ACL`);
+    t.equal(aclBoundMode(0o644, [[ACCESS_ACL, b]]), 0o600, `${what}: owner bits only`);
+  }
+});
 
 const canRun = process.getuid?.() === 0 && existsSync('/dev/fuse') && spawnSync('setpriv', ['--version']).status === 0 && spawnSync('setfacl', ['--version']).status === 0;
 
