@@ -4,7 +4,7 @@
 // restored copy compared with the source.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { BIN, lastJson, newRepo, run, testEnv } from './lib/cli.js';
 import { tempDir } from './lib/temp.js';
@@ -195,4 +195,27 @@ t.test('restore --include of a path not in the snapshot: exit 16, nothing restor
   const ok = run('tsbak', ['restore', repo, 'latest', '--target', target, '--include', path.join(src, 'real/dir/')]);
   t.equal(ok.code, 0, ok.stderr);
   sameAsSource(t, src, 'real/dir', target, 'real/dir');
+});
+
+t.test('a followed link inside a backed-up directory: changes behind it are seen on the next run', async (t) => {
+  const base = tempDir(t);
+  const outside = path.join(base, 'outside');
+  mkdirSync(outside);
+  writeFileSync(path.join(outside, 'f'), 'first\n');
+  const src = path.join(base, 'src');
+  mkdirSync(src);
+  writeFileSync(path.join(src, 'plain'), 'plain\n');
+  symlinkSync('../outside', path.join(src, 'link'));
+  const repo = newRepo(t);
+  const args = [src, `${path.join(src, 'link')}/`];
+  t.equal(write(repo, args).code, 0);
+  // src's listing is the same next time; what the link leads to is not.
+  writeFileSync(path.join(outside, 'f'), 'second, longer\n');
+  writeFileSync(path.join(outside, 'g'), 'new\n');
+  const w = write(repo, args);
+  t.equal(w.code, 0, w.stderr);
+  const target = restore(t, repo);
+  t.equal(readFileSync(path.join(target, src, 'link/f'), 'utf8'), 'second, longer\n');
+  t.equal(readFileSync(path.join(target, src, 'link/g'), 'utf8'), 'new\n');
+  t.equal(readFileSync(path.join(target, src, 'plain'), 'utf8'), 'plain\n');
 });

@@ -495,7 +495,18 @@ class BackupRun {
         // is indexed by the listed subdirectories; a symlink to follow is saved among the leaves.
         return { name: e.name, spec: named?.get(nameKey(e.name))?.spec ?? null, dir: e.isDir, scanned: e };
       });
-      if (named) this.reportMissing(dir, named, visit.entries);
+      if (named) {
+        this.reportMissing(dir, named, visit.entries);
+        // A symlink followed in here (`dir/link/` named): the tree depends on more than this
+        // listing and the subdirectories', so it is never reused from the last run's record.
+        if ([...named.values()].some((c) => c.spec.follow)) {
+          this.dirtyDirs.add(dir.toString('latin1'));
+          if (visit.known) {
+            await this.loadParent(visit, visit.known.tree);
+            visit.known = undefined;
+          }
+        }
+      }
       // From here on each entry is reached through `names` only, and let go once saved
       // (saveLeaves): an 18k-entry directory held ~9 MB of lstat objects to its end.
       visit.entries = [];
