@@ -4,7 +4,7 @@
 // restored copy compared with the source.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { BIN, lastJson, newRepo, run, testEnv } from './lib/cli.js';
 import { tempDir } from './lib/temp.js';
@@ -218,4 +218,39 @@ t.test('a followed link inside a backed-up directory: changes behind it are seen
   t.equal(readFileSync(path.join(target, src, 'link/f'), 'utf8'), 'second, longer\n');
   t.equal(readFileSync(path.join(target, src, 'link/g'), 'utf8'), 'new\n');
   t.equal(readFileSync(path.join(target, src, 'plain'), 'utf8'), 'plain\n');
+});
+
+t.test('an argument that cannot be read is an error, never a silent success', async (t) => {
+  if (process.getuid?.() !== 0 || spawnSync('setpriv', ['--version']).status !== 0) {
+    t.pass('needs root and setpriv to run the backup as another user: nothing to check');
+    return;
+  }
+  const uid = 12345;
+  const base = tempDir(t);
+  chmodSync(base, 0o755);
+  const src = path.join(base, 'src');
+  mkdirSync(path.join(src, 'locked'), { recursive: true });
+  mkdirSync(path.join(src, 'closed/inner'), { recursive: true });
+  writeFileSync(path.join(src, 'secret'), 'root only\n');
+  for (const [p, mode] of [['locked', 0o700], ['closed', 0o700], ['secret', 0o600]] as const) chmodSync(path.join(src, p), mode);
+  const repo = path.join(base, 'repo'); // reachable by that user (tempDir's are 0700)
+  t.equal(run('tsbak', ['init', repo]).code, 0);
+  const cache = path.join(base, 'cache');
+  mkdirSync(cache);
+  spawnSync('chown', ['-R', String(uid), repo, cache]);
+  // No tap instrumentation in the child: it would write its records where that user cannot.
+  const env = Object.fromEntries(Object.entries(testEnv({ TSBAK_CACHE_DIR: cache, HOME: cache })).filter(([k]) => !/TAP/i.test(k)));
+  const writeAs = (arg: string) => {
+    const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', BIN('tsbak-write'), repo, arg], { env, encoding: 'utf8' });
+    return { code: r.status, stderr: r.stderr };
+  };
+  let r = writeAs(path.join(src, 'locked'));
+  t.equal(r.code, 3, 'an unreadable directory: exit 3');
+  t.match(r.stderr, /locked: cannot list directory: EACCES/);
+  r = writeAs(path.join(src, 'secret'));
+  t.equal(r.code, 3, 'an unreadable file: exit 3');
+  t.match(r.stderr, /secret: cannot read: EACCES/);
+  r = writeAs(path.join(src, 'closed/inner'));
+  t.equal(r.code, 2, 'below a directory that cannot be searched: exit 2');
+  t.match(r.stderr, /closed\/inner: permission denied/);
 });
