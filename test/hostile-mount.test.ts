@@ -1,36 +1,183 @@
-// The mount over a hostile snapshot (test/lib/hostile.ts): entries a tree refuses are not
-// shown, the daemon's log names them, and the rest of the directory reads as usual.
+// The mount's access checks and secrets (issue 16), with real mounts:
+// - with allow_other, a file whose ACL denies a user (setfacl -m u:bob:---) is not readable by
+//   that user through the mount, although its "other" bits would let them (src/fuse/acl.ts);
+// - no child of the mount (fusermount) gets TSBAK_PASSWORD in its environment.
+// Reads as another user run `setpriv --reuid --regid --clear-groups`, so the test runs as root.
 import t from 'tap';
-import { readFileSync, readdirSync, lstatSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { mountBg, mountPoint, waitFor } from './lib/fuse-helpers.js';
-import { asWriter, repoWithWriter } from './lib/hostile.js';
+import { BIN, newRepo, run, testEnv } from './lib/cli.js';
+import { daemonPids, isMounted, mountBg, mountPoint, waitFor } from './lib/fuse-helpers.js';
 import { tempDir } from './lib/temp.js';
+import { ACCESS_ACL, aclBoundMode, decodeAcl } from '../src/fuse/acl.js';
 
-t.test('a tree with refused entries: the mount shows the rest and logs them', async (t) => {
-  const { repo, key } = repoWithWriter(t);
-  const snap = await asWriter(repo, key, async (e) =>
-    e.snapshot([
-      await e.dir('..', [await e.file('x', 'evil\n')]),
-      e.symlink('dup', '/etc'),
-      await e.dir('dup', [await e.file('planted', 'evil\n')]),
-      await e.file('a/b', 'evil\n'),
-      await e.dir('sub', [await e.file('kept', 'kept\n')]),
-      await e.file('ok.txt', 'honest\n'),
-    ]),
-  );
-  const dir = tempDir(t);
-  const log = path.join(dir, 'mount.log');
+const BOB = 12345; // a user the ACLs name
+const CAROL = 12346; // owns a file
+const EVE = 12347; // named nowhere
+
+/** Reads `file` as uid:gid with no supplementary groups; the exit status and stderr of cat. */
+function readAs(uid: number, file: string): { ok: boolean; stdout: string; stderr: string } {
+  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'cat', '--', file], { encoding: 'utf8' });
+  return { ok: r.status === 0, stdout: r.stdout, stderr: r.stderr };
+}
+
+function setfacl(args: string[]): void {
+  const r = spawnSync('setfacl', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`setfacl ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** An ACL xattr in the kernel's encoding: [tag, perm, id] entries. */
+function aclXattr(entries: Array<[number, number, number]>, version = 2): Buffer {
+  const b = Buffer.alloc(4 + 8 * entries.length);
+  b.writeUInt32LE(version, 0);
+  entries.forEach(([tag, perm, id], i) => {
+    b.writeUInt16LE(tag, 4 + 8 * i);
+    b.writeUInt16LE(perm, 6 + 8 * i);
+    b.writeUInt32LE(id, 8 + 8 * i);
+  });
+  return b;
+}
+const [UO, U, GO, G, M, O] = [0x01, 0x02, 0x04, 0x08, 0x10, 0x20];
+const ANY = 0xffffffff;
+
+t.test('the mode bits shown for an ACL: no caller gets more than its ACL entry', async (t) => {
+  const bound = (mode: number, entries: Array<[number, number, number]>) => aclBoundMode(mode, [[ACCESS_ACL, aclXattr(entries)]]);
+  t.equal(aclBoundMode(0o644, undefined), 0o644, 'no xattrs: the mode');
+  t.equal(aclBoundMode(0o644, [['user.x', Buffer.from('y')]]), 0o644, 'no ACL: the mode');
+  t.equal(bound(0o644, [[UO, 6, ANY], [GO, 4, ANY], [O, 4, ANY]]), 0o644, 'a minimal ACL is the mode bits');
+  // setfacl -m u:bob:--- on 0644: mask r--; bob would get other's r-- from the kernel.
+  t.equal(bound(0o644, [[UO, 6, ANY], [U, 0, BOB], [GO, 4, ANY], [M, 4, ANY], [O, 4, ANY]]), 0o600);
+  // A named user with rwx, but mask r-x: the mask limits what anyone of the group class gets.
+  t.equal(bound(0o775, [[UO, 7, ANY], [U, 7, BOB], [GO, 5, ANY], [M, 5, ANY], [O, 5, ANY]]), 0o755);
+  // A named group denied: others (who may be in it) get nothing; the owning group keeps r-x.
+  t.equal(bound(0o775, [[UO, 7, ANY], [GO, 5, ANY], [G, 0, BOB], [M, 5, ANY], [O, 5, ANY]]), 0o750);
+  t.equal(bound(0o4755, [[UO, 7, ANY], [U, 5, BOB], [GO, 5, ANY], [M, 5, ANY], [O, 5, ANY]]), 0o4755, 'setuid and the owner bits are kept');
+  // Damaged: owner bits only.
+  for (const [what, b] of [
+    ['version 1', aclXattr([[UO, 6, ANY], [GO, 4, ANY], [O, 4, ANY]], 1)],
+    ['a truncated entry', aclXattr([[UO, 6, ANY], [GO, 4, ANY], [O, 4, ANY]]).subarray(0, 23)],
+    ['no ACL_OTHER', aclXattr([[UO, 6, ANY], [GO, 4, ANY]])],
+    ['a named user and no mask', aclXattr([[UO, 6, ANY], [U, 4, BOB], [GO, 4, ANY], [O, 4, ANY]])],
+    ['two ACL_USER_OBJ', aclXattr([[UO, 6, ANY], [UO, 7, ANY], [GO, 4, ANY], [O, 4, ANY]])],
+    ['an unknown tag', aclXattr([[UO, 6, ANY], [0x40, 4, ANY], [GO, 4, ANY], [O, 4, ANY]])],
+    ['perm bits beyond rwx', aclXattr([[UO, 6, ANY], [GO, 4, ANY], [O, 12, ANY]])],
+    ['empty', Buffer.alloc(0)],
+  ] as const) {
+    t.equal(decodeAcl(b), null, `${what}: not an ACL`);
+    t.equal(aclBoundMode(0o644, [[ACCESS_ACL, b]]), 0o600, `${what}: owner bits only`);
+  }
+});
+
+const canRun = process.getuid?.() === 0 && existsSync('/dev/fuse') && spawnSync('setpriv', ['--version']).status === 0 && spawnSync('setfacl', ['--version']).status === 0;
+
+t.test('allow_other: ACLs are enforced for other users, mode bits as before', { skip: canRun ? false : 'needs root, /dev/fuse, setpriv and setfacl' }, async (t) => {
+  const dir = tempDir(t, 'tsbak-acl-');
+  chmodSync(dir, 0o755); // other users must reach the files, and the mount below
+  const src = path.join(dir, 'src');
+  mkdirSync(src);
+  const file = (name: string, mode: number, uid = 0) => {
+    const p = path.join(src, name);
+    writeFileSync(p, `${name}\n`);
+    chownSync(p, uid, uid);
+    chmodSync(p, mode);
+    return p;
+  };
+  file('open.txt', 0o644);
+  file('private.txt', 0o600);
+  setfacl(['-m', `u:${BOB}:---`, file('denied.txt', 0o644)]);
+  setfacl(['-m', `g:${BOB}:---`, file('group-denied.txt', 0o644)]);
+  setfacl(['-m', `u:${BOB}:---`, file('carols.txt', 0o644, CAROL)]);
+  setfacl(['-m', `u:${BOB}:r--`, file('granted.txt', 0o640)]);
+
+  const repo = newRepo(t);
+  const w = run('tsbak-write', [repo, src]);
+  t.equal(w.code, 0, w.stderr);
   const mnt = mountPoint(t, path.join(dir, 'mnt'));
-  const m = mountBg(repo, mnt, ['ro', `log=${log}`]);
+  const m = mountBg(repo, mnt, ['allow_other']);
   t.equal(m.code, 0, m.stderr);
-  const root = path.join(mnt, 'ids', snap.slice(0, 8));
-  t.same(readdirSync(root).sort(), ['ok.txt', 'sub'], 'only the sound entries are listed');
-  t.equal(readFileSync(path.join(root, 'ok.txt'), 'utf8'), 'honest\n');
-  t.equal(readFileSync(path.join(root, 'sub', 'kept'), 'utf8'), 'kept\n');
-  t.throws(() => lstatSync(path.join(root, 'dup')), { code: 'ENOENT' }, 'a duplicated name is not there');
-  await waitFor('the log to name the refused entries', () => /entry "\.\." refused \(the name '\.\.'\)/.test(readFileSync(log, 'utf8')));
-  const text = readFileSync(log, 'utf8');
-  t.match(text, /entry "dup" refused \(a duplicate name\), not shown/);
-  t.match(text, /entry "a\/b" refused \(a name holding '\/'\)/);
+  const at = (name: string) => path.join(mnt, 'snapshots/latest', src, name);
+
+  t.ok(readAs(BOB, at('open.txt')).ok, 'mode bits: other users read a world-readable file');
+  t.equal(readAs(BOB, at('open.txt')).stdout, 'open.txt\n');
+  t.match(readAs(BOB, at('private.txt')).stderr, /Permission denied/, 'mode bits: a 0600 file is not theirs to read');
+  t.match(readAs(BOB, at('denied.txt')).stderr, /Permission denied/, 'u:bob:--- denies bob');
+  t.ok(readAs(EVE, at('denied.txt')).ok === false, 'others get no more than the least the ACL grants (fail closed)');
+  t.match(readAs(BOB, at('group-denied.txt')).stderr, /Permission denied/, 'g:bob:--- denies a member of group bob');
+  t.match(readAs(BOB, at('carols.txt')).stderr, /Permission denied/, "u:bob:--- on carol's file denies bob");
+  t.equal(readAs(CAROL, at('carols.txt')).stdout, 'carols.txt\n', 'the owner reads her own file');
+  t.notOk(readAs(BOB, at('granted.txt')).ok, 'a named user granted more than others loses it through the mount (documented)');
+  t.equal(readFileSync(at('denied.txt'), 'utf8'), 'denied.txt\n', 'root reads everything, as on any file system');
+  // What ls -l shows: the bits every caller is sure to have; the ACL itself is unchanged.
+  t.equal(statSync(at('denied.txt')).mode & 0o777, 0o600);
+  t.equal(statSync(at('open.txt')).mode & 0o777, 0o644);
+  const acl = spawnSync('getfacl', ['-n', '--omit-header', at('denied.txt')], { encoding: 'utf8' });
+  t.match(acl.stdout, new RegExp(`user:${BOB}:---`), 'getfacl shows the stored ACL');
+});
+
+t.test('without allow_other the mode bits are shown as stored', { skip: canRun ? false : 'needs root, /dev/fuse and setfacl' }, async (t) => {
+  const dir = tempDir(t, 'tsbak-acl-');
+  const src = path.join(dir, 'src');
+  mkdirSync(src);
+  writeFileSync(path.join(src, 'denied.txt'), 'x\n');
+  chmodSync(path.join(src, 'denied.txt'), 0o644);
+  setfacl(['-m', `u:${BOB}:---`, path.join(src, 'denied.txt')]);
+  const repo = newRepo(t);
+  t.equal(run('tsbak-write', [repo, src]).code, 0);
+  const mnt = mountPoint(t, path.join(dir, 'mnt'));
+  t.equal(mountBg(repo, mnt).code, 0);
+  t.equal(statSync(path.join(mnt, 'snapshots/latest', src, 'denied.txt')).mode & 0o777, 0o644);
+});
+
+/** A directory with a `fusermount` that writes its environment to `log`, then runs the real one. */
+function fusermountSpy(dir: string): { path: string; log: string } {
+  const bin = path.join(dir, 'spy-bin');
+  mkdirSync(bin);
+  const log = path.join(dir, 'fusermount.env');
+  const real = spawnSync('sh', ['-c', 'command -v fusermount'], { encoding: 'utf8' }).stdout.trim();
+  writeFileSync(path.join(bin, 'fusermount'), `#!/bin/sh\nenv >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  return { path: `${bin}:${process.env.PATH}`, log };
+}
+
+t.test('no child of the mount gets the passphrase', { skip: existsSync('/dev/fuse') ? false : 'needs /dev/fuse' }, async (t) => {
+  const dir = tempDir(t, 'tsbak-env-');
+  const src = path.join(dir, 'src');
+  mkdirSync(src);
+  writeFileSync(path.join(src, 'f'), 'f\n');
+  const repo = newRepo(t);
+  t.equal(run('tsbak-write', [repo, src]).code, 0);
+  const mnt = mountPoint(t, path.join(dir, 'mnt'));
+  const spy = fusermountSpy(dir);
+
+  t.test('the background daemon: its environment never holds it; its fusermount neither', async (t) => {
+    const m = mountBg(repo, mnt, [], { PATH: spy.path });
+    t.equal(m.code, 0, m.stderr);
+    const [pid] = daemonPids(mnt);
+    t.ok(pid, 'a daemon');
+    // What the daemon was started with (and would pass on unchanged had it not been changed).
+    const environ = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+    t.ok(environ.some((e) => e.startsWith('PATH=')), 'environ read');
+    t.notOk(environ.some((e) => e.startsWith('TSBAK_PASSWORD=')), 'no TSBAK_PASSWORD in /proc/<daemon>/environ');
+    process.kill(pid!, 'SIGTERM'); // the daemon unmounts with fusermount -u
+    await waitFor('the daemon to exit', () => daemonPids(mnt).length === 0, 10_000);
+    t.notOk(isMounted(mnt));
+    const env = readFileSync(spy.log, 'utf8');
+    t.match(env, /^PATH=/m, 'fusermount ran');
+    t.notMatch(env, /TSBAK_PASSWORD/, 'fusermount got no passphrase');
+  });
+
+  t.test('the foreground mount, given TSBAK_PASSWORD: its fusermount does not get it', async (t) => {
+    writeFileSync(spy.log, '');
+    const child = spawn(BIN('tsbak'), ['mount', repo, mnt], { env: testEnv({ PATH: spy.path }), stdio: ['ignore', 'ignore', 'pipe'] });
+    t.teardown(() => child.kill('SIGKILL'));
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await waitFor('the foreground mount', () => isMounted(mnt), 15_000);
+    child.kill('SIGTERM');
+    t.equal(await exited, 0, stderr);
+    const env = readFileSync(spy.log, 'utf8');
+    t.match(env, /^PATH=/m, 'fusermount ran');
+    t.notMatch(env, /TSBAK_PASSWORD/, 'fusermount got no passphrase');
+  });
 });

@@ -1,5 +1,6 @@
 // The repository commands: init, snapshots, ls, restore, check, key. Backup is in write.ts.
 import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { openBackend } from '../backend/open.js';
 import { Repository, type Snapshot } from '../repo/repository.js';
 import { checkRepository } from '../repo/check.js';
@@ -71,10 +72,12 @@ export async function cmdSnapshots(a: RepoArgs & SelectArgs & { json?: boolean; 
 async function findNode(repo: Repository, snap: Snapshot, p: string): Promise<{ node: TreeNode | null; subtree: Buffer }> {
   let subtree: Buffer = Buffer.from(snap.info.tree, "hex");
   let node: TreeNode | null = null;
-  for (const comp of p.split('/').filter(Boolean)) {
+  const comps = p.split('/').filter(Boolean);
+  for (let i = 0; i < comps.length; i++) {
     const tree = await repo.loadTree(subtree);
-    node = tree.nodes.find((n) => n.name.equals(Buffer.from(comp))) ?? null;
-    if (!node) throw new TsbakError('NOT_FOUND', `${p} is not in snapshot ${shortId(snap.id)}`);
+    node = tree.nodes.find((n) => n.name.equals(Buffer.from(comps[i]!))) ?? null;
+    // Below a file (or symlink) there is nothing: /a/file/x is not in the snapshot.
+    if (!node || (node.type !== 'dir' && i < comps.length - 1)) throw new TsbakError('NOT_FOUND', `${p} is not in snapshot ${shortId(snap.id)}; list it with 'tsbak ls'`);
     if (node.type !== 'dir') return { node, subtree: Buffer.alloc(0) };
     subtree = node.subtree!;
   }
@@ -133,6 +136,8 @@ export async function cmdRestore(
   const repo = await openRepo(a);
   const snap = await findSnapshot(repo, a.snapshot, a);
   await repo.loadIndex();
+  // An --include that names nothing would restore nothing and "succeed": exit 16 instead.
+  for (const inc of a.include ?? []) await findNode(repo, snap, path.posix.resolve('/', inc));
   // Data in Glacier/Deep Archive: request every restore needed in one batch, then wait for
   // them, or (--no-wait) stop with EXIT.COLD_PENDING; the next run resumes (journaled).
   const cold = await prepareColdData(repo, snap, a.include, a, { wait: !a.noWait, defaultTier: 'Standard' });

@@ -16,7 +16,7 @@ import { TsbakError } from '../errors.js';
 import { parseSize } from '../writer/exclude-rules.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { openRepo, parseSize as parseCacheSize, type RepoArgs } from './open-repo.js';
-import { givenPassword, promptHidden } from './secrets.js';
+import { dropSecretEnv, givenPassword, promptHidden } from './secrets.js';
 
 const PROG = 'mount.tsbak';
 const DAEMON_ENV = 'TSBAK_MOUNT_DAEMON';
@@ -233,8 +233,9 @@ export async function serveMount(cfg: MountConfig, onReady?: () => void): Promis
 
   // cache_dir and pack_cache_size go to the repository's cold storage as it is opened.
   const repo = await openRepo(cfg);
-  // The daemon received its passphrase over IPC; nothing it starts (fusermount) needs it.
-  if (process.env[DAEMON_ENV]) delete process.env.TSBAK_PASSWORD;
+  // Nothing this process starts from here on (fusermount) needs the passphrase: in the
+  // foreground it may have come in the environment, which children would inherit.
+  dropSecretEnv();
   repo.onWarning = (m) => log(`warning: ${m}`);
   repo.setCacheSize(cfg.cacheSize ?? DEFAULT_CACHE);
   // Restores started by reads; the cold store's own lines (each pack requested, fetched) with -v.
@@ -396,7 +397,8 @@ async function startDaemon(cfg0: MountConfig): Promise<number> {
 /** The daemon side: take the passphrase from the parent, mount, say so, keep serving. */
 async function runDaemon(cfg: MountConfig): Promise<number> {
   const hello = await new Promise<{ password?: string }>((resolve) => process.once('message', resolve));
-  if (hello.password !== undefined) process.env.TSBAK_PASSWORD = hello.password;
+  // Handed to openRepo directly: never put in the environment, which children would inherit.
+  if (hello.password !== undefined) cfg = { ...cfg, password: hello.password };
   const tell = (m: FromDaemon) => new Promise<void>((resolve) => process.send!(m, undefined, {}, () => resolve()));
   try {
     return await serveMount(cfg, () => {

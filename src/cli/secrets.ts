@@ -6,6 +6,22 @@ import { TsbakError } from '../errors.js';
 export interface SecretArgs {
   passwordFile?: string;
   keyFile?: string;
+  /** A passphrase already in hand (the mount daemon gets its own over IPC, never in its environment). */
+  password?: string;
+}
+
+/** Environment variables that hold secrets. */
+const SECRET_ENV = ['TSBAK_PASSWORD'];
+
+/**
+ * Removes the secrets from this process's environment, once they are read. A long-lived
+ * process (the mount) starts children later (libfuse runs fusermount to mount and unmount,
+ * we run it to unmount), and a child gets the environment as it is at its exec: it must not
+ * hold the passphrase. (The environment a process was started with stays readable in its
+ * own /proc/<pid>/environ, to its user and root: the mount daemon is never given one.)
+ */
+export function dropSecretEnv(): void {
+  for (const k of SECRET_ENV) delete process.env[k];
 }
 
 export function readPasswordFile(file: string): string {
@@ -51,6 +67,7 @@ export async function promptHidden(question: string): Promise<string> {
 
 /** The passphrase if one was given (file or env); undefined otherwise. */
 export function givenPassword(a: SecretArgs): string | undefined {
+  if (a.password !== undefined) return a.password;
   if (a.passwordFile) return readPasswordFile(a.passwordFile);
   if (process.env.TSBAK_PASSWORD !== undefined) return process.env.TSBAK_PASSWORD;
   if (process.env.TSBAK_PASSWORD_FILE) return readPasswordFile(process.env.TSBAK_PASSWORD_FILE);

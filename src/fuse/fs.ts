@@ -129,7 +129,7 @@ export class SnapshotFs {
     readonly repo: Repository,
     opts: SnapshotFsOptions = {},
   ) {
-    this.owner = { uid: opts.uid, gid: opts.gid };
+    this.owner = { uid: opts.uid, gid: opts.gid, aclBound: opts.aclBound };
     this.log = opts.log ?? (() => {});
     this.readahead = opts.readaheadChunks ?? 4;
     this.trees = new TreeCache(repo, opts.treeCacheBytes ?? 64 << 20, (m) => this.log(m));

@@ -17,7 +17,7 @@ import { mountsOn, readMounts } from './mountinfo.js';
 import { ENODATA, ERANGE, makeOps } from './ops.js';
 
 export interface MountOptions extends SnapshotFsOptions {
-  /** Let other users see the mount (they still need the permission bits: default_permissions is on). */
+  /** Let other users see the mount (they still need the permission bits: default_permissions is on; ACLs are bounded into them, see acl.ts). */
   allowOther?: boolean;
   /** The "source" shown by mount/df (the repository address). */
   fsname?: string;
@@ -186,7 +186,8 @@ export async function mountRepository(repo: Repository, mountpoint: string, opts
   if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'cannot mount with a write-only key (it adds snapshots but cannot read them); use the repository passphrase');
   const mnt = await prepareMountpoint(path.resolve(mountpoint), log);
 
-  const fs = new SnapshotFs(repo, { ...opts, mountpoint: mnt });
+  // Other users go through the kernel's mode-bit check only: ACLs are bounded into the bits.
+  const fs = new SnapshotFs(repo, { ...opts, mountpoint: mnt, aclBound: !!opts.allowOther });
   await fs.refresh();
 
   const opTimeout = opts.opTimeoutMs ?? 120_000;

@@ -4,6 +4,7 @@
 // shows mtime/atime/ctime truncated to the millisecond, and times before 1970 as 1970.
 // The tree keeps nanoseconds; `tsbak restore` puts them back exactly.
 import type { NodeType, TreeNode } from '../format/tree.js';
+import { aclBoundMode } from './acl.js';
 
 export interface FuseStat {
   mode: number;
@@ -25,6 +26,8 @@ export interface Owner {
   /** Show every entry as owned by this uid/gid (mount options uid=, gid=). */
   uid?: number;
   gid?: number;
+  /** allow_other: nodes with an extended ACL show bits no caller's ACL is below (acl.ts). */
+  aclBound?: boolean;
 }
 
 export const S_IFMT = 0o170000;
@@ -67,7 +70,7 @@ export function nodeStat(node: TreeNode, ino: number, owner: Owner): FuseStat {
   const isDir = node.type === 'dir';
   const size = node.type === 'file' ? node.size : node.type === 'symlink' ? (node.target?.length ?? 0) : isDir ? 4096 : 0;
   return {
-    mode: TYPE_BITS[node.type] | (node.mode & 0o7777),
+    mode: TYPE_BITS[node.type] | (owner.aclBound && node.xattrs ? aclBoundMode(node.mode, node.xattrs) : node.mode & 0o7777),
     uid: owner.uid ?? node.uid,
     gid: owner.gid ?? node.gid,
     size,

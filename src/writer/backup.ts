@@ -2,9 +2,8 @@
 // snapshot, in that order, so an interrupted run never leaves a snapshot that points at
 // missing data (the packs it did write are reused by the next run through the index, or
 // removed by prune).
-import { lstatSync, promises as fsp } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { constants as osConstants, hostname, userInfo } from 'node:os';
-import * as path from 'node:path';
 import type { SnapshotInfo } from '../format/snapshot.js';
 import { sameNode, TreeEncoder, type Tree, type TreeNode } from '../format/tree.js';
 import type { Repository } from '../repo/repository.js';
@@ -20,9 +19,10 @@ import { DirCache, subdirsHash, type DirRecord } from './dir-cache.js';
 import { Semaphore } from '../repo/semaphore.js';
 // Every syscall on an entry goes through withShortPath: trees nested deeper than PATH_MAX
 // would otherwise fail with ENAMETOOLONG (see src/platform/long-path.ts).
-import { shortPath, withShortPath, withShortPathSync } from '../platform/long-path.js';
+import { shortPath, withShortPathSync } from '../platform/long-path.js';
 import { readSmallFiles, scanDir, scanDirSync, type EntryStat, type ScannedEntry } from '../platform/native.js';
 import type { Excluder } from './exclude.js';
+import { followed, planTargets, type Target } from './targets.js';
 import { estimateBackupCost } from '../glacier/cost.js';
 
 export const PROGRAM = 'tsbak 0.1.0';
@@ -73,6 +73,8 @@ interface Visit {
   release: () => void;
   /** The first subdirectories' visits, started as soon as this listing arrived. */
   ahead: Array<Promise<Visit> | undefined>;
+  /** The path syscalls use for the directory when it is not its own path: `dir/.` for a symlink followed (a named path's parent, or an argument `link/`). */
+  at?: Buffer;
   /** The listing's fingerprint, when the directory can be recorded (see dir-cache.ts). */
   fingerprint?: Buffer;
   /** The last run's record of this directory, when the listing is the same. */
@@ -90,6 +92,10 @@ function dropVisit(v: Visit): void {
 
 function isDirectory(st: EntryStat): boolean {
   return (Number(st.mode) & 0o170000) === 0o040000;
+}
+
+function isSymlink(st: EntryStat): boolean {
+  return (Number(st.mode) & 0o170000) === 0o120000;
 }
 
 function isRegularFile(st: EntryStat): boolean {
@@ -145,28 +151,48 @@ export interface BackupResult {
   dirsUnchanged: number;
 }
 
-/** The parts of the tree to visit: intermediate directories of the given paths, or everything below a given path. */
+/**
+ * The parts of the tree to visit: intermediate directories of the given paths, or everything
+ * below a given path (target). A path named inside a target keeps its spec, so that it is
+ * never excluded and a vanished one is reported.
+ */
 interface Spec {
   target: boolean;
+  /**
+   * A symlink here is followed and the directory it leads to saved under its name: always
+   * for the parents of a given path outside any target (the kernel resolves them when it
+   * reaches the path), and for an argument ending with '/' (targets.ts).
+   */
+  follow: boolean;
   children: Map<string, { name: Buffer; spec: Spec }>;
 }
 
 /** A name's bytes as a map key: latin1 maps each byte to one char, so it is exact and half the length of hex. */
 const nameKey = (name: Buffer): string => name.toString('latin1');
 
-function buildSpec(paths: string[]): Spec {
-  const root: Spec = { target: false, children: new Map() };
-  for (const p of paths) {
+function buildSpec(targets: Target[]): Spec {
+  const root: Spec = { target: false, follow: true, children: new Map() };
+  for (const t of targets) {
     let s = root;
-    for (const comp of p.split('/').filter(Boolean)) {
+    for (const comp of t.path.split('/').filter(Boolean)) {
       const name = Buffer.from(comp);
       const key = nameKey(name);
       let c = s.children.get(key);
-      if (!c) s.children.set(key, (c = { name, spec: { target: false, children: new Map() } }));
+      if (!c) s.children.set(key, (c = { name, spec: { target: false, follow: true, children: new Map() } }));
       s = c.spec;
     }
     s.target = true;
+    s.follow = t.follow;
   }
+  // Below a target everything is saved; the parents of a path named there are plain
+  // directories of the listing (targets.ts refused symlinks among them).
+  const inTarget = (s: Spec, under: boolean) => {
+    for (const { spec: c } of s.children.values()) {
+      if (under && !c.target) (c.target = true), (c.follow = false);
+      inTarget(c, under || c.target);
+    }
+  };
+  inTarget(root, root.target);
   return root;
 }
 
@@ -227,15 +253,9 @@ class BackupRun {
   private async runLocked(): Promise<BackupResult> {
     const start = Date.now();
     const time = new Date(start).toISOString();
-    const paths = [...new Set(this.opts.paths.map((p) => path.resolve(p)))].sort();
-    for (const p of paths) {
-      try {
-        const st = await withShortPath(p, (sp) => fsp.lstat(sp, { bigint: true }));
-        this.rootDevs.add(st.dev);
-      } catch (e: any) {
-        throw new TsbakError('USAGE', `cannot back up ${p}: ${e.code === 'ENOENT' ? 'no such file or directory' : e.code}`);
-      }
-    }
+    const targets = planTargets(this.opts.paths);
+    const paths = targets.map((t) => t.path);
+    for (const t of targets) this.rootDevs.add(t.st.dev);
     const host = this.opts.host ?? hostname();
     await this.repo.loadIndex();
     const parent = await this.findParent(host, paths);
@@ -246,7 +266,7 @@ class BackupRun {
       if (parent) this.lastDirs = await DirCache.load(dirsFile, parent.snapshot, settings, this.repo.indexFiles);
     }
 
-    const rootSpec = buildSpec(paths);
+    const rootSpec = buildSpec(targets);
     const rootId = await this.saveDir(Buffer.from('/'), rootSpec, await this.prepareDir(Buffer.from('/'), parent ? Buffer.from(parent.tree, 'hex') : null, rootSpec.target));
     await this.repo.flush();
     this.progress.bytesAdded = this.repo.packerStats.bytesWritten;
@@ -330,14 +350,14 @@ class BackupRun {
    * the parent snapshot, its listing with every entry's lstat (and xattrs when there is no
    * parent tree to take them from), and the contents of the small files that need reading.
    */
-  private async prepareDir(dir: Buffer, parentId: Buffer | null, list: boolean, st?: EntryStat): Promise<Visit> {
-    const visit: Visit = { parent: null, parentId: null, parentNodes: new Map(), entries: null, contents: new Map(), release: () => {}, ahead: [] };
+  private async prepareDir(dir: Buffer, parentId: Buffer | null, list: boolean, st?: EntryStat, at?: Buffer): Promise<Visit> {
+    const visit: Visit = { parent: null, parentId: null, parentNodes: new Map(), entries: null, contents: new Map(), release: () => {}, ahead: [], ...(at ? { at } : {}) };
     // With a record of this directory from the last run, the listing comes first: when it
     // matches, the parent tree is not needed at all.
     const known = list ? this.lastDirs?.get(dir) : undefined;
     if (!known) await this.loadParent(visit, parentId);
     if (!list) return visit;
-    const sp = shortPath(dir);
+    const sp = shortPath(at ?? dir);
     try {
       const withXattrs = !known && visit.parent === null;
       const scan = st && st.size <= SYNC_SCAN_MAX ? scanDirSync(sp.path, withXattrs) : await scanDir(sp.path, withXattrs);
@@ -476,7 +496,24 @@ class BackupRun {
     if (spec && !spec.target) {
       names = [...spec.children.values()].map((c) => ({ name: c.name, spec: c.spec, dir: true }));
     } else if (visit.entries) {
-      names = visit.entries.map((e) => ({ name: e.name, spec: null, dir: e.isDir, scanned: e }));
+      const named = spec?.children.size ? spec.children : null;
+      names = visit.entries.map((e) => {
+        // A path named inside this one keeps its spec. `dir` stays as listed: `ahead` (prepareDir)
+        // is indexed by the listed subdirectories; a symlink to follow is saved among the leaves.
+        return { name: e.name, spec: named?.get(nameKey(e.name))?.spec ?? null, dir: e.isDir, scanned: e };
+      });
+      if (named) {
+        this.reportMissing(dir, named, visit.entries);
+        // A symlink followed in here (`dir/link/` named): the tree depends on more than this
+        // listing and the subdirectories', so it is never reused from the last run's record.
+        if ([...named.values()].some((c) => c.spec.follow)) {
+          this.dirtyDirs.add(dir.toString('latin1'));
+          if (visit.known) {
+            await this.loadParent(visit, visit.known.tree);
+            visit.known = undefined;
+          }
+        }
+      }
       // From here on each entry is reached through `names` only, and let go once saved
       // (saveLeaves): an 18k-entry directory held ~9 MB of lstat objects to its end.
       visit.entries = [];
@@ -530,7 +567,7 @@ class BackupRun {
         }
         let release = () => {};
         if (late.length) {
-          const sp = shortPath(dir);
+          const sp = shortPath(visit.at ?? dir);
           try {
             release = await this.readInto(sp.path, late, bytes, visit);
           } finally {
@@ -599,10 +636,16 @@ class BackupRun {
     return id;
   }
 
-  /** prepareDir for a subdirectory about to be visited; undefined where saveEntry must look itself (not listed, another device). */
+  /** Paths named inside a listed directory that the listing does not hold: gone since the run started. */
+  private reportMissing(dir: Buffer, named: Map<string, { name: Buffer }>, entries: ScannedEntry[]): void {
+    const listed = new Set(entries.map((e) => nameKey(e.name)));
+    for (const [key, { name }] of named) if (!listed.has(key)) this.warn(joinPath(dir, name), 'cannot back up: no longer there');
+  }
+
+  /** prepareDir for a subdirectory about to be visited; undefined where saveEntry must look itself (not listed, another device, a symlink to follow). */
   private prepareSubdir(p: Buffer, d: { spec: Spec | null; scanned?: ScannedEntry; name: Buffer }, parentNodes: Map<string, TreeNode>): Promise<Visit> | undefined {
     const st = d.scanned?.st;
-    if (!st || (this.opts.oneFileSystem && !d.spec && !this.rootDevs.has(st.dev))) return undefined;
+    if (!st || !isDirectory(st) || (this.opts.oneFileSystem && !d.spec && !this.rootDevs.has(st.dev))) return undefined;
     const v = this.prepareDir(p, this.parentSubtree(p, d.name, parentNodes), !d.spec || d.spec.target, st);
     v.catch(() => {}); // awaited later, or dropped if the entry turns out excluded
     return v;
@@ -610,20 +653,32 @@ class BackupRun {
 
   private async saveEntry(p: Buffer, name: Buffer, spec: Spec | null, parent: TreeNode | null, scanned?: ScannedEntry, content?: ReadAhead, visit?: Promise<Visit>): Promise<TreeNode | null> {
     let st: EntryStat;
+    // The path syscalls use for this entry: `p/.` for a symlink to follow (see Spec.follow).
+    let at = p;
+    if (spec?.follow && (!scanned?.st || isSymlink(scanned.st))) {
+      at = Buffer.from(followed(p.toString('latin1')), 'latin1');
+      scanned = content = visit = undefined; // what the listing saw is the symlink
+    }
     if (scanned?.st) {
       st = scanned.st;
-    } else if (scanned && scanned.errno === ENOENT) {
+    } else if (scanned && scanned.errno === ENOENT && !spec) {
       return null; // vanished since the listing: not an error
     } else {
       try {
         // Synchronous: a cached lstat is a microsecond; the promise version a thread-pool round trip.
-        st = withShortPathSync(p, (sp) => lstatSync(sp, { bigint: true }));
+        st = withShortPathSync(at, (sp) => lstatSync(sp, { bigint: true }));
       } catch (e: any) {
-        if (e.code !== 'ENOENT') this.warn(p, `cannot stat: ${e.code ?? e.message}`);
-        return null; // vanished since the listing: not an error
+        // Vanished since the listing: not an error, unless the user named it.
+        if (e.code !== 'ENOENT' || spec) this.warn(p, `cannot stat: ${e.code ?? e.message}`);
+        return null;
       }
     }
     const isDir = isDirectory(st);
+    if (spec && !spec.target && !isDir) {
+      // A parent of a named path that is no longer a directory: what was named cannot be reached.
+      this.warn(p, 'cannot back up the paths named below it: not a directory any more');
+      return null;
+    }
     // Hardlinks: reading one name can move the shared inode's atime before another name is
     // lstat'ed (readlink of a hardlinked symlink always does; so does reading a file where
     // O_NOATIME is refused), and the restore applies the metadata of whichever name it
@@ -638,7 +693,7 @@ class BackupRun {
     if (!spec && this.opts.exclude && (await this.opts.exclude.excludes(p, isDir, st))) return null;
     let node: TreeNode;
     try {
-      node = await captureMeta(p, st, name, parent, scanned?.xattrs);
+      node = await captureMeta(at, st, name, parent, scanned?.xattrs);
     } catch (e: any) {
       this.warn(p, `cannot read metadata: ${e.code ?? e.message}`);
       return null;
@@ -651,7 +706,7 @@ class BackupRun {
         node.subtree = (await this.repo.saveTree({ nodes: [] })).id;
         return node;
       }
-      const v = await (visit ?? this.prepareDir(p, parent ? (parent.type === 'dir' && parent.subtree ? parent.subtree : null) : this.lastDirs?.get(p)?.tree ?? null, !spec || spec.target, st));
+      const v = await (visit ?? this.prepareDir(p, parent ? (parent.type === 'dir' && parent.subtree ? parent.subtree : null) : this.lastDirs?.get(p)?.tree ?? null, !spec || spec.target, st, at === p ? undefined : at));
       node.subtree = await this.saveDir(p, spec, v);
       return node;
     }
