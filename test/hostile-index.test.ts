@@ -189,22 +189,25 @@ t.test('a deleted tree pack is damage (14), not "not found"', async (t) => {
 t.test('a blob in two packs, the first damaged: restore reads the second', async (t) => {
   const repo = newRepo(t);
   const src = sourceTree(t);
-  const wm = run('tsbak-write', [repo, src, '--json']);
-  t.equal(wm.code, 0, wm.stderr);
-  // A second copy of everything: a writer stores its own (it cannot verify the master's
-  // entries, or does not trust them).
+  // Two writers back up the same tree: neither counts on the other's entries, so each
+  // blob is stored twice (the master's entries would be trusted, and so not stored again).
+  const a = addWriter(t, repo, 'first');
   const b = addWriter(t, repo, 'second');
-  const wb = run('tsbak-write', ['--key-file', b.file, repo, src, '--json', '--no-cache'], { TSBAK_PASSWORD: '', TSBAK_CACHE_DIR: tempDir(t) });
+  const backup = (k: { file: string }) => run('tsbak-write', ['--key-file', k.file, repo, src, '--json', '--no-cache'], { TSBAK_PASSWORD: '', TSBAK_CACHE_DIR: tempDir(t) });
+  const wa = backup(a);
+  t.equal(wa.code, 0, wa.stderr);
+  const wb = backup(b);
   t.equal(wb.code, 0, wb.stderr);
 
-  // Damage every blob of the master's data packs, the copies a restore of its snapshot reads first.
+  // Damage every blob of the first writer's data packs, the copies a restore of its snapshot reads first.
   const full = await openAs(repo);
   await full.loadIndex();
+  full.preferSigner(a.keyId);
   let damaged = 0;
   for (const e of full.index.entries()) {
-    if (e.pack.kind !== 'data' || e.pack.signer !== 'master') continue;
+    if (e.pack.kind !== 'data' || e.pack.signer !== a.keyId) continue;
     t.ok(full.locations(e.id).length >= 2, 'the blob has a second copy');
-    t.equal(full.locate(e.id)!.pack.signer, 'master', 'the master’s copy is tried first');
+    t.equal(full.locate(e.id)!.pack.signer, a.keyId, 'the snapshot signer’s copy is tried first');
     const file = path.join(repo, packName('data', e.pack.id.toString('hex')));
     const bytes = readFileSync(file);
     bytes[e.offset + (e.length >> 1)]! ^= 1;
@@ -214,14 +217,14 @@ t.test('a blob in two packs, the first damaged: restore reads the second', async
   t.ok(damaged >= 4, `${damaged} copies damaged`);
 
   const dest = tempDir(t);
-  const r = run('tsbak', ['restore', repo, json(wm).snapshot_id, '--target', dest]);
+  const r = run('tsbak', ['restore', repo, json(wa).snapshot_id, '--target', dest]);
   t.equal(r.code, 0, r.stderr);
-  t.match(r.stderr, /warning: blob [0-9a-f]{16}: pack packs\/data\/.*signed by the master key\) damaged, read the copy in pack .*signed by key/, 'each fallback is told');
+  t.match(r.stderr, new RegExp(`warning: blob [0-9a-f]{16}: pack packs/data/.*signed by key ${a.keyId}\\) damaged, read the copy in pack .*signed by key ${b.keyId}`), 'each fallback is told');
   sameFiles(t, src, path.join(dest, src), 'restore through the second copies');
 
   const check = run('tsbak', ['check', repo, '--read-data']);
   t.equal(check.code, 14);
-  const named = check.stdout.split('\n').filter((l) => /the copy in pack .*signed by the master key\) is damaged .*another copy is good/.test(l));
+  const named = check.stdout.split('\n').filter((l) => new RegExp(`the copy in pack .*signed by key ${a.keyId}\\) is damaged .*another copy is good`).test(l));
   t.equal(named.length, damaged, 'check --read-data names every bad copy and says another is good');
 });
 

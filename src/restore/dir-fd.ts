@@ -49,8 +49,8 @@ export function openDirAt(dirAt: Buffer, name: Buffer): number {
 
 /**
  * Makes directory `name` in the directory at `dirAt` (0700 until its metadata goes on) and
- * opens it. An entry already there that is not a directory (a symlink, a file) is removed,
- * not followed, and replaced. fresh: the restore created it (it was not there).
+ * opens it. A symlink already there is refused (never followed); another non-directory (a
+ * file) is removed and replaced. fresh: the restore created it (it was not there).
  */
 export function makeDirAt(dirAt: Buffer, name: Buffer): { fd: number; fresh: boolean } {
   const p = entryAt(dirAt, name);
@@ -67,7 +67,13 @@ export function makeDirAt(dirAt: Buffer, name: Buffer): { fd: number; fresh: boo
     const code = (e as NodeJS.ErrnoException).code;
     if (fresh || (code !== 'ENOTDIR' && code !== 'ELOOP')) throw e;
   }
-  unlinkSync(p); // a non-directory: unlink removes a symlink itself, never its target
+  // A symlink where a directory goes is neither followed nor replaced: a restore to / of a
+  // backup of /lib/systemd would otherwise turn Debian's /lib -> usr/lib into a directory
+  // holding only what was backed up. The user decides (move it away, or another target).
+  if (lstatSync(p).isSymbolicLink()) {
+    throw new Error('a symlink is in the place of this directory: not followed and not replaced (move it away, or restore to another target)');
+  }
+  unlinkSync(p); // another non-directory (a file, a fifo): replaced, as a restore replaces files
   mkdirSync(p, { mode: 0o700 });
   return { fd: openSync(p, DIR_FLAGS), fresh: true };
 }

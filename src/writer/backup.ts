@@ -311,11 +311,14 @@ class BackupRun {
     const all = await this.repo.listSnapshots(() => {});
     // The latest of the same host and paths (as restic), never one dated more than a day
     // ahead: a writer key could date one 9999 to be every later backup's parent.
+    // And one this key signed unless --signer says otherwise: a writer's tree could name
+    // chunks its own index lists for files that look unchanged.
     const now = Date.now();
+    const signer = this.opts.parentSigner ?? this.repo.secrets.keyId;
     for (let i = all.length - 1; i >= 0; i--) {
       const s = all[i]!;
       if (ParentCache.key(s.info.host, s.info.paths) !== key || isFuture(s.info, now)) continue;
-      if (this.opts.parentSigner === undefined || signerMatches(s.signer, this.opts.parentSigner)) return { snapshot: s.id, tree: s.info.tree };
+      if (signerMatches(s.signer, signer)) return { snapshot: s.id, tree: s.info.tree };
     }
     return null;
   }
