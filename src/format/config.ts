@@ -70,7 +70,8 @@ export function encodeConfig(c: RepoConfig, s: ConfigSignature): Buffer {
   return Buffer.from(JSON.stringify(o, null, 2) + '\n');
 }
 
-export function decodeConfig(b: Buffer): DecodedConfig {
+/** The JSON object in b (config or config.sig), or ConfigError. */
+function jsonObject(b: Buffer): any {
   let o: any;
   try {
     o = JSON.parse(b.toString('utf8'));
@@ -78,6 +79,16 @@ export function decodeConfig(b: Buffer): DecodedConfig {
     throw new ConfigError('not JSON');
   }
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new ConfigError('not a JSON object');
+  return o;
+}
+
+/** The signature fields shared by a version 2 config and config.sig. */
+function signatureOf(o: any): ConfigSignature {
+  return { signPub: b64(o.signPub, 'signPub', 32), keyCheck: b64(o.keyCheck, 'keyCheck', 32), sig: b64(o.sig, 'sig', 64) };
+}
+
+export function decodeConfig(b: Buffer): DecodedConfig {
+  const o = jsonObject(b);
   if (o.version !== 1 && o.version !== 2) throw new ConfigError(`version: ${JSON.stringify(o.version)} is not 1 or 2 (made by a newer tsbak?)`);
   const config: RepoConfig = {
     version: o.version,
@@ -89,7 +100,7 @@ export function decodeConfig(b: Buffer): DecodedConfig {
     storageClass: storageClass(o.storageClass),
   };
   if (config.version === 1) return { config, signature: null };
-  return { config, signature: { signPub: b64(o.signPub, 'signPub', 32), keyCheck: b64(o.keyCheck, 'keyCheck', 32), sig: b64(o.sig, 'sig', 64) } };
+  return { config, signature: signatureOf(o) };
 }
 
 /** config.sig: the signature of a version 1 config, written once by `tsbak key sign-config`. */
@@ -98,14 +109,9 @@ export function encodeConfigSig(s: ConfigSignature): Buffer {
 }
 
 export function decodeConfigSig(b: Buffer): ConfigSignature {
-  let o: any;
-  try {
-    o = JSON.parse(b.toString('utf8'));
-  } catch {
-    throw new ConfigError('not JSON');
-  }
-  if (typeof o !== 'object' || o === null || o.v !== 1) throw new ConfigError('v: not 1');
-  return { signPub: b64(o.signPub, 'signPub', 32), keyCheck: b64(o.keyCheck, 'keyCheck', 32), sig: b64(o.sig, 'sig', 64) };
+  const o = jsonObject(b);
+  if (o.v !== 1) throw new ConfigError('v: not 1');
+  return signatureOf(o);
 }
 
 const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

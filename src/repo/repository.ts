@@ -48,6 +48,9 @@ import { mapLimit } from './map-limit.js';
 export { mapLimit };
 
 
+/** Opens one copy's sealed bytes (fetchOpen): the result, or how it failed ('auth', 'id'). */
+type BlobOpener<T> = (kind: BlobType, key: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, rawLength: number) => Promise<T | 'auth' | 'id'>;
+
 /** Sealed blobs and what opens them (Repository.readSealedBatch). */
 export interface SealedBatch {
   /** The blobs back to back, in a buffer of its own. */
@@ -1098,7 +1101,7 @@ export class Repository {
     id: Buffer,
     hex: string,
     signal: AbortSignal | undefined,
-    open: (kind: BlobType, key: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, rawLength: number) => Promise<T | 'auth' | 'id'>,
+    open: BlobOpener<T>,
     into?: (n: number) => Buffer,
     only?: BlobLocation,
   ): Promise<T> {
@@ -1143,7 +1146,7 @@ export class Repository {
     loc: BlobLocation,
     short: string,
     signal: AbortSignal | undefined,
-    open: (kind: BlobType, key: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, rawLength: number) => Promise<T | 'auth' | 'id'>,
+    open: BlobOpener<T>,
     into?: (n: number) => Buffer,
   ): Promise<T | 'auth' | 'id'> {
     const key = this.packKey(loc.pack);
