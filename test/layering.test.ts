@@ -73,3 +73,16 @@ t.test('fuse never imports glacier; nothing below cli imports cli', async (t) =>
 t.test('only cli calls process.exit', async (t) => {
   for (const s of sources.filter((s) => s.layer !== 'cli')) t.notMatch(s.text, /process\.exit\(/, `${s.rel} calls process.exit`);
 });
+
+t.test('the parts of an open repository are reached through the Repository facade', async (t) => {
+  const parts = ['context', 'opening', 'key-store', 'index-store', 'blob-writer', 'blob-reader', 'snapshot-store', 'cold-facade'].map((p) => `repo/${p}`);
+  const wrong: string[] = [];
+  for (const s of sources) {
+    const self = s.rel.replace(/\.ts$/, '');
+    for (const o of ours(s).map((o) => o.replace(/\.js$/, ''))) {
+      if (s.layer !== 'repo' && parts.includes(o)) wrong.push(`${s.rel} imports ${o}: use repo/repository.ts`);
+      if (parts.includes(self) && o === 'repo/repository') wrong.push(`${s.rel} imports the facade it is part of`);
+    }
+  }
+  t.same(wrong, []);
+});

@@ -1,0 +1,117 @@
+// The writing side of a repository: blobs go to the packer (packer.ts), and every
+// INDEX_EVERY packs an index file lists them, so an interrupted backup keeps its progress.
+import { blobId } from '../crypto/hash.js';
+import type { BlobType } from '../format/pack.js';
+import { encodeTree, type Tree } from '../format/tree.js';
+import { blobIdNativeAsync } from '../platform/native.js';
+import type { RepoContext } from './context.js';
+import type { IndexStore } from './index-store.js';
+import { COPIED_AT_ONCE, Packer } from './packer.js';
+
+/** Packs per intermediate index file during a backup. */
+const INDEX_EVERY = 32;
+/**
+ * ...or once they hold this many blobs (restic bounds its index files by blob count too):
+ * until its index file is written, a blob costs ~250 bytes of V8 heap, ~60 after.
+ */
+const INDEX_EVERY_BLOBS = 16384;
+
+export class BlobWriter {
+  /** Objects stored by this process (for the cost of a backup). */
+  readonly objectsWritten: Array<{ kind: 'data' | 'tree' | 'index' | 'snapshot'; bytes: number }> = [];
+  private packer: Packer | null = null;
+
+  constructor(
+    private readonly ctx: RepoContext,
+    private readonly indexes: IndexStore,
+  ) {}
+
+  private getPacker(): Packer {
+    if (!this.packer) {
+      this.packer = new Packer({
+        backend: this.ctx.backend,
+        repoPub: this.ctx.secrets.repoPub,
+        level: this.ctx.config.compression.level,
+        packSize: this.ctx.config.packSize,
+        storageClass: { data: this.ctx.config.storageClass.data, tree: this.ctx.config.storageClass.tree },
+        onPack: (p, bytes) => this.objectsWritten.push({ kind: p.kind, bytes }),
+      });
+    }
+    return this.packer;
+  }
+
+  blobId(data: Uint8Array): Buffer {
+    return blobId(this.ctx.secrets.macKey, data);
+  }
+
+  /** Stores a blob unless the repository (or this session) already has it. Returns its id and whether it was new. */
+  async saveBlob(type: BlobType, plain: Uint8Array, knownId?: Buffer): Promise<{ id: Buffer; added: boolean }> {
+    const id = knownId ?? this.blobId(plain);
+    if (!this.indexes.claim(id)) return { id, added: false };
+    await this.getPacker().add(type, id, plain);
+    await this.maybeWriteIndex();
+    return { id, added: true };
+  }
+
+  /**
+   * saveBlob for a blob that may be large, without waiting for its hash: resolves once
+   * `plain` may be reused, with the id to await. Large blobs are hashed on libuv's pool
+   * (see Packer.addUnhashed) when sealing runs off this thread; others go through saveBlob.
+   */
+  async saveBlobDeferred(type: BlobType, plain: Uint8Array): Promise<{ id: Promise<Buffer> }> {
+    const packer = this.getPacker();
+    if (!packer.canDefer || plain.length < COPIED_AT_ONCE) {
+      const { id } = await this.saveBlob(type, plain);
+      return { id: Promise.resolve(id) };
+    }
+    const r = await packer.addUnhashed(
+      type,
+      plain,
+      (d) => blobIdNativeAsync(this.ctx.secrets.macKey, d),
+      (id) => this.indexes.claim(id),
+    );
+    await this.maybeWriteIndex();
+    return r;
+  }
+
+  async saveTree(tree: Tree): Promise<{ id: Buffer; added: boolean }> {
+    return this.saveBlob('tree', encodeTree(tree));
+  }
+
+  /** saveTree for a tree encoded already (TreeEncoder). */
+  async saveTreeBytes(bytes: Buffer): Promise<{ id: Buffer; added: boolean }> {
+    return this.saveBlob('tree', bytes);
+  }
+
+  /** Why storing new data failed, once it has (null before): every later save fails the same way. */
+  get writeFailure(): unknown {
+    return this.packer?.failed ?? null;
+  }
+
+  /** Ends the writing side: stops its workers and drops pack files a failed run left unwritten. */
+  async closeWriter(): Promise<void> {
+    const p = this.packer;
+    this.packer = null;
+    await p?.close();
+  }
+
+  get packerStats(): { bytesWritten: number; blobsWritten: number } {
+    return { bytesWritten: this.packer?.bytesWritten ?? 0, blobsWritten: this.packer?.blobsWritten ?? 0 };
+  }
+
+  /** Uploads open packs, then writes one index file for every pack written so far. */
+  async flush(): Promise<void> {
+    if (!this.packer) return;
+    await this.packer.flush();
+    await this.writeIndex(this.packer.takeWritten());
+  }
+
+  private async maybeWriteIndex(): Promise<void> {
+    if (this.packer && (this.packer.writtenCount >= INDEX_EVERY || this.packer.writtenBlobs >= INDEX_EVERY_BLOBS)) await this.writeIndex(this.packer.takeWritten());
+  }
+
+  private async writeIndex(packs: ReturnType<Packer['takeWritten']>): Promise<void> {
+    const bytes = await this.indexes.writeIndex(packs);
+    if (bytes) this.objectsWritten.push({ kind: 'index', bytes });
+  }
+}

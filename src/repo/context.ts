@@ -1,0 +1,34 @@
+// What every part of an open repository shares: the backend, the config and the key.
+import type { Backend } from '../backend/backend.js';
+import type { X25519Pair } from '../crypto/box.js';
+import type { RepoConfig } from '../format/config.js';
+import type { FullSecrets, WriterSecrets } from '../format/keyfile.js';
+import { TsbakError } from '../errors.js';
+
+export class RepoContext {
+  /** Told about damage that is skipped rather than fatal (a damaged index file, a damaged copy). */
+  onWarning: ((message: string) => void) | null = null;
+
+  constructor(
+    readonly backend: Backend,
+    readonly config: RepoConfig,
+    readonly secrets: WriterSecrets | FullSecrets,
+  ) {}
+
+  /** True with the full key; false with a write-only key. */
+  get canRead(): boolean {
+    return 'repoPriv' in this.secrets && !!(this.secrets as FullSecrets).repoPriv;
+  }
+
+  /** The repository's decryption pair, or WRITE_ONLY_KEY naming what could not be done. */
+  requireRead(what: string): X25519Pair {
+    if (!this.canRead) throw new TsbakError('WRITE_ONLY_KEY', `cannot ${what}: this is a write-only key (it adds snapshots but cannot read them); use the repository passphrase`);
+    const s = this.secrets as FullSecrets;
+    return { publicKey: s.repoPub, privateKey: s.repoPriv };
+  }
+
+  /** The master's Ed25519 public key, when this key knows it (the full key; writers whose key file or cache says it). */
+  get masterSignPub(): Buffer | null {
+    return this.secrets.keyId === 'master' ? this.secrets.signPub : this.secrets.masterSignPub ?? null;
+  }
+}

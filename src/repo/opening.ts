@@ -1,0 +1,203 @@
+// Opening a repository: creates one (init), or reads its config and the key that opens it
+// and checks them against each other (docs/THREAT-MODEL.md, "config and keys").
+import { randomBytes } from 'node:crypto';
+import type { Backend, StorageClass } from '../backend/backend.js';
+import { ConfigError, decodeConfig, decodeConfigSig, encodeConfig, type ConfigSignature, type RepoConfig } from '../format/config.js';
+import type { FullKeyObject, FullSecrets, RevocationObject, WriterKeyFile, WriterKeyObject } from '../format/keyfile.js';
+import { NotFoundError, TsbakError } from '../errors.js';
+import { inconsistentSecrets, keyCheck, newRepoSecrets, openWriterKeyFile, registeredSignPub, signConfig, unwrapFullKey, verifiedRevocation, verifyConfig, wrapFullKey } from './keys.js';
+import { readPin, writePin } from './trust-pin.js';
+import { CONFIG, CONFIG_SIG, KEYS, REVOKED } from './layout.js';
+import { RepoContext } from './context.js';
+
+export interface Credentials {
+  password?: string;
+  keyFile?: { path: string; content: WriterKeyFile };
+  /** The local cache root, where the master's public key is pinned for key files made before they carried it (null: none). */
+  cacheRoot?: string | null;
+  /** Told about what opens but deserves attention (an unsigned config). */
+  onWarning?: (message: string) => void;
+}
+
+export interface InitOptions {
+  chunker?: { min: number; avg: number; max: number };
+  compressionLevel?: number;
+  packSize?: { data: number; tree: number };
+  storageClass?: { data: StorageClass; tree: StorageClass; other: StorageClass };
+}
+
+export async function initRepository(backend: Backend, password: string, opts: InitOptions = {}): Promise<RepoContext> {
+  if (await backend.head(CONFIG)) throw new TsbakError('REPO_EXISTS', `${backend.location} already holds a tsbak repository`);
+  for await (const _ of backend.list(KEYS)) throw new TsbakError('REPO_EXISTS', `${backend.location} already has keys/ but no config; refusing to initialize over it`);
+  const config: RepoConfig = {
+    version: 2,
+    id: randomBytes(16).toString('hex'),
+    created: new Date().toISOString(),
+    chunker: opts.chunker ?? { min: 256 << 10, avg: 1 << 20, max: 4 << 20 },
+    compression: { alg: 'zstd', level: opts.compressionLevel ?? 3 },
+    packSize: opts.packSize ?? { data: 16 << 20, tree: 4 << 20 },
+    storageClass: opts.storageClass ?? { data: 'STANDARD', tree: 'STANDARD', other: 'STANDARD' },
+  };
+  const secrets = newRepoSecrets(config.id);
+  const bytes = encodeConfig(config, signConfig(config, secrets));
+  // What readers will refuse, refused here (a bad --compression or --pack-size).
+  try {
+    decodeConfig(bytes);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new TsbakError('USAGE', `cannot create a repository with this config: ${e.message}`);
+    throw e;
+  }
+  const keyObj = wrapFullKey(secrets, password);
+  await backend.put(`${KEYS}${randomBytes(16).toString('hex')}`, Buffer.from(JSON.stringify(keyObj, null, 2)));
+  await backend.put(CONFIG, bytes);
+  return new RepoContext(backend, config, secrets);
+}
+
+/**
+ * Opens the repository with a passphrase (the full key) or a writer key file, and checks
+ * what the bucket says against the key: config's values and signature (and id), the key
+ * check value, the key's own halves, a writer's registration and revocation. See
+ * docs/THREAT-MODEL.md ("config and keys").
+ */
+export async function openRepository(backend: Backend, creds: Credentials): Promise<RepoContext> {
+  const where = backend.location;
+  let raw: Buffer;
+  try {
+    raw = await backend.get(CONFIG);
+  } catch (e) {
+    if (e instanceof NotFoundError) throw new TsbakError('NOT_A_REPOSITORY', `${where} is not a tsbak repository (no config); create one with 'tsbak init'`);
+    throw e;
+  }
+  let config: RepoConfig;
+  let signature: ConfigSignature | null;
+  try {
+    ({ config, signature } = decodeConfig(raw));
+    signature ??= await readConfigSig(backend);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new TsbakError('CORRUPT', `${where}/config is damaged (${e.message}); restore it from a copy, or ask whoever can write to the bucket`);
+    throw e;
+  }
+  const pin = creds.cacheRoot ? await readPin(creds.cacheRoot, config.id) : null;
+  const warn = creds.onWarning ?? (() => {});
+  const unsigned = (master: Buffer | null) => {
+    // A key (or this machine) that has seen the config signed refuses it unsigned: the
+    // signature was removed, or the config replaced.
+    if (master && pin?.configSigned) throw new TsbakError('CORRUPT', `${where}/config is damaged (it has no signature, but this repository's config was signed before): restore config and config.sig from a copy`);
+    warn(`${where}/config is not signed (a repository made before tsbak signed it): run 'tsbak key sign-config' with the passphrase`);
+  };
+  const badConfigSig = () => new TsbakError('CORRUPT', `${where}/config is damaged (its signature does not verify with the repository's master key): it was altered; restore it from a copy`);
+
+  if (creds.keyFile) {
+    const kf = creds.keyFile.path;
+    const secrets = openWriterKeyFile(creds.keyFile.content, creds.password, kf);
+    if (secrets.repoId !== config.id) throw new TsbakError('USAGE', `key file ${kf} belongs to repository ${secrets.repoId}, not to ${where} (${config.id})`);
+    const damaged = (why: string) => new TsbakError('CORRUPT', `key file ${kf} is damaged (${why}); use a backup copy of it, or make a new one with 'tsbak key add-writer'`);
+    const bad = inconsistentSecrets(secrets);
+    if (bad) throw damaged(bad);
+    // The master's public key: from the key file; for key files made before they carried
+    // it, pinned on this machine, else taken from the signed config the first time (and
+    // pinned then) once the config's key check shows the config belongs with this key.
+    let master = secrets.masterSignPub ?? pin?.masterSignPub ?? null;
+    const firstUse = !master && !!signature;
+    if (signature) {
+      master ??= signature.signPub;
+      if (!verifyConfig(config, signature, master)) throw badConfigSig();
+      if (!keyCheck(secrets).equals(signature.keyCheck)) throw damaged("its macKey, chunkerSeed, indexKey or repoPub are not the repository's (config.keyCheck differs)");
+    } else if (secrets.masterSignPub) {
+      // Key files with masterSignPub are made only once the config is signed (add-writer signs it).
+      throw new TsbakError('CORRUPT', `${where}/config is damaged (it has no signature, but this key was made for a signed config): restore config and config.sig from a copy`);
+    } else unsigned(master);
+    const reg = await readRegistration(backend, secrets.keyId);
+    const regPub = master ? registeredSignPub(reg, master) : Buffer.from(String(reg.signPub), 'base64');
+    if (!regPub) throw new TsbakError('CORRUPT', `${where}/${KEYS}${secrets.keyId} (the registration of key file ${kf}) is damaged (not signed by the master key); the master can add a new writer key`);
+    if (!regPub.equals(secrets.signPub)) throw damaged(`signPub is not the one registered in ${KEYS}${secrets.keyId}`);
+    if (master) {
+      const rev = await readRevocation(backend, secrets.keyId, master);
+      if (rev) throw new TsbakError('WRONG_PASSWORD', `key file ${kf} (${rev.name}, ${secrets.keyId}) was revoked on ${rev.revoked}: it can no longer add snapshots to ${where}`);
+      secrets.masterSignPub = master;
+      if (firstUse && creds.cacheRoot) await writePin(creds.cacheRoot, config.id, { masterSignPub: master, configSigned: true });
+    }
+    return new RepoContext(backend, config, secrets);
+  }
+
+  if (creds.password === undefined) throw new TsbakError('USAGE', `no passphrase for ${where}: use --password-file, TSBAK_PASSWORD or --key-file`);
+  const damagedKeys: string[] = [];
+  let found: { name: string; secrets: FullSecrets } | null = null;
+  for await (const o of backend.list(KEYS)) {
+    let obj: FullKeyObject;
+    try {
+      obj = JSON.parse((await backend.get(o.name)).toString());
+    } catch (e) {
+      if (!(e instanceof SyntaxError)) throw e;
+      damagedKeys.push(`${o.name} is damaged (not JSON)`);
+      continue;
+    }
+    if (typeof obj !== 'object' || obj === null) {
+      damagedKeys.push(`${o.name} is damaged (not a key object)`);
+      continue;
+    }
+    if ((obj as { kind: string }).kind === 'writer' || (obj as { kind: string }).kind === 'revocation') continue;
+    if (obj.kind !== 'full') {
+      damagedKeys.push(`${o.name} is damaged (unknown kind ${JSON.stringify(obj.kind)})`);
+      continue;
+    }
+    const r = unwrapFullKey(obj, creds.password);
+    if (r === 'wrong') continue;
+    if ('damaged' in r) {
+      damagedKeys.push(`${o.name} is damaged (${r.damaged})`);
+      continue;
+    }
+    found = { name: o.name, secrets: r };
+    break;
+  }
+  if (!found) {
+    // A damaged key object cannot be told from one the passphrase does not open, unless
+    // its damage shows before decryption: then that is the likelier story, and said so.
+    if (damagedKeys.length) throw new TsbakError('CORRUPT', `no key in ${where}/${KEYS} opens with this passphrase, and ${damagedKeys.join('; ')}: if the passphrase is right, restore that object from a copy`);
+    throw new TsbakError('WRONG_PASSWORD', `wrong passphrase for ${where}: no key in keys/ opens with it`);
+  }
+  const s = found.secrets;
+  if (s.repoId !== config.id) throw new TsbakError('CORRUPT', `${where}/config is damaged (its id ${config.id} is not ${s.repoId}, the id of the repository's key): it was replaced; restore it from a copy`);
+  const bad = inconsistentSecrets(s);
+  if (bad) throw new TsbakError('CORRUPT', `${where}/${found.name} is damaged (${bad}); open with another passphrase, or restore it from a copy`);
+  if (signature) {
+    if (!verifyConfig(config, signature, s.signPub)) throw badConfigSig();
+    if (!keyCheck(s).equals(signature.keyCheck)) throw new TsbakError('CORRUPT', `${where}/${found.name} is damaged (its secrets do not match config.keyCheck); open with another passphrase, or restore it from a copy`);
+    if (creds.cacheRoot && !pin?.configSigned) await writePin(creds.cacheRoot, config.id, { masterSignPub: s.signPub, configSigned: true });
+  } else unsigned(s.signPub);
+  return new RepoContext(backend, config, s);
+}
+
+/** config.sig (the signature of a version 1 config), or null when there is none. */
+export async function readConfigSig(backend: Backend): Promise<ConfigSignature | null> {
+  try {
+    return decodeConfigSig(await backend.get(CONFIG_SIG));
+  } catch (e) {
+    if (e instanceof NotFoundError) return null;
+    if (e instanceof ConfigError) throw new ConfigError(`config.sig: ${e.message}`);
+    throw e;
+  }
+}
+
+/** keys/<keyId>, a writer's registration (parsed, not yet verified). */
+async function readRegistration(backend: Backend, keyId: string): Promise<WriterKeyObject> {
+  const name = `${KEYS}${keyId}`;
+  try {
+    const reg = JSON.parse((await backend.get(name)).toString());
+    if (typeof reg === 'object' && reg !== null && reg.kind === 'writer' && reg.keyId === keyId) return reg;
+  } catch (e) {
+    if (e instanceof NotFoundError) throw new TsbakError('CORRUPT', `${backend.location}/${name} is missing: this writer key is not registered, so its snapshots could not be verified; the master can add a new writer key`);
+    if (!(e instanceof SyntaxError)) throw e;
+  }
+  throw new TsbakError('CORRUPT', `${backend.location}/${name} is damaged (not a writer registration); the master can add a new writer key`);
+}
+
+/** keys/revoked-<keyId> when present and signed by the master key. */
+async function readRevocation(backend: Backend, keyId: string, masterSignPub: Buffer): Promise<RevocationObject | null> {
+  try {
+    return verifiedRevocation(JSON.parse((await backend.get(`${REVOKED}${keyId}`)).toString()), masterSignPub);
+  } catch (e) {
+    if (e instanceof NotFoundError || e instanceof SyntaxError) return null;
+    throw e;
+  }
+}
