@@ -243,34 +243,46 @@ export async function serveMount(cfg: MountConfig, onReady?: () => void): Promis
   const refresh = cfg.refresh ?? (isLocalAddress(cfg.repo) ? 3 : 60);
   // Loaded here, not at start-up: fuse-native loads libfuse.so.2 as it is imported.
   const { mountRepository } = await import('../fuse/mount.js');
-  const m = await mountRepository(repo, cfg.mountpoint, {
-    fsname: cfg.repo,
-    allowOther: cfg.allowOther,
-    uid: cfg.uid,
-    gid: cfg.gid,
-    refreshMs: refresh * 1000,
-    readaheadChunks: cfg.readahead,
-    readAheadKb: cfg.readAheadKb,
-    debug: cfg.debug,
-    log,
-    cold: {
-      mode: cfg.cold,
-      timeoutMs: cfg.coldTimeout !== undefined ? cfg.coldTimeout * 1000 : undefined,
-      pollMaxMs: cfg.coldPoll !== undefined ? cfg.coldPoll * 1000 : undefined,
-      listStateXattr: cfg.stateXattr !== 'hidden',
-    },
-  });
-  if (cfg.verbose) log(`mounted ${cfg.repo} on ${m.mountpoint} (${m.fs.snapshotCount} snapshots)`);
-  onReady?.();
-
+  // Signals are taken before the mount exists: the kernel shows it mounted before
+  // mountRepository returns, and a SIGTERM then must unmount, not kill the process.
+  let mounted: { mountpoint: string; unmount(): Promise<void> } | null = null;
+  let stopped: string | null = null;
   const onSignal = (sig: string) => {
-    if (cfg.verbose) log(`${sig}: unmounting ${m.mountpoint}`);
-    m.unmount().catch((e) => log((e as Error).message));
+    if (!mounted) {
+      stopped = sig;
+      return;
+    }
+    if (cfg.verbose) log(`${sig}: unmounting ${mounted.mountpoint}`);
+    mounted.unmount().catch((e) => log((e as Error).message));
   };
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, onSignal);
-  await m.closed;
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.off(sig, onSignal);
-  if (cfg.verbose) log(`${m.mountpoint} unmounted`);
+  try {
+    const m = await mountRepository(repo, cfg.mountpoint, {
+      fsname: cfg.repo,
+      allowOther: cfg.allowOther,
+      uid: cfg.uid,
+      gid: cfg.gid,
+      refreshMs: refresh * 1000,
+      readaheadChunks: cfg.readahead,
+      readAheadKb: cfg.readAheadKb,
+      debug: cfg.debug,
+      log,
+      cold: {
+        mode: cfg.cold,
+        timeoutMs: cfg.coldTimeout !== undefined ? cfg.coldTimeout * 1000 : undefined,
+        pollMaxMs: cfg.coldPoll !== undefined ? cfg.coldPoll * 1000 : undefined,
+        listStateXattr: cfg.stateXattr !== 'hidden',
+      },
+    });
+    if (cfg.verbose) log(`mounted ${cfg.repo} on ${m.mountpoint} (${m.fs.snapshotCount} snapshots)`);
+    mounted = m;
+    if (stopped) onSignal(stopped);
+    else onReady?.();
+    await m.closed;
+    if (cfg.verbose) log(`${m.mountpoint} unmounted`);
+  } finally {
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.off(sig, onSignal);
+  }
   return EXIT.OK;
 }
 
