@@ -11,7 +11,7 @@ import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, s3Options, type RepoArgs } from './open-repo.js';
 import { fmtBytes, ProgressLine, table } from './output.js';
-import { getNewPassword, promptHidden } from './secrets.js';
+import { getAddedPassword, getNewPassword, givenPassword, promptHidden } from './secrets.js';
 import { prepareColdData, type ColdArgs } from './warm.js';
 import { findSnapshot, signerLabel, snapshotFilter, type SelectArgs } from './select.js';
 import { isFuture, matchesFilter } from '../repo/snapshot-select.js';
@@ -195,8 +195,16 @@ export async function cmdKeyAddWriter(a: RepoArgs & { name: string; out: string;
     passphrase = await promptHidden('Passphrase for the new key file: ');
     if (passphrase !== (await promptHidden('Repeat: '))) throw new TsbakError('USAGE', 'the passphrases do not match');
   }
-  const file = await repo.addWriterKey(a.name, passphrase);
-  writeFileSync(a.out, JSON.stringify(file, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  // The file is written before the key is registered: a key whose file cannot be saved is not made.
+  const file = await repo.addWriterKey(a.name, passphrase, async (f) => {
+    try {
+      writeFileSync(a.out, JSON.stringify(f, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'EEXIST' ? 'it exists already; choose another --out or move it away' : code === 'ENOENT' ? 'its folder does not exist' : (code ?? (e as Error).message);
+      throw new TsbakError('USAGE', `cannot write key file ${a.out}: ${why}; no key was added`);
+    }
+  });
   out(`added write-only key ${file.keyId} (${a.name}); saved to ${a.out}`);
   return EXIT.OK;
 }
@@ -211,9 +219,16 @@ export async function cmdKeyList(a: RepoArgs & { json?: boolean }): Promise<numb
 
 export async function cmdKeyAddPassword(a: RepoArgs & { newPasswordFile?: string }): Promise<number> {
   const repo = await openRepo(a);
-  const p = await getNewPassword({ passwordFile: a.newPasswordFile });
-  await repo.addPassword(p);
+  await repo.addPassword(await getAddedPassword(a.newPasswordFile, givenPassword(a)));
   out('added a passphrase to the repository');
+  return EXIT.OK;
+}
+
+export async function cmdKeyPasswd(a: RepoArgs & { newPasswordFile?: string }): Promise<number> {
+  const repo = await openRepo(a);
+  if (!repo.canRead) throw new TsbakError('USAGE', 'key passwd changes a passphrase of the full key; a write-only key file is protected by its own (make a new one with key add-writer --protect)');
+  const r = await repo.changePassword(await getAddedPassword(a.newPasswordFile, givenPassword(a)));
+  out(`changed the passphrase: ${r.removed} replaced by ${r.added}`);
   return EXIT.OK;
 }
 

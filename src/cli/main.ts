@@ -19,6 +19,7 @@ const cmdCheck: Handler = async (a) => (await commands()).cmdCheck(a);
 const cmdKeyAddWriter: Handler = async (a) => (await commands()).cmdKeyAddWriter(a);
 const cmdKeyList: Handler = async (a) => (await commands()).cmdKeyList(a);
 const cmdKeyAddPassword: Handler = async (a) => (await commands()).cmdKeyAddPassword(a);
+const cmdKeyPasswd: Handler = async (a) => (await commands()).cmdKeyPasswd(a);
 const cmdKeyRemove: Handler = async (a) => (await commands()).cmdKeyRemove(a);
 const cmdKeySignConfig: Handler = async (a) => (await commands()).cmdKeySignConfig(a);
 const cmdWrite: Handler = async (a) => (await import('./write.js')).cmdWrite(a);
@@ -168,7 +169,8 @@ const TSBAK: Command = {
           run: (a) => run(cmdKeyAddWriter, a),
         },
         { usage: 'list <repo>', describe: 'list keys', options: { ...repoOptions, ...json }, run: (a) => run(cmdKeyList, a) },
-        { usage: 'add-password <repo>', describe: 'add another passphrase for the full key', options: { ...repoOptions, 'new-password-file': { type: 'string' } }, run: (a) => run(cmdKeyAddPassword, a) },
+        { usage: 'add-password <repo>', describe: 'add another passphrase for the full key (from --new-password-file, or asked)', options: { ...repoOptions, 'new-password-file': { type: 'string' } }, run: (a) => run(cmdKeyAddPassword, a) },
+        { usage: 'passwd <repo>', describe: 'change the passphrase that opens the repository (the new one from --new-password-file, or asked)', options: { ...repoOptions, 'new-password-file': { type: 'string' } }, run: (a) => run(cmdKeyPasswd, a) },
         { usage: 'remove <repo> <key>', describe: "revoke a write-only key (its id, a prefix of it, or its name): its later snapshots are refused", options: repoOptions, run: (a) => run(cmdKeyRemove, a) },
         { usage: 'sign-config <repo>', describe: 'sign the config of a repository made before configs were signed (writes config.sig)', options: repoOptions, run: (a) => run(cmdKeySignConfig, a) },
       ],

@@ -90,3 +90,21 @@ export async function getNewPassword(a: SecretArgs): Promise<string> {
   if (!p1) throw new TsbakError('USAGE', 'the passphrase is empty');
   return p1;
 }
+
+/**
+ * A passphrase to add or change to (key add-password, key passwd): from --new-password-file,
+ * else asked twice on the terminal. Never TSBAK_PASSWORD: that is the passphrase that opens
+ * the repository, and adding it again would add nothing.
+ */
+export async function getAddedPassword(newPasswordFile: string | undefined, current: string | undefined): Promise<string> {
+  let p: string;
+  if (newPasswordFile !== undefined) p = readPasswordFile(newPasswordFile);
+  else {
+    if (!process.stdin.isTTY) throw new TsbakError('USAGE', 'no new passphrase: give it with --new-password-file (no terminal to ask on)');
+    p = await promptHidden('New passphrase: ');
+    if (p !== (await promptHidden('Repeat passphrase: '))) throw new TsbakError('USAGE', 'the passphrases do not match');
+  }
+  if (!p) throw new TsbakError('USAGE', 'the new passphrase is empty');
+  if (p === current) throw new TsbakError('USAGE', 'the new passphrase is the one that opened the repository; choose another');
+  return p;
+}

@@ -8,6 +8,8 @@ import { TsbakError } from '../errors.js';
 export class RepoContext {
   /** Told about damage that is skipped rather than fatal (a damaged index file, a damaged copy). */
   onWarning: ((message: string) => void) | null = null;
+  /** The keys/ object the passphrase opened (full key only): the one `key passwd` replaces. */
+  keyObject: string | null = null;
 
   constructor(
     readonly backend: Backend,

@@ -34,18 +34,40 @@ export class KeyStore {
     return true;
   }
 
-  async addWriterKey(name: string, passphrase?: string): Promise<WriterKeyFile> {
+  /**
+   * Makes a writer key and registers it. `save` stores the key file first: a key whose file
+   * cannot be written is never registered (its secret would be lost with it).
+   */
+  async addWriterKey(name: string, passphrase: string | undefined, save: (file: WriterKeyFile) => Promise<void>): Promise<WriterKeyFile> {
     this.ctx.requireRead('add a writer key');
     // The key file carries masterSignPub, and so expects a signed config: sign it now if it is not.
     await this.signConfig();
     const { file, registration, keyId } = newWriterKey(this.ctx.secrets as FullSecrets, name, passphrase);
+    await save(file);
     await this.ctx.backend.put(`${KEYS}${keyId}`, Buffer.from(JSON.stringify(registration, null, 2)));
     return file;
   }
 
-  async addPassword(passphrase: string): Promise<void> {
+  /** Adds a key object that opens the full key with `passphrase`; returns its name. */
+  async addPassword(passphrase: string): Promise<string> {
     this.ctx.requireRead('add a passphrase');
-    await this.ctx.backend.put(`${KEYS}${randomBytes(16).toString('hex')}`, Buffer.from(JSON.stringify(wrapFullKey(this.ctx.secrets as FullSecrets, passphrase), null, 2)));
+    const name = `${KEYS}${randomBytes(16).toString('hex')}`;
+    await this.ctx.backend.put(name, Buffer.from(JSON.stringify(wrapFullKey(this.ctx.secrets as FullSecrets, passphrase), null, 2)));
+    return name;
+  }
+
+  /**
+   * Changes the passphrase that opened the repository: the new key object is written first,
+   * then the old one removed, so an interruption leaves both passphrases working, never none.
+   */
+  async changePassword(passphrase: string): Promise<{ added: string; removed: string }> {
+    this.ctx.requireRead('change a passphrase');
+    const old = this.ctx.keyObject;
+    if (!old) throw new TsbakError('USAGE', 'key passwd needs the repository opened with a passphrase');
+    const added = await this.addPassword(passphrase);
+    await this.ctx.backend.delete(old);
+    this.ctx.keyObject = added;
+    return { added, removed: old };
   }
 
   async listKeys(): Promise<Array<{ id: string; kind: string; name?: string; created: string; host?: string; revoked?: string }>> {

@@ -165,7 +165,9 @@ export async function openRepository(backend: Backend, creds: Credentials): Prom
     if (!keyCheck(s).equals(signature.keyCheck)) throw new TsbakError('CORRUPT', `${where}/${found.name} is damaged (its secrets do not match config.keyCheck); open with another passphrase, or restore it from a copy`);
     if (creds.cacheRoot && !pin?.configSigned) await writePin(creds.cacheRoot, config.id, { masterSignPub: s.signPub, configSigned: true });
   } else unsigned(s.signPub);
-  return new RepoContext(backend, config, s);
+  const ctx = new RepoContext(backend, config, s);
+  ctx.keyObject = found.name;
+  return ctx;
 }
 
 /** config.sig (the signature of a version 1 config), or null when there is none. */

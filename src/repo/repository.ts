@@ -96,11 +96,14 @@ export class Repository {
   signConfig(): Promise<boolean> {
     return this.keys.signConfig();
   }
-  addWriterKey(name: string, passphrase?: string): Promise<WriterKeyFile> {
-    return this.keys.addWriterKey(name, passphrase);
+  addWriterKey(name: string, passphrase: string | undefined, save: (file: WriterKeyFile) => Promise<void>): Promise<WriterKeyFile> {
+    return this.keys.addWriterKey(name, passphrase, save);
   }
-  addPassword(passphrase: string): Promise<void> {
+  addPassword(passphrase: string): Promise<string> {
     return this.keys.addPassword(passphrase);
+  }
+  changePassword(passphrase: string): Promise<{ added: string; removed: string }> {
+    return this.keys.changePassword(passphrase);
   }
   listKeys(): ReturnType<KeyStore['listKeys']> {
     return this.keys.listKeys();
