@@ -5,6 +5,7 @@ import { TsbakError } from '../errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { parseCommandLine, UsageError, type Command, type Opts } from './args.js';
 import { setProgramName } from './output.js';
+import { programVersion } from '../platform/package.js';
 
 type Handler = (a: any) => Promise<number>;
 
@@ -226,7 +227,7 @@ async function main(name: string, program: Command, argv: string[]): Promise<voi
     process.exit(EXIT.OK);
   }
   if (r.kind === 'version') {
-    process.stdout.write('0.1.0\n');
+    process.stdout.write(`${programVersion()}\n`);
     process.exit(EXIT.OK);
   }
   await r.command.run!(r.args);

@@ -21,11 +21,13 @@ import { Semaphore } from '../repo/semaphore.js';
 // would otherwise fail with ENAMETOOLONG (see src/platform/long-path.ts).
 import { shortPath, withShortPathSync } from '../platform/long-path.js';
 import { readSmallFiles, scanDir, scanDirSync, type EntryStat, type ScannedEntry } from '../platform/native.js';
+import { programVersion } from '../platform/package.js';
 import type { Excluder } from './exclude.js';
 import { followed, planTargets, type Target } from './targets.js';
 import { estimateBackupCost } from '../glacier/cost.js';
 
-export const PROGRAM = 'tsbak 0.1.0';
+/** Recorded in snapshots and in the directory cache's fingerprint. */
+const program = (): string => `tsbak ${programVersion()}`;
 
 /** Read buffers of files being chunked, at most (a file over 1 MiB takes max chunk + 4 MiB). */
 const READ_BUFFER_BYTES = 16 << 20;
@@ -278,7 +280,7 @@ class BackupRun {
       tags: this.opts.tags ?? [],
       tree: rootId.toString('hex'),
       ...(parent ? { parent: parent.snapshot } : {}),
-      program: PROGRAM,
+      program: program(),
       stats: {
         files: this.progress.files,
         dirs: this.progress.dirs,
@@ -835,7 +837,7 @@ function dirCacheSettings(opts: BackupOptions): string | null {
       return '';
     }
   };
-  return JSON.stringify([PROGRAM, opts.exclude?.fingerprint ?? null, !!opts.oneFileSystem, stamp('/etc/passwd'), stamp('/etc/group')]);
+  return JSON.stringify([program(), opts.exclude?.fingerprint ?? null, !!opts.oneFileSystem, stamp('/etc/passwd'), stamp('/etc/group')]);
 }
 
 function safeUser(): string {
