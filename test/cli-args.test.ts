@@ -108,6 +108,20 @@ t.test('the programs: exit 2 and one pointer to the help on bad usage; help on s
   t.equal(version.stdout.trim(), '0.1.0');
 });
 
+t.test('without the native addon, each program stops at start with one line naming the build', async (t) => {
+  const env = { TSBAK_NATIVE: '/nonexistent/tsbak_native.node' };
+  for (const [bin, args] of [
+    ['tsbak', ['snapshots', '/nonexistent-repo']],
+    ['tsbak-write', ['/nonexistent-repo', '/tmp']],
+    ['mount.tsbak', ['/nonexistent-repo', '/nonexistent-mountpoint', '-f']],
+  ] as const) {
+    const r = run(bin, [...args], env);
+    t.equal(r.code, 1, `${bin}: exit 1`);
+    t.match(r.stderr, new RegExp(`^${bin.replace('.', '\\.')}: the native addon is not built \\(/nonexistent/tsbak_native\\.node is missing\\): run "npm run build:native"\\n$`), `${bin}: one line`);
+  }
+  t.equal(run('tsbak', ['--version'], env).code, 0, '--version needs no addon');
+});
+
 t.test('parseSize: one grammar for every size option', async (t) => {
   const cases: Array<[string, number]> = [
     ['123', 123],

@@ -6,6 +6,7 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { parseCommandLine, UsageError, type Command, type Opts } from './args.js';
 import { setProgramName } from './output.js';
 import { programVersion } from '../platform/package.js';
+import { requireAddon } from './addon.js';
 
 type Handler = (a: any) => Promise<number>;
 
@@ -185,6 +186,7 @@ let progName = 'tsbak';
 async function run(handler: Handler, a: any): Promise<never> {
   let code: number;
   try {
+    requireAddon();
     code = await handler(a);
   } catch (e) {
     code = reportError(e);

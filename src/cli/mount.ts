@@ -18,6 +18,7 @@ import { openRepo, type RepoArgs } from './open-repo.js';
 import { dropSecretEnv, givenPassword, promptHidden } from './secrets.js';
 import { parseSize } from './size.js';
 import { programVersion } from '../platform/package.js';
+import { requireAddon } from './addon.js';
 
 const PROG = 'mount.tsbak';
 const DAEMON_ENV = 'TSBAK_MOUNT_DAEMON';
@@ -425,9 +426,12 @@ export async function mountMain(argv: string[]): Promise<never> {
     } else if (cfg === 'version') {
       process.stdout.write(`${programVersion()}\n`);
       code = EXIT.OK;
-    } else if (process.env[DAEMON_ENV] && process.send) code = await runDaemon(cfg);
-    else if (cfg.foreground) code = await serveMount(cfg);
-    else code = await startDaemon(cfg);
+    } else {
+      requireAddon();
+      if (process.env[DAEMON_ENV] && process.send) code = await runDaemon(cfg);
+      else if (cfg.foreground) code = await serveMount(cfg);
+      else code = await startDaemon(cfg);
+    }
   } catch (e) {
     const { line, code: c } = errorLine(e);
     process.stderr.write(`${line}\n`);

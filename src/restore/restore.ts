@@ -10,7 +10,7 @@ import type { Repository, Snapshot } from '../repo/repository.js';
 import { CorruptError, TsbakError } from '../errors.js';
 import { applyMetaAtSync, createSpecial, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
 import { entryAt, fdPath, makeDirAt, openDirAt, openTarget, tidyMessage } from './dir-fd.js';
-import { lgetxattr } from '../platform/native.js';
+import { lgetxattr } from '../platform/native/syscalls.js';
 import { Semaphore } from '../repo/semaphore.js';
 import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';

@@ -16,7 +16,7 @@
 // --iexclude-file, --exclude, --iexclude.
 import { isUtf8 } from 'node:buffer';
 import { constants } from 'node:fs';
-import type { EntryStat } from '../platform/native.js';
+import type { EntryStat } from '../platform/native/scan.js';
 import { open, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
