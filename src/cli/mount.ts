@@ -361,8 +361,7 @@ async function startDaemon(cfg0: MountConfig): Promise<number> {
     }
   }
   // A larger initial old space: reads allocate a buffer per chunk and per FUSE request, and
-  // with V8's small default heap the daemon spent a quarter of its CPU in full GCs
-  // (measured: ~520 -> ~600 MB/s sequential read with this flag).
+  // with V8's small default heap the daemon spent a quarter of its CPU in full GCs.
   const child = spawn(process.execPath, ['--initial-old-space-size=64', fileURLToPath(import.meta.url), ...toArgs(cfg)], {
     detached: true,
     cwd: '/',

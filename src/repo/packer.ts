@@ -4,9 +4,9 @@
 //
 // Sealing (zstd + AES-GCM) of data blobs runs on libuv's thread pool (SealPool), in
 // batches: small blobs are copied back to back into a batch buffer (one call for many
-// files), a large blob is a batch of its own. A blob is sealed under the key of the pack it was added to; a
-// pack stops taking blobs once its size (sealed + still in flight) reaches the target,
-// and is written when its last batch comes back. Tree blobs are sealed inline.
+// files), a large blob is a batch of its own. A blob is sealed under the key of the pack it
+// was added to; a pack stops taking blobs once its size (sealed + still in flight) reaches
+// the target, and is written when its last batch comes back. Tree blobs are sealed inline.
 import { randomBytes } from 'node:crypto';
 import type { Backend, ObjectFile, StorageClass } from '../backend/backend.js';
 import { sealTo } from '../crypto/box.js';
@@ -86,11 +86,7 @@ export class Packer {
   private readonly files = new Set<ObjectFile>();
   /** Buffers of stored packs, to lay out the next packs in (a few, not one per pack). */
   private arenas: Buffer[] = [];
-  /**
-   * Buffers of streamed packs' builders (one group each), for the next packs: a new one per
-   * pack was garbage the small heap rarely collected (17 MB of them at the peak of a 1 GiB
-   * file's backup).
-   */
+  /** Buffers of streamed packs' builders (one group each), for the next packs: a new one per pack was garbage. */
   private groupBuffers: Buffer[] = [];
   /** Packs stored since the last takeWritten(). */
   private written: IndexPack[] = [];
