@@ -4,6 +4,9 @@
 #include <node_api.h>
 #include <stddef.h>
 
+/* Declares a function the module exports to JavaScript. */
+#define JS_FUNCTION(name) napi_value name(napi_env env, napi_callback_info info)
+
 /* Raise a generic error if an N-API call failed without leaving an exception pending. */
 void throw_napi_failure(napi_env env);
 /* Jumps to `fail` (with an exception pending) when an N-API call fails. */

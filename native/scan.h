@@ -1,10 +1,10 @@
 /* Batched directory work for the backup walk (scan.c). */
 #ifndef TSBAK_SCAN_H
 #define TSBAK_SCAN_H
-#include <node_api.h>
+#include "napi-util.h"
 
-napi_value js_scanDir(napi_env env, napi_callback_info info);
-napi_value js_scanDirSync(napi_env env, napi_callback_info info);
-napi_value js_readSmallFiles(napi_env env, napi_callback_info info);
+JS_FUNCTION(js_scanDir);
+JS_FUNCTION(js_scanDirSync);
+JS_FUNCTION(js_readSmallFiles);
 
 #endif
