@@ -18,8 +18,7 @@
  *       Seals blob i (bytes [offsets[i], +lengths[i]) of data, id ids[i]) under key, at
  *       compression level params[0], into out one after the other, and sets outLengths[i]:
  *       zstd when at least 64 bytes long and the frame saves 3%, a random nonce each,
- *       padded to a Padme length. out must hold the sum of sealed_bound(lengths[i]). What seal-worker.ts does, without a
- *       worker thread (~40 MB of RSS each).
+ *       padded to a Padme length. out must hold the sum of sealed_bound(lengths[i]).
  *
  *   openBlobToFileAsync(sealed, key, id, macKey, where, res)
  *       Opens one blob (under key, id 32 bytes) and writes its plaintext (where[2] bytes) at
@@ -48,7 +47,10 @@
 #include <openssl/rand.h>
 #include <zstd.h>
 
-#include "common.h"
+#include "napi-util.h"
+#include "pool-work.h"
+#include "restore.h"
+#include "blob.h"
 
 #define NONCE_LEN 12
 #define TAG_LEN 16

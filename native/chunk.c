@@ -1,7 +1,8 @@
 /* The chunker's inner loop (src/writer/chunker.ts): FastCDC's gear hash rolled over a byte
  * range. In C it scans ~2x as fast as the JS loop it replaced (1.2-2.0 against 0.5-0.9
  * GB/s here), and the main thread, which chunks every large file, spends that much less. */
-#include "common.h"
+#include "napi-util.h"
+#include "chunk.h"
 
 /* gearScan(buf: Uint8Array, from, to, mask: int32, gear: Int32Array(256), state: Int32Array(1))
  * rolls h = (h << 1) + gear[byte] (32-bit, wrapping) over buf[from, to), starting from

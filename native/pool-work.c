@@ -1,7 +1,7 @@
 /*
- * Shared by blob.c and restore.c: typed-array arguments, and batch work run at once or on
- * libuv's thread pool (the arguments stay referenced, their memory in use there, until the
- * work is done).
+ * Batch work for blob.c and restore.c, run at once or on libuv's thread pool (the arguments
+ * stay referenced, their memory in use there, until the work is done), and the pool
+ * threads' priority.
  */
 #include <node_api.h>
 
@@ -11,24 +11,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "common.h"
-
-/* A typed array argument of the given type with at least `min` elements; -1 with an exception pending. */
-int get_ta(napi_env env, napi_value v, napi_typedarray_type want, const char *what, size_t min,
-                  void **data, size_t *len) {
-  bool is;
-  napi_typedarray_type type;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, v, &type, len, data, NULL, NULL) != napi_ok || type != want) {
-    napi_throw_type_error(env, NULL, what);
-    return -1;
-  }
-  if (*len < min) {
-    napi_throw_range_error(env, NULL, what);
-    return -1;
-  }
-  return 0;
-}
+#include "napi-util.h"
+#include "pool-work.h"
 
 /* How much nicer than the main thread the pool's threads run (TSBAK_POOL_NICE, default 5;
  * 0 leaves them alone). On 2 cores, 4 busy pool threads got 4/5 of the CPU, and the main

@@ -28,7 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "napi-util.h"
+#include "pool-work.h"
+#include "restore.h"
 
 int write_all(int fd, const uint8_t *p, size_t len, off_t pos) {
   while (len) {

@@ -34,9 +34,12 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "napi-util.h"
+#include "pool-work.h"
+#include "blob.h"
+#include "scan.h"
 
-/* Layout of one entry in `stats` (keep in sync with src/platform/native.ts). */
+/* Layout of one entry in `stats` (keep in sync with src/platform/native/scan.ts). */
 enum {
   F_ERR, /* 0, or the errno of statx (the entry vanished, ...) */
   F_MODE, F_UID, F_GID, F_NLINK, F_SIZE, F_BLOCKS, F_INO, F_DEV, F_RDEV,

@@ -2,6 +2,7 @@
 // help through their launchers.
 import t, { type Test } from 'tap';
 import { parseCommandLine, UsageError, type Command } from '../src/cli/args.js';
+import { parseSize } from '../src/cli/size.js';
 import { run } from './lib/cli.js';
 
 const seen: Array<Record<string, unknown>> = [];
@@ -105,4 +106,38 @@ t.test('the programs: exit 2 and one pointer to the help on bad usage; help on s
   t.match(help.stdout, /Usage: tsbak-write <repo> <paths\.\.> \[options\][\s\S]*--exclude <string> \.\.\./);
   const version = run('tsbak', ['--version']);
   t.equal(version.stdout.trim(), '0.1.0');
+});
+
+t.test('without the native addon, each program stops at start with one line naming the build', async (t) => {
+  const env = { TSBAK_NATIVE: '/nonexistent/tsbak_native.node' };
+  for (const [bin, args] of [
+    ['tsbak', ['snapshots', '/nonexistent-repo']],
+    ['tsbak-write', ['/nonexistent-repo', '/tmp']],
+    ['mount.tsbak', ['/nonexistent-repo', '/nonexistent-mountpoint', '-f']],
+  ] as const) {
+    const r = run(bin, [...args], env);
+    t.equal(r.code, 1, `${bin}: exit 1`);
+    t.match(r.stderr, new RegExp(`^${bin.replace('.', '\\.')}: the native addon is not built \\(/nonexistent/tsbak_native\\.node is missing\\): run "npm run build:native"\\n$`), `${bin}: one line`);
+  }
+  t.equal(run('tsbak', ['--version'], env).code, 0, '--version needs no addon');
+});
+
+t.test('parseSize: one grammar for every size option', async (t) => {
+  const cases: Array<[string, number]> = [
+    ['123', 123],
+    ['500k', 500 * 1024],
+    ['10M', 10 * 1024 ** 2],
+    ['1.5G', 1.5 * 1024 ** 3],
+    ['2T', 2 * 1024 ** 4],
+    ['4KiB', 4096],
+    ['3mb', 3 * 1024 ** 2],
+    [' 7 ', 7],
+    ['.5k', 512],
+    ['20G', 20 * 1024 ** 3],
+    ['512 MiB', 512 * 1024 ** 2],
+    ['1.5', 1],
+  ];
+  for (const [s, n] of cases) t.equal(parseSize(s), n, s);
+  for (const s of ['', 'k', '-1', '1.2.3', '10X', '1e3', 'ten', 'lots']) t.throws(() => parseSize(s), { code: 'USAGE' }, `'${s}'`);
+  t.throws(() => parseSize('lots', 'option pack_cache_size='), { message: /^option pack_cache_size=: "lots" is not a size/ }, 'the error names the option');
 });

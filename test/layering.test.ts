@@ -70,6 +70,85 @@ t.test('fuse never imports glacier; nothing below cli imports cli', async (t) =>
   }
 });
 
+/**
+ * What each folder may import of ours (besides itself): the layers of docs/DESIGN.md, cli on
+ * top, then writer/restore/fuse/glacier, repo, format/backend, platform/crypto. writer,
+ * restore and fuse reach storage only through repo (never backend); repo imports nothing above it.
+ */
+const MAY_IMPORT: Record<string, string[]> = {
+  cli: ['writer', 'restore', 'fuse', 'glacier', 'repo', 'format', 'backend', 'platform', 'crypto', 'errors'],
+  writer: ['glacier', 'repo', 'format', 'platform', 'crypto', 'errors'],
+  restore: ['repo', 'format', 'platform', 'crypto', 'errors'],
+  fuse: ['repo', 'format', 'platform', 'crypto', 'errors'],
+  glacier: ['repo', 'format', 'backend', 'platform', 'crypto', 'errors'],
+  repo: ['format', 'backend', 'platform', 'crypto', 'errors'],
+  format: ['backend', 'crypto', 'errors'],
+  backend: ['errors'],
+  platform: [],
+  crypto: [],
+  errors: [],
+};
+
+t.test('every folder imports only the layers below it', async (t) => {
+  for (const s of sources) {
+    const allowed = MAY_IMPORT[s.layer];
+    if (!allowed) {
+      t.fail(`${s.rel}: folder ${s.layer} is not in the layering table (test/layering.test.ts, docs/DESIGN.md)`);
+      continue;
+    }
+    for (const o of ours(s)) if (layerOf(o) !== s.layer) t.ok(allowed.includes(layerOf(o)), `${s.rel} imports ${o}`);
+  }
+});
+
+/** The cycles of a graph (its strongly connected components of more than one node, or a node importing itself). */
+function cycles(edges: Map<string, Set<string>>): string[][] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const found: string[][] = [];
+  const visit = (v: string): void => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of edges.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) === index.get(v)) {
+      const scc: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        scc.push(w);
+      } while (w !== v);
+      if (scc.length > 1 || edges.get(v)?.has(v)) found.push(scc.sort());
+    }
+  };
+  for (const v of edges.keys()) if (!index.has(v)) visit(v);
+  return found;
+}
+
+t.test('no import cycles between folders or between files', async (t) => {
+  const folders = new Map<string, Set<string>>();
+  const fileEdges = new Map<string, Set<string>>();
+  for (const s of sources) {
+    const from = s.rel.replace(/\.ts$/, '');
+    for (const o of ours(s)) {
+      if (layerOf(o) !== s.layer) (folders.get(s.layer) ?? folders.set(s.layer, new Set()).get(s.layer)!).add(layerOf(o));
+      (fileEdges.get(from) ?? fileEdges.set(from, new Set()).get(from)!).add(o.replace(/\.js$/, ''));
+    }
+  }
+  t.same(cycles(folders), [], 'folders');
+  t.same(cycles(fileEdges), [], 'files');
+  // The check itself finds a cycle.
+  t.same(cycles(new Map([['a', new Set(['b'])], ['b', new Set(['c'])], ['c', new Set(['a'])], ['d', new Set(['a'])]])), [['a', 'b', 'c']]);
+});
+
 t.test('only cli calls process.exit', async (t) => {
   for (const s of sources.filter((s) => s.layer !== 'cli')) t.notMatch(s.text, /process\.exit\(/, `${s.rel} calls process.exit`);
 });

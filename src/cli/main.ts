@@ -5,6 +5,8 @@ import { TsbakError } from '../errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { parseCommandLine, UsageError, type Command, type Opts } from './args.js';
 import { setProgramName } from './output.js';
+import { programVersion } from '../platform/package.js';
+import { requireAddon } from './addon.js';
 
 type Handler = (a: any) => Promise<number>;
 
@@ -186,6 +188,7 @@ let progName = 'tsbak';
 async function run(handler: Handler, a: any): Promise<never> {
   let code: number;
   try {
+    requireAddon();
     code = await handler(a);
   } catch (e) {
     code = reportError(e);
@@ -228,7 +231,7 @@ async function main(name: string, program: Command, argv: string[]): Promise<voi
     process.exit(EXIT.OK);
   }
   if (r.kind === 'version') {
-    process.stdout.write('0.1.0\n');
+    process.stdout.write(`${programVersion()}\n`);
     process.exit(EXIT.OK);
   }
   await r.command.run!(r.args);

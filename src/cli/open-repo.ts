@@ -9,6 +9,7 @@ import { TsbakError } from '../errors.js';
 import { attachColdStorage } from '../glacier/cold-store.js';
 import { defaultCacheRoot } from '../repo/cache-root.js';
 import { getPassword, givenPassword, type SecretArgs } from './secrets.js';
+import { parseSize } from './size.js';
 
 export interface RepoArgs extends SecretArgs {
   repo: string;
@@ -42,14 +43,6 @@ export async function openRepo(a: RepoArgs): Promise<Repository> {
   repo.useSnapshotCache(a.noCache ? null : a.cacheDir ?? defaultCacheRoot());
   attachColdStorage(repo, { cacheDir: a.cacheDir, cacheBytes: a.packCacheSize !== undefined ? parseSize(a.packCacheSize, '--pack-cache-size') : undefined });
   return repo;
-}
-
-/** "10G", "512M", "1.5T", "4096" (bytes) -> bytes. */
-export function parseSize(s: string, what = 'size'): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$/i.exec(String(s));
-  if (!m) throw new TsbakError('USAGE', `${what}: "${s}" is not a size (e.g. 512M, 20G)`);
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
-  return Math.round(Number(m[1]) * mult);
 }
 
 /** Warnings of opening (an unsigned config), on stderr, prefixed by the program's name. */

@@ -5,8 +5,10 @@ import { buildExcluder, type ExcludeArgs } from '../writer/exclude-rules.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
 import { fmtBytes, fmtDuration, fmtUsd, ProgressLine } from './output.js';
+import { parseSize } from './size.js';
 
-export interface WriteArgs extends RepoArgs, ExcludeArgs {
+export interface WriteArgs extends RepoArgs, Omit<ExcludeArgs, 'excludeLargerThan'> {
+  excludeLargerThan?: string;
   paths: string[];
   tag?: string[];
   host?: string;
@@ -32,7 +34,7 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
     parent: a.force ? null : a.parent,
     parentSigner: a.signer,
     cacheDir: a.noCache ? null : a.cacheDir,
-    exclude: await buildExcluder(a),
+    exclude: await buildExcluder({ ...a, excludeLargerThan: a.excludeLargerThan !== undefined ? parseSize(a.excludeLargerThan, '--exclude-larger-than') : undefined }),
     oneFileSystem: a.oneFileSystem,
     onWarning: (p, m) => {
       progress.clear();

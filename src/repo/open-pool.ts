@@ -1,9 +1,15 @@
-// A pool of worker threads opening blobs (decrypt, decompress, verify the id): the read-side
-// twin of seal-pool.ts. Workers are started on first use and referenced only while they
-// have work, so an idle pool never keeps the process alive. One pool per process: every
-// Repository shares it.
+// A pool of worker threads opening blobs (decrypt, decompress, verify the id) for reads
+// that overlap, as in the mount's read-ahead. Workers are started on first use and
+// referenced only while they have work, so an idle pool never keeps the process alive. One
+// pool per process: every Repository shares it.
 import { Worker } from 'node:worker_threads';
-import { WORKER_LIMITS } from './seal-pool.js';
+
+/**
+ * A small young generation: a worker's JS objects are few and short-lived (its data is in
+ * ArrayBuffers, outside the V8 heap), and by default each worker's new space could grow to
+ * 16 MiB semi-spaces of its own.
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 3 };
 
 /** Sealed blobs at least this long are opened in a worker; smaller ones cost less inline than a round trip. */
 export const OPEN_POOL_MIN = 64 << 10;

@@ -2,25 +2,32 @@
 // with bounded concurrency, and remembers what it wrote so the index can be written after
 // the packs.
 //
-// Sealing (zstd + AES-GCM) of data blobs runs in a worker pool, in batches: small blobs
-// are copied back to back into a batch buffer (one message for many files), a large blob
-// is a batch of its own. A blob is sealed under the key of the pack it was added to; a
-// pack stops taking blobs once its size (sealed + still in flight) reaches the target,
-// and is written when its last batch comes back. Tree blobs are sealed inline.
+// Sealing (zstd + AES-GCM) of data blobs runs on libuv's thread pool (SealPool), in
+// batches: small blobs are copied back to back into a batch buffer (one call for many
+// files), a large blob is a batch of its own. A blob is sealed under the key of the pack it
+// was added to; a pack stops taking blobs once its size (sealed + still in flight) reaches
+// the target, and is written when its last batch comes back. Tree blobs are sealed inline.
 import { randomBytes } from 'node:crypto';
 import type { Backend, ObjectFile, StorageClass } from '../backend/backend.js';
 import { sealTo } from '../crypto/box.js';
-import { sealBlob } from '../format/blob.js';
 import type { IndexPack } from '../format/index-file.js';
 import { GROUP_TARGET, LARGE_BLOB, PackBuilder, type BlobType } from '../format/pack.js';
 import { packName } from './layout.js';
-import { NativeSealPool, SealPool, type Sealer } from './seal-pool.js';
-import { nativeAvailable, sealBlobNative } from '../platform/native.js';
+import { SealPool } from './seal-pool.js';
+import { sealBlobNative } from '../platform/native/blob.js';
 
 const BATCH_BYTES = 1 << 20;
 const BATCH_BLOBS = 256;
 /** Blobs shorter than this are copied by Packer.add before it first yields. */
 export const COPIED_AT_ONCE = BATCH_BYTES / 4;
+
+/**
+ * Whether Packer.add takes a blob of this length (uses or copies it) before it first
+ * yields, so that the caller may reuse its buffer at once.
+ */
+export function copiedAtOnce(length: number): boolean {
+  return length < COPIED_AT_ONCE;
+}
 /** A streamed pack's builder holds one group member: the target, one blob over it, a header. */
 const STREAMED_CAPACITY = GROUP_TARGET + LARGE_BLOB + 4096;
 
@@ -39,7 +46,7 @@ interface OpenPack {
   key: Buffer;
   builder: PackBuilder;
   batch: Batch | null;
-  /** Raw bytes added but not yet sealed (in the batch or in a worker). */
+  /** Raw bytes added but not yet sealed (in the batch or on the pool). */
   reserved: number;
   inFlight: number;
   closed: boolean;
@@ -53,7 +60,7 @@ export interface PackerOptions {
   packSize: { data: number; tree: number };
   storageClass: { data: StorageClass; tree: StorageClass };
   maxUploads?: number;
-  /** Worker threads for sealing; 0 seals everything on the calling thread. */
+  /** Batches sealed at once on libuv's pool (TSBAK_WORKERS, default 2); 0 seals everything on the calling thread. */
   workers?: number;
   /** Called after each pack is stored, with its index entry. */
   onPack?: (p: IndexPack, bytes: number) => void;
@@ -61,11 +68,11 @@ export interface PackerOptions {
 
 export class Packer {
   private open: Record<BlobType, OpenPack | null> = { data: null, tree: null };
-  private readonly pool: Sealer | null;
+  private readonly pool: SealPool | null;
   private readonly maxInFlight: number;
   /** Batches dispatched and not yet back (posted or waiting for room). */
   private inFlight = 0;
-  /** Batches posted to a worker. */
+  /** Batches handed to the pool. */
   private running = 0;
   private roomWaiters: Array<() => void> = [];
   /** Blobs copied and being hashed (addUnhashed). */
@@ -79,11 +86,7 @@ export class Packer {
   private readonly files = new Set<ObjectFile>();
   /** Buffers of stored packs, to lay out the next packs in (a few, not one per pack). */
   private arenas: Buffer[] = [];
-  /**
-   * Buffers of streamed packs' builders (one group each), for the next packs: a new one per
-   * pack was garbage the small heap rarely collected (17 MB of them at the peak of a 1 GiB
-   * file's backup).
-   */
+  /** Buffers of streamed packs' builders (one group each), for the next packs: a new one per pack was garbage. */
   private groupBuffers: Buffer[] = [];
   /** Packs stored since the last takeWritten(). */
   private written: IndexPack[] = [];
@@ -93,10 +96,9 @@ export class Packer {
 
   constructor(private readonly o: PackerOptions) {
     const n = o.workers ?? (process.env.TSBAK_WORKERS ? Number(process.env.TSBAK_WORKERS) : 2);
-    // Sealing on libuv's pool, in C, when the addon is there; worker threads otherwise.
-    this.pool = n > 0 ? (nativeAvailable() && process.env.TSBAK_SEAL_WORKERS !== '1' ? new NativeSealPool(n + 2) : new SealPool(n)) : null;
+    this.pool = n > 0 ? new SealPool(n + 2) : null;
     this.maxInFlight = n + 1;
-    this.deferHashing = process.env.TSBAK_DEFER_HASH ? process.env.TSBAK_DEFER_HASH === '1' : nativeAvailable();
+    this.deferHashing = process.env.TSBAK_DEFER_HASH ? process.env.TSBAK_DEFER_HASH === '1' : true;
   }
 
   private current(type: BlobType): OpenPack {
@@ -120,10 +122,10 @@ export class Packer {
   }
 
   /**
-   * Queues one blob. Resolves when there is room (backpressure). A blob shorter than
-   * COPIED_AT_ONCE is used or copied before the first promise tick, so the caller may
-   * reuse its buffer at once; a longer one must stay unchanged until this resolves (it is
-   * copied only once a worker is free, so blobs waiting their turn hold no buffer).
+   * Queues one blob. Resolves when there is room (backpressure). A blob copiedAtOnce() is
+   * used or copied before the first promise tick, so the caller may reuse its buffer at
+   * once; a longer one must stay unchanged until this resolves (it is copied only once a
+   * batch slot is free, so blobs waiting their turn hold no buffer).
    */
   async add(type: BlobType, id: Buffer, plain: Uint8Array): Promise<void> {
     if (this.failure) throw this.failure;
@@ -131,11 +133,11 @@ export class Packer {
     if (!this.pool || type === 'tree') {
       const p = this.current(type);
       const level = type === 'tree' ? 3 : this.o.level;
-      p.builder.add(id, type, sealBlobNative(p.key, id, plain, level) ?? sealBlob(p.key, id, plain, level), plain.length);
+      p.builder.add(id, type, sealBlobNative(p.key, id, plain, level), plain.length);
       await this.maybeClose(p);
       return;
     }
-    if (plain.length >= COPIED_AT_ONCE) {
+    if (!copiedAtOnce(plain.length)) {
       // A large blob travels alone.
       while (this.running >= this.maxInFlight) await new Promise<void>((r) => this.roomWaiters.push(r));
       if (this.failure) throw this.failure;
@@ -176,14 +178,10 @@ export class Packer {
 
   /**
    * Whether large blobs are hashed off the calling thread (addUnhashed: on libuv's pool, in
-   * the copy made for sealing, native blobIdAsync), so that the chunker never waits for a
-   * hash. With incompressible data, which sealing no longer compresses (native/blob.c's
-   * probe), this thread's hashing was what limited a backup: a 1 GiB random file took 3.2 s
-   * hashed here, 2.8 s hashed on the pool; the 2 GiB mixed file of the benchmark 10.6 s
-   * against 9.9 (3 runs each, 2 cores). Blobs are queued in the order their hashes finish,
-   * which mixes the chunks of files read at once in packs a little differently; where one
-   * file's chunks end and the next one's begin shares a pack either way.
-   * TSBAK_DEFER_HASH=1 or 0 forces either way (tests compare both).
+   * the copy made for sealing), so that the chunker never waits for a hash: with
+   * incompressible data that hashing limited a backup (docs/PERFORMANCE.md). Blobs are then
+   * queued in the order their hashes finish, which mixes the chunks of files read at once
+   * in packs a little differently. TSBAK_DEFER_HASH=1 or 0 forces either way (tests compare both).
    */
   get canDefer(): boolean {
     return this.pool !== null && this.deferHashing;
@@ -203,7 +201,7 @@ export class Packer {
     isNew: (id: Buffer) => boolean,
   ): Promise<{ id: Promise<Buffer> }> {
     if (this.failure) throw this.failure;
-    // Copies waiting for their hash count against the same room as batches at the workers.
+    // Copies waiting for their hash count against the same room as batches on the pool.
     while (this.inFlight + this.hashing >= this.maxInFlight + 1) await new Promise<void>((r) => this.roomWaiters.push(r));
     const data = new Uint8Array(this.pool!.takeInput(plain.length));
     data.set(plain);
@@ -245,7 +243,7 @@ export class Packer {
   private async dispatch(p: OpenPack, b: Batch): Promise<void> {
     p.inFlight++;
     this.inFlight++;
-    // Only batches posted to workers count against the limit (not the ones waiting here).
+    // Only batches handed to the pool count against the limit (not the ones waiting here).
     while (this.running >= this.maxInFlight) await new Promise<void>((r) => this.roomWaiters.push(r));
     this.running++;
     const job = this.pool!

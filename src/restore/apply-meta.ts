@@ -11,7 +11,7 @@
 
 import { constants, lchownSync, lstatSync } from 'node:fs';
 import type { TreeNode } from '../format/tree.js';
-import { lchmod, lgetxattr, lremovexattr, lsetxattr, lutimensNs, mknod } from '../platform/native.js';
+import { lchmod, lgetxattr, lremovexattr, lsetxattr, lutimensNs, mknod } from '../platform/native/syscalls.js';
 import { gidOf, uidOf } from '../platform/users.js';
 import { withShortPathSync } from '../platform/long-path.js';
 

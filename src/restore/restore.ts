@@ -10,7 +10,7 @@ import type { Repository, Snapshot } from '../repo/repository.js';
 import { CorruptError, TsbakError } from '../errors.js';
 import { applyMetaAtSync, createSpecial, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
 import { entryAt, fdPath, makeDirAt, openDirAt, openTarget, tidyMessage } from './dir-fd.js';
-import { lgetxattr } from '../platform/native.js';
+import { lgetxattr } from '../platform/native/syscalls.js';
 import { Semaphore } from '../repo/semaphore.js';
 import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
@@ -114,8 +114,7 @@ const BLOB_BYTES_IN_FLIGHT = 12 << 20;
 const BATCH_FILE_MAX = 512 << 10;
 /** ...of at most this many files, sealed bytes and plaintext bytes... */
 const BATCH_FILES = 128;
-// 1 and 2 MiB rather than 2 and 4: corpus restore peak RSS 122.3 -> 114.5 MB on average
-// over 6 runs each, 2.97 -> 3.07 s (within noise).
+// 1 and 2 MiB rather than 2 and 4: corpus restore peak RSS 122 -> 115 MB, as fast.
 const BATCH_BYTES = 1 << 20;
 const BATCH_RAW = 2 << 20;
 /** ...with this many batches in flight (enough to keep the pool's threads busy while the next is read). */
@@ -166,11 +165,9 @@ class RestoreRun {
   private readonly blobBytes = new Semaphore(BLOB_BYTES_IN_FLIGHT);
   private readonly batchSlots = new Semaphore(BATCHES_IN_FLIGHT);
   /**
-   * Batches' sealed and plaintext buffers, reused: hundreds of MB of fresh ones made V8 run
-   * a full GC every few dozen MB. They are taken at the batch limits' sizes, not the
-   * batch's, so that every one fits every batch: with buffers of the sizes asked, a take
-   * seldom found one of its size class, and the pool's overflow (garbage until a GC) was
-   * 60-100 MB of a restore's peak RSS.
+   * Batches' sealed and plaintext buffers, reused instead of left to the GC, all at the
+   * batch limits' sizes so that every one fits every batch (buffers of each batch's own
+   * size missed the pool and overflowed it as garbage: docs/PERFORMANCE.md, "Memory").
    */
   private readonly buffers = new BufferPool(BATCHES_IN_FLIGHT * (BATCH_BYTES + BATCH_RAW));
   private batch = new Batch();

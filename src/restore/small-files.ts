@@ -8,7 +8,8 @@
 import { closeSync, constants as C, openSync, rmSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 import type { TreeNode } from '../format/tree.js';
-import { openBlobsAsync, writeFilesAsync, type NewFile, type SealedBlobs } from '../platform/native.js';
+import { openBlobsAsync, type SealedBlobs } from '../platform/native/blob.js';
+import { writeFilesAsync, type NewFile } from '../platform/native/restore.js';
 import { gidOf, uidOf } from '../platform/users.js';
 import { writeAllAtSync } from '../platform/write-all.js';
 import type { BufferPool } from '../repo/buffer-pool.js';

@@ -11,7 +11,7 @@ import { TsbakError } from '../errors.js';
 import { captureMeta } from './capture.js';
 import { Chunker, chunkReader, gearTable, readBufferSize } from './chunker.js';
 import { BufferPool } from '../repo/buffer-pool.js';
-import { COPIED_AT_ONCE } from '../repo/packer.js';
+import { copiedAtOnce } from '../repo/packer.js';
 import { changedBetween, openForBackup, readSmallSync } from './file-reader.js';
 import { ParentCache, defaultCacheDir } from './parent-cache.js';
 import { isFuture, signerMatches } from '../repo/snapshot-select.js';
@@ -20,12 +20,14 @@ import { Semaphore } from '../repo/semaphore.js';
 // Every syscall on an entry goes through withShortPath: trees nested deeper than PATH_MAX
 // would otherwise fail with ENAMETOOLONG (see src/platform/long-path.ts).
 import { shortPath, withShortPathSync } from '../platform/long-path.js';
-import { readSmallFiles, scanDir, scanDirSync, type EntryStat, type ScannedEntry } from '../platform/native.js';
+import { readSmallFiles, scanDir, scanDirSync, type EntryStat, type ScannedEntry } from '../platform/native/scan.js';
+import { programVersion } from '../platform/package.js';
 import type { Excluder } from './exclude.js';
 import { followed, planTargets, type Target } from './targets.js';
 import { estimateBackupCost } from '../glacier/cost.js';
 
-export const PROGRAM = 'tsbak 0.1.0';
+/** Recorded in snapshots and in the directory cache's fingerprint. */
+const program = (): string => `tsbak ${programVersion()}`;
 
 /** Read buffers of files being chunked, at most (a file over 1 MiB takes max chunk + 4 MiB). */
 const READ_BUFFER_BYTES = 16 << 20;
@@ -278,7 +280,7 @@ class BackupRun {
       tags: this.opts.tags ?? [],
       tree: rootId.toString('hex'),
       ...(parent ? { parent: parent.snapshot } : {}),
-      program: PROGRAM,
+      program: program(),
       stats: {
         files: this.progress.files,
         dirs: this.progress.dirs,
@@ -444,12 +446,17 @@ class BackupRun {
     };
   }
 
+  /** Whether a file of this size is one chunk that the packer takes before saveBlob first yields (its buffer reusable at once). */
+  private oneSmallBlob(size: number): boolean {
+    return size < this.chunker.params.min && copiedAtOnce(size);
+  }
+
   /** Whether the entry is a small file the backup will read (new or changed), not read yet. */
   private wantsRead(e: ScannedEntry, visit: Visit): boolean {
     const st = e.st;
     if (!st || !isRegularFile(st) || st.nlink !== 1n || visit.contents.has(e)) return false;
     const size = Number(st.size);
-    if (size === 0 || size >= Math.min(this.chunker.params.min, COPIED_AT_ONCE) || Number(st.blocks) * 512 < size) return false;
+    if (size === 0 || !this.oneSmallBlob(size) || Number(st.blocks) * 512 < size) return false;
     return !unchangedSince(visit.parentNodes.get(nameKey(e.name)) ?? null, st);
   }
 
@@ -756,7 +763,7 @@ class BackupRun {
     if (size === 0) return { content: [], size: 0 };
     // One-chunk files without holes: synchronous read into a reused buffer (which the
     // packer copies at once at these sizes).
-    if (size < Math.min(this.chunker.params.min, COPIED_AT_ONCE) && Number(st.blocks) * 512 >= size) {
+    if (this.oneSmallBlob(size) && Number(st.blocks) * 512 >= size) {
       this.smallBuf ??= Buffer.allocUnsafeSlow(this.chunker.params.min);
       const n = readSmallSync(p, st, this.smallBuf);
       if (n !== null) {
@@ -835,7 +842,7 @@ function dirCacheSettings(opts: BackupOptions): string | null {
       return '';
     }
   };
-  return JSON.stringify([PROGRAM, opts.exclude?.fingerprint ?? null, !!opts.oneFileSystem, stamp('/etc/passwd'), stamp('/etc/group')]);
+  return JSON.stringify([program(), opts.exclude?.fingerprint ?? null, !!opts.oneFileSystem, stamp('/etc/passwd'), stamp('/etc/group')]);
 }
 
 function safeUser(): string {

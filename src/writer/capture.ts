@@ -4,7 +4,8 @@
 
 import { constants, readlinkSync } from 'node:fs';
 import type { NodeType, TreeNode } from '../format/tree.js';
-import { dataExtents, lgetxattr, llistxattr, major, minor, type EntryStat } from '../platform/native.js';
+import { dataExtents, lgetxattr, llistxattr, major, minor } from '../platform/native/syscalls.js';
+import type { EntryStat } from '../platform/native/scan.js';
 import { groupName, userName } from '../platform/users.js';
 import { withShortPath } from '../platform/long-path.js';
 

@@ -3,7 +3,7 @@
 // The gear table comes from the repository's chunker secret, so chunk boundaries (and
 // hence chunk sizes) do not reveal content to someone who knows the algorithm.
 import { hmac } from '../crypto/hash.js';
-import { gearScan } from '../platform/native.js';
+import { gearScan } from '../platform/native/chunk.js';
 
 export interface ChunkerParams {
   min: number;

@@ -16,7 +16,7 @@
 // --iexclude-file, --exclude, --iexclude.
 import { isUtf8 } from 'node:buffer';
 import { constants } from 'node:fs';
-import type { EntryStat } from '../platform/native.js';
+import type { EntryStat } from '../platform/native/scan.js';
 import { open, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -29,7 +29,8 @@ export interface ExcludeArgs {
   excludeFile?: string[];
   iexcludeFile?: string[];
   excludeCaches?: boolean;
-  excludeLargerThan?: string;
+  /** Bytes (the CLI parses --exclude-larger-than). */
+  excludeLargerThan?: number;
   /** The global ignore list; undefined: ~/.config/tsbak/ignore, null: none. Read if it exists. */
   ignoreFile?: string | null;
 }
@@ -51,18 +52,9 @@ export async function buildExcluder(a: ExcludeArgs): Promise<Excluder | undefine
       if (rule) rules.push(rule);
     }
   }
-  const maxSize = a.excludeLargerThan !== undefined ? BigInt(parseSize(a.excludeLargerThan)) : undefined;
+  const maxSize = a.excludeLargerThan !== undefined ? BigInt(a.excludeLargerThan) : undefined;
   if (!rules.length && !a.excludeCaches && maxSize === undefined) return undefined;
   return new RuleExcluder(rules, a.excludeCaches ?? false, maxSize, JSON.stringify([sources, a.excludeCaches ?? false, maxSize?.toString() ?? null]));
-}
-
-const UNITS: Record<string, number> = { '': 0, k: 1, m: 2, g: 3, t: 4 };
-
-/** "123" bytes, "500k", "10M", "1.5G", "2T" (powers of 1024; "KiB", "MB" also accepted). */
-export function parseSize(s: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(?:([kmgt])i?)?b?\s*$/i.exec(s);
-  if (!m) throw new TsbakError('USAGE', `invalid size '${s}': use a number with an optional k, M, G or T suffix, e.g. 500k or 1.5G`);
-  return Math.floor(Number(m[1]) * 1024 ** UNITS[(m[2] ?? '').toLowerCase()]!);
 }
 
 // ---- the excluder ----

@@ -3,7 +3,7 @@
 import { closeSync, constants as C, fstatSync, openSync, promises as fsp, readSync, type BigIntStats } from 'node:fs';
 import { fileExtents } from './capture.js';
 import { shortPath, withShortPath } from '../platform/long-path.js';
-import type { EntryStat } from '../platform/native.js';
+import type { EntryStat } from '../platform/native/scan.js';
 
 
 export interface OpenedFile {
