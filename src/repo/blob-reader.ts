@@ -8,7 +8,7 @@ import { openBlob } from '../format/blob.js';
 import type { BlobType } from '../format/pack.js';
 import { decodeTree, type Tree } from '../format/tree.js';
 import { CorruptError, ColdError, NotFoundError, TsbakError } from '../errors.js';
-import { openBlobNative, openBlobToFileAsync } from '../platform/native.js';
+import { openBlobNative, openBlobToFileAsync } from '../platform/native/blob.js';
 import { writeAllAtSync } from '../platform/write-all.js';
 import type { BlobLocation, PackRef } from './blob-index.js';
 import { BufferPool } from './buffer-pool.js';
@@ -121,7 +121,7 @@ export class BlobReader {
 
   /**
    * Writes one blob's plaintext at `pos` of the open file `fd` (a restore): what loadBlob
-   * does, but large data blobs are opened and written by a pool worker, so their plaintext
+   * does, but large data blobs are opened and written on libuv's pool, so their plaintext
    * never reaches this thread. Returns the bytes written. `fd` must stay open until then.
    */
   async writeBlobAt(id: Buffer, fd: number, pos: number, signal?: AbortSignal): Promise<number> {
@@ -144,34 +144,17 @@ export class BlobReader {
         },
       );
     } finally {
-      // Detached (given to a worker) when the worker pool opened it: then give() ignores it.
+      // The native open decrypts in place and hands the buffer back: reused.
       if (sealedBuf) this.sealedBuffers.give(sealedBuf);
     }
   }
 
   /** writeBlobAt's opening and writing, once the sealed bytes are read. */
   private async openToFile(id: Buffer, fd: number, pos: number, kind: BlobType, key: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, rawLength: number): Promise<number | 'auth' | 'id'> {
-    // Large blobs are opened on libuv's pool (native/blob.c) and written from there, so
-    // that a restore needs no worker threads (each costs ~40 MB) and no JavaScript buffer
-    // for their plaintext (pooled ones overflowed into up to ~80 MB of garbage awaiting a
-    // GC at a restore's peak); the worker pool when the addon cannot do it. The sealed bytes
-    // are decrypted in place: copied first when they may be a view other reads share (cold
-    // storage's).
-    const large = kind === 'data' && sealed.length >= OPEN_POOL_MIN;
-    if (large) {
-      const own = again ? sealed : Buffer.from(sealed);
-      const wrote = await openBlobToFileAsync(key, this.ctx.secrets.macKey, id, own, rawLength, fd, pos);
-      if (wrote !== null) return wrote;
-    }
-    const pool = large ? openPool() : null;
-    if (pool?.usable) {
-      try {
-        return await pool.openTo(key, this.ctx.secrets.macKey, id, sealed, !!again, fd, pos);
-      } catch (e) {
-        if (!(e instanceof OpenPoolError)) throw e;
-        if (sealed.buffer.byteLength === 0) sealed = await again!();
-      }
-    }
+    // Large blobs are opened and written on libuv's pool (native/blob.c): no worker thread and
+    // no JavaScript buffer for their plaintext. They are decrypted in place: copied first when
+    // they may be a view other reads share (cold storage's).
+    if (kind === 'data' && sealed.length >= OPEN_POOL_MIN) return openBlobToFileAsync(key, this.ctx.secrets.macKey, id, again ? sealed : Buffer.from(sealed), rawLength, fd, pos);
     const plain = await this.openChecked(kind, key, id, sealed, null, false, rawLength);
     return typeof plain === 'string' ? plain : writeAllAtSync(fd, plain, pos);
   }

@@ -3,10 +3,10 @@
 import { blobId } from '../crypto/hash.js';
 import type { BlobType } from '../format/pack.js';
 import { encodeTree, type Tree } from '../format/tree.js';
-import { blobIdNativeAsync } from '../platform/native.js';
+import { blobIdNativeAsync } from '../platform/native/blob.js';
 import type { RepoContext } from './context.js';
 import type { IndexStore } from './index-store.js';
-import { COPIED_AT_ONCE, Packer } from './packer.js';
+import { copiedAtOnce, Packer } from './packer.js';
 
 /** Packs per intermediate index file during a backup. */
 const INDEX_EVERY = 32;
@@ -60,7 +60,7 @@ export class BlobWriter {
    */
   async saveBlobDeferred(type: BlobType, plain: Uint8Array): Promise<{ id: Promise<Buffer> }> {
     const packer = this.getPacker();
-    if (!packer.canDefer || plain.length < COPIED_AT_ONCE) {
+    if (!packer.canDefer || copiedAtOnce(plain.length)) {
       const { id } = await this.saveBlob(type, plain);
       return { id: Promise.resolve(id) };
     }

@@ -16,8 +16,6 @@ export const OPEN_POOL_MIN = 64 << 10;
 
 /** The plaintext, verified; or why it could not be had: 'auth' (decrypt/decompress failed), 'id' (content does not match the id). */
 export type OpenOutcome = Buffer | 'auth' | 'id';
-/** The same for openTo: how many bytes were written. */
-export type WriteOutcome = number | 'auth' | 'id';
 
 /** The pool itself failed (a worker died): the job's outcome is unknown, the blob may be opened inline. */
 export class OpenPoolError extends Error {}
@@ -26,7 +24,7 @@ export class OpenPoolError extends Error {}
 const MAX_DEATHS = 8;
 
 interface Pending {
-  resolve: (o: OpenOutcome | WriteOutcome) => void;
+  resolve: (o: OpenOutcome) => void;
   reject: (e: Error) => void;
   worker: OpenWorker;
 }
@@ -38,9 +36,6 @@ interface Reply {
   len?: number;
   fail?: 'auth' | 'id';
   error?: string;
-  wrote?: number;
-  /** The write to the destination failed (an error of the file, not of the pool). */
-  werr?: { code: string; message: string };
 }
 
 class OpenWorker {
@@ -82,19 +77,10 @@ export class OpenPool {
    * is detached); otherwise the bytes are copied and `sealed` stays the caller's.
    */
   open(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, transfer = false): Promise<OpenOutcome> {
-    return this.post(key, macKey, id, sealed, transfer) as Promise<OpenOutcome>;
+    return this.post(key, macKey, id, sealed, transfer);
   }
 
-  /**
-   * The same, but the worker writes the plaintext at `pos` of file descriptor `fd` (which must
-   * stay open until this settles) and answers with its length. A failed write rejects with
-   * an errno-style error (its `code` set), not an OpenPoolError.
-   */
-  openTo(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, transfer: boolean, fd: number, pos: number): Promise<WriteOutcome> {
-    return this.post(key, macKey, id, sealed, transfer, { fd, pos }) as Promise<WriteOutcome>;
-  }
-
-  private post(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, transfer: boolean, dest?: { fd: number; pos: number }): Promise<OpenOutcome | WriteOutcome> {
+  private post(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, transfer: boolean): Promise<OpenOutcome> {
     if (!this.usable) return Promise.reject(new OpenPoolError('blob-opening pool is closed or broken'));
     let buf: ArrayBuffer;
     let off = 0;
@@ -122,9 +108,9 @@ export class OpenPool {
     keys.set(macKey, 32);
     keys.set(id, 64);
     if (w.busy++ === 0) w.w.ref();
-    return new Promise<OpenOutcome | WriteOutcome>((resolve, reject) => {
+    return new Promise<OpenOutcome>((resolve, reject) => {
       this.pending.set(n, { resolve, reject, worker: w });
-      w.w.postMessage({ n, keys, buf, off, len: sealed.length, ...dest }, [buf]);
+      w.w.postMessage({ n, keys, buf, off, len: sealed.length }, [buf]);
     });
   }
 
@@ -140,9 +126,7 @@ export class OpenPool {
     const p = this.settle(m.n);
     if (!p) return;
     if (m.error !== undefined) p.reject(new OpenPoolError(m.error));
-    else if (m.werr) p.reject(Object.assign(new Error(m.werr.message), { code: m.werr.code }));
     else if (m.fail) p.resolve(m.fail);
-    else if (m.wrote !== undefined) p.resolve(m.wrote);
     else p.resolve(Buffer.from(m.buf!, m.off!, m.len!));
   }
 

@@ -2,7 +2,6 @@
 // the CPU-heavy part of reading, so the main thread only fetches bytes and serves reads.
 // The plaintext goes back transferred (no copy); a failure goes back as a kind, never as
 // bytes, and the main thread turns it into the same CorruptError as an inline open.
-import { writeAllAtSync } from '../platform/write-all.js';
 import { parentPort } from 'node:worker_threads';
 import { blobId } from '../crypto/hash.js';
 import { openBlob } from '../format/blob.js';
@@ -15,9 +14,6 @@ interface Job {
   buf: ArrayBuffer;
   off: number;
   len: number;
-  /** Write the plaintext at this position of this file descriptor instead of sending it back. */
-  fd?: number;
-  pos?: number;
 }
 
 /** Buffers under this size may live in a shared pool, whose ArrayBuffer must not be transferred. */
@@ -37,19 +33,6 @@ parentPort!.on('message', (j: Job) => {
   try {
     if (!blobId(macKey, plain).equals(id)) {
       parentPort!.postMessage({ n: j.n, fail: 'id' });
-      return;
-    }
-    if (j.fd !== undefined) {
-      // The restore's path: the plaintext goes straight to its file, never back to the main
-      // thread (no copy, no transfer, and the main thread's heap never sees it).
-      try {
-        writeAllAtSync(j.fd, plain, j.pos!);
-      } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        parentPort!.postMessage({ n: j.n, werr: { code: err.code ?? 'EIO', message: err.message } });
-        return;
-      }
-      parentPort!.postMessage({ n: j.n, wrote: plain.length });
       return;
     }
     // Transfer the plaintext's own ArrayBuffer unless it is small or mostly something else.

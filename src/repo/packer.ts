@@ -19,7 +19,7 @@ import { sealBlobNative } from '../platform/native/blob.js';
 const BATCH_BYTES = 1 << 20;
 const BATCH_BLOBS = 256;
 /** Blobs shorter than this are copied by Packer.add before it first yields. */
-export const COPIED_AT_ONCE = BATCH_BYTES / 4;
+const COPIED_AT_ONCE = BATCH_BYTES / 4;
 
 /**
  * Whether Packer.add takes a blob of this length (uses or copies it) before it first
