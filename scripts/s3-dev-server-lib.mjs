@@ -230,7 +230,7 @@ async function start(dir, ownDir, options) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname.startsWith('/__dev/')) return devRoute(req, res, url);
     datedByOurClock(res, now);
-    if (clock.offsetMs() !== 0) undatedByOurClock(req.headers, clock.offsetMs());
+    if (clock.offsetMs() !== 0) undatedByOurClock(req.headers, clock.offsetMs(), Date.now());
 
     // Virtual-host style (bucket.localhost) is turned into path style.
     let pathname = url.pathname;
@@ -661,16 +661,21 @@ function datedByOurClock(res, now) {
   };
 }
 
-/** A client on our clock signs with our time: s3rver, on the wall clock, would call it skewed. */
-function undatedByOurClock(headers, offsetMs) {
+/**
+ * A client on our clock (a program whose clock a test moved, or an SDK that corrected its
+ * skew from our Date headers) signs with our time: s3rver, on the wall clock, would call it
+ * skewed. Such dates (nearer our clock than the wall's) are moved back to the wall clock.
+ */
+function undatedByOurClock(headers, offsetMs, wall) {
+  const back = (t) => (Math.abs(t - (wall + offsetMs)) < Math.abs(t - wall) ? t - offsetMs : t);
   const amz = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/.exec(String(headers['x-amz-date'] ?? ''));
   if (amz) {
-    const t = Date.UTC(+amz[1], +amz[2] - 1, +amz[3], +amz[4], +amz[5], +amz[6]) - offsetMs;
+    const t = back(Date.UTC(+amz[1], +amz[2] - 1, +amz[3], +amz[4], +amz[5], +amz[6]));
     headers['x-amz-date'] = new Date(t).toISOString().replace(/[-:]|\.\d{3}/g, '');
   }
   if (headers.date !== undefined) {
     const t = Date.parse(String(headers.date));
-    if (Number.isFinite(t)) headers.date = new Date(t - offsetMs).toUTCString();
+    if (Number.isFinite(t)) headers.date = new Date(back(t)).toUTCString();
   }
 }
 
