@@ -230,7 +230,7 @@ async function start(dir, ownDir, options) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname.startsWith('/__dev/')) return devRoute(req, res, url);
     datedByOurClock(res, now);
-    if (clock.offsetMs() !== 0) undatedByOurClock(req.headers, clock.offsetMs(), Date.now());
+    if (clock.offsetMs() !== 0) undatedByOurClock(req.headers, Date.now());
 
     // Virtual-host style (bucket.localhost) is turned into path style.
     let pathname = url.pathname;
@@ -662,21 +662,14 @@ function datedByOurClock(res, now) {
 }
 
 /**
- * A client on our clock (a program whose clock a test moved, or an SDK that corrected its
- * skew from our Date headers) signs with our time: s3rver, on the wall clock, would call it
- * skewed. Such dates (nearer our clock than the wall's) are moved back to the wall clock.
+ * Once our clock was advanced, clients sign with their clock or with ours (a program whose
+ * clock a test moved, an SDK that corrected its skew from our Date headers, several times
+ * over): s3rver, on the wall clock, would refuse them as skewed. Signatures are not checked
+ * (s3rver does not check SigV4), so neither are request dates then: they become the wall's.
  */
-function undatedByOurClock(headers, offsetMs, wall) {
-  const back = (t) => (Math.abs(t - (wall + offsetMs)) < Math.abs(t - wall) ? t - offsetMs : t);
-  const amz = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/.exec(String(headers['x-amz-date'] ?? ''));
-  if (amz) {
-    const t = back(Date.UTC(+amz[1], +amz[2] - 1, +amz[3], +amz[4], +amz[5], +amz[6]));
-    headers['x-amz-date'] = new Date(t).toISOString().replace(/[-:]|\.\d{3}/g, '');
-  }
-  if (headers.date !== undefined) {
-    const t = Date.parse(String(headers.date));
-    if (Number.isFinite(t)) headers.date = new Date(back(t)).toUTCString();
-  }
+function undatedByOurClock(headers, wall) {
+  if (headers['x-amz-date'] !== undefined) headers['x-amz-date'] = new Date(wall).toISOString().replace(/[-:]|\.\d{3}/g, '');
+  if (headers.date !== undefined) headers.date = new Date(wall).toUTCString();
 }
 
 function checkLatency(ms) {
