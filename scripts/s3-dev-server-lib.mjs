@@ -538,6 +538,16 @@ async function start(dir, ownDir, options) {
     return n;
   }
 
+  // "Expect: 100-continue": the go-ahead is a round trip too (node would answer at once).
+  server.on('checkContinue', (req, res) => {
+    const go = () => {
+      res.writeContinue();
+      server.emit('request', req, res);
+    };
+    if (latencyMs > 0 && !String(req.url).startsWith('/__dev/')) setTimeout(go, latencyMs);
+    else go();
+  });
+
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(Number(options.port ?? 0), host, () => {

@@ -25,7 +25,7 @@ out.push(`## tsbak and restic over S3 (scripts/bench-s3.sh)`);
 out.push('');
 out.push(`${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load ${os.loadavg()[0].toFixed(1)} at the end.`);
 out.push(`Corpus: a copy of ${corpusName}, ${(corpusBytes / 1e6).toFixed(1)} MB in ${filesArg} files. S3: scripts/s3-dev-server.mjs on loopback, the latency added before each request.`);
-out.push('Seconds of wall time; requests = all S3 requests of the step (GETs in parentheses); MB/s = corpus bytes per second; "x 0 ms" = time against the same step at 0 ms; t/r = tsbak time / restic time.');
+out.push('Seconds of wall time; requests = all S3 requests of the step (GETs in parentheses); MB/s = corpus bytes per second; "x 0 ms" = time against the same step at 0 ms; t/r = tsbak time / restic time. Every step starts with an empty client cache except ls -l (warm cache); the mounts are timed from when snapshots/latest appears (what a mount loads up front is not counted), each of ls -lR and cp -a on a mount of its own.');
 out.push('');
 out.push('| step | latency | tsbak s | requests | MB/s | x 0 ms | restic s | requests | MB/s | x 0 ms | t/r |');
 out.push('|---|---|---|---|---|---|---|---|---|---|---|');
