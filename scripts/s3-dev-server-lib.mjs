@@ -49,7 +49,7 @@ import { promises as fsp, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import S3rver from 's3rver';
 
 const COLD_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
@@ -251,7 +251,12 @@ async function start(dir, ownDir, options) {
     const h = { ...req.headers };
     if (isAwsChunked(req.headers)) {
       stats.awsChunked++;
-      req = decodeAwsChunkedRequest(req, h);
+      try {
+        req = await decodeAwsChunkedRequest(req, h);
+      } catch (e) {
+        if (!(e instanceof BadChunkedBody)) throw e;
+        return sendError(req, res, 400, 'IncompleteBody', e.message);
+      }
     }
 
     switch (kind) {
@@ -719,7 +724,7 @@ function isAwsChunked(headers) {
 }
 
 /** A readable of the decoded payload, with `h` (the headers to forward) rewritten to match. */
-function decodeAwsChunkedRequest(req, h) {
+async function decodeAwsChunkedRequest(req, h) {
   const rest = String(h['content-encoding'] ?? '').split(',').map((e) => e.trim()).filter((e) => e && e !== 'aws-chunked');
   if (rest.length) h['content-encoding'] = rest.join(',');
   else delete h['content-encoding'];
@@ -729,28 +734,26 @@ function decodeAwsChunkedRequest(req, h) {
   else delete h['content-length'];
   delete h['x-amz-decoded-content-length'];
   h['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+  // Decoded whole before it is forwarded: a body cut short must not reach s3rver as a
+  // complete object of the declared decoded length.
   const decoder = awsChunkDecoder();
-  const out = new Transform({
-    transform(c, _enc, cb) {
-      try {
-        for (const piece of decoder.push(c)) this.push(piece);
-        cb();
-      } catch (e) {
-        cb(e);
-      }
-    },
-    flush(cb) {
-      cb(decoder.done() ? null : new Error('aws-chunked body ended before its last chunk'));
-    },
-  });
-  req.on('error', (e) => out.destroy(e));
-  req.pipe(out);
+  const pieces = [];
+  for await (const c of req) for (const piece of decoder.push(c)) pieces.push(Buffer.from(piece));
+  if (!decoder.done()) throw new BadChunkedBody('the aws-chunked body ended before its last (empty) chunk');
+  const body = Buffer.concat(pieces);
+  if (h['content-length'] !== undefined && Number(h['content-length']) !== body.length) {
+    throw new BadChunkedBody(`the aws-chunked body holds ${body.length} bytes, x-amz-decoded-content-length says ${h['content-length']}`);
+  }
+  h['content-length'] = String(body.length);
+  const out = Readable.from([body]);
   // The handlers read headers off the request: keep them on the decoded stream.
   out.headers = req.headers;
   out.method = req.method;
   out.url = req.url;
   return out;
 }
+
+class BadChunkedBody extends Error {}
 
 function awsChunkDecoder() {
   let buf = Buffer.alloc(0);
@@ -765,12 +768,12 @@ function awsChunkDecoder() {
         if (need < 0) {
           const eol = buf.indexOf('\r\n');
           if (eol < 0) {
-            if (buf.length > 4096) throw new Error('aws-chunked: chunk header too long');
+            if (buf.length > 4096) throw new BadChunkedBody('aws-chunked: chunk header too long');
             return;
           }
           const line = buf.subarray(0, eol).toString('latin1');
           const size = parseInt(line.split(';')[0], 16);
-          if (!Number.isFinite(size) || size < 0 || !/^[0-9a-fA-F]+$/.test(line.split(';')[0].trim())) throw new Error(`aws-chunked: bad chunk header ${JSON.stringify(line.slice(0, 80))}`);
+          if (!Number.isFinite(size) || size < 0 || !/^[0-9a-fA-F]+$/.test(line.split(';')[0].trim())) throw new BadChunkedBody(`aws-chunked: bad chunk header ${JSON.stringify(line.slice(0, 80))}`);
           buf = buf.subarray(eol + 2);
           if (size === 0) {
             finished = true;
