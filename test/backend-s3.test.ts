@@ -31,7 +31,6 @@ function s3(opts: Partial<ConstructorParameters<typeof S3Backend>[0]> & { bucket
   return b;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function collect(it: AsyncIterable<ObjectInfo>): Promise<ObjectInfo[]> {
   const out: ObjectInfo[] = [];
@@ -423,9 +422,14 @@ t.test('withRetry', async (t) => {
     t.teardown(() => late?.stop());
     const b = s3({ bucket: 'late' }, { ...server, url: `http://127.0.0.1:${port}` });
     const retried: string[] = [];
-    const rb = withRetry(b, { retries: 40, baseMs: 100, maxMs: 400, onRetry: (i) => retried.push(String((i.error as BackendError).serviceCode)) });
+    let firstRetry!: () => void;
+    const retrying = new Promise<void>((r) => (firstRetry = r));
+    const rb = withRetry(b, { retries: 40, baseMs: 100, maxMs: 400, onRetry: (i) => {
+      retried.push(String((i.error as BackendError).serviceCode));
+      firstRetry();
+    } });
     const pending = rb.head('nothing-here');
-    await sleep(300);
+    await retrying; // refused once: the server comes up only now
     late = await startDevServer({ dir, port, buckets: ['late'] });
     t.equal(await pending, null);
     t.ok(retried.length >= 1, `retried ${retried.length} times`);
