@@ -26,13 +26,15 @@
 //  - request counters by kind and by HTTP method: GET /__dev/stats (JSON), POST
 //    /__dev/reset-stats; GET /__dev/state dumps the storage-class/restore state.
 //  - latency: `latencyMs` is waited before each S3 request is handled, as a WAN round trip
-//    would; POST /__dev/latency?ms=N (or setLatency(N)) changes it while the server runs.
+//    would (and before "100 Continue"); POST /__dev/latency?ms=N (or setLatency(N)) changes
+//    it while the server runs, GET /__dev/latency tells it.
 //  - a controllable clock: restores complete and restored copies expire by the server's clock,
 //    the wall clock plus an offset that POST /__dev/advance?ms=N (advance(N)) moves forward.
 //    With `manualClock` a restore never completes by itself (the delay is not used): it
 //    completes when POST /__dev/complete-restores (completeRestores()) says so, so a test
 //    decides when. GET /__dev/clock answers { now, iso, manual, offsetMs }; a client that
-//    judges expiry dates by its own clock must be shifted by offsetMs too.
+//    judges expiry dates by its own clock must be shifted by offsetMs too. Date headers
+//    tell this clock; once it was advanced, request dates are no longer checked.
 //  - `aws-chunked` request bodies (SigV4 streaming uploads, sent by minio-go, hence restic)
 //    are decoded before s3rver sees them, which would otherwise store the chunk framing as
 //    the object's bytes; s3rver's allowMismatchedSignatures accepts the changed request.

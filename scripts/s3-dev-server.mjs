@@ -13,8 +13,7 @@
 // --latency-ms waits that long before handling each S3 request (POST /__dev/latency?ms=N
 // changes it while running). With --manual-clock restores complete only when POST
 // /__dev/complete-restores says so; POST /__dev/advance?ms=N moves the server's clock
-// (restore expiry) forward. Counters: GET
-// /__dev/stats, POST /__dev/reset-stats.
+// (restore expiry) forward. Counters: GET /__dev/stats, POST /__dev/reset-stats.
 // Stops on SIGINT/SIGTERM (and, with --exit-on-stdin-close, when its stdin closes, so a
 // test runner that dies does not leave it behind).
 
