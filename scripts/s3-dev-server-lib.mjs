@@ -23,8 +23,21 @@
 //    the check and the write are atomic as on AWS.
 //  - AbortMultipartUpload (s3rver answers MethodNotAllowed): answered 204 here.
 //  - `Range: bytes=0-0` (s3rver returns the whole object for it): answered 206 with 1 byte.
-//  - request counters by kind: GET /__dev/stats (JSON), POST /__dev/reset-stats;
-//    GET /__dev/state dumps the storage-class/restore state.
+//  - request counters by kind and by HTTP method: GET /__dev/stats (JSON), POST
+//    /__dev/reset-stats; GET /__dev/state dumps the storage-class/restore state.
+//  - latency: `latencyMs` is waited before each S3 request is handled, as a WAN round trip
+//    would (and before "100 Continue"); POST /__dev/latency?ms=N (or setLatency(N)) changes
+//    it while the server runs, GET /__dev/latency tells it.
+//  - a controllable clock: restores complete and restored copies expire by the server's clock,
+//    the wall clock plus an offset that POST /__dev/advance?ms=N (advance(N)) moves forward.
+//    With `manualClock` a restore never completes by itself (the delay is not used): it
+//    completes when POST /__dev/complete-restores (completeRestores()) says so, so a test
+//    decides when. GET /__dev/clock answers { now, iso, manual, offsetMs }; a client that
+//    judges expiry dates by its own clock must be shifted by offsetMs too. Date headers
+//    tell this clock; once it was advanced, request dates are no longer checked.
+//  - `aws-chunked` request bodies (SigV4 streaming uploads, sent by minio-go, hence restic)
+//    are decoded before s3rver sees them, which would otherwise store the chunk framing as
+//    the object's bytes; s3rver's allowMismatchedSignatures accepts the changed request.
 //
 // State (storage classes, restores, pending multipart uploads) is kept in
 // <dir>/glacier-state.json, written atomically before the answer is sent, so restarting the
@@ -38,6 +51,7 @@ import { promises as fsp, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import S3rver from 's3rver';
 
 const COLD_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
@@ -54,8 +68,10 @@ const STATE_FILE = 'glacier-state.json';
  *   dir (data directory; default: a new temporary directory, removed by stop()),
  *   restoreDelayMs (number, or { Expedited, Standard, Bulk }; default 2000),
  *   dayMs (length of a "day" for restore expiry; default 86400000),
- *   buckets (names to create at start), verbose (log s3rver requests), now (clock, for tests).
- * Resolves to { url, port, host, dir, stats(), resetStats(), state(), stop() }.
+ *   buckets (names to create at start), verbose (log s3rver requests), now (clock, for tests),
+ *   latencyMs (added before each S3 request; default 0), manualClock (see above).
+ * Resolves to { url, port, host, dir, stats(), resetStats(), state(), setLatency(ms),
+ *   latency(), advance(ms), completeRestores(), clock(), stop() }.
  */
 export async function startS3DevServer(options = {}) {
   const ownDir = options.dir === undefined;
@@ -73,7 +89,9 @@ async function start(dir, ownDir, options) {
   const dayMs = Number(options.dayMs ?? 86_400_000);
   if (!(dayMs > 0)) throw new Error(`dayMs must be a positive number, got ${options.dayMs}`);
   const delays = normalizeDelays(options.restoreDelayMs ?? 2000);
-  const now = options.now ?? Date.now;
+  const clock = newClock(options);
+  const now = clock.now;
+  let latencyMs = checkLatency(options.latencyMs ?? 0);
   const bucketDir = path.join(dir, 'buckets');
   mkdirSync(bucketDir, { recursive: true });
 
@@ -86,6 +104,8 @@ async function start(dir, ownDir, options) {
     silent: !options.verbose,
     directory: bucketDir,
     configureBuckets: (options.buckets ?? []).map((name) => ({ name })),
+    // Decoded aws-chunked bodies no longer match the client's signature.
+    allowMismatchedSignatures: true,
   });
   const upAddr = await s3rver.run();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -114,7 +134,7 @@ async function start(dir, ownDir, options) {
     const r = ent?.restore;
     if (!r) return null;
     const t = now();
-    if (t < r.readyAt) return { ongoing: true };
+    if (r.readyAt === null || t < r.readyAt) return { ongoing: true }; // null: until told (manual clock)
     const expiry = r.expiry ?? ceilTo(r.readyAt + r.days * dayMs, dayMs);
     if (t >= expiry) return null;
     return { ongoing: false, expiry };
@@ -211,6 +231,8 @@ async function start(dir, ownDir, options) {
   async function handle(req, res) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname.startsWith('/__dev/')) return devRoute(req, res, url);
+    datedByOurClock(res, now);
+    if (clock.offsetMs() !== 0) undatedByOurClock(req.headers, Date.now());
 
     // Virtual-host style (bucket.localhost) is turned into path style.
     let pathname = url.pathname;
@@ -223,9 +245,21 @@ async function start(dir, ownDir, options) {
     const q = url.searchParams;
     const kind = opKind(req.method ?? 'GET', bucket, key, q, req.headers);
     stats.requests[kind] = (stats.requests[kind] ?? 0) + 1;
+    stats.methods[req.method] = (stats.methods[req.method] ?? 0) + 1;
+    if (kind === 'GetObject' && req.headers.range !== undefined) stats.rangedGets++;
     stats.total++;
+    if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     const id = `${bucket}/${key}`;
     const h = { ...req.headers };
+    if (isAwsChunked(req.headers)) {
+      stats.awsChunked++;
+      try {
+        req = await decodeAwsChunkedRequest(req, h);
+      } catch (e) {
+        if (!(e instanceof BadChunkedBody)) throw e;
+        return sendError(req, res, 400, 'IncompleteBody', e.message);
+      }
+    }
 
     switch (kind) {
       case 'GetObject':
@@ -457,7 +491,7 @@ async function start(dir, ownDir, options) {
       return res.end();
     }
     const t = now();
-    await store.setRestore(id, { requestedAt: t, readyAt: t + delays[tierText], days, tier: tierText });
+    await store.setRestore(id, { requestedAt: t, readyAt: clock.manual ? null : t + delays[tierText], days, tier: tierText });
     stats.restores[tierText] = (stats.restores[tierText] ?? 0) + 1;
     res.writeHead(202, { 'x-amz-request-id': rid, 'content-length': 0 });
     return res.end();
@@ -476,8 +510,50 @@ async function start(dir, ownDir, options) {
       return json(200, stats);
     }
     if (req.method === 'GET' && url.pathname === '/__dev/state') return json(200, store.dump());
+    const ms = () => {
+      const v = Number(url.searchParams.get('ms'));
+      if (url.searchParams.get('ms') === null || !Number.isFinite(v) || v < 0) throw new RangeError('ms must be a number >= 0');
+      return v;
+    };
+    try {
+      if (req.method === 'GET' && url.pathname === '/__dev/latency') return json(200, { ms: latencyMs });
+      if (req.method === 'POST' && url.pathname === '/__dev/latency') return json(200, { ms: (latencyMs = checkLatency(ms())) });
+      if (req.method === 'GET' && url.pathname === '/__dev/clock') return json(200, clock.info());
+      if (req.method === 'POST' && url.pathname === '/__dev/advance') {
+        clock.advance(ms());
+        return json(200, clock.info());
+      }
+    } catch (e) {
+      if (e instanceof RangeError) return json(400, { error: e.message });
+      throw e;
+    }
+    if (req.method === 'POST' && url.pathname === '/__dev/complete-restores') return json(200, { completed: await completeRestores() });
     return json(404, { error: `no such dev route: ${req.method} ${url.pathname}` });
   }
+
+  /** Every ongoing restore completes now (by the server's clock). Returns how many. */
+  async function completeRestores() {
+    const t = now();
+    let n = 0;
+    for (const [id, ent] of Object.entries(store.data.objects)) {
+      if (ent.restore && (ent.restore.readyAt === null || t < ent.restore.readyAt)) {
+        ent.restore = { ...ent.restore, readyAt: t };
+        n++;
+      }
+    }
+    if (n) await store.persist();
+    return n;
+  }
+
+  // "Expect: 100-continue": the go-ahead is a round trip too (node would answer at once).
+  server.on('checkContinue', (req, res) => {
+    const go = () => {
+      res.writeContinue();
+      server.emit('request', req, res);
+    };
+    if (latencyMs > 0 && !String(req.url).startsWith('/__dev/')) setTimeout(go, latencyMs);
+    else go();
+  });
 
   await new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -498,6 +574,13 @@ async function start(dir, ownDir, options) {
     stats: () => JSON.parse(JSON.stringify(stats)),
     resetStats: () => Object.assign(stats, newStats()),
     state: () => store.dump(),
+    setLatency: (ms) => {
+      latencyMs = checkLatency(ms);
+    },
+    latency: () => latencyMs,
+    advance: (ms) => clock.advance(ms),
+    completeRestores,
+    clock: () => clock.info(),
     stop() {
       stopped ??= (async () => {
         await new Promise((r) => {
@@ -578,7 +661,146 @@ function listV1toV2(xml, { token, startAfter, fetchOwner }) {
 }
 
 function newStats() {
-  return { startedAt: new Date().toISOString(), total: 0, requests: {}, errors: {}, restores: {}, bytesIn: 0, bytesOut: 0 };
+  return { startedAt: new Date().toISOString(), total: 0, requests: {}, methods: {}, rangedGets: 0, awsChunked: 0, errors: {}, restores: {}, bytesIn: 0, bytesOut: 0 };
+}
+
+/** The Date header tells the server's clock (clients check their clock against it). */
+function datedByOurClock(res, now) {
+  const writeHead = res.writeHead;
+  res.writeHead = function (status, ...rest) {
+    const date = new Date(now()).toUTCString();
+    const headers = rest.find((x) => x && typeof x === 'object');
+    if (headers && !Array.isArray(headers)) {
+      for (const k of Object.keys(headers)) if (k.toLowerCase() === 'date') delete headers[k];
+      headers.date = date;
+    } else res.setHeader('date', date);
+    return writeHead.call(this, status, ...rest);
+  };
+}
+
+/**
+ * Once our clock was advanced, clients sign with their clock or with ours (a program whose
+ * clock a test moved, an SDK that corrected its skew from our Date headers, several times
+ * over): s3rver, on the wall clock, would refuse them as skewed. Signatures are not checked
+ * (s3rver does not check SigV4), so neither are request dates then: they become the wall's.
+ */
+function undatedByOurClock(headers, wall) {
+  if (headers['x-amz-date'] !== undefined) headers['x-amz-date'] = new Date(wall).toISOString().replace(/[-:]|\.\d{3}/g, '');
+  if (headers.date !== undefined) headers.date = new Date(wall).toUTCString();
+}
+
+function checkLatency(ms) {
+  const n = Number(ms);
+  if (!Number.isFinite(n) || n < 0) throw new RangeError(`latencyMs must be a number >= 0, got ${ms}`);
+  return n;
+}
+
+/** The server's clock: the wall clock (options.now, default Date.now) plus an offset. */
+function newClock(options) {
+  const wall = options.now ?? Date.now;
+  const manual = Boolean(options.manualClock);
+  let offsetMs = 0;
+  const now = () => wall() + offsetMs;
+  return {
+    now,
+    manual,
+    offsetMs: () => offsetMs,
+    advance(ms) {
+      const n = Number(ms);
+      if (!Number.isFinite(n) || n < 0) throw new RangeError(`advance: ms must be a number >= 0, got ${ms}`);
+      offsetMs += n;
+    },
+    info: () => ({ now: now(), iso: new Date(now()).toISOString(), manual, offsetMs }),
+  };
+}
+
+// ---- aws-chunked (SigV4 streaming) bodies ----
+// The body is a sequence of "<hex size>[;chunk-signature=...]\r\n<bytes>\r\n", ended by a
+// chunk of size 0 and optional trailer lines; x-amz-decoded-content-length gives the size
+// of the payload.
+
+function isAwsChunked(headers) {
+  const ce = String(headers['content-encoding'] ?? '');
+  const sha = String(headers['x-amz-content-sha256'] ?? '');
+  return ce.split(',').some((e) => e.trim() === 'aws-chunked') || sha.startsWith('STREAMING-');
+}
+
+/** A readable of the decoded payload, with `h` (the headers to forward) rewritten to match. */
+async function decodeAwsChunkedRequest(req, h) {
+  const rest = String(h['content-encoding'] ?? '').split(',').map((e) => e.trim()).filter((e) => e && e !== 'aws-chunked');
+  if (rest.length) h['content-encoding'] = rest.join(',');
+  else delete h['content-encoding'];
+  delete h['transfer-encoding'];
+  delete h['x-amz-trailer'];
+  if (h['x-amz-decoded-content-length'] !== undefined) h['content-length'] = String(h['x-amz-decoded-content-length']);
+  else delete h['content-length'];
+  delete h['x-amz-decoded-content-length'];
+  h['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+  // Decoded whole before it is forwarded: a body cut short must not reach s3rver as a
+  // complete object of the declared decoded length.
+  const decoder = awsChunkDecoder();
+  const pieces = [];
+  for await (const c of req) for (const piece of decoder.push(c)) pieces.push(Buffer.from(piece));
+  if (!decoder.done()) throw new BadChunkedBody('the aws-chunked body ended before its last (empty) chunk');
+  const body = Buffer.concat(pieces);
+  if (h['content-length'] !== undefined && Number(h['content-length']) !== body.length) {
+    throw new BadChunkedBody(`the aws-chunked body holds ${body.length} bytes, x-amz-decoded-content-length says ${h['content-length']}`);
+  }
+  h['content-length'] = String(body.length);
+  const out = Readable.from([body]);
+  // The handlers read headers off the request: keep them on the decoded stream.
+  out.headers = req.headers;
+  out.method = req.method;
+  out.url = req.url;
+  return out;
+}
+
+class BadChunkedBody extends Error {}
+
+function awsChunkDecoder() {
+  let buf = Buffer.alloc(0);
+  let need = -1; // bytes of chunk data (plus its CRLF) still to read; -1: reading a header
+  let finished = false;
+  return {
+    done: () => finished,
+    *push(c) {
+      buf = buf.length ? Buffer.concat([buf, c]) : c;
+      for (;;) {
+        if (finished) return; // trailers after the last chunk are dropped
+        if (need < 0) {
+          const eol = buf.indexOf('\r\n');
+          if (eol < 0) {
+            if (buf.length > 4096) throw new BadChunkedBody('aws-chunked: chunk header too long');
+            return;
+          }
+          const line = buf.subarray(0, eol).toString('latin1');
+          const size = parseInt(line.split(';')[0], 16);
+          if (!Number.isFinite(size) || size < 0 || !/^[0-9a-fA-F]+$/.test(line.split(';')[0].trim())) throw new BadChunkedBody(`aws-chunked: bad chunk header ${JSON.stringify(line.slice(0, 80))}`);
+          buf = buf.subarray(eol + 2);
+          if (size === 0) {
+            finished = true;
+            return;
+          }
+          need = size + 2;
+        }
+        if (buf.length === 0) return;
+        const data = need - 2;
+        if (data > 0) {
+          const take = Math.min(data, buf.length);
+          yield buf.subarray(0, take);
+          buf = buf.subarray(take);
+          need -= take;
+          if (need > 2) return;
+        }
+        // the CRLF after the chunk data
+        const crlf = Math.min(need, buf.length);
+        buf = buf.subarray(crlf);
+        need -= crlf;
+        if (need > 0) return;
+        need = -1;
+      }
+    },
+  };
 }
 
 function normalizeDelays(d) {

@@ -4,12 +4,16 @@
 //
 //   node scripts/s3-dev-server.mjs [--port 4568] [--host 127.0.0.1] [--dir ./.s3-dev-data]
 //       [--restore-delay-ms 2000] [--day-ms 86400000] [--bucket NAME]... [--verbose]
-//       [--exit-on-stdin-close]
+//       [--exit-on-stdin-close] [--latency-ms 0] [--manual-clock]
 //
 // Prints one line "s3-dev-server listening on http://127.0.0.1:PORT" on stdout when ready
 // (--port 0 picks a free port). Use it with:
 //   AWS_ENDPOINT_URL_S3=http://127.0.0.1:PORT AWS_REGION=us-east-1 \
 //   AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER tsbak init s3://BUCKET/prefix
+// --latency-ms waits that long before handling each S3 request (POST /__dev/latency?ms=N
+// changes it while running). With --manual-clock restores complete only when POST
+// /__dev/complete-restores says so; POST /__dev/advance?ms=N moves the server's clock
+// (restore expiry) forward. Counters: GET /__dev/stats, POST /__dev/reset-stats.
 // Stops on SIGINT/SIGTERM (and, with --exit-on-stdin-close, when its stdin closes, so a
 // test runner that dies does not leave it behind).
 
@@ -17,7 +21,8 @@ import { parseArgs } from 'node:util';
 import { startS3DevServer } from './s3-dev-server-lib.mjs';
 
 const usage = `usage: node scripts/s3-dev-server.mjs [--port N] [--host ADDR] [--dir DIR]
-       [--restore-delay-ms MS] [--day-ms MS] [--bucket NAME]... [--verbose] [--exit-on-stdin-close]`;
+       [--restore-delay-ms MS] [--day-ms MS] [--bucket NAME]... [--verbose] [--exit-on-stdin-close]
+       [--latency-ms MS] [--manual-clock]`;
 
 let args;
 try {
@@ -28,6 +33,8 @@ try {
       dir: { type: 'string', default: '.s3-dev-data' },
       'restore-delay-ms': { type: 'string', default: '2000' },
       'day-ms': { type: 'string', default: '86400000' },
+      'latency-ms': { type: 'string', default: '0' },
+      'manual-clock': { type: 'boolean', default: false },
       bucket: { type: 'string', multiple: true, default: [] },
       verbose: { type: 'boolean', default: false },
       'exit-on-stdin-close': { type: 'boolean', default: false },
@@ -63,6 +70,8 @@ try {
     dayMs: num('day-ms') || 86_400_000,
     buckets: args.bucket,
     verbose: args.verbose,
+    latencyMs: num('latency-ms'),
+    manualClock: args['manual-clock'],
   });
 } catch (e) {
   console.error(`s3-dev-server: cannot start: ${e.code === 'EADDRINUSE' ? `port ${args.port} is in use (try --port 0)` : e.message}`);

@@ -14,10 +14,11 @@ import { backendContract } from './lib/backend-contract.js';
 import { DEV_CREDENTIALS, startDevServer, withDevServer, type DevServer } from './lib/s3-dev-server.js';
 import { tempDir } from './lib/temp.js';
 
-const RESTORE_DELAY_MS = 1500;
-const DAY_MS = 2000;
+// Restores complete when the test says so (manual clock); a restored copy is kept a day,
+// which passes when the test advances the server's clock.
+const DAY_MS = 3_600_000;
 
-const server: DevServer = await withDevServer(t, { restoreDelayMs: RESTORE_DELAY_MS, dayMs: DAY_MS, buckets: ['contract', 'glacier', 'misc'] });
+const server: DevServer = await withDevServer(t, { manualClock: true, dayMs: DAY_MS, buckets: ['contract', 'glacier', 'misc'] });
 
 const backends: S3Backend[] = [];
 t.teardown(async () => {
@@ -30,22 +31,11 @@ function s3(opts: Partial<ConstructorParameters<typeof S3Backend>[0]> & { bucket
   return b;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function collect(it: AsyncIterable<ObjectInfo>): Promise<ObjectInfo[]> {
   const out: ObjectInfo[] = [];
   for await (const o of it) out.push(o);
   return out;
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 let n = 0;
@@ -159,18 +149,15 @@ t.test('Glacier Deep Archive: cold, restore, readable, expires', async (t) => {
   t.same(listed.restore, { ongoing: true }, 'listing shows the restore too');
   await t.rejects(b.get(name), { code: 'COLD' }, 'still cold while the restore runs');
 
-  const restored = await waitFor('the restore to complete', async () => {
-    const h = await b.head(name);
-    return h?.restore && !h.restore.ongoing ? h.restore : undefined;
-  });
+  t.equal(await server.completeRestores(), 1);
+  const restored = (await b.head(name))!.restore!;
+  t.equal(restored.ongoing, false, 'restored');
   t.ok(restored.expiry instanceof Date && restored.expiry.getTime() > Date.now(), 'an expiry date in the future');
   t.same(await b.get(name), data);
   t.same(await b.get(name, { offset: 100, length: 50 }), data.subarray(100, 150));
   t.equal(await b.restore(name, 1, 'Standard'), 'already-restored');
 
-  const h1 = await b.head(name);
-  const expiry = h1!.restore!.expiry!.getTime();
-  await sleep(Math.max(0, expiry - Date.now()) + 1100); // header dates have 1 s precision
+  await server.advance(2 * DAY_MS);
   const h2 = await b.head(name);
   t.equal(h2?.restore, undefined, 'the restored copy expired');
   t.equal(h2?.storageClass, 'DEEP_ARCHIVE');
@@ -188,13 +175,13 @@ t.test('Glacier Flexible Retrieval allows Expedited; hot objects need no restore
 
 t.test('Glacier state survives a restart of the dev server', async (t) => {
   const dir = tempDir(t, 'tsbak-s3dev-restart-');
-  const one = await withDevServer(t, { dir, restoreDelayMs: 60_000, buckets: ['keep'] });
+  const one = await withDevServer(t, { dir, manualClock: true, buckets: ['keep'] });
   const b1 = s3({ bucket: 'keep' }, one);
   await b1.put('cold', Buffer.from('zzz'), { storageClass: 'DEEP_ARCHIVE' });
   t.equal(await b1.restore('cold', 3, 'Standard'), 'started');
   await one.stop();
 
-  const two = await withDevServer(t, { dir, restoreDelayMs: 60_000 });
+  const two = await withDevServer(t, { dir, manualClock: true });
   const b2 = s3({ bucket: 'keep' }, two);
   const h = await b2.head('cold');
   t.equal(h?.storageClass, 'DEEP_ARCHIVE');
@@ -435,9 +422,14 @@ t.test('withRetry', async (t) => {
     t.teardown(() => late?.stop());
     const b = s3({ bucket: 'late' }, { ...server, url: `http://127.0.0.1:${port}` });
     const retried: string[] = [];
-    const rb = withRetry(b, { retries: 40, baseMs: 100, maxMs: 400, onRetry: (i) => retried.push(String((i.error as BackendError).serviceCode)) });
+    let firstRetry!: () => void;
+    const retrying = new Promise<void>((r) => (firstRetry = r));
+    const rb = withRetry(b, { retries: 40, baseMs: 100, maxMs: 400, onRetry: (i) => {
+      retried.push(String((i.error as BackendError).serviceCode));
+      firstRetry();
+    } });
     const pending = rb.head('nothing-here');
-    await sleep(300);
+    await retrying; // refused once: the server comes up only now
     late = await startDevServer({ dir, port, buckets: ['late'] });
     t.equal(await pending, null);
     t.ok(retried.length >= 1, `retried ${retried.length} times`);

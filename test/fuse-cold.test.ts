@@ -11,19 +11,21 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { lastJson, run } from './lib/cli.js';
 import { daemonPids, isMounted, mountBg, mountPoint, waitFor } from './lib/fuse-helpers.js';
 import { devServerEnv, withDevServer, type DevServer, type DevStats } from './lib/s3-dev-server.js';
 import { tempDir } from './lib/temp.js';
 
-const RESTORE_DELAY_MS = 3000;
+// Restores complete when the test says so (the dev server's manual clock), never while a
+// step runs by chance.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const json = lastJson;
 
-const server: DevServer = await withDevServer(t, { restoreDelayMs: RESTORE_DELAY_MS, buckets: ['cold'] });
+const server: DevServer = await withDevServer(t, { manualClock: true, buckets: ['cold'] });
 
 const dir = tempDir(t, 'tsbak-fuse-cold-');
 const cache = path.join(dir, 'cache'); // the mount's cache_dir: restore journal and packs
@@ -175,8 +177,9 @@ t.test('the status file lists the restore', async (t) => {
   t.throws(() => writeFileSync(path.join(mnt, '.tsbak-status'), 'x'), { code: 'EROFS' });
 });
 
-t.test('after the delay: available, then the read succeeds and it is cached', async (t) => {
-  await waitFor('a.bin to be restored', () => state(A) === 'available', RESTORE_DELAY_MS + 10_000, 200);
+t.test('once restored: available, then the read succeeds and it is cached', async (t) => {
+  t.equal(await server.completeRestores(), need.a, "a.bin's restores complete");
+  await waitFor('the mount to see a.bin restored', () => state(A) === 'available', 15_000, 200);
   t.match(status(), /\savailable\s/);
   await resetStats();
   const got = readFileSync(A);
@@ -213,11 +216,14 @@ t.test('remount: no repeated restore, cached data read without S3; cold=wait blo
   need.b = packsToRestore('b.bin');
   t.ok(need.b >= 1, `b.bin needs ${need.b} restores`);
   await resetStats();
-  const start = Date.now();
-  const got = readFileSync(B); // blocks
-  const took = Date.now() - start;
+  let done = false;
+  const reading = readFile(B).finally(() => (done = true)); // blocks until restored
+  // The read asked for b.bin's restores and waits: complete them.
+  await waitFor('the restores of b.bin to be requested', async () => req(await stats(), 'RestoreObject') >= need.b, 15_000, 100);
+  t.notOk(done, 'the read is still waiting');
+  t.equal(await server.completeRestores(), need.b);
+  const got = await reading;
   t.equal(sha(got), sha(files.b), 'read correctly once restored');
-  t.ok(took >= RESTORE_DELAY_MS - 200, `waited for the restore (${took} ms)`);
   const st = await stats();
   t.equal(req(st, 'RestoreObject'), need.b, `one RestoreObject per pack b.bin needs (${need.b})`);
   t.same(st.errors, {});

@@ -21,13 +21,18 @@ import { tempDir } from './lib/temp.js';
 
 process.env.TSBAK_FAST_KDF = '1';
 
-const RESTORE_DELAY_MS = 1500;
-// Long enough that a restored copy outlives the steps that read it on a loaded machine (at
-// 3 s, the cold-API test's copies of 1 day once expired before its last read of them).
-const DAY_MS = 8000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// The server's clock is manual: restores complete when the test says so, and time passes
+// (restored copies expire) only when the test advances it, on the server and, by `now`,
+// for the trackers and stores here. A day is long against the test's run time.
+const DAY_MS = 6 * 3_600_000;
+let shiftMs = 0;
+const now = () => Date.now() + shiftMs;
+async function advance(ms: number): Promise<void> {
+  await server.advance(ms);
+  shiftMs += ms;
+}
 
-const server: DevServer = await withDevServer(t, { restoreDelayMs: RESTORE_DELAY_MS, dayMs: DAY_MS, buckets: ['gl'] });
+const server: DevServer = await withDevServer(t, { manualClock: true, dayMs: DAY_MS, buckets: ['gl'] });
 
 const backends: S3Backend[] = [];
 t.teardown(async () => {
@@ -152,7 +157,7 @@ t.test('restore tracker: journal survives a restart; no request is repeated', as
   const pk = (n: string) => ({ name: n, bytes: 1000, storageClass: 'DEEP_ARCHIVE' as const });
 
   const before = await restores();
-  const a = new RestoreTracker(file, backend, { reloadMs: 0 });
+  const a = new RestoreTracker(file, backend, { reloadMs: 0, now });
   t.equal(a.get(names[0]!), undefined);
   t.equal(await a.request(pk(names[0]!), 'Bulk', 1), true, 'sent');
   // Concurrent requests for one pack: one RestoreObject.
@@ -167,7 +172,7 @@ t.test('restore tracker: journal survives a restart; no request is repeated', as
   t.equal(r0.expectedBy! - r0.requestedAt!, 48 * 3600_000, 'expected by: Deep Archive Bulk, 48 h');
 
   // "Restart": a new tracker over the same journal.
-  const b = new RestoreTracker(file, backend, { reloadMs: 0 });
+  const b = new RestoreTracker(file, backend, { reloadMs: 0, now });
   t.equal(b.get(names[0]!)?.phase, 'requested', 'remembered');
   t.equal(b.get(names[0]!)?.requestedAt, r0.requestedAt);
   t.equal(await b.request(pk(names[0]!), 'Bulk', 1), false, 'not requested again after a restart');
@@ -181,16 +186,16 @@ t.test('restore tracker: journal survives a restart; no request is repeated', as
   // HEAD: in progress, then available with an expiry, then (expired) cold.
   await b.refresh(names.map(pk));
   t.equal(b.get(names[0]!)?.phase, 'in-progress');
-  await sleep(RESTORE_DELAY_MS + 200);
+  t.ok((await server.completeRestores()) >= 1);
   await b.refresh(names.map(pk), { totalPacks: 4 }); // 3 of 4: one listing instead of 3 HEADs
   const avail = b.get(names[0]!)!;
   t.equal(avail.phase, 'available');
-  t.ok(avail.expiry! > Date.now(), 'expiry in the future');
+  t.ok(avail.expiry! > now(), 'expiry in the future');
   // A restored object: RestoreObject answers 200; tracked as available, not as a new restore.
-  const c = new RestoreTracker(file, backend, { reloadMs: 0 });
+  const c = new RestoreTracker(file, backend, { reloadMs: 0, now });
   t.equal(c.get(names[0]!)?.phase, 'available', 'available after a restart too');
   // 409 RestoreAlreadyInProgress and 200 are normal: a tracker with no journal.
-  const fresh = new RestoreTracker(path.join(tempDir(t), 'x', 'restores.jsonl'), backend, { reloadMs: 0 });
+  const fresh = new RestoreTracker(path.join(tempDir(t), 'x', 'restores.jsonl'), backend, { reloadMs: 0, now });
   t.equal(await fresh.request(pk(names[0]!), 'Bulk', 1), true);
   t.equal(fresh.get(names[0]!)?.phase, 'available', '200: already restored');
   // A class without restores (403 InvalidObjectState): readable, available.
@@ -203,7 +208,7 @@ t.test('restore tracker: journal survives a restart; no request is repeated', as
   // The 200 answer above extended the copy's expiry on the server (as AWS does), so wait
   // for the later of the two (the header has whole seconds: one more second of margin).
   const serverExpiry = (await backend.head(names[0]!))?.restore?.expiry?.getTime() ?? 0;
-  await sleep(Math.max(avail.expiry!, serverExpiry + 1000) - Date.now() + 100);
+  await advance(Math.max(avail.expiry!, serverExpiry + 1000) - now() + 100);
   t.equal(c.get(names[0]!)?.phase, 'cold', 'known expiry passed: cold without asking S3');
   await c.refreshOne(pk(names[0]!));
   t.equal(c.get(names[0]!)?.phase, 'cold', 'HEAD agrees');
@@ -244,7 +249,7 @@ t.test('Repository cold API: blobState, fileState, loadBlob, warmBlobs, waitForB
   const open = async () => {
     const r = await Repository.open(backend, { password: 'pw' });
     const logs: string[] = [];
-    const store = attachColdStorage(r, { cacheDir, log: (m) => logs.push(m) })!;
+    const store = attachColdStorage(r, { cacheDir, log: (m) => logs.push(m), now })!;
     r.configureCold({ tier: 'Standard', days: 2, pollMs: 200 });
     await r.loadIndex();
     return { r, store, logs };
@@ -310,8 +315,16 @@ t.test('Repository cold API: blobState, fileState, loadBlob, warmBlobs, waitForB
     t.equal(await restores(), packs.length);
   }
 
+  // Waiting: the restores complete once it has reported progress (it is polling).
   const progress: number[] = [];
-  t.equal(await r.waitForBlobs(all, { pollMaxMs: 200, timeoutMs: 20_000, onProgress: (p) => progress.push(p.ready) }), true);
+  let completing: Promise<number> | undefined;
+  const waited = r.waitForBlobs(all, { pollMaxMs: 200, onProgress: (p) => {
+    progress.push(p.ready);
+    completing ??= server.completeRestores();
+  } });
+  t.equal(await waited, true);
+  t.ok((await completing)! >= packs.length, 'it waited for every restore');
+  t.equal(progress[0], 0, 'nothing was ready before');
   t.equal(progress[progress.length - 1], packs.length);
   t.equal(await r.blobState(a[0]!), 'available');
 
@@ -348,12 +361,13 @@ t.test('Repository cold API: blobState, fileState, loadBlob, warmBlobs, waitForB
   const bPacks = r.packsOf(b).filter((p) => !r.packsOf(a).some((q) => q.name === p.name));
   t.ok(bPacks.length > 0);
   const exp = Math.max(...r.coldStatus().filter((s) => bPacks.some((p) => p.name === s.pack)).map((s) => Date.parse(s.expiry!)));
-  await sleep(exp - Date.now() + 100);
+  await advance(exp - now() + 100);
   const bOnly = b.filter((id) => bPacks.some((p) => p.name === r.packsOf([id])[0]!.name));
   t.equal(await r.blobState(bOnly[0]!), 'cold', 'expired: cold again');
   t.equal(await r.blobState(a[0]!), 'cached', 'cached packs stay readable locally');
   await resetStats();
-  t.equal((await r.loadBlob(bOnly[0]!).catch((e) => e)).code, 'COLD');
+  const expired = await r.loadBlob(bOnly[0]!).catch((e) => e);
+  t.equal(expired.code, 'COLD', expired.message);
   t.equal(await restores(), 1, 'a read requests it again');
   t.same(Buffer.concat(await Promise.all(a.map((id) => r.loadBlob(id)))), files['a.bin'], 'cached data still reads');
 });

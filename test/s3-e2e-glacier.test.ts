@@ -1,28 +1,56 @@
 // End to end, with the real executables, on a real S3 server process with Glacier
 // semantics (scripts/s3-dev-server.mjs: s3rver + our proxy; time scaled): a repository
 // whose data packs are in DEEP_ARCHIVE; snapshots and ls with no restore; restore
-// --no-wait (exit 15, each pack requested once, resumed); restore after the delay with
-// identical bytes; a second restore from the local cache; warm (idempotent, --wait);
-// expiry; cost.
+// --no-wait (exit 15, each pack requested once, resumed); restore once the restores are
+// complete, with identical bytes; a second restore from the local cache; warm (idempotent,
+// --wait); expiry; cost. The server's clock is manual: restores complete, and restored
+// copies expire, only when the test says so, never while a command runs by chance.
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { lastJson, run } from './lib/cli.js';
+import { lastJson, run, start, type RunResult } from './lib/cli.js';
 import { listFiles, sha256File as sha } from './lib/files.js';
-import { devServerEnv, withDevServer, type DevServer } from './lib/s3-dev-server.js';
+import { devServerEnv, shiftedClockEnv, withDevServer, type DevServer } from './lib/s3-dev-server.js';
 import { tempDir } from './lib/temp.js';
 
-const RESTORE_DELAY_MS = 2500;
-const DAY_MS = 8000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// With the manual clock restores complete by completeRestores(), never by a delay; restored
+// copies expire when the test advances the clock (and the programs' clocks) past a day.
+const DAY_MS = 6 * 3_600_000;
 
-const server: DevServer = await withDevServer(t, { restoreDelayMs: RESTORE_DELAY_MS, dayMs: DAY_MS, buckets: ['cold'] });
+const server: DevServer = await withDevServer(t, { dayMs: DAY_MS, buckets: ['cold'], manualClock: true });
 
 const cache = tempDir(t, 'tsbak-cold-cache-');
-const env = devServerEnv(server, { TSBAK_CACHE_DIR: cache });
+// Moved forward with the server's clock (shiftedClockEnv) once the test advances it.
+let env = devServerEnv(server, { TSBAK_CACHE_DIR: cache });
 const REPO = 's3://cold/home';
 const tsbak = (...args: string[]) => run('tsbak', args, env);
+
+/**
+ * Runs tsbak; once its stderr matches `waiting` (it is waiting for restores), calls `then`
+ * (which completes them). Resolves when it exits, with whether `then` ran before the exit.
+ */
+function runWaiting(args: string[], runEnv: Record<string, string>, waiting: RegExp, then: () => Promise<unknown>): Promise<RunResult & { thenRan: boolean }> {
+  const child = start('tsbak', args, runEnv);
+  let stdout = '';
+  let stderr = '';
+  let thenRan = false;
+  let thenDone: Promise<unknown> = Promise.resolve();
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    if (!thenRan && waiting.test(stderr)) {
+      thenRan = true;
+      thenDone = then();
+    }
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => {
+      thenDone.then(() => resolve({ code: code ?? -1, stdout, stderr, thenRan }), reject);
+    });
+  });
+}
 
 function sameTree(t: Test, a: string, b: string): void {
   const fa = listFiles(a);
@@ -112,8 +140,8 @@ t.test('restore --no-wait: requests each needed pack once, exits 15, resumes', a
   t.ok(lines.every((l) => (l.phase === 'requested' || l.phase === 'in-progress') && l.tier === 'Standard' && l.expectedBy));
 });
 
-t.test('after the delay, restore succeeds with identical bytes', async (t) => {
-  await sleep(RESTORE_DELAY_MS + 300);
+t.test('once the restores complete, restore succeeds with identical bytes', async (t) => {
+  t.equal(await server.completeRestores(), dataPacks, 'every data pack was being restored');
   await resetStats();
   const r = tsbak('restore', REPO, snap, '--target', out1, '--no-wait');
   t.equal(r.code, 0, r.stderr);
@@ -173,8 +201,9 @@ t.test('warm: one batch, prints the estimate, idempotent, --wait', async (t) => 
   t.equal((await stats()).requests.RestoreObject, j1.requested, 'no new RestoreObject');
 
   // The whole snapshot: only docs/deep/more.bin's packs are new.
-  const w3 = tsbak('warm', REPO, snap2, '--wait', '--poll-interval', '0.3', '--days', '1');
+  const w3 = await runWaiting(['warm', REPO, snap2, '--wait', '--poll-interval', '0.3', '--days', '1'], env, /restored \d+\/\d+ packs/, () => server.completeRestores());
   t.equal(w3.code, 0, w3.stderr);
+  t.ok(w3.thenRan, 'it waited until the restores were completed');
   t.match(w3.stdout, /requested \d+ restores \(tier Bulk, kept 1 day\)/);
   t.match(w3.stdout, /all \d+ packs are restored/);
   const w4 = tsbak('warm', REPO, snap2, '--json');
@@ -186,7 +215,8 @@ t.test('warm: one batch, prints the estimate, idempotent, --wait', async (t) => 
 
 t.test('expiry makes the data cold again; restore requests it again', async (t) => {
   // Restored copies of snap2's new packs were kept 1 (scaled) day.
-  await sleep(2 * DAY_MS + 200);
+  await server.advance(2 * DAY_MS);
+  env = { ...env, ...shiftedClockEnv(2 * DAY_MS) };
   const w = tsbak('warm', REPO, snap2, '--json', '--dry-run');
   const j = json(w.stdout);
   t.ok(j.states.cold >= 2, `${j.states.cold} packs cold again`);
@@ -200,7 +230,7 @@ t.test('expiry makes the data cold again; restore requests it again', async (t) 
   t.ok(st.requests.RestoreObject >= 2, 'the expired packs are requested again');
   t.ok(st.requests.RestoreObject <= j.states.cold, 'only the packs --include needs');
   // And it comes back.
-  await sleep(RESTORE_DELAY_MS + 300);
+  t.ok((await server.completeRestores()) >= 2);
   const r2 = tsbak('restore', REPO, snap2, '--target', out3, '--include', path.join(src, 'photos/c.raw'), '--poll-interval', '0.3');
   t.equal(r2.code, 0, r2.stderr);
   t.equal(sha(path.join(out3, src, 'photos/c.raw')), sha(path.join(src, 'photos/c.raw')));
@@ -214,10 +244,9 @@ t.test('restore waits (polling) when --no-wait is not given', async (t) => {
   const snap3 = json(w.stdout).snapshot_id;
   const env2 = { ...env, TSBAK_CACHE_DIR: tempDir(t, 'tsbak-cold-cache2-') };
   const out4 = tempDir(t, 'tsbak-cold-out4-');
-  const start = Date.now();
-  const r = run('tsbak', ['restore', REPO, snap3, '--target', out4, '--include', path.join(src, 'docs'), '--poll-interval', '0.3', '--tier', 'Bulk', '--days', '1'], env2);
+  const r = await runWaiting(['restore', REPO, snap3, '--target', out4, '--include', path.join(src, 'docs'), '--poll-interval', '0.3', '--tier', 'Bulk', '--days', '1'], env2, /restored \d+\/\d+ packs/, () => server.completeRestores());
   t.equal(r.code, 0, r.stderr);
-  t.ok(Date.now() - start >= RESTORE_DELAY_MS, 'waited for the restore');
+  t.ok(r.thenRan, 'waited for the restore');
   t.match(r.stderr, /restored \d+\/\d+ packs/);
   sameTree(t, path.join(src, 'docs'), path.join(out4, src, 'docs'));
 });

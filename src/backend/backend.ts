@@ -46,6 +46,11 @@ export interface Backend {
    */
   readonly putConcurrency?: number;
   /**
+   * How many reads (ranged GETs) a reader should keep in flight to hide the backend's
+   * latency: 2 for a local disk, ~12 for S3. Readers use a default when absent.
+   */
+  readonly readConcurrency?: number;
+  /**
    * Store an object. Never overwrites: if `name` exists, rejects with a TsbakError of code
    * 'BACKEND' whose message says so (objects are immutable).
    */

@@ -25,6 +25,8 @@ import {
   type StorageClass as S3StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { Backend, ObjectInfo, PutOptions, Range, RestoreTier, StorageClass } from './backend.js';
 import { AlreadyExistsError, BackendError } from './backend-error.js';
 import { ColdError, NotFoundError, TsbakError } from '../errors.js';
@@ -55,6 +57,8 @@ export interface S3BackendOptions {
   /** Milliseconds to establish a connection (default 10 s) and of socket inactivity (default 120 s). */
   connectionTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** Connections kept per host (default 64: readers keep ~12 GETs in flight, writers several parts). */
+  maxSockets?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -124,8 +128,18 @@ function isAbort(e: any): boolean {
   return e?.name === 'AbortError' || e?.code === 'ABORT_ERR';
 }
 
+/** GETs worth keeping in flight: each waits a round trip (20-150 ms on a WAN) before its bytes. */
+export const S3_READ_CONCURRENCY = 12;
+/**
+ * Pack uploads at once: each holds a pack (16 MiB by default) in memory until S3 has it, so
+ * this bounds the writer's memory too.
+ */
+export const S3_PUT_CONCURRENCY = 4;
+
 export class S3Backend implements Backend {
   readonly location: string;
+  readonly readConcurrency = S3_READ_CONCURRENCY;
+  readonly putConcurrency = S3_PUT_CONCURRENCY;
   readonly bucket: string;
   readonly prefix: string;
   private readonly opts: S3BackendOptions;
@@ -165,7 +179,7 @@ export class S3Backend implements Backend {
   private async makeClient(): Promise<S3Client> {
     const o = this.opts;
     const custom = o.endpoint ?? (process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL);
-    const base: S3ClientConfig = {
+    const base = (): S3ClientConfig => ({
       maxAttempts: o.maxAttempts ?? 1,
       followRegionRedirects: true,
       // No CRC32 of every body sent or received unless an operation requires one: the
@@ -174,21 +188,35 @@ export class S3Backend implements Backend {
       // The CRCs were ~0.4 CPU-s per GiB on the main thread.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: { connectionTimeout: o.connectionTimeoutMs ?? 10_000, requestTimeout: o.requestTimeoutMs ?? 120_000 },
+      // No "Expect: 100-continue" on large PUTs: waiting for the go-ahead costs a round trip
+      // per pack. The body is sent at once; a refused PUT (the name exists) is rare.
+      expectContinueHeader: false,
+      requestHandler: {
+        connectionTimeout: o.connectionTimeoutMs ?? 10_000,
+        // Idle time on the socket, not the whole request's: a 16 MiB part on a slow uplink
+        // may take minutes, a stalled connection must not.
+        socketTimeout: o.requestTimeoutMs ?? 120_000,
+        // Kept-alive connections, enough for the GETs readers keep in flight and the
+        // uploads' parts: a new connection per request costs a handshake (two round trips
+        // with TLS). lifo reuses the connection that was used last (warm, not yet closed
+        // by the server's idle timeout).
+        httpAgent: new HttpAgent({ keepAlive: true, maxSockets: o.maxSockets ?? 64, scheduling: 'lifo' }),
+        httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: o.maxSockets ?? 64, scheduling: 'lifo' }),
+      },
       ...(o.endpoint ? { endpoint: o.endpoint } : {}),
       ...(o.forcePathStyle !== undefined ? { forcePathStyle: o.forcePathStyle } : custom ? { forcePathStyle: true } : {}),
       ...(o.profile ? { profile: o.profile } : {}),
       ...(o.credentials ? { credentials: o.credentials } : {}),
-    };
-    if (o.region) return new S3Client({ ...base, region: o.region });
-    const c = new S3Client(base);
+    });
+    if (o.region) return new S3Client({ ...base(), region: o.region });
+    const c = new S3Client(base());
     try {
       if (await c.config.region()) return c;
     } catch {
       // no region in the environment or the profile
     }
     c.destroy();
-    return new S3Client({ ...base, region: 'us-east-1' });
+    return new S3Client({ ...base(), region: 'us-east-1' });
   }
 
   async put(name: string, data: Uint8Array, opts: PutOptions = {}): Promise<void> {

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { makeTempDir, removeDir, type HasTeardown } from './temp.js';
 
 export const DEV_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -20,11 +20,21 @@ export interface DevServerOptions {
   dayMs?: number;
   buckets?: string[];
   verbose?: boolean;
+  /** Waited before each S3 request (default 0); setLatency changes it. */
+  latencyMs?: number;
+  /** Restores complete only by completeRestores(), never by their delay. */
+  manualClock?: boolean;
 }
 
 export interface DevStats {
   total: number;
   requests: Record<string, number>;
+  /** By HTTP method. */
+  methods: Record<string, number>;
+  /** GetObject requests with a Range header. */
+  rangedGets: number;
+  /** Requests whose aws-chunked body was decoded. */
+  awsChunked: number;
   errors: Record<string, number>;
   restores: Record<string, number>;
   bytesIn: number;
@@ -39,6 +49,11 @@ export interface DevServer {
   /** Request counters. Like resetStats, tried a second time if the first attempt fails. */
   stats(): Promise<DevStats>;
   resetStats(): Promise<void>;
+  setLatency(ms: number): Promise<void>;
+  /** Moves the server's clock forward. */
+  advance(ms: number): Promise<void>;
+  /** Completes every ongoing restore now; resolves to how many. */
+  completeRestores(): Promise<number>;
   /** Create a bucket (an anonymous CreateBucket; s3rver allows it). */
   createBucket(name: string): Promise<void>;
   stop(): Promise<void>;
@@ -95,6 +110,16 @@ export function devServerEnv(server: DevServer, extra: Record<string, string> = 
   };
 }
 
+/**
+ * Environment that moves a program's wall clock forward by `ms` (test/lib/clock-shift-preload),
+ * to match a dev server advanced by as much: programs judge restore expiry by their clock.
+ */
+export function shiftedClockEnv(ms: number): Record<string, string> {
+  if (ms === 0) return {};
+  const preload = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), 'clock-shift-preload.js')).href;
+  return { NODE_OPTIONS: `--import=${preload}`, TSBAK_TEST_CLOCK_SHIFT_MS: String(ms) };
+}
+
 async function launch(dir: string, opts: DevServerOptions, ownDir: boolean): Promise<DevServer> {
   const args = [
     path.join(repoRoot(), 'scripts', 's3-dev-server.mjs'),
@@ -103,6 +128,8 @@ async function launch(dir: string, opts: DevServerOptions, ownDir: boolean): Pro
     '--restore-delay-ms', String(opts.restoreDelayMs ?? 2000),
     '--day-ms', String(opts.dayMs ?? 86_400_000),
     '--exit-on-stdin-close',
+    '--latency-ms', String(opts.latencyMs ?? 0),
+    ...(opts.manualClock ? ['--manual-clock'] : []),
     ...(opts.verbose ? ['--verbose'] : []),
     ...(opts.buckets ?? []).flatMap((b) => ['--bucket', b]),
   ];
@@ -135,6 +162,14 @@ async function launch(dir: string, opts: DevServerOptions, ownDir: boolean): Pro
   });
   const port = Number(new URL(url).port);
 
+  // Not retried: advancing the clock twice would be wrong.
+  async function devPost(route: string): Promise<unknown> {
+    const r = await fetch(`${url}/__dev/${route}`, { method: 'POST' });
+    const body = await r.text();
+    if (!r.ok) throw new Error(`s3-dev-server: POST /__dev/${route}: HTTP ${r.status} ${body}`);
+    return JSON.parse(body);
+  }
+
   let stopping: Promise<void> | null = null;
   return {
     url,
@@ -151,6 +186,9 @@ async function launch(dir: string, opts: DevServerOptions, ownDir: boolean): Pro
         const r = await fetch(`${url}/__dev/reset-stats`, { method: 'POST' });
         await r.arrayBuffer();
       }),
+    setLatency: (ms: number) => devPost(`latency?ms=${ms}`).then(() => undefined),
+    advance: (ms: number) => devPost(`advance?ms=${ms}`).then(() => undefined),
+    completeRestores: () => devPost('complete-restores').then((j) => Number((j as { completed: number }).completed)),
     async createBucket(name: string) {
       const r = await fetch(`${url}/${name}`, { method: 'PUT' });
       const body = await r.text();
