@@ -77,9 +77,10 @@ Cold storage (data packs in S3 Glacier / Deep Archive):
   tier=Bulk|Standard|Expedited   tier of restores started by reads (default Standard;
                        Deep Archive has no Expedited: Standard is used instead)
   days=N               days S3 keeps a restored copy (default 7)
-  cache_dir=DIR        local cache: restore journal and restored packs (default
+  cache_dir=DIR        local cache: restore journal, restored packs, trees (default
                        $TSBAK_CACHE_DIR, else ~/.cache/tsbak)
   pack_cache_size=SIZE bound of the disk cache of restored packs (default 10G)
+  tree_cache_size=SIZE bound of the disk cache of trees of a remote repository (default 1G)
   state_xattr=listed|hidden   whether listxattr shows user.tsbak.state (default listed,
                        for files with data in cold storage); getxattr always answers it.
                        hidden keeps cp -a/rsync -X from copying it
@@ -210,6 +211,10 @@ export function parseMountArgs(argv: string[]): MountConfig | 'help' | 'version'
         parseCacheSize(need(), 'option pack_cache_size='); // fails here, not in the daemon
         cfg.packCacheSize = value;
         break;
+      case 'tree_cache_size':
+        parseCacheSize(need(), 'option tree_cache_size=');
+        cfg.treeCacheSize = value;
+        break;
       case 'state_xattr': {
         const v = need().toLowerCase();
         if (v !== 'listed' && v !== 'hidden') throw usageError(`option state_xattr= is listed or hidden, not '${value}'`);
@@ -318,6 +323,7 @@ function toArgs(cfg: MountConfig): string[] {
   kv('days', cfg.days);
   kv('cache_dir', cfg.cacheDir);
   kv('pack_cache_size', cfg.packCacheSize);
+  kv('tree_cache_size', cfg.treeCacheSize);
   kv('state_xattr', cfg.stateXattr);
   const args = [cfg.repo, cfg.mountpoint, '-f'];
   if (cfg.verbose) args.push('-v');
@@ -450,6 +456,7 @@ export async function cmdMount(
     s3Profile: a.s3Profile,
     cacheDir: a.cacheDir,
     packCacheSize: a.packCacheSize,
+    treeCacheSize: a.treeCacheSize,
     cold: a.cold,
     coldTimeout: a.coldTimeout,
     coldPoll: a.coldPoll,

@@ -45,6 +45,7 @@ const OVERLAP_MS = 250;
 import { COPIED_AT_ONCE, Packer } from './packer.js';
 import { BufferPool } from './buffer-pool.js';
 import { mapLimit } from './map-limit.js';
+import { TreeStore } from './tree-store.js';
 export { mapLimit };
 
 
@@ -231,6 +232,8 @@ export class Repository {
   private cold: ColdStorage | null = null;
   private coldOptions: ColdOptions = {};
   private packBytes: { blobs: number; bytes: Map<PackRef, number> } | null = null;
+  /** Trees kept on local disk (useTreeCache); null: trees come from the backend every time. */
+  private treeStore: TreeStore | null = null;
 
   private constructor(
     readonly backend: Backend,
@@ -1225,7 +1228,7 @@ export class Repository {
   }
 
   async loadTree(id: Buffer, opts: { cache?: boolean } = {}): Promise<Tree> {
-    const bytes = await this.loadBlob(id, undefined, opts);
+    const bytes = this.treeStore ? await this.treeStore.load(id, opts.cache ?? true) : await this.loadBlob(id, undefined, opts);
     try {
       return decodeTree(bytes);
     } catch {
@@ -1237,6 +1240,29 @@ export class Repository {
     const ids: string[] = [];
     for await (const o of this.backend.list(SNAPSHOTS)) ids.push(o.name.slice(SNAPSHOTS.length));
     return ids;
+  }
+
+  /**
+   * Keeps tree packs and trees read in `<root>/<repo id>/trees/`, at most `maxBytes` (null:
+   * not at all). See tree-store.ts.
+   */
+  useTreeCache(root: string | null, maxBytes?: number): TreeStore | null {
+    this.treeStore = root
+      ? new TreeStore(
+          {
+            backend: this.backend,
+            memory: { get: (hex) => this.blobCache.get(hex), set: (hex, plain) => this.blobCache.set(hex, plain) },
+            locations: (id) => this.locations(id),
+            hot: (pack) => !this.isColdPack(this.coldPack(pack)),
+            packBytes: (pack) => this.packBytesOf(pack),
+            open: (pack, id, sealed, rawLength) => this.openChecked('tree', this.packKey(pack), id, sealed, null, false, rawLength),
+            fallback: (id) => this.loadBlob(id, undefined, { cache: false }),
+          },
+          path.join(root, this.id, 'trees'),
+          maxBytes,
+        )
+      : null;
+    return this.treeStore;
   }
 
   private snapshotCache: string | null = null;
