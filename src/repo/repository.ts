@@ -944,6 +944,16 @@ export class Repository {
     return p;
   }
 
+  /** Whether the in-memory cache holds this blob's plaintext. */
+  hasCachedBlob(id: Buffer): boolean {
+    return this.blobCache.has(id.toString('hex'));
+  }
+
+  /** Keeps a blob's plaintext in the in-memory cache: one the caller opened and checked against its id (blob-group.ts). */
+  cacheBlob(id: Buffer, plain: Buffer): void {
+    this.blobCache.set(id.toString('hex'), plain);
+  }
+
   private readCounted(id: Buffer, hex: string, cache: boolean, signal?: AbortSignal): Promise<Buffer> {
     if (++this.blobReads > 1) this.blobReadsOverlapped = performance.now();
     return this.readBlob(id, hex, cache, signal).finally(() => this.blobReads--);
