@@ -29,7 +29,7 @@ import { ColdReads, isReadable, STATE_XATTR, statusText, type ColdFile, type Col
 import { FsError } from './fs-error.js';
 import { InodeTable } from './inodes.js';
 import { componentName, displayName, timeMs, timeName } from './names.js';
-import { PackGroups, SMALL_FILE } from './pack-group.js';
+import { PackGroups, PackReadAhead, SMALL_FILE } from './pack-group.js';
 import { ChunkSource, OpenFile } from './reader.js';
 import { nodeStat, virtualDirStat, virtualFileStat, virtualLinkStat, type FuseStat, type Owner } from './stat.js';
 import { TreeCache } from './tree-cache.js';
@@ -109,6 +109,7 @@ export class SnapshotFs {
   private readonly trees: TreeCache;
   private readonly chunks: ChunkSource;
   private readonly groups: PackGroups;
+  private readonly ahead: PackReadAhead;
   private readonly chunkMaps = new WeakMap<TreeNode, ChunkMap>();
   private readonly paths = new LRUCache<string, Entry>({ max: 200_000 });
   private readonly files = new Map<number, Handle>();
@@ -137,6 +138,7 @@ export class SnapshotFs {
     this.trees = new TreeCache(repo, opts.treeCacheBytes ?? 64 << 20, (m) => this.log(m));
     this.chunks = new ChunkSource(repo);
     this.groups = new PackGroups(repo);
+    this.ahead = new PackReadAhead(repo, (ids) => this.chunks.group(ids));
     this.cold = repo.coldStorage ? new ColdReads(repo, opts.cold ?? {}, this.log) : null;
     this.mountpoint = opts.mountpoint && opts.mountpoint !== '/' ? opts.mountpoint : '';
     this.root = this.buildViews();
@@ -422,7 +424,10 @@ export class SnapshotFs {
       h.ready = isReadable(await this.cold.state(e.ino, e.node));
     }
     // A small file: its neighbours in the pack come with its chunk (pack-group.ts).
-    if (h.ready && map.count && e.node.size <= SMALL_FILE && !this.chunks.ready(map.ids[0]!)) await this.fetchGroup(path, map.ids[0]!);
+    if (h.ready && map.count && e.node.size <= SMALL_FILE) {
+      if (!this.chunks.ready(map.ids[0]!)) await this.fetchGroup(path, map.ids[0]!);
+      this.ahead.onRead(map.ids[0]!);
+    }
     // The first read follows at once: fetch its chunk while the open travels back to the caller.
     if (h.ready) f.start();
     return this.addHandle(h);

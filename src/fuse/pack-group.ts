@@ -82,3 +82,51 @@ export class PackGroups {
     return m;
   }
 }
+
+/** Bytes of a pack fetched ahead of a reader that goes through it in order. */
+const AHEAD = 16 << 20;
+/** Packs whose readers are followed at once. */
+const FOLLOWED = 64;
+
+/**
+ * Read-ahead along a pack: the writer packs files in its walk's order, and `cp -a` or `tar`
+ * of a mount read them in about that order. When the small files read from a pack move
+ * forward through it, the next AHEAD bytes of the pack are fetched in SPAN-sized groups
+ * (several GETs in flight) before they are asked for. A read that jumps back or far ahead
+ * starts over. The blobs land in the blob cache (`cache_size`), which bounds what is kept.
+ */
+export class PackReadAhead {
+  private readonly packs = new Map<string, { pos: number; issued: number }>();
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly fetch: (ids: Buffer[]) => void,
+  ) {}
+
+  /** A small file whose first blob is `id` is being read. */
+  onRead(id: Buffer): void {
+    const loc = this.repo.locateHot(id);
+    if (!loc) return;
+    const key = loc.pack.id.toString('hex');
+    const st = this.packs.get(key);
+    const end = loc.offset + loc.length;
+    if (!st) {
+      if (this.packs.size >= FOLLOWED) this.packs.delete(this.packs.keys().next().value!);
+      this.packs.set(key, { pos: loc.offset, issued: end });
+      return;
+    }
+    const forward = loc.offset >= st.pos && loc.offset <= st.issued + SPAN;
+    st.pos = loc.offset;
+    if (!forward) {
+      st.issued = end;
+      return;
+    }
+    st.issued = Math.max(st.issued, end);
+    while (st.issued < loc.offset + AHEAD) {
+      const ids = this.repo.index.inPack(loc.pack, st.issued, st.issued + SPAN);
+      if (!ids.length) break; // the end of the pack
+      st.issued += SPAN;
+      this.fetch(ids);
+    }
+  }
+}
