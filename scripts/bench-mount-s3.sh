@@ -62,8 +62,9 @@ latency() { curl -s -X POST "$proxy/__proxy/latency?ms=$1" > /dev/null; }
 
 say "backing up $src ($(du -sh "$src" | cut -f1)) to s3://bench/repo and $work/local"
 first=${builds%% *}
-"$first/bin/tsbak" init s3://bench/repo > /dev/null
-"$first/bin/tsbak-write" s3://bench/repo "$src" -q --cache-dir "$work/wcache"
+# The backup goes to the server itself: only the mounts' requests are counted.
+AWS_ENDPOINT_URL_S3=$s3 "$first/bin/tsbak" init s3://bench/repo > /dev/null
+AWS_ENDPOINT_URL_S3=$s3 "$first/bin/tsbak-write" s3://bench/repo "$src" -q --cache-dir "$work/wcache"
 "$first/bin/tsbak" init "$work/local" > /dev/null
 "$first/bin/tsbak-write" "$work/local" "$src" -q --cache-dir "$work/wcache"
 mkdir -p "$work/mnt" "$work/out"
