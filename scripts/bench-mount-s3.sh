@@ -85,6 +85,7 @@ measure() {
   t=$(now)
   cp -a "$work/mnt/snapshots/$snap" "$work/out/copy"
   printf '%-28s cp -a   %6.1f s  %s\n' "$label" "$(since "$t")" "$(requests)"
+  diff -r --no-dereference "$src" "$work/out/copy$src" > /dev/null || { say "$label: the copy differs from $src"; exit 1; }
   rm -rf "$work/out/copy"
   fusermount -u "$work/mnt"
   while pgrep -f "cli/mount.js $repo $work/mnt" > /dev/null; do sleep 0.2; done

@@ -179,6 +179,8 @@ export async function cmdRestore(
 
 export async function cmdCheck(a: RepoArgs & { readData?: boolean; json?: boolean }): Promise<number> {
   const repo = await openRepo(a);
+  // check verifies the repository's trees, not this machine's copies of them.
+  repo.useTreeCache(null);
   const progress = new ProgressLine();
   const r = await checkRepository(repo, { readData: a.readData, onProgress: (m) => progress.update(m, true) });
   progress.clear();
