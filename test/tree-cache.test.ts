@@ -94,3 +94,23 @@ t.test('--no-cache keeps no tree on disk and still lists', async (t) => {
   t.equal(r.out, listing);
   t.ok(r.gets > 0, 'trees read from the repository');
 });
+
+t.test('a second restore GETs no tree either', async (t) => {
+  const restore = async () => {
+    const out = tempDir(t, 'tsbak-tree-out-');
+    await proxy.reset();
+    const r = run('tsbak', ['restore', REPO, snap, '--target', out], env);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(readFileSync(path.join(out, src, 'a3/b13/f2.txt'), 'utf8'), '3/13/2\n');
+    return treeGets();
+  };
+  await restore();
+  t.equal(await restore(), 0, 'no GET of a tree pack');
+});
+
+t.test('check reads the trees of the repository, not the cached ones', async (t) => {
+  await proxy.reset();
+  const r = run('tsbak', ['check', REPO], env);
+  t.equal(r.code, 0, r.stderr);
+  t.ok((await treeGets()) > 0, 'tree packs read');
+});
