@@ -15,7 +15,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 src=${BENCH_SRC:-/usr/include}
-latencies=${BENCH_LATENCIES:-0 100}
+latencies=${BENCH_LATENCIES-0 100}
 builds=${BENCH_BUILDS:-$here}
 work=$(mktemp -d /var/tmp/tsbak-bench-mount-s3.XXXXXX)
 export TSBAK_PASSWORD=bench-password TSBAK_FAST_KDF=1
