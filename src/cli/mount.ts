@@ -255,6 +255,8 @@ export async function serveMount(cfg: MountConfig, onReady?: () => void): Promis
     gid: cfg.gid,
     refreshMs: refresh * 1000,
     readaheadChunks: cfg.readahead,
+    // What is fetched ahead must not push out of the blob cache what was fetched before it.
+    packReadAheadBytes: Math.min(16 << 20, Math.floor((cfg.cacheSize ?? DEFAULT_CACHE) / 4)),
     readAheadKb: cfg.readAheadKb,
     debug: cfg.debug,
     log,

@@ -39,6 +39,8 @@ export { FsError };
 export interface SnapshotFsOptions extends Owner {
   /** Chunks fetched ahead of a sequential reader (default 4). */
   readaheadChunks?: number;
+  /** Bytes of a pack fetched ahead of small files read through it in order (default 16 MiB; keep it well below the blob cache). */
+  packReadAheadBytes?: number;
   /** Memory for decoded trees (default 64 MiB). */
   treeCacheBytes?: number;
   /** Where to report problems that only the daemon sees (unreadable snapshots, read errors, restores requested). */
@@ -138,7 +140,7 @@ export class SnapshotFs {
     this.trees = new TreeCache(repo, opts.treeCacheBytes ?? 64 << 20, (m) => this.log(m));
     this.chunks = new ChunkSource(repo);
     this.groups = new PackGroups(repo);
-    this.ahead = new PackReadAhead(repo, (ids) => this.chunks.group(ids));
+    this.ahead = new PackReadAhead(repo, (ids) => this.chunks.group(ids), opts.packReadAheadBytes);
     this.cold = repo.coldStorage ? new ColdReads(repo, opts.cold ?? {}, this.log) : null;
     this.mountpoint = opts.mountpoint && opts.mountpoint !== '/' ? opts.mountpoint : '';
     this.root = this.buildViews();

@@ -83,15 +83,15 @@ export class PackGroups {
   }
 }
 
-/** Bytes of a pack fetched ahead of a reader that goes through it in order. */
-const AHEAD = 16 << 20;
+/** Bytes of a pack fetched ahead of a reader that goes through it in order (default). */
+export const PACK_READ_AHEAD = 16 << 20;
 /** Packs whose readers are followed at once. */
 const FOLLOWED = 64;
 
 /**
  * Read-ahead along a pack: the writer packs files in its walk's order, and `cp -a` or `tar`
  * of a mount read them in about that order. When the small files read from a pack move
- * forward through it, the next AHEAD bytes of the pack are fetched in SPAN-sized groups
+ * forward through it, the next `aheadBytes` of the pack are fetched in SPAN-sized groups
  * (several GETs in flight) before they are asked for. A read that jumps back or far ahead
  * starts over. The blobs land in the blob cache (`cache_size`), which bounds what is kept.
  */
@@ -101,6 +101,7 @@ export class PackReadAhead {
   constructor(
     private readonly repo: Repository,
     private readonly fetch: (ids: Buffer[]) => void,
+    private readonly aheadBytes = PACK_READ_AHEAD,
   ) {}
 
   /** A small file whose first blob is `id` is being read. */
@@ -122,7 +123,7 @@ export class PackReadAhead {
       return;
     }
     st.issued = Math.max(st.issued, end);
-    while (st.issued < loc.offset + AHEAD) {
+    while (st.issued < loc.offset + this.aheadBytes) {
       const ids = this.repo.index.inPack(loc.pack, st.issued, st.issued + SPAN);
       if (!ids.length) break; // the end of the pack
       st.issued += SPAN;
