@@ -1256,7 +1256,7 @@ export class Repository {
    * Keeps tree packs and trees read in `<root>/<repo id>/trees/`, at most `maxBytes` (null:
    * not at all). See tree-store.ts.
    */
-  useTreeCache(root: string | null, maxBytes?: number): TreeStore | null {
+  useTreeCache(root: string | null, maxBytes?: number): void {
     this.treeStore = root
       ? new TreeStore(
           {
@@ -1272,7 +1272,6 @@ export class Repository {
           maxBytes,
         )
       : null;
-    return this.treeStore;
   }
 
   private snapshotCache: string | null = null;

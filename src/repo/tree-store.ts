@@ -43,19 +43,8 @@ export interface TreeSource {
   fallback(id: Buffer): Promise<Buffer>;
 }
 
-export interface TreeStoreStats {
-  /** Trees served from the disk cache. */
-  diskHits: number;
-  /** Cached trees (or packs) dropped because a tree read from them failed its check. */
-  dropped: number;
-  /** Ranged GETs of one tree, and GETs of whole tree packs. */
-  singleGets: number;
-  packGets: number;
-}
-
 export class TreeStore {
   readonly cache: PackCache;
-  readonly stats: TreeStoreStats = { diskHits: 0, dropped: 0, singleGets: 0, packGets: 0 };
   /** Trees of each pack this process had to fetch (by pack id): the second fetches the pack whole. */
   private misses = new Map<string, number>();
   private packLoads = new Map<string, Promise<Buffer | null>>();
@@ -112,12 +101,8 @@ export class TreeStore {
       if (!sealed) continue;
       if (sealed.length === loc.length) {
         const plain = await this.src.open(loc.pack, id, sealed, loc.rawLength);
-        if (typeof plain !== 'string') {
-          this.stats.diskHits++;
-          return plain;
-        }
+        if (typeof plain !== 'string') return plain;
       }
-      this.stats.dropped++;
       this.cache.delete(key);
     }
     return null;
@@ -136,7 +121,6 @@ export class TreeStore {
         return typeof plain === 'string' ? null : plain;
       }
     }
-    this.stats.singleGets++;
     const sealed = await this.src.backend.get(packName('tree', packHex), { offset: loc.offset, length: loc.length });
     // Kept before opening: opening may decrypt in place.
     const copy = Buffer.from(sealed);
@@ -152,7 +136,6 @@ export class TreeStore {
     if (!p) {
       this.fetchedWhole.add(packHex);
       p = (async () => {
-        this.stats.packGets++;
         const bytes = await this.src.backend.get(packName('tree', packHex));
         if (!sha256(bytes).equals(pack.id)) return null;
         await this.store(packHex, bytes);
