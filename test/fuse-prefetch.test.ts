@@ -5,11 +5,11 @@
 // cached on disk).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { run } from './lib/cli.js';
 import { withCountingProxy } from './lib/counting-proxy.js';
-import { cleanupMount, mountBg, mountPoint } from './lib/fuse-helpers.js';
+import { cleanupMount, mountBg, mountPoint, waitFor } from './lib/fuse-helpers.js';
 import { devServerEnv, withDevServer } from './lib/s3-dev-server.js';
 import { tempDir } from './lib/temp.js';
 
@@ -64,4 +64,17 @@ t.test('a second mount lists the snapshot without a GET of a tree', async (t) =>
   t.match(ls.stdout, /note-23\.txt/);
   t.match(ls.stdout, /deeper/);
   t.equal(await gets(/\/packs\/tree\//), 0, 'trees come from the disk cache');
+});
+
+t.test("readdir starts loading the subdirectories' trees", async (t) => {
+  await cleanupMount(mnt);
+  mount();
+  const stats = () => JSON.parse(spawnSync('getfattr', ['--only-values', '-n', 'user.tsbak.stats', mnt], { encoding: 'utf8' }).stdout);
+  const dirOfSrc = snapDir();
+  t.ok(statSync(dirOfSrc).isDirectory()); // the trees above it are loaded now
+  const before: number = stats().treeLoads;
+  t.same(readdirSync(dirOfSrc).sort(), ['docs', 'more']);
+  // The listing loads src's tree; docs' and more's follow without being looked up.
+  await waitFor('the subdirectories to be loaded', () => stats().treeLoads >= before + 3);
+  t.equal(stats().treeLoads - before, 3, "src, docs and more: not more's subdirectory");
 });
