@@ -13,7 +13,7 @@ import { backup } from '../src/writer/backup.js';
 import { TsbakError } from '../src/errors.js';
 import { attachColdStorage, GlacierColdStore, RestorePendingError } from '../src/glacier/cold-store.js';
 import { RestoreTracker, commonDir } from '../src/glacier/tracker.js';
-import { PackCache } from '../src/glacier/pack-cache.js';
+import { PackCache } from '../src/repo/pack-cache.js';
 import { estimateBackupCost, estimateRestoreCost, fmtUsd, GB, monthlyStorageUsd } from '../src/glacier/cost.js';
 import { checkRestoreRequest, expectedRestoreMs, isColdClass, parseTier, tiersFor } from '../src/glacier/policy.js';
 import { DEV_CREDENTIALS, withDevServer, type DevServer } from './lib/s3-dev-server.js';

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { openBackend } from '../backend/open.js';
 import { Repository, type Snapshot } from '../repo/repository.js';
 import { checkRepository } from '../repo/check.js';
+import { TreePrefetch } from '../repo/tree-prefetch.js';
 import { restoreSnapshot } from '../restore/restore.js';
 import type { TreeNode } from '../format/tree.js';
 import type { StorageClass } from '../backend/backend.js';
@@ -113,8 +114,10 @@ export async function cmdLs(a: RepoArgs & SelectArgs & { snapshot: string; dir?:
     return EXIT.OK;
   }
   let refused = 0;
+  // Subdirectories' trees load ahead of the walk, several at once; the output keeps its order.
+  const trees = new TreePrefetch((id) => repo.loadTree(id), { concurrency: a.recursive ?? true ? 16 : 0 });
   const walk = async (tree: Buffer, dir: string) => {
-    const t = await repo.loadTree(tree);
+    const t = await trees.get(tree);
     // Entries the decoder refused (format/tree.ts) are not listed: named on stderr, and the exit says damage.
     for (const x of t.rejected ?? []) {
       refused++;
@@ -176,6 +179,8 @@ export async function cmdRestore(
 
 export async function cmdCheck(a: RepoArgs & { readData?: boolean; json?: boolean }): Promise<number> {
   const repo = await openRepo(a);
+  // check verifies the repository's trees, not this machine's copies of them.
+  repo.useTreeCache(null);
   const progress = new ProgressLine();
   const r = await checkRepository(repo, { readData: a.readData, onProgress: (m) => progress.update(m, true) });
   progress.clear();

@@ -37,7 +37,8 @@ const repoOptions: Opts = {
   's3-path-style': { type: 'boolean', describe: 'path-style S3 addressing' },
   's3-profile': { type: 'string', describe: 'AWS profile' },
   'cache-dir': { type: 'string', describe: 'local cache directory (default $TSBAK_CACHE_DIR or ~/.cache/tsbak)' },
-  'no-cache': { type: 'boolean', describe: "use no local cache (snapshots; the writer's parent trees and directory records)" },
+  'no-cache': { type: 'boolean', describe: "use no local cache (snapshots, trees; the writer's parent trees and directory records)" },
+  'tree-cache-size': { type: 'string', describe: 'bound of the disk cache of trees read from a remote repository (default 1G)' },
 };
 
 const writeOptions: Opts = {

@@ -79,9 +79,10 @@ Cold storage (data packs in S3 Glacier / Deep Archive):
   tier=Bulk|Standard|Expedited   tier of restores started by reads (default Standard;
                        Deep Archive has no Expedited: Standard is used instead)
   days=N               days S3 keeps a restored copy (default 7)
-  cache_dir=DIR        local cache: restore journal and restored packs (default
+  cache_dir=DIR        local cache: restore journal, restored packs, trees (default
                        $TSBAK_CACHE_DIR, else ~/.cache/tsbak)
   pack_cache_size=SIZE bound of the disk cache of restored packs (default 10G)
+  tree_cache_size=SIZE bound of the disk cache of trees of a remote repository (default 1G)
   state_xattr=listed|hidden   whether listxattr shows user.tsbak.state (default listed,
                        for files with data in cold storage); getxattr always answers it.
                        hidden keeps cp -a/rsync -X from copying it
@@ -212,6 +213,10 @@ export function parseMountArgs(argv: string[]): MountConfig | 'help' | 'version'
         parseSize(need(), 'option pack_cache_size='); // fails here, not in the daemon
         cfg.packCacheSize = value;
         break;
+      case 'tree_cache_size':
+        parseSize(need(), 'option tree_cache_size=');
+        cfg.treeCacheSize = value;
+        break;
       case 'state_xattr': {
         const v = need().toLowerCase();
         if (v !== 'listed' && v !== 'hidden') throw usageError(`option state_xattr= is listed or hidden, not '${value}'`);
@@ -266,6 +271,8 @@ export async function serveMount(cfg: MountConfig, onReady?: () => void): Promis
       gid: cfg.gid,
       refreshMs: refresh * 1000,
       readaheadChunks: cfg.readahead,
+      // What is fetched ahead must not push out of the blob cache what was fetched before it.
+      packReadAheadBytes: Math.min(16 << 20, Math.floor((cfg.cacheSize ?? DEFAULT_CACHE) / 4)),
       readAheadKb: cfg.readAheadKb,
       debug: cfg.debug,
       log,
@@ -332,6 +339,7 @@ function toArgs(cfg: MountConfig): string[] {
   kv('days', cfg.days);
   kv('cache_dir', cfg.cacheDir);
   kv('pack_cache_size', cfg.packCacheSize);
+  kv('tree_cache_size', cfg.treeCacheSize);
   kv('state_xattr', cfg.stateXattr);
   const args = [cfg.repo, cfg.mountpoint, '-f'];
   if (cfg.verbose) args.push('-v');
@@ -466,6 +474,7 @@ export async function cmdMount(
     s3Profile: a.s3Profile,
     cacheDir: a.cacheDir,
     packCacheSize: a.packCacheSize,
+    treeCacheSize: a.treeCacheSize,
     cold: a.cold,
     coldTimeout: a.coldTimeout,
     coldPoll: a.coldPoll,

@@ -21,7 +21,9 @@ export interface RepoArgs extends SecretArgs {
   cacheDir?: string;
   /** Bound of the disk cache of packs fetched from cold storage, e.g. "20G" (default 10G). */
   packCacheSize?: string;
-  /** --no-cache: no local cache of snapshots (cold storage keeps its own). */
+  /** Bound of the disk cache of trees, e.g. "2G" (default 1G). */
+  treeCacheSize?: string;
+  /** --no-cache: no local cache of snapshots or trees (cold storage keeps its own). */
   noCache?: boolean;
   /** --trust-writers (backup): dedup against every key's index entries (also TSBAK_TRUST_WRITERS=1). */
   trustWriters?: boolean;
@@ -41,6 +43,9 @@ export async function openRepo(a: RepoArgs): Promise<Repository> {
   repo.onWarning = (m) => process.stderr.write(`${programName}: warning: ${m}\n`);
   repo.trustWriters = !!a.trustWriters || process.env.TSBAK_TRUST_WRITERS === '1';
   repo.useSnapshotCache(a.noCache ? null : a.cacheDir ?? defaultCacheRoot());
+  // Trees of a repository on a local file system are read as fast from where they are.
+  const treeCacheBytes = a.treeCacheSize !== undefined ? parseSize(a.treeCacheSize, '--tree-cache-size') : undefined;
+  repo.useTreeCache(a.noCache || repo.backend.createObjectFile ? null : a.cacheDir ?? defaultCacheRoot(), treeCacheBytes);
   attachColdStorage(repo, { cacheDir: a.cacheDir, cacheBytes: a.packCacheSize !== undefined ? parseSize(a.packCacheSize, '--pack-cache-size') : undefined });
   return repo;
 }

@@ -29,6 +29,7 @@ import { ColdReads, isReadable, STATE_XATTR, statusText, type ColdFile, type Col
 import { FsError } from './fs-error.js';
 import { InodeTable } from './inodes.js';
 import { componentName, displayName, timeMs, timeName } from './names.js';
+import { PackGroups, PackReadAhead, SMALL_FILE } from './pack-group.js';
 import { ChunkSource, OpenFile } from './reader.js';
 import { nodeStat, virtualDirStat, virtualFileStat, virtualLinkStat, type FuseStat, type Owner } from './stat.js';
 import { TreeCache } from './tree-cache.js';
@@ -38,6 +39,8 @@ export { FsError };
 export interface SnapshotFsOptions extends Owner {
   /** Chunks fetched ahead of a sequential reader (default 4). */
   readaheadChunks?: number;
+  /** Bytes of a pack fetched ahead of small files read through it in order (default 16 MiB; keep it well below the blob cache). */
+  packReadAheadBytes?: number;
   /** Memory for decoded trees (default 64 MiB). */
   treeCacheBytes?: number;
   /** Where to report problems that only the daemon sees (unreadable snapshots, read errors, restores requested). */
@@ -107,6 +110,8 @@ export class SnapshotFs {
   private readonly inodes = new InodeTable();
   private readonly trees: TreeCache;
   private readonly chunks: ChunkSource;
+  private readonly groups: PackGroups;
+  private readonly ahead: PackReadAhead;
   private readonly chunkMaps = new WeakMap<TreeNode, ChunkMap>();
   private readonly paths = new LRUCache<string, Entry>({ max: 200_000 });
   private readonly files = new Map<number, Handle>();
@@ -134,6 +139,8 @@ export class SnapshotFs {
     this.readahead = opts.readaheadChunks ?? 4;
     this.trees = new TreeCache(repo, opts.treeCacheBytes ?? 64 << 20, (m) => this.log(m));
     this.chunks = new ChunkSource(repo);
+    this.groups = new PackGroups(repo);
+    this.ahead = new PackReadAhead(repo, (ids) => this.chunks.group(ids), opts.packReadAheadBytes);
     this.cold = repo.coldStorage ? new ColdReads(repo, opts.cold ?? {}, this.log) : null;
     this.mountpoint = opts.mountpoint && opts.mountpoint !== '/' ? opts.mountpoint : '';
     this.root = this.buildViews();
@@ -328,6 +335,10 @@ export class SnapshotFs {
     }
     const dir = await this.dirOf(e);
     if (!dir) throw new FsError('ENOTDIR');
+    // A walk (ls -R, cp -a, find) lists the subdirectories next: load their trees now.
+    const subdirs: Buffer[] = [];
+    for (const n of dir.nodes) if (n.type === 'dir' && n.subtree) subdirs.push(n.subtree);
+    if (subdirs.length) this.trees.prefetch(subdirs);
     const prefix = path === '/' ? '/' : `${path}/`;
     for (let i = 0; i < dir.nodes.length; i++) {
       const name = dir.names[i]!;
@@ -372,7 +383,7 @@ export class SnapshotFs {
   }
 
   stats() {
-    return { snapshots: this.snaps.size, treeLoads: this.trees.loads, inodes: this.inodes.size, openFiles: this.files.size, indexedBlobs: this.repo.index.size, ...(this.cold ? { cold: this.cold.stats() } : {}) };
+    return { snapshots: this.snaps.size, treeLoads: this.trees.loads, groupReads: this.chunks.groupStats.groups, groupBlobs: this.chunks.groupStats.blobs, inodes: this.inodes.size, openFiles: this.files.size, indexedBlobs: this.repo.index.size, ...(this.cold ? { cold: this.cold.stats() } : {}) };
   }
 
   // ---- the status file ----
@@ -414,9 +425,22 @@ export class SnapshotFs {
       // Cold or being restored: fetch nothing (no GET of an archived pack); the first read says what to do.
       h.ready = isReadable(await this.cold.state(e.ino, e.node));
     }
+    // A small file: its neighbours in the pack come with its chunk (pack-group.ts).
+    if (h.ready && map.count && e.node.size <= SMALL_FILE) {
+      if (!this.chunks.ready(map.ids[0]!)) await this.fetchGroup(path, map.ids[0]!);
+      this.ahead.onRead(map.ids[0]!);
+    }
     // The first read follows at once: fetch its chunk while the open travels back to the caller.
     if (h.ready) f.start();
     return this.addHandle(h);
+  }
+
+  /** Starts fetching a small file's first chunk with the blobs of its directory's files around it. */
+  private async fetchGroup(path: string, id: Buffer): Promise<void> {
+    const slash = path.lastIndexOf('/');
+    const parent = await this.resolve(slash <= 0 ? '/' : path.slice(0, slash));
+    const dir = parent ? await this.dirOf(parent) : undefined;
+    if (dir) this.chunks.group(this.groups.around(dir, id));
   }
 
   private addHandle(h: Handle): number {

@@ -2,13 +2,42 @@
 // through the repository's blob cache (decrypted chunks, LRU by bytes), concurrent
 // requests for the same chunk sharing one fetch, and read-ahead of the next chunks when
 // a file is read sequentially.
+import { loadBlobGroup } from '../repo/blob-group.js';
 import type { Repository } from '../repo/repository.js';
 import type { ChunkMap } from './chunk-map.js';
 
 export class ChunkSource {
   private readonly inflight = new Map<string, Promise<Buffer>>();
+  /** Blobs fetched in groups (neighbours of a small file read), and GETs that fetched them. */
+  readonly groupStats = { groups: 0, blobs: 0 };
 
   constructor(private readonly repo: Repository) {}
+
+  /** Whether a read of this chunk needs no fetch (cached, or being fetched). */
+  ready(id: Buffer): boolean {
+    return this.inflight.has(id.toString('hex')) || this.repo.hasCachedBlob(id);
+  }
+
+  /**
+   * Fetches these blobs at once (pack-group.ts); a load of any of them meanwhile waits for
+   * the group. Blobs the group does not bring (damage, cold) are then read on their own.
+   */
+  group(ids: Buffer[]): void {
+    const todo = ids.filter((id) => !this.ready(id));
+    if (todo.length < 2) return;
+    this.groupStats.groups++;
+    this.groupStats.blobs += todo.length;
+    const batch = loadBlobGroup(this.repo, todo);
+    for (const id of todo) {
+      const key = id.toString('hex');
+      const p = batch.then(
+        (got) => got.get(key) ?? this.repo.loadBlob(id),
+        () => this.repo.loadBlob(id),
+      ).finally(() => this.inflight.delete(key));
+      p.catch(() => {}); // a read of it reports
+      this.inflight.set(key, p);
+    }
+  }
 
   load(id: Buffer): Promise<Buffer> {
     const key = id.toString('hex');

@@ -13,6 +13,9 @@ export interface Dir {
   byName: Map<string, TreeNode>;
 }
 
+const PREFETCH_AT_ONCE = 8;
+const PREFETCH_QUEUE = 256;
+
 export class TreeCache {
   /** Tree blobs loaded and decoded so far (cache misses). */
   loads = 0;
@@ -38,6 +41,37 @@ export class TreeCache {
       this.inflight.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Starts loading these trees (a directory's subdirectories, which a walk will list next),
+   * PREFETCH_AT_ONCE at a time; at most PREFETCH_QUEUE wait, the rest are loaded when asked.
+   */
+  prefetch(ids: Buffer[]): void {
+    for (const id of ids) {
+      if (this.queue.length >= PREFETCH_QUEUE) break;
+      const key = id.toString('hex');
+      if (!this.cache.has(key) && !this.inflight.has(key)) this.queue.push(id);
+    }
+    this.pump();
+  }
+
+  private readonly queue: Buffer[] = [];
+  private prefetching = 0;
+
+  private pump(): void {
+    while (this.prefetching < PREFETCH_AT_ONCE && this.queue.length) {
+      const id = this.queue.shift()!;
+      const key = id.toString('hex');
+      if (this.cache.has(key) || this.inflight.has(key)) continue;
+      this.prefetching++;
+      Promise.resolve(this.get(id))
+        .catch(() => {}) // a lookup of it reports
+        .finally(() => {
+          this.prefetching--;
+          this.pump();
+        });
+    }
   }
 
   private async load(id: Buffer, key: string): Promise<Dir> {

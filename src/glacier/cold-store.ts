@@ -1,7 +1,7 @@
 // Cold storage for a repository: the implementation of the Repository's ColdStorage port.
 // It answers "is this pack readable now, and if not, what must happen" with the storage-class
 // policy (./policy.ts), the restore tracker (./tracker.ts, journaled) and the local disk
-// cache of packs (./pack-cache.ts).
+// cache of packs (../repo/pack-cache.ts).
 //
 // Reading a blob of a cold pack (read()):
 //   1. the pack is in the disk cache: read the blob's bytes from there; S3 is not asked;
@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import type { Backend, RestoreTier, StorageClass } from '../backend/backend.js';
 import { ColdError, CorruptError, TsbakError } from '../errors.js';
 import type { BlobState, ColdOptions, ColdPack, ColdPackStatus, ColdStorage, Repository, WaitOptions, WarmOptions, WarmResult } from '../repo/repository.js';
-import { PackCache } from './pack-cache.js';
+import { PackCache } from '../repo/pack-cache.js';
 import { isColdClass, tiersFor } from './policy.js';
 import { mapLimit, RestoreTracker, type RestoreRecord, type TrackedPack } from './tracker.js';
 

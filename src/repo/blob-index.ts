@@ -122,6 +122,45 @@ export class BlobIndex {
     for (let i = 0; i < this.rows; i++) yield { id: Buffer.from(this.ids.subarray(i * 32, i * 32 + 32)), ...this.row(i) };
   }
 
+  /** Rows ordered by pack, then offset (inPack), built when first asked and again when the index grew. */
+  private byPack: { rows: number; order: Uint32Array; start: Uint32Array; packNo: Map<PackRef, number> } | null = null;
+
+  /** Ids of the blobs of `pack` (this listing of it) that start in [from, to), in pack order. */
+  inPack(pack: PackRef, from: number, to: number): Buffer[] {
+    const b = this.packOrder();
+    const no = b.packNo.get(pack);
+    if (no === undefined) return [];
+    let lo = b.start[no]!;
+    let hi = b.start[no + 1]!;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.offsets[b.order[mid]!]! < from) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: Buffer[] = [];
+    for (let k = lo; k < b.start[no + 1]! && this.offsets[b.order[k]!]! < to; k++) {
+      const i = b.order[k]!;
+      out.push(Buffer.from(this.ids.subarray(i * 32, i * 32 + 32)));
+    }
+    return out;
+  }
+
+  private packOrder() {
+    if (this.byPack && this.byPack.rows === this.rows) return this.byPack;
+    // Counting sort by pack, then each pack's rows by offset: 4 bytes a row.
+    const start = new Uint32Array(this.packs.length + 1);
+    for (let i = 0; i < this.rows; i++) start[this.packNo[i]! + 1]!++;
+    for (let p = 0; p < this.packs.length; p++) start[p + 1]! += start[p]!;
+    const fill = start.slice(0, this.packs.length);
+    const order = new Uint32Array(this.rows);
+    for (let i = 0; i < this.rows; i++) order[fill[this.packNo[i]!]!++] = i;
+    for (let p = 0; p < this.packs.length; p++) order.subarray(start[p]!, start[p + 1]!).sort((a, b) => this.offsets[a]! - this.offsets[b]!);
+    const packNo = new Map<PackRef, number>();
+    this.packs.forEach((p, no) => packNo.set(p, no));
+    this.byPack = { rows: this.rows, order, start, packNo };
+    return this.byPack;
+  }
+
   private row(i: number): BlobLocation {
     return { pack: this.packs[this.packNo[i]!]!, offset: this.offsets[i]!, length: this.lengths[i]!, rawLength: this.rawLengths[i]! };
   }

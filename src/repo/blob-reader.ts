@@ -16,6 +16,8 @@ import type { ColdFacade, ColdStorage } from './cold-facade.js';
 import type { RepoContext } from './context.js';
 import type { IndexStore } from './index-store.js';
 import { packName } from './layout.js';
+import * as path from 'node:path';
+import { TreeStore } from './tree-store.js';
 import { OPEN_POOL_MIN, OpenPoolError, openPool, type OpenOutcome } from './open-pool.js';
 
 /** readSealedBatch reads neighbouring blobs of a pack at once when at most this far apart... */
@@ -52,6 +54,8 @@ export class BlobReader {
   /** Blob reads under way (fetching or opening), and when two last overlapped (performance.now()). */
   private blobReads = 0;
   private blobReadsOverlapped = -Infinity;
+  /** Trees kept on local disk (useTreeCache); null: trees come from the backend every time. */
+  private treeStore: TreeStore | null = null;
 
   constructor(
     private readonly ctx: RepoContext,
@@ -61,6 +65,38 @@ export class BlobReader {
 
   private get cold(): ColdStorage | null {
     return this.colds.coldStorage;
+  }
+
+  /**
+   * Keeps tree packs and trees read in `<root>/<repo id>/trees/`, at most `maxBytes` (null:
+   * not at all). See tree-store.ts.
+   */
+  useTreeCache(root: string | null, maxBytes?: number): void {
+    this.treeStore = root
+      ? new TreeStore(
+          {
+            backend: this.ctx.backend,
+            memory: { get: (hex) => this.blobCache.get(hex), set: (hex, plain) => this.blobCache.set(hex, plain) },
+            locations: (id) => this.indexes.locations(id),
+            hot: (pack) => !this.colds.isColdPack(this.colds.coldPack(pack)),
+            packBytes: (pack) => this.colds.packBytesOf(pack),
+            open: (pack, id, sealed, rawLength) => this.openChecked('tree', this.packKey(pack), id, sealed, null, false, rawLength),
+            fallback: (id) => this.loadBlob(id, undefined, { cache: false }),
+          },
+          path.join(root, this.ctx.config.id, 'trees'),
+          maxBytes,
+        )
+      : null;
+  }
+
+  /** Whether the in-memory cache holds this blob's plaintext. */
+  hasCachedBlob(id: Buffer): boolean {
+    return this.blobCache.has(id.toString('hex'));
+  }
+
+  /** Keeps a blob's plaintext in the in-memory cache: one the caller opened and checked against its id (blob-group.ts). */
+  cacheBlob(id: Buffer, plain: Buffer): void {
+    this.blobCache.set(id.toString('hex'), plain);
   }
 
   /** Bound of the in-memory cache of opened blobs (the mount's cache_size). */
@@ -370,7 +406,7 @@ export class BlobReader {
   }
 
   async loadTree(id: Buffer, opts: { cache?: boolean } = {}): Promise<Tree> {
-    const bytes = await this.loadBlob(id, undefined, opts);
+    const bytes = this.treeStore ? await this.treeStore.load(id, opts.cache ?? true) : await this.loadBlob(id, undefined, opts);
     try {
       return decodeTree(bytes);
     } catch {

@@ -132,7 +132,7 @@ export class ColdFacade {
   }
 
   /** Pack sizes from the index (end of the last blob), recomputed when the index grew. */
-  private packBytesOf(pack: PackRef): number {
+  packBytesOf(pack: PackRef): number {
     if (!this.packBytes || this.packBytes.blobs !== this.indexes.index.size) {
       const bytes = new Map<PackRef, number>();
       for (const e of this.indexes.index.entries()) bytes.set(e.pack, Math.max(bytes.get(e.pack) ?? 0, e.offset + e.length));

@@ -248,6 +248,15 @@ export class Repository {
   copyName(loc: BlobLocation): string {
     return this.reader.copyName(loc);
   }
+  useTreeCache(root: string | null, maxBytes?: number): void {
+    this.reader.useTreeCache(root, maxBytes);
+  }
+  hasCachedBlob(id: Buffer): boolean {
+    return this.reader.hasCachedBlob(id);
+  }
+  cacheBlob(id: Buffer, plain: Buffer): void {
+    this.reader.cacheBlob(id, plain);
+  }
 
   // ---- snapshots (snapshot-store.ts) ----
   saveSnapshot(info: SnapshotInfo): Promise<string> {

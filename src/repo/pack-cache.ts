@@ -1,9 +1,11 @@
-// The local disk cache of packs fetched from cold storage. A cold pack, once restored in
-// S3, is downloaded whole into this directory and every later read of its blobs is served
-// from here, so S3 is not asked again (and the restored copy may expire).
+// A local disk cache of immutable objects named by id: packs fetched from cold storage (a
+// cold pack, once restored in S3, is downloaded whole into it and every later read of its
+// blobs is served from here, so S3 is not asked again and the restored copy may expire),
+// and tree packs and trees (./tree-store.ts).
 //
-// - One file per pack, named by the pack id, written to a temporary name and renamed, so
-//   a file that exists is complete. Files hold the pack bytes as stored in the repository
+// - One file per object, named by its id, written to a temporary name and renamed, so a
+//   file that exists is complete (fsync'd first unless `sync: false`, for caches whose
+//   every read is checked anyway). Files hold the bytes as stored in the repository
 //   (blobs are still encrypted and are authenticated on every read by the repository).
 // - Bounded in bytes, least recently used evicted first. The LRU order survives restarts:
 //   it is rebuilt from the files' mtimes, which reads refresh (at most once a minute per file).
@@ -30,6 +32,7 @@ export class PackCache {
   constructor(
     readonly dir: string,
     public maxBytes: number,
+    private readonly opts: { sync?: boolean } = {},
   ) {}
 
   /** File name for a pack: its id (the last component of packs/<kind>/xx/<id>). */
@@ -168,7 +171,7 @@ export class PackCache {
     const fh = await fsp.open(tmp, 'wx', 0o600);
     try {
       await fh.writeFile(bytes);
-      await fh.sync();
+      if (this.opts.sync ?? true) await fh.sync();
     } catch (e) {
       await fh.close();
       this.unlink(tmp);
