@@ -1,8 +1,9 @@
 // Trees loaded many at a time, by pack: the trees asked for are grouped by the pack that
 // holds them and neighbours are read with one ranged read (a tree pack holds hundreds of
-// trees side by side), several reads at once. The bytes read are kept for a while (bounded):
-// a backup writes a directory's tree after its subdirectories', so the read that fetched a
-// directory's children fetched most of their descendants too, and a walk then finds them here.
+// trees side by side), several reads at once, each reaching back a little before the first
+// tree it is for. The bytes read are kept for a while (bounded): a backup writes a
+// directory's tree after its subdirectories', so the read that fetched a directory's
+// children fetched most of their descendants too, and a walk then finds them here.
 // Anything that does not load this way (not in the index, a pack that cannot be read, a
 // blob that does not open) is loaded alone by Repository.loadTree, which tries the other
 // copies and says what is wrong exactly as it always does.
@@ -55,7 +56,16 @@ export class TreeBatchLoader {
       if (!l) byPack.set(w.loc.pack, (l = []));
       l.push(w);
     }
-    const reads = [...byPack].flatMap(([pack, ws]) => coalesce(ws, (w) => w.loc, TREE_GAP, TREE_SPAN).map((r) => ({ pack, ...r })));
+    const reads = [...byPack].flatMap(([pack, ws]) => {
+      const rs = coalesce(ws, (w) => w.loc, TREE_GAP, TREE_SPAN);
+      // A directory's subdirectories' trees were written before it: read back that far too.
+      let end = 0;
+      return rs.map((r) => {
+        const from = Math.max(end, r.offset - TREE_GAP);
+        end = r.offset + r.length;
+        return { pack, offset: from, length: end - from, items: r.items };
+      });
+    });
     await mapLimit(reads, this.repo.readConcurrency, async (r) => {
       let bytes: Buffer;
       try {
