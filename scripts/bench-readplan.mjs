@@ -9,7 +9,7 @@
 // corpus from a local repository in the same run, as the reference.
 //
 // Usage: node scripts/bench-readplan.mjs [--build name=/path/to/dist]... [--corpus /usr/include]
-//        [--latency 0,100] [--work /tmp/tsbak-readplan] [--no-restic] [--check]
+//        [--latency 0,100 (restores over S3; check runs at 0 ms)] [--work /tmp/tsbak-readplan] [--no-restic] [--check]
 // Default build: this checkout's dist/. Prints one line per run and a table at the end.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -140,7 +140,7 @@ async function runOne(build, kind, ms, what, work, url) {
   }
   const s = (performance.now() - t0) / 1000;
   await backend.close?.();
-  return { s, counts, extra };
+  return { s, counts, extra, rssMB: process.resourceUsage().maxRSS / 1024 };
 }
 
 function restic() {
@@ -161,14 +161,14 @@ const rows = [];
 const whats = withCheck ? ['restore', 'check'] : ['restore'];
 for (const what of whats) {
   for (const kind of ['local', 's3']) {
-    for (const ms of kind === 'local' ? [0] : latencies) {
+    for (const ms of kind === 'local' ? [0] : what === 'check' ? [0] : latencies) {
       for (const b of builds) {
         // Each in a child process of its own, so that builds do not share module state.
         const out = execFileSync(process.execPath, ['--max-semi-space-size=2', fileURLToPath(import.meta.url), '--child', b.name, b.dist, kind, String(ms), what, work, url], { env: process.env, stdio: ['ignore', 'pipe', 'inherit'] }).toString();
         const r = JSON.parse(out);
         const reqs = Object.values(r.counts).reduce((a, c) => a + c, 0);
-        rows.push({ what, kind, ms, build: b.name, s: r.s, reqs, counts: r.counts, extra: r.extra });
-        say(`${what} ${kind} ${ms} ms ${b.name}: ${r.s.toFixed(2)} s, ${reqs} requests ${JSON.stringify(r.counts)} (${r.extra})`);
+        rows.push({ what, kind, ms, build: b.name, s: r.s, reqs, counts: r.counts, extra: r.extra, rss: r.rssMB });
+        say(`${what} ${kind} ${ms} ms ${b.name}: ${r.s.toFixed(2)} s, ${r.rssMB.toFixed(0)} MB peak RSS, ${reqs} requests ${JSON.stringify(r.counts)} (${r.extra})`);
       }
     }
   }
@@ -179,6 +179,6 @@ for (const what of whats) {
   }
 }
 server.stdin.end();
-console.log('| step | repository | latency | build | seconds | requests |');
-console.log('|---|---|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.what} | ${r.kind} | ${r.ms} ms | ${r.build} | ${r.s.toFixed(2)} | ${Number.isNaN(r.reqs) ? '' : r.reqs} |`);
+console.log('| step | repository | latency | build | seconds | requests | peak RSS MB |');
+console.log('|---|---|---|---|---|---|---|');
+for (const r of rows) console.log(`| ${r.what} | ${r.kind} | ${r.ms} ms | ${r.build} | ${r.s.toFixed(2)} | ${Number.isNaN(r.reqs) ? '' : r.reqs} | ${r.rss ? r.rss.toFixed(0) : ''} |`);

@@ -11,7 +11,7 @@
 // producing the requests is waiting on something), or until a request waits for room.
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
 import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
-import { coalesce, type PlannedRead } from '../repo/read-ranges.js';
+import type { PlannedRead } from '../repo/read-ranges.js';
 
 export interface PlanSource {
   readPackRange(pack: PackRef, offset: number, length: number, into?: Buffer): Promise<Buffer>;
@@ -70,8 +70,8 @@ export class ReadPlan {
   private readonly readBudget: number;
   private queue: Unit[] = [];
   private head = 0;
-  /** Needs not yet requested, by pack (requested ones are dropped lazily). */
-  private readonly pending = new Map<PackRef, Need[]>();
+  /** Needs not yet requested, by pack. */
+  private readonly pending = new Map<PackRef, PackNeeds>();
   private readonly waiting: Array<{ size: number; go: () => void }> = [];
   private readonly pool: BufferPool;
   private readonly byUnit = new WeakMap<Buffer, Unit>();
@@ -119,8 +119,8 @@ export class ReadPlan {
         at += loc.length;
         needs.push(n);
         let list = this.pending.get(loc.pack);
-        if (!list) this.pending.set(loc.pack, (list = []));
-        list.push(n);
+        if (!list) this.pending.set(loc.pack, (list = new PackNeeds()));
+        list.add(n);
       });
       if (!locs.length) resolve(unit.read);
       else this.queue.push(unit);
@@ -174,12 +174,9 @@ export class ReadPlan {
       const unit = this.queue[this.head];
       if (!unit) return;
       const first = unit.needs.find((n) => !n.requested)!;
-      const list = this.pending.get(first.loc.pack)!.filter((n) => !n.requested);
-      this.pending.set(first.loc.pack, list);
-      const reads = coalesce(list, (n) => n.loc, this.o.gap, this.o.span);
-      const ri = reads.findIndex((r) => r.items.includes(first));
-      const r = reads[ri]!;
-      const growing = ri === reads.length - 1 && r.length < this.o.span;
+      const list = this.pending.get(first.loc.pack)!;
+      const { read: r, last } = list.readFrom(first, this.o.gap, this.o.span);
+      const growing = last && r.length < this.o.span;
       if (growing && !force && !this.idle) {
         this.whenIdle();
         return;
@@ -202,7 +199,7 @@ export class ReadPlan {
   }
 
   private start(pack: PackRef, r: PlannedRead<Need>): void {
-    for (const n of r.items) n.requested = true;
+    this.pending.get(pack)!.taken(r.items);
     const size = this.readSize(r.length);
     this.readHeld += size;
     this.count(size);
@@ -242,9 +239,61 @@ export class ReadPlan {
   private fail(u: Unit, e: unknown): void {
     if (u.failed) return;
     u.failed = true;
-    for (const n of u.needs) n.requested = true;
+    for (const n of u.needs) if (!n.requested) this.pending.get(n.loc.pack)!.taken([n]);
     this.byUnit.delete(u.read.bytes);
     this.free(u);
     u.reject(e);
+  }
+}
+
+/** The needs of one pack not yet requested, by offset (requested ones are dropped in bulk, now and then). */
+class PackNeeds {
+  private list: Need[] = [];
+  private dead = 0;
+
+  add(n: Need): void {
+    const l = this.list;
+    // Requests come mostly in pack order (a backup wrote files in the order a restore walks them).
+    if (!l.length || l[l.length - 1]!.loc.offset <= n.loc.offset) l.push(n);
+    else l.splice(this.lowerBound(n.loc.offset + 1), 0, n);
+  }
+
+  /** The read that serves `first` and the needs after it; `last`: it reaches the last need (more may come to join it). */
+  readFrom(first: Need, gap: number, span: number): { read: PlannedRead<Need>; last: boolean } {
+    const l = this.list;
+    const start = first.loc.offset;
+    let end = start;
+    const items: Need[] = [];
+    let i = this.lowerBound(start);
+    for (; i < l.length; i++) {
+      const n = l[i]!;
+      if (n.requested) continue;
+      const e = Math.max(end, n.loc.offset + n.loc.length);
+      if (items.length && (n.loc.offset > end + gap || e - start > span)) break;
+      items.push(n);
+      end = e;
+    }
+    return { read: { offset: start, length: end - start, items }, last: i >= l.length };
+  }
+
+  taken(items: Need[]): void {
+    for (const n of items) n.requested = true;
+    this.dead += items.length;
+    if (this.dead * 2 > this.list.length) {
+      this.list = this.list.filter((n) => !n.requested);
+      this.dead = 0;
+    }
+  }
+
+  /** The first index whose offset is at least `offset`. */
+  private lowerBound(offset: number): number {
+    let lo = 0;
+    let hi = this.list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.list[mid]!.loc.offset < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 }
