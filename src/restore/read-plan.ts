@@ -7,8 +7,9 @@
 // Memory is bounded by `budget`: half of it for the buffers of work waiting for or holding
 // its bytes (a request waits in read() for room), half for the reads in flight. A read
 // that could still grow (its pack has no further blob asked for yet) waits until it is
-// `span` long, or until nothing new came in for one turn of the event loop (the walk
-// producing the requests is waiting on something), or until a request waits for room.
+// `span` long or, when nothing else is being read, until nothing new came in for one turn
+// of the event loop (the walk producing the requests is waiting on something) or a
+// request waits for room.
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
 import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
 import type { PlannedRead } from '../repo/read-ranges.js';
@@ -176,7 +177,10 @@ export class ReadPlan {
       const first = unit.needs.find((n) => !n.requested)!;
       const list = this.pending.get(first.loc.pack)!;
       const { read: r, last } = list.readFrom(first, this.o.gap, this.o.span);
+      // A read that could still grow starts short only when nothing is being read (the end
+      // of one wakes this up again), and then only when nothing more is coming soon.
       const growing = last && r.length < this.o.span;
+      if (growing && this.inflight > 0) return;
       if (growing && !force && !this.idle) {
         this.whenIdle();
         return;
