@@ -9,7 +9,7 @@
 // corpus from a local repository in the same run, as the reference.
 //
 // Usage: node scripts/bench-readplan.mjs [--build name=/path/to/dist]... [--corpus /usr/include]
-//        [--latency 0,100 (restores over S3; check runs at 0 ms)] [--work /tmp/tsbak-readplan] [--no-restic] [--check]
+//        [--latency 0,100 (restores over S3; check runs at 0 ms)] [--kinds local,s3] [--work /tmp/tsbak-readplan] [--no-restic] [--check]
 // Default build: this checkout's dist/. Prints one line per run and a table at the end.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -33,6 +33,7 @@ const latencies = opt('--latency', '0,100').split(',').map(Number);
 const work = opt('--work', '/tmp/tsbak-readplan');
 const withRestic = !args.includes('--no-restic');
 const withCheck = args.includes('--check');
+const kinds = opt('--kinds', 'local,s3').split(',');
 const PASSWORD = 'bench-password';
 
 const say = (m) => process.stderr.write(m + '\n');
@@ -95,7 +96,7 @@ function slowCounting(inner, ms, counts, readConcurrency) {
     putConcurrency: inner.putConcurrency,
     readConcurrency,
     async put(n, d, o) { count('put'); await wait(); return inner.put(n, d, o); },
-    async get(n, r, s) { count('get'); await wait(); return inner.get(n, r, s); },
+    async get(n, r, s) { count('get'); if (process.env.BENCH_LOG_GETS) say(`GET ${n.slice(0, 18)} ${r ? `${r.offset}+${r.length}` : 'whole'}`); await wait(); return inner.get(n, r, s); },
     async head(n) { count('head'); await wait(); return inner.head(n); },
     async *list(p, s) { count('list'); await wait(); yield* inner.list(p, s); },
     async delete(n) { count('delete'); await wait(); return inner.delete(n); },
@@ -160,7 +161,7 @@ function restic() {
 const rows = [];
 const whats = withCheck ? ['restore', 'check'] : ['restore'];
 for (const what of whats) {
-  for (const kind of ['local', 's3']) {
+  for (const kind of kinds) {
     for (const ms of kind === 'local' ? [0] : what === 'check' ? [0] : latencies) {
       for (const b of builds) {
         // Each in a child process of its own, so that builds do not share module state.
@@ -172,7 +173,7 @@ for (const what of whats) {
       }
     }
   }
-  if (what === 'restore' && withRestic) {
+  if (what === 'restore' && withRestic && kinds.includes('local')) {
     const s = restic();
     rows.push({ what, kind: 'local', ms: 0, build: 'restic 0.14', s, reqs: NaN, counts: {}, extra: '' });
     say(`restore local restic: ${s.toFixed(2)} s`);

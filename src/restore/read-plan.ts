@@ -262,7 +262,7 @@ class PackNeeds {
     else l.splice(this.lowerBound(n.loc.offset + 1), 0, n);
   }
 
-  /** The read that serves `first` and the needs after it; `last`: it reaches the last need (more may come to join it). */
+  /** The read that serves `first`, the needs after it and those just before; `last`: it reaches the last need (more may come to join it). */
   readFrom(first: Need, gap: number, span: number): { read: PlannedRead<Need>; last: boolean } {
     const l = this.list;
     const start = first.loc.offset;
@@ -277,7 +277,16 @@ class PackNeeds {
       items.push(n);
       end = e;
     }
-    return { read: { offset: start, length: end - start, items }, last: i >= l.length };
+    // Then back: later work may want blobs just before (a pack's order is not quite the walk's).
+    let from = start;
+    for (let j = this.lowerBound(start) - 1; j >= 0; j--) {
+      const n = l[j]!;
+      if (n.requested) continue;
+      if (n.loc.offset + n.loc.length + gap < from || end - n.loc.offset > span) break;
+      items.push(n);
+      from = n.loc.offset;
+    }
+    return { read: { offset: from, length: end - from, items }, last: i >= l.length };
   }
 
   taken(items: Need[]): void {
