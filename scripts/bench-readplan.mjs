@@ -141,7 +141,8 @@ async function runOne(build, kind, ms, what, work, url) {
   }
   const s = (performance.now() - t0) / 1000;
   await backend.close?.();
-  return { s, counts, extra, rssMB: process.resourceUsage().maxRSS / 1024 };
+  const ru = process.resourceUsage();
+  return { s, counts, extra, rssMB: ru.maxRSS / 1024, cpuS: (ru.userCPUTime + ru.systemCPUTime) / 1e6 };
 }
 
 function restic() {
@@ -169,7 +170,7 @@ for (const what of whats) {
         const r = JSON.parse(out);
         const reqs = Object.values(r.counts).reduce((a, c) => a + c, 0);
         rows.push({ what, kind, ms, build: b.name, s: r.s, reqs, counts: r.counts, extra: r.extra, rss: r.rssMB });
-        say(`${what} ${kind} ${ms} ms ${b.name}: ${r.s.toFixed(2)} s, ${r.rssMB.toFixed(0)} MB peak RSS, ${reqs} requests ${JSON.stringify(r.counts)} (${r.extra})`);
+        say(`${what} ${kind} ${ms} ms ${b.name}: ${r.s.toFixed(2)} s, ${r.cpuS.toFixed(2)} CPU-s, ${r.rssMB.toFixed(0)} MB peak RSS, ${reqs} requests ${JSON.stringify(r.counts)} (${r.extra})`);
       }
     }
   }
