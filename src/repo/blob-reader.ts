@@ -104,7 +104,7 @@ export class BlobReader {
     this.blobCache = new LRUCache<string, Buffer>({ maxSize: Math.max(1 << 20, bytes), sizeCalculation: (b) => b.length || 1 });
   }
 
-  private packKey(pack: PackRef): Buffer {
+  packKey(pack: PackRef): Buffer {
     let k = this.packKeys.get(pack);
     if (!k) {
       try {
@@ -266,6 +266,42 @@ export class BlobReader {
       }),
     );
     return { sealed: bytes, offsets, lengths: Uint32Array.from(locs, (l) => l.length), keyOf, keys, macKey: this.ctx.secrets.macKey };
+  }
+
+  /** Whether trees come through the disk cache (useTreeCache). */
+  get cachesTrees(): boolean {
+    return this.treeStore !== null;
+  }
+
+  /** How many reads of the backend are worth keeping in flight (1-2 on a local disk, more over a network). */
+  get readConcurrency(): number {
+    return this.ctx.backend.readConcurrency ?? 2;
+  }
+
+  /** Bytes [offset, offset+length) of a pack, into `into` (exactly `length` bytes) when given; a missing pack is CORRUPT. */
+  async readPackRange(pack: PackRef, offset: number, length: number, into?: Buffer, signal?: AbortSignal): Promise<Buffer> {
+    const name = this.packNameOf(pack);
+    try {
+      if (into && this.ctx.backend.readInto) {
+        await this.ctx.backend.readInto(name, { offset, length }, into, signal);
+        return into;
+      }
+      return await this.ctx.backend.get(name, { offset, length }, signal);
+    } catch (e) {
+      throw this.missingPack(name, e);
+    }
+  }
+
+  /** writeBlobAt for sealed bytes read already (read plans, src/restore/read-plan.ts): `sealed` is given up, the copy at `loc` only. */
+  writeSealedAt(id: Buffer, loc: BlobLocation, sealed: Buffer, fd: number, pos: number): Promise<number | 'auth' | 'id'> {
+    const again = () => this.readPackRange(loc.pack, loc.offset, loc.length);
+    return this.openToFile(id, fd, pos, loc.pack.kind, this.packKey(loc.pack), sealed, again, loc.rawLength);
+  }
+
+  /** verifyCopy for sealed bytes read already (check --read-data reads each pack once). */
+  async verifyCopyIn(id: Buffer, loc: BlobLocation, sealed: Buffer): Promise<void> {
+    const opened = await this.openChecked(loc.pack.kind, this.packKey(loc.pack), id, sealed, null, false, loc.rawLength);
+    if (opened === 'auth' || opened === 'id') throw new CorruptError(`blob ${id.toString('hex').slice(0, 16)} in pack ${this.packNameOf(loc.pack)}`, opened === 'id' ? 'content does not match its id' : 'failed authentication');
   }
 
   /** A failed read of pack `name`: a pack the index lists and that is not there is damage (CORRUPT); other errors as they are. */

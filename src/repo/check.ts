@@ -4,7 +4,10 @@ import { sha256 } from '../crypto/hash.js';
 import { openPackHeader, splitPackHeader } from '../format/pack.js';
 import { openSealed } from '../crypto/box.js';
 import type { FullSecrets } from '../format/keyfile.js';
-import { TsbakError } from '../errors.js';
+import { CorruptError, TsbakError } from '../errors.js';
+import { mapLimit } from './map-limit.js';
+import { Semaphore } from './semaphore.js';
+import { TreeBatchLoader } from './tree-batch.js';
 import { LOCKS, packName, packPrefix, parsePackName } from './layout.js';
 import type { Repository } from './repository.js';
 import type { BlobLocation } from './blob-index.js';
@@ -80,6 +83,7 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
 
   say('checking snapshots and trees');
   const seenTrees = new Set<string>();
+  const loader = new TreeBatchLoader(repo);
   const ids = await repo.listSnapshotIds();
   for (const id of ids) {
     let root: string;
@@ -91,13 +95,23 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
       continue;
     }
     // Each tree with the path where it was first met in the snapshot, to name it in errors.
+    // Trees are loaded many at a time, by pack (tree-batch.ts): one read serves hundreds.
     const stack: Array<[string, string]> = [[root, '/']];
     while (stack.length) {
-      const [t, at] = stack.pop()!;
-      if (seenTrees.has(t)) continue;
-      seenTrees.add(t);
-      try {
-        const tree = await repo.loadTree(Buffer.from(t, 'hex'));
+      const batch: Array<[string, string]> = [];
+      while (stack.length && batch.length < TREES_AT_ONCE) {
+        const [t, at] = stack.pop()!;
+        if (seenTrees.has(t)) continue;
+        seenTrees.add(t);
+        batch.push([t, at]);
+      }
+      const trees = await repo.loadTrees(batch.map(([t]) => Buffer.from(t, 'hex')), loader);
+      batch.forEach(([t, at], i) => {
+        const tree = trees[i]!;
+        if (tree instanceof Error) {
+          r.errors.push(`snapshot ${id.slice(0, 8)}: ${tree.message}`);
+          return;
+        }
         r.trees++;
         // Entries the decoder refused (names that are not one path component, duplicates...): restore, ls and the mount skip them.
         for (const x of tree.rejected ?? []) r.errors.push(`snapshot ${id.slice(0, 8)}: tree ${t.slice(0, 16)} (${at}): entry ${JSON.stringify(x.name.toString())} refused: ${x.reason}`);
@@ -107,9 +121,7 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
             if (!repo.index.has(c)) r.errors.push(`snapshot ${id.slice(0, 8)}: data blob ${c.toString('hex').slice(0, 16)} of ${n.name.toString()} is not in the index`);
           }
         }
-      } catch (e) {
-        r.errors.push(`snapshot ${id.slice(0, 8)}: ${(e as Error).message}`);
-      }
+      });
     }
   }
 
@@ -123,36 +135,32 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
       if (!l) byPack.set(name, (l = []));
       l.push(e);
     }
-    // Every copy of every blob is read, the copy itself and no other: a damaged one is named
-    // with who listed it, and with whether another copy (which reads use instead) is good.
+    // Every copy of every blob is checked, the copy itself and no other: a damaged one is
+    // named with who listed it, and with whether another copy (which reads use instead) is
+    // good. Each pack is read once, whole (several at once, within a bound of bytes), its
+    // hash checked, then every blob opened from those bytes.
     const good = new Set<string>();
     const bad: Array<{ id: Buffer; copy: string; why: string }> = [];
-    for (const [name, blobs] of byPack) {
-      if (!stored.has(name)) continue;
-      let bytes: Buffer;
-      try {
-        bytes = await repo.backend.get(name);
-      } catch (e) {
-        r.errors.push(`pack ${name}: ${(e as Error).message}`);
-        continue;
-      }
-      if (!sha256(bytes).equals(Buffer.from(name.slice(-64), 'hex'))) r.errors.push(`pack ${name} is damaged: its content does not match its name`);
-      try {
-        const { sealedKey, encrypted } = splitPackHeader(bytes);
-        openPackHeader(openSealed({ publicKey: s.repoPub, privateKey: s.repoPriv }, sealedKey), encrypted);
-      } catch {
-        r.errors.push(`pack ${name}: header is damaged`);
-      }
-      for (const b of blobs) {
+    const packs = [...byPack].filter(([name]) => stored.has(name));
+    const found: Array<{ errors: string[]; bad: typeof bad }> = packs.map(() => ({ errors: [], bad: [] }));
+    const room = new Semaphore(PACK_BYTES_IN_FLIGHT);
+    await mapLimit(
+      packs.map((p, i) => ({ p, i })),
+      repo.readConcurrency,
+      async ({ p: [name, blobs], i }) => {
+        const size = stored.get(name)!;
+        await room.acquire(size);
         try {
-          await repo.verifyCopy(b.id, b);
-          r.blobsRead++;
-          good.add(b.id.toString('hex'));
-        } catch (e) {
-          if (!(e instanceof TsbakError) || e.code !== 'CORRUPT') throw e;
-          bad.push({ id: b.id, copy: repo.copyName(b), why: /\(([^)]*)\)[^(]*$/.exec(e.message)?.[1] ?? e.message });
+          await checkPack(repo, s, name, blobs, found[i]!, () => r.blobsRead++, (id) => good.add(id.toString('hex')));
+        } finally {
+          room.release(size);
         }
-      }
+      },
+    );
+    // In the order of the packs, whatever order they were read in.
+    for (const f of found) {
+      r.errors.push(...f.errors);
+      bad.push(...f.bad);
     }
     for (const b of bad) {
       const hex = b.id.toString('hex');
@@ -160,4 +168,47 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
     }
   }
   return r;
+}
+
+/** Trees asked for in one loadTrees call. */
+const TREES_AT_ONCE = 256;
+
+/** Packs read at once by check --read-data, in bytes (a larger pack is read alone). */
+const PACK_BYTES_IN_FLIGHT = 64 << 20;
+
+/** Reads pack `name` (one GET), checks its hash and header, and opens each of its blobs from those bytes. */
+async function checkPack(
+  repo: Repository,
+  s: FullSecrets,
+  name: string,
+  blobs: Array<{ id: Buffer } & BlobLocation>,
+  out: { errors: string[]; bad: Array<{ id: Buffer; copy: string; why: string }> },
+  counted: () => void,
+  good: (id: Buffer) => void,
+): Promise<void> {
+  let bytes: Buffer;
+  try {
+    bytes = await repo.backend.get(name);
+  } catch (e) {
+    out.errors.push(`pack ${name}: ${(e as Error).message}`);
+    return;
+  }
+  if (!sha256(bytes).equals(Buffer.from(name.slice(-64), 'hex'))) out.errors.push(`pack ${name} is damaged: its content does not match its name`);
+  try {
+    const { sealedKey, encrypted } = splitPackHeader(bytes);
+    openPackHeader(openSealed({ publicKey: s.repoPub, privateKey: s.repoPriv }, sealedKey), encrypted);
+  } catch {
+    out.errors.push(`pack ${name}: header is damaged`);
+  }
+  for (const b of blobs) {
+    try {
+      if (b.offset + b.length > bytes.length) throw new CorruptError(`blob ${b.id.toString('hex').slice(0, 16)} in pack ${name}`, 'beyond the end of the pack');
+      await repo.verifyCopyIn(b.id, b, bytes.subarray(b.offset, b.offset + b.length));
+      counted();
+      good(b.id);
+    } catch (e) {
+      if (!(e instanceof TsbakError) || e.code !== 'CORRUPT') throw e;
+      out.bad.push({ id: b.id, copy: repo.copyName(b), why: /\(([^)]*)\)[^(]*$/.exec(e.message)?.[1] ?? e.message });
+    }
+  }
 }

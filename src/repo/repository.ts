@@ -15,7 +15,8 @@ import type { FullSecrets, WriterKeyFile, WriterSecrets } from '../format/keyfil
 import type { BlobType } from '../format/pack.js';
 import type { SnapshotInfo } from '../format/snapshot.js';
 import type { Tree } from '../format/tree.js';
-import type { BlobIndex, BlobLocation } from './blob-index.js';
+import type { BlobIndex, BlobLocation, PackRef } from './blob-index.js';
+import { TreeBatchLoader } from './tree-batch.js';
 import { BlobReader, type SealedBatch } from './blob-reader.js';
 import { BlobWriter } from './blob-writer.js';
 import { ColdFacade, type BlobState, type ColdOptions, type ColdPack, type ColdPackStatus, type ColdStorage, type StorageKind, type WaitOptions, type WarmOptions, type WarmResult } from './cold-facade.js';
@@ -247,6 +248,37 @@ export class Repository {
   }
   copyName(loc: BlobLocation): string {
     return this.reader.copyName(loc);
+  }
+  packKey(pack: PackRef): Buffer {
+    return this.reader.packKey(pack);
+  }
+  get readConcurrency(): number {
+    return this.reader.readConcurrency;
+  }
+  readPackRange(pack: PackRef, offset: number, length: number, into?: Buffer, signal?: AbortSignal): Promise<Buffer> {
+    return this.reader.readPackRange(pack, offset, length, into, signal);
+  }
+  writeSealedAt(id: Buffer, loc: BlobLocation, sealed: Buffer, fd: number, pos: number): Promise<number | 'auth' | 'id'> {
+    return this.reader.writeSealedAt(id, loc, sealed, fd, pos);
+  }
+  verifyCopyIn(id: Buffer, loc: BlobLocation, sealed: Buffer): Promise<void> {
+    return this.reader.verifyCopyIn(id, loc, sealed);
+  }
+  /**
+   * Many trees at once: each a Tree, or what loading it alone threw. Read by pack
+   * (tree-batch.ts); with the disk cache, through it (it fetches whole tree packs itself).
+   */
+  async loadTrees(ids: Buffer[], loader: TreeBatchLoader = new TreeBatchLoader(this)): Promise<Array<Tree | Error>> {
+    if (!this.reader.cachesTrees) return loader.load(ids);
+    const out: Array<Tree | Error> = new Array(ids.length);
+    await mapLimit([...ids.keys()], this.readConcurrency, async (i) => {
+      try {
+        out[i] = await this.loadTree(ids[i]!, { cache: false });
+      } catch (e) {
+        out[i] = e instanceof Error ? e : new Error(String(e));
+      }
+    });
+    return out;
   }
   useTreeCache(root: string | null, maxBytes?: number): void {
     this.reader.useTreeCache(root, maxBytes);

@@ -15,6 +15,9 @@ import { Semaphore } from '../repo/semaphore.js';
 import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
 import { pathOf, restoreSmallFiles, type SmallFile, type SmallFilesResult } from './small-files.js';
+import { ReadPlan, type PlanOptions, type SealedBlobsRead } from './read-plan.js';
+import { TreeAhead } from './tree-ahead.js';
+import { TreeBatchLoader } from '../repo/tree-batch.js';
 
 export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   target: string;
@@ -31,6 +34,8 @@ export interface RestoreResult {
   bytes: number;
   /** damage: an entry the snapshot's tree holds but no restore may trust (format/tree.ts Tree.rejected). */
   errors: Array<{ path: string; message: string; damage?: boolean }>;
+  /** Ranged reads of data and of trees made by the read plans, and the most bytes of data the plan held against its budget. */
+  reads?: { data: number; trees: number; peakBytes: number; budgetBytes: number };
 }
 
 /** Which entries a set of include paths selects: inside one, or on the way to one. */
@@ -60,6 +65,7 @@ export async function restoreSnapshot(repo: Repository, snap: Snapshot, opts: Re
   repo.preferSigner(snap.signer?.id ?? null);
   await fsp.mkdir(opts.target, { recursive: true });
   await r.run(root, rootId, Buffer.from(path.resolve(opts.target)));
+  r.result.reads = r.reads;
   return r.result;
 }
 
@@ -103,8 +109,6 @@ interface Dir {
 }
 
 const S_ISGID = 0o2000;
-/** The walk reads each tree once: caching them only keeps them alive longer. */
-const NO_CACHE = { cache: false };
 
 /** Files being restored at once (the tree walk waits for one to finish beyond this). */
 const FILES_IN_FLIGHT = 16;
@@ -117,8 +121,25 @@ const BATCH_FILES = 128;
 // 1 and 2 MiB rather than 2 and 4: corpus restore peak RSS 122 -> 115 MB, as fast.
 const BATCH_BYTES = 1 << 20;
 const BATCH_RAW = 2 << 20;
-/** ...with this many batches in flight (enough to keep the pool's threads busy while the next is read). */
+/** ...with this many batches being opened and written at once (enough to keep the pool's threads busy). */
 const BATCHES_IN_FLIGHT = 4;
+
+/**
+ * Reads of data (read-plan.ts). On a local disk (1-2 reads at once) a read past a gap costs
+ * more than another read; over a network a round trip is worth megabytes, and the budget
+ * must cover what is in flight while a round trip passes.
+ */
+function planOptions(concurrency: number): PlanOptions {
+  return concurrency > 2
+    ? { concurrency, gap: 1 << 20, span: 8 << 20, budget: 64 << 20, readsInto: false }
+    : { concurrency, gap: 64 << 10, span: 2 << 20, budget: 24 << 20, readsInto: true };
+}
+
+/** Where the walk is: the path inside the snapshot (while selecting), and whether everything below is selected. */
+interface WalkAt {
+  snapPath: string;
+  all: boolean;
+}
 
 const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
@@ -163,13 +184,16 @@ class RestoreRun {
   private readonly meta: ApplyMetaOptions;
   private readonly files = new Semaphore(FILES_IN_FLIGHT);
   private readonly blobBytes = new Semaphore(BLOB_BYTES_IN_FLIGHT);
-  private readonly batchSlots = new Semaphore(BATCHES_IN_FLIGHT);
+  private readonly processing = new Semaphore(BATCHES_IN_FLIGHT);
   /**
-   * Batches' sealed and plaintext buffers, reused instead of left to the GC, all at the
-   * batch limits' sizes so that every one fits every batch (buffers of each batch's own
-   * size missed the pool and overflowed it as garbage: docs/PERFORMANCE.md, "Memory").
+   * Batches' plaintext buffers, reused instead of left to the GC, all at the batch limit's
+   * size so that every one fits every batch (docs/PERFORMANCE.md, "Memory").
    */
-  private readonly buffers = new BufferPool(BATCHES_IN_FLIGHT * (BATCH_BYTES + BATCH_RAW));
+  private readonly buffers = new BufferPool(BATCHES_IN_FLIGHT * BATCH_RAW);
+  /** Reads of data blobs, by pack (read-plan.ts); exposed for tests of its bounds. */
+  readonly plan: ReadPlan;
+  private readonly trees: TreeAhead<WalkAt>;
+  private readonly treeLoader: TreeBatchLoader;
   private batch = new Batch();
   private readonly euid = process.geteuid?.() ?? 0;
   private finished!: () => void;
@@ -181,6 +205,25 @@ class RestoreRun {
   ) {
     this.sel = new Selector(opts.include);
     this.meta = { owner: opts.owner ?? process.getuid?.() === 0, securityXattrs: opts.securityXattrs ?? false, mapByName: opts.mapByName ?? false };
+    this.plan = new ReadPlan(repo, planOptions(repo.readConcurrency));
+    const loader = (this.treeLoader = new TreeBatchLoader(repo));
+    this.trees = new TreeAhead<WalkAt>({ loadTrees: (ids) => repo.loadTrees(ids, loader) }, (tree, at) => this.subdirs(tree, at), (id) => repo.locate(id)?.rawLength ?? 0);
+  }
+
+  get reads(): NonNullable<RestoreResult['reads']> {
+    return { data: this.plan.reads, trees: this.treeLoader.reads, peakBytes: this.plan.peak, budgetBytes: this.plan.budget };
+  }
+
+  /** The subtrees walk() enters below `tree`, in its order (what it skips is skipped here too). */
+  private subdirs(tree: Tree, at: WalkAt): Array<{ id: Buffer; ctx: WalkAt }> {
+    const out: Array<{ id: Buffer; ctx: WalkAt }> = [];
+    for (const node of tree.nodes) {
+      if (node.type !== 'dir' || !node.subtree || nameProblem(node.name) !== null) continue;
+      const childSnap = at.all ? '' : path.posix.join(at.snapPath, node.name.toString());
+      const sel = at.all ? 'all' : this.sel.test(childSnap);
+      if (sel !== 'no') out.push({ id: node.subtree, ctx: { snapPath: childSnap, all: sel === 'all' } });
+    }
+    return out;
   }
 
   /**
@@ -192,6 +235,7 @@ class RestoreRun {
     const created = this.createdInTarget(target);
     const fd = openTarget(target.toString());
     const root: Dir = { path: target, name: Buffer.alloc(0), fd, at: fdPath(fd), node: null, parent: null, pending: 1, created };
+    this.trees.start(tree, { snapPath: '/', all: false });
     await this.walk(tree, treeId, root, '/', false);
     await this.flush();
     this.childDone(root);
@@ -339,18 +383,17 @@ class RestoreRun {
     return raw === node.size ? { locs, sealed } : null;
   }
 
-  /** Sends the batch gathered so far on its way (waiting while too many are in flight). */
+  /** Sends the batch gathered so far on its way (waiting while the reads' budget is full). */
   private async flush(): Promise<void> {
     const b = this.batch;
     if (!b.files.length) return;
     this.batch = new Batch();
-    await this.batchSlots.acquire();
-    void this.runBatch(b)
+    const { ready } = await this.plan.request(b.locs);
+    void this.runBatch(b, ready)
       .catch((e) => {
         for (const f of b.files) this.fail(pathOf(f), e);
       })
       .finally(() => {
-        this.batchSlots.release();
         for (const f of b.files) this.childDone(f.dir);
       });
   }
@@ -361,18 +404,31 @@ class RestoreRun {
    * itself failed (a pack that cannot be read), is restored the usual way, which reports
    * the damage (or retries a read) for that file alone.
    */
-  private async runBatch(b: Batch): Promise<void> {
+  private async runBatch(b: Batch, reading: Promise<SealedBlobsRead>): Promise<void> {
     let res: SmallFilesResult;
-    let sealedBuf: ArrayBuffer | undefined;
+    let read: SealedBlobsRead | undefined;
     try {
-      const sealed = await this.repo.readSealedBatch(b.locs, { alloc: (n) => (sealedBuf = this.buffers.take(Math.max(n, BATCH_BYTES))) });
-      const ids = Buffer.allocUnsafe(b.ids.length * 32);
-      b.ids.forEach((id, i) => id.copy(ids, i * 32));
-      res = await restoreSmallFiles(b.files, Uint32Array.from(b.blobList), { ...sealed, ids, rawLengths: Uint32Array.from(b.locs, (l) => l.rawLength) }, this.meta, this.buffers, BATCH_RAW);
+      read = await reading;
+      await this.processing.acquire();
+      try {
+        const keys: Buffer[] = [];
+        const keyNo = new Map<PackRef, number>();
+        const keyOf = Uint16Array.from(b.locs, (l) => {
+          let k = keyNo.get(l.pack);
+          if (k === undefined) keyNo.set(l.pack, (k = keys.push(this.repo.packKey(l.pack)) - 1));
+          return k;
+        });
+        const ids = Buffer.allocUnsafe(b.ids.length * 32);
+        b.ids.forEach((id, i) => id.copy(ids, i * 32));
+        const blobs = { sealed: read.bytes, offsets: read.offsets, lengths: Uint32Array.from(b.locs, (l) => l.length), keyOf, keys, macKey: this.repo.secrets.macKey, ids, rawLengths: Uint32Array.from(b.locs, (l) => l.rawLength) };
+        res = await restoreSmallFiles(b.files, Uint32Array.from(b.blobList), blobs, this.meta, this.buffers, BATCH_RAW);
+      } finally {
+        this.processing.release();
+      }
     } catch {
       return this.oneByOne(b.files);
     } finally {
-      if (sealedBuf) this.buffers.give(sealedBuf);
+      if (read) this.plan.release(read);
     }
     const again: Batch['files'] = [];
     res.outcomes.forEach((o, i) => {
@@ -398,6 +454,7 @@ class RestoreRun {
     try {
       made = makeDirAt(parent.at, node.name);
     } catch (e) {
+      if (node.subtree) this.trees.skip(node.subtree);
       this.fail(p, e);
       return;
     }
@@ -408,7 +465,7 @@ class RestoreRun {
     const dir: Dir = { path: p, name: Buffer.from(node.name), fd: made.fd, at: fdPath(made.fd), node, parent, pending: 1, created };
     parent.pending++;
     try {
-      if (node.subtree) await this.walk(await this.repo.loadTree(node.subtree, NO_CACHE), node.subtree, dir, snapPath, all);
+      if (node.subtree) await this.walk(await this.trees.take(node.subtree), node.subtree, dir, snapPath, all);
     } catch (e) {
       this.fail(p, e);
       dir.broken = true;
@@ -504,6 +561,37 @@ class RestoreRun {
   }
 
   private async writeChunk(id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {
+    const wrote = await this.writePlanned(id, fd, pos);
+    if (wrote === null) return this.writeChunkAlone(id, sealedLen, rawLen, fd, pos);
+    if (wrote !== rawLen) throw new CorruptError(`blob ${id.toString('hex').slice(0, 16)}`, `${wrote} bytes, the index says ${rawLen}`);
+  }
+
+  /**
+   * A chunk read through the read plan and written: the bytes written, or null when it must
+   * be read alone (its pack is cold, its read failed, or this copy is damaged: writeBlobAt
+   * tries the other copies and says what is wrong).
+   */
+  private async writePlanned(id: Buffer, fd: number, pos: number): Promise<number | null> {
+    const loc = this.repo.locateHot(id);
+    if (!loc) return null;
+    let read: SealedBlobsRead;
+    try {
+      read = await (await this.plan.request([loc])).ready;
+    } catch {
+      return null;
+    }
+    try {
+      const wrote = await this.repo.writeSealedAt(id, loc, read.bytes, fd, pos);
+      return typeof wrote === 'number' ? wrote : null;
+    } catch (e) {
+      if (e instanceof TsbakError && e.code === 'CORRUPT') return null;
+      throw e;
+    } finally {
+      this.plan.release(read);
+    }
+  }
+
+  private async writeChunkAlone(id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {
     // What the blob holds while it is opened: its sealed bytes, in a buffer of the pool's
     // size class (up to twice their length), and its plaintext (a large blob stored raw is
     // decrypted in place and written from there, but that is not known yet).

@@ -1,0 +1,312 @@
+// The restore's reads of data, planned by pack. Each piece of work (a batch of small files,
+// a chunk of a large file) asks for its blobs and gets their sealed bytes back to back in
+// a buffer of its own. Requests wait here, so that the ones to neighbouring blobs of a pack
+// are served by one ranged read (read-ranges.ts), and up to `concurrency` reads are in
+// flight: over a network, latency is hidden by reading ahead, not paid once per batch.
+//
+// Memory is bounded by `budget`: half of it for the buffers of work waiting for or holding
+// its bytes (a request waits in read() for room), half for the reads in flight. A read
+// that could still grow (its pack has no further blob asked for yet) waits until it is
+// `span` long or, when nothing else is being read, until nothing new came in for one turn
+// of the event loop (the walk producing the requests is waiting on something) or a
+// request waits for room.
+import type { BlobLocation, PackRef } from '../repo/blob-index.js';
+import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
+import type { PlannedRead } from '../repo/read-ranges.js';
+
+export interface PlanSource {
+  readPackRange(pack: PackRef, offset: number, length: number, into?: Buffer): Promise<Buffer>;
+}
+
+export interface PlanOptions {
+  /** Reads in flight at most. */
+  concurrency: number;
+  /** Blobs this far apart in a pack are read with one read... */
+  gap: number;
+  /** ...of at most this many bytes. */
+  span: number;
+  /** Bytes of buffers held at most: work's and reads'. */
+  budget: number;
+  /** Whether reads fill a buffer given (a local file) rather than bringing their own. */
+  readsInto: boolean;
+}
+
+/** A request's blobs: blob i is bytes[offsets[i], offsets[i] + its length). Give it back with release(). */
+export interface SealedBlobsRead {
+  bytes: Buffer;
+  offsets: Uint32Array;
+}
+
+interface Need {
+  loc: BlobLocation;
+  unit: Unit;
+  /** Where its bytes go in the unit's buffer. */
+  at: number;
+  requested: boolean;
+}
+
+interface Unit {
+  needs: Need[];
+  missing: number;
+  /** Bytes counted against the budget (its buffer's size). */
+  size: number;
+  buf: ArrayBuffer;
+  read: SealedBlobsRead;
+  failed: boolean;
+  resolve: (r: SealedBlobsRead) => void;
+  reject: (e: unknown) => void;
+}
+
+export class ReadPlan {
+  /** Bytes of buffers held now, and at most so far (work's and reads'). */
+  held = 0;
+  peak = 0;
+  /** Ranged reads made. */
+  reads = 0;
+  private unitHeld = 0;
+  private readHeld = 0;
+  private inflight = 0;
+  readonly budget: number;
+  private readonly unitBudget: number;
+  private readonly readBudget: number;
+  private queue: Unit[] = [];
+  private head = 0;
+  /** Needs not yet requested, by pack. */
+  private readonly pending = new Map<PackRef, PackNeeds>();
+  private readonly waiting: Array<{ size: number; go: () => void }> = [];
+  private readonly pool: BufferPool;
+  private readonly byUnit = new WeakMap<Buffer, Unit>();
+  /** Requests made so far, and whether an idle check is scheduled. */
+  private submitted = 0;
+  private idleCheck = false;
+  private idle = false;
+
+  constructor(
+    private readonly src: PlanSource,
+    private readonly o: PlanOptions,
+  ) {
+    this.readBudget = Math.max(o.span, Math.floor(o.budget / 2));
+    this.budget = this.readBudget + Math.max(o.budget - this.readBudget, 0);
+    this.unitBudget = Math.max(o.budget - this.readBudget, 0);
+    this.pool = new BufferPool(o.budget);
+  }
+
+  /**
+   * Asks for these blobs' sealed bytes: resolves once there is room for them (the caller
+   * goes on producing work then), with the promise of the bytes, `ready` (rejected with the read's
+   * error when one of their reads fails).
+   */
+  async request(locs: BlobLocation[]): Promise<{ ready: Promise<SealedBlobsRead> }> {
+    let total = 0;
+    for (const l of locs) total += l.length;
+    const size = sizeClass(Math.max(total, 1));
+    if (this.waiting.length || (this.unitHeld > 0 && this.unitHeld + size > this.unitBudget)) {
+      await new Promise<void>((go) => {
+        this.waiting.push({ size, go });
+        // Nothing more comes until there is room: read what is asked for.
+        this.pump(true);
+      });
+    } else this.take(size);
+    const buf = this.pool.take(size);
+    const offsets = new Uint32Array(locs.length);
+    let at = 0;
+    const needs: Need[] = [];
+    const ready = new Promise<SealedBlobsRead>((resolve, reject) => {
+      const unit: Unit = { needs, missing: locs.length, size, buf, read: { bytes: Buffer.from(buf, 0, total), offsets }, failed: false, resolve, reject };
+      this.byUnit.set(unit.read.bytes, unit);
+      locs.forEach((loc, i) => {
+        offsets[i] = at;
+        const n: Need = { loc, unit, at, requested: false };
+        at += loc.length;
+        needs.push(n);
+        let list = this.pending.get(loc.pack);
+        if (!list) this.pending.set(loc.pack, (list = new PackNeeds()));
+        list.add(n);
+      });
+      if (!locs.length) resolve(unit.read);
+      else this.queue.push(unit);
+    });
+    this.submitted++;
+    this.idle = false;
+    // With a check pending, reads start then (a walk yields every few ms): planning on every request costs.
+    if (!this.idleCheck) this.pump(false);
+    // Its failure is the caller's to handle when it gets there.
+    ready.catch(() => {});
+    return { ready };
+  }
+
+  /** The work is done with its bytes. */
+  release(r: SealedBlobsRead): void {
+    const unit = this.byUnit.get(r.bytes);
+    if (!unit) return;
+    this.byUnit.delete(r.bytes);
+    this.free(unit);
+  }
+
+  private free(unit: Unit): void {
+    this.pool.give(unit.buf);
+    this.unitHeld -= unit.size;
+    this.count(-unit.size);
+    while (this.waiting.length && (this.unitHeld === 0 || this.unitHeld + this.waiting[0]!.size <= this.unitBudget)) {
+      const w = this.waiting.shift()!;
+      this.take(w.size);
+      w.go();
+    }
+  }
+
+  private take(size: number): void {
+    this.unitHeld += size;
+    this.count(size);
+  }
+
+  private count(n: number): void {
+    this.held += n;
+    if (this.held > this.peak) this.peak = this.held;
+  }
+
+  /** Starts reads while there is room, for the oldest work first. `force`: also reads that could still grow. */
+  private pump(force: boolean): void {
+    while (this.inflight < this.o.concurrency) {
+      while (this.head < this.queue.length && this.queue[this.head]!.needs.every((n) => n.requested)) this.head++;
+      if (this.head > 1024) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+      const unit = this.queue[this.head];
+      if (!unit) return;
+      const first = unit.needs.find((n) => !n.requested)!;
+      const list = this.pending.get(first.loc.pack)!;
+      const { read: r, last } = list.readFrom(first, this.o.gap, this.o.span);
+      // A read that could still grow starts short only when nothing is being read (the end
+      // of one wakes this up again), and then only when nothing more is coming soon.
+      const growing = last && r.length < this.o.span;
+      if (growing && this.inflight > 0) return;
+      if (growing && !force && !this.idle) {
+        this.whenIdle();
+        return;
+      }
+      if (this.readHeld > 0 && this.readHeld + this.readSize(r.length) > this.readBudget) return;
+      this.start(first.loc.pack, r);
+    }
+  }
+
+  /** Pumps with `idle` set once a turn of the event loop passed with no new request. */
+  private whenIdle(): void {
+    if (this.idleCheck) return;
+    this.idleCheck = true;
+    const mark = this.submitted;
+    setImmediate(() => {
+      this.idleCheck = false;
+      if (this.submitted === mark) this.idle = true;
+      this.pump(false);
+    });
+  }
+
+  private start(pack: PackRef, r: PlannedRead<Need>): void {
+    this.pending.get(pack)!.taken(r.items);
+    const size = this.readSize(r.length);
+    this.readHeld += size;
+    this.count(size);
+    this.inflight++;
+    this.reads++;
+    const into = this.o.readsInto ? this.pool.take(r.length) : null;
+    const done = () => {
+      if (into) this.pool.give(into);
+      this.readHeld -= size;
+      this.count(-size);
+      this.inflight--;
+      this.pump(false);
+    };
+    this.src.readPackRange(pack, r.offset, r.length, into ? Buffer.from(into, 0, r.length) : undefined).then(
+      (bytes) => {
+        for (const n of r.items) {
+          const u = n.unit;
+          if (u.failed) continue;
+          bytes.copy(u.read.bytes, n.at, n.loc.offset - r.offset, n.loc.offset - r.offset + n.loc.length);
+          if (--u.missing === 0) u.resolve(u.read);
+        }
+        done();
+      },
+      (e: unknown) => {
+        for (const n of r.items) this.fail(n.unit, e);
+        done();
+      },
+    );
+  }
+
+  /** What a read of n bytes holds: a pooled buffer when reads fill ours. */
+  private readSize(n: number): number {
+    return this.o.readsInto ? sizeClass(n) : n;
+  }
+
+  /** A read of one of its blobs failed: the work gets the error, and its other blobs are not read. */
+  private fail(u: Unit, e: unknown): void {
+    if (u.failed) return;
+    u.failed = true;
+    for (const n of u.needs) if (!n.requested) this.pending.get(n.loc.pack)!.taken([n]);
+    this.byUnit.delete(u.read.bytes);
+    this.free(u);
+    u.reject(e);
+  }
+}
+
+/** The needs of one pack not yet requested, by offset (requested ones are dropped in bulk, now and then). */
+class PackNeeds {
+  private list: Need[] = [];
+  private dead = 0;
+
+  add(n: Need): void {
+    const l = this.list;
+    // Requests come mostly in pack order (a backup wrote files in the order a restore walks them).
+    if (!l.length || l[l.length - 1]!.loc.offset <= n.loc.offset) l.push(n);
+    else l.splice(this.lowerBound(n.loc.offset + 1), 0, n);
+  }
+
+  /** The read that serves `first`, the needs after it and those just before; `last`: it reaches the last need (more may come to join it). */
+  readFrom(first: Need, gap: number, span: number): { read: PlannedRead<Need>; last: boolean } {
+    const l = this.list;
+    const start = first.loc.offset;
+    let end = start;
+    const items: Need[] = [];
+    let i = this.lowerBound(start);
+    for (; i < l.length; i++) {
+      const n = l[i]!;
+      if (n.requested) continue;
+      const e = Math.max(end, n.loc.offset + n.loc.length);
+      if (items.length && (n.loc.offset > end + gap || e - start > span)) break;
+      items.push(n);
+      end = e;
+    }
+    // Then back: later work may want blobs just before (a pack's order is not quite the walk's).
+    let from = start;
+    for (let j = this.lowerBound(start) - 1; j >= 0; j--) {
+      const n = l[j]!;
+      if (n.requested) continue;
+      if (n.loc.offset + n.loc.length + gap < from || end - n.loc.offset > span) break;
+      items.push(n);
+      from = n.loc.offset;
+    }
+    return { read: { offset: from, length: end - from, items }, last: i >= l.length };
+  }
+
+  taken(items: Need[]): void {
+    for (const n of items) n.requested = true;
+    this.dead += items.length;
+    if (this.dead * 2 > this.list.length) {
+      this.list = this.list.filter((n) => !n.requested);
+      this.dead = 0;
+    }
+  }
+
+  /** The first index whose offset is at least `offset`. */
+  private lowerBound(offset: number): number {
+    let lo = 0;
+    let hi = this.list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.list[mid]!.loc.offset < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
