@@ -40,6 +40,7 @@
 #include <node_api.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,8 +470,61 @@ static int is_whole(double v, double max) { return v >= 0 && v <= max && v == (d
  * were written at pos of fd; 0 when it did not open (tag, flag, length or zstd frame); 2
  * when its plaintext does not match the id; -1 when a write failed (or memory ran out),
  * res[1] its errno. Nothing is written before both checks pass. The sealed bytes are
- * decrypted in place; a compressed blob's plaintext gets a buffer of its own, freed at once
- * (a per-thread one would keep the largest chunk resident on every thread of the pool). */
+ * decrypted in place; a compressed blob's plaintext goes to a buffer from plain_take. */
+/* Plaintext buffers for compressed blobs opened into a file, shared by the pool's threads:
+ * a few kept for the next blobs, the rest freed. A buffer of its own per blob, freed at
+ * once, was an mmap of up to a chunk (glibc's threshold is set low by bin/tsbak), faulted
+ * in page by page and unmapped again: a restore of VM images spent more CPU in the kernel
+ * than in opening blobs. Kept buffers are the ones blobs in flight use at a restore's peak
+ * anyway; one per thread would keep the largest chunk resident on every thread. */
+#define PLAIN_KEEP 2
+static pthread_mutex_t plain_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *plain_free[PLAIN_KEEP];
+static size_t plain_cap[PLAIN_KEEP];
+
+/* A buffer of at least n bytes (*cap: its size), or NULL when memory runs out. */
+static uint8_t *plain_take(size_t n, size_t *cap) {
+  uint8_t *b = NULL;
+  pthread_mutex_lock(&plain_lock);
+  for (int i = 0; i < PLAIN_KEEP; i++) {
+    if (plain_free[i] && plain_cap[i] >= n) {
+      b = plain_free[i];
+      *cap = plain_cap[i];
+      plain_free[i] = NULL;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&plain_lock);
+  if (b) return b;
+  /* Whole MiB, so that chunks of any length share buffers. */
+  *cap = (n + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1);
+  if (!*cap) *cap = 1u << 20;
+  return malloc(*cap);
+}
+
+/* Keeps b (from plain_take, cap bytes) for a later blob, in an empty place or in place of a
+ * smaller one (which is freed), or frees it. */
+static void plain_give(uint8_t *b, size_t cap) {
+  if (!b) return;
+  pthread_mutex_lock(&plain_lock);
+  int at = -1;
+  for (int i = 0; i < PLAIN_KEEP; i++) {
+    if (!plain_free[i]) {
+      at = i;
+      break;
+    }
+    if (plain_cap[i] < cap && (at < 0 || plain_cap[i] < plain_cap[at])) at = i;
+  }
+  uint8_t *drop = b;
+  if (at >= 0) {
+    drop = plain_free[at];
+    plain_free[at] = b;
+    plain_cap[at] = cap;
+  }
+  pthread_mutex_unlock(&plain_lock);
+  free(drop);
+}
+
 static void run_to_file(struct pool_job *pj) {
   struct to_file_job *j = (struct to_file_job *)pj;
   j->res[0] = 0;
@@ -489,32 +543,33 @@ static void run_to_file(struct pool_job *pj) {
   uint8_t *b = unseal(j->key, j->id, j->sealed, j->sealed_len, NULL, raw, 1, &flag, &body);
   if (!b) return;
   uint8_t *plain = b, *own = NULL;
+  size_t own_cap = 0;
   if (flag == 1) {
-    if (!(own = malloc(raw ? raw : 1))) {
+    if (!(own = plain_take(raw ? raw : 1, &own_cap))) {
       j->res[0] = -1;
       j->res[1] = ENOMEM;
       return;
     }
     size_t got = ZSTD_decompressDCtx(dctx, own, raw, b, body);
     if (ZSTD_isError(got) || got != raw) {
-      free(own);
+      plain_give(own, own_cap);
       return;
     }
     plain = own;
   }
   uint8_t md[ID_LEN];
   if (EVP_MD_CTX_copy_ex(h->work, h->inner) != 1 || EVP_DigestUpdate(h->work, plain, raw) != 1 || hmac_finish(h, md) != 0) {
-    free(own);
+    plain_give(own, own_cap);
     j->base.failure = "openBlobToFile: HMAC-SHA256 failed";
     return;
   }
   if (memcmp(md, j->id, ID_LEN) != 0) {
-    free(own);
+    plain_give(own, own_cap);
     j->res[0] = 2;
     return;
   }
   int err = write_all(fd, plain, raw, pos);
-  free(own);
+  plain_give(own, own_cap);
   j->res[0] = err ? -1 : 1;
   j->res[1] = err;
 }
