@@ -60,5 +60,6 @@ napi_value js_openBlobsAsync(napi_env env, napi_callback_info info);
 napi_value js_writeFilesAsync(napi_env env, napi_callback_info info);
 napi_value js_openBlobToFileAsync(napi_env env, napi_callback_info info);
 napi_value js_blobIdAsync(napi_env env, napi_callback_info info);
+napi_value js_copyRangeAsync(napi_env env, napi_callback_info info);
 
 #endif

@@ -34,6 +34,7 @@ interface Addon {
   writeFilesAsync(...a: WriteFilesArgs): Promise<void>;
   openBlobToFileAsync(sealed: Uint8Array, key: Uint8Array, id: Uint8Array, macKey: Uint8Array, where: Float64Array, res: Int32Array): Promise<void>;
   blobIdAsync(macKey: Uint8Array, data: Uint8Array, out: Uint8Array): Promise<void>;
+  copyRangeAsync?(where: Float64Array, res: Int32Array): Promise<void>;
   gearScan(buf: Uint8Array, from: number, to: number, mask: number, gear: Int32Array, state: Int32Array): number;
 }
 
@@ -511,7 +512,7 @@ export function openBlobNative(key: Uint8Array, macKey: Uint8Array, id: Uint8Arr
 /**
  * Opens one large blob on libuv's thread pool and writes its plaintext (rawLength bytes) at
  * `pos` of the open file `fd` from there: no plaintext buffer on this thread (a compressed
- * blob's is malloc'd there and freed at once). `sealed` is decrypted in place: it must be
+ * blob's is one of a few the pool's threads share). `sealed` is decrypted in place: it must be
  * the caller's own copy, not touched until this settles, and is garbage after. Resolves to
  * the bytes written; 'auth' when the blob does not open (damaged), 'id' when its plaintext
  * does not match the id (nothing is written then); null when the addon cannot be loaded. A
@@ -544,6 +545,20 @@ export async function blobIdNativeAsync(macKey: Uint8Array, data: Uint8Array): P
 }
 
 /** An errno as Node's fs words it: code "ENOSPC", message "ENOSPC: no space left on device, write". */
+/**
+ * Copies `length` bytes of the open file `fd` from offset `from` to offset `to`, in the kernel
+ * (copy_file_range, on libuv's pool). True when all were copied; false when the addon, the
+ * kernel or the file system cannot (nothing to report: the caller writes the bytes itself).
+ */
+export async function copyRangeAsync(fd: number, from: number, to: number, length: number): Promise<boolean> {
+  if (!nativeAvailable()) return false;
+  const addon = load();
+  if (!addon.copyRangeAsync) return false; // an addon built before it
+  const res = new Int32Array(1);
+  await addon.copyRangeAsync(Float64Array.of(fd, from, to, length), res);
+  return res[0] === 0;
+}
+
 function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
   const [code, text] = getSystemErrorMap().get(-errno) ?? [`errno ${errno}`, 'unknown error'];
   return Object.assign(new Error(`${code}: ${text}, ${syscall}`), { code, errno: -errno, syscall });
