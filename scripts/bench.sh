@@ -475,7 +475,7 @@ case " $tools " in *" borg "*) versions="$versions, $(borg --version)" ;; esac
   echo "images_corpus=$images_mib MiB"
   echo "git_sources=$git_sources"
   echo "restore_dirs=tmpfs $tmpfs_dir ($( [ -d "$tmpfs_dir" ] && fstype "$tmpfs_dir" )), disk $disk_dir ($( [ -d "$disk_dir" ] && fstype "$disk_dir" ))"
-  echo "settings=tsbak defaults (zstd 3, real KDF, --cache-dir); restic defaults (repository v2, compression auto); borg init -e repokey-blake2, create --compression zstd,3; restores into ${BENCH_RESTORE_DIR:-$work/restore} ($(df --output=fstype "${BENCH_RESTORE_DIR:-$work/restore}" 2>/dev/null | tail -1))"
+  echo "settings=tsbak defaults (zstd 3, real KDF, --cache-dir); restic defaults (repository v2, compression auto); borg init -e repokey-blake2, create --compression zstd,3$( [ "$main" != 0 ] && echo "; restores into ${BENCH_RESTORE_DIR:-$work/restore} ($(df --output=fstype "${BENCH_RESTORE_DIR:-$work/restore}" 2>/dev/null | tail -1))")"
 } > "$work/meta.env"
 echo
 node "$here/scripts/bench/table.mjs" "$work"
