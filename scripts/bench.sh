@@ -37,8 +37,8 @@
 #   BENCH_MAIN=0                        skip phases 1-5 (the README corpus and the big file)
 #   BENCH_CORPORA="files images"        the other corpora, a subset of: files images srcgit usr
 #                                       (default "files images srcgit"; "" for none)
-#   BENCH_FILES_COUNT=7000 BENCH_FILES_MIB=500    the files corpus: how many, how big in all
-#   BENCH_IMAGES_MIB=1024               the images corpus, in all
+#   BENCH_FILES_COUNT=7000 BENCH_FILES_MIB=400    the files corpus: how many, how big in all
+#   BENCH_IMAGES_MIB=512                the images corpus, in all
 #   BENCH_GIT_SOURCES="/usr/include"    the text the srcgit corpus commits
 #   BENCH_TMPFS_DIR=/dev/shm/x          the tmpfs restores of the other corpora go to
 #                                       (default /dev/shm/tsbak-bench-restore); the disk
@@ -62,8 +62,8 @@ sources=${BENCH_SOURCES:-/usr/share /usr/include}
 main=${BENCH_MAIN:-1}
 corpora=${BENCH_CORPORA-files images srcgit}
 files_count=${BENCH_FILES_COUNT:-7000}
-files_mib=${BENCH_FILES_MIB:-500}
-images_mib=${BENCH_IMAGES_MIB:-1024}
+files_mib=${BENCH_FILES_MIB:-400}
+images_mib=${BENCH_IMAGES_MIB:-512}
 git_sources=${BENCH_GIT_SOURCES:-/usr/include}
 tmpfs_dir=${BENCH_TMPFS_DIR:-/dev/shm/tsbak-bench-restore}
 big_mib=${BENCH_BIG_MIB:-2048}
