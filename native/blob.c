@@ -47,6 +47,8 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+/* For ZSTD_initStaticCCtx and ZSTD_estimateCCtxSize (exported by the shared libzstd). */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include "common.h"
@@ -61,6 +63,17 @@ static __thread EVP_CIPHER_CTX *gcm;
 static __thread EVP_CIPHER_CTX *gcm_seal;
 static __thread ZSTD_DCtx *dctx;
 static __thread ZSTD_CCtx *cctx;
+/* Sealing's zstd context in a workspace of its own, sized once for any input at the level
+ * (and at level 1, the probe's). zstd frees the workspace of an ordinary context that has
+ * been much larger than needed for ~128 calls (small blobs after large ones, the probe's
+ * 2 KiB slices) and allocates it again for the next large blob: with bin/tsbak-write's
+ * 256 KiB malloc threshold an mmap whose tables zstd then memsets page by page. That
+ * memset was ~22% of a source tree's first backup's page faults. */
+static __thread ZSTD_CCtx *cctx_fixed;
+static __thread void *cctx_ws;
+static __thread size_t cctx_ws_len;
+/* Levels whose workspace is larger (9 and up) use an ordinary context. */
+#define FIXED_WORKSPACE_MAX (8u << 20)
 static __thread uint8_t *scratch;
 static __thread size_t scratch_len;
 
@@ -356,9 +369,32 @@ static int parse_seal(napi_env env, napi_value *argv, struct pool_job *pj) {
 #define PROBE_SAMPLES 18
 #define PROBE_BYTES 2048
 
+/* The thread's context for sealing at level (NULL when none can be made). */
+static ZSTD_CCtx *cctx_for(int level) {
+  size_t need = ZSTD_estimateCCtxSize(level), probe = ZSTD_estimateCCtxSize(1);
+  if (need < probe) need = probe;
+  if (need <= FIXED_WORKSPACE_MAX) {
+    if (cctx_ws_len < need) {
+      void *ws = malloc(need);
+      ZSTD_CCtx *c = ws ? ZSTD_initStaticCCtx(ws, need) : NULL;
+      if (c) {
+        free(cctx_ws);
+        cctx_ws = ws;
+        cctx_ws_len = need;
+        cctx_fixed = c;
+      } else {
+        free(ws);
+      }
+    }
+    if (cctx_fixed && cctx_ws_len >= need) return cctx_fixed;
+  }
+  if (!cctx) cctx = ZSTD_createCCtx();
+  return cctx;
+}
+
 /* 1 if the sample does not compress; scratch: room for 2 * PROBE_SAMPLES * PROBE_BYTES
  * (the blob's output buffer, overwritten afterwards). */
-static int looks_incompressible(const uint8_t *src, size_t len, uint8_t *scratch) {
+static int looks_incompressible(ZSTD_CCtx *z, const uint8_t *src, size_t len, uint8_t *scratch) {
   const size_t n = PROBE_SAMPLES * PROBE_BYTES;
   const size_t part = len / (PROBE_SAMPLES - 2);
   uint8_t *out = scratch + n;
@@ -367,10 +403,10 @@ static int looks_incompressible(const uint8_t *src, size_t len, uint8_t *scratch
     size_t at = i == 0 ? 0 : i == 1 ? len - PROBE_BYTES : (i - 2) * part + (part - PROBE_BYTES) / 2;
     const uint8_t *slice = src + at;
     memcpy(scratch + i * PROBE_BYTES, slice, PROBE_BYTES);
-    size_t c = ZSTD_compressCCtx(cctx, out, PROBE_BYTES, slice, PROBE_BYTES, 1);
+    size_t c = ZSTD_compressCCtx(z, out, PROBE_BYTES, slice, PROBE_BYTES, 1);
     if (!ZSTD_isError(c) && (double)c < PROBE_BYTES * 0.99) return 0;
   }
-  size_t c = ZSTD_compressCCtx(cctx, out, n, scratch, n, 1);
+  size_t c = ZSTD_compressCCtx(z, out, n, scratch, n, 1);
   return ZSTD_isError(c) || (double)c >= n * 0.98;
 }
 
@@ -380,15 +416,15 @@ static int looks_incompressible(const uint8_t *src, size_t len, uint8_t *scratch
  * thread) and one pass over the bytes less. Data that does not shrink by 3% (or that the
  * probe above finds incompressible) is encrypted from src instead. Every blob is padded to
  * a Padme length (see src/format/blob.ts). */
-static size_t seal_one(const uint8_t *key, const uint8_t *id, const uint8_t *src, size_t len, int level, uint8_t *out) {
+static size_t seal_one(ZSTD_CCtx *z, const uint8_t *key, const uint8_t *id, const uint8_t *src, size_t len, int level, uint8_t *out) {
   static const uint8_t zeros[4096];
   uint8_t *body = out + NONCE_LEN + 5;
   const uint8_t *plain = src;
   size_t blen = len;
   uint8_t head[5] = {FLAG_PADDED, 0, 0, 0, 0};
   int l;
-  if (level > 0 && len >= 64 && !(len >= PROBE_MIN_LEN && looks_incompressible(src, len, body))) {
-    size_t c = ZSTD_compressCCtx(cctx, body, len, src, len, level);
+  if (level > 0 && len >= 64 && !(len >= PROBE_MIN_LEN && looks_incompressible(z, src, len, body))) {
+    size_t c = ZSTD_compressCCtx(z, body, len, src, len, level);
     if (!ZSTD_isError(c) && (double)c < (double)len * 0.97) {
       plain = body;
       blen = c;
@@ -423,7 +459,8 @@ static void run_seal(struct pool_job *pj) {
     j->base.failure = "sealBlobs: cannot set up AES-256-GCM";
     return;
   }
-  if (!cctx && !(cctx = ZSTD_createCCtx())) {
+  ZSTD_CCtx *z = cctx_for(j->params[0]);
+  if (!z) {
     j->base.failure = "sealBlobs: cannot set up zstd";
     return;
   }
@@ -433,7 +470,7 @@ static void run_seal(struct pool_job *pj) {
       j->base.failure = "sealBlobs: a blob or its output is out of bounds";
       return;
     }
-    size_t n = seal_one(j->key, j->ids + i * ID_LEN, j->data + j->offsets[i], j->lengths[i], j->params[0], j->out + o);
+    size_t n = seal_one(z, j->key, j->ids + i * ID_LEN, j->data + j->offsets[i], j->lengths[i], j->params[0], j->out + o);
     if (!n) {
       j->base.failure = "sealBlobs: sealing failed (out of memory, or no randomness)";
       return;
