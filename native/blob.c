@@ -39,12 +39,15 @@
 #include <node_api.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+/* For ZSTD_initStaticCCtx and ZSTD_estimateCCtxSize (exported by the shared libzstd). */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include "napi-util.h"
@@ -62,6 +65,17 @@ static __thread EVP_CIPHER_CTX *gcm;
 static __thread EVP_CIPHER_CTX *gcm_seal;
 static __thread ZSTD_DCtx *dctx;
 static __thread ZSTD_CCtx *cctx;
+/* Sealing's zstd context in a workspace of its own, sized once for any input at the level
+ * (and at level 1, the probe's). zstd frees the workspace of an ordinary context that has
+ * been much larger than needed for ~128 calls (small blobs after large ones, the probe's
+ * 2 KiB slices) and allocates it again for the next large blob: with bin/tsbak-write's
+ * 256 KiB malloc threshold an mmap whose tables zstd then memsets page by page. That
+ * memset was ~22% of a source tree's first backup's page faults. */
+static __thread ZSTD_CCtx *cctx_fixed;
+static __thread void *cctx_ws;
+static __thread size_t cctx_ws_len;
+/* Levels whose workspace is larger (9 and up) use an ordinary context. */
+#define FIXED_WORKSPACE_MAX (8u << 20)
 static __thread uint8_t *scratch;
 static __thread size_t scratch_len;
 
@@ -357,9 +371,32 @@ static int parse_seal(napi_env env, napi_value *argv, struct pool_job *pj) {
 #define PROBE_SAMPLES 18
 #define PROBE_BYTES 2048
 
+/* The thread's context for sealing at level (NULL when none can be made). */
+static ZSTD_CCtx *cctx_for(int level) {
+  size_t need = ZSTD_estimateCCtxSize(level), probe = ZSTD_estimateCCtxSize(1);
+  if (need < probe) need = probe;
+  if (need <= FIXED_WORKSPACE_MAX) {
+    if (cctx_ws_len < need) {
+      void *ws = malloc(need);
+      ZSTD_CCtx *c = ws ? ZSTD_initStaticCCtx(ws, need) : NULL;
+      if (c) {
+        free(cctx_ws);
+        cctx_ws = ws;
+        cctx_ws_len = need;
+        cctx_fixed = c;
+      } else {
+        free(ws);
+      }
+    }
+    if (cctx_fixed && cctx_ws_len >= need) return cctx_fixed;
+  }
+  if (!cctx) cctx = ZSTD_createCCtx();
+  return cctx;
+}
+
 /* 1 if the sample does not compress; scratch: room for 2 * PROBE_SAMPLES * PROBE_BYTES
  * (the blob's output buffer, overwritten afterwards). */
-static int looks_incompressible(const uint8_t *src, size_t len, uint8_t *scratch) {
+static int looks_incompressible(ZSTD_CCtx *z, const uint8_t *src, size_t len, uint8_t *scratch) {
   const size_t n = PROBE_SAMPLES * PROBE_BYTES;
   const size_t part = len / (PROBE_SAMPLES - 2);
   uint8_t *out = scratch + n;
@@ -368,10 +405,10 @@ static int looks_incompressible(const uint8_t *src, size_t len, uint8_t *scratch
     size_t at = i == 0 ? 0 : i == 1 ? len - PROBE_BYTES : (i - 2) * part + (part - PROBE_BYTES) / 2;
     const uint8_t *slice = src + at;
     memcpy(scratch + i * PROBE_BYTES, slice, PROBE_BYTES);
-    size_t c = ZSTD_compressCCtx(cctx, out, PROBE_BYTES, slice, PROBE_BYTES, 1);
+    size_t c = ZSTD_compressCCtx(z, out, PROBE_BYTES, slice, PROBE_BYTES, 1);
     if (!ZSTD_isError(c) && (double)c < PROBE_BYTES * 0.99) return 0;
   }
-  size_t c = ZSTD_compressCCtx(cctx, out, n, scratch, n, 1);
+  size_t c = ZSTD_compressCCtx(z, out, n, scratch, n, 1);
   return ZSTD_isError(c) || (double)c >= n * 0.98;
 }
 
@@ -381,15 +418,15 @@ static int looks_incompressible(const uint8_t *src, size_t len, uint8_t *scratch
  * thread) and one pass over the bytes less. Data that does not shrink by 3% (or that the
  * probe above finds incompressible) is encrypted from src instead. Every blob is padded to
  * a Padme length (see src/format/blob.ts). */
-static size_t seal_one(const uint8_t *key, const uint8_t *id, const uint8_t *src, size_t len, int level, uint8_t *out) {
+static size_t seal_one(ZSTD_CCtx *z, const uint8_t *key, const uint8_t *id, const uint8_t *src, size_t len, int level, uint8_t *out) {
   static const uint8_t zeros[4096];
   uint8_t *body = out + NONCE_LEN + 5;
   const uint8_t *plain = src;
   size_t blen = len;
   uint8_t head[5] = {FLAG_PADDED, 0, 0, 0, 0};
   int l;
-  if (level > 0 && len >= 64 && !(len >= PROBE_MIN_LEN && looks_incompressible(src, len, body))) {
-    size_t c = ZSTD_compressCCtx(cctx, body, len, src, len, level);
+  if (level > 0 && len >= 64 && !(len >= PROBE_MIN_LEN && looks_incompressible(z, src, len, body))) {
+    size_t c = ZSTD_compressCCtx(z, body, len, src, len, level);
     if (!ZSTD_isError(c) && (double)c < (double)len * 0.97) {
       plain = body;
       blen = c;
@@ -424,7 +461,8 @@ static void run_seal(struct pool_job *pj) {
     j->base.failure = "sealBlobs: cannot set up AES-256-GCM";
     return;
   }
-  if (!cctx && !(cctx = ZSTD_createCCtx())) {
+  ZSTD_CCtx *z = cctx_for(j->params[0]);
+  if (!z) {
     j->base.failure = "sealBlobs: cannot set up zstd";
     return;
   }
@@ -434,7 +472,7 @@ static void run_seal(struct pool_job *pj) {
       j->base.failure = "sealBlobs: a blob or its output is out of bounds";
       return;
     }
-    size_t n = seal_one(j->key, j->ids + i * ID_LEN, j->data + j->offsets[i], j->lengths[i], j->params[0], j->out + o);
+    size_t n = seal_one(z, j->key, j->ids + i * ID_LEN, j->data + j->offsets[i], j->lengths[i], j->params[0], j->out + o);
     if (!n) {
       j->base.failure = "sealBlobs: sealing failed (out of memory, or no randomness)";
       return;
@@ -471,8 +509,61 @@ static int is_whole(double v, double max) { return v >= 0 && v <= max && v == (d
  * were written at pos of fd; 0 when it did not open (tag, flag, length or zstd frame); 2
  * when its plaintext does not match the id; -1 when a write failed (or memory ran out),
  * res[1] its errno. Nothing is written before both checks pass. The sealed bytes are
- * decrypted in place; a compressed blob's plaintext gets a buffer of its own, freed at once
- * (a per-thread one would keep the largest chunk resident on every thread of the pool). */
+ * decrypted in place; a compressed blob's plaintext goes to a buffer from plain_take. */
+/* Plaintext buffers for compressed blobs opened into a file, shared by the pool's threads:
+ * a few kept for the next blobs, the rest freed. A buffer of its own per blob, freed at
+ * once, was an mmap of up to a chunk (glibc's threshold is set low by bin/tsbak), faulted
+ * in page by page and unmapped again: a restore of VM images spent more CPU in the kernel
+ * than in opening blobs. Kept buffers are the ones blobs in flight use at a restore's peak
+ * anyway; one per thread would keep the largest chunk resident on every thread. */
+#define PLAIN_KEEP 2
+static pthread_mutex_t plain_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *plain_free[PLAIN_KEEP];
+static size_t plain_cap[PLAIN_KEEP];
+
+/* A buffer of at least n bytes (*cap: its size), or NULL when memory runs out. */
+static uint8_t *plain_take(size_t n, size_t *cap) {
+  uint8_t *b = NULL;
+  pthread_mutex_lock(&plain_lock);
+  for (int i = 0; i < PLAIN_KEEP; i++) {
+    if (plain_free[i] && plain_cap[i] >= n) {
+      b = plain_free[i];
+      *cap = plain_cap[i];
+      plain_free[i] = NULL;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&plain_lock);
+  if (b) return b;
+  /* Whole MiB, so that chunks of any length share buffers. */
+  *cap = (n + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1);
+  if (!*cap) *cap = 1u << 20;
+  return malloc(*cap);
+}
+
+/* Keeps b (from plain_take, cap bytes) for a later blob, in an empty place or in place of a
+ * smaller one (which is freed), or frees it. */
+static void plain_give(uint8_t *b, size_t cap) {
+  if (!b) return;
+  pthread_mutex_lock(&plain_lock);
+  int at = -1;
+  for (int i = 0; i < PLAIN_KEEP; i++) {
+    if (!plain_free[i]) {
+      at = i;
+      break;
+    }
+    if (plain_cap[i] < cap && (at < 0 || plain_cap[i] < plain_cap[at])) at = i;
+  }
+  uint8_t *drop = b;
+  if (at >= 0) {
+    drop = plain_free[at];
+    plain_free[at] = b;
+    plain_cap[at] = cap;
+  }
+  pthread_mutex_unlock(&plain_lock);
+  free(drop);
+}
+
 static void run_to_file(struct pool_job *pj) {
   struct to_file_job *j = (struct to_file_job *)pj;
   j->res[0] = 0;
@@ -491,32 +582,33 @@ static void run_to_file(struct pool_job *pj) {
   uint8_t *b = unseal(j->key, j->id, j->sealed, j->sealed_len, NULL, raw, 1, &flag, &body);
   if (!b) return;
   uint8_t *plain = b, *own = NULL;
+  size_t own_cap = 0;
   if (flag == 1) {
-    if (!(own = malloc(raw ? raw : 1))) {
+    if (!(own = plain_take(raw ? raw : 1, &own_cap))) {
       j->res[0] = -1;
       j->res[1] = ENOMEM;
       return;
     }
     size_t got = ZSTD_decompressDCtx(dctx, own, raw, b, body);
     if (ZSTD_isError(got) || got != raw) {
-      free(own);
+      plain_give(own, own_cap);
       return;
     }
     plain = own;
   }
   uint8_t md[ID_LEN];
   if (EVP_MD_CTX_copy_ex(h->work, h->inner) != 1 || EVP_DigestUpdate(h->work, plain, raw) != 1 || hmac_finish(h, md) != 0) {
-    free(own);
+    plain_give(own, own_cap);
     j->base.failure = "openBlobToFile: HMAC-SHA256 failed";
     return;
   }
   if (memcmp(md, j->id, ID_LEN) != 0) {
-    free(own);
+    plain_give(own, own_cap);
     j->res[0] = 2;
     return;
   }
   int err = write_all(fd, plain, raw, pos);
-  free(own);
+  plain_give(own, own_cap);
   j->res[0] = err ? -1 : 1;
   j->res[1] = err;
 }

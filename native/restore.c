@@ -16,6 +16,12 @@
  *       hard failure (0: none), the step it failed at (1 create, 2 write, 3 close), and the
  *       errno of fchown, fchmod, futimens (the caller decides which are warnings). A file
  *       with a hard failure is removed.
+ *
+ *   copyRangeAsync(where, res)
+ *       Copies where[3] bytes of file descriptor where[0] from offset where[1] to offset
+ *       where[2] (copy_file_range, in the kernel: no user-space buffer). res[0] = 0 when all
+ *       were copied, else the errno (EXDEV, EOPNOTSUPP, ENOSYS, EINVAL: a file system or
+ *       kernel that cannot; the caller then writes the bytes another way). Async only.
  */
 #include <node_api.h>
 
@@ -153,3 +159,50 @@ static void run_write(struct pool_job *pj) {
 static const struct job_kind WRITE = {"tsbak:writeFiles", 14, sizeof(struct write_job), parse_write, run_write};
 napi_value js_writeFiles(napi_env env, napi_callback_info info) { return call_job(env, info, &WRITE, 0); }
 napi_value js_writeFilesAsync(napi_env env, napi_callback_info info) { return call_job(env, info, &WRITE, 1); }
+
+/* ---- copying a range within a file (a restore's chunk that repeats in its file) ------------- */
+
+struct copy_job {
+  struct pool_job base;
+  double *where;
+  int32_t *res;
+};
+
+static int parse_copy(napi_env env, napi_value *argv, struct pool_job *pj) {
+  struct copy_job *j = (struct copy_job *)pj;
+  size_t t;
+  return get_ta(env, argv[0], napi_float64_array, "where: a Float64Array [fd, from, to, length]", 4, (void **)&j->where, &t) ||
+         get_ta(env, argv[1], napi_int32_array, "res: an Int32Array [errno]", 1, (void **)&j->res, &t);
+}
+
+static int whole(double v, double max) { return v >= 0 && v <= max && v == (double)(int64_t)v; }
+
+static void run_copy(struct pool_job *pj) {
+  struct copy_job *j = (struct copy_job *)pj;
+  const double max_off = 9007199254740991.0;
+  if (!whole(j->where[0], INT32_MAX) || !whole(j->where[1], max_off) || !whole(j->where[2], max_off) || !whole(j->where[3], max_off)) {
+    j->base.failure = "copyRange: fd, offsets or length is not a whole number in range";
+    return;
+  }
+  int fd = (int)j->where[0];
+  loff_t in = (loff_t)j->where[1], out = (loff_t)j->where[2];
+  size_t len = (size_t)j->where[3];
+  j->res[0] = 0;
+  while (len) {
+    ssize_t n = copy_file_range(fd, &in, fd, &out, len, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      j->res[0] = errno;
+      return;
+    }
+    /* Nothing copied (the source range ends early): not what the caller expects. */
+    if (n == 0) {
+      j->res[0] = ENODATA;
+      return;
+    }
+    len -= (size_t)n;
+  }
+}
+
+static const struct job_kind COPY = {"tsbak:copyRange", 2, sizeof(struct copy_job), parse_copy, run_copy};
+napi_value js_copyRangeAsync(napi_env env, napi_callback_info info) { return call_job(env, info, &COPY, 1); }

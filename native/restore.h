@@ -11,5 +11,6 @@ int write_all(int fd, const uint8_t *p, size_t len, off_t pos);
 
 JS_FUNCTION(js_writeFiles);
 JS_FUNCTION(js_writeFilesAsync);
+JS_FUNCTION(js_copyRangeAsync);
 
 #endif

@@ -45,6 +45,7 @@ NAPI_MODULE_INIT() {
       {"writeFilesAsync", NULL, js_writeFilesAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openBlobToFileAsync", NULL, js_openBlobToFileAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blobIdAsync", NULL, js_blobIdAsync, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"copyRangeAsync", NULL, js_copyRangeAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gearScan", NULL, js_gearScan, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {

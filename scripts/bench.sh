@@ -11,6 +11,16 @@
 #   4. full restore of the latest snapshot into an empty directory
 #   5. backup of one 2 GiB file of mixed data (alternating 4 MiB blocks of random and
 #      text data, deterministic: scripts/bench/mkbig.mjs) into a fresh repository
+# Then, for each of the other corpora (BENCH_CORPORA; issue 23: data unlike the README
+# corpus's tiny text files, built deterministically on this machine, no network):
+#   files   ~7k medium-size files of mixed compressibility (scripts/bench/mkcorpus.mjs)
+#   images  a raw VM image (zeros, repeated blocks, random, text, copied regions), a later
+#           snapshot of it, an archive and a database-like file (mkcorpus.mjs)
+#   srcgit  a source tree with its .git: BENCH_GIT_SOURCES committed in three commits (the
+#           first packed by git gc, the others loose objects)
+#   usr     a copy of BENCH_SOURCES, like the phases above (to compare at a reduced size)
+# and for each tool: first backup, unchanged re-backup, restore to a tmpfs and to a
+# directory on disk, and the repository's size after both backups.
 # Wall seconds and peak RSS come from /usr/bin/time -f '%e %M', repository sizes from
 # du -sb (caches live outside the repositories). Prints one table and writes it as
 # markdown, with the machine, the date and the versions, to $BENCH_DIR/results.md.
@@ -24,6 +34,16 @@
 #   BENCH_SOURCES="/usr/include"        what to copy into the corpus
 #   BENCH_BIG_MIB=512                   size of the big file (default 2048)
 #   BENCH_VERIFY=0                      skip the diff of tsbak's restore against the corpus
+#   BENCH_MAIN=0                        skip phases 1-5 (the README corpus and the big file)
+#   BENCH_CORPORA="files images"        the other corpora, a subset of: files images srcgit usr
+#                                       (default "files images srcgit"; "" for none)
+#   BENCH_FILES_COUNT=7000 BENCH_FILES_MIB=400    the files corpus: how many, how big in all
+#   BENCH_IMAGES_MIB=512                the images corpus, in all
+#   BENCH_GIT_SOURCES="/usr/include"    the text the srcgit corpus commits
+#   BENCH_TMPFS_DIR=/dev/shm/x          the tmpfs restores of the other corpora go to
+#                                       (default /dev/shm/tsbak-bench-restore); the disk
+#                                       restores go to $BENCH_DIR/restore-disk (checked
+#                                       not to be a tmpfs)
 #   BENCH_RESTORE_DIR=/dev/shm/x        where restores go (default $BENCH_DIR/restore): a tmpfs
 #                                       takes the disk's state out (after many runs that
 #                                       create and delete 54k files, ext4's inode allocator
@@ -39,6 +59,13 @@ here=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 work=${BENCH_DIR:-/tmp/tsbak-bench}
 tools=${BENCH_TOOLS:-tsbak restic borg}
 sources=${BENCH_SOURCES:-/usr/share /usr/include}
+main=${BENCH_MAIN:-1}
+corpora=${BENCH_CORPORA-files images srcgit}
+files_count=${BENCH_FILES_COUNT:-7000}
+files_mib=${BENCH_FILES_MIB:-400}
+images_mib=${BENCH_IMAGES_MIB:-512}
+git_sources=${BENCH_GIT_SOURCES:-/usr/include}
+tmpfs_dir=${BENCH_TMPFS_DIR:-/dev/shm/tsbak-bench-restore}
 big_mib=${BENCH_BIG_MIB:-2048}
 big_bytes=$((big_mib * 1048576))
 if [ "$big_mib" -ge 1024 ] && [ $((big_mib % 1024)) -eq 0 ]; then
@@ -53,6 +80,9 @@ t_start=$(date +%s)
 
 for t in $tools; do
   case $t in tsbak|restic|borg) ;; *) die "unknown tool in BENCH_TOOLS: $t" ;; esac
+done
+for c in $corpora; do
+  case $c in files|images|srcgit|usr) ;; *) die "unknown corpus in BENCH_CORPORA: $c" ;; esac
 done
 
 # ---- prerequisites ----
@@ -82,14 +112,15 @@ corpus=$work/corpus
 logs=$work/logs
 big_dir=$work/big
 big_file=$big_dir/big.bin
-big_dirs=("$corpus" "$work/repos" "$work/restore" "$big_dir" "$work/cache")
+disk_dir=$work/restore-disk
+big_dirs=("$corpus" "$work/repos" "$work/restore" "$big_dir" "$work/cache" "$work/corpora" "$disk_dir" "$tmpfs_dir")
 
 cleanup() {
   if [ -z "${BENCH_KEEP:-}" ] || [ "${BENCH_KEEP:-}" = 0 ]; then rm -rf "${big_dirs[@]}"; fi
 }
 trap cleanup EXIT
 rm -rf "${big_dirs[@]}" "$logs" "$work/results.tsv" "$work/meta.env" "$work/results.md"
-mkdir -p "$logs" "$work/repos" "$work/restore" "$work/cache" "$big_dir"
+mkdir -p "$logs" "$work/repos" "$work/restore" "$work/cache" "$big_dir" "$work/corpora"
 
 export TSBAK_PASSWORD=bench-password
 unset TSBAK_FAST_KDF TSBAK_PASSWORD_FILE
@@ -137,7 +168,7 @@ measure() {
     say "  note: $tool $op wrote to stderr (exit 0):"
     head -n 5 "$logs/$name.err" | sed 's/^/    /' >&2
   fi
-  if [ "$tool" = tsbak ] && [ "$op" != restore ]; then check_tsbak_json "$logs/$name.out"; fi
+  case $op in *restore*) ;; *) if [ "$tool" = tsbak ]; then check_tsbak_json "$logs/$name.out"; fi ;; esac
 }
 
 # tsbak-write --json: errors or files that changed while read mean a bad measurement
@@ -165,6 +196,10 @@ warm() {
   find "$@" -type l -print0 | xargs -0 -r readlink > /dev/null
 }
 
+repo() { echo "$work/repos/$1-$2"; }
+
+corpus_bytes=0 corpus_files=0 median_file=- changed=0
+if [ "$main" != 0 ]; then
 # ---- the corpus ----
 say "building the corpus in $corpus from: $sources"
 mkdir -p "$corpus"
@@ -183,8 +218,6 @@ node "$here/scripts/bench/mkbig.mjs" "$big_file" "$big_bytes"
 
 say "warming the page cache"
 warm "$corpus" "$big_dir"
-
-repo() { echo "$work/repos/$1-$2"; }
 
 # ---- phases ----
 say "phase 1: first backup"
@@ -285,6 +318,126 @@ for t in $tools; do
   record_size "$t" size_big "$r"
 done
 
+fi
+
+# ---- the other corpora ----
+# build_corpus NAME DIR: makes one of the other corpora in DIR
+build_corpus() {
+  local c=$1 d=$2
+  case $c in
+    files) node "$here/scripts/bench/mkcorpus.mjs" files "$d" "$files_count" $((files_mib * 1048576)) ;;
+    images) node "$here/scripts/bench/mkcorpus.mjs" images "$d" $((images_mib * 1048576)) ;;
+    usr)
+      mkdir -p "$d"
+      for s in $sources; do cp -a "$s" "$d/$(basename "$s")"; done ;;
+    srcgit)
+      # three commits at fixed dates: the sources' first half (sorted, then packed by git gc),
+      # the rest, and a line appended to every 20th file (both loose objects)
+      mkdir -p "$d/src"
+      for s in $git_sources; do
+        [ -d "$s" ] || die "no such directory: $s"
+        cp -a "$s" "$d/src/$(basename "$s")"
+      done
+      (
+        cd "$d/src"
+        export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
+        export GIT_AUTHOR_DATE='2026-01-01T00:00:00Z' GIT_COMMITTER_DATE='2026-01-01T00:00:00Z'
+        git init -q -b main .
+        git config gc.auto 0
+        git config pack.threads 1
+        find . -path ./.git -prune -o \( -type f -o -type l \) -print | LC_ALL=C sort > ../list
+        n=$(wc -l < ../list)
+        head -n $((n / 2)) ../list | tr '\n' '\0' | xargs -0 git add -f --
+        git commit -q -m 'first half'
+        git gc -q
+        tail -n +$((n / 2 + 1)) ../list | tr '\n' '\0' | xargs -0 git add -f --
+        GIT_COMMITTER_DATE='2026-01-02T00:00:00Z' git commit -q -m 'second half'
+        awk 'NR % 20 == 0' ../list | while IFS= read -r f; do
+          [ -f "$f" ] && [ ! -L "$f" ] && printf 'bench: changed\n' >> "$f"
+        done
+        git add -u
+        GIT_COMMITTER_DATE='2026-01-03T00:00:00Z' git commit -q -m 'changes'
+        rm ../list
+      ) ;;
+  esac
+}
+
+fstype() { df --output=fstype "$1" | tail -1 | tr -d ' '; }
+corpora_info=
+if [ -n "$corpora" ]; then
+  mkdir -p "$tmpfs_dir" "$disk_dir"
+  [ "$(fstype "$tmpfs_dir")" = tmpfs ] || say "  WARNING: $tmpfs_dir is not a tmpfs ($(fstype "$tmpfs_dir"))"
+  [ "$(fstype "$disk_dir")" != tmpfs ] || die "$disk_dir is on a tmpfs: set BENCH_DIR to a directory on disk"
+fi
+for c in $corpora; do
+  cdir=$work/corpora/$c
+  say "corpus $c: building in $cdir"
+  build_corpus "$c" "$cdir"
+  c_files=$(find "$cdir" -type f | wc -l)
+  c_bytes=$(size_of "$cdir")
+  c_file_bytes=$(file_bytes "$cdir")
+  c_median=$(find "$cdir" -type f -printf '%s\n' | sort -n |
+    awk '{ a[NR] = $1 } END { m = a[int((NR + 1) / 2)]; if (m >= 1000000) printf "%.1f MB", m / 1e6; else if (m >= 1000) printf "%.1f KB", m / 1000; else printf "%d B", m }')
+  say "corpus $c: $c_bytes bytes, $c_files files, median file $c_median"
+  corpora_info="$corpora_info$c:$c_bytes:$c_files:$c_median;"
+  warm "$cdir"
+  say "corpus $c: first backup"
+  for t in $tools; do
+    r=$(repo "$t" "c-$c")
+    case $t in
+      tsbak)
+        run "tsbak-init-$c" "$here/bin/tsbak" init "$r"
+        measure tsbak "$c.backup1" "$c_bytes" "$here/bin/tsbak-write" "$r" "$cdir" --json --cache-dir "$work/cache/tsbak" ;;
+      restic)
+        run "restic-init-$c" restic init --repo "$r"
+        measure restic "$c.backup1" "$c_bytes" restic --repo "$r" backup "$cdir" ;;
+      borg)
+        run "borg-init-$c" borg init -e repokey-blake2 "$r"
+        measure borg "$c.backup1" "$c_bytes" borg create --compression zstd,3 "$r::backup1" "$cdir" ;;
+    esac
+  done
+  say "corpus $c: unchanged re-backup"
+  for t in $tools; do
+    r=$(repo "$t" "c-$c")
+    case $t in
+      tsbak) measure tsbak "$c.backup2" "$c_bytes" "$here/bin/tsbak-write" "$r" "$cdir" --json --cache-dir "$work/cache/tsbak" ;;
+      restic) measure restic "$c.backup2" "$c_bytes" restic --repo "$r" backup "$cdir" ;;
+      borg) measure borg "$c.backup2" "$c_bytes" borg create --compression zstd,3 "$r::backup2" "$cdir" ;;
+    esac
+    record_size "$t" "$c.size" "$r"
+  done
+  for where in tmpfs disk; do
+    say "corpus $c: restore to $where"
+    for t in $tools; do
+      r=$(repo "$t" "c-$c")
+      if [ $where = tmpfs ]; then d=$tmpfs_dir/$t; else d=$disk_dir/$t; fi
+      mkdir -p "$d"
+      case $t in
+        tsbak) measure tsbak "$c.restore-$where" "$c_bytes" "$here/bin/tsbak" restore "$r" latest --target "$d" ;;
+        restic) measure restic "$c.restore-$where" "$c_bytes" restic --repo "$r" restore latest --target "$d" ;;
+        borg) measure borg "$c.restore-$where" "$c_bytes" sh -c 'cd "$1" && exec borg extract "$2"' sh "$d" "$r::backup2" ;;
+      esac
+      restored=$d$cdir
+      [ -d "$restored" ] || die "$t restore: $restored does not exist"
+      n=$(find "$restored" -type f | wc -l)
+      b=$(file_bytes "$restored")
+      [ "$n" -eq "$c_files" ] || say "  WARNING: $t restored $n files, the corpus has $c_files"
+      [ "$b" = "$c_file_bytes" ] || say "  WARNING: $t restored $b bytes of regular files, the corpus has $c_file_bytes"
+      if [ "$t" = tsbak ] && [ $where = disk ] && [ "${BENCH_VERIFY:-1}" != 0 ]; then
+        if ! diff -r --no-dereference "$cdir" "$restored" > "$logs/tsbak-restore-$c.diff" 2>&1; then
+          say "  WARNING: tsbak's restore differs from the corpus (see $logs/tsbak-restore-$c.diff):"
+          head -n 10 "$logs/tsbak-restore-$c.diff" >&2
+        else
+          say "  tsbak restore: identical to the corpus (diff -r)"
+        fi
+      fi
+      rm -rf "$d"
+      sync
+    done
+  done
+  if [ -z "${BENCH_KEEP:-}" ] || [ "${BENCH_KEEP:-}" = 0 ]; then rm -rf "$cdir" "$(repo tsbak "c-$c")" "$(repo restic "c-$c")" "$(repo borg "c-$c")"; fi
+done
+
 # ---- the table ----
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average at the end: $load_end"
@@ -315,7 +468,14 @@ case " $tools " in *" borg "*) versions="$versions, $(borg --version)" ;; esac
   echo "median_file=$median_file"
   echo "changed_files=$changed"
   echo "big_label=$big_label"
-  echo "settings=tsbak defaults (zstd 3, real KDF, --cache-dir); restic defaults (repository v2, compression auto); borg init -e repokey-blake2, create --compression zstd,3; restores into ${BENCH_RESTORE_DIR:-$work/restore} ($(df --output=fstype "${BENCH_RESTORE_DIR:-$work/restore}" 2>/dev/null | tail -1))"
+  echo "main=$main"
+  echo "corpora=$corpora"
+  echo "corpora_info=$corpora_info"
+  echo "files_corpus=$files_count files, $files_mib MiB"
+  echo "images_corpus=$images_mib MiB"
+  echo "git_sources=$git_sources"
+  echo "restore_dirs=tmpfs $tmpfs_dir ($( [ -d "$tmpfs_dir" ] && fstype "$tmpfs_dir" )), disk $disk_dir ($( [ -d "$disk_dir" ] && fstype "$disk_dir" ))"
+  echo "settings=tsbak defaults (zstd 3, real KDF, --cache-dir); restic defaults (repository v2, compression auto); borg init -e repokey-blake2, create --compression zstd,3$( [ "$main" != 0 ] && echo "; restores into ${BENCH_RESTORE_DIR:-$work/restore} ($(df --output=fstype "${BENCH_RESTORE_DIR:-$work/restore}" 2>/dev/null | tail -1))")"
 } > "$work/meta.env"
 echo
 node "$here/scripts/bench/table.mjs" "$work"

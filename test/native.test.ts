@@ -613,6 +613,58 @@ t.test('openBlobToFileAsync writes a raw or zstd blob at its offset, and writes 
   await t.rejects(native.openBlobToFileAsync(key, macKey, blobId(macKey, text), Buffer.from(zSealed!), text.length, 1, 0.5), /fd, pos or rawLength/, 'a fractional offset is refused');
 });
 
+t.test('openBlobToFileAsync: many zstd blobs of different sizes at once (plaintext buffers shared by the pool) come out whole', async (t) => {
+  const { sealBlob } = await import('../src/format/blob.js');
+  const { blobId } = await import('../src/crypto/hash.js');
+  const { randomBytes } = await import('node:crypto');
+  const macKey = randomBytes(32);
+  const key = randomBytes(32);
+  // Compressible, of sizes that need 1, 2, 3 and 5 MiB buffers, each byte saying which blob it is.
+  const plains = Array.from({ length: 24 }, (_, i) => Buffer.alloc([300 << 10, (1 << 20) + 5, (2 << 20) + 77, (4 << 20) + 3][i % 4]!, `blob ${i} `));
+  const at: number[] = [];
+  let size = 0;
+  for (const p of plains) {
+    at.push(size);
+    size += p.length;
+  }
+  const file = path.join(dir, 'many-blobs.bin');
+  fs.writeFileSync(file, Buffer.alloc(0));
+  const fd = fs.openSync(file, fs.constants.O_WRONLY);
+  try {
+    const wrote = await Promise.all(plains.map((p, i) => native.openBlobToFileAsync(key, macKey, blobId(macKey, p), sealBlob(key, blobId(macKey, p), p, 3), p.length, fd, at[i]!)));
+    t.same(wrote, plains.map((p) => p.length), 'every blob written whole');
+  } finally {
+    fs.closeSync(fd);
+  }
+  t.ok(fs.readFileSync(file).equals(Buffer.concat(plains)), 'every byte where it belongs');
+});
+
+t.test('copyRangeAsync copies a range within a file; false where it cannot (a descriptor open for writing only)', async (t) => {
+  const { randomBytes } = await import('node:crypto');
+  const file = path.join(dir, 'copy-range.bin');
+  const head = randomBytes(3 << 20);
+  fs.writeFileSync(file, Buffer.concat([head, Buffer.alloc(4 << 20)]));
+  const fd = fs.openSync(file, fs.constants.O_RDWR);
+  try {
+    t.equal(await native.copyRangeAsync(fd, 0, (4 << 20) + 7, head.length), true, 'copied');
+  } finally {
+    fs.closeSync(fd);
+  }
+  const got = fs.readFileSync(file);
+  t.equal(got.length, (4 << 20) + 7 + head.length, 'the file grew to the end of the copy');
+  t.ok(got.subarray(0, head.length).equals(head), 'the source is unchanged');
+  t.ok(got.subarray(head.length, (4 << 20) + 7).equals(Buffer.alloc((4 << 20) + 7 - head.length)), 'nothing between');
+  t.ok(got.subarray((4 << 20) + 7).equals(head), 'the copy is the source');
+  const wo = fs.openSync(file, fs.constants.O_WRONLY);
+  try {
+    t.equal(await native.copyRangeAsync(wo, 0, 10 << 20, 4096), false, 'a write-only descriptor: false, not a throw');
+  } finally {
+    fs.closeSync(wo);
+  }
+  t.equal(fs.statSync(file).size, (4 << 20) + 7 + head.length, 'nothing copied then');
+  await t.rejects(native.copyRangeAsync(-1, 0, 0, 1), /fd, offsets or length/, 'a negative fd is refused');
+});
+
 t.test('sealBlobs seals what blob.ts opens: raw, zstd, fresh nonces', async (t) => {
   const { openBlob, sealedBound, padme } = await import('../src/format/blob.js');
   const { randomBytes } = await import('node:crypto');

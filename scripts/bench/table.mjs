@@ -41,6 +41,7 @@ const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-');
 const fr = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? f2(a / b) + 'x' : '-');
 const mb = (bytes) => bytes / 1e6;
 
+const main = meta.main !== '0';
 const header = [''];
 for (const t of tools) header.push(`${t} s`, `${t} MB/s`, `${t} RSS MB`);
 for (const o of others) header.push(`tsbak/${o} time`, `tsbak/${o} RSS`, `tsbak/${o} size`);
@@ -72,10 +73,63 @@ for (const [op, label] of sizes) {
   table.push(line);
 }
 
+// The other corpora (issue 23): one table each.
+const corpusInfo = {};
+for (const part of (meta.corpora_info || '').split(';').filter(Boolean)) {
+  const [name, bytes, files, median] = part.split(':');
+  corpusInfo[name] = { bytes: Number(bytes), files: Number(files), median };
+}
+const corpusOps = [
+  ['backup1', 'first backup'],
+  ['backup2', 'unchanged re-backup'],
+  ['restore-tmpfs', 'restore to tmpfs'],
+  ['restore-disk', 'restore to disk'],
+];
+const corpusTables = [];
+for (const c of Object.keys(corpusInfo)) {
+  const t = [header];
+  for (const [op, label] of corpusOps) {
+    const line = [label];
+    for (const tool of tools) {
+      const r = get(tool, `${c}.${op}`);
+      line.push(r ? f1(r.secs) : '-', r ? f1(mb(r.bytes) / r.secs) : '-', r ? f1((r.rssKiB * 1024) / 1e6) : '-');
+    }
+    const ts = get('tsbak', `${c}.${op}`);
+    for (const o of others) {
+      const r = get(o, `${c}.${op}`);
+      line.push(fr(ts?.secs, r?.secs), fr(ts?.rssKiB, r?.rssKiB), '');
+    }
+    t.push(line);
+  }
+  const line = ['repository size (2 snapshots), MB'];
+  for (const tool of tools) {
+    const r = get(tool, `${c}.size`);
+    line.push(r ? f1(mb(r.bytes)) : '-', '', '');
+  }
+  const ts = get('tsbak', `${c}.size`);
+  for (const o of others) line.push('', '', fr(ts?.bytes, get(o, `${c}.size`)?.bytes));
+  t.push(line);
+  corpusTables.push([c, t]);
+}
+
+const describe = {
+  files: () => `${meta.files_corpus}: medium-size files of mixed compressibility (scripts/bench/mkcorpus.mjs files)`,
+  images: () => `${meta.images_corpus}: a raw VM image, a later snapshot of it, an archive and a database-like file (mkcorpus.mjs images)`,
+  srcgit: () => `a source tree with its .git (${meta.git_sources} in three commits)`,
+  usr: () => `a copy of ${meta.sources}`,
+};
+const corpusTitle = (c) => {
+  const i = corpusInfo[c];
+  return `corpus ${c}: ${describe[c]?.() ?? c} (${f1(mb(i.bytes))} MB, ${i.files.toLocaleString('en-US')} files, median file ${i.median})`;
+};
+
 // aligned text for the terminal
-const widths = header.map((_, c) => Math.max(...table.map((l) => l[c].length)));
-const text = table.map((l) => l.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
-process.stdout.write(text + '\n');
+const aligned = (tbl) => {
+  const widths = tbl[0].map((_, c) => Math.max(...tbl.map((l) => l[c].length)));
+  return tbl.map((l) => l.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
+};
+if (main) process.stdout.write(aligned(table) + '\n');
+for (const [c, t] of corpusTables) process.stdout.write(`\n${corpusTitle(c)}\n${aligned(t)}\n`);
 
 // markdown
 const md = [];
@@ -84,7 +138,7 @@ md.push('');
 md.push(`Machine: ${meta.nproc} cores (${meta.cpu}), ${meta.mem} RAM, ${meta.kernel}; ` +
   `load average (1/5/15 min) ${meta.load_start} at the start, ${meta.load_end} at the end.`);
 md.push(`Versions: ${meta.versions}.`);
-md.push(`Corpus: a copy of ${meta.sources} (${f1(mb(Number(meta.corpus_bytes)))} MB, ` +
+if (main) md.push(`Corpus: a copy of ${meta.sources} (${f1(mb(Number(meta.corpus_bytes)))} MB, ` +
   `${Number(meta.corpus_files).toLocaleString('en-US')} files, median file ${meta.median_file}), ` +
   `warm page cache; the 1% change appends a line to every 100th file in sorted order ` +
   `(${meta.changed_files} files). Big file: ${meta.big_label} of alternating 4 MiB blocks of ` +
@@ -93,10 +147,19 @@ md.push(`Settings: ${meta.settings}.`);
 md.push('Seconds are wall time; MB/s is input bytes / seconds (the corpus, or the big file); ' +
   'peak RSS from /usr/bin/time; repository size from du -sb (caches excluded); MB = 10^6 bytes.');
 md.push('');
-md.push('| ' + header.join(' | ') + ' |');
-md.push('|' + header.map((_, c) => (c === 0 ? '---' : '---:')).join('|') + '|');
-for (const l of table.slice(1)) md.push('| ' + l.join(' | ') + ' |');
-md.push('');
+if (corpusTables.length) md.push(`Other corpora: restores to ${meta.restore_dirs}.`);
+const mdTable = (tbl) => {
+  md.push('| ' + tbl[0].join(' | ') + ' |');
+  md.push('|' + tbl[0].map((_, c) => (c === 0 ? '---' : '---:')).join('|') + '|');
+  for (const l of tbl.slice(1)) md.push('| ' + l.join(' | ') + ' |');
+  md.push('');
+};
+if (main) mdTable(table);
+for (const [c, t] of corpusTables) {
+  md.push(`${corpusTitle(c)}:`);
+  md.push('');
+  mdTable(t);
+}
 md.push('<details><summary>per-measurement load average (1 min) at the start of each step</summary>');
 md.push('');
 md.push('| tool | step | load |');

@@ -48,7 +48,7 @@ export class BlobReader {
   private packKeys = new Map<PackRef, Buffer>();
   private blobCache = new LRUCache<string, Buffer>({ maxSize: 16 << 20, sizeCalculation: (b) => b.length || 1 });
   /** Sealed bytes of writeBlobAt's large blobs, read into reused buffers where the backend has readInto. */
-  private readonly sealedBuffers = new BufferPool(4 << 20);
+  private readonly sealedBuffers = new BufferPool(12 << 20);
   /** loadBlob calls under way without a signal, by blob id: concurrent loads of one blob share one fetch and open. */
   private blobLoads = new Map<string, Promise<Buffer>>();
   /** Blob reads under way (fetching or opening), and when two last overlapped (performance.now()). */

@@ -11,6 +11,7 @@ import { CorruptError, TsbakError } from '../errors.js';
 import { applyMetaAtSync, createSpecial, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
 import { entryAt, fdPath, makeDirAt, openDirAt, openTarget, tidyMessage } from './dir-fd.js';
 import { lgetxattr } from '../platform/native/syscalls.js';
+import { copyRangeAsync } from '../platform/native/restore.js';
 import { Semaphore } from '../repo/semaphore.js';
 import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
@@ -123,6 +124,11 @@ const BATCH_BYTES = 1 << 20;
 const BATCH_RAW = 2 << 20;
 /** ...with this many batches being opened and written at once (enough to keep the pool's threads busy). */
 const BATCHES_IN_FLIGHT = 4;
+
+/** Chunks this large that repeat in a file are copied from their first place, not opened again. */
+const COPY_MIN = 64 << 10;
+/** How many chunks of one file are remembered for that (~100 bytes each). */
+const COPY_TRACKED = 1 << 16;
 
 /**
  * Reads of data (read-plan.ts). On a local disk (1-2 reads at once) a read past a gap costs
@@ -528,10 +534,14 @@ class RestoreRun {
     const content = node.content ?? [];
     const extents = node.extents ?? (node.size > 0 ? [[0, node.size] as [number, number]] : []);
     // O_EXCL: always a new file (restoreLeaf removed what was there), never one written through.
-    const fd = openSync(at, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+    // Readable too: copy_file_range reads the chunks that repeat (copyChunk).
+    const fd = openSync(at, C.O_RDWR | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     let ok = false;
     try {
       const writes: Array<Promise<void>> = [];
+      // A large chunk that comes back in the same file (zeros, repeated blocks of a disk
+      // image) is opened once and then copied from its first place, in the kernel.
+      const firstAt = new Map<string, { pos: number; written: Promise<void> }>();
       let ci = 0;
       let end = 0;
       let bytes = 0;
@@ -540,8 +550,17 @@ class RestoreRun {
         while (pos < off + len && ci < content.length) {
           const id = content[ci++]!;
           const loc = this.repo.locate(id);
-          // Not in the index: writeBlobAt says so (NOT_FOUND), and the file fails.
-          writes.push(this.writeChunk(id, loc?.length ?? 0, loc?.rawLength ?? 0, fd, pos));
+          const raw = loc?.rawLength ?? 0;
+          const key = raw >= COPY_MIN ? id.toString('latin1') : null;
+          const first = key !== null ? firstAt.get(key) : undefined;
+          if (first) {
+            writes.push(this.copyChunk(first, id, loc!.length, raw, fd, pos));
+          } else {
+            // Not in the index: writeBlobAt says so (NOT_FOUND), and the file fails.
+            const written = this.writeChunk(id, loc?.length ?? 0, raw, fd, pos);
+            if (key !== null && firstAt.size < COPY_TRACKED) firstAt.set(key, { pos, written });
+            writes.push(written);
+          }
           pos += loc?.rawLength ?? 0;
           bytes += loc?.rawLength ?? 0;
           end = pos;
@@ -558,6 +577,12 @@ class RestoreRun {
       if (!ok) rmSync(at, { force: true });
     }
     this.opts.onFile?.(node.size);
+  }
+
+  /** A chunk already written at first.pos of this file, copied from there (or written again where the file system cannot copy). */
+  private async copyChunk(first: { pos: number; written: Promise<void> }, id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {
+    await first.written;
+    if (!(await copyRangeAsync(fd, first.pos, pos, rawLen))) await this.writeChunk(id, sealedLen, rawLen, fd, pos);
   }
 
   private async writeChunk(id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {

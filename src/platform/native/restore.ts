@@ -7,6 +7,7 @@ type WriteFilesArgs = [paths: Uint8Array, pathStarts: Uint32Array, replace: Uint
 interface Restore {
   writeFiles(...a: WriteFilesArgs): void;
   writeFilesAsync(...a: WriteFilesArgs): Promise<void>;
+  copyRangeAsync(where: Float64Array, res: Int32Array): Promise<void>;
 }
 
 const native = (): Restore => addon<Restore>();
@@ -127,3 +128,14 @@ export async function writeFilesAsync(files: NewFile[], data: Uint8Array, parts:
   return results(args[12], files.length);
 }
 
+
+/**
+ * Copies `length` bytes of the open file `fd` from offset `from` to offset `to`, in the kernel
+ * (copy_file_range, on libuv's pool). True when all were copied; false when the kernel or the
+ * file system cannot (nothing to report: the caller writes the bytes itself).
+ */
+export async function copyRangeAsync(fd: number, from: number, to: number, length: number): Promise<boolean> {
+  const res = new Int32Array(1);
+  await native().copyRangeAsync(Float64Array.of(fd, from, to, length), res);
+  return res[0] === 0;
+}
