@@ -11,7 +11,6 @@ import { decodeTree, type Tree } from '../format/tree.js';
 import { openBlob } from '../format/blob.js';
 import { openBlobNative } from '../platform/native.js';
 import type { BlobLocation, PackRef } from './blob-index.js';
-import type { Repository } from './repository.js';
 import { mapLimit } from './map-limit.js';
 import { coalesce } from './read-ranges.js';
 
@@ -22,7 +21,16 @@ const TREE_SPAN = 8 << 20;
 /** Bytes of tree packs kept after a read. */
 const KEPT_BYTES = 16 << 20;
 
-type Source = Pick<Repository, 'locate' | 'packKey' | 'readPackRange' | 'loadTree' | 'blobId' | 'readConcurrency' | 'secrets'>;
+/** What the loader needs of the repository (the Repository facade is one). */
+export interface TreeSource {
+  locate(id: Buffer): BlobLocation | undefined;
+  packKey(pack: PackRef): Buffer;
+  readPackRange(pack: PackRef, offset: number, length: number): Promise<Buffer>;
+  loadTree(id: Buffer, opts?: { cache?: boolean }): Promise<Tree>;
+  blobId(data: Uint8Array): Buffer;
+  readonly readConcurrency: number;
+  readonly secrets: { macKey: Buffer };
+}
 
 interface Span {
   pack: PackRef;
@@ -37,11 +45,12 @@ export class TreeBatchLoader {
   /** Ranged reads made (for tests and benchmarks). */
   reads = 0;
 
-  constructor(private readonly repo: Source) {}
+  constructor(private readonly repo: TreeSource) {}
 
   /** Each tree, or the error loading it alone threw. */
   async load(ids: Buffer[]): Promise<Array<Tree | Error>> {
-    const out: Array<Tree | Error | undefined> = new Array(ids.length);
+    // Filled, not sparse: map() below must visit the trees never located too.
+    const out: Array<Tree | Error | undefined> = new Array(ids.length).fill(undefined);
     const wanted: Array<{ i: number; loc: BlobLocation }> = [];
     ids.forEach((id, i) => {
       const loc = this.repo.locate(id);
