@@ -59,6 +59,8 @@ mounted=()
 cleanup() {
   set +e
   for m in "${mounted[@]}"; do mountpoint -q "$m" && fusermount -u -z "$m"; done
+  # never recurse into a mount that is still there (rm would walk the snapshots)
+  for m in "${mounted[@]}"; do mountpoint -q "$m" && { say "still mounted: $m; kept $work"; return; }; done
   if [ -n "$restic_pid" ] && kill -0 "$restic_pid" 2>/dev/null; then kill -INT "$restic_pid"; wait "$restic_pid" 2>/dev/null; fi
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null; fi
   if [ -z "${BENCH_KEEP:-}" ]; then rm -rf "$work"; else say "kept $work"; fi
@@ -128,21 +130,22 @@ lsr() { ls -lR "$1" > /dev/null; }
 cpa() { cp -a "$1" "$2"; }
 same_tree() { diff -rq "$corpus" "$1" > /dev/null || die "$2 differs from the corpus"; }
 
-# tsbak mount: MNT is mounted on return; prints the corpus's path inside it
+# The mount functions run in this shell, not in $(...), so that `mounted` (what cleanup
+# unmounts) sees every mount: MNT is mounted on return and $src is the corpus's path in it.
 tsbak_mount() { # REPO MNT CACHE
   mkdir -p "$2"
-  TSBAK_CACHE_DIR=$3 "$here/bin/mount.tsbak" "$1" "$2"
   mounted+=("$2")
-  echo "$2/snapshots/$(readlink "$2/snapshots/latest")$corpus"
+  TSBAK_CACHE_DIR=$3 "$here/bin/mount.tsbak" "$1" "$2"
+  src="$2/snapshots/$(readlink "$2/snapshots/latest")$corpus"
 }
 restic_mount() { # REPO MNT CACHE
   mkdir -p "$2"
+  mounted+=("$2")
   RESTIC_CACHE_DIR=$3 restic --repo "$1" mount "$2" > "$logs/restic-mount.log" 2>&1 &
   restic_pid=$!
-  mounted+=("$2")
   for _ in $(seq 1 1200); do [ -e "$2/snapshots/latest" ] && break; sleep 0.1; done
   [ -e "$2/snapshots/latest" ] || { cat "$logs/restic-mount.log" >&2; die "restic mount did not come up"; }
-  echo "$2/snapshots/$(readlink "$2/snapshots/latest")$corpus"
+  src="$2/snapshots/$(readlink "$2/snapshots/latest")$corpus"
 }
 unmount() { # MNT
   fusermount -u "$1" 2>/dev/null || fusermount -u -z "$1"
@@ -155,7 +158,7 @@ if has "$steps" mount && has "$tools" tsbak; then
   lrepo=$work/repo-local
   "$here/bin/tsbak" init "$lrepo" > /dev/null
   TSBAK_CACHE_DIR=$(fresh "$work/cache/local") "$here/bin/tsbak-write" --quiet "$lrepo" "$corpus"
-  src=$(tsbak_mount "$lrepo" "$work/mnt/local" "$(fresh "$work/cache/local-mount")")
+  tsbak_mount "$lrepo" "$work/mnt/local" "$(fresh "$work/cache/local-mount")"
   out=$(fresh "$work/out")/c
   timed local tsbak "mount-cp" cpa "$src" "$out"
   same_tree "$out" "cp -a out of the local mount"
@@ -192,11 +195,11 @@ for lat in $latencies; do
     fi
     if has "$steps" mount; then
       mnt=$work/mnt/$tool-$lat
-      if [ "$tool" = tsbak ]; then src=$(tsbak_mount "$repo" "$mnt" "$(fresh "$work/cache/t")"); else src=$(restic_mount "$rrepo" "$mnt" "$(fresh "$work/cache/r")"); fi
+      if [ "$tool" = tsbak ]; then tsbak_mount "$repo" "$mnt" "$(fresh "$work/cache/t")"; else restic_mount "$rrepo" "$mnt" "$(fresh "$work/cache/r")"; fi
       timed "$lat" "$tool" mount-ls lsr "$src"
       unmount "$mnt"
       # cp -a from a new mount: the listing above must not have warmed it
-      if [ "$tool" = tsbak ]; then src=$(tsbak_mount "$repo" "$mnt" "$(fresh "$work/cache/t")"); else src=$(restic_mount "$rrepo" "$mnt" "$(fresh "$work/cache/r")"); fi
+      if [ "$tool" = tsbak ]; then tsbak_mount "$repo" "$mnt" "$(fresh "$work/cache/t")"; else restic_mount "$rrepo" "$mnt" "$(fresh "$work/cache/r")"; fi
       out=$(fresh "$work/out")/c
       timed "$lat" "$tool" mount-cp cpa "$src" "$out"
       unmount "$mnt"

@@ -45,7 +45,7 @@ function shortId(id: string): string {
 }
 
 export async function cmdSnapshots(a: RepoArgs & SelectArgs & { json?: boolean; tag?: string[] }): Promise<number> {
-  const repo = await openRepo(a);
+  const repo = await openRepo(a, { index: false });
   const bad: string[] = [];
   let snaps = await repo.listSnapshots((id, e) => bad.push(`snapshot ${shortId(id)}: ${(e as Error).message}`));
   const filter = snapshotFilter(a);
@@ -215,7 +215,7 @@ export async function cmdKeyAddWriter(a: RepoArgs & { name: string; out: string;
 }
 
 export async function cmdKeyList(a: RepoArgs & { json?: boolean }): Promise<number> {
-  const repo = await openRepo(a);
+  const repo = await openRepo(a, { index: false });
   const keys = await repo.listKeys();
   if (a.json) out(JSON.stringify(keys));
   else out(table([['ID', 'Kind', 'Name/Host', 'Created'], ...keys.map((k) => [k.id.slice(0, 12), k.kind === 'full' ? 'full (passphrase)' : k.kind === 'writer' ? (k.revoked ? `write-only, revoked ${k.revoked}` : 'write-only') : String(k.kind), k.name ?? k.host ?? '', k.created])]));
@@ -223,14 +223,14 @@ export async function cmdKeyList(a: RepoArgs & { json?: boolean }): Promise<numb
 }
 
 export async function cmdKeyAddPassword(a: RepoArgs & { newPasswordFile?: string }): Promise<number> {
-  const repo = await openRepo(a);
+  const repo = await openRepo(a, { index: false });
   await repo.addPassword(await getAddedPassword(a.newPasswordFile, givenPassword(a)));
   out('added a passphrase to the repository');
   return EXIT.OK;
 }
 
 export async function cmdKeyPasswd(a: RepoArgs & { newPasswordFile?: string }): Promise<number> {
-  const repo = await openRepo(a);
+  const repo = await openRepo(a, { index: false });
   if (!repo.canRead) throw new TsbakError('USAGE', 'key passwd changes a passphrase of the full key; a write-only key file is protected by its own (make a new one with key add-writer --protect)');
   const r = await repo.changePassword(await getAddedPassword(a.newPasswordFile, givenPassword(a)));
   out(`changed the passphrase: ${r.removed} replaced by ${r.added}`);
@@ -239,14 +239,14 @@ export async function cmdKeyPasswd(a: RepoArgs & { newPasswordFile?: string }): 
 
 
 export async function cmdKeyRemove(a: RepoArgs & { key: string }): Promise<number> {
-  const repo = await openRepo(a);
+  const repo = await openRepo(a, { index: false });
   const r = await repo.revokeWriterKey(a.key);
   out(`revoked write-only key ${r.keyId} (${r.name}); its ${r.kept} snapshots made so far stay trusted, any later one is refused`);
   return EXIT.OK;
 }
 
 export async function cmdKeySignConfig(a: RepoArgs): Promise<number> {
-  const repo = await openRepo(a);
+  const repo = await openRepo(a, { index: false });
   out((await repo.signConfig()) ? `signed the config of ${repo.backend.location} (wrote config.sig)` : `the config of ${repo.backend.location} is signed already`);
   return EXIT.OK;
 }

@@ -37,9 +37,11 @@ export function s3Options(a: RepoArgs): S3Options {
  * Opens the repository; for backends with cold storage classes (S3) it also attaches cold
  * storage (src/glacier: restore tracker, disk cache of packs) with the cache options given.
  * Change them later with repo.configureCold({ cacheDir, cacheBytes, tier, days, pollMs }).
+ * The index files are fetched while the key opens, unless `index: false` (commands that
+ * never load the index: snapshots, key).
  */
-export async function openRepo(a: RepoArgs): Promise<Repository> {
-  const repo = await openRepoOnly(a);
+export async function openRepo(a: RepoArgs, opts: { index?: boolean } = {}): Promise<Repository> {
+  const repo = await openRepoOnly(a, opts.index === false ? 'keys' : 'index');
   repo.onWarning = (m) => process.stderr.write(`${programName}: warning: ${m}\n`);
   repo.trustWriters = !!a.trustWriters || process.env.TSBAK_TRUST_WRITERS === '1';
   repo.useSnapshotCache(a.noCache ? null : a.cacheDir ?? defaultCacheRoot());
@@ -55,9 +57,9 @@ function openWarning(message: string): void {
   process.stderr.write(`${path.basename(process.argv[1] ?? 'tsbak').replace(/^entry-|\.js$/g, '')}: warning: ${message}\n`);
 }
 
-async function openRepoOnly(a: RepoArgs): Promise<Repository> {
+async function openRepoOnly(a: RepoArgs, warmStart: 'keys' | 'index'): Promise<Repository> {
   const backend = await openBackend(a.repo, s3Options(a));
-  const common = { cacheRoot: a.noCache ? null : a.cacheDir ?? defaultCacheRoot(), onWarning: openWarning };
+  const common = { cacheRoot: a.noCache ? null : a.cacheDir ?? defaultCacheRoot(), onWarning: openWarning, warmStart };
   if (a.keyFile) {
     let content: unknown;
     try {

@@ -3,7 +3,7 @@
 // stored next to the wrapped key so they can be raised later without breaking old keys.
 // They are read from the bucket (or a key file): bounded before use, so that altered
 // parameters cannot make opening take hours or all the memory (docs/FORMAT.md "Primitives").
-import { scryptSync, randomBytes } from 'node:crypto';
+import { scrypt, scryptSync, randomBytes } from 'node:crypto';
 
 export interface KdfParams {
   alg: 'scrypt';
@@ -57,4 +57,15 @@ export function deriveKey(passphrase: string, params: KdfParams): Buffer {
     p: params.p,
     maxmem: 256 * params.N * params.r + (32 << 20),
   });
+}
+
+/**
+ * deriveKey on libuv's pool: the same key, while the main thread goes on (opening a
+ * repository reads the index and snapshots meanwhile).
+ */
+export function deriveKeyAsync(passphrase: string, params: KdfParams): Promise<Buffer> {
+  const salt = checkKdfParams(params);
+  return new Promise((resolve, reject) =>
+    scrypt(passphrase.normalize('NFC'), salt, 32, { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r + (32 << 20) }, (err, key) => (err ? reject(err) : resolve(key))),
+  );
 }

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { aeadOpen, aeadSeal, AuthError } from '../crypto/aead.js';
 import { newX25519 } from '../crypto/box.js';
 import { hmac } from '../crypto/hash.js';
-import { deriveKey, KdfParamsError, newKdfParams } from '../crypto/kdf.js';
+import { deriveKey, deriveKeyAsync, KdfParamsError, newKdfParams } from '../crypto/kdf.js';
 import { rawPairOf } from '../crypto/raw-keys.js';
 import { newEd25519, signBytes, verifyBytes } from '../crypto/sign.js';
 import { configSignedMessage, type ConfigSignature, type RepoConfig } from '../format/config.js';
@@ -61,13 +61,13 @@ export function wrapFullKey(secrets: FullSecrets, passphrase: string): FullKeyOb
  * damaged inside, which nothing can tell apart), or why it is damaged (malformed, KDF
  * parameters out of bounds, secrets malformed once opened).
  */
-export function unwrapFullKey(obj: FullKeyObject, passphrase: string): FullSecrets | 'wrong' | { damaged: string } {
+export async function unwrapFullKey(obj: FullKeyObject, passphrase: string): Promise<FullSecrets | 'wrong' | { damaged: string }> {
   if (typeof obj.wrapped !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(obj.wrapped) || obj.wrapped.length % 4 !== 0) return { damaged: 'wrapped is not base64' };
   const wrapped = Buffer.from(obj.wrapped, 'base64');
   if (wrapped.length < 12 + 16 + 2) return { damaged: 'wrapped is too short' };
   let kek: Buffer;
   try {
-    kek = deriveKey(passphrase, obj.kdf);
+    kek = await deriveKeyAsync(passphrase, obj.kdf);
   } catch (e) {
     if (e instanceof KdfParamsError) return { damaged: e.message };
     throw e;

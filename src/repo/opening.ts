@@ -7,7 +7,8 @@ import type { FullKeyObject, FullSecrets, RevocationObject, WriterKeyFile, Write
 import { NotFoundError, TsbakError } from '../errors.js';
 import { inconsistentSecrets, keyCheck, newRepoSecrets, openWriterKeyFile, registeredSignPub, signConfig, unwrapFullKey, verifiedRevocation, verifyConfig, wrapFullKey } from './keys.js';
 import { readPin, writePin } from './trust-pin.js';
-import { CONFIG, CONFIG_SIG, KEYS, REVOKED } from './layout.js';
+import { CONFIG, CONFIG_SIG, INDEX, KEYS, REVOKED, SNAPSHOTS } from './layout.js';
+import { withWarmStart, type WarmList, type WarmStartPlan } from '../backend/warm-start.js';
 import { RepoContext } from './context.js';
 
 export interface Credentials {
@@ -17,6 +18,26 @@ export interface Credentials {
   cacheRoot?: string | null;
   /** Told about what opens but deserves attention (an unsigned config). */
   onWarning?: (message: string) => void;
+  /**
+   * Which reads to start at once instead of one after another (backend/warm-start.ts):
+   * 'keys' the config, the keys and the snapshot list; 'index' also the index list and
+   * files, for commands that load the index. Default: none.
+   */
+  warmStart?: 'keys' | 'index';
+}
+
+/** Index files fetched ahead of loadIndex, at most (more are fetched when it asks). */
+const WARM_INDEX_BYTES = 256 << 20;
+
+/**
+ * The reads opening and loading the index will make. The snapshot list comes before the
+ * index list, as when listed by a caller that reads snapshots and then their blobs: a
+ * snapshot listed always has its index files listed (a backup writes them first).
+ */
+function warmPlan(kind: 'keys' | 'index'): WarmStartPlan {
+  const keys: WarmList[] = [{ prefix: KEYS, fetchBytes: 1 << 20 }];
+  if (kind === 'keys') return { gets: [CONFIG], lists: [keys, [{ prefix: SNAPSHOTS }]] };
+  return { gets: [CONFIG], lists: [keys, [{ prefix: SNAPSHOTS }, { prefix: INDEX, fetchBytes: WARM_INDEX_BYTES }]] };
 }
 
 export interface InitOptions {
@@ -60,6 +81,7 @@ export async function initRepository(backend: Backend, password: string, opts: I
  * docs/THREAT-MODEL.md ("config and keys").
  */
 export async function openRepository(backend: Backend, creds: Credentials): Promise<RepoContext> {
+  if (creds.warmStart) backend = withWarmStart(backend, warmPlan(creds.warmStart));
   const where = backend.location;
   let raw: Buffer;
   try {
@@ -141,7 +163,7 @@ export async function openRepository(backend: Backend, creds: Credentials): Prom
       damagedKeys.push(`${o.name} is damaged (unknown kind ${JSON.stringify(obj.kind)})`);
       continue;
     }
-    const r = unwrapFullKey(obj, creds.password);
+    const r = await unwrapFullKey(obj, creds.password);
     if (r === 'wrong') continue;
     if ('damaged' in r) {
       damagedKeys.push(`${o.name} is damaged (${r.damaged})`);

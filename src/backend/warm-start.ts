@@ -1,0 +1,142 @@
+// Reads started before anyone asks for them. Opening a repository is a chain of small
+// requests (config, the key list, a key, the snapshot list, the index list, every index
+// file); over S3 each link is a round trip, so a command at 100 ms latency spent about a
+// second before its first useful read. withWarmStart(backend, plan) issues the plan's
+// reads at once (the lists of a sequence one after another, each list's objects fetched
+// as soon as it is known) and hands each result, once, to the first caller that asks for
+// exactly that get or list; every other call goes straight to the backend. Objects are
+// immutable, so a prefetched object is what a later get would return; a prefetched list is
+// the listing as of when it was made, as if the caller had listed then, unless the caller
+// has since put or deleted something under its prefix (then it lists again). A warm get
+// that failed is not served: the caller's get goes to the backend (the object may have
+// appeared since, and a transient error deserves the caller's own retries).
+import type { Backend, ObjectInfo, PutOptions, Range, RestoreTier } from './backend.js';
+
+export interface WarmList {
+  prefix: string;
+  /** Also get every listed object, up to this many bytes in all (0: only list). */
+  fetchBytes?: number;
+}
+
+export interface WarmStartPlan {
+  gets: string[];
+  /** Each inner array is listed in order (a list starts when the one before it is done); the arrays run at once. */
+  lists: WarmList[][];
+}
+
+/** A settled-later result whose rejection is reported only to whoever takes it. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
+async function listAll(backend: Backend, prefix: string): Promise<ObjectInfo[]> {
+  const out: ObjectInfo[] = [];
+  for await (const o of backend.list(prefix)) out.push(o);
+  return out;
+}
+
+class WarmStartBackend implements Backend {
+  private readonly gets = new Map<string, Promise<Buffer>>();
+  private readonly lists = new Map<string, Promise<ObjectInfo[]>>();
+  /** Gets of listed objects wait for a slot: as many at once as the backend reads well. */
+  private inFlight = 0;
+  private readonly queue: Array<() => void> = [];
+
+  constructor(private readonly inner: Backend, plan: WarmStartPlan) {
+    for (const name of plan.gets) this.gets.set(name, quiet(inner.get(name)));
+    for (const seq of plan.lists) void this.runSequence(seq);
+  }
+
+  private async runSequence(seq: WarmList[]): Promise<void> {
+    for (const l of seq) {
+      const listed = quiet(listAll(this.inner, l.prefix));
+      this.lists.set(l.prefix, listed);
+      let objects: ObjectInfo[];
+      try {
+        objects = await listed;
+      } catch {
+        return; // the caller of list() gets the error
+      }
+      let budget = l.fetchBytes ?? 0;
+      for (const o of objects) {
+        if (o.size > budget) break;
+        budget -= o.size;
+        if (!this.gets.has(o.name)) this.gets.set(o.name, quiet(this.slot(() => this.inner.get(o.name))));
+      }
+    }
+  }
+
+  private async slot<T>(f: () => Promise<T>): Promise<T> {
+    const limit = Math.max(1, this.inner.readConcurrency ?? 2);
+    if (this.inFlight >= limit) await new Promise<void>((resolve) => this.queue.push(resolve));
+    this.inFlight++;
+    try {
+      return await f();
+    } finally {
+      this.inFlight--;
+      this.queue.shift()?.();
+    }
+  }
+
+  get location(): string {
+    return this.inner.location;
+  }
+  get putConcurrency(): number | undefined {
+    return this.inner.putConcurrency;
+  }
+  get readConcurrency(): number | undefined {
+    return this.inner.readConcurrency;
+  }
+
+  get(name: string, range?: Range, signal?: AbortSignal): Promise<Buffer> {
+    const warm = range ? undefined : this.gets.get(name);
+    if (warm) {
+      this.gets.delete(name);
+      return warm.catch(() => this.inner.get(name, range, signal));
+    }
+    return this.inner.get(name, range, signal);
+  }
+
+  async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    const warm = this.lists.get(prefix);
+    if (warm) {
+      this.lists.delete(prefix);
+      yield* await warm;
+      return;
+    }
+    yield* this.inner.list(prefix, signal);
+  }
+
+  /** Warm results that a change to `name` makes stale. */
+  private forget(name: string): void {
+    this.gets.delete(name);
+    for (const prefix of [...this.lists.keys()]) if (name.startsWith(prefix)) this.lists.delete(prefix);
+  }
+
+  put(name: string, data: Uint8Array, opts?: PutOptions): Promise<void> {
+    this.forget(name);
+    return this.inner.put(name, data, opts);
+  }
+  head(name: string): Promise<ObjectInfo | null> {
+    return this.inner.head(name);
+  }
+  delete(name: string): Promise<void> {
+    this.forget(name);
+    return this.inner.delete(name);
+  }
+  close(): Promise<void> {
+    return this.inner.close?.() ?? Promise.resolve();
+  }
+}
+
+/** The backend, with the plan's reads already under way; optional methods kept as the backend has them. */
+export function withWarmStart(backend: Backend, plan: WarmStartPlan): Backend {
+  const w = new WarmStartBackend(backend, plan);
+  const b = backend as Backend;
+  return Object.assign(w, {
+    readInto: b.readInto?.bind(b),
+    createObjectFile: b.createObjectFile?.bind(b),
+    restore: b.restore ? (name: string, days: number, tier: RestoreTier) => b.restore!(name, days, tier) : undefined,
+  }) as Backend;
+}
