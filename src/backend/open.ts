@@ -3,6 +3,7 @@
 import type { Backend } from './backend.js';
 import { LocalBackend } from './local.js';
 import { TsbakError } from '../errors.js';
+import { crashPointFromEnv, withCrashPoint } from './crash-point.js';
 
 export interface S3Options {
   endpoint?: string;
@@ -16,6 +17,12 @@ export function isLocalAddress(spec: string): boolean {
 }
 
 export async function openBackend(spec: string, s3: S3Options = {}): Promise<Backend> {
+  const backend = await backendFor(spec, s3);
+  const crash = crashPointFromEnv();
+  return crash ? withCrashPoint(backend, crash) : backend;
+}
+
+async function backendFor(spec: string, s3: S3Options): Promise<Backend> {
   if (isLocalAddress(spec) || spec === '.' || spec === '..') return new LocalBackend(spec);
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(spec);
   if (m || /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(spec)) {

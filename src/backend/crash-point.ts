@@ -1,0 +1,49 @@
+// Fault injection for the crash tests (test/kill-loop.test.ts): TSBAK_CRASH_AT=N[:after]
+// kills the process with SIGKILL just before (or just after) its N-th change to the
+// repository — a put, a delete, or the commit of a streamed object — so that a test can stop
+// a backup, forget, prune or repair at every step it takes, not at a moment picked by a
+// timer. Unset, openBackend returns the backend as it is.
+import type { Backend, ObjectFile, PutOptions } from './backend.js';
+
+export interface CrashPoint {
+  at: number;
+  after: boolean;
+}
+
+/** TSBAK_CRASH_AT parsed, or null (unset or malformed: a typo must not kill a real run). */
+export function crashPointFromEnv(value = process.env.TSBAK_CRASH_AT): CrashPoint | null {
+  const m = /^([1-9][0-9]{0,8})(:after)?$/.exec(value ?? '');
+  return m ? { at: Number(m[1]), after: !!m[2] } : null;
+}
+
+export function withCrashPoint(backend: Backend, point: CrashPoint): Backend {
+  let changes = 0;
+  const die = () => process.kill(process.pid, 'SIGKILL');
+  async function change<T>(op: () => Promise<T>): Promise<T> {
+    const n = ++changes;
+    if (n === point.at && !point.after) die();
+    const r = await op();
+    if (n === point.at && point.after) die();
+    return r;
+  }
+  const b = backend;
+  return {
+    location: b.location,
+    putConcurrency: b.putConcurrency,
+    readConcurrency: b.readConcurrency,
+    get: b.get.bind(b),
+    readInto: b.readInto?.bind(b),
+    head: b.head.bind(b),
+    list: b.list.bind(b),
+    restore: b.restore?.bind(b),
+    close: b.close?.bind(b),
+    put: (name: string, data: Uint8Array, opts?: PutOptions) => change(() => b.put(name, data, opts)),
+    delete: (name: string) => change(() => b.delete(name)),
+    createObjectFile: b.createObjectFile
+      ? (): ObjectFile => {
+          const f = b.createObjectFile!();
+          return { append: (bytes) => f.append(bytes), commit: (name) => change(() => f.commit(name)), abort: () => f.abort() };
+        }
+      : undefined,
+  };
+}
