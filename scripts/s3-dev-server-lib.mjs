@@ -247,6 +247,7 @@ async function start(dir, ownDir, options) {
     stats.requests[kind] = (stats.requests[kind] ?? 0) + 1;
     stats.methods[req.method] = (stats.methods[req.method] ?? 0) + 1;
     if (kind === 'GetObject' && req.headers.range !== undefined) stats.rangedGets++;
+    if (kind === 'GetObject') stats.getsByKey[`${bucket}/${key}`] = (stats.getsByKey[`${bucket}/${key}`] ?? 0) + 1;
     stats.total++;
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     const id = `${bucket}/${key}`;
@@ -661,7 +662,7 @@ function listV1toV2(xml, { token, startAfter, fetchOwner }) {
 }
 
 function newStats() {
-  return { startedAt: new Date().toISOString(), total: 0, requests: {}, methods: {}, rangedGets: 0, awsChunked: 0, errors: {}, restores: {}, bytesIn: 0, bytesOut: 0 };
+  return { startedAt: new Date().toISOString(), total: 0, requests: {}, methods: {}, rangedGets: 0, getsByKey: {}, awsChunked: 0, errors: {}, restores: {}, bytesIn: 0, bytesOut: 0 };
 }
 
 /** The Date header tells the server's clock (clients check their clock against it). */

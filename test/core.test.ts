@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, promises as fsp, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { lastJson, newRepo, run, start } from './lib/cli.js';
+import { BIN, lastJson, newRepo, run, testEnv } from './lib/cli.js';
 import { listFiles, sha256File as sha } from './lib/files.js';
 import { tempDir } from './lib/temp.js';
 
@@ -227,16 +227,9 @@ t.test('interrupted backup leaves the repository clean and the next backup works
   const src = tempDir(t);
   for (let i = 0; i < 8; i++) writeFileSync(path.join(src, `f${i}.bin`), randomBytes(8 << 20));
   const repo = newRepo(t);
-  const p = start('tsbak-write', [repo, src]);
-  t.teardown(() => p.kill('SIGKILL')); // if the test fails before it does (a no-op once exited)
-  // kill it as soon as the first pack has been written
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (existsSync(path.join(repo, 'packs/data')) && listFiles(path.join(repo, 'packs/data')).length > 0) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  p.kill('SIGKILL');
-  await new Promise((r) => p.once('exit', r));
+  // Killed right after its second change to the repository: its lock, then its first pack.
+  const killed = spawnSync(BIN('tsbak-write'), [repo, src], { env: testEnv({ TSBAK_CRASH_AT: '2:after' }) });
+  t.equal(killed.signal, 'SIGKILL', 'killed');
   t.notOk(existsSync(path.join(repo, 'snapshots')) && readdirSync(path.join(repo, 'snapshots')).length > 0, 'no snapshot was written');
   t.ok(listFiles(path.join(repo, 'packs/data')).length > 0, 'but some packs were');
   // Unindexed packs of the killed run are not reused (prune removes them): counted below.

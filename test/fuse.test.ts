@@ -235,9 +235,8 @@ t.test('a mounted repository', async (t) => {
     const w = run('tsbak-write', [repo, path.join(src, 'home'), '--host', 'otherhost', '--tag', 'later', '--json']);
     t.equal(w.code, 0, w.stderr);
     const id2: string = lastJson(w.stdout).snapshot_id;
-    const started = Date.now();
-    await waitFor('the new snapshot in snapshots/', () => readdirSync(snapsDir).filter((n) => n !== 'latest').length === 2, 10_000);
-    t.ok(Date.now() - started < 10_000, `appeared after ${Date.now() - started} ms`);
+    // The mount looks every 3 s; the bound only stops a test that would never pass.
+    await waitFor('the new snapshot in snapshots/', () => readdirSync(snapsDir).filter((n) => n !== 'latest').length === 2, 120_000);
     const names = readdirSync(snapsDir).filter((n) => n !== 'latest').sort();
     const name2 = names.find((n) => n !== name)!;
     t.ok(name2 === name + '-2' || name2 > name, `unique, sortable name ${name2}`);

@@ -33,6 +33,8 @@ export interface DevStats {
   methods: Record<string, number>;
   /** GetObject requests with a Range header. */
   rangedGets: number;
+  /** GetObject requests by bucket/key. */
+  getsByKey: Record<string, number>;
   /** Requests whose aws-chunked body was decoded. */
   awsChunked: number;
   errors: Record<string, number>;
