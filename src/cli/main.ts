@@ -28,6 +28,9 @@ const cmdWrite: Handler = async (a) => (await import('./write.js')).cmdWrite(a);
 const cmdWarm: Handler = async (a) => (await import('./warm.js')).cmdWarm(a);
 const cmdCost: Handler = async (a) => (await import('./cost.js')).cmdCost(a);
 const cmdMount: Handler = async (a) => (await import('./mount.js')).cmdMount(a);
+const cmdRepairIndex: Handler = async (a) => (await import('./repair.js')).cmdRepairIndex(a);
+const cmdRepairSnapshots: Handler = async (a) => (await import('./repair.js')).cmdRepairSnapshots(a);
+const cmdRecover: Handler = async (a) => (await import('./repair.js')).cmdRecover(a);
 
 const repoOptions: Opts = {
   'password-file': { type: 'string', describe: 'read the repository passphrase from this file (or set TSBAK_PASSWORD)' },
@@ -155,6 +158,49 @@ const TSBAK: Command = {
         verbose: { alias: 'v', type: 'boolean' },
       },
       run: (a) => run(cmdMount, a),
+    },
+    {
+      usage: 'repair <command>',
+      describe: 'rebuild what damage or a lost object took away, from the packs',
+      subcommands: [
+        {
+          usage: 'index <repo>',
+          describe: 'rebuild the index from the pack headers: list every pack no sound index file lists, then remove the index files replaced',
+          options: {
+            ...repoOptions,
+            'dry-run': { alias: 'n', type: 'boolean', describe: 'read the pack headers and say what would be written and removed' },
+            warm: { type: 'boolean', describe: 'request the restores of cold packs (GLACIER, DEEP_ARCHIVE) whose headers must be read; run again once done' },
+            tier: { type: 'string', choices: ['Expedited', 'Standard', 'Bulk'], describe: 'restore tier of --warm (default Bulk)' },
+            days: { type: 'number', describe: 'days S3 keeps restored copies (default 7)' },
+            ...json,
+          },
+          run: (a) => run(cmdRepairIndex, a),
+        },
+        {
+          usage: 'snapshots <repo>',
+          describe: 'rewrite the snapshots that name missing or damaged data without it (files dropped, unreadable directories emptied), signed by the master and tagged "repaired"',
+          options: {
+            ...repoOptions,
+            forget: { type: 'boolean', describe: 'remove each original snapshot once its repaired one is written' },
+            'read-data': { type: 'boolean', describe: 'also read every blob the snapshots name, to find damaged ones (not only missing ones)' },
+            'dry-run': { alias: 'n', type: 'boolean', describe: 'only say which snapshots and paths are affected' },
+            ...json,
+          },
+          run: (a) => run(cmdRepairSnapshots, a),
+        },
+      ],
+    },
+    {
+      usage: 'recover <repo>',
+      describe: 'with only the packs and the full key: rebuild every snapshot it can from the pack headers and restore each into DIR/<id>/',
+      options: {
+        ...repoOptions,
+        target: { alias: 't', type: 'string', demand: true, describe: 'directory to restore into, one subdirectory per snapshot or root tree' },
+        'no-owner': { type: 'boolean', describe: 'do not restore uid/gid' },
+        'all-roots': { type: 'boolean', describe: 'also restore trees no snapshot names when there are snapshots (into DIR/tree-<id>/)' },
+        ...json,
+      },
+      run: (a) => run(cmdRecover, a),
     },
     {
       usage: 'key <command>',

@@ -13,6 +13,7 @@ import type { Backend, StorageClass } from '../backend/backend.js';
 import type { RepoConfig } from '../format/config.js';
 import type { FullSecrets, WriterKeyFile, WriterSecrets } from '../format/keyfile.js';
 import type { BlobType } from '../format/pack.js';
+import type { IndexPack } from '../format/index-file.js';
 import type { SnapshotInfo } from '../format/snapshot.js';
 import type { Tree } from '../format/tree.js';
 import type { BlobIndex, BlobLocation, PackRef } from './blob-index.js';
@@ -135,6 +136,14 @@ export class Repository {
   }
   loadIndex(): Promise<void> {
     return this.indexes.loadIndex();
+  }
+  /** Writes one index file (signed by this key) for packs already stored; see index-store.ts. Returns its size. */
+  writeIndexFile(packs: IndexPack[]): Promise<number> {
+    return this.indexes.writeIndex(packs);
+  }
+  /** Listings from somewhere other than index files (pack headers), in memory only. */
+  addListings(packs: IndexPack[], source: string): void {
+    this.indexes.addListings(packs, source);
   }
   hasBlob(id: Buffer): boolean {
     return this.indexes.hasBlob(id);
