@@ -1,0 +1,202 @@
+// repair index, repair snapshots and recover, through the real programs, on repositories
+// damaged the way they get damaged: an index file deleted, a pack header damaged, a data
+// pack deleted, index/ and snapshots/ gone. What is left must restore identical to the
+// source and pass check --read-data.
+import t, { type Test } from 'tap';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { parseTar } from '../src/format/tar.js';
+import { lastJson, newRepo, run } from './lib/cli.js';
+import { compareTrees, walkTree, type Entry } from './lib/tree-compare.js';
+import { tempDir } from './lib/temp.js';
+
+/** A small tree: files of one and several chunks, an empty one, a symlink, nested directories. */
+function sourceTree(t: Test): string {
+  const src = tempDir(t);
+  writeFileSync(path.join(src, 'small.txt'), randomBytes(20_000));
+  writeFileSync(path.join(src, 'large.bin'), randomBytes(3 << 20));
+  writeFileSync(path.join(src, 'empty'), '');
+  mkdirSync(path.join(src, 'sub', 'deeper'), { recursive: true });
+  writeFileSync(path.join(src, 'sub', 'note'), 'hello\n');
+  writeFileSync(path.join(src, 'sub', 'deeper', 'more.bin'), randomBytes(100_000));
+  symlinkSync('../small.txt', path.join(src, 'sub', 'link'));
+  return src;
+}
+
+function backup(t: Test, repo: string, src: string): string {
+  const r = run('tsbak', ['backup', repo, src, '--json']);
+  t.equal(r.code, 0, `backup: ${r.stderr}`);
+  return lastJson(r.stdout).snapshot_id;
+}
+
+/** Restores `snap` and returns the walk of the source's place in it. */
+function restored(t: Test, repo: string, snap: string, src: string, what: string): Map<string, Entry> {
+  const target = tempDir(t);
+  const r = run('tsbak', ['restore', repo, snap, '--target', target]);
+  t.equal(r.code, 0, `${what}: restore exits 0: ${r.stderr}`);
+  return walkTree(path.join(target, src));
+}
+
+function check(t: Test, repo: string, what: string): void {
+  const r = run('tsbak', ['check', repo, '--read-data']);
+  t.equal(r.code, 0, `${what}: check --read-data passes: ${r.stdout}${r.stderr}`);
+}
+
+const files = (repo: string, dir: string): string[] => readdirSync(path.join(repo, dir)).sort();
+function packs(repo: string, kind: 'data' | 'tree'): string[] {
+  const base = path.join(repo, 'packs', kind);
+  return readdirSync(base).flatMap((d) => readdirSync(path.join(base, d)).map((f) => `packs/${kind}/${d}/${f}`));
+}
+
+/** The two backups every test starts from; the second adds late.bin (its own data pack). */
+function twoBackups(t: Test): { repo: string; src: string; before1: Map<string, Entry>; before2: Map<string, Entry>; lateIndex: string; latePack: string; lateTreePack: string } {
+  const repo = newRepo(t);
+  const src = sourceTree(t);
+  const before1 = walkTree(src, { preserveAtime: true });
+  backup(t, repo, src);
+  const index1 = files(repo, 'index');
+  const data1 = packs(repo, 'data');
+  const tree1 = packs(repo, 'tree');
+  writeFileSync(path.join(src, 'late.bin'), randomBytes(300_000));
+  const before2 = walkTree(src, { preserveAtime: true });
+  backup(t, repo, src);
+  const lateIndex = files(repo, 'index').find((f) => !index1.includes(f))!;
+  const latePack = packs(repo, 'data').find((p) => !data1.includes(p))!;
+  const lateTreePack = packs(repo, 'tree').find((p) => !tree1.includes(p))!;
+  t.ok(lateIndex && latePack && lateTreePack, 'the second backup wrote an index file, a data pack and a tree pack of its own');
+  return { repo, src, before1, before2, lateIndex, latePack, lateTreePack };
+}
+
+t.test('repair index: a deleted index file, rebuilt from the pack headers', async (t) => {
+  const { repo, src, before2, lateIndex } = twoBackups(t);
+  rmSync(path.join(repo, 'index', lateIndex));
+  const broken = run('tsbak', ['restore', repo, 'latest', '--target', tempDir(t)]);
+  t.equal(broken.code, 14, `without the index file the latest snapshot does not restore: ${broken.stderr}`);
+
+  const dry = run('tsbak', ['repair', 'index', repo, '--dry-run', '--json']);
+  t.equal(dry.code, 0, dry.stderr);
+  const d = lastJson(dry.stdout);
+  t.equal(d.packs_listed, 2, 'dry run: the two packs the lost file listed would be listed');
+  t.same(files(repo, 'index').length, 1, 'dry run: nothing written');
+
+  const r = run('tsbak', ['repair', 'index', repo, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const j = lastJson(r.stdout);
+  t.equal(j.packs, packs(repo, 'data').length + packs(repo, 'tree').length, 'every pack counted');
+  t.equal(j.indexed_already, j.packs - 2, 'packs of the sound index file left as they are');
+  t.equal(j.headers_read, 2, 'only the unlisted packs are read');
+  t.same(j.damaged_packs, [], 'no damage');
+  t.equal(j.index_files_written.length, 1);
+  t.same(j.index_files_removed, [], 'the sound index file stays');
+
+  t.same(compareTrees(before2, restored(t, repo, 'latest', src, 'after repair')), [], 'the latest snapshot restores identical');
+  check(t, repo, 'after repair index');
+  const again = lastJson(run('tsbak', ['repair', 'index', repo, '--json']).stdout);
+  t.equal(again.headers_read, 0, 'a second run finds nothing to do');
+  t.same(again.index_files_written, []);
+});
+
+t.test('repair index: a damaged pack header is named, the other packs are listed', async (t) => {
+  const { repo, src, before1, latePack, lateTreePack } = twoBackups(t);
+  // Damage the sealed part of the late pack's header member, then lose every index file.
+  const file = path.join(repo, latePack);
+  const bytes = readFileSync(file);
+  const header = parseTar(bytes).at(-1)!;
+  bytes[header.dataOffset + header.size - 20]! ^= 0x40;
+  writeFileSync(file, bytes);
+  // A pack cut short (inside its header member) too.
+  const treeFile = path.join(repo, lateTreePack);
+  writeFileSync(treeFile, readFileSync(treeFile).subarray(0, statSync(treeFile).size - 1536));
+  for (const f of files(repo, 'index')) rmSync(path.join(repo, 'index', f));
+
+  const r = run('tsbak', ['repair', 'index', repo, '--json']);
+  t.equal(r.code, 14, `damage found: exit 14: ${r.stderr}`);
+  const j = lastJson(r.stdout);
+  const damaged = new Map(j.damaged_packs.map((d: any) => [d.pack, d.reason]));
+  t.same([...damaged.keys()].sort(), [latePack, lateTreePack].sort(), 'the damaged packs are named');
+  t.match(damaged.get(latePack), /authentication/, 'a header that does not open');
+  t.match(damaged.get(lateTreePack), /zero blocks|header/, 'a pack cut short');
+  t.equal(j.packs_listed, j.packs - 2, 'every other pack is listed');
+
+  const snaps = JSON.parse(run('tsbak', ['snapshots', repo, '--json']).stdout);
+  const first = snaps.sort((a: any, b: any) => (a.time < b.time ? -1 : 1))[0];
+  t.same(compareTrees(before1, restored(t, repo, first.id, src, 'first snapshot')), [], 'the snapshot whose data is intact restores identical');
+});
+
+t.test('repair snapshots: a deleted data pack, the files it held dropped', async (t) => {
+  const { repo, src, before2, latePack } = twoBackups(t);
+  rmSync(path.join(repo, latePack));
+
+  const early = run('tsbak', ['repair', 'snapshots', repo]);
+  t.equal(early.code, 2, 'refused while the index lists the lost pack');
+  t.match(early.stderr, /repair index' first/);
+  t.equal(run('tsbak', ['repair', 'index', repo]).code, 0, 'repair index drops the listing of the lost pack');
+
+  const writerKey = path.join(tempDir(t), 'w.key');
+  t.equal(run('tsbak', ['key', 'add-writer', repo, '--name', 'w', '--out', writerKey]).code, 0);
+  const ro = run('tsbak', ['repair', 'snapshots', repo, '--key-file', writerKey], { TSBAK_PASSWORD: '' });
+  t.equal(ro.code, 12, `a write-only key cannot repair snapshots: ${ro.stderr}`);
+
+  const dry = lastJson(run('tsbak', ['repair', 'snapshots', repo, '--dry-run', '--json']).stdout);
+  t.equal(dry.repaired.length, 1, 'dry run: one snapshot needs repair');
+  const before = files(repo, 'snapshots');
+
+  const r = run('tsbak', ['repair', 'snapshots', repo, '--forget', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const j = lastJson(r.stdout);
+  t.equal(j.repaired.length, 1, 'one snapshot repaired');
+  const rep = j.repaired[0];
+  t.same(rep.affected.map((a: any) => a.path), [path.join(src, 'late.bin')], 'the lost file is named');
+  t.match(rep.affected[0].what, /dropped/);
+  t.ok(rep.forgotten, 'the original removed (--forget)');
+  t.notOk(files(repo, 'snapshots').includes(rep.id), 'its object is gone');
+  t.equal(files(repo, 'snapshots').length, before.length, 'one snapshot replaced by one');
+
+  const snaps = JSON.parse(run('tsbak', ['snapshots', repo, '--json']).stdout);
+  const repaired = snaps.find((s: any) => s.id === rep.new_id);
+  t.ok(repaired, 'the repaired snapshot is listed');
+  t.ok(repaired.tags.includes('repaired'), 'tagged repaired');
+  t.equal(repaired.signer.id, 'master', 'signed by the master');
+
+  const expected = new Map(before2);
+  expected.delete('late.bin');
+  t.same(compareTrees(expected, restored(t, repo, rep.new_id, src, 'repaired')), [], 'everything else restores identical');
+  check(t, repo, 'after repair snapshots');
+  const again = lastJson(run('tsbak', ['repair', 'snapshots', repo, '--json']).stdout);
+  t.same(again.repaired, [], 'nothing left to repair');
+});
+
+t.test('recover: index/ and snapshots/ deleted, every backup restored from the packs', async (t) => {
+  const { repo, src, before1, before2 } = twoBackups(t);
+  rmSync(path.join(repo, 'index'), { recursive: true });
+  rmSync(path.join(repo, 'snapshots'), { recursive: true });
+  mkdirSync(path.join(repo, 'index'));
+  mkdirSync(path.join(repo, 'snapshots'));
+  const target = tempDir(t);
+  const r = run('tsbak', ['recover', repo, '--target', target, '--json', '--no-cache']);
+  t.equal(r.code, 0, r.stderr);
+  const j = lastJson(r.stdout);
+  t.equal(j.headers_read, j.packs, 'every pack header read');
+  t.equal(j.restored.length, 2, 'two roots: the two backups');
+  t.ok(j.restored.every((x: any) => x.kind === 'tree' && x.errors === 0));
+  const walks = j.restored.map((x: any) => walkTree(path.join(x.target, src)));
+  const matches = (w: Map<string, Entry>, b: Map<string, Entry>) => compareTrees(b, w).length === 0;
+  t.ok(walks.some((w: Map<string, Entry>) => matches(w, before1)), 'the first backup is restored identical');
+  t.ok(walks.some((w: Map<string, Entry>) => matches(w, before2)), 'the second backup is restored identical');
+  t.ok(statSync(path.join(repo, 'index')).isDirectory() && files(repo, 'index').length === 0, 'recover writes nothing to the repository');
+});
+
+t.test('recover: snapshot objects present, restored under their ids', async (t) => {
+  const { repo, src, before2 } = twoBackups(t);
+  rmSync(path.join(repo, 'index'), { recursive: true });
+  mkdirSync(path.join(repo, 'index'));
+  const target = tempDir(t);
+  const r = run('tsbak', ['recover', repo, '--target', target, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const j = lastJson(r.stdout);
+  t.same(j.restored.map((x: any) => x.kind), ['snapshot', 'snapshot']);
+  t.same(j.restored.map((x: any) => path.basename(x.target)).sort(), files(repo, 'snapshots'), 'one folder per snapshot id');
+  const latest = j.restored.sort((a: any, b: any) => (a.time < b.time ? 1 : -1))[0];
+  t.same(compareTrees(before2, walkTree(path.join(latest.target, src))), [], 'the latest snapshot restores identical');
+});
