@@ -5,6 +5,7 @@
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { parseTar } from '../src/format/tar.js';
 import { lastJson, newRepo, run } from './lib/cli.js';
@@ -80,8 +81,18 @@ t.test('repair index: a deleted index file, rebuilt from the pack headers', asyn
   t.equal(d.packs_listed, 2, 'dry run: the two packs the lost file listed would be listed');
   t.same(files(repo, 'index').length, 1, 'dry run: nothing written');
 
+  // A backup at work (its shared lock): repair waits for it to end.
+  const lockFile = path.join(repo, 'locks', randomBytes(16).toString('hex'));
+  mkdirSync(path.dirname(lockFile), { recursive: true });
+  writeFileSync(lockFile, JSON.stringify({ host: hostname(), pid: process.pid, time: new Date().toISOString(), exclusive: false, operation: 'backup' }));
+  const locked = run('tsbak', ['repair', 'index', repo]);
+  t.equal(locked.code, 13, `a backup's lock keeps repair index out: ${locked.stderr}`);
+  t.same(files(repo, 'index').length, 1, 'nothing written while locked out');
+  rmSync(lockFile);
+
   const r = run('tsbak', ['repair', 'index', repo, '--json']);
   t.equal(r.code, 0, r.stderr);
+  t.same(readdirSync(path.join(repo, 'locks')), [], 'its lock is gone when it is done');
   const j = lastJson(r.stdout);
   t.equal(j.packs, packs(repo, 'data').length + packs(repo, 'tree').length, 'every pack counted');
   t.equal(j.indexed_already, j.packs - 2, 'packs of the sound index file left as they are');

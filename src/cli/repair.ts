@@ -44,14 +44,14 @@ function coldSummary(cold: StoredPack[], a: { tier?: string; days?: number }) {
 
 export async function cmdRepairIndex(a: RepairIndexArgs): Promise<number> {
   const repo = await openRepo(a);
-  const release = a.dryRun ? null : await takeExclusiveLock(repo);
+  const lock = a.dryRun ? null : await takeExclusiveLock(repo, 'repair index');
   const progress = new ProgressLine();
   let r: Awaited<ReturnType<typeof repairIndex>>;
   try {
-    r = await repairIndex(repo, { dryRun: a.dryRun, onProgress: (m) => progress.update(m, true) });
+    r = await repairIndex(repo, { dryRun: a.dryRun, onProgress: (m) => progress.update(m, true), assertLocked: lock?.assertHeld });
   } finally {
     progress.clear();
-    await release?.();
+    await lock?.release();
   }
   const cold = coldSummary(r.cold, a);
   let warmed = 0;
@@ -110,15 +110,15 @@ export interface RepairSnapshotsArgs extends RepoArgs {
 
 export async function cmdRepairSnapshots(a: RepairSnapshotsArgs): Promise<number> {
   const repo = await openRepo(a);
-  const release = a.dryRun ? null : await takeExclusiveLock(repo);
+  const lock = a.dryRun ? null : await takeExclusiveLock(repo, 'repair snapshots');
   const progress = new ProgressLine();
   let r: Awaited<ReturnType<typeof repairSnapshots>>;
   try {
-    r = await repairSnapshots(repo, { forget: a.forget, readData: a.readData, dryRun: a.dryRun, onProgress: (m) => progress.update(m, true) });
+    r = await repairSnapshots(repo, { forget: a.forget, readData: a.readData, dryRun: a.dryRun, onProgress: (m) => progress.update(m, true), assertLocked: lock?.assertHeld });
   } finally {
     progress.clear();
     await repo.closeWriter();
-    await release?.();
+    await lock?.release();
   }
   await repo.coldStorage?.close();
   if (a.json) {

@@ -16,6 +16,8 @@ export interface IndexRepairOptions {
   dryRun?: boolean;
   signal?: AbortSignal;
   onProgress?: (message: string) => void;
+  /** Throws when the exclusive lock was lost: called before each write and each deletion. */
+  assertLocked?: () => void;
 }
 
 export interface IndexRepairReport {
@@ -113,6 +115,7 @@ export async function repairIndex(repo: Repository, opts: IndexRepairOptions = {
     say('writing index');
     for (const group of byBlobCount(listings, BLOBS_PER_FILE)) {
       const before = new Set(repo.indexFiles);
+      opts.assertLocked?.();
       await repo.writeIndexFile(group);
       report.indexFilesWritten.push(...repo.indexFiles.filter((f) => !before.has(f)));
     }
@@ -128,7 +131,10 @@ export async function repairIndex(repo: Repository, opts: IndexRepairOptions = {
       continue;
     }
     if (!file.startsWith(INDEX)) continue;
-    if (!opts.dryRun) await repo.backend.delete(file);
+    if (!opts.dryRun) {
+      opts.assertLocked?.();
+      await repo.backend.delete(file);
+    }
     report.indexFilesRemoved.push({ name: file, reason });
   }
   return report;

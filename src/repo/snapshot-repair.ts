@@ -24,6 +24,8 @@ export interface SnapshotRepairOptions {
   /** Read every blob the snapshots name (every copy until one opens): damaged data, not only missing data. */
   readData?: boolean;
   onProgress?: (message: string) => void;
+  /** Throws when the exclusive lock was lost: called before each snapshot written or removed. */
+  assertLocked?: () => void;
 }
 
 /** A path of a snapshot that was changed, and why. */
@@ -155,9 +157,11 @@ export async function repairSnapshots(repo: Repository, opts: SnapshotRepairOpti
       entry.existing = true;
     } else {
       await repo.flush();
+      opts.assertLocked?.();
       entry.newId = await repo.saveSnapshot(repairedInfo(snap, r.id));
     }
     if (opts.forget) {
+      opts.assertLocked?.();
       await repo.backend.delete(`${SNAPSHOTS}${snap.id}`);
       entry.forgotten = true;
     }
