@@ -8,7 +8,11 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, wr
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { parseTar } from '../src/format/tar.js';
-import { lastJson, newRepo, run } from './lib/cli.js';
+import type { TreeNode } from '../src/format/tree.js';
+import { openBackend } from '../src/backend/open.js';
+import { packName } from '../src/repo/layout.js';
+import { Repository } from '../src/repo/repository.js';
+import { lastJson, newRepo, run, testEnv } from './lib/cli.js';
 import { compareTrees, walkTree, type Entry } from './lib/tree-compare.js';
 import { tempDir } from './lib/temp.js';
 
@@ -210,4 +214,54 @@ t.test('recover: snapshot objects present, restored under their ids', async (t) 
   t.same(j.restored.map((x: any) => path.basename(x.target)).sort(), files(repo, 'snapshots'), 'one folder per snapshot id');
   const latest = j.restored.sort((a: any, b: any) => (a.time < b.time ? 1 : -1))[0];
   t.same(compareTrees(before2, walkTree(path.join(latest.target, src))), [], 'the latest snapshot restores identical');
+});
+
+t.test('repair snapshots: a damaged directory tree becomes an empty directory; --read-data finds a damaged file', async (t) => {
+  const repo = newRepo(t);
+  const src = sourceTree(t);
+  const before = walkTree(src, { preserveAtime: true });
+  const snap = backup(t, repo, src);
+
+  // Flip a byte inside the tree blob of sub/ and inside the one chunk of small.txt.
+  const r0 = await Repository.open(await openBackend(repo), { password: testEnv().TSBAK_PASSWORD! });
+  await r0.loadIndex();
+  let tree = await r0.loadTree(Buffer.from((await r0.loadSnapshot(snap)).info.tree, 'hex'));
+  let dir: TreeNode | undefined;
+  for (const comp of [...src.split('/').filter(Boolean)]) {
+    dir = tree.nodes.find((n) => n.name.toString() === comp)!;
+    tree = await r0.loadTree(dir.subtree!);
+  }
+  const damage = (id: Buffer) => {
+    const loc = r0.locate(id)!;
+    const file = path.join(repo, packName(loc.pack.kind, loc.pack.id.toString('hex')));
+    const bytes = readFileSync(file);
+    bytes[loc.offset + 20]! ^= 1;
+    writeFileSync(file, bytes);
+  };
+  damage(tree.nodes.find((n) => n.name.toString() === 'sub')!.subtree!);
+  damage(tree.nodes.find((n) => n.name.toString() === 'small.txt')!.content![0]!);
+
+  const plain = lastJson(run('tsbak', ['repair', 'snapshots', repo, '--json']).stdout);
+  t.same(plain.repaired[0].affected.map((a: any) => a.path), [path.join(src, 'sub')], 'without --read-data: the unreadable directory only');
+  t.match(plain.repaired[0].affected[0].what, /empty directory/);
+
+  const r = run('tsbak', ['repair', 'snapshots', repo, '--read-data', '--forget', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const rep = lastJson(r.stdout).repaired;
+  t.equal(rep.length, 2, 'the original and the first repair both name the damaged file');
+  const newest = rep.find((x: any) => x.affected.length === 1);
+  t.same(newest.affected.map((a: any) => a.path), [path.join(src, 'small.txt')]);
+  t.match(newest.affected[0].what, /missing or damaged/);
+
+  const snaps = JSON.parse(run('tsbak', ['snapshots', repo, '--json']).stdout);
+  // The original and the first repair, each repaired to the same tree, the two forgotten.
+  t.equal(snaps.length, 2, 'two snapshots left');
+  t.equal(snaps[0].tree, snaps[1].tree, 'with the same tree');
+  t.notOk(snaps.some((s: any) => s.id === snap), 'the original is gone');
+  const expected = new Map([...before].filter(([rel]) => rel !== 'small.txt' && !rel.startsWith('sub/')));
+  t.same(
+    compareTrees(expected, restored(t, repo, snaps[0].id, src, 'repaired twice'), { ignore: { sub: ['nlink'] }, hardlinks: false }),
+    [],
+    'the rest restores identical, sub/ empty with its metadata',
+  );
 });
