@@ -4,7 +4,7 @@
 // source and pass check --read-data.
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { parseTar } from '../src/format/tar.js';
@@ -12,7 +12,7 @@ import type { TreeNode } from '../src/format/tree.js';
 import { openBackend } from '../src/backend/open.js';
 import { packName } from '../src/repo/layout.js';
 import { Repository } from '../src/repo/repository.js';
-import { lastJson, newRepo, run, testEnv } from './lib/cli.js';
+import { lastJson, newRepo, run, start, testEnv } from './lib/cli.js';
 import { compareTrees, walkTree, type Entry } from './lib/tree-compare.js';
 import { tempDir } from './lib/temp.js';
 
@@ -264,4 +264,47 @@ t.test('repair snapshots: a damaged directory tree becomes an empty directory; -
     [],
     'the rest restores identical, sub/ empty with its metadata',
   );
+});
+
+/** Runs tsbak and kills it (SIGKILL) as soon as an object appears in `dir`; resolves with whether the kill came first. */
+function killWhenWritten(args: string[], dir: string): Promise<{ killed: boolean; code: number | null }> {
+  const seen = new Set(readdirSync(dir));
+  const child = start('tsbak', args);
+  let killed = false;
+  const watcher = watch(dir, () => {
+    if (!killed && readdirSync(dir).some((f) => !seen.has(f) && !f.startsWith('.tmp-'))) {
+      killed = child.kill('SIGKILL');
+    }
+  });
+  return new Promise((resolve) => {
+    child.once('close', (code, signal) => {
+      watcher.close();
+      resolve({ killed: killed && signal === 'SIGKILL', code });
+    });
+  });
+}
+
+t.test('killed (SIGKILL) once its first object is written, a repair leaves a valid repository and a rerun finishes', async (t) => {
+  const { repo, src, before2, lateIndex, latePack } = twoBackups(t);
+  rmSync(path.join(repo, 'index', lateIndex));
+  const k1 = await killWhenWritten(['repair', 'index', repo], path.join(repo, 'index'));
+  t.comment(`repair index ${k1.killed ? 'killed' : `ended first (exit ${k1.code})`}`);
+  t.same(compareTrees(before2, restored(t, repo, 'latest', src, 'after the kill')), [], 'the latest snapshot restores identical after the kill');
+  const again = run('tsbak', ['repair', 'index', repo, '--json']);
+  t.equal(again.code, 0, again.stderr);
+  check(t, repo, 'after the rerun');
+
+  rmSync(path.join(repo, latePack));
+  t.equal(run('tsbak', ['repair', 'index', repo]).code, 0);
+  const k2 = await killWhenWritten(['repair', 'snapshots', repo, '--forget'], path.join(repo, 'snapshots'));
+  t.comment(`repair snapshots ${k2.killed ? 'killed' : `ended first (exit ${k2.code})`}`);
+  const rerun = run('tsbak', ['repair', 'snapshots', repo, '--forget', '--json']);
+  t.equal(rerun.code, 0, rerun.stderr);
+  const rep = lastJson(rerun.stdout).repaired;
+  if (k2.killed && rep.length) t.ok(rep[0].existing, 'the rerun finds the repaired snapshot the killed run wrote');
+  // (A temp file the killed run left next to them is no snapshot: prune removes it.)
+  t.equal(files(repo, 'snapshots').filter((f) => !f.startsWith('.tmp-')).length, 2, 'two snapshots: the first backup and the repaired one');
+  // A lock the killed runs left: stale (its pid is gone), so nothing above was kept out; unlock removes it.
+  t.equal(run('tsbak', ['unlock', repo]).code, 0);
+  check(t, repo, 'after repair snapshots');
 });
