@@ -60,11 +60,15 @@ t.test('cold packs: named with their restore cost, warmed, then indexed', async 
   t.equal(lastJson(warm.stdout).restores_requested, dataPacks, 'one restore request per cold pack');
   t.ok((await server.completeRestores()) >= dataPacks, 'the restores complete');
 
+  await server.resetStats();
   const done = tsbak('repair', 'index', REPO, '--s3-path-style', '--json');
   t.equal(done.code, 0, done.stderr);
   const d = lastJson(done.stdout);
   t.equal(d.packs_listed, dataPacks, 'the restored packs are listed now');
   t.same(d.cold_packs, []);
+  const st = await server.stats();
+  t.comment(`repair index of ${dataPacks} packs: ${st.total} requests, ${st.rangedGets} ranged GETs, ${st.bytesOut} bytes out`);
+  t.equal(st.rangedGets, dataPacks, 'one ranged GET per pack header (its tail)');
 
   const target = tempDir(t);
   const r = tsbak('restore', REPO, 'latest', '--target', target, '--s3-path-style');
