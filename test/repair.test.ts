@@ -4,7 +4,7 @@
 // source and pass check --read-data.
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { parseTar } from '../src/format/tar.js';
@@ -49,6 +49,7 @@ function check(t: Test, repo: string, what: string): void {
 }
 
 const files = (repo: string, dir: string): string[] => readdirSync(path.join(repo, dir)).sort();
+const filesIfAny = (repo: string, dir: string): string[] => (existsSync(path.join(repo, dir)) ? files(repo, dir) : []);
 function packs(repo: string, kind: 'data' | 'tree'): string[] {
   const base = path.join(repo, 'packs', kind);
   return readdirSync(base).flatMap((d) => readdirSync(path.join(base, d)).map((f) => `packs/${kind}/${d}/${f}`));
@@ -307,4 +308,31 @@ t.test('killed (SIGKILL) once its first object is written, a repair leaves a val
   // A lock the killed runs left: stale (its pid is gone), so nothing above was kept out; unlock removes it.
   t.equal(run('tsbak', ['unlock', repo]).code, 0);
   check(t, repo, 'after repair snapshots');
+});
+
+t.test('repair index --read-data: a writer\'s garbage under another file\'s id is left out of the master\'s index', async (t) => {
+  const repo = newRepo(t);
+  const src = sourceTree(t);
+  const keyFile = path.join(tempDir(t), 'w.key');
+  t.equal(run('tsbak', ['key', 'add-writer', repo, '--name', 'w', '--out', keyFile]).code, 0);
+  const indexBefore = filesIfAny(repo, 'index');
+  // The writer stores garbage under the id of small.txt, in a pack of its own, and its index file is lost.
+  const w = await Repository.open(await openBackend(repo), { keyFile: { path: keyFile, content: JSON.parse(readFileSync(keyFile, 'utf8')) } });
+  const small = readFileSync(path.join(src, 'small.txt'));
+  const id = w.blobId(small);
+  t.ok((await w.saveBlob('data', randomBytes(small.length), id)).added);
+  await w.flush();
+  await w.closeWriter();
+  for (const f of files(repo, 'index')) if (!indexBefore.includes(f)) rmSync(path.join(repo, 'index', f));
+
+  const r = run('tsbak', ['repair', 'index', repo, '--read-data', '--json']);
+  t.equal(r.code, 14, `damage found: ${r.stderr}`);
+  const j = lastJson(r.stdout);
+  t.same(j.damaged_blobs.map((b: any) => b.blob), [id.toString('hex')], 'the garbage is named');
+  t.match(j.damaged_blobs[0].reason, /does not match its id/);
+  t.equal(j.packs_listed, 0, 'its pack lists nothing else: not listed');
+
+  const before = walkTree(src, { preserveAtime: true });
+  backup(t, repo, src);
+  t.same(compareTrees(before, restored(t, repo, 'latest', src, 'a backup after the repair')), [], 'a backup after the repair stores its own copy and restores identical');
 });

@@ -20,6 +20,7 @@ const out = (s: string) => process.stdout.write(s + '\n');
 
 export interface RepairIndexArgs extends RepoArgs {
   dryRun?: boolean;
+  readData?: boolean;
   json?: boolean;
   warm?: boolean;
   tier?: string;
@@ -48,7 +49,7 @@ export async function cmdRepairIndex(a: RepairIndexArgs): Promise<number> {
   const progress = new ProgressLine();
   let r: Awaited<ReturnType<typeof repairIndex>>;
   try {
-    r = await repairIndex(repo, { dryRun: a.dryRun, onProgress: (m) => progress.update(m, true), assertLocked: lock?.assertHeld });
+    r = await repairIndex(repo, { dryRun: a.dryRun, readData: a.readData, onProgress: (m) => progress.update(m, true), assertLocked: lock?.assertHeld });
   } finally {
     progress.clear();
     await lock?.release();
@@ -76,6 +77,9 @@ export async function cmdRepairIndex(a: RepairIndexArgs): Promise<number> {
         packs_listed: r.packsListed,
         blobs_listed: r.blobsListed,
         damaged_packs: r.damaged,
+        blobs_verified: a.readData ? r.blobsVerified : null,
+        damaged_blobs: r.damagedBlobs,
+        packs_not_matching_name: r.packsNotMatchingName,
         cold_packs: r.cold.map((p) => ({ pack: p.name, bytes: p.size, storage_class: p.storageClass ?? null })),
         cold_restore: cold,
         restores_requested: warmed,
@@ -91,6 +95,9 @@ export async function cmdRepairIndex(a: RepairIndexArgs): Promise<number> {
     for (const f of r.indexFilesRemoved) out(`index file ${f.name} ${would}removed: ${f.reason}`);
     for (const f of r.indexFilesKept) out(`index file ${f.name} kept: ${f.reason}`);
     for (const d of r.damaged) out(`damaged: pack ${d.pack}: ${d.reason}; its blobs cannot be read (check --read-data, then repair snapshots)`);
+    if (a.readData) out(`${r.blobsVerified} blobs read and verified`);
+    for (const b of r.damagedBlobs) out(`damaged: blob ${b.blob.slice(0, 16)} in pack ${b.pack}: ${b.reason}; left out of the index`);
+    for (const p of r.packsNotMatchingName) out(`damaged: pack ${p}: its bytes do not match its name`);
     if (r.cold.length) {
       for (const p of r.cold) out(`cold: pack ${p.name} (${p.storageClass ?? 'archived'}, ${fmtBytes(p.size)}): its header cannot be read before a restore`);
       for (const c of cold) out(`restoring ${c.packs} ${c.storage_class} packs (${fmtBytes(c.bytes)}, tier ${c.tier}, kept ${c.days} days) costs ~${fmtUsd(c.restore_usd)} and takes ${Math.round(c.hours[0])}-${Math.round(c.hours[1])} h`);
@@ -98,7 +105,7 @@ export async function cmdRepairIndex(a: RepairIndexArgs): Promise<number> {
     }
   }
   if (r.cold.length) return EXIT.COLD_PENDING;
-  return r.damaged.length ? EXIT.CORRUPT : EXIT.OK;
+  return r.damaged.length || r.damagedBlobs.length || r.packsNotMatchingName.length ? EXIT.CORRUPT : EXIT.OK;
 }
 
 export interface RepairSnapshotsArgs extends RepoArgs {

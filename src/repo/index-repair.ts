@@ -9,7 +9,9 @@ import { INDEX } from './layout.js';
 import type { IndexPack } from '../format/index-file.js';
 import type { FullSecrets } from '../format/keyfile.js';
 import { TsbakError } from '../errors.js';
-import { listingName, listStoredPacks, readPackHeaders, type StoredPack } from './pack-headers.js';
+import { listingName, listStoredPacks, readPackHeaders, verifyPackBlobs, type StoredPack } from './pack-headers.js';
+import { mapLimit } from './map-limit.js';
+import { Semaphore } from './semaphore.js';
 import type { Repository } from './repository.js';
 
 export interface IndexRepairOptions {
@@ -18,6 +20,12 @@ export interface IndexRepairOptions {
   onProgress?: (message: string) => void;
   /** Throws when the exclusive lock was lost: called before each write and each deletion. */
   assertLocked?: () => void;
+  /**
+   * Read each pack to be listed whole and list only the blobs that open and match their id.
+   * Without it a header is taken at its word, and since the new index is the master's, a
+   * backup's dedup then counts on what it lists (see FORMAT.md "Repair and recovery").
+   */
+  readData?: boolean;
 }
 
 export interface IndexRepairReport {
@@ -31,6 +39,11 @@ export interface IndexRepairReport {
   blobsListed: number;
   /** Packs whose header is damaged: not listed (their blobs cannot be read). */
   damaged: Array<{ pack: string; reason: string }>;
+  /** readData: blobs left out of the listings, and packs whose bytes do not match their name. */
+  damagedBlobs: Array<{ pack: string; blob: string; reason: string }>;
+  packsNotMatchingName: string[];
+  /** readData: blobs read and verified. */
+  blobsVerified: number;
   /** Packs in GLACIER/DEEP_ARCHIVE whose header cannot be read without a restore. */
   cold: StoredPack[];
   /** Index files written, and index files removed (with why). */
@@ -40,6 +53,9 @@ export interface IndexRepairReport {
   indexFilesKept: Array<{ name: string; reason: string }>;
   dryRun: boolean;
 }
+
+/** Bytes of packs read at once with readData (a larger pack is read alone). */
+const PACK_BYTES_IN_FLIGHT = 64 << 20;
 
 /** Blobs per index file written (restic bounds its index files by blob count too). */
 const BLOBS_PER_FILE = 65536;
@@ -92,21 +108,44 @@ export async function repairIndex(repo: Repository, opts: IndexRepairOptions = {
     packsListed: 0,
     blobsListed: 0,
     damaged: [],
+    damagedBlobs: [],
+    packsNotMatchingName: [],
+    blobsVerified: 0,
     cold: [],
     indexFilesWritten: [],
     indexFilesRemoved: [],
     indexFilesKept: [],
     dryRun: !!opts.dryRun,
   };
+  const opened: Array<{ listing: IndexPack; packKey: Buffer; size: number }> = [];
   for (const o of outcomes) {
     if (o.state === 'ok') {
       report.headersRead++;
-      listings.push(o.listing);
+      opened.push({ listing: o.listing, packKey: o.packKey, size: o.pack.size });
       covered.add(o.pack.name);
     } else if (o.state === 'damaged') report.damaged.push({ pack: o.pack.name, reason: o.reason });
     else if (o.state === 'cold') report.cold.push(o.pack);
     // 'missing': deleted since the listing (by prune): nothing to list.
   }
+  if (opts.readData) {
+    say('reading the packs to list');
+    const room = new Semaphore(PACK_BYTES_IN_FLIGHT);
+    let done = 0;
+    await mapLimit(opened, repo.readConcurrency, async (p) => {
+      await room.acquire(p.size);
+      try {
+        const v = await verifyPackBlobs(repo.backend, p.listing, p.packKey, s.macKey, opts.signal);
+        p.listing = { ...p.listing, blobs: v.sound };
+        report.blobsVerified += v.sound.length;
+        for (const b of v.bad) report.damagedBlobs.push({ pack: listingName(p.listing), blob: b.id.toString('hex'), reason: b.reason });
+        if (v.hashMismatch) report.packsNotMatchingName.push(listingName(p.listing));
+      } finally {
+        room.release(p.size);
+      }
+      say(`reading the packs to list: ${++done}/${opened.length}`);
+    });
+  }
+  for (const p of opened) if (p.listing.blobs.length) listings.push(p.listing);
   report.packsListed = listings.length;
   report.blobsListed = listings.reduce((n, l) => n + l.blobs.length, 0);
 

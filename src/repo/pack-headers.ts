@@ -3,6 +3,8 @@
 // at once, and checked as hostile input: `repair index` and `recover` build listings from
 // them when the index files are gone or damaged.
 import { openSealed, type X25519Pair } from '../crypto/box.js';
+import { blobId, sha256 } from '../crypto/hash.js';
+import { openBlob } from '../format/blob.js';
 import { checkPackEntries, findPackHeader, openPackHeader, type PackEntry } from '../format/pack.js';
 import type { IndexPack } from '../format/index-file.js';
 import type { Backend } from '../backend/backend.js';
@@ -21,7 +23,7 @@ export interface StoredPack {
 
 /** What reading one pack's header gave. */
 export type HeaderOutcome =
-  | { pack: StoredPack; state: 'ok'; listing: IndexPack }
+  | { pack: StoredPack; state: 'ok'; listing: IndexPack; packKey: Buffer }
   | { pack: StoredPack; state: 'damaged'; reason: string }
   | { pack: StoredPack; state: 'cold' }
   | { pack: StoredPack; state: 'missing' };
@@ -82,7 +84,7 @@ export async function readPackHeader(backend: Backend, pack: StoredPack, repoKey
         return { pack, state: 'damaged', reason: (e as Error).message };
       }
       const blobs = entries.map((e) => ({ id: e.id, offset: e.offset, length: e.length, rawLength: e.rawLength }));
-      return { pack, state: 'ok', listing: { id: Buffer.from(pack.id, 'hex'), kind: pack.kind, sealedKey: found.sealedKey, blobs } };
+      return { pack, state: 'ok', listing: { id: Buffer.from(pack.id, 'hex'), kind: pack.kind, sealedKey: found.sealedKey, blobs }, packKey: key };
     }
   } catch (e) {
     if (e instanceof ColdError) return { pack, state: 'cold' };
@@ -110,4 +112,37 @@ export async function readPackHeaders(
 /** A pack's object name from its listing. */
 export function listingName(p: Pick<IndexPack, 'kind' | 'id'>): string {
   return packName(p.kind, p.id.toString('hex'));
+}
+
+/**
+ * Reads a whole pack and opens every blob its listing names (AEAD, then the id): the
+ * listing's blobs that are sound, and the others with why. A pack whose bytes are not
+ * its name (SHA-256) is still opened blob by blob: each blob stands on its own.
+ */
+export async function verifyPackBlobs(
+  backend: Backend,
+  listing: IndexPack,
+  packKey: Buffer,
+  macKey: Buffer,
+  signal?: AbortSignal,
+): Promise<{ sound: IndexPack['blobs']; bad: Array<{ id: Buffer; reason: string }>; hashMismatch: boolean }> {
+  const bytes = await backend.get(listingName(listing), undefined, signal);
+  const sound: IndexPack['blobs'] = [];
+  const bad: Array<{ id: Buffer; reason: string }> = [];
+  for (const b of listing.blobs) {
+    if (b.offset + b.length > bytes.length) {
+      bad.push({ id: b.id, reason: 'beyond the end of the pack' });
+      continue;
+    }
+    let plain: Buffer;
+    try {
+      plain = openBlob(packKey, b.id, bytes.subarray(b.offset, b.offset + b.length));
+    } catch {
+      bad.push({ id: b.id, reason: 'failed authentication' });
+      continue;
+    }
+    if (plain.length !== b.rawLength || !blobId(macKey, plain).equals(b.id)) bad.push({ id: b.id, reason: 'content does not match its id' });
+    else sound.push(b);
+  }
+  return { sound, bad, hashMismatch: !sha256(bytes).equals(listing.id) };
 }
