@@ -15,6 +15,7 @@ import { Repository } from '../src/repo/repository.js';
 import { lastJson, newRepo, run, start, testEnv } from './lib/cli.js';
 import { compareTrees, walkTree, type Entry } from './lib/tree-compare.js';
 import { tempDir } from './lib/temp.js';
+import { asWriter, repoWithWriter } from './lib/hostile.js';
 
 /** A small tree: files of one and several chunks, an empty one, a symlink, nested directories. */
 function sourceTree(t: Test): string {
@@ -335,4 +336,19 @@ t.test('repair index --read-data: a writer\'s garbage under another file\'s id i
   const before = walkTree(src, { preserveAtime: true });
   backup(t, repo, src);
   t.same(compareTrees(before, restored(t, repo, 'latest', src, 'a backup after the repair')), [], 'a backup after the repair stores its own copy and restores identical');
+});
+
+t.test('repair snapshots: entries no reader may trust are left out, and check passes', async (t) => {
+  const { repo, key } = repoWithWriter(t);
+  await asWriter(repo, key, async (e) => e.snapshot([await e.dir('d', [await e.file('ok', 'fine\n'), await e.file('..', 'up\n'), await e.file('x/y', 'slash\n')])]));
+  t.equal(run('tsbak', ['check', repo]).code, 14, 'check reports the refused entries');
+  const r = run('tsbak', ['repair', 'snapshots', repo, '--forget', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const rep = lastJson(r.stdout).repaired;
+  t.equal(rep.length, 1);
+  t.same(rep[0].affected.map((a: any) => a.path).sort(), ['/d/..', '/d/x/y'], 'the refused entries are named');
+  const target = tempDir(t);
+  t.equal(run('tsbak', ['restore', repo, rep[0].new_id, '--target', target]).code, 0, 'the repaired snapshot restores without complaint');
+  t.equal(readFileSync(path.join(target, 'd', 'ok'), 'utf8'), 'fine\n');
+  check(t, repo, 'after the repair');
 });

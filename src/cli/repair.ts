@@ -117,6 +117,8 @@ export interface RepairSnapshotsArgs extends RepoArgs {
 
 export async function cmdRepairSnapshots(a: RepairSnapshotsArgs): Promise<number> {
   const repo = await openRepo(a);
+  // The repository's trees are what is judged, not this machine's copies of them.
+  repo.useTreeCache(null);
   const lock = a.dryRun ? null : await takeExclusiveLock(repo, 'repair snapshots');
   const progress = new ProgressLine();
   let r: Awaited<ReturnType<typeof repairSnapshots>>;

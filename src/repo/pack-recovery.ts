@@ -80,11 +80,11 @@ export async function findRoots(repo: Repository, opts: { onProgress?: (message:
         badTrees.push({ id: part[k]!.toString('hex'), reason: t.message });
         return;
       }
-      for (const n of t.nodes) if (n.subtree) named.add(n.subtree.toString('hex'));
+      for (const n of t.nodes) if (n.subtree) named.add(n.subtree.toString('latin1'));
     });
   }
   const snapshotRoots = new Set(snapshots.map((s) => s.info.tree));
   const bad = new Set(badTrees.map((b) => b.id));
-  const orphanTrees = [...treeIds.keys()].filter((h) => !named.has(h) && !snapshotRoots.has(h) && !bad.has(h)).sort();
+  const orphanTrees = [...treeIds.keys()].filter((h) => !named.has(Buffer.from(h, 'hex').toString('latin1')) && !snapshotRoots.has(h) && !bad.has(h)).sort();
   return { snapshots, unreadableSnapshots, orphanTrees, trees: ids.length, badTrees };
 }

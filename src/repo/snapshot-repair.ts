@@ -4,6 +4,7 @@
 //   - a file with any chunk lost is dropped (a file with a hole where a chunk was would
 //     restore as "identical" bytes that are not; its other chunks stay in the repository);
 //   - a directory whose tree cannot be loaded becomes an empty directory with its metadata;
+//   - entries a tree holds that no reader may trust (format/tree.ts Tree.rejected) are left out;
 //   - every other tree keeps its id (an unchanged subtree is shared, not copied).
 // The new snapshot keeps the original's time, host, user, paths, tags, parent and stats,
 // adds the tag "repaired" and `original` (the original's id). The original is removed only
@@ -136,7 +137,8 @@ export async function repairSnapshots(repo: Repository, opts: SnapshotRepairOpti
       }
       nodes.push(n);
     }
-    if (!changed) return { id, changed: false, affected };
+    // Entries the decoder refused (restore, ls and the mount skip them; check reports them) are left out too.
+    if (!changed && !tree.rejected?.length) return { id, changed: false, affected };
     for (const x of tree.rejected ?? []) affected.push({ path: JSON.stringify(x.name.toString()).slice(1, -1), what: `entry dropped: ${x.reason}` });
     return { id: await saveTree({ nodes }), changed: true, affected };
   };
