@@ -32,7 +32,9 @@ function coldSummary(cold: StoredPack[], a: { tier?: string; days?: number }) {
   const byClass = new Map<StorageClass, StoredPack[]>();
   for (const p of cold) {
     const sc = (p.storageClass ?? 'GLACIER') as StorageClass;
-    byClass.set(sc, [...(byClass.get(sc) ?? []), p]);
+    let l = byClass.get(sc);
+    if (!l) byClass.set(sc, (l = []));
+    l.push(p);
   }
   const tier = parseTier(a.tier, 'Bulk');
   const days = a.days ?? 7;
@@ -57,7 +59,7 @@ export async function cmdRepairIndex(a: RepairIndexArgs): Promise<number> {
   const cold = coldSummary(r.cold, a);
   let warmed = 0;
   if (a.warm && r.cold.length && !a.dryRun) {
-    if (!repo.coldStorage) throw new Error('cold packs found, but this backend has no cold storage');
+    if (!repo.coldStorage) throw new TsbakError('USAGE', `${repo.backend.location} says some packs are archived, but has no cold storage to restore them with`);
     const tier = parseTier(a.tier, 'Bulk');
     for (const c of cold) checkRestoreRequest(c.storage_class, tier, c.days);
     const res = await repo.coldStorage.warm(
@@ -156,9 +158,6 @@ export interface RecoverArgs extends RepoArgs {
   noOwner?: boolean;
   allRoots?: boolean;
   json?: boolean;
-  warm?: boolean;
-  tier?: string;
-  days?: number;
 }
 
 export async function cmdRecover(a: RecoverArgs): Promise<number> {
@@ -173,7 +172,7 @@ export async function cmdRecover(a: RecoverArgs): Promise<number> {
   log(`${found.packs} packs: ${found.headersRead} headers read (${found.blobs} blobs), ${found.damaged.length} damaged, ${found.cold.length} cold`);
   for (const d of found.damaged) log(`damaged: pack ${d.pack}: ${d.reason}; its blobs are lost`);
   for (const p of found.cold) log(`cold: pack ${p.name} (${p.storageClass ?? 'archived'}, ${fmtBytes(p.size)}): its header cannot be read before a restore`);
-  const cold = coldSummary(found.cold, a);
+  const cold = coldSummary(found.cold, {});
   for (const c of cold) log(`restoring ${c.packs} ${c.storage_class} packs (${fmtBytes(c.bytes)}, tier ${c.tier}) costs ~${fmtUsd(c.restore_usd)}; request them with 'tsbak repair index --warm', then run recover again`);
   log(`${roots.trees} trees (${roots.badTrees.length} unreadable), ${roots.snapshots.length} snapshots readable, ${roots.unreadableSnapshots.length} not, ${roots.orphanTrees.length} trees no snapshot or tree names`);
   for (const u of roots.unreadableSnapshots) log(`snapshot ${u.id.slice(0, 8)} cannot be read: ${u.reason}`);
