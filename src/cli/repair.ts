@@ -96,7 +96,7 @@ export async function cmdRepairIndex(a: RepairIndexArgs): Promise<number> {
     out(`${r.packsListed} packs (${r.blobsListed} blobs) ${would}listed in ${r.indexFilesWritten.length} new index file(s)${r.dryRun ? '' : ` ${r.indexFilesWritten.map((f) => path.basename(f).slice(0, 12)).join(' ')}`}`);
     for (const f of r.indexFilesRemoved) out(`index file ${f.name} ${would}removed: ${f.reason}`);
     for (const f of r.indexFilesKept) out(`index file ${f.name} kept: ${f.reason}`);
-    for (const d of r.damaged) out(`damaged: pack ${d.pack}: ${d.reason}; its blobs cannot be read (check --read-data, then repair snapshots)`);
+    for (const d of r.damaged) out(`damaged: pack ${d.pack}: ${d.reason}; not listed from its header (an index file that lists it already is kept): run 'tsbak check --read-data', then 'tsbak repair snapshots --read-data'`);
     if (a.readData) out(`${r.blobsVerified} blobs read and verified`);
     for (const b of r.damagedBlobs) out(`damaged: blob ${b.blob.slice(0, 16)} in pack ${b.pack}: ${b.reason}; left out of the index`);
     for (const p of r.packsNotMatchingName) out(`damaged: pack ${p}: its bytes do not match its name`);

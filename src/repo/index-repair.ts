@@ -7,6 +7,7 @@
 // some index file that was there before, or by a new one.
 import { INDEX } from './layout.js';
 import type { IndexPack } from '../format/index-file.js';
+import type { PackRef } from './blob-index.js';
 import type { FullSecrets } from '../format/keyfile.js';
 import { TsbakError } from '../errors.js';
 import { listingName, listStoredPacks, readPackHeaders, verifyPackBlobs, type StoredPack } from './pack-headers.js';
@@ -33,7 +34,7 @@ export interface IndexRepairReport {
   packs: number;
   /** Packs left as listed by sound index files. */
   indexedAlready: number;
-  /** Packs whose header was read, and of those listed anew, with their blobs. */
+  /** Packs whose header was read (opened or found damaged), and those listed anew, with their blobs. */
   headersRead: number;
   packsListed: number;
   blobsListed: number;
@@ -90,6 +91,14 @@ export async function repairIndex(repo: Repository, opts: IndexRepairOptions = {
     files.add(name);
     if (!storedNames.has(name) && !replace.has(p.indexFile)) replace.set(p.indexFile, `it lists pack ${name}, which is missing`);
   }
+  // A listing that reaches beyond the end of its pack (a pack cut short) is no sound listing either.
+  const reach = new Map<PackRef, number>();
+  for (const e of repo.index.entries()) reach.set(e.pack, Math.max(reach.get(e.pack) ?? 0, e.offset + e.length));
+  for (const [p, end] of reach) {
+    const name = listingName(p);
+    const size = storedNames.get(name)?.size;
+    if (size !== undefined && size < end && !replace.has(p.indexFile)) replace.set(p.indexFile, `it lists blobs beyond the end of pack ${name} (${size} bytes, ${end} needed)`);
+  }
   const covered = new Set<string>();
   for (const [file, packs] of listedBy) if (!replace.has(file)) for (const name of packs) covered.add(name);
   const toRead = stored.filter((p) => !covered.has(p.name));
@@ -123,7 +132,10 @@ export async function repairIndex(repo: Repository, opts: IndexRepairOptions = {
       report.headersRead++;
       opened.push({ listing: o.listing, packKey: o.packKey, size: o.pack.size });
       covered.add(o.pack.name);
-    } else if (o.state === 'damaged') report.damaged.push({ pack: o.pack.name, reason: o.reason });
+    } else if (o.state === 'damaged') {
+      report.headersRead++;
+      report.damaged.push({ pack: o.pack.name, reason: o.reason });
+    }
     else if (o.state === 'cold') report.cold.push(o.pack);
     // 'missing': deleted since the listing (by prune): nothing to list.
   }
