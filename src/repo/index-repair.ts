@@ -135,8 +135,7 @@ export async function repairIndex(repo: Repository, opts: IndexRepairOptions = {
     } else if (o.state === 'damaged') {
       report.headersRead++;
       report.damaged.push({ pack: o.pack.name, reason: o.reason });
-    }
-    else if (o.state === 'cold') report.cold.push(o.pack);
+    } else if (o.state === 'cold') report.cold.push(o.pack);
     // 'missing': deleted since the listing (by prune): nothing to list.
   }
   if (opts.readData) {
