@@ -27,8 +27,16 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
   const say = opts.onProgress ?? (() => {});
   if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'check needs the full key (the repository passphrase), not a write-only key');
 
-  // Shared: backups may run meanwhile (see check below), prune and repair may not.
-  const lock = await repo.lock({ exclusive: false, operation: 'check' });
+  // Shared: backups may run meanwhile (see check below), prune and repair may not. A
+  // repository this user cannot write to (a read-only mount, read-only credentials) is
+  // still checked, with a warning.
+  let lock: { release(): Promise<void> } | null = null;
+  try {
+    lock = await repo.lock({ exclusive: false, operation: 'check' });
+  } catch (e) {
+    if (e instanceof TsbakError && e.code === 'LOCKED') throw e;
+    r.warnings.push(`could not take a lock (${(e as Error).message}): a prune or repair running meanwhile would show as damage`);
+  }
   // Damage is reported here, as errors, rather than as the readers' warnings.
   const warn = repo.onWarning;
   repo.onWarning = null;
@@ -36,7 +44,7 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
     return await check(repo, r, opts, say);
   } finally {
     repo.onWarning = warn;
-    await lock.release().catch(() => {});
+    await lock?.release().catch(() => {});
   }
 }
 
