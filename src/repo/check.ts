@@ -84,15 +84,22 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
     if (size === undefined) r.errors.push(`pack ${name} is in the index but missing from the repository`);
     else if (size < needSize.get(name)!) r.errors.push(`pack ${name} is truncated (${size} bytes, index needs ${needSize.get(name)})`);
   }
-  for (const name of stored.keys()) {
-    if (!indexed.has(name)) r.warnings.push(`pack ${name} is not in any index (left by an interrupted backup; harmless, prune removes it)`);
-  }
   r.packs = stored.size;
 
-  for (const l of await repo.listLocks()) {
+  const locks = await repo.listLocks();
+  for (const l of locks) {
     if (l.stale) r.warnings.push(`${describeLock(l)} is stale (${l.stale}): left by a process that was killed; 'tsbak unlock' removes it`);
     else if (l.unreadable) r.warnings.push(`${describeLock(l)} counts as held until it is stale; 'tsbak unlock --remove-all' removes it if no tsbak process is at work`);
   }
+  // A pack stored after the index was loaded may be named by an index file written since.
+  let unindexed = [...stored.keys()].filter((name) => !indexed.has(name));
+  if (unindexed.length) {
+    await repo.loadIndex().catch(() => {});
+    const now = new Set(repo.index.packs.map((p) => packName(p.kind, p.id.toString('hex'))));
+    unindexed = unindexed.filter((name) => !now.has(name));
+  }
+  const writing = locks.some((l) => !l.stale && !l.ours && l.operation === 'backup');
+  for (const name of unindexed) r.warnings.push(`pack ${name} is not in any index (${writing ? 'written by a backup in progress, or ' : ''}left by an interrupted backup; harmless, prune removes it)`);
 
   say('checking snapshots and trees');
   const seenTrees = new Set<string>();
