@@ -10,6 +10,7 @@ import type { TreeNode } from '../format/tree.js';
 import type { StorageClass } from '../backend/backend.js';
 import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
+import { parseDataSubset } from './data-subset.js';
 import { openRepo, s3Options, type RepoArgs } from './open-repo.js';
 import { fmtBytes, ProgressLine, table } from './output.js';
 import { getAddedPassword, getNewPassword, givenPassword, promptHidden } from './secrets.js';
@@ -177,18 +178,21 @@ export async function cmdRestore(
   return res.errors.some((e) => e.damage) ? EXIT.CORRUPT : res.errors.length ? EXIT.PARTIAL : EXIT.OK;
 }
 
-export async function cmdCheck(a: RepoArgs & { readData?: boolean; json?: boolean }): Promise<number> {
+export async function cmdCheck(a: RepoArgs & { readData?: boolean; readDataSubset?: string; json?: boolean }): Promise<number> {
+  const subset = a.readDataSubset !== undefined ? parseDataSubset(a.readDataSubset) : undefined;
   const repo = await openRepo(a);
   // check verifies the repository's trees, not this machine's copies of them.
   repo.useTreeCache(null);
   const progress = new ProgressLine();
-  const r = await checkRepository(repo, { readData: a.readData, onProgress: (m) => progress.update(m, true) });
+  const r = await checkRepository(repo, { readData: a.readData, readDataSubset: subset, onProgress: (m) => progress.update(m, true) });
   progress.clear();
-  if (a.json) out(JSON.stringify(r));
+  const { packsRead, ...report } = r;
+  if (a.json) out(JSON.stringify({ ...report, ...(a.readData || subset ? { packs_read: packsRead } : {}) }));
   else {
     for (const w of r.warnings) out(`warning: ${w}`);
     for (const e of r.errors) out(`error: ${e}`);
-    out(`checked ${r.snapshots} snapshots, ${r.trees} trees, ${r.packs} packs${a.readData ? `, ${r.blobsRead} blobs read` : ''}: ${r.errors.length ? `${r.errors.length} errors` : 'no errors'}`);
+    const read = subset ? `, ${packsRead} of them read (subset ${a.readDataSubset}), ${r.blobsRead} blobs` : a.readData ? `, ${r.blobsRead} blobs read` : '';
+    out(`checked ${r.snapshots} snapshots, ${r.trees} trees, ${r.packs} packs${read}: ${r.errors.length ? `${r.errors.length} errors` : 'no errors'}`);
   }
   return r.errors.length ? EXIT.CORRUPT : EXIT.OK;
 }

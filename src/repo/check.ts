@@ -10,6 +10,7 @@ import { Semaphore } from './semaphore.js';
 import { TreeBatchLoader } from './tree-batch.js';
 import { packName, packPrefix, parsePackName } from './layout.js';
 import { describeLock } from './locks.js';
+import { describeSubset, selectPacks, type DataSubset } from './check-subset.js';
 import type { Repository } from './repository.js';
 import type { BlobLocation } from './blob-index.js';
 
@@ -20,10 +21,19 @@ export interface CheckReport {
   trees: number;
   packs: number;
   blobsRead: number;
+  /** Packs read (--read-data: every one; --read-data-subset: those chosen). */
+  packsRead: number;
 }
 
-export async function checkRepository(repo: Repository, opts: { readData?: boolean; onProgress?: (msg: string) => void } = {}): Promise<CheckReport> {
-  const r: CheckReport = { errors: [], warnings: [], snapshots: 0, trees: 0, packs: 0, blobsRead: 0 };
+export interface CheckOptions {
+  readData?: boolean;
+  /** Read only these packs' data (readData implied). */
+  readDataSubset?: DataSubset;
+  onProgress?: (msg: string) => void;
+}
+
+export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
+  const r: CheckReport = { errors: [], warnings: [], snapshots: 0, trees: 0, packs: 0, blobsRead: 0, packsRead: 0 };
   const say = opts.onProgress ?? (() => {});
   if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'check needs the full key (the repository passphrase), not a write-only key');
 
@@ -48,7 +58,7 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
   }
 }
 
-async function check(repo: Repository, r: CheckReport, opts: { readData?: boolean }, say: (msg: string) => void): Promise<CheckReport> {
+async function check(repo: Repository, r: CheckReport, opts: CheckOptions, say: (msg: string) => void): Promise<CheckReport> {
   // Snapshots are listed before the index is loaded: a backup writes its index files before
   // its snapshot, so every snapshot listed here has its index files loaded below, even
   // with backups running meanwhile.
@@ -151,8 +161,8 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
   if (missing.length) await repo.loadIndex().catch(() => {});
   for (const m of missing) if (!repo.index.has(m.blob)) r.errors.push(`snapshot ${m.id.slice(0, 8)}: data blob ${m.blob.toString('hex').slice(0, 16)} of ${m.name} is not in the index`);
 
-  if (opts.readData) {
-    say('reading all packs');
+  if (opts.readData || opts.readDataSubset) {
+    say(opts.readDataSubset ? `reading packs (subset ${describeSubset(opts.readDataSubset)})` : 'reading all packs');
     const s = repo.secrets as FullSecrets;
     // Every pack any index file names, even one whose listing has no blob (hash and header
     // are still checked), then every copy of every blob in it.
@@ -173,7 +183,12 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
     // hash checked, then every blob opened from those bytes.
     const good = new Set<string>();
     const bad: Array<{ id: Buffer; copy: string; why: string }> = [];
-    const packs = [...byPack].filter(([name]) => stored.has(name));
+    let packs = [...byPack].filter(([name]) => stored.has(name));
+    if (opts.readDataSubset) {
+      const chosen = new Set(selectPacks(packs.map(([name]) => ({ name, size: stored.get(name)! })), opts.readDataSubset).map((p) => p.name));
+      packs = packs.filter(([name]) => chosen.has(name));
+    }
+    r.packsRead = packs.length;
     const found: Array<{ errors: string[]; bad: typeof bad }> = packs.map(() => ({ errors: [], bad: [] }));
     const room = new Semaphore(PACK_BYTES_IN_FLIGHT);
     await mapLimit(
