@@ -141,6 +141,8 @@ const TSBAK: Command = {
         ...repoOptions,
         'read-data': { type: 'boolean', describe: 'also read and verify every blob' },
         'read-data-subset': { type: 'string', describe: 'read and verify the blobs of some packs: n/t (group n of t, by pack id), x% or a size (2G) of packs chosen at random' },
+        tier: { type: 'string', choices: ['Expedited', 'Standard', 'Bulk'], describe: 'restore tier for archived packs to read (default Bulk); they are requested in one batch, exit 15' },
+        days: { type: 'number', describe: 'days S3 keeps restored copies (default 7)' },
         ...json,
       },
       run: (a) => run(cmdCheck, a),

@@ -23,17 +23,24 @@ export interface CheckReport {
   blobsRead: number;
   /** Packs read (--read-data: every one; --read-data-subset: those chosen). */
   packsRead: number;
+  /** Packs chosen but not read: in cold storage, not restored (not damage; read them once restored). */
+  coldNotRead: { packs: number; bytes: number };
 }
 
 export interface CheckOptions {
   readData?: boolean;
   /** Read only these packs' data (readData implied). */
   readDataSubset?: DataSubset;
+  /**
+   * Before packs are read: given one blob of each, says which packs are not readable now
+   * (cold storage: cli requests their restores in one batch); those are not read.
+   */
+  coldPacks?: (packs: Array<{ name: string; blob: Buffer }>) => Promise<Set<string>>;
   onProgress?: (msg: string) => void;
 }
 
 export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
-  const r: CheckReport = { errors: [], warnings: [], snapshots: 0, trees: 0, packs: 0, blobsRead: 0, packsRead: 0 };
+  const r: CheckReport = { errors: [], warnings: [], snapshots: 0, trees: 0, packs: 0, blobsRead: 0, packsRead: 0, coldNotRead: { packs: 0, bytes: 0 } };
   const say = opts.onProgress ?? (() => {});
   if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'check needs the full key (the repository passphrase), not a write-only key');
 
@@ -188,8 +195,12 @@ async function check(repo: Repository, r: CheckReport, opts: CheckOptions, say: 
       const chosen = new Set(selectPacks(packs.map(([name]) => ({ name, size: stored.get(name)! })), opts.readDataSubset).map((p) => p.name));
       packs = packs.filter(([name]) => chosen.has(name));
     }
-    r.packsRead = packs.length;
-    const found: Array<{ errors: string[]; bad: typeof bad }> = packs.map(() => ({ errors: [], bad: [] }));
+    if (opts.coldPacks) {
+      const cold = await opts.coldPacks(packs.filter(([, blobs]) => blobs.length).map(([name, blobs]) => ({ name, blob: blobs[0]!.id })));
+      for (const [name] of packs) if (cold.has(name)) (r.coldNotRead.packs++, (r.coldNotRead.bytes += stored.get(name)!));
+      packs = packs.filter(([name]) => !cold.has(name));
+    }
+    const found: Array<{ errors: string[]; bad: typeof bad; cold?: boolean }> = packs.map(() => ({ errors: [], bad: [] }));
     const room = new Semaphore(PACK_BYTES_IN_FLIGHT);
     await mapLimit(
       packs.map((p, i) => ({ p, i })),
@@ -205,6 +216,10 @@ async function check(repo: Repository, r: CheckReport, opts: CheckOptions, say: 
       },
     );
     // In the order of the packs, whatever order they were read in.
+    found.forEach((f, i) => {
+      if (!f.cold) r.packsRead++;
+      else (r.coldNotRead.packs++, (r.coldNotRead.bytes += stored.get(packs[i]![0])!));
+    });
     for (const f of found) {
       r.errors.push(...f.errors);
       bad.push(...f.bad);
@@ -229,7 +244,7 @@ async function checkPack(
   s: FullSecrets,
   name: string,
   blobs: Array<{ id: Buffer } & BlobLocation>,
-  out: { errors: string[]; bad: Array<{ id: Buffer; copy: string; why: string }> },
+  out: { errors: string[]; bad: Array<{ id: Buffer; copy: string; why: string }>; cold?: boolean },
   counted: () => void,
   good: (id: Buffer) => void,
 ): Promise<void> {
@@ -237,6 +252,11 @@ async function checkPack(
   try {
     bytes = await repo.backend.get(name);
   } catch (e) {
+    // Archived and not restored: not damage, and not read.
+    if (e instanceof TsbakError && e.code === 'COLD') {
+      out.cold = true;
+      return;
+    }
     out.errors.push(`pack ${name}: ${(e as Error).message}`);
     return;
   }
