@@ -22,7 +22,8 @@ export function cleanUpOnSignals(repo: Repository, message: (signal: string) => 
       .abandonWrites()
       .catch(() => {})
       .then(() => {
-        process.stderr.write(`\r\x1b[K${programName}: ${message(signal)}\n`);
+        // Over the progress line, when there is one.
+        process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}${programName}: ${message(signal)}\n`);
         process.exit(EXIT_SIGNAL[signal]);
       });
   };

@@ -39,6 +39,8 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
     exclude: await buildExcluder({ ...a, excludeLargerThan: a.excludeLargerThan !== undefined ? parseSize(a.excludeLargerThan, '--exclude-larger-than') : undefined }),
     oneFileSystem: a.oneFileSystem,
     onWarning: (p, m) => {
+      // Once stopping, saves fail by design: the one line of the signal says it all.
+      if (interrupt.stopping) return;
       progress.clear();
       process.stderr.write(`tsbak-write: ${p}: ${m}\n`);
     },

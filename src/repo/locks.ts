@@ -101,7 +101,12 @@ export class LockManager {
    */
   async lock(opts: LockOptions): Promise<LockHandle> {
     const h = new HeldLock(this.backend, this.clock, opts, this.refreshMs, () => this.held.delete(h));
-    await h.write();
+    // Held from before its object exists: releaseAll (a signal) may come while it is written.
+    this.held.add(h);
+    await h.write().catch(async (e) => {
+      await h.release().catch(() => {});
+      throw e;
+    });
     let conflict: LockInfo | undefined;
     try {
       const others = (await this.listLocks()).filter((l) => l.name !== h.name && !l.ours && !l.stale);
@@ -114,7 +119,6 @@ export class LockManager {
       await h.release().catch(() => {});
       throw new TsbakError('LOCKED', conflictMessage(this.backend.location, conflict, opts.exclusive));
     }
-    this.held.add(h);
     h.startRefreshing();
     return h;
   }
@@ -243,6 +247,8 @@ function conflictMessage(location: string, l: LockInfo, exclusive: boolean): str
 
 class HeldLock implements LockHandle {
   name = '';
+  /** A refresh's new object, while it is written. */
+  private next: string | null = null;
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> | null = null;
   private lastWritten = 0;
@@ -257,13 +263,22 @@ class HeldLock implements LockHandle {
     private readonly onRelease: () => void,
   ) {}
 
-  /** Writes a new lock object (the first, or a refresh's), and returns its name. */
+  /**
+   * Writes a new lock object (the first, or a refresh's), and returns its name. Its name is
+   * known (`name`, or `next` for a refresh) before the put, so a release meanwhile deletes it.
+   */
   async write(): Promise<string> {
     const name = `${LOCKS}${randomBytes(16).toString('hex')}`;
+    if (!this.name) this.name = name;
+    else this.next = name;
     const now = this.clock.now();
     const body: LockBody = { host: this.clock.host(), pid: process.pid, time: new Date(now).toISOString(), exclusive: this.opts.exclusive, ...(this.opts.operation ? { operation: this.opts.operation } : {}) };
     await this.backend.put(name, Buffer.from(JSON.stringify(body)));
-    if (!this.name) this.name = name;
+    if (this.released) {
+      // Released while it was written: the release's delete may have come first.
+      await this.backend.delete(name).catch(() => {});
+      throw new TsbakError('IO', `lock ${name} was released while it was written`);
+    }
     this.lastWritten = now;
     return name;
   }
@@ -286,6 +301,7 @@ class HeldLock implements LockHandle {
         if (!(await this.backend.head(old))) this.lost ??= `its object ${old} was removed (tsbak unlock --remove-all?)`;
         const fresh = await this.write();
         this.name = fresh;
+        this.next = null;
         await this.backend.delete(old);
       } catch {
         // The next refresh tries again; the lock stays valid until LOCK_STALE_MS.
@@ -303,7 +319,8 @@ class HeldLock implements LockHandle {
     this.released = true;
     if (this.timer) clearInterval(this.timer);
     this.onRelease();
-    await this.refreshing?.catch(() => {});
-    if (this.name) await this.backend.delete(this.name);
+    // Not waiting for a refresh in flight: its put may be the one that hangs.
+    const names = [this.name, this.next].filter((n): n is string => !!n);
+    await Promise.all(names.map((n) => this.backend.delete(n)));
   }
 }
