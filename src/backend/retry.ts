@@ -162,5 +162,6 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
     wrapped.restore = (name: string, days: number, tier: RestoreTier) => run('restore', name, undefined, () => restore(name, days, tier));
   }
   if (backend.close) wrapped.close = backend.close.bind(backend);
+  if (backend.abandon) wrapped.abandon = backend.abandon.bind(backend);
   return wrapped;
 }

@@ -28,6 +28,10 @@ const cmdWrite: Handler = async (a) => (await import('./write.js')).cmdWrite(a);
 const cmdWarm: Handler = async (a) => (await import('./warm.js')).cmdWarm(a);
 const cmdCost: Handler = async (a) => (await import('./cost.js')).cmdCost(a);
 const cmdMount: Handler = async (a) => (await import('./mount.js')).cmdMount(a);
+const cmdRepairIndex: Handler = async (a) => (await import('./repair.js')).cmdRepairIndex(a);
+const cmdRepairSnapshots: Handler = async (a) => (await import('./repair.js')).cmdRepairSnapshots(a);
+const cmdRecover: Handler = async (a) => (await import('./repair.js')).cmdRecover(a);
+const cmdUnlock: Handler = async (a) => (await import('./unlock.js')).cmdUnlock(a);
 
 const repoOptions: Opts = {
   'password-file': { type: 'string', describe: 'read the repository passphrase from this file (or set TSBAK_PASSWORD)' },
@@ -133,7 +137,25 @@ const TSBAK: Command = {
       options: { ...repoOptions, ...selectOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, ...json },
       run: (a) => run(cmdCost, a),
     },
-    { usage: 'check <repo>', describe: 'verify the repository', options: { ...repoOptions, 'read-data': { type: 'boolean', describe: 'also read and verify every blob' }, ...json }, run: (a) => run(cmdCheck, a) },
+    {
+      usage: 'check <repo>',
+      describe: 'verify the repository',
+      options: {
+        ...repoOptions,
+        'read-data': { type: 'boolean', describe: 'also read and verify every blob' },
+        'read-data-subset': { type: 'string', describe: 'read and verify the blobs of some packs: n/t (group n of t, by pack id), x% or a size (2G) of packs chosen at random' },
+        tier: { type: 'string', choices: ['Expedited', 'Standard', 'Bulk'], describe: 'restore tier for archived packs to read (default Bulk); they are requested in one batch, exit 15' },
+        days: { type: 'number', describe: 'days S3 keeps restored copies (default 7)' },
+        ...json,
+      },
+      run: (a) => run(cmdCheck, a),
+    },
+    {
+      usage: 'unlock <repo>',
+      describe: 'remove stale locks (of processes that are gone, or not refreshed for 30 minutes); --remove-all removes every lock',
+      options: { ...repoOptions, 'remove-all': { type: 'boolean', describe: 'remove every lock, also those of processes at work (only when none is)' }, ...json },
+      run: (a) => run(cmdUnlock, a),
+    },
     {
       usage: 'mount <repo> <mountpoint>',
       describe: 'mount the repository read-only, in the foreground (mount.tsbak for the background and /etc/fstab)',
@@ -155,6 +177,50 @@ const TSBAK: Command = {
         verbose: { alias: 'v', type: 'boolean' },
       },
       run: (a) => run(cmdMount, a),
+    },
+    {
+      usage: 'repair <command>',
+      describe: 'rebuild what damage or a lost object took away, from the packs',
+      subcommands: [
+        {
+          usage: 'index <repo>',
+          describe: 'rebuild the index from the pack headers: list every pack no sound index file lists, then remove the index files replaced',
+          options: {
+            ...repoOptions,
+            'dry-run': { alias: 'n', type: 'boolean', describe: 'read the pack headers and say what would be written and removed' },
+            'read-data': { type: 'boolean', describe: 'read every pack to be listed whole and list only the blobs that open and match their id (advised when write-only keys exist: the new index is the master\'s, and backups dedup against it)' },
+            warm: { type: 'boolean', describe: 'request the restores of cold packs (GLACIER, DEEP_ARCHIVE) whose headers must be read; run again once done' },
+            tier: { type: 'string', choices: ['Expedited', 'Standard', 'Bulk'], describe: 'restore tier of --warm (default Bulk)' },
+            days: { type: 'number', describe: 'days S3 keeps restored copies (default 7)' },
+            ...json,
+          },
+          run: (a) => run(cmdRepairIndex, a),
+        },
+        {
+          usage: 'snapshots <repo>',
+          describe: 'rewrite the snapshots that name missing or damaged data without it (files dropped, unreadable directories emptied), signed by the master and tagged "repaired"',
+          options: {
+            ...repoOptions,
+            forget: { type: 'boolean', describe: 'remove each original snapshot once its repaired one is written' },
+            'read-data': { type: 'boolean', describe: 'also read every blob the snapshots name, to find damaged ones (not only missing ones)' },
+            'dry-run': { alias: 'n', type: 'boolean', describe: 'only say which snapshots and paths are affected' },
+            ...json,
+          },
+          run: (a) => run(cmdRepairSnapshots, a),
+        },
+      ],
+    },
+    {
+      usage: 'recover <repo>',
+      describe: 'with only the packs and the full key: rebuild every snapshot it can from the pack headers and restore each into DIR/<id>/',
+      options: {
+        ...repoOptions,
+        target: { alias: 't', type: 'string', demand: true, describe: 'directory to restore into, one subdirectory per snapshot or root tree' },
+        'no-owner': { type: 'boolean', describe: 'do not restore uid/gid' },
+        'all-roots': { type: 'boolean', describe: 'also restore trees no snapshot names when there are snapshots (into DIR/tree-<id>/)' },
+        ...json,
+      },
+      run: (a) => run(cmdRecover, a),
     },
     {
       usage: 'key <command>',

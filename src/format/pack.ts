@@ -204,14 +204,18 @@ function encodeHeader(entries: PackEntry[]): Buffer {
 }
 
 function decodeHeader(buf: Buffer): PackEntry[] {
-  if (!buf.subarray(0, 4).equals(MAGIC) || buf[4] !== 1) throw new Error('unknown pack header version');
+  if (buf.length < 9 || !buf.subarray(0, 4).equals(MAGIC) || buf[4] !== 1) throw new Error('unknown pack header version');
   const n = buf.readUInt32BE(5);
+  // The count is checked against the bytes there are before anything is allocated for it.
+  if (buf.length !== 9 + n * 45) throw new Error(`pack header of ${buf.length} bytes cannot hold ${n} entries`);
   const out: PackEntry[] = [];
   let p = 9;
   for (let i = 0; i < n; i++) {
+    const t = buf[p + 32];
+    if (t !== 0 && t !== 1) throw new Error(`pack header entry ${i} has unknown type ${t}`);
     out.push({
       id: Buffer.from(buf.subarray(p, p + 32)),
-      type: buf[p + 32] === 1 ? 'tree' : 'data',
+      type: t === 1 ? 'tree' : 'data',
       offset: buf.readUInt32BE(p + 33),
       length: buf.readUInt32BE(p + 37),
       rawLength: buf.readUInt32BE(p + 41),
@@ -219,6 +223,69 @@ function decodeHeader(buf: Buffer): PackEntry[] {
     p += 45;
   }
   return out;
+}
+
+/** Smallest sealed blob: nonce, tag and the flag byte. */
+const MIN_SEALED_BLOB = 12 + 16 + 1;
+
+/**
+ * Checks a pack header's entries as hostile input (repair index, recover): every blob of
+ * the pack's kind, lying between the first member header and `dataEnd` (where the header
+ * member starts), none overlapping another, no id twice. Throws naming the first problem.
+ */
+export function checkPackEntries(entries: PackEntry[], kind: BlobType, dataEnd: number): void {
+  const byOffset = [...entries].sort((a, b) => a.offset - b.offset);
+  const ids = new Set<string>();
+  let end = BLOCK;
+  for (const e of byOffset) {
+    const hex = e.id.toString('hex');
+    if (e.type !== kind) throw new Error(`blob ${hex.slice(0, 16)} is a ${e.type} blob in a ${kind} pack`);
+    if (e.length < MIN_SEALED_BLOB) throw new Error(`blob ${hex.slice(0, 16)} has a sealed length of ${e.length}`);
+    if (e.offset < end || e.offset + e.length > dataEnd) throw new Error(`blob ${hex.slice(0, 16)} at ${e.offset}+${e.length} overlaps another or lies outside the pack's data (${BLOCK}..${dataEnd})`);
+    if (ids.has(hex)) throw new Error(`blob ${hex.slice(0, 16)} is listed twice`);
+    ids.add(hex);
+    end = e.offset + e.length;
+  }
+}
+
+/**
+ * The header member of a pack, found in its last bytes: `tail` holds bytes
+ * [packLength - tail.length, packLength). A pack ends with the header member (a tar header,
+ * its data, zero padding) and two zero blocks, so the member's tar header is the last block
+ * before them that is a valid ustar header named "header" whose data ends exactly there.
+ * Returns null when the header member starts before `tail` (read a longer tail); throws
+ * when the bytes cannot be a pack's end. `at`: the offset of the member's tar header, the
+ * end of the blobs.
+ */
+export function findPackHeader(tail: Buffer, packLength: number): { sealedKey: Buffer; encrypted: Buffer; at: number } | null {
+  const start = packLength - tail.length;
+  if (packLength % BLOCK !== 0 || packLength < 4 * BLOCK) throw new Error(`a pack of ${packLength} bytes is not a tar archive`);
+  const end = packLength - 2 * BLOCK;
+  if (tail.length < 2 * BLOCK || tail.subarray(end - start).some((b) => b !== 0)) throw new Error('the pack does not end with two zero blocks');
+  for (let h = end - BLOCK; h >= start; h -= BLOCK) {
+    const size = memberSize(tail.subarray(h - start, h - start + BLOCK), 'header');
+    if (size === null || h + BLOCK + size + padLen(size) !== end) continue;
+    const m = tail.subarray(h - start + BLOCK, h - start + BLOCK + size);
+    if (m.length < 2) throw new Error('header member too short');
+    const klen = m.readUInt16BE(0);
+    if (2 + klen + 28 > m.length) throw new Error(`header member of ${m.length} bytes cannot hold a sealed key of ${klen}`);
+    return { sealedKey: Buffer.from(m.subarray(2, 2 + klen)), encrypted: Buffer.from(m.subarray(2 + klen)), at: h };
+  }
+  if (start <= 0) throw new Error('pack has no header member');
+  return null;
+}
+
+/** The data size of a tar member header block named `name` (valid magic and checksum), or null. */
+function memberSize(h: Buffer, name: string): number | null {
+  if (h.toString('latin1', 257, 263) !== 'ustar\0') return null;
+  const nameBytes = Buffer.from(name);
+  if (!h.subarray(0, nameBytes.length).equals(nameBytes) || h[nameBytes.length] !== 0) return null;
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
+  const ck = h.toString('latin1', 148, 154);
+  if (!/^[0-7]{6}$/.test(ck) || parseInt(ck, 8) !== sum) return null;
+  const sz = h.toString('latin1', 124, 135);
+  return /^[0-7]{11}$/.test(sz) && h[135] === 0 ? parseInt(sz, 8) : null;
 }
 
 /** Reads a whole pack's header member: the sealed pack key and the encrypted entry list. */

@@ -27,6 +27,8 @@ export interface SnapshotInfo {
   stats: SnapshotStats;
   /** Estimated monthly storage cost added by this backup, USD (see src/glacier). */
   costUsd?: number;
+  /** `tsbak repair snapshots`: the id of the snapshot this one repairs. */
+  original?: string;
 }
 
 export interface SnapshotEnvelope {

@@ -324,7 +324,7 @@ export class BlobReader {
   ): Promise<T> {
     const locs = only ? [only] : this.indexes.locations(id);
     // A blob a tree or snapshot names and no index lists: damage (an index file lost or skipped).
-    if (!locs.length) throw new TsbakError('CORRUPT', `blob ${hex} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
+    if (!locs.length) throw new TsbakError('CORRUPT', `blob ${hex} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check', and 'tsbak repair index' if an index file was lost`);
     const short = hex.slice(0, 16);
     const bad: Array<{ loc: BlobLocation; error: TsbakError }> = [];
     for (const loc of locs) {

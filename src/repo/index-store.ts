@@ -101,6 +101,15 @@ export class IndexStore {
     }
   }
 
+  /**
+   * Listings not read from an index file (recover: from pack headers), in memory only.
+   * `source` names them in messages where an index file's name would be; they count as
+   * unsigned, so reads try them after signed listings and dedup never counts on them.
+   */
+  addListings(packs: IndexPack[], source: string): void {
+    this.addIndexPacks(packs, source, null, false);
+  }
+
   get indexFiles(): string[] {
     return [...this.loadedIndexes];
   }
