@@ -311,7 +311,7 @@ t.test('killed (SIGKILL) once its first object is written, a repair leaves a val
   check(t, repo, 'after repair snapshots');
 });
 
-t.test('repair index --read-data: a writer\'s garbage under another file\'s id is left out of the master\'s index', async (t) => {
+t.test('repair index with write-only keys about: a writer\'s garbage under another file\'s id is left out of the master\'s index', async (t) => {
   const repo = newRepo(t);
   const src = sourceTree(t);
   const keyFile = path.join(tempDir(t), 'w.key');
@@ -326,8 +326,10 @@ t.test('repair index --read-data: a writer\'s garbage under another file\'s id i
   await w.closeWriter();
   for (const f of files(repo, 'index')) if (!indexBefore.includes(f)) rmSync(path.join(repo, 'index', f));
 
-  const r = run('tsbak', ['repair', 'index', repo, '--read-data', '--json']);
+  // No --read-data: implied, since a write-only key exists.
+  const r = run('tsbak', ['repair', 'index', repo, '--json']);
   t.equal(r.code, 14, `damage found: ${r.stderr}`);
+  t.match(r.stderr, /write-only keys exist: reading the packs/);
   const j = lastJson(r.stdout);
   t.same(j.damaged_blobs.map((b: any) => b.blob), [id.toString('hex')], 'the garbage is named');
   t.match(j.damaged_blobs[0].reason, /does not match its id/);

@@ -188,7 +188,7 @@ const TSBAK: Command = {
           options: {
             ...repoOptions,
             'dry-run': { alias: 'n', type: 'boolean', describe: 'read the pack headers and say what would be written and removed' },
-            'read-data': { type: 'boolean', describe: 'read every pack to be listed whole and list only the blobs that open and match their id (advised when write-only keys exist: the new index is the master\'s, and backups dedup against it)' },
+            'read-data': { type: 'boolean', describe: 'read every pack to be listed whole and list only the blobs that open and match their id (always, when write-only keys exist: the new index is the master\'s, and backups dedup against it)' },
             warm: { type: 'boolean', describe: 'request the restores of cold packs (GLACIER, DEEP_ARCHIVE) whose headers must be read; run again once done' },
             tier: { type: 'string', choices: ['Expedited', 'Standard', 'Bulk'], describe: 'restore tier of --warm (default Bulk)' },
             days: { type: 'number', describe: 'days S3 keeps restored copies (default 7)' },

@@ -47,6 +47,12 @@ function coldSummary(cold: StoredPack[], a: { tier?: string; days?: number }) {
 
 export async function cmdRepairIndex(a: RepairIndexArgs): Promise<number> {
   const repo = await openRepo(a);
+  // The new index files are the master's, and backups dedup against them: with write-only
+  // keys about, a pack's header is a writer's word, so its blobs are read and checked first.
+  if (!a.readData && (await repo.listKeys()).some((k) => k.kind !== 'full')) {
+    a = { ...a, readData: true };
+    process.stderr.write(`${programName}: write-only keys exist: reading the packs to be listed whole, so that the master's index lists only blobs that open and match their id\n`);
+  }
   const lock = a.dryRun ? null : await takeExclusiveLock(repo, 'repair index');
   const progress = new ProgressLine();
   let r: Awaited<ReturnType<typeof repairIndex>>;
