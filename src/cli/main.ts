@@ -28,6 +28,8 @@ const cmdWrite: Handler = async (a) => (await import('./write.js')).cmdWrite(a);
 const cmdWarm: Handler = async (a) => (await import('./warm.js')).cmdWarm(a);
 const cmdCost: Handler = async (a) => (await import('./cost.js')).cmdCost(a);
 const cmdMount: Handler = async (a) => (await import('./mount.js')).cmdMount(a);
+const cmdConfigSet: Handler = async (a) => (await import('./config.js')).cmdConfigSet(a);
+const cmdConfigShow: Handler = async (a) => (await import('./config.js')).cmdConfigShow(a);
 
 const repoOptions: Opts = {
   'password-file': { type: 'string', describe: 'read the repository passphrase from this file (or set TSBAK_PASSWORD)' },
@@ -90,6 +92,8 @@ const TSBAK: Command = {
         ...repoOptions,
         compression: { type: 'number', describe: 'zstd level (0 = none)', default: 3 },
         'data-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'], describe: 'S3 storage class of data packs' },
+        'tree-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of tree packs (default: STANDARD; see README, "Storage classes")' },
+        'index-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of index files (default: as tree packs)' },
         'pack-size': { type: 'number', describe: 'target data pack size in MiB (default 16, 64 for cold classes)' },
       },
       run: (a) => run(cmdInit, a),
@@ -155,6 +159,19 @@ const TSBAK: Command = {
         verbose: { alias: 'v', type: 'boolean' },
       },
       run: (a) => run(cmdMount, a),
+    },
+    {
+      usage: 'config <command>',
+      describe: 'show the repository settings; change the storage classes of new tree packs and index files',
+      subcommands: [
+        { usage: 'show <repo>', describe: 'print the config and the storage classes new objects go to', options: { ...repoOptions, ...json }, run: (a) => run(cmdConfigShow, a) },
+        {
+          usage: 'set <repo> <settings..>',
+          describe: 'tree-class=CLASS, index-class=CLASS (STANDARD, STANDARD_IA or GLACIER_IR): the class of tree packs and index files written from now on (full key only)',
+          options: repoOptions,
+          run: (a) => run(cmdConfigSet, a),
+        },
+      ],
     },
     {
       usage: 'key <command>',

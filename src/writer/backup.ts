@@ -291,7 +291,7 @@ class BackupRun {
         errors: this.errors.length,
       },
       // What this backup adds to the monthly bill (the snapshot object itself is ~1 KB).
-      costUsd: estimateBackupCost(this.repo.config, [...this.repo.objectsWritten, { kind: 'snapshot', bytes: 1024 }]).monthlyUsd,
+      costUsd: estimateBackupCost({ storageClass: this.repo.storageClasses }, [...this.repo.objectsWritten, { kind: 'snapshot', bytes: 1024 }]).monthlyUsd,
     };
     const snapshotId = await this.repo.saveSnapshot(info);
     if (this.cache) await this.cache.setParent(ParentCache.key(host, paths), { snapshot: snapshotId, tree: info.tree, time }).catch(() => {});
