@@ -133,8 +133,8 @@ const TSBAK: Command = {
     },
     {
       usage: 'cost <repo> [snapshot]',
-      describe: 'monthly storage cost by storage class, bytes added per snapshot, and the cost and time of restoring a snapshot',
-      options: { ...repoOptions, ...selectOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, ...json },
+      describe: 'monthly storage cost by storage class and per host, bytes added per snapshot, a what-if of other classes, and the cost and time of restoring a snapshot',
+      options: { ...repoOptions, ...selectOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, region: { type: 'string', describe: 'price with this AWS region (default: the repository\'s: --s3-region, AWS_REGION; us-east-1 for a local repository)' }, ...json },
       run: (a) => run(cmdCost, a),
     },
     { usage: 'check <repo>', describe: 'verify the repository', options: { ...repoOptions, 'read-data': { type: 'boolean', describe: 'also read and verify every blob' }, ...json }, run: (a) => run(cmdCheck, a) },

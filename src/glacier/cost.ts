@@ -185,3 +185,98 @@ export function fmtUsd(usd: number): string {
   if (usd < 1000) return `$${usd.toFixed(2)}`;
   return `$${Math.round(usd).toLocaleString('en-US')}`;
 }
+
+/**
+ * Objects counted for pricing: how many, their bytes, and their bytes with each object
+ * counted at least 128 KiB (what STANDARD_IA and GLACIER_IR bill), so that a what-if in
+ * those classes is exact rather than approximated from the total.
+ */
+export interface ObjectSizes {
+  objects: number;
+  bytes: number;
+  bytesAtMin: number;
+}
+
+export function emptySizes(): ObjectSizes {
+  return { objects: 0, bytes: 0, bytesAtMin: 0 };
+}
+
+export function addSize(s: ObjectSizes, bytes: number): void {
+  s.objects++;
+  s.bytes += bytes;
+  s.bytesAtMin += Math.max(bytes, MIN_OBJECT_BYTES);
+}
+
+export function sumSizes(...xs: ObjectSizes[]): ObjectSizes {
+  return xs.reduce((a, x) => ({ objects: a.objects + x.objects, bytes: a.bytes + x.bytes, bytesAtMin: a.bytesAtMin + x.bytesAtMin }), emptySizes());
+}
+
+/** The minimum billed object size of STANDARD_IA and GLACIER_IR (the table's; one value for both). */
+const MIN_OBJECT_BYTES = Math.max(...Object.values(PRICE_TABLE.minObjectBytes));
+
+/** Monthly storage of these objects in class `sc`, with the minimum size counted per object. */
+export function monthlyUsdOf(sc: StorageClass, s: ObjectSizes, region: string = DEFAULT_REGION): number {
+  if (!s.objects) return 0;
+  const p = pricesFor(region).prices.storagePerGbMonth;
+  const billed = PRICE_TABLE.minObjectBytes[sc] ? s.bytesAtMin : s.bytes;
+  let usd = (billed / GB) * p[sc];
+  if (isColdClass(sc)) {
+    usd += ((s.objects * PRICE_TABLE.archiveOverhead.coldBytes) / GB) * p[sc];
+    usd += ((s.objects * PRICE_TABLE.archiveOverhead.standardBytes) / GB) * p.STANDARD;
+  }
+  return usd;
+}
+
+/** A repository's objects by what they are, for what-ifs. */
+export interface RepoSizes {
+  data: ObjectSizes;
+  tree: ObjectSizes;
+  index: ObjectSizes;
+  /** Snapshots, keys, config, settings: always STANDARD. */
+  other: ObjectSizes;
+}
+
+/** What one command reads of the metadata: GETs and bytes of index files and of tree packs. */
+export interface MetadataReads {
+  indexGets: number;
+  indexBytes: number;
+  treeGets: number;
+  treeBytes: number;
+}
+
+/** A month's activity: backups (their PUTs by kind and their reads) and browses (ls -l, a mount's ls -lR). */
+export interface MonthActivity {
+  backups: number;
+  putsPerBackup: { data: number; tree: number; index: number; other: number };
+  /** A backup reads every index file (dedup); trees only where its local cache of the parent's misses. */
+  backupReads: MetadataReads;
+  browses: number;
+  browseReads: MetadataReads;
+}
+
+/** Request and retrieval fees of reading `r` with tree packs and index files in these classes. */
+export function metadataReadUsd(r: MetadataReads, classes: { tree: StorageClass; index: StorageClass }, region: string = DEFAULT_REGION): number {
+  return readUsd(classes.index, r.indexGets, r.indexBytes, region).totalUsd + readUsd(classes.tree, r.treeGets, r.treeBytes, region).totalUsd;
+}
+
+/**
+ * What a month costs with these classes: storage of what is there, the PUTs of the month's
+ * backups (the bytes they add are not counted: a month's growth is small against what is
+ * stored), and the reads of its backups and browses. Data packs are not read by either.
+ * Transfer out is the same in every class and left out.
+ */
+export function typicalMonthUsd(
+  sizes: RepoSizes,
+  classes: { data: StorageClass; tree: StorageClass; index: StorageClass },
+  activity: MonthActivity,
+  region: string = DEFAULT_REGION,
+): { storageUsd: number; metadataStorageUsd: number; dataStorageUsd: number; putsUsd: number; readsUsd: number; totalUsd: number } {
+  const dataStorageUsd = monthlyUsdOf(classes.data, sizes.data, region);
+  const metadataStorageUsd = monthlyUsdOf(classes.tree, sizes.tree, region) + monthlyUsdOf(classes.index, sizes.index, region) + monthlyUsdOf('STANDARD', sizes.other, region);
+  const n = activity.backups;
+  const p = activity.putsPerBackup;
+  const putsUsd = putUsd(classes.data, n * p.data, region) + putUsd(classes.tree, n * p.tree, region) + putUsd(classes.index, n * p.index, region) + putUsd('STANDARD', n * p.other, region);
+  const readsUsd = n * metadataReadUsd(activity.backupReads, classes, region) + activity.browses * metadataReadUsd(activity.browseReads, classes, region);
+  const storageUsd = dataStorageUsd + metadataStorageUsd;
+  return { storageUsd, metadataStorageUsd, dataStorageUsd, putsUsd, readsUsd, totalUsd: storageUsd + putsUsd + readsUsd };
+}
