@@ -198,18 +198,31 @@ export async function cmdRestore(
   return res.errors.some((e) => e.damage) ? EXIT.CORRUPT : res.errors.length ? EXIT.PARTIAL : EXIT.OK;
 }
 
-export async function cmdCheck(a: RepoArgs & { readData?: boolean; json?: boolean }): Promise<number> {
+export async function cmdCheck(a: ColdArgs & { readData?: boolean; readDataSubset?: string; noWait?: boolean; json?: boolean }): Promise<number> {
   const repo = await openRepo(a);
   // check verifies the repository's trees, not this machine's copies of them.
   repo.useTreeCache(null);
+  // Which packs to read, and their restores from cold storage, before any is read (check-data.ts).
+  const readData = !!a.readData || a.readDataSubset !== undefined;
+  let readPacks: Set<string> | undefined;
+  if (readData) {
+    if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'check needs the full key (the repository passphrase), not a write-only key');
+    const plan = await (await import('./check-data.js')).planDataRead(repo, a, (s) => process.stderr.write(`tsbak: ${s}\n`));
+    if (!plan.cold.ready) {
+      await repo.coldStorage?.close();
+      process.stderr.write(`tsbak: restores requested, run again later to read the packs${plan.cold.expectedBy ? ` (expected by ${plan.cold.expectedBy.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC')})` : ''}\n`);
+      return EXIT.COLD_PENDING;
+    }
+    readPacks = plan.readPacks;
+  }
   const progress = new ProgressLine();
-  const r = await checkRepository(repo, { readData: a.readData, onProgress: (m) => progress.update(m, true) });
+  const r = await checkRepository(repo, { readData, readPacks, onProgress: (m) => progress.update(m, true) });
   progress.clear();
   if (a.json) out(JSON.stringify(r));
   else {
     for (const w of r.warnings) out(`warning: ${w}`);
     for (const e of r.errors) out(`error: ${e}`);
-    out(`checked ${r.snapshots} snapshots, ${r.trees} trees, ${r.packs} packs${a.readData ? `, ${r.blobsRead} blobs read` : ''}: ${r.errors.length ? `${r.errors.length} errors` : 'no errors'}`);
+    out(`checked ${r.snapshots} snapshots, ${r.trees} trees, ${r.packs} packs${readData ? `, ${r.packsRead} packs and ${r.blobsRead} blobs read` : ''}: ${r.errors.length ? `${r.errors.length} errors` : 'no errors'}`);
   }
   return r.errors.length ? EXIT.CORRUPT : EXIT.OK;
 }

@@ -137,7 +137,19 @@ const TSBAK: Command = {
       options: { ...repoOptions, ...selectOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, region: { type: 'string', describe: 'price with this AWS region (default: the repository\'s: --s3-region, AWS_REGION; us-east-1 for a local repository)' }, ...json },
       run: (a) => run(cmdCost, a),
     },
-    { usage: 'check <repo>', describe: 'verify the repository', options: { ...repoOptions, 'read-data': { type: 'boolean', describe: 'also read and verify every blob' }, ...json }, run: (a) => run(cmdCheck, a) },
+    {
+      usage: 'check <repo>',
+      describe: 'verify the repository',
+      options: {
+        ...repoOptions,
+        'read-data': { type: 'boolean', describe: 'also read and verify every blob' },
+        'read-data-subset': { type: 'string', describe: "read and verify a subset of the packs: n/m (the n-th of m groups by pack id), x% (random packs), or a size such as 2G (random packs up to it); cold packs are priced and restored first" },
+        ...coldOptions('Bulk'),
+        'no-wait': { type: 'boolean', describe: 'cold packs: request their restores, then exit 15 instead of waiting; run again later' },
+        ...json,
+      },
+      run: (a) => run(cmdCheck, a),
+    },
     {
       usage: 'mount <repo> <mountpoint>',
       describe: 'mount the repository read-only, in the foreground (mount.tsbak for the background and /etc/fstab)',

@@ -170,6 +170,15 @@ export async function prepareColdData(repo: Repository, snap: Snapshot, paths: s
   // behind our back (an S3 lifecycle rule) are still handled, one at a time, by loadBlob.
   if (!isColdClass(repo.config.storageClass.data) || !repo.coldStorage) return { ready: true, requested: 0, plan: emptyPlan(), expectedBy: null };
   const { ids } = await collectContent(repo, snap, paths);
+  return prepareColdBlobs(repo, ids, a, opts);
+}
+
+/**
+ * The same for a set of blobs (check --read-data-subset: one blob of each chosen pack): the
+ * plan and its cost printed, every restore requested in one batch, then a wait or not.
+ */
+export async function prepareColdBlobs(repo: Repository, ids: Buffer[], a: ColdArgs, opts: { wait: boolean; defaultTier: RestoreTier; quiet?: boolean }): Promise<ColdOutcome> {
+  if (!repo.coldStorage) return { ready: true, requested: 0, plan: emptyPlan(), expectedBy: null };
   const plan = await coldPlan(repo, ids);
   if (!plan.notReady.length) return { ready: true, requested: 0, plan, expectedBy: null };
   const { tier, days } = tierAndDays(a, opts.defaultTier, plan.storageClass);

@@ -19,10 +19,12 @@ export interface CheckReport {
   trees: number;
   packs: number;
   blobsRead: number;
+  /** Packs read whole (--read-data: all; --read-data-subset: those chosen). */
+  packsRead: number;
 }
 
-export async function checkRepository(repo: Repository, opts: { readData?: boolean; onProgress?: (msg: string) => void } = {}): Promise<CheckReport> {
-  const r: CheckReport = { errors: [], warnings: [], snapshots: 0, trees: 0, packs: 0, blobsRead: 0 };
+export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
+  const r: CheckReport = { errors: [], warnings: [], snapshots: 0, trees: 0, packs: 0, blobsRead: 0, packsRead: 0 };
   const say = opts.onProgress ?? (() => {});
   if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'check needs the full key (the repository passphrase), not a write-only key');
 
@@ -36,7 +38,14 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
   }
 }
 
-async function check(repo: Repository, r: CheckReport, opts: { readData?: boolean }, say: (msg: string) => void): Promise<CheckReport> {
+export interface CheckOptions {
+  readData?: boolean;
+  /** With readData: read only these packs (names; check-subset.ts chooses them). */
+  readPacks?: ReadonlySet<string>;
+  onProgress?: (msg: string) => void;
+}
+
+async function check(repo: Repository, r: CheckReport, opts: CheckOptions, say: (msg: string) => void): Promise<CheckReport> {
   say('loading index');
   try {
     await repo.loadIndex();
@@ -126,7 +135,7 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
   }
 
   if (opts.readData) {
-    say('reading all packs');
+    say(opts.readPacks ? `reading ${opts.readPacks.size} packs` : 'reading all packs');
     const s = repo.secrets as FullSecrets;
     const byPack = new Map<string, Array<{ id: Buffer } & BlobLocation>>();
     for (const e of repo.index.entries()) {
@@ -141,7 +150,8 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
     // hash checked, then every blob opened from those bytes.
     const good = new Set<string>();
     const bad: Array<{ id: Buffer; copy: string; why: string }> = [];
-    const packs = [...byPack].filter(([name]) => stored.has(name));
+    const packs = [...byPack].filter(([name]) => stored.has(name) && (!opts.readPacks || opts.readPacks.has(name)));
+    r.packsRead = packs.length;
     const found: Array<{ errors: string[]; bad: typeof bad }> = packs.map(() => ({ errors: [], bad: [] }));
     const room = new Semaphore(PACK_BYTES_IN_FLIGHT);
     await mapLimit(
