@@ -144,7 +144,7 @@ function printHostsAndWhatIf(byHost: HostCost[], whatIf: WhatIf[], local: boolea
     );
   }
   out('');
-  out("what-if: a typical month with other classes (storage; 30 daily backups: their PUTs, each reading every index file; one browse reading every index file and tree pack):");
+  out("what-if: a typical month with other classes (storage; 30 daily backups: their PUTs, each reading every index file and tree pack; one browse reading as much):");
   out(
     table([
       ['Data', 'Tree', 'Index', 'Storage', 'of it metadata', 'PUTs', 'Reads', 'Month', ''],
