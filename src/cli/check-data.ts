@@ -27,13 +27,24 @@ export interface DataReadPlan {
   chosen: number;
   total: number;
   bytes: number;
-  cold: ColdOutcome;
+  /** null: nothing to restore was looked at. */
+  cold: Omit<ColdOutcome, 'plan'> & { plan: ColdOutcome['plan'] | null };
 }
 
 /** Chooses the packs and makes their cold ones readable (or requests them). Needs the full key. */
 export async function planDataRead(repo: Repository, a: ColdArgs & { readDataSubset?: string; noWait?: boolean }, say: (s: string) => void): Promise<DataReadPlan> {
   const subset = a.readDataSubset !== undefined ? parseDataSubset(a.readDataSubset) : null;
-  await repo.loadIndex();
+  // Damage met here is check's to report (as errors), not the readers' to warn about; an
+  // index that cannot be loaded at all leaves nothing to choose from, and check says why.
+  const warn = repo.onWarning;
+  repo.onWarning = null;
+  try {
+    await repo.loadIndex();
+  } catch {
+    return { readPacks: subset ? new Set() : undefined, chosen: 0, total: 0, bytes: 0, cold: { ready: true, requested: 0, plan: null, expectedBy: null } };
+  } finally {
+    repo.onWarning = warn;
+  }
   // Every indexed pack: its size as the index knows it, and one of its blobs (warm.ts finds packs by blob).
   const packs = new Map<string, SubsetPack & { blob: Buffer }>();
   for (const e of repo.index.entries()) {
