@@ -25,9 +25,15 @@ export interface PriceRegion {
 /** --region, else (S3) --s3-region, AWS_REGION, AWS_DEFAULT_REGION, else us-east-1. */
 export function priceRegion(repo: Repository, a: RepoArgs & { region?: string }): PriceRegion {
   const local = !repo.backend.location.startsWith('s3://');
-  const asked = a.region ?? (local ? undefined : a.s3Region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION) ?? DEFAULT_REGION;
+  const asked = askedRegion(repo, a);
   const p = pricesFor(asked);
   return { region: p.region, name: p.name, local, warning: unknownRegionWarning(asked) };
+}
+
+/** The region asked for (it may be missing from the price table: pricesFor falls back). */
+export function askedRegion(repo: Repository, a: RepoArgs & { region?: string }): string {
+  const local = !repo.backend.location.startsWith('s3://');
+  return a.region ?? (local ? undefined : a.s3Region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION) ?? DEFAULT_REGION;
 }
 
 /** One object of the listing. */
