@@ -67,7 +67,7 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
   const whatIf = whatIfClasses(listing, region);
 
   if (a.json) {
-    const prices = { region, name: pr.name, local: pr.local, what_if: pr.local, source: PRICE_TABLE.source, read: PRICE_TABLE.read, warning: pr.warning };
+    const prices = { region, name: pr.name, local: pr.local, what_if: pr.local, source: PRICE_TABLE.source, read: PRICE_TABLE.read, note: PRICE_TABLE.notes[region] ?? null, warning: pr.warning };
     out(JSON.stringify(snakeKeys({ prices, monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, snapshots, byHost, whatIf, restore })));
     return EXIT.OK;
   }

@@ -3,14 +3,23 @@
 // cost.ts computes with it. A TypeScript module rather than JSON so that it ships in dist/
 // with the rest and needs no import attributes; edit the numbers here when AWS changes them.
 //
-// Source: https://aws.amazon.com/s3/pricing/ (Storage, Requests & data retrievals, Data
-// transfer tabs, each region chosen in turn), read 2025-11; minimum durations and sizes from
-// the S3 User Guide, "Amazon S3 storage classes" (docs.aws.amazon.com/AmazonS3/latest/
-// userguide/storage-class-intro.html#sc-compare): STANDARD_IA 30 days and 128 KB, GLACIER_IR
-// 90 days and 128 KB, GLACIER 90 days, DEEP_ARCHIVE 180 days; archived objects carry 40 KB
-// of overhead each, 32 KB billed at the archive class and 8 KB at STANDARD ("Storage classes
-// for rarely accessed objects"). us-east-1, us-west-2 and eu-west-1 have the same list
-// prices for these classes; eu-central-1 (Frankfurt) is dearer.
+// Sources (PRICE_TABLE.notes says how sure each region's numbers are):
+//  - https://aws.amazon.com/s3/pricing/ (Storage, Requests & data retrievals, Data transfer),
+//    us-east-1 list prices as of May 2026, as tabulated in "Glacier and Deep Archive Pricing:
+//    The Complete 2026 Cost Guide" (usage.ai, updated 2026-06-05): STANDARD 0.023, STANDARD_IA
+//    0.0125 (+0.01/GB), GLACIER_IR 0.004 (+0.03/GB), GLACIER 0.0036 (Bulk free, Standard 0.01,
+//    Expedited 0.03 per GB), DEEP_ARCHIVE 0.00099 (Standard 0.02, Bulk 0.0025 per GB);
+//  - restore request fees: AWS re:Post knowledge center, "manage data retrieval costs for S3
+//    Glacier" (s3-manage-data-retrieval): 0.05 per 1,000 Standard, 10 per 1,000 Expedited;
+//  - minimum durations and sizes: S3 User Guide, "Amazon S3 storage classes" (storage-class-
+//    intro.html#sc-compare): STANDARD_IA 30 days and 128 KB, GLACIER_IR 90 days and 128 KB,
+//    GLACIER 90 days, DEEP_ARCHIVE 180 days; archived objects carry 40 KB each, 32 KB billed
+//    at the archive class and 8 KB at STANDARD;
+//  - other regions: us-west-2 and eu-west-1 list the same prices as us-east-1 for these
+//    classes (arqbackup.com, "AWS Glacier Pricing Explained", shows one Glacier price for
+//    N. Virginia, Oregon and Ireland); eu-central-1 (Frankfurt) is dearer: its storage and
+//    request prices from the S3 pricing page, Frankfurt tab (read 2025), its retrieval and
+//    restore-request fees approximate (not re-verified; the page's ratios to us-east-1).
 import type { RestoreTier, StorageClass } from '../backend/backend.js';
 
 export interface RegionPrices {
@@ -30,6 +39,8 @@ export interface RegionPrices {
 
 export interface PriceTable {
   source: string;
+  /** How sure each region's numbers are (see the sources above). */
+  notes: Record<string, string>;
   /** When the prices were read (YYYY-MM). */
   read: string;
   currency: 'USD';
@@ -86,7 +97,13 @@ const EU_CENTRAL_1: RegionPrices = {
 
 export const PRICE_TABLE: PriceTable = {
   source: 'https://aws.amazon.com/s3/pricing/ (list prices, first tier) and the S3 User Guide, "Amazon S3 storage classes"',
-  read: '2025-11',
+  read: '2026-06',
+  notes: {
+    'us-east-1': 'list prices of May 2026',
+    'us-west-2': 'same list prices as us-east-1',
+    'eu-west-1': 'same list prices as us-east-1',
+    'eu-central-1': 'storage and requests from the pricing page (2025); retrieval and restore requests approximate',
+  },
   currency: 'USD',
   fallbackRegion: 'us-east-1',
   regions: {
