@@ -3,7 +3,7 @@
 // the pack subsets of check --read-data-subset.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { addSize, emptySizes, estimateBackupCost, estimateRestoreCost, metadataReadUsd, monthlyStorageUsd, monthlyUsdOf, PRICES, pricesFor, typicalMonthUsd, unknownRegionWarning } from '../src/glacier/cost.js';
+import { addSize, earlyDeletionUsd, emptySizes, estimateBackupCost, estimateRestoreCost, metadataReadUsd, monthlyStorageUsd, monthlyUsdOf, PRICES, pricesFor, typicalMonthUsd, unknownRegionWarning } from '../src/glacier/cost.js';
 import { PRICE_TABLE } from '../src/glacier/prices.js';
 import { decodeConfig, encodeConfig, indexClassOf, type RepoConfig } from '../src/format/config.js';
 import { classSettingsMessage, decodeClassSettings, encodeClassSettings } from '../src/format/class-settings.js';
@@ -49,6 +49,10 @@ t.test('GLACIER_IR and STANDARD_IA bill each object at least 128 KiB', async (t)
   t.equal(monthlyUsdOf('GLACIER_IR', s), (s.bytesAtMin / GB) * 0.004);
   t.equal(monthlyUsdOf('STANDARD', s), (s.bytes / GB) * 0.023, 'STANDARD: the bytes as they are');
   t.equal(monthlyUsdOf('GLACIER_IR', emptySizes()), 0);
+  t.equal(earlyDeletionUsd('GLACIER_IR', s, 30), monthlyUsdOf('GLACIER_IR', s) * 2, 'GLACIER_IR: 90 days minimum, 60 left');
+  t.equal(earlyDeletionUsd('GLACIER_IR', s, 90), 0);
+  t.equal(earlyDeletionUsd('STANDARD', s, 0), 0);
+  t.equal(earlyDeletionUsd('DEEP_ARCHIVE', s, 0), monthlyUsdOf('DEEP_ARCHIVE', s) * 6, 'Deep Archive: 180 days');
 });
 
 t.test('a typical month: index files read by every backup make a retrieval-fee class dear', async (t) => {

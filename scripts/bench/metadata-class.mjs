@@ -213,6 +213,12 @@ else {
     const puts = Object.values(s.by).reduce((n, k) => n + k.PUT, 0);
     p(`| ${s.name} | ${s.requests} | ${g('index').GET} (${kib(g('index').getBytes)}) | ${g('tree').GET} (${kib(g('tree').getBytes)}) | ${g('data').GET} | ${puts} | ${usd(stepFees(s, { tree: 'STANDARD', index: 'STANDARD' }))} | ${usd(stepFees(s, { tree: 'STANDARD_IA', index: 'STANDARD_IA' }))} | ${usd(stepFees(s, { tree: 'GLACIER_IR', index: 'GLACIER_IR' }))} | ${usd(stepFees(s, { tree: 'GLACIER_IR', index: 'STANDARD' }))} |`);
   }
+  const rs = find('restore (new cache)');
+  const restoreReq = rs.by.data?.RESTORE ?? 0;
+  const rc = cost.estimateRestoreCost('DEEP_ARCHIVE', 'Standard', restoreReq, sizes.data.bytes, 7, { region, transferOut: false });
+  const rb = cost.estimateRestoreCost('DEEP_ARCHIVE', 'Bulk', restoreReq, sizes.data.bytes, 7, { region, transferOut: false });
+  p('');
+  p(`The restore's data, the same in every metadata class: ${restoreReq} RestoreObject requests, ${rs.by.data?.GET ?? 0} GETs of ${kib(sizes.data.bytes)} of DEEP_ARCHIVE packs: ${usd(rc.totalUsd)} with the Standard tier, ${usd(rb.totalUsd)} with Bulk (requests, retrieval, restored copies kept 7 days, GETs; transfer out ${usd(cost.transferOutUsd(sizes.data.bytes, region))} more).`);
   p('');
   p(`A typical month: storage, 30 daily backups (PUTs and reads as measured), one ls -l with a new cache. "x${SCALE}": the same repository ${SCALE} times larger (storage and bytes and GETs read scale; PUTs per backup do not).`);
   p('');

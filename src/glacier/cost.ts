@@ -280,3 +280,13 @@ export function typicalMonthUsd(
   const storageUsd = dataStorageUsd + metadataStorageUsd;
   return { storageUsd, metadataStorageUsd, dataStorageUsd, putsUsd, readsUsd, totalUsd: storageUsd + putsUsd + readsUsd };
 }
+
+/**
+ * What deleting objects of class `sc` costs when they are `ageDays` old: the storage of the
+ * days left of the class's minimum duration (30/90/180 days; none for STANDARD), with the
+ * 128 KiB minimum size and archive overheads as monthlyUsdOf counts them.
+ */
+export function earlyDeletionUsd(sc: StorageClass, s: ObjectSizes, ageDays: number, region: string = DEFAULT_REGION): number {
+  const left = Math.max(0, MIN_STORAGE_DAYS[sc] - Math.max(0, ageDays));
+  return left ? monthlyUsdOf(sc, s, region) * (left / 30) : 0;
+}
