@@ -8,7 +8,8 @@
 // writer key; approximate when one key (the master) backs up several machines; packs of a
 // key that signed no snapshot, or listed by an unsigned index file, go to "(unknown)".
 import type { StorageClass } from '../backend/backend.js';
-import { addSize, DEFAULT_REGION, emptySizes, monthlyUsdOf, pricesFor, typicalMonthUsd, unknownRegionWarning, type MonthActivity, type ObjectSizes, type RepoSizes } from '../glacier/cost.js';
+import { addSize, DEFAULT_REGION, emptySizes, MIN_OBJECT_BYTES, monthlyUsdOf, pricesFor, typicalMonthUsd, unknownRegionWarning, type MonthActivity, type ObjectSizes, type RepoSizes } from '../glacier/cost.js';
+import { INDEX, packName, packPrefix, parsePackName, SNAPSHOTS } from '../repo/layout.js';
 import type { Repository, Snapshot } from '../repo/repository.js';
 import type { RepoArgs } from './open-repo.js';
 
@@ -57,13 +58,13 @@ export async function listRepository(repo: Repository): Promise<Listing> {
   const l: Listing = { packs: new Map(), indexFiles: new Map(), snapshots: new Map(), sizes: { data: emptySizes(), tree: emptySizes(), index: emptySizes(), other: emptySizes() }, classes: { data: repo.storageClasses.data, tree: repo.storageClasses.tree, index: repo.storageClasses.index } };
   const byClass = { data: new Map<StorageClass, number>(), tree: new Map<StorageClass, number>(), index: new Map<StorageClass, number>() };
   for await (const o of repo.backend.list('')) {
-    const m = /^packs\/(data|tree)\/[0-9a-f]{2}\/[0-9a-f]{64}$/.exec(o.name);
-    const kind = m ? (m[1] as 'data' | 'tree') : o.name.startsWith('index/') ? 'index' : 'other';
+    const pk = parsePackName(o.name);
+    const kind = pk ? pk.kind : o.name.startsWith(INDEX) ? 'index' : 'other';
     const sc = o.storageClass ?? (kind === 'other' ? 'STANDARD' : repo.storageClasses[kind]);
     const e = { bytes: o.size, storageClass: sc };
     if (kind === 'data' || kind === 'tree') l.packs.set(o.name, e);
     else if (kind === 'index') l.indexFiles.set(o.name, e);
-    else if (o.name.startsWith('snapshots/')) l.snapshots.set(o.name.slice('snapshots/'.length), e);
+    else if (o.name.startsWith(SNAPSHOTS)) l.snapshots.set(o.name.slice(SNAPSHOTS.length), e);
     addSize(l.sizes[kind], o.size);
     if (kind !== 'other') byClass[kind].set(sc, (byClass[kind].get(sc) ?? 0) + o.size);
   }
@@ -100,7 +101,7 @@ export function costByHost(repo: Repository, snaps: Snapshot[], l: Listing, regi
     h[what].set(e.storageClass, s);
     s.objects += share;
     s.bytes += e.bytes * share;
-    s.bytesAtMin += Math.max(e.bytes, 128 * 1024) * share;
+    s.bytesAtMin += Math.max(e.bytes, MIN_OBJECT_BYTES) * share;
   };
   const attribute = (signer: string | null, what: 'data' | 'meta', e: Listed) => {
     const w = signer ? weights.get(signer) : undefined;
@@ -111,14 +112,14 @@ export function costByHost(repo: Repository, snaps: Snapshot[], l: Listing, regi
   const seenPacks = new Set<string>();
   const indexSigner = new Map<string, string | null>();
   for (const p of repo.index.packs) {
-    const name = `packs/${p.kind}/${p.id.toString('hex').slice(0, 2)}/${p.id.toString('hex')}`;
+    const name = packName(p.kind, p.id.toString('hex'));
     if (!indexSigner.has(p.indexFile)) indexSigner.set(p.indexFile, p.signer);
     if (seenPacks.has(name)) continue;
     seenPacks.add(name);
     const e = l.packs.get(name);
     if (e) attribute(p.signer, p.kind === 'data' ? 'data' : 'meta', e);
   }
-  for (const [name, e] of l.packs) if (!seenPacks.has(name)) add(UNKNOWN, name.startsWith('packs/data/') ? 'data' : 'meta', e, 1);
+  for (const [name, e] of l.packs) if (!seenPacks.has(name)) add(UNKNOWN, name.startsWith(packPrefix('data')) ? 'data' : 'meta', e, 1);
   for (const [name, e] of l.indexFiles) attribute(indexSigner.get(name) ?? null, 'meta', e);
   const snapHost = new Map(snaps.map((s) => [s.id, s.info.host]));
   for (const [id, e] of l.snapshots) add(snapHost.get(id) ?? UNKNOWN, 'meta', e, 1);

@@ -4,8 +4,9 @@
 // Prices: src/glacier/prices.ts, per region (estimates, not a bill). A local repository's
 // storage is the user's disk: its numbers are a what-if, labeled so.
 import type { RestoreTier, StorageClass } from '../backend/backend.js';
-import { estimateRestoreCost, fmtUsd, monthlyUsdOf, type RestoreCost } from '../glacier/cost.js';
+import { estimateRestoreCost, fmtUsd, MIN_OBJECT_BYTES, monthlyUsdOf, type RestoreCost } from '../glacier/cost.js';
 import { PRICE_TABLE } from '../glacier/prices.js';
+import { packPrefix } from '../repo/layout.js';
 import { costByHost, listRepository, priceRegion, whatIfClasses, type HostCost, type WhatIf } from './cost-breakdown.js';
 import { isColdClass, tiersFor } from '../glacier/policy.js';
 import { EXIT } from './exit-codes.js';
@@ -119,9 +120,9 @@ function usageRows(l: Awaited<ReturnType<typeof listRepository>>, region: string
     acc.set(k, r);
     r.sizes.objects++;
     r.sizes.bytes += bytes;
-    r.sizes.bytesAtMin += Math.max(bytes, 128 * 1024);
+    r.sizes.bytesAtMin += Math.max(bytes, MIN_OBJECT_BYTES);
   };
-  for (const [name, e] of l.packs) add(name.startsWith('packs/data/') ? 'data' : 'tree', e.storageClass, e.bytes);
+  for (const [name, e] of l.packs) add(name.startsWith(packPrefix('data')) ? 'data' : 'tree', e.storageClass, e.bytes);
   for (const e of l.indexFiles.values()) add('index', e.storageClass, e.bytes);
   for (const e of l.snapshots.values()) add('snapshot', e.storageClass, e.bytes);
   const others = l.sizes.other.objects - l.snapshots.size;

@@ -212,7 +212,7 @@ export function sumSizes(...xs: ObjectSizes[]): ObjectSizes {
 }
 
 /** The minimum billed object size of STANDARD_IA and GLACIER_IR (the table's; one value for both). */
-const MIN_OBJECT_BYTES = Math.max(...Object.values(PRICE_TABLE.minObjectBytes));
+export const MIN_OBJECT_BYTES = Math.max(...Object.values(PRICE_TABLE.minObjectBytes));
 
 /** Monthly storage of these objects in class `sc`, with the minimum size counted per object. */
 export function monthlyUsdOf(sc: StorageClass, s: ObjectSizes, region: string = DEFAULT_REGION): number {
