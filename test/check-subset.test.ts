@@ -6,7 +6,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { lastJson, run } from './lib/cli.js';
+import { lastJson, run, start } from './lib/cli.js';
 import { withCountingProxy } from './lib/counting-proxy.js';
 import { devServerEnv, withDevServer } from './lib/s3-dev-server.js';
 import { tempDir } from './lib/temp.js';
@@ -98,4 +98,29 @@ t.test('S3, data in DEEP_ARCHIVE: cost first, restores requested before any data
   reqs = await proxy.requests();
   t.equal(reqs.filter(([m]) => m === 'POST').length, 0, 'nothing requested again');
   t.equal(new Set(reqs.filter(([m, p]) => m === 'GET' && p.startsWith('/sub/r/packs/data/')).map(([, p]) => p)).size, distinct, 'every data pack read');
+});
+
+t.test('S3, data in DEEP_ARCHIVE: without --no-wait, check requests, waits for the restores, then reads', async (t) => {
+  const server = await withDevServer(t, { buckets: ['wait'], manualClock: true });
+  const env = devServerEnv(server, { TSBAK_CACHE_DIR: tempDir(t, 'tsbak-subset-cache-') });
+  const REPO = 's3://wait/r';
+  t.equal(run('tsbak', ['init', REPO, '--data-class', 'DEEP_ARCHIVE', '--pack-size', '1'], env).code, 0);
+  t.equal(run('tsbak-write', [REPO, src], env).code, 0);
+  // The restores complete when the test says so: once check says it requested them.
+  const child = start('tsbak', ['check', REPO, '--read-data-subset', '1/1', '--poll-interval', '1', '--json'], env);
+  let stdout = '';
+  let stderr = '';
+  let completed: Promise<number> | null = null;
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    if (!completed && /requested \d+ restores/.test(stderr)) completed = server.completeRestores();
+  });
+  const code = await new Promise<number>((resolve) => child.once('close', (c) => resolve(c ?? -1)));
+  t.ok(completed, 'the restores were requested before check finished');
+  t.ok((await completed!) >= 3, 'and were pending until completed');
+  t.equal(code, 0, stderr);
+  const r = lastJson(stdout);
+  t.same(r.errors, []);
+  t.ok(r.packsRead >= 4, `${r.packsRead} packs read after the wait`);
 });
