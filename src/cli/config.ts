@@ -33,6 +33,9 @@ export async function cmdConfigSet(a: RepoArgs & { settings: string[] }): Promis
   const change = parseClassSettings(a.settings ?? []);
   const repo = await openRepo(a);
   const before = { ...repo.storageClasses };
+  // Writers check settings against the master's key, which they learn from a signed config
+  // (as key add-writer does, a config made before configs were signed is signed first).
+  if (repo.canRead && !(await repo.configSigned())) await repo.signConfig();
   const s = await repo.setStorageClasses(change);
   out(`storage classes of new objects: tree packs ${before.tree} -> ${s.storageClass.tree}, index ${before.index} -> ${s.storageClass.index} (wrote ${s.name}, seq ${s.seq}); objects already stored keep their class`);
   return EXIT.OK;
