@@ -72,7 +72,7 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
     out(JSON.stringify(snakeKeys({ prices, monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, snapshots, byHost, whatIf, restore })));
     return EXIT.OK;
   }
-  const priced = `AWS ${region} list prices read ${PRICE_TABLE.read}, archive overheads and 128 KiB minimums included`;
+  const priced = `AWS ${region} list prices: ${PRICE_TABLE.notes[region] ?? `read ${PRICE_TABLE.read}`}; archive overheads and 128 KiB minimums included`;
   if (pr.local) {
     out(`${repo.backend.location} is a local repository: it costs the disk it is on. What it would cost on S3 in ${region} (${pr.name}) with these storage classes (${priced}):`);
   } else out(`storage of ${repo.backend.location} (${priced}):`);
