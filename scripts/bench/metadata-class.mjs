@@ -126,6 +126,14 @@ const writerCache = cacheDir('writer');
 await step('first backup', () => run('tsbak-write', ['--quiet', REPO, ...paths], { TSBAK_CACHE_DIR: writerCache }));
 writeFileSync(path.join(changing, 'today'), 'day 2\n');
 await step('daily backup', () => run('tsbak-write', ['--quiet', REPO, ...paths], { TSBAK_CACHE_DIR: writerCache }));
+// A machine backing up with its own write-only key: its parent's trees come from its local cache.
+const keyFile = path.join(work, 'writer.key');
+await run('tsbak', ['key', 'add-writer', REPO, '--name', 'bench', '--out', keyFile]);
+const wCache = cacheDir('writer-key');
+writeFileSync(path.join(changing, 'today'), 'day 3\n');
+await run('tsbak-write', ['--quiet', '--key-file', keyFile, REPO, ...paths], { TSBAK_CACHE_DIR: wCache, TSBAK_PASSWORD: '' });
+writeFileSync(path.join(changing, 'today'), 'day 4\n');
+await step('daily backup (writer key)', () => run('tsbak-write', ['--quiet', '--key-file', keyFile, REPO, ...paths], { TSBAK_CACHE_DIR: wCache, TSBAK_PASSWORD: '' }));
 const lsCache = cacheDir('ls');
 await step('ls -l (new cache)', () => run('tsbak', ['ls', '-l', REPO, 'latest'], { TSBAK_CACHE_DIR: lsCache }));
 await step('ls -l (warm cache)', () => run('tsbak', ['ls', '-l', REPO, 'latest'], { TSBAK_CACHE_DIR: lsCache }));
@@ -182,19 +190,21 @@ const activity = {
   browses: 1,
   browseReads: reads(browse),
 };
-const month = (c, scale = 1) => {
+const writerDaily = find('daily backup (writer key)');
+const month = (c, scale = 1, act = activity) => {
   const sc = (x) => ({ objects: x.objects * scale, bytes: x.bytes * scale, bytesAtMin: x.bytesAtMin * scale });
   const r = (m) => ({ indexGets: m.indexGets * scale, indexBytes: m.indexBytes * scale, treeGets: m.treeGets * scale, treeBytes: m.treeBytes * scale });
-  return cost.typicalMonthUsd({ data: sc(sizes.data), tree: sc(sizes.tree), index: sc(sizes.index), other: sizes.other }, { data: 'DEEP_ARCHIVE', ...c }, { ...activity, backupReads: r(activity.backupReads), browseReads: r(activity.browseReads) }, region);
+  return cost.typicalMonthUsd({ data: sc(sizes.data), tree: sc(sizes.tree), index: sc(sizes.index), other: sizes.other }, { data: 'DEEP_ARCHIVE', ...c }, { ...act, backupReads: r(act.backupReads), browseReads: r(act.browseReads) }, region);
 };
 const SCALE = 1000;
+const writerActivity = { ...activity, backupReads: reads(writerDaily) };
 
 const result = {
   corpus: args.corpus,
   region,
   stored: Object.fromEntries(Object.entries(sizes).map(([k, v]) => [k, { objects: v.objects, bytes: v.bytes }])),
   steps: steps.map((s) => ({ name: s.name, requests: s.requests, by_kind: s.by, fees_usd: Object.fromEntries(choices.map((c) => [`${c.tree}/${c.index}`, stepFees(s, c)])) })),
-  month: Object.fromEntries(choices.map((c) => [`${c.tree}/${c.index}`, { x1: month(c), [`x${SCALE}`]: month(c, SCALE) }])),
+  month: Object.fromEntries(choices.map((c) => [`${c.tree}/${c.index}`, { x1: month(c), [`x${SCALE}`]: month(c, SCALE), [`x${SCALE}_writer_key`]: month(c, SCALE, writerActivity) }])),
 };
 if (args.json) process.stdout.write(JSON.stringify(result) + '\n');
 else {
@@ -220,14 +230,14 @@ else {
   p('');
   p(`The restore's data, the same in every metadata class: ${restoreReq} RestoreObject requests, ${rs.by.data?.GET ?? 0} GETs of ${kib(sizes.data.bytes)} of DEEP_ARCHIVE packs: ${usd(rc.totalUsd)} with the Standard tier, ${usd(rb.totalUsd)} with Bulk (requests, retrieval, restored copies kept 7 days, GETs; transfer out ${usd(cost.transferOutUsd(sizes.data.bytes, region))} more).`);
   p('');
-  p(`A typical month: storage, 30 daily backups (PUTs and reads as measured), one ls -l with a new cache. "x${SCALE}": the same repository ${SCALE} times larger (storage and bytes and GETs read scale; PUTs per backup do not).`);
+  p(`A typical month: storage, 30 daily backups (PUTs and reads as measured with the full key; the last column with a writer key's), one ls -l with a new cache. "x${SCALE}": the same repository ${SCALE} times larger (storage and bytes and GETs read scale; PUTs per backup do not).`);
   p('');
-  p(`| tree | index | month | of it metadata storage | PUTs | reads | month x${SCALE} | metadata storage x${SCALE} | reads x${SCALE} |`);
-  p('|---|---|---|---|---|---|---|---|---|');
+  p(`| tree | index | month | of it metadata storage | PUTs | reads | month x${SCALE} | metadata storage x${SCALE} | reads x${SCALE} | month x${SCALE}, backups by a writer key |`);
+  p('|---|---|---|---|---|---|---|---|---|---|');
   for (const c of choices) {
     const a = month(c);
     const b = month(c, SCALE);
-    p(`| ${c.tree} | ${c.index} | ${usd(a.totalUsd)} | ${usd(a.metadataStorageUsd)} | ${usd(a.putsUsd)} | ${usd(a.readsUsd)} | ${usd(b.totalUsd)} | ${usd(b.metadataStorageUsd)} | ${usd(b.readsUsd)} |`);
+    p(`| ${c.tree} | ${c.index} | ${usd(a.totalUsd)} | ${usd(a.metadataStorageUsd)} | ${usd(a.putsUsd)} | ${usd(a.readsUsd)} | ${usd(b.totalUsd)} | ${usd(b.metadataStorageUsd)} | ${usd(b.readsUsd)} | ${usd(month(c, SCALE, writerActivity).totalUsd)} |`);
   }
 }
 
