@@ -160,7 +160,8 @@ export interface WhatIf {
  * STANDARD_IA or GLACIER_IR; data in its class, and for a cold repository in the other
  * archive class. The month, as scripts/bench/metadata-class.mjs measured it: 30 daily
  * backups, each storing a data pack, a tree pack, an index file and a snapshot, and reading
- * every index file (dedup needs the whole index) and its parent's trees; and one browse
+ * every index file (dedup needs the whole index) and, with the full key, its parent's trees
+ * (a write-only key takes them from its local cache: priced as the full key's); and one browse
  * (`ls -l` of a snapshot, a mount's `ls -lR`), reading every index file and the snapshot's
  * trees. A snapshot's trees are priced as every tree pack: an upper bound, close for a short
  * history, high for a long one.
