@@ -118,6 +118,13 @@ t.test('cost --json: region, prices source, per host, what-if, snake_case', asyn
   t.ok(c.what_if.find((w: any) => w.data === 'GLACIER'), 'and data in GLACIER');
   t.equal(c.what_if.filter((w: any) => w.current).length, 1);
   for (const k of ['storage_usd', 'metadata_storage_usd', 'puts_usd', 'reads_usd', 'total_usd']) t.type(std[k], 'number', k);
+  const human = run('tsbak', ['cost', REPO], env);
+  t.equal(human.code, 0, human.stderr);
+  t.match(human.stdout, /storage of s3:\/\/cls\/r.*AWS us-east-1 list prices/);
+  t.match(human.stdout, /per host: metadata/);
+  t.match(human.stdout, /what-if: a typical month/);
+  t.match(human.stdout, /DEEP_ARCHIVE\s+STANDARD\s+STANDARD\s/);
+  t.match(human.stdout, /\(current\)/);
   const unknown = run('tsbak', ['cost', REPO, '--region', 'xx-nowhere-1'], env);
   t.equal(unknown.code, 0, unknown.stderr);
   t.match(unknown.stderr, /no prices for region xx-nowhere-1.*showing us-east-1 prices/);
