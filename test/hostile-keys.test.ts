@@ -86,7 +86,8 @@ t.test('config: every value range-checked on decode, naming the field', async (t
     ['huge tree packs', (c) => (c.packSize.tree = 2 ** 33), /packSize\.tree/],
     ['unknown storage class', (c) => (c.storageClass.tree = 'FROZEN'), /storageClass\.tree/],
     ['id not hex', (c) => (c.id = '../../etc'), /^id/],
-    ['version 3', (c) => (c.version = 3), /version/],
+    ['version 4', (c) => (c.version = 4), /version/],
+    ['version 3 without an index class', (c) => (c.version = 3), /storageClass\.index/],
     ['signature of the wrong length', (c) => (c.sig = 'AAAA'), /sig/],
     ['no chunker', (c) => delete c.chunker, /chunker/],
   ];

@@ -4,6 +4,7 @@
 import type { Repository } from '../repo/repository.js';
 import { isColdClass } from '../glacier/policy.js';
 import { coldPlan, describePlan, expectedBy, fmtTime, tierAndDays, type ColdArgs } from './warm.js';
+import { askedRegion } from './cost-breakdown.js';
 
 /** The coldPacks option of checkRepository, or undefined when the data is not archived. */
 export function coldPacksForCheck(repo: Repository, a: ColdArgs, say: (line: string) => void, done: (expected: string | null) => void): ((packs: Array<{ name: string; blob: Buffer }>) => Promise<Set<string>>) | undefined {
@@ -14,7 +15,7 @@ export function coldPacksForCheck(repo: Repository, a: ColdArgs, say: (line: str
     if (!plan.notReady.length) return new Set();
     // Bulk: a check is never urgent.
     const { tier, days } = tierAndDays(a, 'Bulk', plan.storageClass);
-    for (const l of describePlan(plan, tier, days)) say(l);
+    for (const l of describePlan(plan, tier, days, askedRegion(repo, a))) say(l);
     const r = await repo.warmBlobs(ids, { tier, days });
     if (r.requested) say(`requested ${r.requested} restores (tier ${tier}, kept ${days} day${days === 1 ? '' : 's'})`);
     const by = expectedBy(repo, plan.notReady);

@@ -24,6 +24,8 @@ const out = (s: string) => process.stdout.write(s + '\n');
 export interface InitArgs extends RepoArgs {
   compression?: number;
   dataClass?: StorageClass;
+  treeClass?: StorageClass;
+  indexClass?: StorageClass;
   packSize?: number;
 }
 
@@ -35,12 +37,31 @@ export async function cmdInit(a: InitArgs): Promise<number> {
   const repo = await Repository.init(backend, password, {
     compressionLevel: a.compression,
     packSize: { data: dataPack, tree: 4 << 20 },
-    storageClass: { data: a.dataClass ?? 'STANDARD', tree: 'STANDARD', other: 'STANDARD' },
+    storageClass: initStorageClasses(a),
   });
   out(`created tsbak repository ${repo.id} at ${backend.location}`);
+  const sc = repo.storageClasses;
+  out(`storage classes: data packs ${sc.data}, tree packs ${sc.tree}, index ${sc.index}, snapshots, keys and config ${sc.other}`);
   out('Keep the passphrase safe: without it (or a copy of keys/ and the passphrase) the data cannot be read.');
   return EXIT.OK;
 }
+
+/**
+ * The classes init writes into config. Tree packs and index files of a cold repository
+ * (data in GLACIER or DEEP_ARCHIVE) default to COLD_METADATA_CLASS (README, "Storage
+ * classes"); of a hot one, STANDARD. `index` is named only when it differs from `other`, so
+ * that such configs stay version 2.
+ */
+export function initStorageClasses(a: Pick<InitArgs, 'dataClass' | 'treeClass' | 'indexClass'>): { data: StorageClass; tree: StorageClass; other: StorageClass; index?: StorageClass } {
+  const data = a.dataClass ?? 'STANDARD';
+  const meta: StorageClass = data === 'GLACIER' || data === 'DEEP_ARCHIVE' ? COLD_METADATA_CLASS : 'STANDARD';
+  const tree = a.treeClass ?? meta;
+  const index = a.indexClass ?? meta;
+  return { data, tree, other: 'STANDARD', ...(index !== 'STANDARD' ? { index } : {}) };
+}
+
+/** Class of tree packs and index files of a new cold repository, unless --tree-class/--index-class say otherwise. */
+export const COLD_METADATA_CLASS: StorageClass = 'STANDARD';
 
 function shortId(id: string): string {
   return id.slice(0, 8);

@@ -1,9 +1,13 @@
 // `tsbak cost <repo> [snapshot]`: what the repository costs per month on S3, by storage
 // class (archive overheads included); bytes and monthly cost added by each snapshot; and
 // the cost and time of restoring one snapshot (default: the latest) with each tier.
-// Prices: src/glacier/cost.ts (AWS us-east-1 list prices; estimates, not a bill).
+// Prices: src/glacier/prices.ts, per region (estimates, not a bill). A local repository's
+// storage is the user's disk: its numbers are a what-if, labeled so.
 import type { RestoreTier, StorageClass } from '../backend/backend.js';
-import { estimateRestoreCost, fmtUsd, monthlyStorageUsd, type RestoreCost } from '../glacier/cost.js';
+import { estimateRestoreCost, fmtUsd, MIN_OBJECT_BYTES, monthlyUsdOf, type RestoreCost } from '../glacier/cost.js';
+import { PRICE_TABLE } from '../glacier/prices.js';
+import { packPrefix } from '../repo/layout.js';
+import { costByHost, listRepository, priceRegion, whatIfClasses, type HostCost, type WhatIf } from './cost-breakdown.js';
 import { isColdClass, tiersFor } from '../glacier/policy.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
@@ -15,13 +19,14 @@ const out = (s: string) => process.stdout.write(s + '\n');
 
 const KIND_NAMES: Record<string, string> = { data: 'data packs', tree: 'tree packs', index: 'index', snapshot: 'snapshots', key: 'keys', config: 'config', other: 'other' };
 
-export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; days?: number; json?: boolean }): Promise<number> {
+export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; days?: number; json?: boolean; region?: string }): Promise<number> {
   const repo = await openRepo(a);
   const days = a.days ?? 7;
-  const usage = await repo.storageUsage();
-  const rows = usage
-    .map((u) => ({ ...u, monthlyUsd: monthlyStorageUsd(u.storageClass, u.bytes, u.objects) }))
-    .sort((x, y) => y.bytes - x.bytes);
+  const pr = priceRegion(repo, a);
+  const region = pr.region;
+  if (pr.warning) process.stderr.write(`tsbak: warning: ${pr.warning}\n`);
+  const listing = await listRepository(repo);
+  const rows = usageRows(listing, region).sort((x, y) => y.bytes - x.bytes);
   const byClass = new Map<StorageClass, { objects: number; bytes: number; monthlyUsd: number }>();
   for (const r of rows) {
     const c = byClass.get(r.storageClass) ?? { objects: 0, bytes: 0, monthlyUsd: 0 };
@@ -34,6 +39,7 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
 
   // Snapshots and the restore estimate need the full key.
   let snapshots: Array<{ id: string; time: string; bytesAdded: number; monthlyUsd: number; recorded: boolean }> = [];
+  let byHost: HostCost[] = [];
   let restore: { snapshot: string; files: number; bytes: number; packs: number; packBytes: number; storageClass: StorageClass; tiers: RestoreCost[] } | null = null;
   if (repo.canRead) {
     const snaps = await repo.listSnapshots((id, e) => process.stderr.write(`tsbak: warning: snapshot ${id.slice(0, 8)} is not counted: ${(e as Error).message}\n`));
@@ -42,8 +48,10 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
     snapshots = snaps.map((s) => {
       const b = s.info.stats.bytesAdded;
       const recorded = typeof s.info.costUsd === 'number';
-      return { id: s.id, time: s.info.time, bytesAdded: b, monthlyUsd: recorded ? s.info.costUsd! : monthlyStorageUsd(dataClass, b, Math.ceil(b / packSize)), recorded };
+      return { id: s.id, time: s.info.time, bytesAdded: b, monthlyUsd: recorded ? s.info.costUsd! : monthlyUsdOf(dataClass, { objects: Math.ceil(b / packSize), bytes: b, bytesAtMin: b }, region), recorded };
     });
+    await repo.loadIndex();
+    byHost = costByHost(repo, snaps, listing, region);
     const target = a.snapshot ? await findSnapshot(repo, a.snapshot, a) : latestOf(snaps, a);
     if (target) {
       await repo.loadIndex();
@@ -53,15 +61,21 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
       // Priced at the data class (packs of one repository share it).
       const sc = packs.find((p) => isColdClass(p.storageClass))?.storageClass ?? dataClass;
       const tiers: RestoreTier[] = isColdClass(sc) ? tiersFor(sc) : ['Standard'];
-      restore = { snapshot: target.id, files, bytes, packs: packs.length, packBytes, storageClass: sc, tiers: tiers.map((t) => estimateRestoreCost(sc, t, packs.length, packBytes, days)) };
+      // A local repository's restore reads the disk: its AWS fees are a what-if like the rest.
+      restore = { snapshot: target.id, files, bytes, packs: packs.length, packBytes, storageClass: sc, tiers: tiers.map((t) => estimateRestoreCost(sc, t, packs.length, packBytes, days, { region })) };
     }
   }
+  const whatIf = whatIfClasses(listing, region);
 
   if (a.json) {
-    out(JSON.stringify({ monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, snapshots, restore }));
+    const prices = { region, name: pr.name, local: pr.local, what_if: pr.local, source: PRICE_TABLE.source, read: PRICE_TABLE.read, note: PRICE_TABLE.notes[region] ?? null, warning: pr.warning };
+    out(JSON.stringify(snakeKeys({ prices, monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, snapshots, byHost, whatIf, restore })));
     return EXIT.OK;
   }
-  out(`storage of ${repo.backend.location} (AWS us-east-1 list prices, archive overheads included):`);
+  const priced = `AWS ${region} list prices: ${PRICE_TABLE.notes[region] ?? `read ${PRICE_TABLE.read}`}; archive overheads and 128 KiB minimums included`;
+  if (pr.local) {
+    out(`${repo.backend.location} is a local repository: it costs the disk it is on. What it would cost on S3 in ${region} (${pr.name}) with these storage classes (${priced}):`);
+  } else out(`storage of ${repo.backend.location} (${priced}):`);
   out(
     table([
       ['What', 'Class', 'Objects', 'Size', 'Per month'],
@@ -69,7 +83,8 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
       ...(byClass.size > 1 ? [...byClass].map(([sc, c]) => ['all', sc, String(c.objects), fmtBytes(c.bytes), fmtUsd(c.monthlyUsd)]) : []),
     ]),
   );
-  out(`total: ${fmtUsd(monthlyUsd)} per month, ${fmtUsd(monthlyUsd * 12)} per year`);
+  out(`${pr.local ? 'what-if total' : 'total'}: ${fmtUsd(monthlyUsd)} per month, ${fmtUsd(monthlyUsd * 12)} per year`);
+  printHostsAndWhatIf(byHost, whatIf, pr.local);
   if (snapshots.length) {
     out('');
     out('added by each snapshot:');
@@ -77,7 +92,7 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
   }
   if (restore) {
     out('');
-    out(`restoring snapshot ${restore.snapshot.slice(0, 8)} (${restore.files} files, ${fmtBytes(restore.bytes)}): ${restore.packs} packs, ${fmtBytes(restore.packBytes)} in ${restore.storageClass}, restored copies kept ${days} days`);
+    out(`${pr.local ? 'what-if: ' : ''}restoring snapshot ${restore.snapshot.slice(0, 8)} (${restore.files} files, ${fmtBytes(restore.bytes)}): ${restore.packs} packs, ${fmtBytes(restore.packBytes)} in ${restore.storageClass}, restored copies kept ${days} days`);
     out(
       table([
         ['Tier', 'Time', 'Requests', 'Retrieval', 'Copies', 'Download', 'Total'],
@@ -94,6 +109,56 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
     );
   }
   return EXIT.OK;
+}
+
+/** Rows by kind and class as stored, priced in `region`. */
+function usageRows(l: Awaited<ReturnType<typeof listRepository>>, region: string): Array<{ kind: string; storageClass: StorageClass; objects: number; bytes: number; monthlyUsd: number }> {
+  const acc = new Map<string, { kind: string; storageClass: StorageClass; sizes: { objects: number; bytes: number; bytesAtMin: number } }>();
+  const add = (kind: string, sc: StorageClass, bytes: number) => {
+    const k = `${kind}/${sc}`;
+    const r = acc.get(k) ?? { kind, storageClass: sc, sizes: { objects: 0, bytes: 0, bytesAtMin: 0 } };
+    acc.set(k, r);
+    r.sizes.objects++;
+    r.sizes.bytes += bytes;
+    r.sizes.bytesAtMin += Math.max(bytes, MIN_OBJECT_BYTES);
+  };
+  for (const [name, e] of l.packs) add(name.startsWith(packPrefix('data')) ? 'data' : 'tree', e.storageClass, e.bytes);
+  for (const e of l.indexFiles.values()) add('index', e.storageClass, e.bytes);
+  for (const e of l.snapshots.values()) add('snapshot', e.storageClass, e.bytes);
+  const others = l.sizes.other.objects - l.snapshots.size;
+  if (others > 0) {
+    const bytes = l.sizes.other.bytes - [...l.snapshots.values()].reduce((n, e) => n + e.bytes, 0);
+    acc.set('other/STANDARD', { kind: 'other', storageClass: 'STANDARD', sizes: { objects: others, bytes, bytesAtMin: bytes } });
+  }
+  return [...acc.values()].map((r) => ({ kind: r.kind, storageClass: r.storageClass, objects: r.sizes.objects, bytes: r.sizes.bytes, monthlyUsd: monthlyUsdOf(r.storageClass, r.sizes, region) }));
+}
+
+function printHostsAndWhatIf(byHost: HostCost[], whatIf: WhatIf[], local: boolean): void {
+  if (byHost.length) {
+    out('');
+    out(`${local ? 'what-if ' : ''}per host: metadata (tree packs, index, snapshots) and data packs; packs attributed by the key that signed their index, shared among that key's hosts by bytes added (approximate when hosts share a key):`);
+    out(
+      table([
+        ['Host', 'Metadata', 'Per month', 'Data', 'Per month'],
+        ...byHost.map((h) => [h.host, fmtBytes(h.metadataBytes), fmtUsd(h.metadataMonthlyUsd), fmtBytes(h.dataBytes), fmtUsd(h.dataMonthlyUsd)]),
+      ]),
+    );
+  }
+  out('');
+  out("what-if: a typical month with other classes (storage; 30 daily backups: their PUTs, each reading every index file and tree pack; one browse reading as much):");
+  out(
+    table([
+      ['Data', 'Tree', 'Index', 'Storage', 'of it metadata', 'PUTs', 'Reads', 'Month', ''],
+      ...whatIf.map((w) => [w.data, w.tree, w.index, fmtUsd(w.storageUsd), fmtUsd(w.metadataStorageUsd), fmtUsd(w.putsUsd), fmtUsd(w.readsUsd), fmtUsd(w.totalUsd), w.current ? '(current)' : '']),
+    ]),
+  );
+}
+
+/** camelCase keys to snake_case, recursively (JSON output). Keys without a lower-case letter (class names) stay. */
+function snakeKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(snakeKeys);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [/[a-z]/.test(k) ? k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase() : k, snakeKeys(x)]));
+  return v;
 }
 
 function fmtH(h: number): string {

@@ -32,6 +32,8 @@ const cmdRepairIndex: Handler = async (a) => (await import('./repair.js')).cmdRe
 const cmdRepairSnapshots: Handler = async (a) => (await import('./repair.js')).cmdRepairSnapshots(a);
 const cmdRecover: Handler = async (a) => (await import('./repair.js')).cmdRecover(a);
 const cmdUnlock: Handler = async (a) => (await import('./unlock.js')).cmdUnlock(a);
+const cmdConfigSet: Handler = async (a) => (await import('./config.js')).cmdConfigSet(a);
+const cmdConfigShow: Handler = async (a) => (await import('./config.js')).cmdConfigShow(a);
 
 const repoOptions: Opts = {
   'password-file': { type: 'string', describe: 'read the repository passphrase from this file (or set TSBAK_PASSWORD)' },
@@ -94,6 +96,8 @@ const TSBAK: Command = {
         ...repoOptions,
         compression: { type: 'number', describe: 'zstd level (0 = none)', default: 3 },
         'data-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'], describe: 'S3 storage class of data packs' },
+        'tree-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of tree packs (default: STANDARD; see README, "Storage classes")' },
+        'index-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of index files (default: as tree packs)' },
         'pack-size': { type: 'number', describe: 'target data pack size in MiB (default 16, 64 for cold classes)' },
       },
       run: (a) => run(cmdInit, a),
@@ -133,8 +137,8 @@ const TSBAK: Command = {
     },
     {
       usage: 'cost <repo> [snapshot]',
-      describe: 'monthly storage cost by storage class, bytes added per snapshot, and the cost and time of restoring a snapshot',
-      options: { ...repoOptions, ...selectOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, ...json },
+      describe: 'monthly storage cost by storage class and per host, bytes added per snapshot, a what-if of other classes, and the cost and time of restoring a snapshot',
+      options: { ...repoOptions, ...selectOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, region: { type: 'string', describe: 'price with this AWS region (default: the repository\'s: --s3-region, AWS_REGION; us-east-1 for a local repository)' }, ...json },
       run: (a) => run(cmdCost, a),
     },
     {
@@ -207,6 +211,19 @@ const TSBAK: Command = {
             ...json,
           },
           run: (a) => run(cmdRepairSnapshots, a),
+        },
+      ],
+    },
+    {
+      usage: 'config <command>',
+      describe: 'show the repository settings; change the storage classes of new tree packs and index files',
+      subcommands: [
+        { usage: 'show <repo>', describe: 'print the config and the storage classes new objects go to', options: { ...repoOptions, ...json }, run: (a) => run(cmdConfigShow, a) },
+        {
+          usage: 'set <repo> <settings..>',
+          describe: 'tree-class=CLASS, index-class=CLASS (STANDARD, STANDARD_IA or GLACIER_IR): the class of tree packs and index files written from now on (full key only)',
+          options: repoOptions,
+          run: (a) => run(cmdConfigSet, a),
         },
       ],
     },

@@ -13,7 +13,7 @@ import { estimateRestoreCost, fmtUsd } from '../glacier/cost.js';
 import { checkRestoreRequest, parseTier } from '../glacier/policy.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
-import { fmtBytes, ProgressLine } from './output.js';
+import { fmtBytes, programName, ProgressLine } from './output.js';
 import { takeExclusiveLock } from './repair-lock.js';
 
 const out = (s: string) => process.stdout.write(s + '\n');

@@ -12,6 +12,7 @@ import type { TreeNode } from '../format/tree.js';
 import type { BlobState, ColdPack, Repository, Snapshot } from '../repo/repository.js';
 import { TsbakError } from '../errors.js';
 import { estimateRestoreCost, fmtUsd } from '../glacier/cost.js';
+import { askedRegion } from './cost-breakdown.js';
 import { checkRestoreRequest, expectedRestoreMs, isColdClass, parseTier } from '../glacier/policy.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
@@ -124,12 +125,12 @@ export function expectedBy(repo: Repository, packs: ColdPack[]): string | null {
   return last;
 }
 
-export function describePlan(plan: ColdPlan, tier: RestoreTier, days: number): string[] {
+export function describePlan(plan: ColdPlan, tier: RestoreTier, days: number, region: string): string[] {
   const sc = plan.storageClass ?? 'DEEP_ARCHIVE';
   const c = plan.byState.cold;
   const lines = [`${plan.packs} packs (${fmtBytes(plan.bytes)}) in ${sc}: ${c.packs} cold, ${plan.byState.restoring.packs} being restored, ${plan.byState.available.packs} restored in S3, ${plan.byState.cached.packs} in the local cache`];
   if (c.packs) {
-    const e = estimateRestoreCost(sc, tier, c.packs, c.bytes, days);
+    const e = estimateRestoreCost(sc, tier, c.packs, c.bytes, days, { region });
     const by = new Date(Date.now() + expectedRestoreMs(sc, tier));
     lines.push(
       `to restore: ${c.packs} objects, ${fmtBytes(c.bytes)}, tier ${tier}, kept ${days} day${days === 1 ? "" : "s"}: ${fmtUsd(e.requestsUsd + e.retrievalUsd + e.copyUsd)} ` +
@@ -170,10 +171,19 @@ export async function prepareColdData(repo: Repository, snap: Snapshot, paths: s
   // behind our back (an S3 lifecycle rule) are still handled, one at a time, by loadBlob.
   if (!isColdClass(repo.config.storageClass.data) || !repo.coldStorage) return { ready: true, requested: 0, plan: emptyPlan(), expectedBy: null };
   const { ids } = await collectContent(repo, snap, paths);
+  return prepareColdBlobs(repo, ids, a, opts);
+}
+
+/**
+ * The same for a set of blobs (check --read-data-subset: one blob of each chosen pack): the
+ * plan and its cost printed, every restore requested in one batch, then a wait or not.
+ */
+export async function prepareColdBlobs(repo: Repository, ids: Buffer[], a: ColdArgs, opts: { wait: boolean; defaultTier: RestoreTier; quiet?: boolean }): Promise<ColdOutcome> {
+  if (!repo.coldStorage) return { ready: true, requested: 0, plan: emptyPlan(), expectedBy: null };
   const plan = await coldPlan(repo, ids);
   if (!plan.notReady.length) return { ready: true, requested: 0, plan, expectedBy: null };
   const { tier, days } = tierAndDays(a, opts.defaultTier, plan.storageClass);
-  if (!opts.quiet) for (const l of describePlan(plan, tier, days)) err(l);
+  if (!opts.quiet) for (const l of describePlan(plan, tier, days, askedRegion(repo, a))) err(l);
   const r = await repo.warmBlobs(ids, { tier, days });
   if (!opts.quiet && r.requested) err(`requested ${r.requested} restores (tier ${tier}, kept ${days} day${days === 1 ? "" : "s"})`);
   if (!opts.wait) return { ready: false, requested: r.requested, plan, expectedBy: expectedBy(repo, plan.notReady) };
@@ -201,7 +211,7 @@ export async function cmdWarm(a: WarmArgs): Promise<number> {
   const where = a.paths?.length ? a.paths.join(' ') : '/';
   say(`snapshot ${snap.id.slice(0, 8)} ${where}: ${files} files, ${fmtBytes(bytes)}`);
   if (!plan.packs) say('no cold data: nothing to restore');
-  else for (const l of describePlan(plan, tier, days)) say(l);
+  else for (const l of describePlan(plan, tier, days, askedRegion(repo, a))) say(l);
 
   let requested = 0;
   if (plan.byState.cold.packs && !a.dryRun) {

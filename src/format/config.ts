@@ -9,14 +9,20 @@ export type StorageClass = 'STANDARD' | 'STANDARD_IA' | 'GLACIER_IR' | 'GLACIER'
 export const STORAGE_CLASSES: readonly StorageClass[] = ['STANDARD', 'STANDARD_IA', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'];
 
 export interface RepoConfig {
-  /** 1: unsigned (repositories made before signed configs; see config.sig); 2: signed. */
-  version: 1 | 2;
+  /** 1: unsigned (repositories made before signed configs; see config.sig); 2: signed; 3: signed, with storageClass.index. */
+  version: 1 | 2 | 3;
   id: string; // 16 random bytes, hex
   created: string;
   chunker: { min: number; avg: number; max: number };
   compression: { alg: 'zstd'; level: number };
   packSize: { data: number; tree: number };
-  storageClass: { data: StorageClass; tree: StorageClass; other: StorageClass };
+  /** `index`: the class of index files (version 3; before, index files took `other`). */
+  storageClass: { data: StorageClass; tree: StorageClass; other: StorageClass; index?: StorageClass };
+}
+
+/** The class index files are stored in: `storageClass.index`, else (configs before version 3) `other`. */
+export function indexClassOf(c: Pick<RepoConfig, 'storageClass'>): StorageClass {
+  return c.storageClass.index ?? c.storageClass.other;
 }
 
 /** What makes a config authentic: the master's Ed25519 public key, the key check value, the signature. */
@@ -45,14 +51,18 @@ export const CONFIG_BOUNDS = {
   packTree: [64 << 10, 1 << 30],
 } as const;
 
-const CONFIG_SIG_DOMAIN = 'tsbak config v2\n';
-
 /** The bytes the master key signs: a domain string, then the config's values as JSON in a fixed key order, no whitespace. */
 export function configSignedMessage(c: RepoConfig, signPub: Buffer, keyCheck: Buffer): Buffer {
-  return Buffer.from(CONFIG_SIG_DOMAIN + JSON.stringify({ ...canonical(c), signPub: signPub.toString('base64'), keyCheck: keyCheck.toString('base64') }));
+  const domain = c.version === 3 ? 'tsbak config v3\n' : 'tsbak config v2\n';
+  return Buffer.from(domain + JSON.stringify({ ...canonical(c), signPub: signPub.toString('base64'), keyCheck: keyCheck.toString('base64') }));
 }
 
 function canonical(c: RepoConfig): RepoConfig {
+  // Version 3 names the index class between tree and other; earlier versions have none.
+  const storageClass: RepoConfig['storageClass'] =
+    c.version === 3
+      ? { data: c.storageClass.data, tree: c.storageClass.tree, index: indexClassOf(c), other: c.storageClass.other }
+      : { data: c.storageClass.data, tree: c.storageClass.tree, other: c.storageClass.other };
   return {
     version: c.version,
     id: c.id,
@@ -60,7 +70,7 @@ function canonical(c: RepoConfig): RepoConfig {
     chunker: { min: c.chunker.min, avg: c.chunker.avg, max: c.chunker.max },
     compression: { alg: c.compression.alg, level: c.compression.level },
     packSize: { data: c.packSize.data, tree: c.packSize.tree },
-    storageClass: { data: c.storageClass.data, tree: c.storageClass.tree, other: c.storageClass.other },
+    storageClass,
   };
 }
 
@@ -89,7 +99,7 @@ function signatureOf(o: any): ConfigSignature {
 
 export function decodeConfig(b: Buffer): DecodedConfig {
   const o = jsonObject(b);
-  if (o.version !== 1 && o.version !== 2) throw new ConfigError(`version: ${JSON.stringify(o.version)} is not 1 or 2 (made by a newer tsbak?)`);
+  if (o.version !== 1 && o.version !== 2 && o.version !== 3) throw new ConfigError(`version: ${JSON.stringify(o.version)} is not 1, 2 or 3 (made by a newer tsbak?)`);
   const config: RepoConfig = {
     version: o.version,
     id: hexId(o.id, 'id'),
@@ -97,7 +107,7 @@ export function decodeConfig(b: Buffer): DecodedConfig {
     chunker: chunker(o.chunker),
     compression: compression(o.compression),
     packSize: packSize(o.packSize),
-    storageClass: storageClass(o.storageClass),
+    storageClass: storageClass(o.storageClass, o.version),
   };
   if (config.version === 1) return { config, signature: null };
   return { config, signature: signatureOf(o) };
@@ -166,11 +176,15 @@ function packSize(v: unknown): RepoConfig['packSize'] {
   return { data: int(o.data, 'packSize.data', B.packData[0], B.packData[1]), tree: int(o.tree, 'packSize.tree', B.packTree[0], B.packTree[1]) };
 }
 
-function storageClass(v: unknown): RepoConfig['storageClass'] {
+/** Classes of tree packs and index files from version 3 on: readable at once, without a restore. */
+export const METADATA_CLASSES: readonly StorageClass[] = ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'];
+
+function storageClass(v: unknown, version: number): RepoConfig['storageClass'] {
   const o = obj(v, 'storageClass');
-  const one = (k: 'data' | 'tree' | 'other'): StorageClass => {
-    if (!STORAGE_CLASSES.includes(o[k] as StorageClass)) throw new ConfigError(`storageClass.${k}: ${JSON.stringify(o[k])} is not one of ${STORAGE_CLASSES.join(', ')}`);
+  const one = (k: 'data' | 'tree' | 'index' | 'other', allowed: readonly StorageClass[] = STORAGE_CLASSES): StorageClass => {
+    if (!allowed.includes(o[k] as StorageClass)) throw new ConfigError(`storageClass.${k}: ${JSON.stringify(o[k])} is not one of ${allowed.join(', ')}`);
     return o[k] as StorageClass;
   };
-  return { data: one('data'), tree: one('tree'), other: one('other') };
+  if (version !== 3) return { data: one('data'), tree: one('tree'), other: one('other') };
+  return { data: one('data'), tree: one('tree', METADATA_CLASSES), index: one('index', METADATA_CLASSES), other: one('other') };
 }

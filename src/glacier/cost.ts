@@ -1,74 +1,58 @@
 // Cost model: what storing and restoring a repository costs on AWS S3, in USD.
 //
-// Prices are AWS list prices for us-east-1 (N. Virginia), first pricing tier (first 50 TB
-// per month of storage, first 10 TB per month of transfer out), as published on
-// https://aws.amazon.com/s3/pricing/ (read 2025) and repeated in the S3 User Guide pages
-// cited below. Other regions and volume tiers differ; these are estimates for planning,
-// not a bill.
+// Prices come from the table in ./prices.ts (per region, with its source and the date it was
+// read); every function takes a region, us-east-1 by default. A region the table does not
+// hold is priced as us-east-1 (pricesFor says so, for a warning line). First pricing tier
+// only; these are estimates for planning, not a bill.
 //
-//  storage, USD per GB-month:   STANDARD 0.023, STANDARD_IA 0.0125, GLACIER_IR 0.004,
-//                               GLACIER (Flexible Retrieval) 0.0036, DEEP_ARCHIVE 0.00099
-//  PUT/COPY/POST/LIST per 1000: STANDARD 0.005, STANDARD_IA 0.01, GLACIER_IR 0.02,
-//                               GLACIER 0.03, DEEP_ARCHIVE 0.05
-//  GET/HEAD per 1000:           STANDARD 0.0004, STANDARD_IA 0.001, GLACIER_IR 0.01,
-//                               GLACIER 0.0004, DEEP_ARCHIVE 0.0004
-//  retrieval per GB:            STANDARD_IA 0.01, GLACIER_IR 0.03;
-//                               GLACIER Expedited 0.03, Standard 0.01, Bulk 0.00 (free);
-//                               DEEP_ARCHIVE Standard 0.02, Bulk 0.0025
-//  restore requests per 1000:   GLACIER Expedited 10.00, Standard 0.05, Bulk 0.00;
-//                               DEEP_ARCHIVE Standard 0.10, Bulk 0.025
-//    (also AWS re:Post "How do I manage data retrieval costs for S3 Glacier", whose worked
-//    example uses 0.05/1000 + 0.01/GB for Flexible Retrieval Standard and 10/1000 + 0.03/GB
-//    for Expedited)
-//  archived-object overhead:    40 KB per GLACIER/DEEP_ARCHIVE object: 32 KB billed at the
-//                               archive class and 8 KB at STANDARD (S3 User Guide, "Storage
-//                               classes for rarely accessed objects")
-//  minimum object size billed:  128 KB for STANDARD_IA and GLACIER_IR
-//  minimum storage duration:    see ./policy.ts (30/90/90/180 days)
-//  restored temporary copy:     billed as STANDARD storage for the days it is kept, on top
-//                               of the archived object (S3 User Guide, "Restoring an
-//                               archived object")
-//  data transfer out to the internet: 0.09 per GB (first 10 TB/month; the first 100 GB per
-//                               month across AWS are free, not modelled here)
+// How a price applies:
+//  - objects smaller than a class's minimum size (128 KB: STANDARD_IA, GLACIER_IR) are billed
+//    at that size;
+//  - archived objects (GLACIER, DEEP_ARCHIVE) carry 40 KB each: 32 KB at their class, 8 KB
+//    at STANDARD;
+//  - a restored temporary copy is billed as STANDARD storage for the days it is kept, on top
+//    of the archived object (S3 User Guide, "Restoring an archived object");
+//  - minimum storage durations: ./policy.ts (30/90/90/180 days).
 import type { RestoreTier, StorageClass } from '../backend/backend.js';
 import type { RepoConfig } from '../format/config.js';
 import { expectedRestoreMs, isColdClass, MIN_STORAGE_DAYS, restoreDuration } from './policy.js';
+import { PRICE_TABLE, type RegionPrices } from './prices.js';
 
 export const GB = 1024 ** 3; // AWS bills in GB of 2^30 bytes
-const KB = 1024;
 
+export const DEFAULT_REGION = PRICE_TABLE.fallbackRegion;
+
+/** The prices of a region: `known` false when the table lacks it and `region` is the fallback's. */
+export function pricesFor(region: string = DEFAULT_REGION): { region: string; name: string; prices: RegionPrices; known: boolean } {
+  const r = PRICE_TABLE.regions[region];
+  if (r) return { region, name: r.name, prices: r.prices, known: true };
+  const f = PRICE_TABLE.regions[PRICE_TABLE.fallbackRegion]!;
+  return { region: PRICE_TABLE.fallbackRegion, name: f.name, prices: f.prices, known: false };
+}
+
+/** The warning line for a region the table lacks, or null. */
+export function unknownRegionWarning(region: string): string | null {
+  if (pricesFor(region).known) return null;
+  return `no prices for region ${region} in the price table (regions: ${Object.keys(PRICE_TABLE.regions).join(', ')}): showing ${PRICE_TABLE.fallbackRegion} prices`;
+}
+
+/** us-east-1's prices, with the table's overheads (kept for callers that want one region's numbers at hand). */
 export const PRICES = {
-  storagePerGbMonth: { STANDARD: 0.023, STANDARD_IA: 0.0125, GLACIER_IR: 0.004, GLACIER: 0.0036, DEEP_ARCHIVE: 0.00099 } as Record<StorageClass, number>,
-  putPer1000: { STANDARD: 0.005, STANDARD_IA: 0.01, GLACIER_IR: 0.02, GLACIER: 0.03, DEEP_ARCHIVE: 0.05 } as Record<StorageClass, number>,
-  getPer1000: { STANDARD: 0.0004, STANDARD_IA: 0.001, GLACIER_IR: 0.01, GLACIER: 0.0004, DEEP_ARCHIVE: 0.0004 } as Record<StorageClass, number>,
-  /** Per GB read back: for classes readable at once, a flat fee; for archive classes, by tier. */
-  retrievalPerGb: {
-    STANDARD: { Expedited: 0, Standard: 0, Bulk: 0 },
-    STANDARD_IA: { Expedited: 0.01, Standard: 0.01, Bulk: 0.01 },
-    GLACIER_IR: { Expedited: 0.03, Standard: 0.03, Bulk: 0.03 },
-    GLACIER: { Expedited: 0.03, Standard: 0.01, Bulk: 0 },
-    DEEP_ARCHIVE: { Standard: 0.02, Bulk: 0.0025 },
-  } as Record<StorageClass, Partial<Record<RestoreTier, number>>>,
-  restoreRequestPer1000: {
-    GLACIER: { Expedited: 10.0, Standard: 0.05, Bulk: 0 },
-    DEEP_ARCHIVE: { Standard: 0.1, Bulk: 0.025 },
-  } as Record<string, Partial<Record<RestoreTier, number>>>,
-  /** Archived objects: 32 KB at the archive class, 8 KB at STANDARD. */
-  archiveOverhead: { coldBytes: 32 * KB, standardBytes: 8 * KB },
-  minObjectBytes: { STANDARD_IA: 128 * KB, GLACIER_IR: 128 * KB } as Partial<Record<StorageClass, number>>,
-  transferOutPerGb: 0.09,
+  ...pricesFor(DEFAULT_REGION).prices,
+  archiveOverhead: PRICE_TABLE.archiveOverhead,
+  minObjectBytes: PRICE_TABLE.minObjectBytes,
 };
 
 /** Monthly storage cost of `objects` objects holding `bytes` bytes in class `sc`, overheads included. */
-export function monthlyStorageUsd(sc: StorageClass, bytes: number, objects: number): number {
-  const p = PRICES.storagePerGbMonth;
+export function monthlyStorageUsd(sc: StorageClass, bytes: number, objects: number, region: string = DEFAULT_REGION): number {
+  const p = pricesFor(region).prices.storagePerGbMonth;
   let billed = bytes;
-  const min = PRICES.minObjectBytes[sc];
+  const min = PRICE_TABLE.minObjectBytes[sc];
   if (min && objects > 0) billed = Math.max(bytes, objects * min); // approximate: each object at least `min`
   let usd = (billed / GB) * p[sc];
   if (isColdClass(sc)) {
-    usd += ((objects * PRICES.archiveOverhead.coldBytes) / GB) * p[sc];
-    usd += ((objects * PRICES.archiveOverhead.standardBytes) / GB) * p.STANDARD;
+    usd += ((objects * PRICE_TABLE.archiveOverhead.coldBytes) / GB) * p[sc];
+    usd += ((objects * PRICE_TABLE.archiveOverhead.standardBytes) / GB) * p.STANDARD;
   }
   return usd;
 }
@@ -79,6 +63,7 @@ export type ObjectKind = 'data' | 'tree' | 'index' | 'snapshot' | 'key' | 'confi
 export function classFor(config: Pick<RepoConfig, 'storageClass'>, kind: ObjectKind): StorageClass {
   if (kind === 'data') return config.storageClass.data;
   if (kind === 'tree') return config.storageClass.tree;
+  if (kind === 'index') return config.storageClass.index ?? config.storageClass.other;
   return config.storageClass.other;
 }
 
@@ -98,7 +83,7 @@ export interface BackupCost {
  * the repository config (data packs: config.storageClass.data, tree packs: .tree, the
  * rest: .other).
  */
-export function estimateBackupCost(config: Pick<RepoConfig, 'storageClass'>, packsWritten: Array<{ bytes: number; kind: ObjectKind }>): BackupCost {
+export function estimateBackupCost(config: Pick<RepoConfig, 'storageClass'>, packsWritten: Array<{ bytes: number; kind: ObjectKind }>, region: string = DEFAULT_REGION): BackupCost {
   const byClass: BackupCost['byClass'] = {};
   for (const p of packsWritten) {
     const sc = classFor(config, p.kind);
@@ -110,9 +95,9 @@ export function estimateBackupCost(config: Pick<RepoConfig, 'storageClass'>, pac
   let requestsUsd = 0;
   let minimumCommitmentUsd = 0;
   for (const [sc, c] of Object.entries(byClass) as Array<[StorageClass, { objects: number; bytes: number; monthlyUsd: number }]>) {
-    c.monthlyUsd = monthlyStorageUsd(sc, c.bytes, c.objects);
+    c.monthlyUsd = monthlyStorageUsd(sc, c.bytes, c.objects, region);
     monthlyUsd += c.monthlyUsd;
-    requestsUsd += (c.objects / 1000) * PRICES.putPer1000[sc];
+    requestsUsd += putUsd(sc, c.objects, region);
     minimumCommitmentUsd += c.monthlyUsd * (MIN_STORAGE_DAYS[sc] / 30);
   }
   return { monthlyUsd, requestsUsd, minimumCommitmentUsd, byClass };
@@ -140,15 +125,16 @@ export interface RestoreCost {
 }
 
 /** Cost and time of reading back `objects` objects of `bytes` bytes in class `sc` with `tier`, keeping restored copies `days` days. */
-export function estimateRestoreCost(sc: StorageClass, tier: RestoreTier, objects: number, bytes: number, days = 7, opts: { transferOut?: boolean } = {}): RestoreCost {
+export function estimateRestoreCost(sc: StorageClass, tier: RestoreTier, objects: number, bytes: number, days = 7, opts: { transferOut?: boolean; region?: string } = {}): RestoreCost {
+  const p = pricesFor(opts.region).prices;
   const gb = bytes / GB;
   const cold = isColdClass(sc);
   const [lo, hi] = cold ? restoreDuration(sc, tier) : [0, 0];
-  const requestsUsd = cold ? (objects / 1000) * (PRICES.restoreRequestPer1000[sc]?.[tier] ?? 0) : 0;
-  const retrievalUsd = gb * (PRICES.retrievalPerGb[sc]?.[tier] ?? 0);
-  const copyUsd = cold ? gb * PRICES.storagePerGbMonth.STANDARD * (days / 30) : 0;
-  const getUsd = (objects / 1000) * PRICES.getPer1000[sc];
-  const transferUsd = opts.transferOut === false ? 0 : gb * PRICES.transferOutPerGb;
+  const requestsUsd = cold ? (objects / 1000) * (p.restoreRequestPer1000[sc]?.[tier] ?? 0) : 0;
+  const retrievalUsd = gb * (p.retrievalPerGb[sc]?.[tier] ?? 0);
+  const copyUsd = cold ? gb * p.storagePerGbMonth.STANDARD * (days / 30) : 0;
+  const getUsd = (objects / 1000) * p.getPer1000[sc];
+  const transferUsd = opts.transferOut === false ? 0 : gb * p.transferOutPerGb;
   return {
     storageClass: sc,
     tier,
@@ -165,6 +151,28 @@ export function estimateRestoreCost(sc: StorageClass, tier: RestoreTier, objects
   };
 }
 
+/** PUT requests of `objects` objects stored in class `sc`, USD. */
+export function putUsd(sc: StorageClass, objects: number, region: string = DEFAULT_REGION): number {
+  return (objects / 1000) * pricesFor(region).prices.putPer1000[sc];
+}
+
+/**
+ * Reading objects of a class readable at once (STANDARD, STANDARD_IA, GLACIER_IR): `gets`
+ * GET requests bringing `bytes` bytes, USD: request fees plus the class's retrieval fee per
+ * GB. Transfer out is not included (see transferOutUsd).
+ */
+export function readUsd(sc: StorageClass, gets: number, bytes: number, region: string = DEFAULT_REGION): { requestsUsd: number; retrievalUsd: number; totalUsd: number } {
+  const p = pricesFor(region).prices;
+  const requestsUsd = (gets / 1000) * p.getPer1000[sc];
+  const retrievalUsd = (bytes / GB) * (p.retrievalPerGb[sc]?.Standard ?? 0);
+  return { requestsUsd, retrievalUsd, totalUsd: requestsUsd + retrievalUsd };
+}
+
+/** Transfer of `bytes` out of AWS to the internet, USD. */
+export function transferOutUsd(bytes: number, region: string = DEFAULT_REGION): number {
+  return (bytes / GB) * pricesFor(region).prices.transferOutPerGb;
+}
+
 /** "by Tue, 14 Jan 2025 10:00 UTC" style offset for a restore started now. */
 export function expectedBy(sc: StorageClass, tier: RestoreTier, from = Date.now()): Date {
   return new Date(from + (isColdClass(sc) ? expectedRestoreMs(sc, tier) : 0));
@@ -176,4 +184,109 @@ export function fmtUsd(usd: number): string {
   if (usd < 0.01) return `$${usd.toFixed(Math.min(8, 1 - Math.floor(Math.log10(usd))))}`; // two significant digits
   if (usd < 1000) return `$${usd.toFixed(2)}`;
   return `$${Math.round(usd).toLocaleString('en-US')}`;
+}
+
+/**
+ * Objects counted for pricing: how many, their bytes, and their bytes with each object
+ * counted at least 128 KiB (what STANDARD_IA and GLACIER_IR bill), so that a what-if in
+ * those classes is exact rather than approximated from the total.
+ */
+export interface ObjectSizes {
+  objects: number;
+  bytes: number;
+  bytesAtMin: number;
+}
+
+export function emptySizes(): ObjectSizes {
+  return { objects: 0, bytes: 0, bytesAtMin: 0 };
+}
+
+export function addSize(s: ObjectSizes, bytes: number): void {
+  s.objects++;
+  s.bytes += bytes;
+  s.bytesAtMin += Math.max(bytes, MIN_OBJECT_BYTES);
+}
+
+export function sumSizes(...xs: ObjectSizes[]): ObjectSizes {
+  return xs.reduce((a, x) => ({ objects: a.objects + x.objects, bytes: a.bytes + x.bytes, bytesAtMin: a.bytesAtMin + x.bytesAtMin }), emptySizes());
+}
+
+/** The minimum billed object size of STANDARD_IA and GLACIER_IR (the table's; one value for both). */
+export const MIN_OBJECT_BYTES = Math.max(...Object.values(PRICE_TABLE.minObjectBytes));
+
+/** Monthly storage of these objects in class `sc`, with the minimum size counted per object. */
+export function monthlyUsdOf(sc: StorageClass, s: ObjectSizes, region: string = DEFAULT_REGION): number {
+  if (!s.objects) return 0;
+  const p = pricesFor(region).prices.storagePerGbMonth;
+  const billed = PRICE_TABLE.minObjectBytes[sc] ? s.bytesAtMin : s.bytes;
+  let usd = (billed / GB) * p[sc];
+  if (isColdClass(sc)) {
+    usd += ((s.objects * PRICE_TABLE.archiveOverhead.coldBytes) / GB) * p[sc];
+    usd += ((s.objects * PRICE_TABLE.archiveOverhead.standardBytes) / GB) * p.STANDARD;
+  }
+  return usd;
+}
+
+/** A repository's objects by what they are, for what-ifs. */
+export interface RepoSizes {
+  data: ObjectSizes;
+  tree: ObjectSizes;
+  index: ObjectSizes;
+  /** Snapshots, keys, config, settings: always STANDARD. */
+  other: ObjectSizes;
+}
+
+/** What one command reads of the metadata: GETs and bytes of index files and of tree packs. */
+export interface MetadataReads {
+  indexGets: number;
+  indexBytes: number;
+  treeGets: number;
+  treeBytes: number;
+}
+
+/** A month's activity: backups (their PUTs by kind and their reads) and browses (ls -l, a mount's ls -lR). */
+export interface MonthActivity {
+  backups: number;
+  putsPerBackup: { data: number; tree: number; index: number; other: number };
+  /** A backup reads every index file (dedup); trees only where its local cache of the parent's misses. */
+  backupReads: MetadataReads;
+  browses: number;
+  browseReads: MetadataReads;
+}
+
+/** Request and retrieval fees of reading `r` with tree packs and index files in these classes. */
+export function metadataReadUsd(r: MetadataReads, classes: { tree: StorageClass; index: StorageClass }, region: string = DEFAULT_REGION): number {
+  return readUsd(classes.index, r.indexGets, r.indexBytes, region).totalUsd + readUsd(classes.tree, r.treeGets, r.treeBytes, region).totalUsd;
+}
+
+/**
+ * What a month costs with these classes: storage of what is there, the PUTs of the month's
+ * backups (the bytes they add are not counted: a month's growth is small against what is
+ * stored), and the reads of its backups and browses. Data packs are not read by either.
+ * Transfer out is the same in every class and left out.
+ */
+export function typicalMonthUsd(
+  sizes: RepoSizes,
+  classes: { data: StorageClass; tree: StorageClass; index: StorageClass },
+  activity: MonthActivity,
+  region: string = DEFAULT_REGION,
+): { storageUsd: number; metadataStorageUsd: number; dataStorageUsd: number; putsUsd: number; readsUsd: number; totalUsd: number } {
+  const dataStorageUsd = monthlyUsdOf(classes.data, sizes.data, region);
+  const metadataStorageUsd = monthlyUsdOf(classes.tree, sizes.tree, region) + monthlyUsdOf(classes.index, sizes.index, region) + monthlyUsdOf('STANDARD', sizes.other, region);
+  const n = activity.backups;
+  const p = activity.putsPerBackup;
+  const putsUsd = putUsd(classes.data, n * p.data, region) + putUsd(classes.tree, n * p.tree, region) + putUsd(classes.index, n * p.index, region) + putUsd('STANDARD', n * p.other, region);
+  const readsUsd = n * metadataReadUsd(activity.backupReads, classes, region) + activity.browses * metadataReadUsd(activity.browseReads, classes, region);
+  const storageUsd = dataStorageUsd + metadataStorageUsd;
+  return { storageUsd, metadataStorageUsd, dataStorageUsd, putsUsd, readsUsd, totalUsd: storageUsd + putsUsd + readsUsd };
+}
+
+/**
+ * What deleting objects of class `sc` costs when they are `ageDays` old: the storage of the
+ * days left of the class's minimum duration (30/90/180 days; none for STANDARD), with the
+ * 128 KiB minimum size and archive overheads as monthlyUsdOf counts them.
+ */
+export function earlyDeletionUsd(sc: StorageClass, s: ObjectSizes, ageDays: number, region: string = DEFAULT_REGION): number {
+  const left = Math.max(0, MIN_STORAGE_DAYS[sc] - Math.max(0, ageDays));
+  return left ? monthlyUsdOf(sc, s, region) * (left / 30) : 0;
 }

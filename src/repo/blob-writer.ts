@@ -48,7 +48,7 @@ export class BlobWriter {
         repoPub: this.ctx.secrets.repoPub,
         level: this.ctx.config.compression.level,
         packSize: this.ctx.config.packSize,
-        storageClass: { data: this.ctx.config.storageClass.data, tree: this.ctx.config.storageClass.tree },
+        storageClass: { data: this.ctx.classes.data, tree: this.ctx.classes.tree },
         onPack: (p, bytes) => this.objectsWritten.push({ kind: p.kind, bytes }),
       });
     }

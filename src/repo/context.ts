@@ -1,7 +1,7 @@
 // What every part of an open repository shares: the backend, the config and the key.
 import type { Backend } from '../backend/backend.js';
 import type { X25519Pair } from '../crypto/box.js';
-import type { RepoConfig } from '../format/config.js';
+import { indexClassOf, type RepoConfig, type StorageClass } from '../format/config.js';
 import type { FullSecrets, WriterSecrets } from '../format/keyfile.js';
 import { TsbakError } from '../errors.js';
 
@@ -10,12 +10,21 @@ export class RepoContext {
   onWarning: ((message: string) => void) | null = null;
   /** The keys/ object the passphrase opened (full key only): the one `key passwd` replaces. */
   keyObject: string | null = null;
+  /**
+   * The classes new objects are stored in: config's, with tree and index superseded by the
+   * latest storage class settings (storage-classes.ts, `tsbak config set`). `settingsSeq`:
+   * the seq of the settings object that applies, 0 for none.
+   */
+  classes: { data: StorageClass; tree: StorageClass; index: StorageClass; other: StorageClass };
+  settingsSeq = 0;
 
   constructor(
     readonly backend: Backend,
     readonly config: RepoConfig,
     readonly secrets: WriterSecrets | FullSecrets,
-  ) {}
+  ) {
+    this.classes = { data: config.storageClass.data, tree: config.storageClass.tree, index: indexClassOf(config), other: config.storageClass.other };
+  }
 
   /** True with the full key; false with a write-only key. */
   get canRead(): boolean {

@@ -138,7 +138,7 @@ export class IndexStore {
     if (!packs.length) return 0;
     const bytes = sealIndex(this.ctx.secrets.indexKey, packs, { keyId: this.ctx.secrets.keyId, pair: { publicKey: this.ctx.secrets.signPub, privateKey: this.ctx.secrets.signPriv } });
     const name = `${INDEX}${sha256(bytes).toString('hex')}`;
-    await this.ctx.backend.put(name, bytes, { storageClass: this.ctx.config.storageClass.other });
+    await this.ctx.backend.put(name, bytes, { storageClass: this.ctx.classes.index });
     this.loadedIndexes.add(name);
     this.addIndexPacks(packs, name, this.ctx.secrets.keyId, true);
     for (const p of packs) for (const b of p.blobs) this.pending.delete(b.id.toString('latin1'));

@@ -23,7 +23,7 @@ export class KeyStore {
 
   /** Whether the config carries the master's signature (in itself, or in config.sig). */
   async configSigned(): Promise<boolean> {
-    return this.ctx.config.version === 2 || (await readConfigSig(this.ctx.backend).catch(() => null)) !== null;
+    return this.ctx.config.version >= 2 || (await readConfigSig(this.ctx.backend).catch(() => null)) !== null;
   }
 
   /** Signs a version 1 config: writes config.sig (once; objects are immutable). False when it is signed already. */

@@ -23,3 +23,5 @@ export function parsePackName(name: string): { kind: 'data' | 'tree'; id: string
 export const CONFIG_SIG = 'config.sig';
 /** keys/revoked-<keyId>: the master's revocation of a writer key. */
 export const REVOKED = `${KEYS}revoked-`;
+/** settings/<random 32 hex>: the master's changes of the storage classes of tree packs and index files (`tsbak config set`). */
+export const SETTINGS = 'settings/';

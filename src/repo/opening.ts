@@ -44,14 +44,15 @@ export interface InitOptions {
   chunker?: { min: number; avg: number; max: number };
   compressionLevel?: number;
   packSize?: { data: number; tree: number };
-  storageClass?: { data: StorageClass; tree: StorageClass; other: StorageClass };
+  /** With `index`, the config is version 3 (index files in their own class); without, version 2 (index files take `other`). */
+  storageClass?: { data: StorageClass; tree: StorageClass; other: StorageClass; index?: StorageClass };
 }
 
 export async function initRepository(backend: Backend, password: string, opts: InitOptions = {}): Promise<RepoContext> {
   if (await backend.head(CONFIG)) throw new TsbakError('REPO_EXISTS', `${backend.location} already holds a tsbak repository`);
   for await (const _ of backend.list(KEYS)) throw new TsbakError('REPO_EXISTS', `${backend.location} already has keys/ but no config; refusing to initialize over it`);
   const config: RepoConfig = {
-    version: 2,
+    version: opts.storageClass?.index ? 3 : 2,
     id: randomBytes(16).toString('hex'),
     created: new Date().toISOString(),
     chunker: opts.chunker ?? { min: 256 << 10, avg: 1 << 20, max: 4 << 20 },

@@ -27,6 +27,7 @@ import { initRepository, openRepository, type Credentials, type InitOptions } fr
 import type { SnapshotFilter } from './snapshot-select.js';
 import { SnapshotStore, type Snapshot } from './snapshot-store.js';
 import { mapLimit } from './map-limit.js';
+import { loadStorageClasses, setStorageClasses, type ClassChange } from './storage-classes.js';
 
 export { mapLimit };
 export type { Credentials, InitOptions } from './opening.js';
@@ -64,7 +65,24 @@ export class Repository {
 
   /** Opens with a passphrase (the full key) or a writer key file; see opening.ts. */
   static async open(backend: Backend, creds: Credentials): Promise<Repository> {
-    return new Repository(await openRepository(backend, creds));
+    const ctx = await openRepository(backend, creds);
+    await loadStorageClasses(ctx, creds.onWarning ?? (() => {}));
+    return new Repository(ctx);
+  }
+
+  /** The classes new objects go to: config's, tree and index superseded by `tsbak config set` (storage-classes.ts). */
+  get storageClasses(): { data: StorageClass; tree: StorageClass; index: StorageClass; other: StorageClass } {
+    return this.ctx.classes;
+  }
+
+  /** The seq of the storage class settings that apply (0: config's classes). */
+  get storageClassSettingsSeq(): number {
+    return this.ctx.settingsSeq;
+  }
+
+  /** Changes the classes of new tree packs and index files (full key only): a new signed settings object. */
+  setStorageClasses(change: ClassChange) {
+    return setStorageClasses(this.ctx, change);
   }
 
   get backend(): Backend {

@@ -291,7 +291,7 @@ class BackupRun {
         errors: this.errors.length,
       },
       // What this backup adds to the monthly bill (the snapshot object itself is ~1 KB).
-      costUsd: estimateBackupCost(this.repo.config, [...this.repo.objectsWritten, { kind: 'snapshot', bytes: 1024 }]).monthlyUsd,
+      costUsd: estimateBackupCost({ storageClass: this.repo.storageClasses }, [...this.repo.objectsWritten, { kind: 'snapshot', bytes: 1024 }]).monthlyUsd,
     };
     // Packs this run counted on may have been pruned if others took our lock for stale.
     lock.assertHeld();
