@@ -4,7 +4,7 @@
 // what it saved; running the command again then completes.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { BIN, run, testEnv } from './lib/cli.js';
 import { tempDir } from './lib/temp.js';
@@ -114,4 +114,72 @@ t.test('backup killed before each of its changes, then after each', async (t) =>
     }
   }
   t.ok(steps >= 8, `the backups were killed at ${steps} points`);
+});
+
+/** A repository with `gens` snapshots of a changing tree (generations 0..gens-1). */
+function repoWithHistory(t: Test, gens: number): Repo {
+  const dir = tempDir(t, 'tsbak-kill-');
+  const src = path.join(dir, 'src');
+  const repoDir = path.join(dir, 'repo');
+  if (run('tsbak', ['init', repoDir, '--pack-size', '1']).code !== 0) throw new Error('init failed');
+  const r = new Repo(repoDir, src, dir);
+  for (let gen = 0; gen < gens; gen++) {
+    writeGeneration(src, gen);
+    const before = r.snapshotIds();
+    const b = run('tsbak-write', [repoDir, src, '-q']);
+    if (b.code !== 0) throw new Error(`backup exited ${b.code}: ${b.stderr}`);
+    r.recordNew(before, walkTree(src));
+  }
+  return r;
+}
+
+/** Runs `args` killed at change 1, 2, ... until it completes; verifies after each kill. */
+function killAtEachStep(t: Test, r: Repo, args: string[], after: boolean): number {
+  for (let n = 1; n < 500; n++) {
+    const c = runCrashing('tsbak', args, `${n}${after ? ':after' : ''}`);
+    if (!c.killed) {
+      t.equal(c.code, 0, `${args[0]} completes once it makes fewer than ${n} changes${c.code ? `: ${c.stderr}` : ''}`);
+      return n - 1;
+    }
+    r.verify(t, `${args[0]} killed ${after ? 'after' : 'before'} change ${n}`);
+  }
+  t.fail(`${args.join(' ')} never completed`);
+  return 0;
+}
+
+t.test('forget --prune killed before each of its changes, and after each', async (t) => {
+  for (const after of [false, true]) {
+    const r = repoWithHistory(t, 4);
+    const steps = killAtEachStep(t, r, ['forget', r.repo, '--keep-last', '2', '--prune', '--max-unused', '0%'], after);
+    t.ok(steps >= 3, `killed at ${steps} points`);
+    t.equal(r.snapshotIds().length, 2, 'two snapshots kept');
+    r.verify(t, 'after the forget and prune completed');
+  }
+});
+
+t.test('repair index killed before each of its changes, then completed: the repository is whole', async (t) => {
+  const r = repoWithHistory(t, 3);
+  // The damage to repair: the newest index file is lost (its packs are intact).
+  const indexDir = path.join(r.repo, 'index');
+  const newest = readdirSync(indexDir)
+    .map((n) => ({ n, m: statSync(path.join(indexDir, n)).mtimeMs }))
+    .sort((a, b) => b.m - a.m)[0]!.n;
+  rmSync(path.join(indexDir, newest));
+  const template = path.join(r.scratch, 'damaged');
+  cpSync(r.repo, template, { recursive: true });
+  let n = 1;
+  for (; n < 200; n++) {
+    rmSync(r.repo, { recursive: true, force: true });
+    cpSync(template, r.repo, { recursive: true });
+    const c = runCrashing('tsbak', ['repair', 'index', r.repo], String(n));
+    if (!c.killed) {
+      t.equal(c.code, 0, `repair index completes once it makes fewer than ${n} changes${c.code ? `: ${c.stderr}` : ''}`);
+      break;
+    }
+    const again = run('tsbak', ['repair', 'index', r.repo]);
+    t.equal(again.code, 0, `killed before change ${n}, a second repair index completes${again.code ? `: ${again.stderr}` : ''}`);
+    r.verify(t, `repair index killed before change ${n}, then run again`);
+  }
+  t.ok(n > 2, `killed at ${n - 1} points`);
+  r.verify(t, 'after repair index completed');
 });
