@@ -16,6 +16,8 @@ export interface ObjectInfo {
   storageClass?: StorageClass;
   /** Cold-storage restore state, from S3's x-amz-restore header. */
   restore?: { ongoing: boolean; expiry?: Date };
+  /** When the object was written: local mtime, S3 LastModified. */
+  lastModified?: Date;
 }
 
 export interface Range {
@@ -73,4 +75,23 @@ export interface Backend {
   /** Ask for a temporary copy of a cold object (S3 RestoreObject). Others: no-op. */
   restore?(name: string, days: number, tier: RestoreTier): Promise<'started' | 'in-progress' | 'already-restored'>;
   close?(): Promise<void>;
+  /**
+   * Optional: what killed writers left unfinished (local `.tmp-*` files, S3 incomplete
+   * multipart uploads under the prefix), for prune to remove with removeUnfinished.
+   */
+  listUnfinished?(): AsyncIterable<Unfinished>;
+  removeUnfinished?(u: Unfinished): Promise<void>;
+  /** Optional: the storage's clock (S3: the servers' Date header), which ages lastModified. Default: this machine's. */
+  now?(): Promise<Date>;
+}
+
+/** A write that never completed: a temp file, an incomplete multipart upload. */
+export interface Unfinished {
+  /** Temp file path relative to the repository, or the object name the upload was for. */
+  name: string;
+  /** S3's upload id. */
+  uploadId?: string;
+  /** Bytes it holds, when known. */
+  size?: number;
+  started?: Date;
 }

@@ -162,6 +162,10 @@ export class Repository {
   saveBlobDeferred(type: BlobType, plain: Uint8Array): Promise<{ id: Promise<Buffer> }> {
     return this.writer.saveBlobDeferred(type, plain);
   }
+  /** A copy of a blob already stored, in a new pack (prune's repack; see prune.ts). */
+  saveBlobCopy(type: BlobType, id: Buffer, plain: Uint8Array): Promise<void> {
+    return this.writer.saveBlobCopy(type, id, plain);
+  }
   saveTree(tree: Tree): Promise<{ id: Buffer; added: boolean }> {
     return this.writer.saveTree(tree);
   }
