@@ -300,6 +300,18 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
   }
   const repackIndex = repo.indexFiles.filter((f) => !before.has(f));
 
+  // Nothing deleted or repacked, one index file of the master's listing only used blobs
+  // once: it is already compact.
+  const replacedFiles = usage.indexFiles.filter((f) => f.replaced);
+  const compact = !del.size && !repack.size && replacedFiles.length <= 1 && usage.packs.every((p) => p.keptWhole || p.blobs === p.usedBlobs);
+  if (compact) {
+    for (const u of actions.unfinished) {
+      await repo.backend.removeUnfinished?.(u);
+      result.unfinishedRemoved++;
+    }
+    return result;
+  }
+
   // 2. The compact index: chosen copies in packs that stay, listed by the master's files.
   say('writing the new index');
   const keptFiles = new Set(usage.indexFiles.filter((f) => !f.replaced).map((f) => f.name));
@@ -321,6 +333,14 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
     if (!p) packs.set(e.pack, (p = { id: e.pack.id, kind: e.pack.kind, sealedKey: e.pack.sealedKey, blobs: [] }));
     if (!p.blobs.some((b) => b.offset === e.offset)) p.blobs.push({ id: e.id, offset: e.offset, length: e.length, rawLength: e.rawLength });
   }
+  // The new packs, from the index file(s) the repack wrote: the compact index takes them over.
+  const fromRepack = new Set(repackIndex);
+  for (const e of repo.index.entries()) {
+    if (!fromRepack.has(e.pack.indexFile)) continue;
+    let p = packs.get(e.pack);
+    if (!p) packs.set(e.pack, (p = { id: e.pack.id, kind: e.pack.kind, sealedKey: e.pack.sealedKey, blobs: [] }));
+    p.blobs.push({ id: e.id, offset: e.offset, length: e.length, rawLength: e.rawLength });
+  }
   const all = [...packs.values()].sort((a, b) => a.id.compare(b.id));
   for (const p of all) p.blobs.sort((a, b) => a.offset - b.offset);
   const written: string[] = [];
@@ -330,7 +350,7 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
     if (!group.length) return;
     const bytes = sealIndex(s.indexKey, group, { keyId: 'master', pair: { publicKey: s.signPub, privateKey: s.signPriv } });
     const name = `${INDEX}${sha256(bytes).toString('hex')}`;
-    if (!before.has(name) && !repackIndex.includes(name)) {
+    if (!before.has(name)) {
       await repo.backend.put(name, bytes, { storageClass: repo.config.storageClass.other });
       result.indexFilesWritten++;
     }
@@ -352,9 +372,9 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
   await writeGroup();
   stepDone('index-written', opts.onStep);
 
-  // 3. Old index files: those the compact index replaces (not the ones just written).
-  const keep = new Set([...written, ...repackIndex, ...keptFiles]);
-  const oldFiles = usage.indexFiles.map((f) => f.name).filter((n) => !keep.has(n));
+  // 3. Old index files: those the compact index replaces (not the ones just written), and the repack's.
+  const keep = new Set([...written, ...keptFiles]);
+  const oldFiles = [...usage.indexFiles.map((f) => f.name), ...repackIndex].filter((n) => !keep.has(n));
   for (const n of oldFiles) {
     await repo.backend.delete(n);
     result.indexFilesDeleted++;

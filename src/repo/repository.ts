@@ -310,6 +310,10 @@ export class Repository {
   listSnapshots(onError?: (id: string, e: unknown) => void): Promise<Snapshot[]> {
     return this.snapshots.listSnapshots(onError);
   }
+  /** Deletes a snapshot (forget): its object and its cached copy. */
+  forgetSnapshot(id: string): Promise<void> {
+    return this.snapshots.forgetSnapshot(id);
+  }
   findSnapshot(ref: string, opts: { filter?: SnapshotFilter; onWarning?: (message: string) => void } = {}): Promise<Snapshot> {
     return this.snapshots.findSnapshot(ref, opts);
   }
