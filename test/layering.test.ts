@@ -154,7 +154,7 @@ t.test('only cli calls process.exit', async (t) => {
 });
 
 t.test('the parts of an open repository are reached through the Repository facade', async (t) => {
-  const parts = ['context', 'opening', 'key-store', 'index-store', 'blob-writer', 'blob-reader', 'snapshot-store', 'cold-facade'].map((p) => `repo/${p}`);
+  const parts = ['context', 'opening', 'key-store', 'index-store', 'blob-writer', 'blob-reader', 'snapshot-store', 'cold-facade', 'locks'].map((p) => `repo/${p}`);
   const wrong: string[] = [];
   for (const s of sources) {
     const self = s.rel.replace(/\.ts$/, '');

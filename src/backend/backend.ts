@@ -16,7 +16,7 @@ export interface ObjectInfo {
   storageClass?: StorageClass;
   /** Cold-storage restore state, from S3's x-amz-restore header. */
   restore?: { ongoing: boolean; expiry?: Date };
-  /** When the object was written: local mtime, S3 LastModified. */
+  /** When the object was stored, by the backend's clock (local: mtime; S3: LastModified). */
   lastModified?: Date;
 }
 
@@ -75,6 +75,12 @@ export interface Backend {
   /** Ask for a temporary copy of a cold object (S3 RestoreObject). Others: no-op. */
   restore?(name: string, days: number, tier: RestoreTier): Promise<'started' | 'in-progress' | 'already-restored'>;
   close?(): Promise<void>;
+  /**
+   * Stops writing for good (a signal ends the process): objects being written are dropped
+   * (local: their temp files removed; S3: multipart uploads aborted, puts cancelled) and
+   * later puts are refused. Reads, lists and deletes still work.
+   */
+  abandon?(): Promise<void>;
   /**
    * Optional: what killed writers left unfinished (local `.tmp-*` files, S3 incomplete
    * multipart uploads under the prefix), for prune to remove with removeUnfinished.

@@ -24,6 +24,9 @@ export class LocalBackend implements Backend {
   private readonly madeDirs = new Set<string>();
   private readonly fds = new Map<string, number>();
   private swept = false;
+  /** Temp files being written now: abandon() removes them. */
+  private readonly temps = new Set<string>();
+  private abandoned = false;
 
   constructor(readonly root: string) {
     this.location = path.resolve(root);
@@ -41,6 +44,7 @@ export class LocalBackend implements Backend {
   }
 
   async put(name: string, data: Uint8Array, _opts?: PutOptions): Promise<void> {
+    this.refuseIfAbandoned(name);
     const dir = path.dirname(this.file(name));
     await this.ensureDir(dir);
     const tmp = path.join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
@@ -64,6 +68,7 @@ export class LocalBackend implements Backend {
       this.swept = true;
       sweepStaleTemps(this.location);
     }
+    this.refuseIfAbandoned('a pack');
     const tmp = path.join(this.location, `.tmp-${randomBytes(8).toString('hex')}`);
     let fd: number;
     try {
@@ -71,6 +76,7 @@ export class LocalBackend implements Backend {
     } catch (e: any) {
       throw ioError(tmp, e);
     }
+    this.temps.add(tmp);
     let closed = false;
     const close = () => {
       if (!closed) (closed = true), closeSync(fd);
@@ -98,6 +104,7 @@ export class LocalBackend implements Backend {
         }).finally(close),
       abort: async () => {
         close();
+        this.temps.delete(tmp);
         await fsp.unlink(tmp).catch(() => {});
       },
     };
@@ -111,8 +118,10 @@ export class LocalBackend implements Backend {
   private async publish(tmp: string, name: string, finish: () => Promise<void>): Promise<void> {
     const dest = this.file(name);
     const dir = path.dirname(dest);
+    this.temps.add(tmp);
     try {
       await finish();
+      this.refuseIfAbandoned(name);
       await this.ensureDir(dir);
       try {
         await fsp.link(tmp, dest);
@@ -124,6 +133,7 @@ export class LocalBackend implements Backend {
       if (e instanceof TsbakError) throw e;
       throw ioError(dest, e);
     } finally {
+      this.temps.delete(tmp);
       await fsp.unlink(tmp).catch(() => {});
     }
     await syncDir(dir);
@@ -238,6 +248,23 @@ export class LocalBackend implements Backend {
         if (st) yield { name, size: st.size, lastModified: st.mtime };
       }
     }
+  }
+
+  /** See Backend.abandon: the temp files being written are removed now, synchronously. */
+  async abandon(): Promise<void> {
+    this.abandoned = true;
+    for (const tmp of this.temps) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // gone already (its write finished or failed)
+      }
+    }
+    this.temps.clear();
+  }
+
+  private refuseIfAbandoned(name: string): void {
+    if (this.abandoned) throw new TsbakError('IO', `not writing ${name} to ${this.location}: writing was stopped (the process is ending)`);
   }
 
   async close(): Promise<void> {

@@ -171,5 +171,6 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
     const now = backend.now.bind(backend);
     wrapped.now = () => run('list', 'clock', undefined, now);
   }
+  if (backend.abandon) wrapped.abandon = backend.abandon.bind(backend);
   return wrapped;
 }

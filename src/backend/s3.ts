@@ -147,6 +147,10 @@ export class S3Backend implements Backend {
   private readonly opts: S3BackendOptions;
   private readonly endpointDesc: string;
   private clientP?: Promise<S3Client>;
+  /** Puts and multipart uploads in flight, for abandon(). */
+  private readonly puts = new Set<AbortController>();
+  private readonly uploads = new Set<Upload>();
+  private abandoned = false;
   /** false once the server showed it does not support If-None-Match on PUT. */
   private conditional = true;
   /** The last Date header the server sent, and this machine's clock when it came (now()). */
@@ -287,6 +291,21 @@ export class S3Backend implements Backend {
   }
 
   async put(name: string, data: Uint8Array, opts: PutOptions = {}): Promise<void> {
+    if (this.abandoned) throw new TsbakError('IO', `not writing ${name} to ${this.location}: writing was stopped (the process is ending)`);
+    const stop = new AbortController();
+    const onStop = () => stop.abort(opts.signal?.reason);
+    if (opts.signal?.aborted) onStop();
+    opts.signal?.addEventListener('abort', onStop, { once: true });
+    this.puts.add(stop);
+    try {
+      await this.putOnce(name, data, { ...opts, signal: stop.signal });
+    } finally {
+      this.puts.delete(stop);
+      opts.signal?.removeEventListener('abort', onStop);
+    }
+  }
+
+  private async putOnce(name: string, data: Uint8Array, opts: PutOptions & { signal: AbortSignal }): Promise<void> {
     const Key = this.key(name);
     const client = await this.client();
     const big = data.length > (this.opts.multipartThreshold ?? 16 * MiB);
@@ -306,12 +325,14 @@ export class S3Backend implements Backend {
       if (big) {
         const upload = new Upload({ client, params, partSize: Math.max(5 * MiB, this.opts.partSize ?? 8 * MiB), queueSize: 4, leavePartsOnError: false });
         const onAbort = () => void upload.abort().catch(() => {});
-        if (opts.signal?.aborted) throw opts.signal.reason ?? new DOMException('aborted', 'AbortError');
-        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        if (opts.signal.aborted) throw opts.signal.reason ?? new DOMException('aborted', 'AbortError');
+        opts.signal.addEventListener('abort', onAbort, { once: true });
+        this.uploads.add(upload);
         try {
           await upload.done();
         } finally {
-          opts.signal?.removeEventListener('abort', onAbort);
+          this.uploads.delete(upload);
+          opts.signal.removeEventListener('abort', onAbort);
         }
       } else {
         await client.send(new PutObjectCommand({ ...params, ContentLength: data.length }), { abortSignal: opts.signal });
@@ -322,7 +343,7 @@ export class S3Backend implements Backend {
       if (this.conditional && (i.status === 501 || (i.status === 400 && /if-none-match/i.test(i.message)))) {
         // The server does not do conditional writes: HEAD-then-PUT from now on.
         this.conditional = false;
-        return this.put(name, data, opts);
+        return this.putOnce(name, data, opts);
       }
       throw this.mapError(e, 'put', name);
     }
@@ -444,6 +465,27 @@ export class S3Backend implements Backend {
       }
       throw this.mapError(e, 'restore', name);
     }
+  }
+
+  /**
+   * See Backend.abandon. Puts in flight are cancelled; a multipart upload is aborted here
+   * and now (AbortMultipartUpload), not when lib-storage's own parts in flight settle,
+   * which may be after the process has exited.
+   */
+  async abandon(): Promise<void> {
+    this.abandoned = true;
+    const uploads = [...this.uploads];
+    for (const c of this.puts) c.abort(new DOMException('writing was stopped', 'AbortError'));
+    const client = await this.client();
+    await Promise.all(
+      uploads.map(async (u) => {
+        // lib-storage keeps the upload's creation in flight as a promise (pinned version, see package.json).
+        const created = (u as unknown as { createMultiPartPromise?: Promise<{ UploadId?: string }> }).createMultiPartPromise;
+        const params = (u as unknown as { params: { Bucket: string; Key: string } }).params;
+        const id = created ? (await created.catch(() => null))?.UploadId : undefined;
+        if (id) await client.send(new AbortMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: id })).catch(() => {});
+      }),
+    );
   }
 
   async close(): Promise<void> {

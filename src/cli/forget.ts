@@ -54,7 +54,7 @@ export function decide(snaps: Snapshot[], a: ForgetArgs | (KeepArgs & { host?: s
 export async function cmdForget(a: ForgetArgs): Promise<number> {
   const repo = await openRepo(a);
   requireFullKey(repo, 'forget');
-  const lock = a.dryRun ? null : await exclusiveLock(repo);
+  const lock = a.dryRun ? null : await exclusiveLock(repo, 'forget');
   try {
     const bad: string[] = [];
     const snaps = await repo.listSnapshots((id, e) => bad.push(`snapshot ${id.slice(0, 8)} is left alone: it cannot be read (${(e as Error).message})`));
@@ -73,7 +73,10 @@ export async function cmdForget(a: ForgetArgs): Promise<number> {
         out('');
       }
     }
-    if (!a.dryRun) for (const id of removed) await repo.forgetSnapshot(id);
+    if (!a.dryRun) {
+      lock!.assertHeld();
+      for (const id of removed) await repo.forgetSnapshot(id);
+    }
     if (!a.json) out(`${a.dryRun ? 'would remove' : 'removed'} ${removed.length} snapshots`);
     for (const b of bad) process.stderr.write(`tsbak: warning: ${b}\n`);
     let prune: Record<string, unknown> | null = null;
@@ -81,7 +84,7 @@ export async function cmdForget(a: ForgetArgs): Promise<number> {
       if (!a.json) out('');
       // A dry run removed nothing: prune's dry run counts only the snapshots kept.
       const keep = a.dryRun ? new Set((await repo.listSnapshotIds()).filter((id) => !removed.includes(id))) : undefined;
-      prune = await runPrune(repo, { ...a, keep });
+      prune = await runPrune(repo, { ...a, keep, lock });
     }
     if (a.json) {
       out(

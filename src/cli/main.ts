@@ -30,6 +30,7 @@ const cmdCost: Handler = async (a) => (await import('./cost.js')).cmdCost(a);
 const cmdMount: Handler = async (a) => (await import('./mount.js')).cmdMount(a);
 const cmdForget: Handler = async (a) => (await import('./forget.js')).cmdForget(a);
 const cmdPrune: Handler = async (a) => (await import('./prune.js')).cmdPrune(a);
+const cmdUnlock: Handler = async (a) => (await import('./unlock.js')).cmdUnlock(a);
 
 const repoOptions: Opts = {
   'password-file': { type: 'string', describe: 'read the repository passphrase from this file (or set TSBAK_PASSWORD)' },
@@ -177,6 +178,12 @@ const TSBAK: Command = {
       run: (a) => run(cmdPrune, a),
     },
     { usage: 'check <repo>', describe: 'verify the repository', options: { ...repoOptions, 'read-data': { type: 'boolean', describe: 'also read and verify every blob' }, ...json }, run: (a) => run(cmdCheck, a) },
+    {
+      usage: 'unlock <repo>',
+      describe: 'remove stale locks (of processes that are gone, or not refreshed for 30 minutes); --remove-all removes every lock',
+      options: { ...repoOptions, 'remove-all': { type: 'boolean', describe: 'remove every lock, also those of processes at work (only when none is)' }, ...json },
+      run: (a) => run(cmdUnlock, a),
+    },
     {
       usage: 'mount <repo> <mountpoint>',
       describe: 'mount the repository read-only, in the foreground (mount.tsbak for the background and /etc/fstab)',

@@ -4,7 +4,7 @@
 // pays back. The parts: repo/prune.ts (usage, apply), glacier/prune-plan.ts (decisions).
 import { fmtUsd } from '../glacier/cost.js';
 import { parseMaxUnused, planPrune, type PackDecision, type PrunePlan } from '../glacier/prune-plan.js';
-import type { Repository } from '../repo/repository.js';
+import type { LockHandle, Repository } from '../repo/repository.js';
 import { applyPrune, pruneUsage, type PruneResult, type PruneStep, type PruneUsage } from '../repo/prune.js';
 import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
@@ -21,11 +21,8 @@ export interface PruneArgs {
 }
 
 /** The exclusive lock forget and prune hold (src/repo/locks.ts): no backup runs meanwhile. */
-export async function exclusiveLock(repo: Repository): Promise<{ release(): Promise<void> }> {
-  // Written against locks.ts's API (repo.lock({ exclusive }) -> { release }) before it is
-  // merged; until then lock() writes an unchecked lock and returns its release function.
-  const lock = (await (repo.lock as unknown as (o: { exclusive: boolean }) => Promise<unknown>).call(repo, { exclusive: true })) as { release(): Promise<void> } | (() => Promise<void>);
-  return typeof lock === 'function' ? { release: lock } : lock;
+export function exclusiveLock(repo: Repository, operation: string): Promise<LockHandle> {
+  return repo.lock({ exclusive: true, operation });
 }
 
 export function requireFullKey(repo: Repository, what: string): void {
@@ -47,9 +44,9 @@ export async function cmdPrune(a: RepoArgs & PruneArgs): Promise<number> {
   const repo = await openRepo(a);
   requireFullKey(repo, 'prune');
   const maxUnused = parseMaxUnused(a.maxUnused);
-  const lock = a.dryRun ? null : await exclusiveLock(repo);
+  const lock = a.dryRun ? null : await exclusiveLock(repo, 'prune');
   try {
-    const r = await runPrune(repo, a, maxUnused);
+    const r = await runPrune(repo, { ...a, lock }, maxUnused);
     if (a.json) out(JSON.stringify(r));
     return EXIT.OK;
   } finally {
@@ -61,7 +58,7 @@ export async function cmdPrune(a: RepoArgs & PruneArgs): Promise<number> {
  * Plans, prints (unless json) and, without dryRun, applies. Returns the JSON document. The
  * caller holds the exclusive lock.
  */
-export async function runPrune(repo: Repository, a: PruneArgs & { keep?: Set<string> }, maxUnused = parseMaxUnused(a.maxUnused)): Promise<Record<string, unknown>> {
+export async function runPrune(repo: Repository, a: PruneArgs & { keep?: Set<string>; lock?: LockHandle | null }, maxUnused = parseMaxUnused(a.maxUnused)): Promise<Record<string, unknown>> {
   const progress = (m: string) => {
     if (!a.json && process.stderr.isTTY) process.stderr.write(`\r\x1b[K${m}`);
   };
@@ -71,7 +68,7 @@ export async function runPrune(repo: Repository, a: PruneArgs & { keep?: Set<str
   if (!a.json) printPlan(usage, plan, !!a.dryRun);
   let result: PruneResult | null = null;
   if (!a.dryRun) {
-    result = await applyPrune(repo, usage, plan.actions, { onProgress: progress, onStep: exitAtStep() });
+    result = await applyPrune(repo, usage, plan.actions, { onProgress: progress, onStep: exitAtStep(), beforeDelete: () => a.lock?.assertHeld() });
     if (!a.json && process.stderr.isTTY) process.stderr.write('\r\x1b[K');
     if (!a.json) printResult(result);
   }

@@ -3,6 +3,7 @@
 import { backup } from '../writer/backup.js';
 import { buildExcluder, type ExcludeArgs } from '../writer/exclude-rules.js';
 import { EXIT } from './exit-codes.js';
+import { cleanUpOnSignals } from './interrupt.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
 import { fmtBytes, fmtDuration, fmtUsd, ProgressLine } from './output.js';
 import { parseSize } from './size.js';
@@ -27,6 +28,7 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
   const progress = new ProgressLine();
   const start = Date.now();
   let lastBytes = 0;
+  const interrupt = cleanUpOnSignals(repo, (sig) => `backup interrupted by ${sig}: no snapshot saved; its lock and temporary files were removed (run it again: the data indexed so far is reused)`);
   const res = await backup(repo, {
     paths: a.paths,
     tags: a.tag,
@@ -37,6 +39,8 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
     exclude: await buildExcluder({ ...a, excludeLargerThan: a.excludeLargerThan !== undefined ? parseSize(a.excludeLargerThan, '--exclude-larger-than') : undefined }),
     oneFileSystem: a.oneFileSystem,
     onWarning: (p, m) => {
+      // Once stopping, saves fail by design: the one line of the signal says it all.
+      if (interrupt.stopping) return;
       progress.clear();
       process.stderr.write(`tsbak-write: ${p}: ${m}\n`);
     },
@@ -46,7 +50,12 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
       lastBytes = p.bytesRead;
       progress.update(`${p.files} files, ${p.dirs} dirs, ${fmtBytes(p.bytesRead)} read, ${fmtBytes(lastBytes / Math.max(secs, 0.001))}/s, ${fmtDuration(secs * 1000)}  ${p.current}`);
     },
+  }).catch(async (e) => {
+    // Stopped by a signal: its handler prints the line and exits; this failure is its doing.
+    if (interrupt.stopping) await interrupt.stopping;
+    throw e;
   });
+  interrupt.dispose();
   progress.clear();
   const s = res.info.stats;
   const summary = {

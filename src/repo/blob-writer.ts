@@ -1,9 +1,11 @@
-// The writing side of a repository: blobs go to the packer (packer.ts), and every
-// INDEX_EVERY packs an index file lists them, so an interrupted backup keeps its progress.
+// The writing side of a repository: blobs go to the packer (packer.ts), and an index file
+// lists the packs stored every few minutes or tens of MiB (a checkpoint), so an interrupted
+// backup keeps its progress: a rerun finds those blobs stored and uploads only the rest.
 import { blobId } from '../crypto/hash.js';
 import type { BlobType } from '../format/pack.js';
 import { encodeTree, type Tree } from '../format/tree.js';
 import { blobIdNativeAsync } from '../platform/native/blob.js';
+import { TsbakError } from '../errors.js';
 import type { RepoContext } from './context.js';
 import type { IndexStore } from './index-store.js';
 import { copiedAtOnce, Packer } from './packer.js';
@@ -15,11 +17,23 @@ const INDEX_EVERY = 32;
  * until its index file is written, a blob costs ~250 bytes of V8 heap, ~60 after.
  */
 const INDEX_EVERY_BLOBS = 16384;
+/** ...or once they hold this many bytes (TSBAK_CHECKPOINT_BYTES sets it, for tests)... */
+const CHECKPOINT_BYTES = envNumber('TSBAK_CHECKPOINT_BYTES') ?? 64 << 20;
+/** ...or this long after the last one (TSBAK_CHECKPOINT_SECONDS), whichever comes first. */
+const CHECKPOINT_MS = (envNumber('TSBAK_CHECKPOINT_SECONDS') ?? 300) * 1000;
+
+function envNumber(name: string): number | undefined {
+  const v = Number(process.env[name]);
+  return process.env[name] && Number.isFinite(v) && v > 0 ? v : undefined;
+}
 
 export class BlobWriter {
   /** Objects stored by this process (for the cost of a backup). */
   readonly objectsWritten: Array<{ kind: 'data' | 'tree' | 'index' | 'snapshot'; bytes: number }> = [];
   private packer: Packer | null = null;
+  private abandoned = false;
+  /** When the last index file was written (or writing began). */
+  private lastIndexAt = Date.now();
 
   constructor(
     private readonly ctx: RepoContext,
@@ -27,6 +41,7 @@ export class BlobWriter {
   ) {}
 
   private getPacker(): Packer {
+    if (this.abandoned) throw new TsbakError('IO', 'writing was stopped (the process is ending)');
     if (!this.packer) {
       this.packer = new Packer({
         backend: this.ctx.backend,
@@ -104,6 +119,12 @@ export class BlobWriter {
     await p?.close();
   }
 
+  /** Stops writing for good: pack files being written are dropped, later saves refused. */
+  async abandon(): Promise<void> {
+    this.abandoned = true;
+    await this.closeWriter();
+  }
+
   get packerStats(): { bytesWritten: number; blobsWritten: number } {
     return { bytesWritten: this.packer?.bytesWritten ?? 0, blobsWritten: this.packer?.blobsWritten ?? 0 };
   }
@@ -116,10 +137,13 @@ export class BlobWriter {
   }
 
   private async maybeWriteIndex(): Promise<void> {
-    if (this.packer && (this.packer.writtenCount >= INDEX_EVERY || this.packer.writtenBlobs >= INDEX_EVERY_BLOBS)) await this.writeIndex(this.packer.takeWritten());
+    const p = this.packer;
+    if (!p || p.writtenCount === 0) return;
+    if (p.writtenCount >= INDEX_EVERY || p.writtenBlobs >= INDEX_EVERY_BLOBS || p.writtenBytes >= CHECKPOINT_BYTES || Date.now() - this.lastIndexAt >= CHECKPOINT_MS) await this.writeIndex(p.takeWritten());
   }
 
   private async writeIndex(packs: ReturnType<Packer['takeWritten']>): Promise<void> {
+    this.lastIndexAt = Date.now();
     const bytes = await this.indexes.writeIndex(packs);
     if (bytes) this.objectsWritten.push({ kind: 'index', bytes });
   }

@@ -8,7 +8,8 @@ import { CorruptError, TsbakError } from '../errors.js';
 import { mapLimit } from './map-limit.js';
 import { Semaphore } from './semaphore.js';
 import { TreeBatchLoader } from './tree-batch.js';
-import { LOCKS, packName, packPrefix, parsePackName } from './layout.js';
+import { packName, packPrefix, parsePackName } from './layout.js';
+import { describeLock } from './locks.js';
 import type { Repository } from './repository.js';
 import type { BlobLocation } from './blob-index.js';
 
@@ -26,6 +27,8 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
   const say = opts.onProgress ?? (() => {});
   if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'check needs the full key (the repository passphrase), not a write-only key');
 
+  // Shared: backups may run meanwhile (see check below), prune and repair may not.
+  const lock = await repo.lock({ exclusive: false, operation: 'check' });
   // Damage is reported here, as errors, rather than as the readers' warnings.
   const warn = repo.onWarning;
   repo.onWarning = null;
@@ -33,10 +36,16 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
     return await check(repo, r, opts, say);
   } finally {
     repo.onWarning = warn;
+    await lock.release().catch(() => {});
   }
 }
 
 async function check(repo: Repository, r: CheckReport, opts: { readData?: boolean }, say: (msg: string) => void): Promise<CheckReport> {
+  // Snapshots are listed before the index is loaded: a backup writes its index files before
+  // its snapshot, so every snapshot listed here has its index files loaded below, even
+  // with backups running meanwhile.
+  say('listing snapshots');
+  const ids = await repo.listSnapshotIds();
   say('loading index');
   try {
     await repo.loadIndex();
@@ -72,23 +81,20 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
   }
   r.packs = stored.size;
 
-  for await (const o of repo.backend.list(LOCKS)) {
-    try {
-      const l = JSON.parse((await repo.backend.get(o.name)).toString());
-      r.warnings.push(`lock ${o.name} held by ${l.host} pid ${l.pid} since ${l.time} (a backup in progress, or left by one that was killed)`);
-    } catch {
-      r.warnings.push(`lock ${o.name} is unreadable`);
-    }
+  for (const l of await repo.listLocks()) {
+    if (l.stale) r.warnings.push(`${describeLock(l)} is stale (${l.stale}): left by a process that was killed; 'tsbak unlock' removes it`);
+    else if (l.unreadable) r.warnings.push(`${describeLock(l)} counts as held until it is stale; 'tsbak unlock --remove-all' removes it if no tsbak process is at work`);
   }
 
   say('checking snapshots and trees');
   const seenTrees = new Set<string>();
   const loader = new TreeBatchLoader(repo);
-  const ids = await repo.listSnapshotIds();
+  const missing: Array<{ id: string; blob: Buffer; name: string }> = [];
   for (const id of ids) {
     let root: string;
     try {
-      root = (await repo.loadSnapshot(id)).info.tree;
+      // From the repository: a good copy in the local cache must not hide a damaged object.
+      root = (await repo.loadSnapshot(id, { cache: false })).info.tree;
       r.snapshots++;
     } catch (e) {
       r.errors.push((e as Error).message);
@@ -118,17 +124,28 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
         for (const n of tree.nodes) {
           if (n.subtree) stack.push([n.subtree.toString('hex'), (at === '/' ? '/' : at + '/') + n.name.toString()]);
           for (const c of n.content ?? []) {
-            if (!repo.index.has(c)) r.errors.push(`snapshot ${id.slice(0, 8)}: data blob ${c.toString('hex').slice(0, 16)} of ${n.name.toString()} is not in the index`);
+            if (!repo.index.has(c)) missing.push({ id, blob: c, name: n.name.toString() });
           }
         }
       });
     }
   }
 
+  // A blob missing from the index is looked for once more in index files written since it
+  // was loaded, before it is called damage.
+  if (missing.length) await repo.loadIndex().catch(() => {});
+  for (const m of missing) if (!repo.index.has(m.blob)) r.errors.push(`snapshot ${m.id.slice(0, 8)}: data blob ${m.blob.toString('hex').slice(0, 16)} of ${m.name} is not in the index`);
+
   if (opts.readData) {
     say('reading all packs');
     const s = repo.secrets as FullSecrets;
+    // Every pack any index file names, even one whose listing has no blob (hash and header
+    // are still checked), then every copy of every blob in it.
     const byPack = new Map<string, Array<{ id: Buffer } & BlobLocation>>();
+    for (const p of repo.index.packs) {
+      const name = packName(p.kind, p.id.toString('hex'));
+      if (!byPack.has(name)) byPack.set(name, []);
+    }
     for (const e of repo.index.entries()) {
       const name = packName(e.pack.kind, e.pack.id.toString('hex'));
       let l = byPack.get(name);

@@ -91,6 +91,7 @@ export class Packer {
   /** Packs stored since the last takeWritten(). */
   private written: IndexPack[] = [];
   private writtenBlobCount = 0;
+  private writtenByteCount = 0;
   bytesWritten = 0;
   blobsWritten = 0;
 
@@ -318,6 +319,7 @@ export class Packer {
         this.bytesWritten += length;
         this.written.push(entry);
         this.writtenBlobCount += entry.blobs.length;
+        this.writtenByteCount += length;
         this.o.onPack?.(entry, length);
       })
       .catch((e) => {
@@ -361,10 +363,16 @@ export class Packer {
     return this.writtenBlobCount;
   }
 
+  /** Bytes of the packs stored since the last takeWritten(). */
+  get writtenBytes(): number {
+    return this.writtenByteCount;
+  }
+
   takeWritten(): IndexPack[] {
     const w = this.written;
     this.written = [];
     this.writtenBlobCount = 0;
+    this.writtenByteCount = 0;
     return w;
   }
 

@@ -243,7 +243,7 @@ export async function pruneUsage(repo: Repository, opts: { keep?: Set<string>; o
  * Until 3, every old index file is still there (with the new ones: duplicates, which
  * readers take); after it, every used blob is listed by a file that stays.
  */
-export async function applyPrune(repo: Repository, usage: PruneUsage, actions: PruneActions, opts: { onProgress?: (msg: string) => void; onStep?: (s: PruneStep) => void } = {}): Promise<PruneResult> {
+export async function applyPrune(repo: Repository, usage: PruneUsage, actions: PruneActions, opts: { onProgress?: (msg: string) => void; onStep?: (s: PruneStep) => void; beforeDelete?: () => void } = {}): Promise<PruneResult> {
   const say = opts.onProgress ?? (() => {});
   const s = repo.secrets as FullSecrets;
   if (s.keyId !== 'master' || !repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'prune needs the full key (the repository passphrase)');
@@ -305,6 +305,7 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
   const replacedFiles = usage.indexFiles.filter((f) => f.replaced);
   const compact = !del.size && !repack.size && replacedFiles.length <= 1 && usage.packs.every((p) => p.keptWhole || p.blobs === p.usedBlobs);
   if (compact) {
+    opts.beforeDelete?.();
     for (const u of actions.unfinished) {
       await repo.backend.removeUnfinished?.(u);
       result.unfinishedRemoved++;
@@ -374,6 +375,7 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
 
   // 3. Old index files: those the compact index replaces (not the ones just written), and the repack's.
   const keep = new Set([...written, ...keptFiles]);
+  opts.beforeDelete?.();
   const oldFiles = [...usage.indexFiles.map((f) => f.name), ...repackIndex].filter((n) => !keep.has(n));
   for (const n of oldFiles) {
     await repo.backend.delete(n);
@@ -382,6 +384,7 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
   }
 
   // 4. Packs.
+  opts.beforeDelete?.();
   const gone = [...del, ...repack];
   await mapLimit(gone, 4, async (n) => {
     await repo.backend.delete(n);

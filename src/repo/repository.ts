@@ -7,8 +7,6 @@
 //   blob-reader.ts  blobs, trees and batches read back, copy by copy
 //   snapshot-store.ts  snapshots written, read, checked and cached
 //   cold-facade.ts  cold storage (Glacier) as the repository sees it
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import type { Backend, StorageClass } from '../backend/backend.js';
 import type { RepoConfig } from '../format/config.js';
 import type { FullSecrets, WriterKeyFile, WriterSecrets } from '../format/keyfile.js';
@@ -23,7 +21,7 @@ import { ColdFacade, type BlobState, type ColdOptions, type ColdPack, type ColdP
 import { RepoContext } from './context.js';
 import { IndexStore, type IndexProblem } from './index-store.js';
 import { KeyStore } from './key-store.js';
-import { LOCKS } from './layout.js';
+import { LockManager, type LockHandle, type LockInfo, type LockOptions } from './locks.js';
 import { initRepository, openRepository, type Credentials, type InitOptions } from './opening.js';
 import type { SnapshotFilter } from './snapshot-select.js';
 import { SnapshotStore, type Snapshot } from './snapshot-store.js';
@@ -34,6 +32,8 @@ export type { Credentials, InitOptions } from './opening.js';
 export type { IndexProblem } from './index-store.js';
 export type { SealedBatch } from './blob-reader.js';
 export type { Snapshot } from './snapshot-store.js';
+export type { LockHandle, LockInfo, LockOptions } from './locks.js';
+export { describeLock } from './locks.js';
 export { BLOB_STATES_WARMEST_FIRST } from './cold-facade.js';
 export type { BlobState, ColdOptions, ColdPack, ColdPackStatus, ColdStorage, WaitOptions, WarmOptions, WarmResult } from './cold-facade.js';
 
@@ -44,6 +44,7 @@ export class Repository {
   private readonly reader: BlobReader;
   private readonly snapshots: SnapshotStore;
   private readonly colds: ColdFacade;
+  private readonly locks: LockManager;
 
   private constructor(private readonly ctx: RepoContext) {
     this.keys = new KeyStore(ctx);
@@ -52,6 +53,7 @@ export class Repository {
     this.colds = new ColdFacade(ctx, this.indexes);
     this.reader = new BlobReader(ctx, this.indexes, this.colds);
     this.snapshots = new SnapshotStore(ctx, this.keys);
+    this.locks = new LockManager(ctx.backend);
   }
 
   static async init(backend: Backend, password: string, opts: InitOptions = {}): Promise<Repository> {
@@ -185,12 +187,27 @@ export class Repository {
     return this.writer.flush();
   }
 
-  /** Takes a non-exclusive lock (locks/<random>): tells prune and other tools a writer is at work. */
-  async lock(): Promise<() => Promise<void>> {
-    const name = `${LOCKS}${randomBytes(16).toString('hex')}`;
-    const body = { host: hostname(), pid: process.pid, time: new Date().toISOString(), exclusive: false };
-    await this.ctx.backend.put(name, Buffer.from(JSON.stringify(body)));
-    return () => this.ctx.backend.delete(name);
+  /**
+   * Stops this process's writing for good (SIGINT/SIGTERM): temp files and multipart
+   * uploads in flight are dropped, later writes refused, and the locks it holds deleted.
+   */
+  async abandonWrites(): Promise<void> {
+    await this.ctx.backend.abandon?.().catch(() => {});
+    await this.writer.abandon().catch(() => {});
+    await this.locks.releaseAll();
+  }
+
+  // ---- locks (locks.ts) ----
+  /** Shared (backup, check) or exclusive (forget, prune, repair); LOCKED on a conflict. */
+  lock(opts: LockOptions): Promise<LockHandle> {
+    return this.locks.lock(opts);
+  }
+  listLocks(): Promise<LockInfo[]> {
+    return this.locks.listLocks();
+  }
+  /** Stale locks, or all of them. */
+  removeLocks(opts: { all: boolean }): Promise<{ removed: LockInfo[]; kept: LockInfo[] }> {
+    return this.locks.removeLocks(opts);
   }
 
   // ---- cold storage (cold-facade.ts) ----
@@ -304,8 +321,9 @@ export class Repository {
   useSnapshotCache(root: string | null): void {
     this.snapshots.useSnapshotCache(root);
   }
-  loadSnapshot(id: string): Promise<Snapshot> {
-    return this.snapshots.loadSnapshot(id);
+  /** With `cache: false`, the repository's object, never the local cache's copy (check). */
+  loadSnapshot(id: string, opts: { cache?: boolean } = {}): Promise<Snapshot> {
+    return this.snapshots.loadSnapshot(id, opts);
   }
   listSnapshots(onError?: (id: string, e: unknown) => void): Promise<Snapshot[]> {
     return this.snapshots.listSnapshots(onError);

@@ -51,9 +51,12 @@ export class SnapshotStore {
     this.snapshotCache = root ? path.join(root, this.ctx.config.id, 'snapshots') : null;
   }
 
-  /** A snapshot's bytes, checked against its id (the hash), from the cache or the backend. */
-  private async snapshotBytes(id: string): Promise<Buffer> {
-    const file = this.snapshotCache && /^[0-9a-f]{64}$/.test(id) ? path.join(this.snapshotCache, id) : null;
+  /**
+   * A snapshot's bytes, checked against its id (the hash), from the cache or the backend;
+   * with `cache: false` from the backend only (check verifies the repository's copy).
+   */
+  private async snapshotBytes(id: string, cache = true): Promise<Buffer> {
+    const file = cache && this.snapshotCache && /^[0-9a-f]{64}$/.test(id) ? path.join(this.snapshotCache, id) : null;
     if (file) {
       const cached = await fsp.readFile(file).catch(() => null);
       if (cached && sha256(cached).toString('hex') === id) return cached;
@@ -87,9 +90,9 @@ export class SnapshotStore {
     if (this.snapshotCache) await fsp.unlink(path.join(this.snapshotCache, id)).catch(() => {});
   }
 
-  async loadSnapshot(id: string): Promise<Snapshot> {
+  async loadSnapshot(id: string, opts: { cache?: boolean } = {}): Promise<Snapshot> {
     const pair = this.ctx.requireRead('read snapshots');
-    const bytes = await this.snapshotBytes(id);
+    const bytes = await this.snapshotBytes(id, opts.cache ?? true);
     try {
       const env = parseEnvelope(bytes);
       const signer = (await this.keys.signerKeys()).get(env.signer);

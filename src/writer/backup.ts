@@ -6,7 +6,7 @@ import { lstatSync } from 'node:fs';
 import { constants as osConstants, hostname, userInfo } from 'node:os';
 import type { SnapshotInfo } from '../format/snapshot.js';
 import { sameNode, TreeEncoder, type Tree, type TreeNode } from '../format/tree.js';
-import type { Repository } from '../repo/repository.js';
+import type { LockHandle, Repository } from '../repo/repository.js';
 import { TsbakError } from '../errors.js';
 import { captureMeta } from './capture.js';
 import { Chunker, chunkReader, gearTable, readBufferSize } from './chunker.js';
@@ -243,16 +243,16 @@ class BackupRun {
   }
 
   async run(): Promise<BackupResult> {
-    const unlock = await this.repo.lock();
+    const lock = await this.repo.lock({ exclusive: false, operation: 'backup' });
     try {
-      return await this.runLocked();
+      return await this.runLocked(lock);
     } finally {
       await this.repo.closeWriter().catch(() => {});
-      await unlock().catch(() => {});
+      await lock.release().catch(() => {});
     }
   }
 
-  private async runLocked(): Promise<BackupResult> {
+  private async runLocked(lock: LockHandle): Promise<BackupResult> {
     const start = Date.now();
     const time = new Date(start).toISOString();
     const targets = planTargets(this.opts.paths);
@@ -293,6 +293,8 @@ class BackupRun {
       // What this backup adds to the monthly bill (the snapshot object itself is ~1 KB).
       costUsd: estimateBackupCost(this.repo.config, [...this.repo.objectsWritten, { kind: 'snapshot', bytes: 1024 }]).monthlyUsd,
     };
+    // Packs this run counted on may have been pruned if others took our lock for stale.
+    lock.assertHeld();
     const snapshotId = await this.repo.saveSnapshot(info);
     if (this.cache) await this.cache.setParent(ParentCache.key(host, paths), { snapshot: snapshotId, tree: info.tree, time }).catch(() => {});
     if (dirsFile && settings && this.nextDirs) await this.nextDirs.save(dirsFile, snapshotId, settings, this.repo.indexFiles).catch(() => {});
