@@ -30,26 +30,26 @@ const backedUp = new Map<string, string>();
 const ROUNDS = 5;
 const outcomes: string[] = [];
 t.test('rounds of a backup and a prune started together', async (t) => {
-for (let round = 0; round < ROUNDS; round++) {
-  writeFileSync(path.join(src, 'changes'), randomBytes(600_000));
-  writeFileSync(path.join(src, `small${round}`), `round ${round}\n`.repeat(100));
-  const ref = path.join(dir, 'ref', String(round));
-  cpSync(src, ref, { recursive: true });
-  // Something for prune to delete: keep the two newest.
-  if (round >= 2) {
-    const f = run('tsbak', ['forget', repo, '--keep-last', '2', '--json']);
-    t.equal(f.code, 0, f.stderr);
-    for (const id of lastJson(f.stdout).removed) backedUp.delete(id);
+  for (let round = 0; round < ROUNDS; round++) {
+    writeFileSync(path.join(src, 'changes'), randomBytes(600_000));
+    writeFileSync(path.join(src, `small${round}`), `round ${round}\n`.repeat(100));
+    const ref = path.join(dir, 'ref', String(round));
+    cpSync(src, ref, { recursive: true });
+    // Something for prune to delete: keep the two newest.
+    if (round >= 2) {
+      const f = run('tsbak', ['forget', repo, '--keep-last', '2', '--json']);
+      t.equal(f.code, 0, f.stderr);
+      for (const id of lastJson(f.stdout).removed) backedUp.delete(id);
+    }
+    const [b, p] = await Promise.all([finish(start('tsbak-write', [repo, src, '--json'])), finish(start('tsbak', ['prune', repo, '--json']))]);
+    t.ok(b.code === 0 || b.code === 13, `round ${round}: backup exits 0 or 13 (${b.code}): ${b.stderr}`);
+    t.ok(p.code === 0 || p.code === 13, `round ${round}: prune exits 0 or 13 (${p.code}): ${p.stderr}`);
+    if (b.code === 13) t.match(b.stderr, /lock/i, 'backup says it met a lock');
+    if (p.code === 13) t.match(p.stderr, /lock/i, 'prune says it met a lock');
+    if (b.code === 0) backedUp.set(lastJson(b.stdout).snapshot_id, ref);
+    outcomes.push(`backup ${b.code}, prune ${p.code}`);
   }
-  const [b, p] = await Promise.all([finish(start('tsbak-write', [repo, src, '--json'])), finish(start('tsbak', ['prune', repo, '--json']))]);
-  t.ok(b.code === 0 || b.code === 13, `round ${round}: backup exits 0 or 13 (${b.code}): ${b.stderr}`);
-  t.ok(p.code === 0 || p.code === 13, `round ${round}: prune exits 0 or 13 (${p.code}): ${p.stderr}`);
-  if (b.code === 13) t.match(b.stderr, /lock/i, 'backup says it met a lock');
-  if (p.code === 13) t.match(p.stderr, /lock/i, 'prune says it met a lock');
-  if (b.code === 0) backedUp.set(lastJson(b.stdout).snapshot_id, ref);
-  outcomes.push(`backup ${b.code}, prune ${p.code}`);
-}
-t.comment(outcomes.join('; '));
+  t.comment(outcomes.join('; '));
 });
 
 t.test('every completed snapshot not forgotten restores identical; check passes', async (t) => {
