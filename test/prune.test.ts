@@ -165,4 +165,13 @@ t.test('forget --prune --dry-run counts only the snapshots it keeps', async (t) 
   t.equal(j.prune.snapshots, 1, 'prune counted the one kept');
   t.ok(j.prune.packs.delete_packs + j.prune.packs.repack_packs > 0, 'and found data to free');
   t.same(objects(), objs, 'nothing changed');
+  // tsbak cost --keep-*: the same policy, the same savings.
+  const c = run('tsbak', ['cost', repo, '--keep-last', '1', '--json']);
+  t.equal(c.code, 0, c.stderr);
+  const w = lastJson(c.stdout).forget_policy;
+  t.equal(w.removed_snapshots.length, 3);
+  t.equal(w.monthly_savings_usd, j.prune.monthly_savings_usd, 'cost --keep-last 1 shows the savings of forget --keep-last 1 --prune');
+  t.equal(w.packs.delete_packs, j.prune.packs.delete_packs);
+  t.match(run('tsbak', ['cost', repo, '--keep-last', '1']).stdout, /with this forget policy: 3 of 4 snapshots removed[^]*monthly savings: \$/);
+  t.same(objects(), objs, 'cost changed nothing');
 });

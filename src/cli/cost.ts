@@ -10,12 +10,14 @@ import { openRepo, type RepoArgs } from './open-repo.js';
 import { fmtBytes, table } from './output.js';
 import { collectContent } from './warm.js';
 import { findSnapshot, latestOf, type SelectArgs } from './select.js';
+import { forgetWhatIf, type ForgetWhatIf } from './cost-forget.js';
+import type { KeepArgs } from './forget.js';
 
 const out = (s: string) => process.stdout.write(s + '\n');
 
 const KIND_NAMES: Record<string, string> = { data: 'data packs', tree: 'tree packs', index: 'index', snapshot: 'snapshots', key: 'keys', config: 'config', other: 'other' };
 
-export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; days?: number; json?: boolean }): Promise<number> {
+export async function cmdCost(a: RepoArgs & SelectArgs & KeepArgs & { snapshot?: string; days?: number; json?: boolean }): Promise<number> {
   const repo = await openRepo(a);
   const days = a.days ?? 7;
   const usage = await repo.storageUsage();
@@ -57,8 +59,11 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
     }
   }
 
+  // What a forget policy (--keep-*) would save: see cost-forget.ts.
+  const whatIf: ForgetWhatIf | null = repo.canRead ? await forgetWhatIf(repo, a) : null;
+
   if (a.json) {
-    out(JSON.stringify({ monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, snapshots, restore }));
+    out(JSON.stringify({ monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, snapshots, restore, ...(whatIf ? { forget_policy: whatIf.json } : {}) }));
     return EXIT.OK;
   }
   out(`storage of ${repo.backend.location} (AWS us-east-1 list prices, archive overheads included):`);
@@ -92,6 +97,10 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
         ]),
       ]),
     );
+  }
+  if (whatIf) {
+    out('');
+    for (const l of whatIf.lines) out(l);
   }
   return EXIT.OK;
 }

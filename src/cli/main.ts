@@ -150,8 +150,8 @@ const TSBAK: Command = {
     },
     {
       usage: 'cost <repo> [snapshot]',
-      describe: 'monthly storage cost by storage class, bytes added per snapshot, and the cost and time of restoring a snapshot',
-      options: { ...repoOptions, ...selectOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, ...json },
+      describe: 'monthly storage cost by storage class, bytes added per snapshot, the cost and time of restoring a snapshot, and (--keep-*) what a forget policy would save',
+      options: { ...repoOptions, ...selectOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, ...keepOptions, ...json },
       run: (a) => run(cmdCost, a),
     },
     {
