@@ -80,6 +80,10 @@ t.test('prune ages cold packs by the storage clock', async (t) => {
   t.ok(res.packs_deleted >= unused.length);
   t.equal(res.unfinished_removed, 1);
   t.same(await uploads(), [], 'the upload was aborted');
+  const after = lastJson(run('tsbak', ['prune', REPO, '--dry-run', '--json', ...S3], env).stdout);
+  const still = (after.decisions as any[]).find((x) => x.pack === partly[0].pack);
+  t.equal(still.unused_bytes, partly[0].unused_bytes, 'the kept cold pack still counts its unused bytes (the compact index keeps its entries)');
+  t.equal(after.packs.delete_packs, 0, 'nothing left to delete');
   const check = run('tsbak', ['check', REPO, ...S3], env);
   t.equal(check.code, 0, check.stdout + check.stderr);
   const ls = run('tsbak', ['ls', REPO, 'latest', ...S3], env);

@@ -235,8 +235,8 @@ export async function pruneUsage(repo: Repository, opts: { keep?: Set<string>; o
  * Carries out `actions`, in the order that keeps the repository valid whenever it stops:
  * 1. the used blobs of packs to repack are read (each checked against its id) and written
  *    to new packs, with an index file for them;
- * 2. the compact index is written, read back and compared: every chosen copy in a pack
- *    that stays, listed by an index file the master signed;
+ * 2. the compact index is written, read back and compared: for every pack that stays,
+ *    the master's entries of it (unused blobs too), and the new packs;
  * 3. only then the index files it replaces are deleted;
  * 4. then the packs (unused, repacked; unindexed ones: no index names them);
  * 5. then temp files and incomplete uploads.
@@ -300,10 +300,9 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
   }
   const repackIndex = repo.indexFiles.filter((f) => !before.has(f));
 
-  // Nothing deleted or repacked, one index file of the master's listing only used blobs
-  // once: it is already compact.
-  const replacedFiles = usage.indexFiles.filter((f) => f.replaced);
-  const compact = !del.size && !repack.size && replacedFiles.length <= 1 && usage.packs.every((p) => p.keptWhole || p.blobs === p.usedBlobs);
+  // Nothing deleted or repacked and at most one index file of the master's: it is already
+  // what the compact index would be.
+  const compact = !del.size && !repack.size && usage.indexFiles.filter((f) => f.replaced).length <= 1;
   if (compact) {
     opts.beforeDelete?.();
     for (const u of actions.unfinished) {
@@ -316,33 +315,35 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
   // 2. The compact index: chosen copies in packs that stay, listed by the master's files.
   say('writing the new index');
   const keptFiles = new Set(usage.indexFiles.filter((f) => !f.replaced).map((f) => f.name));
-  const packs = new Map<PackRef, IndexPack>();
+  const packs = new Map<string, { pack: IndexPack; offsets: Set<number> }>();
+  const add = (ref: PackRef, id: Buffer, offset: number, length: number, rawLength: number) => {
+    const n = nameOf(ref);
+    let p = packs.get(n);
+    if (!p) packs.set(n, (p = { pack: { id: ref.id, kind: ref.kind, sealedKey: ref.sealedKey, blobs: [] }, offsets: new Set() }));
+    // One listing per pack: the chosen copies' (added first), whose pack key reads use.
+    if (p.offsets.has(offset) || !p.pack.sealedKey.equals(ref.sealedKey)) return;
+    p.offsets.add(offset);
+    p.pack.blobs.push({ id, offset, length, rawLength });
+  };
   for (const [k, loc] of usage.chosen) {
-    const n = nameOf(loc.pack);
-    if (repack.has(n) || keptFiles.has(loc.pack.indexFile)) continue;
-    let p = packs.get(loc.pack);
-    if (!p) packs.set(loc.pack, (p = { id: loc.pack.id, kind: loc.pack.kind, sealedKey: loc.pack.sealedKey, blobs: [] }));
-    p.blobs.push({ id: Buffer.from(k, 'latin1'), offset: loc.offset, length: loc.length, rawLength: loc.rawLength });
+    if (repack.has(nameOf(loc.pack)) || keptFiles.has(loc.pack.indexFile)) continue;
+    add(loc.pack, Buffer.from(k, 'latin1'), loc.offset, loc.length, loc.rawLength);
   }
-  // A pack that stays with no used blob (the plan keeps it: a cold pack inside its minimum
-  // duration) stays listed as the master listed it, so that it is not taken for an orphan.
-  for (const e of repo.index.entries()) {
-    const n = nameOf(e.pack);
-    const u = byName.get(n);
-    if (!u || u.usedBlobs > 0 || u.keptWhole || del.has(n) || repack.has(n) || !(e.pack.signer === 'master' && e.pack.verified)) continue;
-    let p = packs.get(e.pack);
-    if (!p) packs.set(e.pack, (p = { id: e.pack.id, kind: e.pack.kind, sealedKey: e.pack.sealedKey, blobs: [] }));
-    if (!p.blobs.some((b) => b.offset === e.offset)) p.blobs.push({ id: e.id, offset: e.offset, length: e.length, rawLength: e.rawLength });
-  }
-  // The new packs, from the index file(s) the repack wrote: the compact index takes them over.
+  // Every other entry the master listed for a pack that stays, unused blobs included: the
+  // pack still holds them (a later backup may dedup against them), its unused bytes stay
+  // countable, and a pack the plan keeps with no used blob (cold, inside its minimum) is
+  // not taken for an orphan. The new packs come from the repack's index file(s).
   const fromRepack = new Set(repackIndex);
   for (const e of repo.index.entries()) {
-    if (!fromRepack.has(e.pack.indexFile)) continue;
-    let p = packs.get(e.pack);
-    if (!p) packs.set(e.pack, (p = { id: e.pack.id, kind: e.pack.kind, sealedKey: e.pack.sealedKey, blobs: [] }));
-    p.blobs.push({ id: e.id, offset: e.offset, length: e.length, rawLength: e.rawLength });
+    const n = nameOf(e.pack);
+    if (fromRepack.has(e.pack.indexFile)) {
+      add(e.pack, e.id, e.offset, e.length, e.rawLength);
+      continue;
+    }
+    if (!byName.has(n) || del.has(n) || repack.has(n) || keptFiles.has(e.pack.indexFile) || !(e.pack.signer === 'master' && e.pack.verified)) continue;
+    add(e.pack, e.id, e.offset, e.length, e.rawLength);
   }
-  const all = [...packs.values()].sort((a, b) => a.id.compare(b.id));
+  const all = [...packs.values()].map((p) => p.pack).sort((a, b) => a.id.compare(b.id));
   for (const p of all) p.blobs.sort((a, b) => a.offset - b.offset);
   const written: string[] = [];
   let group: IndexPack[] = [];
