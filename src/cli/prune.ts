@@ -111,7 +111,9 @@ export function printPlan(usage: PruneUsage, plan: PrunePlan, dryRun: boolean): 
   out(`  ${w}repack ${t.repackPacks} packs (${fmtBytes(t.repackBytes)}, ${fmtBytes(t.repackUsedBytes)} of it used)`);
   out(`  ${w}keep ${t.packs - t.deletePacks - t.repackPacks} packs, ${fmtBytes(t.keptUnusedBytes)} unused in them`);
   const replaced = usage.indexFiles.filter((f) => f.replaced).length;
-  out(`index: ${w}replace ${replaced} index files with a compact index${usage.indexFiles.length > replaced ? `; ${usage.indexFiles.length - replaced} signed by other keys kept as they are` : ''}`);
+  const others = usage.indexFiles.length > replaced ? `; ${usage.indexFiles.length - replaced} signed by other keys kept as they are` : '';
+  if (!t.deletePacks && !t.repackPacks && replaced <= 1) out(`index: compact already${others}`);
+  else out(`index: ${w}replace ${replaced} index files with a compact index${others}`);
   if (usage.unfinished.length) out(`unfinished writes: ${w}remove ${usage.unfinished.length} (${usage.unfinished.map((u) => (u.uploadId ? `upload of ${u.name}` : u.name)).join(', ')})`);
   const early = plan.decisions.filter((d) => d.fate === 'delete' && d.earlyDeletionUsd > 0);
   if (early.length) out(`deleted before their minimum storage duration: ${early.length} packs, ${fmtUsd(early.reduce((s, d) => s + d.earlyDeletionUsd, 0))} early-deletion charge (what keeping them until then would cost)`);
@@ -119,8 +121,10 @@ export function printPlan(usage: PruneUsage, plan: PrunePlan, dryRun: boolean): 
     out('kept for now (repacking before their minimum storage duration costs more than waiting):');
     out(table([['Pack', 'Class', 'Size', 'Unused', 'Free to delete from'], ...plan.waiting.map((d: PackDecision) => [d.pack.name, d.pack.storageClass, fmtBytes(d.pack.size), fmtBytes(d.unusedBytes), day(d.freeFrom!)])]).replace(/^/gm, '  '));
   }
-  const cold = plan.decisions.filter((d) => d.fate === 'keep' && d.why.startsWith('cold:') && d.unusedBytes > 0);
-  if (cold.length) out(`cold packs partly used: ${cold.length}, ${fmtBytes(cold.reduce((s, d) => s + d.unusedBytes, 0))} unused in them (not repacked without --repack-cold)`);
+  // Other partly used packs kept, by why.
+  const why = new Map<string, PackDecision[]>();
+  for (const d of plan.decisions) if (d.fate === 'keep' && d.unusedBytes > 0 && d.pack.usedBlobs > 0 && !plan.waiting.includes(d)) why.set(d.why, [...(why.get(d.why) ?? []), d]);
+  for (const [w, ds] of why) out(`kept partly used: ${ds.length} packs, ${fmtBytes(ds.reduce((s, d) => s + d.unusedBytes, 0))} unused in them (${w})`);
   for (const l of moneyLines(plan)) out(l);
 }
 
