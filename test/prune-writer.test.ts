@@ -32,6 +32,7 @@ t.test("a writer's index files are kept whole while used, and go when not", asyn
   const dry = lastJson(run('tsbak', ['prune', repo, '--dry-run', '--json']).stdout);
   const writerFiles = (dry.index_files.kept as Array<{ name: string; signer: string }>).filter((f) => f.signer !== 'master');
   t.ok(writerFiles.length >= 2, "the writer's index files are kept as they are");
+  t.same(dry.index_files.deleted, [], 'none unused yet');
 
   const f = run('tsbak', ['forget', repo, '--keep-last', '1', '--prune', '--json']);
   t.equal(f.code, 0, f.stderr);
@@ -40,6 +41,7 @@ t.test("a writer's index files are kept whole while used, and go when not", asyn
   const kept = (j.prune.index_files.kept as Array<{ name: string }>).map((x) => x.name);
   for (const n of kept) t.ok(existsSync(path.join(repo, n)), `${n} kept as it was`);
   t.ok(kept.length < writerFiles.length, `the file only the forgotten snapshot used is gone (${writerFiles.length} -> ${kept.length})`);
+  t.same([...j.prune.index_files.deleted, ...kept].sort(), writerFiles.map((w) => w.name).sort(), 'each writer file kept or deleted');
   for (const w of writerFiles) if (!kept.includes(w.name)) t.notOk(existsSync(path.join(repo, w.name)), `${w.name.slice(0, 16)} deleted`);
 
   const check = run('tsbak', ['check', repo, '--read-data']);

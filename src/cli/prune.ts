@@ -111,8 +111,10 @@ export function printPlan(usage: PruneUsage, plan: PrunePlan, dryRun: boolean): 
   out(`  ${w}repack ${t.repackPacks} packs (${fmtBytes(t.repackBytes)}, ${fmtBytes(t.repackUsedBytes)} of it used)`);
   out(`  ${w}keep ${t.packs - t.deletePacks - t.repackPacks} packs, ${fmtBytes(t.keptUnusedBytes)} unused in them`);
   const replaced = usage.indexFiles.filter((f) => f.replaced).length;
-  const others = usage.indexFiles.length > replaced ? `; ${usage.indexFiles.length - replaced} signed by other keys kept as they are` : '';
-  if (!t.deletePacks && !t.repackPacks && replaced <= 1) out(`index: compact already${others}`);
+  const kept = usage.indexFiles.filter((f) => f.kept).length;
+  const dropped = usage.indexFiles.length - replaced - kept;
+  const others = (kept ? `; ${kept} signed by other keys kept as they are` : '') + (dropped ? `; ${w}delete ${dropped} of other keys no snapshot uses` : '');
+  if (!t.deletePacks && !t.repackPacks && replaced <= 1 && !dropped) out(`index: compact already${others}`);
   else out(`index: ${w}replace ${replaced} index files with a compact index${others}`);
   if (usage.unfinished.length) out(`unfinished writes: ${w}remove ${usage.unfinished.length} (${usage.unfinished.map((u) => (u.uploadId ? `upload of ${u.name}` : u.name)).join(', ')})`);
   const early = plan.decisions.filter((d) => d.fate === 'delete' && d.earlyDeletionUsd > 0);
@@ -141,7 +143,7 @@ export function planJson(usage: PruneUsage, plan: PrunePlan): Record<string, unk
     used_blobs: usage.usedBlobs,
     now: usage.now.toISOString(),
     packs: snake(t),
-    index_files: { replaced: usage.indexFiles.filter((f) => f.replaced).length, kept: usage.indexFiles.filter((f) => !f.replaced).map((f) => ({ name: f.name, signer: f.signer, verified: f.verified })) },
+    index_files: { replaced: usage.indexFiles.filter((f) => f.replaced).length, kept: usage.indexFiles.filter((f) => f.kept).map((f) => ({ name: f.name, signer: f.signer, verified: f.verified })), deleted: usage.indexFiles.filter((f) => !f.replaced && !f.kept).map((f) => f.name) },
     unfinished: usage.unfinished.map((u) => ({ name: u.name, upload_id: u.uploadId ?? null, size: u.size ?? null })),
     monthly_savings_usd: m.monthlySavingsUsd,
     one_time_usd: m.oneTimeUsd,

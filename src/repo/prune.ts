@@ -51,8 +51,10 @@ export interface IndexFileUsage {
   name: string;
   signer: string | null;
   verified: boolean;
-  /** Replaced by the compact index (the master's own, verified) or kept as it is. */
+  /** The master's own (verified): replaced by the compact index. */
   replaced: boolean;
+  /** Another key's (or unsigned, or unverifiable) that lists a pack holding a used blob: kept as it is. Neither: deleted. */
+  kept: boolean;
 }
 
 export interface PruneUsage {
@@ -182,10 +184,11 @@ export async function pruneUsage(repo: Repository, opts: { keep?: Set<string>; o
   // kept whole while a pack it lists holds a chosen copy, and its packs with it.
   const files = new Map<string, IndexFileUsage>();
   for (const p of repo.index.packs) {
-    if (!files.has(p.indexFile)) files.set(p.indexFile, { name: p.indexFile, signer: p.signer, verified: p.verified, replaced: p.signer === 'master' && p.verified });
+    if (!files.has(p.indexFile)) files.set(p.indexFile, { name: p.indexFile, signer: p.signer, verified: p.verified, replaced: p.signer === 'master' && p.verified, kept: false });
   }
   const foreignUsed = new Set<string>();
   for (const l of chosen.values()) if (!files.get(l.pack.indexFile)!.replaced) foreignUsed.add(l.pack.indexFile);
+  for (const n of foreignUsed) files.get(n)!.kept = true;
   const keptWhole = new Set<string>();
   for (const p of repo.index.packs) if (foreignUsed.has(p.indexFile)) keptWhole.add(nameOf(p));
 
@@ -302,7 +305,7 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
 
   // Nothing deleted or repacked and at most one index file of the master's: it is already
   // what the compact index would be.
-  const compact = !del.size && !repack.size && usage.indexFiles.filter((f) => f.replaced).length <= 1;
+  const compact = !del.size && !repack.size && usage.indexFiles.filter((f) => f.replaced).length <= 1 && usage.indexFiles.every((f) => f.replaced || f.kept);
   if (compact) {
     opts.beforeDelete?.();
     for (const u of actions.unfinished) {
@@ -314,7 +317,7 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
 
   // 2. The compact index: chosen copies in packs that stay, listed by the master's files.
   say('writing the new index');
-  const keptFiles = new Set(usage.indexFiles.filter((f) => !f.replaced).map((f) => f.name));
+  const keptFiles = new Set(usage.indexFiles.filter((f) => f.kept).map((f) => f.name));
   const packs = new Map<string, { pack: IndexPack; offsets: Set<number> }>();
   const add = (ref: PackRef, id: Buffer, offset: number, length: number, rawLength: number) => {
     const n = nameOf(ref);
