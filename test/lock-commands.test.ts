@@ -119,12 +119,15 @@ for (const [signal, code] of [
   t.test(`${signal} during a backup removes its lock and temp files; the repository stays consistent`, async (t) => {
     const repo = newRepo(t);
     const src = bigTree(t, 48);
-    const child = start('tsbak-write', [repo, src]);
+    // A lock rewritten every 20 ms: the signal may come while a refresh is in flight.
+    const child = start('tsbak-write', [repo, src], { TSBAK_LOCK_REFRESH_SECONDS: '0.02' });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     // Mid-backup: its lock is there and a pack is being streamed into a temp file.
     await until('a lock and a temp pack file', () => locksIn(repo).length > 0 && readdirSync(repo).some((n) => n.startsWith('.tmp-')));
+    const first = locksIn(repo)[0];
+    await until('the lock refreshed (another object)', () => locksIn(repo).some((n) => n !== first));
     child.kill(signal);
     const got = await exited;
     t.equal(got, code, `exit ${code}`);

@@ -10,10 +10,12 @@ import type { TreeNode } from '../format/tree.js';
 import type { StorageClass } from '../backend/backend.js';
 import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
+import { parseDataSubset } from './data-subset.js';
 import { openRepo, s3Options, type RepoArgs } from './open-repo.js';
 import { fmtBytes, ProgressLine, table } from './output.js';
 import { getAddedPassword, getNewPassword, givenPassword, promptHidden } from './secrets.js';
 import { prepareColdData, type ColdArgs } from './warm.js';
+import { coldPacksForCheck } from './check-cold.js';
 import { findSnapshot, signerLabel, snapshotFilter, type SelectArgs } from './select.js';
 import { isFuture, matchesFilter } from '../repo/snapshot-select.js';
 
@@ -177,20 +179,40 @@ export async function cmdRestore(
   return res.errors.some((e) => e.damage) ? EXIT.CORRUPT : res.errors.length ? EXIT.PARTIAL : EXIT.OK;
 }
 
-export async function cmdCheck(a: RepoArgs & { readData?: boolean; json?: boolean }): Promise<number> {
+export async function cmdCheck(a: ColdArgs & { readData?: boolean; readDataSubset?: string }): Promise<number> {
+  const subset = a.readDataSubset !== undefined ? parseDataSubset(a.readDataSubset) : undefined;
   const repo = await openRepo(a);
   // check verifies the repository's trees, not this machine's copies of them.
   repo.useTreeCache(null);
   const progress = new ProgressLine();
-  const r = await checkRepository(repo, { readData: a.readData, onProgress: (m) => progress.update(m, true) });
+  let expected: string | null = null;
+  const coldPacks = coldPacksForCheck(
+    repo,
+    a,
+    (line) => {
+      progress.clear();
+      process.stderr.write(`tsbak: ${line}\n`);
+    },
+    (by) => (expected = by),
+  );
+  const r = await checkRepository(repo, { readData: a.readData, readDataSubset: subset, coldPacks, onProgress: (m) => progress.update(m, true) });
+  await repo.coldStorage?.close();
   progress.clear();
-  if (a.json) out(JSON.stringify(r));
+  const { packsRead, coldNotRead, ...report } = r;
+  if (a.json) out(JSON.stringify({ ...report, ...(a.readData || subset ? { packs_read: packsRead, cold_not_read: coldNotRead } : {}) }));
   else {
     for (const w of r.warnings) out(`warning: ${w}`);
     for (const e of r.errors) out(`error: ${e}`);
-    out(`checked ${r.snapshots} snapshots, ${r.trees} trees, ${r.packs} packs${a.readData ? `, ${r.blobsRead} blobs read` : ''}: ${r.errors.length ? `${r.errors.length} errors` : 'no errors'}`);
+    const read = subset ? `, ${packsRead} of them read (subset ${a.readDataSubset}), ${r.blobsRead} blobs` : a.readData ? `, ${r.blobsRead} blobs read` : '';
+    out(`checked ${r.snapshots} snapshots, ${r.trees} trees, ${r.packs} packs${read}: ${r.errors.length ? `${r.errors.length} errors` : 'no errors'}`);
+    if (coldNotRead.packs)
+      out(
+        `${coldNotRead.packs} packs (${fmtBytes(coldNotRead.bytes)}) in cold storage were not read: their restores are requested${expected ? `, expected by ${expected}` : ''}; ` +
+          `run this check again then${subset && 'group' in subset ? ' (the same n/t reads the same packs)' : ''}`,
+      );
   }
-  return r.errors.length ? EXIT.CORRUPT : EXIT.OK;
+  // Not read yet is not damage: exit 15 (run again later) unless damage was found.
+  return r.errors.length ? EXIT.CORRUPT : coldNotRead.packs ? EXIT.COLD_PENDING : EXIT.OK;
 }
 
 export async function cmdKeyAddWriter(a: RepoArgs & { name: string; out: string; protect?: boolean }): Promise<number> {

@@ -177,7 +177,19 @@ const TSBAK: Command = {
       options: { ...repoOptions, ...pruneOptions, 'dry-run': { alias: 'n', type: 'boolean', describe: 'only print what would be done and what it would save and cost' }, ...json },
       run: (a) => run(cmdPrune, a),
     },
-    { usage: 'check <repo>', describe: 'verify the repository', options: { ...repoOptions, 'read-data': { type: 'boolean', describe: 'also read and verify every blob' }, ...json }, run: (a) => run(cmdCheck, a) },
+    {
+      usage: 'check <repo>',
+      describe: 'verify the repository',
+      options: {
+        ...repoOptions,
+        'read-data': { type: 'boolean', describe: 'also read and verify every blob' },
+        'read-data-subset': { type: 'string', describe: 'read and verify the blobs of some packs: n/t (group n of t, by pack id), x% or a size (2G) of packs chosen at random' },
+        tier: { type: 'string', choices: ['Expedited', 'Standard', 'Bulk'], describe: 'restore tier for archived packs to read (default Bulk); they are requested in one batch, exit 15' },
+        days: { type: 'number', describe: 'days S3 keeps restored copies (default 7)' },
+        ...json,
+      },
+      run: (a) => run(cmdCheck, a),
+    },
     {
       usage: 'unlock <repo>',
       describe: 'remove stale locks (of processes that are gone, or not refreshed for 30 minutes); --remove-all removes every lock',

@@ -28,7 +28,7 @@ export interface ColdArgs extends RepoArgs {
 
 const err = (s: string) => process.stderr.write(`tsbak: ${s}\n`);
 
-function fmtTime(t: string | number | Date): string {
+export function fmtTime(t: string | number | Date): string {
   return new Date(t).toISOString().replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC');
 }
 
@@ -109,7 +109,7 @@ function emptyPlan(): ColdPlan {
   return { packs: 0, bytes: 0, byState: { hot: z(), cached: z(), available: z(), restoring: z(), cold: z() }, storageClass: null, notReady: [] };
 }
 
-function tierAndDays(a: ColdArgs, defaultTier: RestoreTier, sc: StorageClass | null): { tier: RestoreTier; days: number } {
+export function tierAndDays(a: ColdArgs, defaultTier: RestoreTier, sc: StorageClass | null): { tier: RestoreTier; days: number } {
   const tier = parseTier(a.tier, defaultTier);
   const days = a.days ?? 7;
   if (sc) checkRestoreRequest(sc, tier, days);
@@ -117,14 +117,14 @@ function tierAndDays(a: ColdArgs, defaultTier: RestoreTier, sc: StorageClass | n
 }
 
 /** The latest "expected by" among the packs still restoring. */
-function expectedBy(repo: Repository, packs: ColdPack[]): string | null {
+export function expectedBy(repo: Repository, packs: ColdPack[]): string | null {
   const names = new Set(packs.map((p) => p.name));
   let last: string | null = null;
   for (const s of repo.coldStatus()) if (names.has(s.pack) && s.state === 'restoring' && s.expectedBy && (!last || s.expectedBy > last)) last = s.expectedBy;
   return last;
 }
 
-function describePlan(plan: ColdPlan, tier: RestoreTier, days: number): string[] {
+export function describePlan(plan: ColdPlan, tier: RestoreTier, days: number): string[] {
   const sc = plan.storageClass ?? 'DEEP_ARCHIVE';
   const c = plan.byState.cold;
   const lines = [`${plan.packs} packs (${fmtBytes(plan.bytes)}) in ${sc}: ${c.packs} cold, ${plan.byState.restoring.packs} being restored, ${plan.byState.available.packs} restored in S3, ${plan.byState.cached.packs} in the local cache`];

@@ -10,6 +10,7 @@ import { Semaphore } from './semaphore.js';
 import { TreeBatchLoader } from './tree-batch.js';
 import { packName, packPrefix, parsePackName } from './layout.js';
 import { describeLock } from './locks.js';
+import { describeSubset, selectPacks, type DataSubset } from './check-subset.js';
 import type { Repository } from './repository.js';
 import type { BlobLocation } from './blob-index.js';
 
@@ -20,15 +21,39 @@ export interface CheckReport {
   trees: number;
   packs: number;
   blobsRead: number;
+  /** Packs read (--read-data: every one; --read-data-subset: those chosen). */
+  packsRead: number;
+  /** Packs chosen but not read: in cold storage, not restored (not damage; read them once restored). */
+  coldNotRead: { packs: number; bytes: number };
 }
 
-export async function checkRepository(repo: Repository, opts: { readData?: boolean; onProgress?: (msg: string) => void } = {}): Promise<CheckReport> {
-  const r: CheckReport = { errors: [], warnings: [], snapshots: 0, trees: 0, packs: 0, blobsRead: 0 };
+export interface CheckOptions {
+  readData?: boolean;
+  /** Read only these packs' data (readData implied). */
+  readDataSubset?: DataSubset;
+  /**
+   * Before packs are read: given one blob of each, says which packs are not readable now
+   * (cold storage: cli requests their restores in one batch); those are not read.
+   */
+  coldPacks?: (packs: Array<{ name: string; blob: Buffer }>) => Promise<Set<string>>;
+  onProgress?: (msg: string) => void;
+}
+
+export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
+  const r: CheckReport = { errors: [], warnings: [], snapshots: 0, trees: 0, packs: 0, blobsRead: 0, packsRead: 0, coldNotRead: { packs: 0, bytes: 0 } };
   const say = opts.onProgress ?? (() => {});
   if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'check needs the full key (the repository passphrase), not a write-only key');
 
-  // Shared: backups may run meanwhile (see check below), prune and repair may not.
-  const lock = await repo.lock({ exclusive: false, operation: 'check' });
+  // Shared: backups may run meanwhile (see check below), prune and repair may not. A
+  // repository this user cannot write to (a read-only mount, read-only credentials) is
+  // still checked, with a warning.
+  let lock: { release(): Promise<void> } | null = null;
+  try {
+    lock = await repo.lock({ exclusive: false, operation: 'check' });
+  } catch (e) {
+    if (e instanceof TsbakError && e.code === 'LOCKED') throw e;
+    r.warnings.push(`could not take a lock (${(e as Error).message}): a prune or repair running meanwhile would show as damage`);
+  }
   // Damage is reported here, as errors, rather than as the readers' warnings.
   const warn = repo.onWarning;
   repo.onWarning = null;
@@ -36,11 +61,11 @@ export async function checkRepository(repo: Repository, opts: { readData?: boole
     return await check(repo, r, opts, say);
   } finally {
     repo.onWarning = warn;
-    await lock.release().catch(() => {});
+    await lock?.release().catch(() => {});
   }
 }
 
-async function check(repo: Repository, r: CheckReport, opts: { readData?: boolean }, say: (msg: string) => void): Promise<CheckReport> {
+async function check(repo: Repository, r: CheckReport, opts: CheckOptions, say: (msg: string) => void): Promise<CheckReport> {
   // Snapshots are listed before the index is loaded: a backup writes its index files before
   // its snapshot, so every snapshot listed here has its index files loaded below, even
   // with backups running meanwhile.
@@ -76,15 +101,22 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
     if (size === undefined) r.errors.push(`pack ${name} is in the index but missing from the repository`);
     else if (size < needSize.get(name)!) r.errors.push(`pack ${name} is truncated (${size} bytes, index needs ${needSize.get(name)})`);
   }
-  for (const name of stored.keys()) {
-    if (!indexed.has(name)) r.warnings.push(`pack ${name} is not in any index (left by an interrupted backup; harmless, prune removes it)`);
-  }
   r.packs = stored.size;
 
-  for (const l of await repo.listLocks()) {
+  const locks = await repo.listLocks();
+  for (const l of locks) {
     if (l.stale) r.warnings.push(`${describeLock(l)} is stale (${l.stale}): left by a process that was killed; 'tsbak unlock' removes it`);
     else if (l.unreadable) r.warnings.push(`${describeLock(l)} counts as held until it is stale; 'tsbak unlock --remove-all' removes it if no tsbak process is at work`);
   }
+  // A pack stored after the index was loaded may be named by an index file written since.
+  let unindexed = [...stored.keys()].filter((name) => !indexed.has(name));
+  if (unindexed.length) {
+    await repo.loadIndex().catch(() => {});
+    const now = new Set(repo.index.packs.map((p) => packName(p.kind, p.id.toString('hex'))));
+    unindexed = unindexed.filter((name) => !now.has(name));
+  }
+  const writing = locks.some((l) => !l.stale && !l.ours && l.operation === 'backup');
+  for (const name of unindexed) r.warnings.push(`pack ${name} is not in any index (${writing ? 'written by a backup in progress, or ' : ''}left by an interrupted backup; harmless, prune removes it)`);
 
   say('checking snapshots and trees');
   const seenTrees = new Set<string>();
@@ -136,8 +168,8 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
   if (missing.length) await repo.loadIndex().catch(() => {});
   for (const m of missing) if (!repo.index.has(m.blob)) r.errors.push(`snapshot ${m.id.slice(0, 8)}: data blob ${m.blob.toString('hex').slice(0, 16)} of ${m.name} is not in the index`);
 
-  if (opts.readData) {
-    say('reading all packs');
+  if (opts.readData || opts.readDataSubset) {
+    say(opts.readDataSubset ? `reading packs (subset ${describeSubset(opts.readDataSubset)})` : 'reading all packs');
     const s = repo.secrets as FullSecrets;
     // Every pack any index file names, even one whose listing has no blob (hash and header
     // are still checked), then every copy of every blob in it.
@@ -158,8 +190,17 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
     // hash checked, then every blob opened from those bytes.
     const good = new Set<string>();
     const bad: Array<{ id: Buffer; copy: string; why: string }> = [];
-    const packs = [...byPack].filter(([name]) => stored.has(name));
-    const found: Array<{ errors: string[]; bad: typeof bad }> = packs.map(() => ({ errors: [], bad: [] }));
+    let packs = [...byPack].filter(([name]) => stored.has(name));
+    if (opts.readDataSubset) {
+      const chosen = new Set(selectPacks(packs.map(([name]) => ({ name, size: stored.get(name)! })), opts.readDataSubset).map((p) => p.name));
+      packs = packs.filter(([name]) => chosen.has(name));
+    }
+    if (opts.coldPacks) {
+      const cold = await opts.coldPacks(packs.filter(([, blobs]) => blobs.length).map(([name, blobs]) => ({ name, blob: blobs[0]!.id })));
+      for (const [name] of packs) if (cold.has(name)) (r.coldNotRead.packs++, (r.coldNotRead.bytes += stored.get(name)!));
+      packs = packs.filter(([name]) => !cold.has(name));
+    }
+    const found: Array<{ errors: string[]; bad: typeof bad; cold?: boolean }> = packs.map(() => ({ errors: [], bad: [] }));
     const room = new Semaphore(PACK_BYTES_IN_FLIGHT);
     await mapLimit(
       packs.map((p, i) => ({ p, i })),
@@ -175,6 +216,10 @@ async function check(repo: Repository, r: CheckReport, opts: { readData?: boolea
       },
     );
     // In the order of the packs, whatever order they were read in.
+    found.forEach((f, i) => {
+      if (!f.cold) r.packsRead++;
+      else (r.coldNotRead.packs++, (r.coldNotRead.bytes += stored.get(packs[i]![0])!));
+    });
     for (const f of found) {
       r.errors.push(...f.errors);
       bad.push(...f.bad);
@@ -199,7 +244,7 @@ async function checkPack(
   s: FullSecrets,
   name: string,
   blobs: Array<{ id: Buffer } & BlobLocation>,
-  out: { errors: string[]; bad: Array<{ id: Buffer; copy: string; why: string }> },
+  out: { errors: string[]; bad: Array<{ id: Buffer; copy: string; why: string }>; cold?: boolean },
   counted: () => void,
   good: (id: Buffer) => void,
 ): Promise<void> {
@@ -207,6 +252,11 @@ async function checkPack(
   try {
     bytes = await repo.backend.get(name);
   } catch (e) {
+    // Archived and not restored: not damage, and not read.
+    if (e instanceof TsbakError && e.code === 'COLD') {
+      out.cold = true;
+      return;
+    }
     out.errors.push(`pack ${name}: ${(e as Error).message}`);
     return;
   }

@@ -34,6 +34,7 @@ export type { SealedBatch } from './blob-reader.js';
 export type { Snapshot } from './snapshot-store.js';
 export type { LockHandle, LockInfo, LockOptions } from './locks.js';
 export { describeLock } from './locks.js';
+export type { DataSubset } from './check-subset.js';
 export { BLOB_STATES_WARMEST_FIRST } from './cold-facade.js';
 export type { BlobState, ColdOptions, ColdPack, ColdPackStatus, ColdStorage, WaitOptions, WarmOptions, WarmResult } from './cold-facade.js';
 

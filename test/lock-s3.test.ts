@@ -1,0 +1,76 @@
+// Issue 24 on the S3 dev server: a conflicting lock is seen through LIST (with its
+// LastModified), and SIGINT during a multipart upload of a pack aborts the upload.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { S3Backend } from '../src/backend/s3.js';
+import { run, start } from './lib/cli.js';
+import { DEV_CREDENTIALS, devServerEnv, withDevServer } from './lib/s3-dev-server.js';
+import { tempDir } from './lib/temp.js';
+
+const server = await withDevServer(t, { buckets: ['locks'] });
+const env = devServerEnv(server);
+const S3 = ['--s3-endpoint', server.url, '--s3-path-style'];
+
+const backend = (prefix: string) => new S3Backend({ bucket: 'locks', prefix, endpoint: server.url, region: 'us-east-1', credentials: DEV_CREDENTIALS, forcePathStyle: true });
+
+async function names(b: S3Backend, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const o of b.list(prefix)) out.push(o.name);
+  return out;
+}
+
+async function devState(): Promise<{ uploads: Record<string, unknown> }> {
+  return (await fetch(`${server.url}/__dev/state`)).json() as Promise<{ uploads: Record<string, unknown> }>;
+}
+
+t.test('LIST gives each lock its LastModified; a conflicting lock gives exit 13', async (t) => {
+  const repo = 's3://locks/conflict';
+  t.equal(run('tsbak', ['init', repo, ...S3], env).code, 0);
+  const b = backend('conflict');
+  t.teardown(() => b.close());
+  const name = `locks/${randomBytes(16).toString('hex')}`;
+  await b.put(name, Buffer.from(JSON.stringify({ host: 'far', pid: 3, time: new Date().toISOString(), exclusive: true, operation: 'prune' })));
+  const listed = [];
+  for await (const o of b.list('locks/')) listed.push(o);
+  t.ok(listed[0]?.lastModified instanceof Date && Math.abs(listed[0].lastModified.getTime() - Date.now()) < 10 * 60_000, 'lastModified from LIST');
+  t.ok((await b.head(name))?.lastModified instanceof Date, 'and from HEAD');
+  const src = tempDir(t);
+  writeFileSync(path.join(src, 'x'), 'x');
+  const w = run('tsbak-write', [repo, src, ...S3], env);
+  t.equal(w.code, 13, w.stderr);
+  t.match(w.stderr, /exclusive lock locks\/[0-9a-f]{32} of prune on host far pid 3/);
+  t.same(await names(b, 'locks/'), [name], 'the refused backup deleted its own lock');
+});
+
+t.test('SIGINT during a multipart upload of a pack: the upload is aborted, the lock removed', async (t) => {
+  const repo = 's3://locks/sigint';
+  // 32 MiB packs go up as multipart uploads (above 16 MiB).
+  t.equal(run('tsbak', ['init', repo, '--pack-size', '32', ...S3], env).code, 0);
+  const src = tempDir(t);
+  for (let i = 0; i < 40; i++) writeFileSync(path.join(src, `f${i}`), randomBytes(1 << 20));
+  // Slow requests keep the upload in flight long enough to be seen.
+  await server.setLatency(200);
+  t.teardown(() => server.setLatency(0));
+  const child = start('tsbak-write', [repo, src, ...S3], env);
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  for (let i = 0; ; i++) {
+    if (Object.keys((await devState()).uploads).length > 0) break;
+    if (i > 24000) throw new Error('no multipart upload seen');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  child.kill('SIGINT');
+  t.equal(await exited, 130, stderr);
+  t.match(stderr, /backup interrupted by SIGINT/);
+  await server.setLatency(0);
+  t.same(Object.keys((await devState()).uploads), [], 'no multipart upload left pending');
+  const b = backend('sigint');
+  t.teardown(() => b.close());
+  t.same(await names(b, 'locks/'), [], 'no lock left');
+  t.same(await names(b, 'snapshots/'), [], 'no snapshot');
+  const c = run('tsbak', ['check', repo, ...S3], env);
+  t.equal(c.code, 0, c.stdout + c.stderr);
+});
