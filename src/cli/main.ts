@@ -86,6 +86,7 @@ const selectOptions: Opts = {
 const pruneOptions: Opts = {
   'max-unused': { type: 'string', describe: "unused space tolerated in partly used packs before they are repacked: a percentage (default 5%) or 'unlimited'" },
   'repack-cold': { type: 'boolean', describe: 'also repack partly used GLACIER/DEEP_ARCHIVE packs when that pays back within 12 months (restores them first)' },
+  'in-region': { type: 'boolean', describe: "prune runs in the bucket's AWS region (EC2): reading packs costs no download out of AWS ($0.09/GB otherwise counted)" },
 };
 
 /** A forget policy (forget, and cost's what-if). */

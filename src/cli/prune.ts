@@ -17,6 +17,8 @@ export interface PruneArgs {
   dryRun?: boolean;
   maxUnused?: string;
   repackCold?: boolean;
+  /** Prune runs in the bucket's AWS region: reading packs costs no download out of AWS. */
+  inRegion?: boolean;
   json?: boolean;
 }
 
@@ -64,7 +66,7 @@ export async function runPrune(repo: Repository, a: PruneArgs & { keep?: Set<str
   };
   const usage = await pruneUsage(repo, { onProgress: progress, keep: a.keep });
   if (!a.json && process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-  const plan = planFor(repo, usage, { maxUnused, repackCold: !!a.repackCold });
+  const plan = planFor(repo, usage, { maxUnused, repackCold: !!a.repackCold, inRegion: !!a.inRegion });
   if (!a.json) printPlan(usage, plan, !!a.dryRun);
   let result: PruneResult | null = null;
   if (!a.dryRun) {
@@ -75,13 +77,14 @@ export async function runPrune(repo: Repository, a: PruneArgs & { keep?: Set<str
   return { dry_run: !!a.dryRun, ...planJson(usage, plan), result: result && snake(result) };
 }
 
-export function planFor(repo: Repository, usage: PruneUsage, o: { maxUnused: number; repackCold: boolean }): PrunePlan {
+export function planFor(repo: Repository, usage: PruneUsage, o: { maxUnused: number; repackCold: boolean; inRegion?: boolean }): PrunePlan {
   return planPrune(usage, {
     maxUnused: o.maxUnused,
     repackCold: o.repackCold,
     newClass: { data: repo.config.storageClass.data, tree: repo.config.storageClass.tree },
-    // A local repository is read where it is; from S3 the bytes come out of AWS.
-    transferOut: !repo.backend.createObjectFile,
+    // A local repository is read where it is; from S3 the bytes come out of AWS, unless
+    // prune runs in the bucket's region (--in-region).
+    transferOut: !repo.backend.createObjectFile && !o.inRegion,
   });
 }
 
