@@ -58,7 +58,7 @@ t.test('refusals', async (t) => {
   t.match(run('tsbak', ['prune', repo, '--max-unused', 'lots']).stderr, /--max-unused/);
   const keyFile = path.join(dir, 'writer.key');
   t.equal(run('tsbak', ['key', 'add-writer', repo, '--name', 'w', '--out', keyFile]).code, 0);
-  for (const cmd of [['forget', repo, '--keep-last', '1'], ['prune', repo]]) {
+  for (const cmd of [['forget', repo, '--keep-last', '1'], ['prune', repo], ['cost', repo, '--keep-last', '1']]) {
     const r = run('tsbak', [...cmd, '--key-file', keyFile]);
     t.equal(r.code, 12, `${cmd[0]} with a write-only key exits 12`);
     t.match(r.stderr, /needs the full key/);

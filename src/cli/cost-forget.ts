@@ -7,15 +7,17 @@ import { pruneUsage } from '../repo/prune.js';
 import { decide, policyOf, type KeepArgs } from './forget.js';
 import { moneyLines, planFor, planJson } from './prune.js';
 import { fmtBytes } from './output.js';
+import { TsbakError } from '../errors.js';
 
 export interface ForgetWhatIf {
   lines: string[];
   json: Record<string, unknown>;
 }
 
-/** null when no --keep-* option was given. Needs the full key (the caller checked canRead). */
+/** null when no --keep-* option was given. */
 export async function forgetWhatIf(repo: Repository, a: KeepArgs & { host?: string; path?: string[] }): Promise<ForgetWhatIf | null> {
   if (isEmptyPolicy(policyOf(a))) return null;
+  if (!repo.canRead) throw new TsbakError('WRITE_ONLY_KEY', 'cost --keep-* needs the full key (the repository passphrase) to read the snapshots, not a write-only key');
   const snaps = await repo.listSnapshots((id, e) => process.stderr.write(`tsbak: warning: snapshot ${id.slice(0, 8)} is kept in the what-if: it cannot be read (${(e as Error).message})\n`));
   const groups = decide(snaps, a);
   const removed = new Set(groups.flatMap((g) => g.decisions.filter((d) => !d.keep).map((d) => d.snapshot.id)));

@@ -60,7 +60,7 @@ export async function cmdCost(a: RepoArgs & SelectArgs & KeepArgs & { snapshot?:
   }
 
   // What a forget policy (--keep-*) would save: see cost-forget.ts.
-  const whatIf: ForgetWhatIf | null = repo.canRead ? await forgetWhatIf(repo, a) : null;
+  const whatIf: ForgetWhatIf | null = await forgetWhatIf(repo, a);
 
   if (a.json) {
     out(JSON.stringify({ monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, snapshots, restore, ...(whatIf ? { forget_policy: whatIf.json } : {}) }));
