@@ -31,14 +31,14 @@ export function requireFullKey(repo: Repository, what: string): void {
   if (!repo.canRead || repo.secrets.keyId !== 'master') throw new TsbakError('WRITE_ONLY_KEY', `${what} needs the full key (the repository passphrase), not a write-only key`);
 }
 
-/** TSBAK_PRUNE_EXIT_AT=<step>[:<n>]: exit (99) at the n-th time (default 1st) a step is done, as a kill there would (tests). */
+/** TSBAK_PRUNE_EXIT_AT=<step>[:<n>]: SIGKILL itself the n-th time (default 1st) a step is done, as kill -9 there would (tests). */
 function exitAtStep(): ((s: PruneStep) => void) | undefined {
   const v = process.env.TSBAK_PRUNE_EXIT_AT;
   if (!v) return undefined;
   const [step, n] = v.split(':');
   let left = Number(n ?? 1);
   return (s) => {
-    if (s === step && --left === 0) process.exit(99);
+    if (s === step && --left === 0) process.kill(process.pid, 'SIGKILL');
   };
 }
 
