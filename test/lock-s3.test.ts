@@ -2,7 +2,7 @@
 // LastModified), and SIGINT during a multipart upload of a pack aborts the upload.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { S3Backend } from '../src/backend/s3.js';
 import { run, start } from './lib/cli.js';
@@ -73,4 +73,29 @@ t.test('SIGINT during a multipart upload of a pack: the upload is aborted, the l
   t.same(await names(b, 'snapshots/'), [], 'no snapshot');
   const c = run('tsbak', ['check', repo, ...S3], env);
   t.equal(c.code, 0, c.stdout + c.stderr);
+});
+
+t.test('SIGINT during a check takes its lock back', async (t) => {
+  const repo = 's3://locks/check';
+  t.equal(run('tsbak', ['init', repo, ...S3], env).code, 0);
+  const src = tempDir(t);
+  writeFileSync(path.join(src, 'x'), 'x');
+  t.equal(run('tsbak-write', [repo, src, ...S3], env).code, 0);
+  // Every request takes a second: the check is still at work seconds after its lock appears.
+  await server.setLatency(1000);
+  t.teardown(() => server.setLatency(0));
+  const lockDir = path.join(server.dir, 'buckets', 'locks', 'check', 'locks');
+  const locks = () => (existsSync(lockDir) ? readdirSync(lockDir).filter((n) => n.endsWith('._S3rver_object')) : []);
+  const child = start('tsbak', ['check', repo, ...S3], env);
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  for (let i = 0; locks().length === 0; i++) {
+    if (i > 24000) throw new Error('the check took no lock');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  child.kill('SIGINT');
+  t.equal(await exited, 130, stderr);
+  t.match(stderr, /^tsbak: check interrupted by SIGINT\n$/);
+  t.same(locks(), [], 'no lock left');
 });

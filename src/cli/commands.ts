@@ -16,6 +16,7 @@ import { fmtBytes, ProgressLine, table } from './output.js';
 import { getAddedPassword, getNewPassword, givenPassword, promptHidden } from './secrets.js';
 import { prepareColdData, type ColdArgs } from './warm.js';
 import { coldPacksForCheck } from './check-cold.js';
+import { cleanUpOnSignals } from './interrupt.js';
 import { findSnapshot, signerLabel, snapshotFilter, type SelectArgs } from './select.js';
 import { isFuture, matchesFilter } from '../repo/snapshot-select.js';
 
@@ -195,7 +196,10 @@ export async function cmdCheck(a: ColdArgs & { readData?: boolean; readDataSubse
     },
     (by) => (expected = by),
   );
+  // Interrupted, it takes its lock back: a lock left behind would hold off prune for 30 minutes.
+  const interrupt = cleanUpOnSignals(repo, (sig) => `check interrupted by ${sig}`);
   const r = await checkRepository(repo, { readData: a.readData, readDataSubset: subset, coldPacks, onProgress: (m) => progress.update(m, true) });
+  interrupt.dispose();
   await repo.coldStorage?.close();
   progress.clear();
   const { packsRead, coldNotRead, ...report } = r;

@@ -284,6 +284,7 @@ class HeldLock implements LockHandle {
   }
 
   startRefreshing(): void {
+    if (this.released) return;
     this.timer = setInterval(() => void this.refresh(), this.refreshMs);
     this.timer.unref();
   }

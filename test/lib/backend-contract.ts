@@ -68,6 +68,28 @@ export function backendContract(t: Test, make: (t: Test) => Promise<Backend>): v
     t.same(await names('packs/'), ['packs/data/00/0011:3', 'packs/data/ff/ff22:4', 'packs/tree/00/0033:5']);
     t.same(await names('nothing/'), []);
   });
+  t.test('list and head give when an object was stored (lastModified: lock ages)', async (t) => {
+    const b = await make(t);
+    await b.put('locks/0123', Buffer.from('{}'));
+    const listed: Array<Date | undefined> = [];
+    for await (const o of b.list('locks/')) listed.push(o.lastModified);
+    const head = (await b.head('locks/0123'))?.lastModified;
+    for (const d of [listed[0], head]) {
+      t.ok(d instanceof Date, 'a Date');
+      // The backend's clock, not ours: near, within a generous bound.
+      t.ok(Math.abs(d!.getTime() - Date.now()) < 3600_000, `near now (${d?.toISOString()})`);
+    }
+  });
+  t.test('abandon, where a backend has it: later puts are refused, reads and deletes work', async (t) => {
+    const b = await make(t);
+    if (!b.abandon) return t.pass('no abandon');
+    await b.put('locks/l2', Buffer.from('x'));
+    await b.abandon();
+    await t.rejects(b.put('locks/l3', Buffer.from('y')), /writing was stopped/);
+    t.same(await b.get('locks/l2'), Buffer.from('x'));
+    await b.delete('locks/l2');
+    t.equal(await b.head('locks/l2'), null);
+  });
   t.test('delete removes', async (t) => {
     const b = await make(t);
     await b.put('locks/l1', Buffer.from('x'));
