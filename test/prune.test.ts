@@ -5,7 +5,7 @@
 // file are gone. A write-only key is refused.
 import t from 'tap';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { lastJson, run } from './lib/cli.js';
 import { listFiles } from './lib/files.js';
@@ -174,4 +174,24 @@ t.test('forget --prune --dry-run counts only the snapshots it keeps', async (t) 
   t.equal(w.packs.delete_packs, j.prune.packs.delete_packs);
   t.match(run('tsbak', ['cost', repo, '--keep-last', '1']).stdout, /with this forget policy: 3 of 4 snapshots removed[^]*monthly savings: \$/);
   t.same(objects(), objs, 'cost changed nothing');
+});
+
+t.test('a snapshot that cannot be read stops prune; forget <id> removes it', async (t) => {
+  const bytes = Buffer.from('{"v":1,"signer":"master","sealed":"AAAA","sig":"AAAA"}');
+  const id = createHash('sha256').update(bytes).digest('hex');
+  writeFileSync(path.join(repo, 'snapshots', id), bytes);
+  const objs = objects();
+  const p = run('tsbak', ['prune', repo]);
+  t.equal(p.code, 14, 'prune stops: damage');
+  t.match(p.stderr, new RegExp(`snapshot ${id.slice(0, 8)} cannot be read.*forget it`));
+  t.same(objects(), objs, 'nothing deleted');
+  t.equal(run('tsbak', ['forget', repo, id.slice(0, 10), '--keep-last', '1']).code, 2, 'ids or a policy, not both');
+  t.equal(run('tsbak', ['forget', repo, 'ffffffffff']).code, 16, 'an id that is not there');
+  const dry = run('tsbak', ['forget', repo, id.slice(0, 10), '--dry-run', '--json']);
+  t.same(lastJson(dry.stdout).removed, [id]);
+  t.ok(existsSync(path.join(repo, 'snapshots', id)), 'a dry run removes nothing');
+  const f = run('tsbak', ['forget', repo, id.slice(0, 10), '--prune']);
+  t.equal(f.code, 0, f.stderr);
+  t.notOk(existsSync(path.join(repo, 'snapshots', id)), 'removed by its id');
+  t.equal(run('tsbak', ['check', repo]).code, 0);
 });

@@ -2,7 +2,7 @@
 // snapshots --host/--path/--tag select, per group, says which it keeps and by which rule and
 // which it removes, and removes them (deletes their snapshot objects); --prune then prunes.
 import * as path from 'node:path';
-import type { Snapshot } from '../repo/repository.js';
+import type { LockHandle, Repository, Snapshot } from '../repo/repository.js';
 import { applyPolicy, isEmptyPolicy, parseGroupBy, type GroupResult, type RetentionPolicy } from '../repo/retention.js';
 import { matchesFilter } from '../repo/snapshot-select.js';
 import { TsbakError } from '../errors.js';
@@ -25,6 +25,8 @@ export interface KeepArgs {
 }
 
 export interface ForgetArgs extends RepoArgs, KeepArgs, PruneArgs {
+  /** Snapshots named on the command line: removed without a policy. */
+  snapshots?: string[];
   host?: string;
   path?: string[];
   tag?: string[];
@@ -51,11 +53,41 @@ export function decide(snaps: Snapshot[], a: ForgetArgs | (KeepArgs & { host?: s
   return applyPolicy(rs, policy, { groupBy: parseGroupBy(a.groupBy) });
 }
 
+/**
+ * `forget <repo> <id>...`: removes the named snapshots, even ones that cannot be read
+ * (damaged, or signed by a revoked key: prune cannot run while they are there).
+ */
+async function forgetNamed(a: ForgetArgs, repo: Repository, lock: LockHandle | null): Promise<number> {
+  if (!isEmptyPolicy(policyOf(a))) throw new TsbakError('USAGE', 'give snapshot ids or a --keep-* policy, not both');
+  const all = await repo.listSnapshotIds();
+  const removed: string[] = [];
+  for (const ref of a.snapshots!) {
+    const m = all.filter((id) => id.startsWith(ref));
+    if (!/^[0-9a-f]+$/.test(ref) || m.length === 0) throw new TsbakError('NOT_FOUND', `no snapshot with id ${ref} in ${repo.backend.location}; see 'tsbak snapshots' (nothing was removed)`);
+    if (m.length > 1) throw new TsbakError('USAGE', `snapshot id prefix ${ref} is ambiguous (${m.length} matches); give more characters (nothing was removed)`);
+    if (!removed.includes(m[0]!)) removed.push(m[0]!);
+  }
+  if (!a.dryRun) {
+    lock!.assertHeld();
+    for (const id of removed) await repo.forgetSnapshot(id);
+  }
+  if (!a.json) out(`${a.dryRun ? 'would remove' : 'removed'} ${removed.length} snapshots: ${removed.map((id) => id.slice(0, 8)).join(' ')}`);
+  let prune: Record<string, unknown> | null = null;
+  if (a.prune) {
+    if (!a.json) out('');
+    const keep = a.dryRun ? new Set(all.filter((id) => !removed.includes(id))) : undefined;
+    prune = await runPrune(repo, { ...a, keep, lock });
+  }
+  if (a.json) out(JSON.stringify({ dry_run: !!a.dryRun, groups: [], removed, prune }));
+  return EXIT.OK;
+}
+
 export async function cmdForget(a: ForgetArgs): Promise<number> {
   const repo = await openRepo(a);
   requireFullKey(repo, 'forget');
   const lock = a.dryRun ? null : await exclusiveLock(repo, 'forget');
   try {
+    if (a.snapshots?.length) return await forgetNamed(a, repo, lock);
     const bad: string[] = [];
     const snaps = await repo.listSnapshots((id, e) => bad.push(`snapshot ${id.slice(0, 8)} is left alone: it cannot be read (${(e as Error).message})`));
     const groups = decide(snaps, a);

@@ -156,8 +156,8 @@ const TSBAK: Command = {
       run: (a) => run(cmdCost, a),
     },
     {
-      usage: 'forget <repo>',
-      describe: 'remove snapshots by a retention policy (which are kept, by which rule, and which removed); --prune then prunes',
+      usage: 'forget <repo> [snapshots..]',
+      describe: 'remove snapshots by a retention policy (which are kept, by which rule, and which removed), or the ones named (ids or unique prefixes, readable or not); --prune then prunes',
       options: {
         ...repoOptions,
         ...keepOptions,
