@@ -6,7 +6,7 @@
 import type { ObjectInfo, StorageClass, Unfinished } from '../backend/backend.js';
 import { sha256 } from '../crypto/hash.js';
 import { openBlob } from '../format/blob.js';
-import { openIndex, sealIndex, type IndexPack } from '../format/index-file.js';
+import { openIndex, type IndexPack } from '../format/index-file.js';
 import type { FullSecrets } from '../format/keyfile.js';
 import { CorruptError, TsbakError } from '../errors.js';
 import type { BlobLocation, PackRef } from './blob-index.js';
@@ -353,12 +353,9 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
   let groupBlobs = 0;
   const writeGroup = async () => {
     if (!group.length) return;
-    const bytes = sealIndex(s.indexKey, group, { keyId: 'master', pair: { publicKey: s.signPub, privateKey: s.signPriv } });
-    const name = `${INDEX}${sha256(bytes).toString('hex')}`;
-    if (!before.has(name)) {
-      await repo.backend.put(name, bytes, { storageClass: repo.config.storageClass.other });
-      result.indexFilesWritten++;
-    }
+    // Written as a backup writes its index files (signed by this key, the master's).
+    const name = await repo.writeIndexFile(group);
+    result.indexFilesWritten++;
     // Read back and compared before anything is deleted.
     const back = await repo.backend.get(name);
     if (!sha256(back).equals(Buffer.from(name.slice(INDEX.length), 'hex'))) throw new CorruptError(`index file ${name}`, 'read back different from what was written');

@@ -11,6 +11,8 @@ import type { Backend, StorageClass } from '../backend/backend.js';
 import type { RepoConfig } from '../format/config.js';
 import type { FullSecrets, WriterKeyFile, WriterSecrets } from '../format/keyfile.js';
 import type { BlobType } from '../format/pack.js';
+import type { IndexPack } from '../format/index-file.js';
+import { TsbakError } from '../errors.js';
 import type { SnapshotInfo } from '../format/snapshot.js';
 import type { Tree } from '../format/tree.js';
 import type { BlobIndex, BlobLocation, PackRef } from './blob-index.js';
@@ -164,6 +166,14 @@ export class Repository {
   }
   saveBlobDeferred(type: BlobType, plain: Uint8Array): Promise<{ id: Promise<Buffer> }> {
     return this.writer.saveBlobDeferred(type, plain);
+  }
+  /** Writes one index file for packs already stored (prune's compact index); returns its name. */
+  async writeIndexFile(packs: IndexPack[]): Promise<string> {
+    const before = new Set(this.indexes.indexFiles);
+    await this.indexes.writeIndex(packs);
+    const name = this.indexes.indexFiles.find((f) => !before.has(f));
+    if (!name) throw new TsbakError('BACKEND', 'an index file was written but not recorded');
+    return name;
   }
   /** A copy of a blob already stored, in a new pack (prune's repack; see prune.ts). */
   saveBlobCopy(type: BlobType, id: Buffer, plain: Uint8Array): Promise<void> {
