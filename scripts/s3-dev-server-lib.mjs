@@ -34,7 +34,11 @@
 //    completes when POST /__dev/complete-restores (completeRestores()) says so, so a test
 //    decides when. GET /__dev/clock answers { now, iso, manual, offsetMs }; a client that
 //    judges expiry dates by its own clock must be shifted by offsetMs too. Date headers
-//    tell this clock; once it was advanced, request dates are no longer checked.
+//    tell this clock; once it was advanced, request dates are no longer checked. Objects
+//    are dated by it too: LastModified (listings, HEAD, GET) is the server's clock when the
+//    object was written, so advancing the clock ages them (storage minimums, prune).
+//  - ListMultipartUploads (s3rver lacks it): the uploads started and neither completed nor
+//    aborted, from our state, with their Initiated time by the server's clock.
 //  - `aws-chunked` request bodies (SigV4 streaming uploads, sent by minio-go, hence restic)
 //    are decoded before s3rver sees them, which would otherwise store the chunk framing as
 //    the object's bytes; s3rver's allowMismatchedSignatures accepts the changed request.
@@ -275,6 +279,8 @@ async function start(dir, ownDir, options) {
           return sendError(req, res, 403, 'InvalidObjectState', "The operation is not valid for the object's storage class", { StorageClass: sc });
         }
         const headers = { ...up.headers };
+        const created = store.created(id);
+        if (created !== undefined) headers['last-modified'] = new Date(created).toUTCString();
         delete headers['x-amz-storage-class'];
         if (sc !== 'STANDARD') headers['x-amz-storage-class'] = sc;
         if (rs) headers['x-amz-restore'] = restoreHeader(rs);
@@ -307,7 +313,7 @@ async function start(dir, ownDir, options) {
           delete h['if-none-match'];
           if (kind === 'PutObject') req.on('data', (c) => (stats.bytesIn += c.length));
           const up = await forward(req.method, upPath, h, req);
-          if (up.statusCode >= 200 && up.statusCode < 300) await store.setClass(id, sc);
+          if (up.statusCode >= 200 && up.statusCode < 300) await store.setClass(id, sc, now());
           return passThrough(up, res);
         });
 
@@ -321,7 +327,7 @@ async function start(dir, ownDir, options) {
         const up = await forward(req.method, upPath, h, req);
         const body = await readAll(up);
         const m = /<UploadId>([^<]+)<\/UploadId>/.exec(body.toString('utf8'));
-        if (up.statusCode === 200 && m) await store.setUpload(m[1], { id, storageClass: sc });
+        if (up.statusCode === 200 && m) await store.setUpload(m[1], { id, storageClass: sc, initiated: now() });
         return sendBuffered(up, res, body);
       }
 
@@ -339,7 +345,7 @@ async function start(dir, ownDir, options) {
           const body = await readAll(up);
           if (up.statusCode === 200 && !body.includes('<Error>')) {
             const uploadId = q.get('uploadId') ?? '';
-            await store.completeUpload(uploadId, id);
+            await store.completeUpload(uploadId, id, now());
           }
           return sendBuffered(up, res, body);
         });
@@ -409,6 +415,8 @@ async function start(dir, ownDir, options) {
           const ent = store.get(`${bucket}/${unescXml(km[1])}`);
           const sc = ent?.storageClass ?? 'STANDARD';
           let out = inner.replace(/<StorageClass>[^<]*<\/StorageClass>/, `<StorageClass>${sc}</StorageClass>`);
+          const created = store.created(`${bucket}/${unescXml(km[1])}`);
+          if (created !== undefined) out = out.replace(/<LastModified>[^<]*<\/LastModified>/, `<LastModified>${new Date(created).toISOString()}</LastModified>`);
           const rs = restoreStatus(ent);
           if (wantRestore && rs) {
             out += rs.ongoing
@@ -422,6 +430,22 @@ async function start(dir, ownDir, options) {
 
       case 'RestoreObject':
         return withLock(id, () => restoreObject(req, res, id, upPath));
+
+      case 'ListMultipartUploads': {
+        await drain(req);
+        const prefix = q.get('prefix') ?? '';
+        const ups = Object.entries(store.uploads())
+          .filter(([, u]) => u.id.startsWith(`${bucket}/${prefix}`))
+          .map(([uploadId, u]) => ({ uploadId, key: u.id.slice(bucket.length + 1), u }))
+          .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.uploadId < b.uploadId ? -1 : 1));
+        const xml =
+          '<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+          `<Bucket>${escXml(bucket)}</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><Prefix>${escXml(prefix)}</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>` +
+          ups.map(({ uploadId, key, u }) => `<Upload><Key>${escXml(key)}</Key><UploadId>${escXml(uploadId)}</UploadId><StorageClass>${escXml(u.storageClass)}</StorageClass><Initiated>${new Date(u.initiated ?? now()).toISOString()}</Initiated></Upload>`).join('') +
+          '</ListMultipartUploadsResult>';
+        res.writeHead(200, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(xml), 'x-amz-request-id': randomBytes(8).toString('hex').toUpperCase() });
+        return res.end(xml);
+      }
 
       default: {
         const up = await forward(req.method, upPath, h, req);
@@ -895,10 +919,18 @@ class StateStore {
     return JSON.parse(JSON.stringify(this.data));
   }
   /** A new object version: its class, and no restore. STANDARD objects have no entry. */
-  setClass(id, storageClass) {
+  setClass(id, storageClass, created) {
     if (storageClass === 'STANDARD') delete this.data.objects[id];
     else this.data.objects[id] = { storageClass };
+    if (created !== undefined) (this.data.created ??= {})[id] = created;
     return this.persist();
+  }
+  /** When an object was written, by the server's clock (undefined: not written through us). */
+  created(id) {
+    return this.data.created?.[id];
+  }
+  uploads() {
+    return this.data.uploads;
   }
   setRestore(id, restore) {
     const ent = this.data.objects[id];
@@ -906,12 +938,14 @@ class StateStore {
     return this.persist();
   }
   drop(id) {
-    if (!(id in this.data.objects)) return Promise.resolve();
+    if (!(id in this.data.objects) && !(id in (this.data.created ?? {}))) return Promise.resolve();
     delete this.data.objects[id];
+    if (this.data.created) delete this.data.created[id];
     return this.persist();
   }
   dropBucket(bucket) {
     for (const id of Object.keys(this.data.objects)) if (id.startsWith(`${bucket}/`)) delete this.data.objects[id];
+    for (const id of Object.keys(this.data.created ?? {})) if (id.startsWith(`${bucket}/`)) delete this.data.created[id];
     return this.persist();
   }
   setUpload(uploadId, info) {
@@ -922,10 +956,10 @@ class StateStore {
     delete this.data.uploads[uploadId];
     return this.persist();
   }
-  completeUpload(uploadId, id) {
+  completeUpload(uploadId, id, created) {
     const up = this.data.uploads[uploadId];
     delete this.data.uploads[uploadId];
-    return this.setClass(id, up?.storageClass ?? 'STANDARD');
+    return this.setClass(id, up?.storageClass ?? 'STANDARD', created);
   }
   /** Resolves once a write that includes every change made so far is on disk. */
   persist() {

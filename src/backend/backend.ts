@@ -81,4 +81,23 @@ export interface Backend {
    * later puts are refused. Reads, lists and deletes still work.
    */
   abandon?(): Promise<void>;
+  /**
+   * Optional: what killed writers left unfinished (local `.tmp-*` files, S3 incomplete
+   * multipart uploads under the prefix), for prune to remove with removeUnfinished.
+   */
+  listUnfinished?(): AsyncIterable<Unfinished>;
+  removeUnfinished?(u: Unfinished): Promise<void>;
+  /** Optional: the storage's clock (S3: the servers' Date header), which ages lastModified. Default: this machine's. */
+  now?(): Promise<Date>;
+}
+
+/** A write that never completed: a temp file, an incomplete multipart upload. */
+export interface Unfinished {
+  /** Temp file path relative to the repository, or the object name the upload was for. */
+  name: string;
+  /** S3's upload id. */
+  uploadId?: string;
+  /** Bytes it holds, when known. */
+  size?: number;
+  started?: Date;
 }

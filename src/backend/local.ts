@@ -5,7 +5,7 @@
 import { closeSync, fsync, openSync, promises as fsp, readSync, readdirSync, statSync, unlinkSync, writeSync, constants as C } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Backend, ObjectFile, ObjectInfo, PutOptions, Range } from './backend.js';
+import type { Unfinished, Backend, ObjectFile, ObjectInfo, PutOptions, Range } from './backend.js';
 import { NotFoundError, TsbakError } from '../errors.js';
 
 const SYNC_READ_MAX = 1 << 20;
@@ -270,6 +270,29 @@ export class LocalBackend implements Backend {
   async close(): Promise<void> {
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
+  }
+
+  /** Temp files of writers that never finished (at the top, and next to objects' final names). */
+  async *listUnfinished(): AsyncIterable<Unfinished> {
+    const walk = async function* (root: string, rel: string): AsyncIterable<Unfinished> {
+      const ents = await fsp.readdir(path.join(root, rel), { withFileTypes: true }).catch(() => []);
+      for (const ent of ents) {
+        const name = rel ? `${rel}/${ent.name}` : ent.name;
+        if (ent.isDirectory()) yield* walk(root, name);
+        else if (ent.isFile() && ent.name.startsWith('.tmp-')) {
+          const st = await fsp.stat(path.join(root, name)).catch(() => null);
+          if (st) yield { name, size: st.size, started: st.mtime };
+        }
+      }
+    };
+    yield* walk(this.location, '');
+  }
+
+  async removeUnfinished(u: Unfinished): Promise<void> {
+    if (!/(^|\/)\.tmp-[^/]+$/.test(u.name) || u.name.split('/').includes('..')) throw new TsbakError('BACKEND', `not a temp file: ${u.name}`);
+    await fsp.unlink(path.join(this.location, u.name)).catch((e) => {
+      if (e.code !== 'ENOENT') throw new TsbakError('IO', `cannot delete ${path.join(this.location, u.name)}: ${e.code}`, { cause: e });
+    });
   }
 
   async delete(name: string): Promise<void> {

@@ -162,6 +162,15 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
     wrapped.restore = (name: string, days: number, tier: RestoreTier) => run('restore', name, undefined, () => restore(name, days, tier));
   }
   if (backend.close) wrapped.close = backend.close.bind(backend);
+  if (backend.listUnfinished) wrapped.listUnfinished = backend.listUnfinished.bind(backend);
+  if (backend.removeUnfinished) {
+    const remove = backend.removeUnfinished.bind(backend);
+    wrapped.removeUnfinished = (u) => run('delete', u.name, undefined, () => remove(u));
+  }
+  if (backend.now) {
+    const now = backend.now.bind(backend);
+    wrapped.now = () => run('list', 'clock', undefined, now);
+  }
   if (backend.abandon) wrapped.abandon = backend.abandon.bind(backend);
   return wrapped;
 }

@@ -21,6 +21,7 @@ import {
   ListObjectsV2Command,
   DeleteObjectCommand,
   RestoreObjectCommand,
+  ListMultipartUploadsCommand,
   AbortMultipartUploadCommand,
   type S3ClientConfig,
   type StorageClass as S3StorageClass,
@@ -28,7 +29,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Backend, ObjectInfo, PutOptions, Range, RestoreTier, StorageClass } from './backend.js';
+import type { Backend, Unfinished, ObjectInfo, PutOptions, Range, RestoreTier, StorageClass } from './backend.js';
 import { AlreadyExistsError, BackendError } from './backend-error.js';
 import { ColdError, NotFoundError, TsbakError } from '../errors.js';
 
@@ -152,6 +153,8 @@ export class S3Backend implements Backend {
   private abandoned = false;
   /** false once the server showed it does not support If-None-Match on PUT. */
   private conditional = true;
+  /** The last Date header the server sent, and this machine's clock when it came (now()). */
+  private serverDate: { server: number; local: number } | null = null;
 
   constructor(opts: S3BackendOptions) {
     this.opts = opts;
@@ -213,15 +216,78 @@ export class S3Backend implements Backend {
       ...(o.profile ? { profile: o.profile } : {}),
       ...(o.credentials ? { credentials: o.credentials } : {}),
     });
-    if (o.region) return new S3Client({ ...base(), region: o.region });
+    if (o.region) return this.watchDate(new S3Client({ ...base(), region: o.region }));
     const c = new S3Client(base());
     try {
-      if (await c.config.region()) return c;
+      if (await c.config.region()) return this.watchDate(c);
     } catch {
       // no region in the environment or the profile
     }
     c.destroy();
-    return new S3Client({ ...base(), region: 'us-east-1' });
+    return this.watchDate(new S3Client({ ...base(), region: 'us-east-1' }));
+  }
+
+  /** Remembers the servers' Date header: now() ages objects by the storage's clock, not ours. */
+  private watchDate(c: S3Client): S3Client {
+    c.middlewareStack.add(
+      (next) => async (args) => {
+        const r = await next(args);
+        const d = Date.parse(String((r.response as { headers?: Record<string, string> })?.headers?.date ?? ''));
+        if (Number.isFinite(d)) this.serverDate = { server: d, local: Date.now() };
+        return r;
+      },
+      { step: 'deserialize', name: 'tsbakServerDate' },
+    );
+    return c;
+  }
+
+  /** The server's clock (its last Date header, advanced by the time since), asking it once if it never answered. */
+  async now(): Promise<Date> {
+    if (!this.serverDate) {
+      const client = await this.client();
+      try {
+        await client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 }));
+      } catch (e) {
+        throw this.mapError(e, 'list', '/');
+      }
+    }
+    const d = this.serverDate;
+    return new Date(d ? d.server + (Date.now() - d.local) : Date.now());
+  }
+
+  /** Incomplete multipart uploads under the prefix (a killed writer's, or one that failed without aborting). */
+  async *listUnfinished(): AsyncIterable<Unfinished> {
+    const client = await this.client();
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      let r;
+      try {
+        r = await client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+      } catch (e) {
+        throw this.mapError(e, 'list', 'multipart uploads');
+      }
+      for (const u of r.Uploads ?? []) {
+        if (!u.Key?.startsWith(this.prefix) || !u.UploadId) continue;
+        yield { name: u.Key.slice(this.prefix.length), uploadId: u.UploadId, ...(u.Initiated ? { started: u.Initiated } : {}) };
+      }
+      if (!r.IsTruncated) return;
+      keyMarker = r.NextKeyMarker;
+      uploadIdMarker = r.NextUploadIdMarker;
+      if (!keyMarker && !uploadIdMarker) return;
+    }
+  }
+
+  async removeUnfinished(u: Unfinished): Promise<void> {
+    if (!u.uploadId) throw new TsbakError('BACKEND', `no upload id for ${u.name}`);
+    const client = await this.client();
+    try {
+      await client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(u.name), UploadId: u.uploadId }));
+    } catch (e) {
+      const i = errInfo(e);
+      if (i.name === 'NoSuchUpload' || i.status === 404) return;
+      throw this.mapError(e, 'delete', u.name);
+    }
   }
 
   async put(name: string, data: Uint8Array, opts: PutOptions = {}): Promise<void> {

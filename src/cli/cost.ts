@@ -14,12 +14,14 @@ import { openRepo, type RepoArgs } from './open-repo.js';
 import { fmtBytes, table } from './output.js';
 import { collectContent } from './warm.js';
 import { findSnapshot, latestOf, type SelectArgs } from './select.js';
+import { forgetWhatIf, type ForgetWhatIf } from './cost-forget.js';
+import type { KeepArgs } from './forget.js';
 
 const out = (s: string) => process.stdout.write(s + '\n');
 
 const KIND_NAMES: Record<string, string> = { data: 'data packs', tree: 'tree packs', index: 'index', snapshot: 'snapshots', key: 'keys', config: 'config', other: 'other' };
 
-export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; days?: number; json?: boolean; region?: string }): Promise<number> {
+export async function cmdCost(a: RepoArgs & SelectArgs & KeepArgs & { snapshot?: string; days?: number; json?: boolean; region?: string }): Promise<number> {
   const repo = await openRepo(a);
   const days = a.days ?? 7;
   const pr = priceRegion(repo, a);
@@ -67,9 +69,12 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
   }
   const whatIf = whatIfClasses(listing, region);
 
+  // What a forget policy (--keep-*) would save: see cost-forget.ts.
+  const forgetPolicy: ForgetWhatIf | null = await forgetWhatIf(repo, a);
+
   if (a.json) {
     const prices = { region, name: pr.name, local: pr.local, what_if: pr.local, source: PRICE_TABLE.source, read: PRICE_TABLE.read, note: PRICE_TABLE.notes[region] ?? null, warning: pr.warning };
-    out(JSON.stringify(snakeKeys({ prices, monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, snapshots, byHost, whatIf, restore })));
+    out(JSON.stringify({ ...(snakeKeys({ prices, monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, snapshots, byHost, whatIf, restore }) as object), ...(forgetPolicy ? { forget_policy: forgetPolicy.json } : {}) }));
     return EXIT.OK;
   }
   const priced = `AWS ${region} list prices: ${PRICE_TABLE.notes[region] ?? `read ${PRICE_TABLE.read}`}; archive overheads and 128 KiB minimums included`;
@@ -107,6 +112,10 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
         ]),
       ]),
     );
+  }
+  if (forgetPolicy) {
+    out('');
+    for (const l of forgetPolicy.lines) out(l);
   }
   return EXIT.OK;
 }

@@ -31,6 +31,8 @@ const cmdMount: Handler = async (a) => (await import('./mount.js')).cmdMount(a);
 const cmdRepairIndex: Handler = async (a) => (await import('./repair.js')).cmdRepairIndex(a);
 const cmdRepairSnapshots: Handler = async (a) => (await import('./repair.js')).cmdRepairSnapshots(a);
 const cmdRecover: Handler = async (a) => (await import('./repair.js')).cmdRecover(a);
+const cmdForget: Handler = async (a) => (await import('./forget.js')).cmdForget(a);
+const cmdPrune: Handler = async (a) => (await import('./prune.js')).cmdPrune(a);
 const cmdUnlock: Handler = async (a) => (await import('./unlock.js')).cmdUnlock(a);
 const cmdConfigSet: Handler = async (a) => (await import('./config.js')).cmdConfigSet(a);
 const cmdConfigShow: Handler = async (a) => (await import('./config.js')).cmdConfigShow(a);
@@ -85,6 +87,25 @@ const selectOptions: Opts = {
   signer: { type: 'string', describe: "only snapshots signed by this key: 'master', a writer key's id (or prefix) or name" },
 };
 
+/** How much unused space prune leaves, and whether it repacks cold packs (prune, forget --prune). */
+const pruneOptions: Opts = {
+  'max-unused': { type: 'string', describe: "unused space tolerated in partly used packs before they are repacked: a percentage (default 5%) or 'unlimited'" },
+  'repack-cold': { type: 'boolean', describe: 'also repack partly used GLACIER/DEEP_ARCHIVE packs when that pays back within 12 months (restores them first)' },
+  'in-region': { type: 'boolean', describe: "prune runs in the bucket's AWS region (EC2): reading packs costs no download out of AWS ($0.09/GB otherwise counted)" },
+};
+
+/** A forget policy (forget, and cost's what-if). */
+const keepOptions: Opts = {
+  'keep-last': { type: 'number', describe: 'keep the N newest snapshots (-1: all)' },
+  'keep-hourly': { type: 'number', describe: 'keep the newest snapshot of each of the N newest hours that have one' },
+  'keep-daily': { type: 'number', describe: 'keep the newest snapshot of each of the N newest days (local time)' },
+  'keep-weekly': { type: 'number', describe: 'keep the newest snapshot of each of the N newest ISO weeks' },
+  'keep-monthly': { type: 'number', describe: 'keep the newest snapshot of each of the N newest months' },
+  'keep-yearly': { type: 'number', describe: 'keep the newest snapshot of each of the N newest years' },
+  'keep-within': { type: 'string', describe: "keep every snapshot less than this before the group's newest: e.g. 30d, 1y2m3d4h" },
+  'keep-tag': { type: 'string', array: true, describe: 'keep snapshots with all of these comma-separated tags (repeatable: any)' },
+};
+
 const TSBAK: Command = {
   usage: 'tsbak',
   describe: 'tsbak: deduplicated, encrypted backups to S3 (Glacier, Deep Archive), a directory or SFTP',
@@ -137,9 +158,32 @@ const TSBAK: Command = {
     },
     {
       usage: 'cost <repo> [snapshot]',
-      describe: 'monthly storage cost by storage class and per host, bytes added per snapshot, a what-if of other classes, and the cost and time of restoring a snapshot',
-      options: { ...repoOptions, ...selectOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, region: { type: 'string', describe: 'price with this AWS region (default: the repository\'s: --s3-region, AWS_REGION; us-east-1 for a local repository)' }, ...json },
+      describe: 'monthly storage cost by storage class and per host, bytes added per snapshot, a what-if of other classes, the cost and time of restoring a snapshot, and (--keep-*) what a forget policy would save',
+      options: { ...repoOptions, ...selectOptions, days: { type: 'number', describe: 'days restored copies are kept (default 7)' }, region: { type: 'string', describe: 'price with this AWS region (default: the repository\'s: --s3-region, AWS_REGION; us-east-1 for a local repository)' }, ...keepOptions, ...json },
       run: (a) => run(cmdCost, a),
+    },
+    {
+      usage: 'forget <repo> [snapshots..]',
+      describe: 'remove snapshots by a retention policy (which are kept, by which rule, and which removed), or the ones named (ids or unique prefixes, readable or not); --prune then prunes',
+      options: {
+        ...repoOptions,
+        ...keepOptions,
+        host: { type: 'string', describe: 'only snapshots of this host' },
+        path: { type: 'string', array: true, describe: 'only snapshots that backed up this path (repeatable: each of them)' },
+        tag: { type: 'string', array: true, describe: 'only snapshots with all of these comma-separated tags (repeatable: any)' },
+        'group-by': { type: 'string', describe: "apply the policy per group of host, paths and/or tags (default host,paths; '' for one group)" },
+        prune: { type: 'boolean', describe: 'run prune afterwards' },
+        ...pruneOptions,
+        'dry-run': { alias: 'n', type: 'boolean', describe: 'only say what would be removed (and, with --prune, pruned)' },
+        ...json,
+      },
+      run: (a) => run(cmdForget, a),
+    },
+    {
+      usage: 'prune <repo>',
+      describe: 'delete data no snapshot uses, repack partly used packs, compact the index, clean up after killed backups; prints savings and one-time costs',
+      options: { ...repoOptions, ...pruneOptions, 'dry-run': { alias: 'n', type: 'boolean', describe: 'only print what would be done and what it would save and cost' }, ...json },
+      run: (a) => run(cmdPrune, a),
     },
     {
       usage: 'check <repo>',

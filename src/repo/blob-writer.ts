@@ -89,6 +89,15 @@ export class BlobWriter {
     return r;
   }
 
+  /**
+   * Stores a blob the index already lists, in a new pack of this writer's (prune's repack:
+   * the caller checked `plain` against `id`). Listed by the next index file written.
+   */
+  async saveBlobCopy(type: BlobType, id: Buffer, plain: Uint8Array): Promise<void> {
+    await this.getPacker().add(type, id, plain);
+    await this.maybeWriteIndex();
+  }
+
   async saveTree(tree: Tree): Promise<{ id: Buffer; added: boolean }> {
     return this.saveBlob('tree', encodeTree(tree));
   }

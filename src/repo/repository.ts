@@ -12,6 +12,7 @@ import type { RepoConfig } from '../format/config.js';
 import type { FullSecrets, WriterKeyFile, WriterSecrets } from '../format/keyfile.js';
 import type { BlobType } from '../format/pack.js';
 import type { IndexPack } from '../format/index-file.js';
+import { TsbakError } from '../errors.js';
 import type { SnapshotInfo } from '../format/snapshot.js';
 import type { Tree } from '../format/tree.js';
 import type { BlobIndex, BlobLocation, PackRef } from './blob-index.js';
@@ -192,6 +193,18 @@ export class Repository {
   saveBlobDeferred(type: BlobType, plain: Uint8Array): Promise<{ id: Promise<Buffer> }> {
     return this.writer.saveBlobDeferred(type, plain);
   }
+  /** Writes one index file for packs already stored (prune's compact index); returns its name. */
+  async writeIndexFile(packs: IndexPack[]): Promise<string> {
+    const before = new Set(this.indexes.indexFiles);
+    await this.indexes.writeIndex(packs);
+    const name = this.indexes.indexFiles.find((f) => !before.has(f));
+    if (!name) throw new TsbakError('BACKEND', 'an index file was written but not recorded');
+    return name;
+  }
+  /** A copy of a blob already stored, in a new pack (prune's repack; see prune.ts). */
+  saveBlobCopy(type: BlobType, id: Buffer, plain: Uint8Array): Promise<void> {
+    return this.writer.saveBlobCopy(type, id, plain);
+  }
   saveTree(tree: Tree): Promise<{ id: Buffer; added: boolean }> {
     return this.writer.saveTree(tree);
   }
@@ -351,6 +364,10 @@ export class Repository {
   }
   listSnapshots(onError?: (id: string, e: unknown) => void): Promise<Snapshot[]> {
     return this.snapshots.listSnapshots(onError);
+  }
+  /** Deletes a snapshot (forget): its object and its cached copy. */
+  forgetSnapshot(id: string): Promise<void> {
+    return this.snapshots.forgetSnapshot(id);
   }
   findSnapshot(ref: string, opts: { filter?: SnapshotFilter; onWarning?: (message: string) => void } = {}): Promise<Snapshot> {
     return this.snapshots.findSnapshot(ref, opts);

@@ -83,6 +83,13 @@ export class SnapshotStore {
     for (const n of names) if (!keep.has(n)) await fsp.unlink(path.join(this.snapshotCache, n)).catch(() => {});
   }
 
+  /** Deletes a snapshot object (forget) and its cached copy. */
+  async forgetSnapshot(id: string): Promise<void> {
+    if (!/^[0-9a-f]{64}$/.test(id)) throw new TsbakError('USAGE', `not a snapshot id: ${id}`);
+    await this.ctx.backend.delete(`${SNAPSHOTS}${id}`);
+    if (this.snapshotCache) await fsp.unlink(path.join(this.snapshotCache, id)).catch(() => {});
+  }
+
   async loadSnapshot(id: string, opts: { cache?: boolean } = {}): Promise<Snapshot> {
     const pair = this.ctx.requireRead('read snapshots');
     const bytes = await this.snapshotBytes(id, opts.cache ?? true);
