@@ -159,10 +159,6 @@ export class Repository {
   loadIndex(): Promise<void> {
     return this.indexes.loadIndex();
   }
-  /** Writes one index file (signed by this key) for packs already stored; see index-store.ts. Returns its size. */
-  writeIndexFile(packs: IndexPack[]): Promise<number> {
-    return this.indexes.writeIndex(packs);
-  }
   /** Listings from somewhere other than index files (pack headers), in memory only. */
   addListings(packs: IndexPack[], source: string): void {
     this.indexes.addListings(packs, source);
@@ -193,7 +189,7 @@ export class Repository {
   saveBlobDeferred(type: BlobType, plain: Uint8Array): Promise<{ id: Promise<Buffer> }> {
     return this.writer.saveBlobDeferred(type, plain);
   }
-  /** Writes one index file for packs already stored (prune's compact index); returns its name. */
+  /** Writes one index file (signed by this key) for packs already stored (prune's compact index, repair index); returns its name. */
   async writeIndexFile(packs: IndexPack[]): Promise<string> {
     const before = new Set(this.indexes.indexFiles);
     await this.indexes.writeIndex(packs);
