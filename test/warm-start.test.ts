@@ -108,4 +108,11 @@ t.test("a local backend's own methods stay: streamed object files", async (t) =>
   f.append(Buffer.from('x'));
   await f.commit('packs/data/00/00');
   t.equal((await b.get('packs/data/00/00')).toString(), 'x');
+  // Methods the wrapper does not know are the backend's own, called on it.
+  const inner = new LocalBackend(tempDir(t, 'tsbak-warm-'));
+  const withExtra = Object.assign(inner, { now: async () => new Date(0), marker: 42 });
+  const w = withWarmStart(withExtra, { gets: [], lists: [] }) as typeof withExtra;
+  t.same(await w.now(), new Date(0));
+  t.equal(w.marker, 42);
+  t.ok('now' in w);
 });

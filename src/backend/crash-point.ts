@@ -4,6 +4,7 @@
 // a backup, forget, prune or repair at every step it takes, not at a moment picked by a
 // timer. Unset, openBackend returns the backend as it is.
 import type { Backend, ObjectFile, PutOptions } from './backend.js';
+import { forwardingRest } from './warm-start.js';
 
 export interface CrashPoint {
   at: number;
@@ -27,16 +28,7 @@ export function withCrashPoint(backend: Backend, point: CrashPoint): Backend {
     return r;
   }
   const b = backend;
-  return {
-    location: b.location,
-    putConcurrency: b.putConcurrency,
-    readConcurrency: b.readConcurrency,
-    get: b.get.bind(b),
-    readInto: b.readInto?.bind(b),
-    head: b.head.bind(b),
-    list: b.list.bind(b),
-    restore: b.restore?.bind(b),
-    close: b.close?.bind(b),
+  const front = {
     put: (name: string, data: Uint8Array, opts?: PutOptions) => change(() => b.put(name, data, opts)),
     delete: (name: string) => change(() => b.delete(name)),
     createObjectFile: b.createObjectFile
@@ -46,4 +38,5 @@ export function withCrashPoint(backend: Backend, point: CrashPoint): Backend {
         }
       : undefined,
   };
+  return forwardingRest(front, b) as unknown as Backend;
 }

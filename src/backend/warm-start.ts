@@ -10,7 +10,7 @@
 // has since put or deleted something under its prefix (then it lists again). A warm get
 // that failed is not served: the caller's get goes to the backend (the object may have
 // appeared since, and a transient error deserves the caller's own retries).
-import type { Backend, ObjectInfo, PutOptions, Range, RestoreTier } from './backend.js';
+import type { Backend, ObjectInfo, PutOptions, Range } from './backend.js';
 
 export interface WarmList {
   prefix: string;
@@ -130,13 +130,22 @@ class WarmStartBackend implements Backend {
   }
 }
 
-/** The backend, with the plan's reads already under way; optional methods kept as the backend has them. */
+/** The backend, with the plan's reads already under way; every other method is the backend's own. */
 export function withWarmStart(backend: Backend, plan: WarmStartPlan): Backend {
-  const w = new WarmStartBackend(backend, plan);
-  const b = backend as Backend;
-  return Object.assign(w, {
-    readInto: b.readInto?.bind(b),
-    createObjectFile: b.createObjectFile?.bind(b),
-    restore: b.restore ? (name: string, days: number, tier: RestoreTier) => b.restore!(name, days, tier) : undefined,
-  }) as Backend;
+  return forwardingRest(new WarmStartBackend(backend, plan), backend);
+}
+
+/**
+ * `front`, with whatever it does not define taken from `backend` (bound to it): the
+ * optional methods of the Backend interface a wrapper need not know about.
+ */
+export function forwardingRest<T extends object>(front: T, backend: Backend): T {
+  return new Proxy(front, {
+    get(target, prop, receiver) {
+      if (prop in target) return Reflect.get(target, prop, receiver);
+      const v = Reflect.get(backend, prop);
+      return typeof v === 'function' ? v.bind(backend) : v;
+    },
+    has: (target, prop) => prop in target || prop in backend,
+  });
 }
