@@ -27,6 +27,8 @@ export interface SnapshotInfo {
   stats: SnapshotStats;
   /** Estimated monthly storage cost added by this backup, USD (see src/glacier). */
   costUsd?: number;
+  /** The id of the snapshot this one replaces (`tsbak tag`, `tsbak repair snapshots`). */
+  original?: string;
 }
 
 export interface SnapshotEnvelope {

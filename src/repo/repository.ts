@@ -27,6 +27,7 @@ import { LOCKS } from './layout.js';
 import { initRepository, openRepository, type Credentials, type InitOptions } from './opening.js';
 import type { SnapshotFilter } from './snapshot-select.js';
 import { SnapshotStore, type Snapshot } from './snapshot-store.js';
+import { retagSnapshot } from './snapshot-retag.js';
 import { mapLimit } from './map-limit.js';
 
 export { mapLimit };
@@ -308,5 +309,9 @@ export class Repository {
   }
   findSnapshot(ref: string, opts: { filter?: SnapshotFilter; onWarning?: (message: string) => void } = {}): Promise<Snapshot> {
     return this.snapshots.findSnapshot(ref, opts);
+  }
+  /** Replaces the snapshot by one with these tags, signed by the master (snapshot-retag.ts); its id. */
+  retagSnapshot(snap: Snapshot, tags: string[]): Promise<string> {
+    return retagSnapshot(this.ctx, this.snapshots, snap, tags);
   }
 }
