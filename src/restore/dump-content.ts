@@ -38,9 +38,15 @@ function layout(repo: Repository, what: string, n: TreeNode): Array<{ at: number
   return plan;
 }
 
-/** The file's bytes, exactly n.size of them. `what` names it in errors. */
-export async function* fileBytes(repo: Repository, what: string, n: TreeNode): AsyncGenerator<Buffer> {
-  const plan = layout(repo, what, n);
+/**
+ * The file's bytes, exactly n.size of them. `what` names it in errors. Its layout is checked
+ * here, before any byte is given (an archive then holds no header of a file it cannot finish).
+ */
+export function fileBytes(repo: Repository, what: string, n: TreeNode): AsyncGenerator<Buffer> {
+  return stream(repo, what, n, layout(repo, what, n));
+}
+
+async function* stream(repo: Repository, what: string, n: TreeNode, plan: Array<{ at: number; id: Buffer; length: number }>): AsyncGenerator<Buffer> {
   const started: Array<Promise<Buffer>> = [];
   let next = 0;
   let aheadBytes = 0;
