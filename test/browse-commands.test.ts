@@ -217,6 +217,23 @@ t.test('dump: a file is its bytes; a directory as tar and zip extracts to the sa
   t.equal(spawnSync('unzip', ['-tq', path.join(tmp, 'a.zip')]).status, 0, 'unzip -t: every CRC checks');
 });
 
+t.test('dump: data that cannot be read stops it with exit 14, naming what is missing', async (t) => {
+  const repo = newRepo(t);
+  const src = path.join(tempDir(t), 'src');
+  mkdirSync(src);
+  writeFileSync(path.join(src, 'f'), randomBytes(200_000));
+  backup(repo, src);
+  const packs = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? packs(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+  for (const p of packs(path.join(repo, 'packs', 'data'))) rmSync(p);
+  const file = dump(repo, ['latest', `${src}/f`]);
+  t.equal(file.code, 14, file.err);
+  t.match(file.err, /pack packs\/data\/\S+ is missing .*run 'tsbak check'/);
+  const dir = dump(repo, ['latest', src]);
+  t.equal(dir.code, 14);
+  const x = spawnSync('tar', ['-t'], { input: dir.out });
+  t.not(x.status, 0, 'the archive is cut short: tar says so');
+});
+
 t.test('stats: restore-size, files-by-contents, raw-data', async (t) => {
   const repo = newRepo(t);
   const src = path.join(tempDir(t), 'src');
