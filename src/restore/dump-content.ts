@@ -42,17 +42,19 @@ function layout(repo: Repository, what: string, n: TreeNode): Array<{ at: number
  * The file's bytes, exactly n.size of them. `what` names it in errors. Its layout is checked
  * here, before any byte is given (an archive then holds no header of a file it cannot finish).
  */
-export function fileBytes(repo: Repository, what: string, n: TreeNode): AsyncGenerator<Buffer> {
-  return stream(repo, what, n, layout(repo, what, n));
+export function fileBytes(repo: Repository, what: string, n: TreeNode, preloaded?: Map<string, Buffer>): AsyncGenerator<Buffer> {
+  return stream(repo, what, n, layout(repo, what, n), preloaded);
 }
 
-async function* stream(repo: Repository, what: string, n: TreeNode, plan: Array<{ at: number; id: Buffer; length: number }>): AsyncGenerator<Buffer> {
+async function* stream(repo: Repository, what: string, n: TreeNode, plan: Array<{ at: number; id: Buffer; length: number }>, preloaded?: Map<string, Buffer>): AsyncGenerator<Buffer> {
   const started: Array<Promise<Buffer>> = [];
   let next = 0;
   let aheadBytes = 0;
   const fill = () => {
     while (next < plan.length && started.length < AHEAD && (started.length === 0 || aheadBytes + plan[next]!.length <= AHEAD_BYTES)) {
-      const p = repo.loadBlob(plan[next]!.id, undefined, { cache: false });
+      const id = plan[next]!.id;
+      const pre = preloaded?.get(id.toString('hex'));
+      const p = pre ? Promise.resolve(pre) : repo.loadBlob(id, undefined, { cache: false });
       p.catch(() => {}); // awaited in order below; this only keeps an early failure from being "unhandled"
       started.push(p);
       aheadBytes += plan[next]!.length;
