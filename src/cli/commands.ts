@@ -109,7 +109,7 @@ async function findNode(repo: Repository, snap: Snapshot, p: string): Promise<{ 
   return { node, subtree };
 }
 
-function modeString(n: TreeNode): string {
+export function modeString(n: TreeNode): string {
   const t = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', chardev: 'c', blockdev: 'b', socket: 's' }[n.type];
   const m = n.mode;
   const rwx = (b: number, s: boolean, sc: string) => `${b & 4 ? 'r' : '-'}${b & 2 ? 'w' : '-'}${s ? (b & 1 ? sc : sc.toUpperCase()) : b & 1 ? 'x' : '-'}`;

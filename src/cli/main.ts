@@ -36,6 +36,12 @@ const cmdPrune: Handler = async (a) => (await import('./prune.js')).cmdPrune(a);
 const cmdUnlock: Handler = async (a) => (await import('./unlock.js')).cmdUnlock(a);
 const cmdConfigSet: Handler = async (a) => (await import('./config.js')).cmdConfigSet(a);
 const cmdConfigShow: Handler = async (a) => (await import('./config.js')).cmdConfigShow(a);
+// find, diff, dump, stats, tag (issue 17)
+const cmdFind: Handler = async (a) => (await import('./find.js')).cmdFind(a);
+const cmdDiff: Handler = async (a) => (await import('./diff.js')).cmdDiff(a);
+const cmdDump: Handler = async (a) => (await import('./dump.js')).cmdDump(a);
+const cmdStats: Handler = async (a) => (await import('./stats.js')).cmdStats(a);
+const cmdTag: Handler = async (a) => (await import('./tag.js')).cmdTag(a);
 
 const repoOptions: Opts = {
   'password-file': { type: 'string', describe: 'read the repository passphrase from this file (or set TSBAK_PASSWORD)' },
@@ -105,6 +111,63 @@ const keepOptions: Opts = {
   'keep-within': { type: 'string', describe: "keep every snapshot less than this before the group's newest: e.g. 30d, 1y2m3d4h" },
   'keep-tag': { type: 'string', array: true, describe: 'keep snapshots with all of these comma-separated tags (repeatable: any)' },
 };
+/** --tag choosing snapshots (find, stats, tag, dump, diff): restic's form. */
+const tagSelect: Opts = { tag: { type: 'string', array: true, describe: "only snapshots with these tags: 'a,b' needs both, a repeated --tag is an alternative" } };
+
+/** find, diff, dump, stats, tag (issue 17): snapshots browsed and tagged without a mount. */
+const browseCommands: Command[] = [
+  {
+    usage: 'find <repo> <pattern..>',
+    describe: "which snapshots hold an entry matching a pattern (a glob on the name, or on the path when it holds '/'), with its type, size and mtime",
+    options: {
+      ...repoOptions,
+      ...selectOptions,
+      ...tagSelect,
+      snapshot: { alias: 's', type: 'string', array: true, describe: 'search only this snapshot (id, prefix or latest; repeatable; default: every snapshot the filters select)' },
+      'ignore-case': { alias: 'i', type: 'boolean', describe: 'match patterns case-insensitively' },
+      ...json,
+    },
+    run: (a) => run(cmdFind, a),
+  },
+  {
+    usage: 'diff <repo> <a> <b>',
+    describe: 'what changed from snapshot a to b: + added, - removed, M content, U metadata only, T type; with totals',
+    options: { ...repoOptions, ...selectOptions, ...tagSelect, ...json },
+    run: (a) => run(cmdDiff, a),
+  },
+  {
+    usage: 'dump <repo> <snapshot> <file>',
+    describe: "print a file of a snapshot to stdout, or a directory as a tar or zip archive ('/' for the whole snapshot)",
+    options: { ...repoOptions, ...selectOptions, ...tagSelect, archive: { alias: 'a', type: 'string', choices: ['tar', 'zip'], describe: 'archive format for a directory (default tar)' } },
+    run: (a) => run(cmdDump, a),
+  },
+  {
+    usage: 'stats <repo> [snapshot..]',
+    describe: 'sizes of snapshots: what a restore writes, distinct file contents, or the blobs stored for them',
+    options: {
+      ...repoOptions,
+      ...selectOptions,
+      ...tagSelect,
+      mode: { type: 'string', choices: ['restore-size', 'files-by-contents', 'raw-data'], describe: 'what to count (default restore-size)' },
+      ...json,
+    },
+    run: (a) => run(cmdStats, a),
+  },
+  {
+    usage: 'tag <repo> [snapshot..]',
+    describe: 'add, remove or set tags (full key): each changed snapshot is replaced by a new one signed by the master (new id, same content)',
+    options: {
+      ...repoOptions,
+      ...selectOptions,
+      ...tagSelect,
+      add: { type: 'string', array: true, describe: 'add these tags (a,b or repeated)' },
+      remove: { type: 'string', array: true, describe: 'remove these tags' },
+      set: { type: 'string', array: true, describe: 'replace the tags with these' },
+      ...json,
+    },
+    run: (a) => run(cmdTag, a),
+  },
+];
 
 const TSBAK: Command = {
   usage: 'tsbak',
@@ -204,6 +267,8 @@ const TSBAK: Command = {
       options: { ...repoOptions, 'remove-all': { type: 'boolean', describe: 'remove every lock, also those of processes at work (only when none is)' }, ...json },
       run: (a) => run(cmdUnlock, a),
     },
+    ...browseCommands,
+    { usage: 'check <repo>', describe: 'verify the repository', options: { ...repoOptions, 'read-data': { type: 'boolean', describe: 'also read and verify every blob' }, ...json }, run: (a) => run(cmdCheck, a) },
     {
       usage: 'mount <repo> <mountpoint>',
       describe: 'mount the repository read-only, in the foreground (mount.tsbak for the background and /etc/fstab)',

@@ -27,7 +27,7 @@ export interface SnapshotInfo {
   stats: SnapshotStats;
   /** Estimated monthly storage cost added by this backup, USD (see src/glacier). */
   costUsd?: number;
-  /** `tsbak repair snapshots`: the id of the snapshot this one repairs. */
+  /** The id of the snapshot this one replaces (`tsbak tag`, `tsbak repair snapshots`). */
   original?: string;
 }
 

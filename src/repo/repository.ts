@@ -27,6 +27,7 @@ import { LockManager, type LockHandle, type LockInfo, type LockOptions } from '.
 import { initRepository, openRepository, type Credentials, type InitOptions } from './opening.js';
 import type { SnapshotFilter } from './snapshot-select.js';
 import { SnapshotStore, type Snapshot } from './snapshot-store.js';
+import { retagSnapshot } from './snapshot-retag.js';
 import { mapLimit } from './map-limit.js';
 import { loadStorageClasses, setStorageClasses, type ClassChange } from './storage-classes.js';
 
@@ -367,5 +368,9 @@ export class Repository {
   }
   findSnapshot(ref: string, opts: { filter?: SnapshotFilter; onWarning?: (message: string) => void } = {}): Promise<Snapshot> {
     return this.snapshots.findSnapshot(ref, opts);
+  }
+  /** Replaces the snapshot by one with these tags, signed by the master (snapshot-retag.ts); its id. */
+  retagSnapshot(snap: Snapshot, tags: string[]): Promise<string> {
+    return retagSnapshot(this.ctx, this.snapshots, snap, tags);
   }
 }
