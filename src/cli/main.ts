@@ -30,6 +30,7 @@ const cmdCost: Handler = async (a) => (await import('./cost.js')).cmdCost(a);
 const cmdMount: Handler = async (a) => (await import('./mount.js')).cmdMount(a);
 
 const repoOptions: Opts = {
+  repo: { alias: 'r', type: 'string', describe: 'the repository (also TSBAK_REPOSITORY); the positional <repo> is then left out' },
   'password-file': { type: 'string', describe: 'read the repository passphrase from this file (or set TSBAK_PASSWORD)' },
   'key-file': { type: 'string', describe: 'use a write-only key file instead of the passphrase' },
   's3-endpoint': { type: 'string', describe: 'S3-compatible endpoint URL (also AWS_ENDPOINT_URL_S3)' },

@@ -10,6 +10,7 @@ import { attachColdStorage } from '../glacier/cold-store.js';
 import { defaultCacheRoot } from '../repo/cache-root.js';
 import { getPassword, givenPassword, type SecretArgs } from './secrets.js';
 import { parseSize } from './size.js';
+import { makeDirs } from '../platform/make-dirs.js';
 
 export interface RepoArgs extends SecretArgs {
   repo: string;
@@ -41,6 +42,7 @@ export function s3Options(a: RepoArgs): S3Options {
  * never load the index: snapshots, key).
  */
 export async function openRepo(a: RepoArgs, opts: { index?: boolean } = {}): Promise<Repository> {
+  if (a.cacheDir !== undefined && !a.noCache) await checkCacheDir(a.cacheDir);
   const repo = await openRepoOnly(a, opts.index === false ? 'keys' : 'index');
   repo.onWarning = (m) => process.stderr.write(`${programName}: warning: ${m}\n`);
   repo.trustWriters = !!a.trustWriters || process.env.TSBAK_TRUST_WRITERS === '1';
@@ -50,6 +52,15 @@ export async function openRepo(a: RepoArgs, opts: { index?: boolean } = {}): Pro
   repo.useTreeCache(a.noCache || repo.backend.createObjectFile ? null : a.cacheDir ?? defaultCacheRoot(), treeCacheBytes);
   attachColdStorage(repo, { cacheDir: a.cacheDir, cacheBytes: a.packCacheSize !== undefined ? parseSize(a.packCacheSize, '--pack-cache-size') : undefined });
   return repo;
+}
+
+/** A --cache-dir that cannot be made fails the command at once (the caches would otherwise go quietly unused). */
+async function checkCacheDir(dir: string): Promise<void> {
+  try {
+    await makeDirs(dir, 0o700);
+  } catch (e: any) {
+    throw new TsbakError('USAGE', `--cache-dir ${dir}: ${e.code === 'ENOENT' || e.code === 'EEXIST' ? 'its file system refuses new directories there' : (e.code ?? e.message)}; choose another directory`);
+  }
 }
 
 /** Warnings of opening (an unsigned config), on stderr, prefixed by the program's name. */

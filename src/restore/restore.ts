@@ -19,6 +19,7 @@ import { pathOf, restoreSmallFiles, type SmallFile, type SmallFilesResult } from
 import { ReadPlan, type PlanOptions, type SealedBlobsRead } from './read-plan.js';
 import { TreeAhead } from './tree-ahead.js';
 import { TreeBatchLoader } from '../repo/tree-batch.js';
+import { makeDirs } from '../platform/make-dirs.js';
 
 export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   target: string;
@@ -64,7 +65,7 @@ export async function restoreSnapshot(repo: Repository, snap: Snapshot, opts: Re
   const r = new RestoreRun(repo, opts);
   // Of a blob's copies, the one its snapshot's signer listed is read first (THREAT-MODEL.md).
   repo.preferSigner(snap.signer?.id ?? null);
-  await fsp.mkdir(opts.target, { recursive: true });
+  await makeDirs(opts.target);
   await r.run(root, rootId, Buffer.from(path.resolve(opts.target)));
   r.result.reads = r.reads;
   return r.result;
