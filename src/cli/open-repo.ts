@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { programName } from './output.js';
 import * as path from 'node:path';
-import { openBackend, type S3Options } from '../backend/open.js';
+import { isLocalAddress, openBackend, type S3Options } from '../backend/open.js';
+import type { Backend } from '../backend/backend.js';
 import { Repository } from '../repo/repository.js';
 import { isWriterKeyFile } from '../repo/keys.js';
 import { TsbakError } from '../errors.js';
@@ -68,8 +69,19 @@ function openWarning(message: string): void {
   process.stderr.write(`${path.basename(process.argv[1] ?? 'tsbak').replace(/^entry-|\.js$/g, '')}: warning: ${message}\n`);
 }
 
+/**
+ * The backend the repository address names. A bare name (`relrepo`) is an S3 bucket, as it
+ * always was; one line on stderr says so, since a restic user may mean a local directory.
+ */
+export async function openRepoBackend(a: RepoArgs): Promise<Backend> {
+  if (!isLocalAddress(a.repo) && a.repo !== '.' && a.repo !== '..' && !a.repo.includes('://')) {
+    process.stderr.write(`${programName}: '${a.repo}' is taken as the S3 bucket s3://${a.repo} (write ./${a.repo} for a local directory, or s3://${a.repo} to silence this)\n`);
+  }
+  return openBackend(a.repo, s3Options(a));
+}
+
 async function openRepoOnly(a: RepoArgs, warmStart: 'keys' | 'index'): Promise<Repository> {
-  const backend = await openBackend(a.repo, s3Options(a));
+  const backend = await openRepoBackend(a);
   const common = { cacheRoot: a.noCache ? null : a.cacheDir ?? defaultCacheRoot(), onWarning: openWarning, warmStart };
   if (a.keyFile) {
     let content: unknown;
