@@ -97,13 +97,13 @@ const TSBAK: Command = {
       describe: 'create a repository',
       options: {
         ...repoOptions,
-        compression: { type: 'number', describe: 'zstd level, -7 (fastest) to 22 (smallest); 0 = none', default: 3 },
+        compression: { type: 'number', describe: 'zstd level, 1 (fastest) to 22 (smallest); 0 = none', default: 3 },
         'data-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'], describe: 'S3 storage class of data packs' },
         'pack-size': { type: 'number', describe: 'target data pack size in MiB (default 16, 64 for cold classes)' },
       },
       run: (a) => run(cmdInit, a),
     },
-    { usage: 'backup <repo> <paths..>', describe: 'back up paths (same as tsbak-write)', options: writeOptions, run: (a) => run(cmdWrite, a) },
+    { usage: 'backup <repo> [paths..]', describe: 'back up paths (same as tsbak-write)', options: writeOptions, run: (a) => run(cmdWrite, a) },
     { usage: 'snapshots <repo>', describe: 'list snapshots, with who signed each', options: { ...repoOptions, ...json, ...selectOptions, latest: { type: 'number', describe: 'only the N newest snapshots of each host and set of paths' } }, run: (a) => run(cmdSnapshots, a) },
     { usage: 'ls <repo> <snapshot> [dir]', describe: 'list files in a snapshot', options: { ...repoOptions, ...selectOptions, long: { alias: 'l', type: 'boolean' }, ...json }, run: (a) => run(cmdLs, a) },
     {
@@ -195,7 +195,7 @@ const TSBAK: Command = {
   ],
 };
 
-const TSBAK_WRITE: Command = { usage: 'tsbak-write <repo> <paths..>', describe: 'back up paths into a repository', options: writeOptions, run: (a) => run(cmdWrite, a) };
+const TSBAK_WRITE: Command = { usage: 'tsbak-write <repo> [paths..]', describe: 'back up paths into a repository', options: writeOptions, run: (a) => run(cmdWrite, a) };
 
 /** The name errors are prefixed with: the command the user typed. */
 let progName = 'tsbak';

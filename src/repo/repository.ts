@@ -19,6 +19,7 @@ import type { BlobIndex, BlobLocation, PackRef } from './blob-index.js';
 import { TreeBatchLoader } from './tree-batch.js';
 import { BlobReader, type SealedBatch } from './blob-reader.js';
 import { BlobWriter } from './blob-writer.js';
+import { DryRunWriter } from './dry-run-writer.js';
 import { ColdFacade, type BlobState, type ColdOptions, type ColdPack, type ColdPackStatus, type ColdStorage, type StorageKind, type WaitOptions, type WarmOptions, type WarmResult } from './cold-facade.js';
 import { RepoContext } from './context.js';
 import { IndexStore, type IndexProblem } from './index-store.js';
@@ -40,7 +41,8 @@ export type { BlobState, ColdOptions, ColdPack, ColdPackStatus, ColdStorage, Wai
 export class Repository {
   private readonly keys: KeyStore;
   private readonly indexes: IndexStore;
-  private readonly writer: BlobWriter;
+  private writer: BlobWriter | DryRunWriter;
+  private dryRun = false;
   private readonly reader: BlobReader;
   private readonly snapshots: SnapshotStore;
   private readonly colds: ColdFacade;
@@ -149,7 +151,15 @@ export class Repository {
     return this.indexes.locate(id);
   }
 
-  // ---- writing (blob-writer.ts) ----
+  // ---- writing (blob-writer.ts; dry-run-writer.ts) ----
+  /** From now on blobs are hashed and counted, never stored, and lock() writes no lock: backup --dry-run. */
+  startDryRun(): void {
+    this.dryRun = true;
+    this.writer = new DryRunWriter(this.ctx, this.indexes);
+  }
+  get isDryRun(): boolean {
+    return this.dryRun;
+  }
   get objectsWritten(): BlobWriter['objectsWritten'] {
     return this.writer.objectsWritten;
   }
@@ -183,6 +193,7 @@ export class Repository {
 
   /** Takes a non-exclusive lock (locks/<random>): tells prune and other tools a writer is at work. */
   async lock(): Promise<() => Promise<void>> {
+    if (this.dryRun) return async () => {};
     const name = `${LOCKS}${randomBytes(16).toString('hex')}`;
     const body = { host: hostname(), pid: process.pid, time: new Date().toISOString(), exclusive: false };
     await this.ctx.backend.put(name, Buffer.from(JSON.stringify(body)));
@@ -292,6 +303,7 @@ export class Repository {
 
   // ---- snapshots (snapshot-store.ts) ----
   saveSnapshot(info: SnapshotInfo): Promise<string> {
+    if (this.dryRun) throw new Error('a dry run writes no snapshot');
     return this.snapshots.saveSnapshot(info);
   }
   listSnapshotIds(): Promise<string[]> {
