@@ -135,6 +135,11 @@ t.test('backup --stdin --stdin-filename: stdin stored as one file, restored byte
   t.same(snap.tags, ['db']);
   ok(t, run('tsbak', ['restore', repo, 'latest', '--target', path.join(dir, 'out'), '--verify']), 'restore');
   t.equal(readFileSync(path.join(dir, 'out', 'db.sql'), 'utf8'), data);
+  const before = objects(repo);
+  const dry = run('tsbak', ['backup', repo, '--stdin', '--dry-run', '--json'], {}, 'fresh bytes');
+  ok(t, dry, 'stdin dry run');
+  t.same([lastJson(dry.stdout).dry_run, lastJson(dry.stdout).bytes_read], [true, 11]);
+  t.same(objects(repo), before, 'a dry run of stdin writes nothing');
   const def = run('tsbak', ['backup', repo, '--stdin'], {}, 'hello');
   ok(t, def, 'default name');
   t.same(snapshots(repo)[1]!.paths, ['/stdin']);
