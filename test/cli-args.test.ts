@@ -94,6 +94,65 @@ t.test('help and version', async (t) => {
   t.equal(parse('put', 'r', '--', '--help').kind, 'run', '--help after -- is a path');
 });
 
+// A program whose commands take the repository from --repo/-r or TSBAK_REPOSITORY too.
+const REPO_PROG: Command = {
+  usage: 'prog',
+  describe: 'a program',
+  subcommands: [
+    { usage: 'put <repo> <paths..>', describe: 'put', options: { repo: { alias: 'r', type: 'string' }, tag: { type: 'string', array: true } }, run: go },
+    { usage: 'ls <repo> <snapshot> [dir]', describe: 'ls', options: { repo: { alias: 'r', type: 'string' } }, run: go },
+    { usage: 'list <repo>', describe: 'list', options: { repo: { alias: 'r', type: 'string' } }, run: go },
+    { usage: 'opt <repo> [paths..]', describe: 'optional list', options: { repo: { alias: 'r', type: 'string' } }, run: go },
+    { usage: 'plain <repo> <x>', describe: 'no repo option', run: go },
+  ],
+};
+const withEnv = (env: Record<string, string>, ...argv: string[]) => {
+  const r = parseCommandLine('prog', REPO_PROG, argv, env);
+  if (r.kind !== 'run') throw new Error(`not a run: ${r.kind}`);
+  return r.args;
+};
+const repoUsage = (t: Test, env: Record<string, string>, argv: string[], message: RegExp) => {
+  try {
+    parseCommandLine('prog', REPO_PROG, argv, env);
+    t.fail(`${argv.join(' ')}: no usage error`);
+  } catch (e) {
+    t.ok(e instanceof UsageError, `${argv.join(' ')}: a usage error`);
+    t.match((e as Error).message, message);
+  }
+};
+
+t.test('the repository from --repo, -r or TSBAK_REPOSITORY: the positional <repo> is left out', async (t) => {
+  const none = {};
+  const env = { TSBAK_REPOSITORY: '/env/repo' };
+  // Without either, the first word is the repository, as before.
+  t.same(withEnv(none, 'ls', '/r', 'latest', '/dir'), { repo: '/r', snapshot: 'latest', dir: '/dir' });
+  t.same(withEnv(none, 'list', '/r'), { repo: '/r' });
+  // --repo / -r: every word is the command's other positionals.
+  t.same(withEnv(none, 'ls', '--repo', '/o', 'latest'), { repo: '/o', snapshot: 'latest' });
+  t.same(withEnv(none, 'ls', 'latest', '/dir', '-r', '/o'), { repo: '/o', snapshot: 'latest', dir: '/dir' });
+  t.same(withEnv(none, 'list', '-r', '/o'), { repo: '/o' });
+  t.same(withEnv(none, 'put', '-r', '/o', 'a', 'b'), { repo: '/o', paths: ['a', 'b'] });
+  t.same(withEnv(none, 'opt', '-r', '/o'), { repo: '/o', paths: [] });
+  t.same(withEnv(none, 'opt', '-r', '/o', 'p'), { repo: '/o', paths: ['p'] });
+  // The environment, the same; --repo wins over it.
+  t.same(withEnv(env, 'ls', 'latest'), { repo: '/env/repo', snapshot: 'latest' });
+  t.same(withEnv(env, 'list'), { repo: '/env/repo' });
+  t.same(withEnv(env, 'put', 'a'), { repo: '/env/repo', paths: ['a'] });
+  t.same(withEnv(env, 'ls', '-r', '/o', 'latest', 'd'), { repo: '/o', snapshot: 'latest', dir: 'd' });
+  t.same(withEnv({ TSBAK_REPOSITORY: '' }, 'list', '/r'), { repo: '/r' }, 'an empty variable is unset');
+  // A command without a repo option ignores the environment.
+  t.same(withEnv(env, 'plain', '/r', 'x'), { repo: '/r', x: 'x' });
+  // Named both ways: refused, naming where the repository came from.
+  repoUsage(t, none, ['list', '-r', '/o', '/r'], /unexpected argument '\/r' \(the repository comes from --repo/);
+  repoUsage(t, env, ['list', '/r'], /unexpected argument '\/r' \(the repository comes from TSBAK_REPOSITORY/);
+  repoUsage(t, env, ['ls'], /missing <snapshot>/);
+  repoUsage(t, none, ['list'], /missing <repo> \(or give --repo, or set TSBAK_REPOSITORY\)/);
+  repoUsage(t, none, ['list', '--repo', ''], /--repo is empty/);
+  repoUsage(t, none, ['put', '-r', '/o'], /missing <paths\.\.>/);
+  const help = parseCommandLine('prog', REPO_PROG, ['ls', '--help'], none);
+  t.match(help.kind === 'help' ? help.text : '', /<repo> is left out when --repo or TSBAK_REPOSITORY names the repository/);
+});
+
 t.test('the programs: exit 2 and one pointer to the help on bad usage; help on stdout', async (t) => {
   const bad = run('tsbak', ['restore', '/nonexistent-repo', 'latest']);
   t.equal(bad.code, 2);
@@ -103,7 +162,7 @@ t.test('the programs: exit 2 and one pointer to the help on bad usage; help on s
   t.match(bogus.stderr, /^tsbak-write: Unknown option '--bogus'/);
   const help = run('tsbak-write', ['--help']);
   t.equal(help.code, 0);
-  t.match(help.stdout, /Usage: tsbak-write <repo> <paths\.\.> \[options\][\s\S]*--exclude <string> \.\.\./);
+  t.match(help.stdout, /Usage: tsbak-write <repo> \[paths\.\.\] \[options\][\s\S]*--exclude <string> \.\.\./);
   const version = run('tsbak', ['--version']);
   t.equal(version.stdout.trim(), '0.1.0');
 });

@@ -8,6 +8,28 @@ import { randomBytes } from 'node:crypto';
 import type { Unfinished, Backend, ObjectFile, ObjectInfo, PutOptions, Range } from './backend.js';
 import { NotFoundError, TsbakError } from '../errors.js';
 
+/**
+ * mkdir -p without node's `recursive: true`, which spins forever where mkdir says ENOENT
+ * under an existing parent (/proc/x). The same as platform/make-dirs.ts, which backend may
+ * not import.
+ */
+async function makeDirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); !(await fsp.stat(d).catch(() => null)); d = path.dirname(d)) {
+    if (d === path.dirname(d)) break;
+    missing.push(d);
+  }
+  for (const d of missing.reverse()) {
+    try {
+      await fsp.mkdir(d);
+    } catch (e: any) {
+      if (e.code === 'EEXIST' && (await fsp.stat(d).catch(() => null))?.isDirectory()) continue;
+      if (e.code === 'ENOENT' || e.code === 'EEXIST') throw new TsbakError('USAGE', `cannot create directory ${d}: its file system refuses new directories there (${e.code}); choose a directory elsewhere`);
+      throw e;
+    }
+  }
+}
+
 const SYNC_READ_MAX = 1 << 20;
 const FD_CACHE = 64;
 
@@ -39,7 +61,7 @@ export class LocalBackend implements Backend {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
-    await fsp.mkdir(dir, { recursive: true });
+    await makeDirs(dir);
     this.madeDirs.add(dir);
   }
 

@@ -524,7 +524,7 @@ export class S3Backend implements Backend {
       return mk(`bucket ${this.bucket} is in another region than the one in use (${i.name}): set --region or AWS_REGION`, false);
     }
     if (!i.status && (i.errno && TRANSIENT_ERRNO.has(i.errno) || i.name === 'TimeoutError' || /socket hang up|timed? ?out/i.test(i.message))) {
-      return mk(`cannot reach S3 at ${this.endpointDesc} for bucket ${this.bucket} (${i.errno ?? i.name}): check the network, or the endpoint (--endpoint / AWS_ENDPOINT_URL_S3)`, true);
+      return mk(`cannot reach S3 at ${this.endpointDesc} for bucket ${this.bucket} (${i.errno ?? i.name}): check the network, or the endpoint (--s3-endpoint / AWS_ENDPOINT_URL_S3)`, true);
     }
     if (!i.status && (i.errno === 'ENOTFOUND' || i.errno === 'EPROTO' || i.errno === 'CERT_HAS_EXPIRED' || /certificate/i.test(i.message))) {
       return mk(`cannot connect to S3 at ${this.endpointDesc} for bucket ${this.bucket} (${i.errno ?? i.name}): check the endpoint name and the network`, false);

@@ -50,18 +50,26 @@ function positionals(usage: string): Positional[] {
 
 const nameOf = (c: Command): string => c.usage.split(' ')[0]!;
 
+/**
+ * The repository may come from `--repo`/`-r` or the environment (TSBAK_REPOSITORY, as
+ * restic's RESTIC_REPOSITORY) instead of the first positional word: a command whose usage
+ * starts with `<repo>` and that declares a `repo` option then takes its other positionals
+ * only (`tsbak ls latest`). The option wins over the environment.
+ */
+export const REPO_ENV = 'TSBAK_REPOSITORY';
+
 /** Parses argv against `program` (a command, or a list of subcommands under it). */
-export function parseCommandLine(prog: string, program: Command, argv: string[]): Result {
+export function parseCommandLine(prog: string, program: Command, argv: string[], env: NodeJS.ProcessEnv = process.env): Result {
   const at = { path: prog };
   try {
-    return parse(program, argv, at);
+    return parse(program, argv, at, env);
   } catch (e) {
     if (e instanceof UsageError) e.command = at.path;
     throw e;
   }
 }
 
-function parse(program: Command, argv: string[], at: { path: string }): Result {
+function parse(program: Command, argv: string[], at: { path: string }, env: NodeJS.ProcessEnv): Result {
   let command = program;
   let path = at.path;
   let rest = argv;
@@ -109,14 +117,25 @@ function parse(program: Command, argv: string[], at: { path: string }): Result {
     args[camel(k)] = v;
   }
   const words = [...parsed.positionals];
+  // The repository named by --repo or TSBAK_REPOSITORY: the positional <repo> is left out.
+  let repoFrom: string | null = null;
+  if (opts.repo && positionals(command.usage)[0]?.name === 'repo') {
+    if (args.repo !== undefined) repoFrom = '--repo';
+    else if (env[REPO_ENV]) {
+      args.repo = env[REPO_ENV];
+      repoFrom = REPO_ENV;
+    }
+    if (repoFrom !== null && args.repo === '') throw new UsageError(`${repoFrom} is empty: name the repository`);
+  }
   for (const p of positionals(command.usage)) {
+    if (repoFrom !== null && p.name === 'repo') continue;
     if (p.list) {
       if (p.required && !words.length) throw new UsageError(`missing <${p.name}..>`);
       args[camel(p.name)] = words.splice(0);
     } else if (words.length) args[camel(p.name)] = words.shift();
-    else if (p.required) throw new UsageError(`missing <${p.name}>`);
+    else if (p.required) throw new UsageError(`missing <${p.name}>${p.name === 'repo' && opts.repo ? ` (or give --repo, or set ${REPO_ENV})` : ''}`);
   }
-  if (words.length) throw new UsageError(`unexpected argument '${words[0]}'`);
+  if (words.length) throw new UsageError(`unexpected argument '${words[0]}'${repoFrom ? ` (the repository comes from ${repoFrom}: name it there or here, not both)` : ''}`);
   return { kind: 'run', command, args };
 }
 
@@ -130,6 +149,7 @@ function help(path: string, c: Command): string {
     lines.push('', `'${path} <command> --help' for a command's options.`);
   }
   const opts = Object.entries(c.options ?? {});
+  if (c.options?.repo && positionals(c.usage)[0]?.name === 'repo') lines.push('', `<repo> is left out when --repo or ${REPO_ENV} names the repository.`);
   if (opts.length) {
     lines.push('', 'Options:');
     const flag = ([k, o]: [string, Opt]): string => `${o.alias ? `-${o.alias}, ` : '    '}--${k}${o.type === 'boolean' ? '' : ` <${o.type}>`}${o.array ? ' ...' : ''}`;

@@ -1,7 +1,6 @@
 // The repository commands: init, snapshots, ls, restore, check, key. Backup is in write.ts.
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { openBackend } from '../backend/open.js';
 import { Repository, type Snapshot } from '../repo/repository.js';
 import { checkRepository } from '../repo/check.js';
 import { TreePrefetch } from '../repo/tree-prefetch.js';
@@ -11,14 +10,18 @@ import type { StorageClass } from '../backend/backend.js';
 import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
 import { parseDataSubset } from './data-subset.js';
-import { openRepo, s3Options, type RepoArgs } from './open-repo.js';
+import { openRepo, openRepoBackend, s3Options, type RepoArgs } from './open-repo.js';
 import { fmtBytes, ProgressLine, table } from './output.js';
-import { getAddedPassword, getNewPassword, givenPassword, promptHidden } from './secrets.js';
+import { getAddedPassword, getNewPassword, givenPassword, promptHidden, readPasswordFile } from './secrets.js';
 import { prepareColdData, type ColdArgs } from './warm.js';
 import { coldPacksForCheck } from './check-cold.js';
 import { cleanUpOnSignals } from './interrupt.js';
 import { findSnapshot, signerLabel, snapshotFilter, type SelectArgs } from './select.js';
 import { isFuture, matchesFilter } from '../repo/snapshot-select.js';
+import { isUtf8 } from 'node:buffer';
+import { buildPathMatcher } from '../writer/exclude-rules.js';
+import { walkSelection } from '../restore/selection.js';
+import { verifyRestore, type VerifyResult } from '../restore/verify.js';
 
 const out = (s: string) => process.stdout.write(s + '\n');
 
@@ -31,7 +34,9 @@ export interface InitArgs extends RepoArgs {
 }
 
 export async function cmdInit(a: InitArgs): Promise<number> {
-  const backend = await openBackend(a.repo, s3Options(a));
+  // zstd's levels 1..22; 0 (and below: tsbak does not use zstd's fast negative levels) stores uncompressed.
+  if (a.compression !== undefined && !(Number.isInteger(a.compression) && a.compression >= 0 && a.compression <= 22)) throw new TsbakError('USAGE', `--compression ${a.compression}: give a zstd level from 1 (fastest) to 22 (smallest), or 0 for none`);
+  const backend = await openRepoBackend(a);
   const password = await getNewPassword(a);
   const cold = a.dataClass === 'GLACIER' || a.dataClass === 'DEEP_ARCHIVE';
   const dataPack = (a.packSize ?? (cold ? 64 : 16)) << 20;
@@ -68,13 +73,29 @@ function shortId(id: string): string {
   return id.slice(0, 8);
 }
 
-export async function cmdSnapshots(a: RepoArgs & SelectArgs & { json?: boolean; tag?: string[] }): Promise<number> {
+/** The `n` newest of each host and set of paths (restic's --latest), in the list's order (oldest first). */
+function latestPerGroup(snaps: Snapshot[], n: number): Snapshot[] {
+  const kept = new Set<Snapshot>();
+  const count = new Map<string, number>();
+  for (let i = snaps.length - 1; i >= 0; i--) {
+    const s = snaps[i]!;
+    const key = JSON.stringify([s.info.host, [...s.info.paths].sort()]);
+    const c = count.get(key) ?? 0;
+    if (c >= n) continue;
+    count.set(key, c + 1);
+    kept.add(s);
+  }
+  return snaps.filter((s) => kept.has(s));
+}
+
+export async function cmdSnapshots(a: RepoArgs & SelectArgs & { json?: boolean; latest?: number }): Promise<number> {
+  if (a.latest !== undefined && !(Number.isInteger(a.latest) && a.latest >= 1)) throw new TsbakError('USAGE', `--latest ${a.latest}: give a whole number of snapshots, 1 or more`);
   const repo = await openRepo(a, { index: false });
   const bad: string[] = [];
   let snaps = await repo.listSnapshots((id, e) => bad.push(`snapshot ${shortId(id)}: ${(e as Error).message}`));
   const filter = snapshotFilter(a);
   snaps = snaps.filter((s) => matchesFilter(s, filter));
-  if (a.tag?.length) snaps = snaps.filter((s) => a.tag!.every((t) => s.info.tags.includes(t)));
+  if (a.latest !== undefined) snaps = latestPerGroup(snaps, a.latest);
   const now = Date.now();
   if (a.json) out(JSON.stringify(snaps.map((s) => ({ id: s.id, short_id: shortId(s.id), ...s.info, signer: s.signer, future: isFuture(s.info, now) }))));
   else {
@@ -158,13 +179,16 @@ export async function cmdLs(a: RepoArgs & SelectArgs & { snapshot: string; dir?:
 }
 
 export async function cmdRestore(
-  a: ColdArgs & SelectArgs & { snapshot: string; target: string; include?: string[]; json?: boolean; noOwner?: boolean; securityXattrs?: boolean; mapByName?: boolean; noWait?: boolean },
+  a: ColdArgs &
+    SelectArgs & { snapshot: string; target: string; include?: string[]; exclude?: string[]; iexclude?: string[]; dryRun?: boolean; verify?: boolean; json?: boolean; noOwner?: boolean; securityXattrs?: boolean; mapByName?: boolean; noWait?: boolean },
 ): Promise<number> {
+  const exclude = buildPathMatcher(a.exclude, a.iexclude);
   const repo = await openRepo(a);
   const snap = await findSnapshot(repo, a.snapshot, a);
   await repo.loadIndex();
   // An --include that names nothing would restore nothing and "succeed": exit 16 instead.
   for (const inc of a.include ?? []) await findNode(repo, snap, path.posix.resolve('/', inc));
+  if (a.dryRun) return restoreDryRun(repo, snap, a, exclude);
   // Data in Glacier/Deep Archive: request every restore needed in one batch, then wait for
   // them, or (--no-wait) stop with EXIT.COLD_PENDING; the next run resumes (journaled).
   const cold = await prepareColdData(repo, snap, a.include, a, { wait: !a.noWait, defaultTier: 'Standard' });
@@ -180,6 +204,7 @@ export async function cmdRestore(
   const res = await restoreSnapshot(repo, snap, {
     target: a.target,
     include: a.include,
+    exclude,
     owner: a.noOwner ? false : undefined,
     securityXattrs: a.securityXattrs,
     mapByName: a.mapByName,
@@ -194,11 +219,57 @@ export async function cmdRestore(
     },
   });
   progress.clear();
-  const summary = { snapshot: snap.id, target: a.target, files: res.files, dirs: res.dirs, bytes: res.bytes, errors: res.errors, durationMs: Date.now() - start };
+  let verified: VerifyResult | undefined;
+  if (a.verify) {
+    let n = 0;
+    verified = await verifyRestore(repo, snap, path.resolve(a.target), { include: a.include, exclude }, () => progress.update(`verified ${++n} files`));
+    progress.clear();
+    for (const m of verified.mismatches) process.stderr.write(`tsbak: verify: ${m.path}: ${m.message}\n`);
+  }
+  const summary = {
+    snapshot: snap.id,
+    target: a.target,
+    files: res.files,
+    dirs: res.dirs,
+    bytes: res.bytes,
+    errors: res.errors,
+    durationMs: Date.now() - start,
+    ...(verified ? { verified: { files: verified.files, bytes: verified.bytes, mismatches: verified.mismatches } } : {}),
+  };
   if (a.json) out(JSON.stringify(summary));
-  else out(`restored snapshot ${shortId(snap.id)} to ${a.target}: ${res.files} files, ${res.dirs} dirs, ${fmtBytes(res.bytes)}${res.errors.length ? `, ${res.errors.length} errors` : ''}`);
-  // Entries the snapshot's trees hold but no restore may trust are damage (14); files that could not be read or written, partial (3).
-  return res.errors.some((e) => e.damage) ? EXIT.CORRUPT : res.errors.length ? EXIT.PARTIAL : EXIT.OK;
+  else {
+    out(`restored snapshot ${shortId(snap.id)} to ${a.target}: ${res.files} files, ${res.dirs} dirs, ${fmtBytes(res.bytes)}${res.errors.length ? `, ${res.errors.length} errors` : ''}`);
+    if (verified) out(`verified ${verified.files} files, ${fmtBytes(verified.bytes)}: ${verified.mismatches.length ? `${verified.mismatches.length} differ from the snapshot (see above)` : 'all as in the snapshot'}`);
+  }
+  // Entries the snapshot's trees hold but no restore may trust are damage (14), as are files
+  // that read back differently (--verify); files that could not be read or written, partial (3).
+  return res.errors.some((e) => e.damage) || verified?.mismatches.length ? EXIT.CORRUPT : res.errors.length ? EXIT.PARTIAL : EXIT.OK;
+}
+
+/** restore --dry-run: what would be restored, one path a line (or in --json), nothing written. */
+async function restoreDryRun(repo: Repository, snap: Snapshot, a: { include?: string[]; json?: boolean; target: string }, exclude: ((p: Buffer, isDir: boolean) => boolean) | undefined): Promise<number> {
+  let files = 0;
+  let dirs = 0;
+  let bytes = 0;
+  const paths: string[] = [];
+  await walkSelection(repo, snap, { include: a.include, exclude }, (p, node) => {
+    if (node.type === 'dir') dirs++;
+    else if (node.type === 'file') {
+      files++;
+      bytes += node.size;
+    }
+    if (a.json) paths.push(p.toString());
+    else out(`would restore ${quoteName(p)}`);
+  });
+  if (a.json) out(JSON.stringify({ dry_run: true, snapshot: snap.id, target: a.target, files, dirs, bytes, paths }));
+  else out(`would restore snapshot ${shortId(snap.id)} to ${a.target}: ${files} file${files === 1 ? '' : 's'}, ${dirs} dir${dirs === 1 ? '' : 's'}, ${fmtBytes(bytes)}`);
+  return EXIT.OK;
+}
+
+/** A path for a line of output: control characters and bytes that are not UTF-8 escaped, so one line is one path. */
+function quoteName(p: Buffer): string {
+  const s = p.toString();
+  return isUtf8(p) && !/[\x00-\x1f\x7f]/.test(s) ? s : JSON.stringify(p.toString('latin1')).slice(1, -1);
 }
 
 export async function cmdCheck(a: ColdArgs & { readData?: boolean; readDataSubset?: string }): Promise<number> {
@@ -240,10 +311,15 @@ export async function cmdCheck(a: ColdArgs & { readData?: boolean; readDataSubse
   return r.errors.length ? EXIT.CORRUPT : coldNotRead.packs ? EXIT.COLD_PENDING : EXIT.OK;
 }
 
-export async function cmdKeyAddWriter(a: RepoArgs & { name: string; out: string; protect?: boolean }): Promise<number> {
+export async function cmdKeyAddWriter(a: RepoArgs & { name: string; out: string; protect?: boolean; newPasswordFile?: string }): Promise<number> {
+  if (a.newPasswordFile !== undefined && !a.protect) throw new TsbakError('USAGE', '--new-password-file is the passphrase of a protected key file: give --protect too');
   const repo = await openRepo(a);
   let passphrase: string | undefined;
-  if (a.protect) {
+  if (a.protect && a.newPasswordFile !== undefined) {
+    passphrase = readPasswordFile(a.newPasswordFile);
+    if (!passphrase) throw new TsbakError('USAGE', `${a.newPasswordFile} holds an empty passphrase`);
+  } else if (a.protect) {
+    if (!process.stdin.isTTY) throw new TsbakError('USAGE', 'no passphrase for the key file: give it with --new-password-file (no terminal to ask on)');
     passphrase = await promptHidden('Passphrase for the new key file: ');
     if (passphrase !== (await promptHidden('Repeat: '))) throw new TsbakError('USAGE', 'the passphrases do not match');
   }

@@ -44,6 +44,7 @@ const cmdStats: Handler = async (a) => (await import('./stats.js')).cmdStats(a);
 const cmdTag: Handler = async (a) => (await import('./tag.js')).cmdTag(a);
 
 const repoOptions: Opts = {
+  repo: { alias: 'r', type: 'string', describe: 'the repository (also TSBAK_REPOSITORY); the positional <repo> is then left out' },
   'password-file': { type: 'string', describe: 'read the repository passphrase from this file (or set TSBAK_PASSWORD)' },
   'key-file': { type: 'string', describe: 'use a write-only key file instead of the passphrase' },
   's3-endpoint': { type: 'string', describe: 'S3-compatible endpoint URL (also AWS_ENDPOINT_URL_S3)' },
@@ -60,7 +61,13 @@ const writeOptions: Opts = {
   tag: { type: 'string', array: true, describe: 'tag the snapshot (repeatable)' },
   host: { type: 'string', describe: 'host name to record (default: this machine)' },
   json: { type: 'boolean', describe: 'print one JSON object at the end' },
-  quiet: { alias: 'q', type: 'boolean' },
+  quiet: { alias: 'q', type: 'boolean', describe: 'print nothing but errors' },
+  verbose: { alias: 'v', type: 'boolean', describe: "list each new and modified file ('new PATH', 'modified PATH') on stdout" },
+  'dry-run': { alias: 'n', type: 'boolean', describe: 'walk and read as a backup would, say what would be stored, and write nothing to the repository' },
+  'files-from': { type: 'string', array: true, describe: "also back up the paths listed in this file, one a line ('#' comments and blank lines skipped)" },
+  'files-from-verbatim': { type: 'string', array: true, describe: 'also back up the paths listed in this file, every line a path' },
+  stdin: { type: 'boolean', describe: 'back up what is read from stdin as one file (see --stdin-filename)' },
+  'stdin-filename': { type: 'string', describe: "the name of the file --stdin stores (default 'stdin'), at the snapshot's root" },
   parent: { type: 'string', describe: 'compare against this snapshot instead of the latest of the same host and paths' },
   signer: { type: 'string', describe: "full key: take the parent only among snapshots signed by this key ('master', a writer key's id or name)" },
   force: { type: 'boolean', describe: 'read every file again (no parent)' },
@@ -68,7 +75,8 @@ const writeOptions: Opts = {
   exclude: { alias: 'e', type: 'string', array: true, describe: 'exclude a gitignore-style pattern (repeatable)' },
   iexclude: { type: 'string', array: true, describe: 'like --exclude, case-insensitive' },
   'exclude-file': { type: 'string', array: true, describe: 'read exclude patterns from a file' },
-  'iexclude-file': { type: 'string', array: true },
+  'iexclude-file': { type: 'string', array: true, describe: 'like --exclude-file, case-insensitive' },
+  'exclude-if-present': { type: 'string', array: true, describe: "skip directories holding this file (FILE[:CONTENT]: only if it starts with CONTENT; repeatable)" },
   'exclude-caches': { type: 'boolean', describe: 'skip directories holding a CACHEDIR.TAG' },
   'exclude-larger-than': { type: 'string', describe: 'skip files larger than SIZE (e.g. 2G)' },
   'one-file-system': { alias: 'x', type: 'boolean', describe: 'do not cross file system boundaries' },
@@ -91,6 +99,7 @@ const selectOptions: Opts = {
   host: { type: 'string', describe: 'only snapshots of this host' },
   path: { type: 'string', array: true, describe: 'only snapshots that backed up this path (repeatable: each of them)' },
   signer: { type: 'string', describe: "only snapshots signed by this key: 'master', a writer key's id (or prefix) or name" },
+  tag: { type: 'string', array: true, describe: 'only snapshots with these tags: --tag a,b needs both, --tag a --tag b either' },
 };
 
 /** How much unused space prune leaves, and whether it repacks cold packs (prune, forget --prune). */
@@ -178,7 +187,7 @@ const TSBAK: Command = {
       describe: 'create a repository',
       options: {
         ...repoOptions,
-        compression: { type: 'number', describe: 'zstd level (0 = none)', default: 3 },
+        compression: { type: 'number', describe: 'zstd level, 1 (fastest) to 22 (smallest); 0 = none', default: 3 },
         'data-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'], describe: 'S3 storage class of data packs' },
         'tree-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of tree packs (default: STANDARD; see README, "Storage classes")' },
         'index-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of index files (default: as tree packs)' },
@@ -186,8 +195,8 @@ const TSBAK: Command = {
       },
       run: (a) => run(cmdInit, a),
     },
-    { usage: 'backup <repo> <paths..>', describe: 'back up paths (same as tsbak-write)', options: writeOptions, run: (a) => run(cmdWrite, a) },
-    { usage: 'snapshots <repo>', describe: 'list snapshots, with who signed each', options: { ...repoOptions, ...json, ...selectOptions, tag: { type: 'string', array: true } }, run: (a) => run(cmdSnapshots, a) },
+    { usage: 'backup <repo> [paths..]', describe: 'back up paths (same as tsbak-write)', options: writeOptions, run: (a) => run(cmdWrite, a) },
+    { usage: 'snapshots <repo>', describe: 'list snapshots, with who signed each', options: { ...repoOptions, ...json, ...selectOptions, latest: { type: 'number', describe: 'only the N newest snapshots of each host and set of paths' } }, run: (a) => run(cmdSnapshots, a) },
     { usage: 'ls <repo> <snapshot> [dir]', describe: 'list files in a snapshot', options: { ...repoOptions, ...selectOptions, long: { alias: 'l', type: 'boolean' }, ...json }, run: (a) => run(cmdLs, a) },
     {
       usage: 'restore <repo> <snapshot>',
@@ -198,6 +207,10 @@ const TSBAK: Command = {
         ...coldOptions('Standard'),
         target: { alias: 't', type: 'string', demand: true, describe: 'directory to restore into' },
         include: { alias: 'i', type: 'string', array: true, describe: 'restore only this path of the snapshot (repeatable)' },
+        exclude: { alias: 'e', type: 'string', array: true, describe: 'leave out paths of the snapshot matching this pattern (as backup --exclude; repeatable)' },
+        iexclude: { type: 'string', array: true, describe: 'like --exclude, case-insensitive' },
+        'dry-run': { alias: 'n', type: 'boolean', describe: 'list what would be restored; write nothing' },
+        verify: { type: 'boolean', describe: "after restoring, read every restored file back and compare it with the snapshot's data (exit 14 naming mismatches)" },
         'no-owner': { type: 'boolean', describe: 'do not restore uid/gid' },
         'security-xattrs': { type: 'boolean', describe: 'also restore security.* xattrs' },
         'map-by-name': { type: 'boolean', describe: 'map owners by user/group name' },
@@ -359,7 +372,8 @@ const TSBAK: Command = {
             ...repoOptions,
             name: { type: 'string', demand: true },
             out: { type: 'string', demand: true, describe: 'file to write the key to (mode 0600)' },
-            protect: { type: 'boolean', describe: 'protect the key file with a passphrase' },
+            protect: { type: 'boolean', describe: 'protect the key file with a passphrase (asked, or from --new-password-file)' },
+            'new-password-file': { type: 'string', describe: "with --protect: read the key file's passphrase from this file" },
           },
           run: (a) => run(cmdKeyAddWriter, a),
         },
@@ -373,7 +387,7 @@ const TSBAK: Command = {
   ],
 };
 
-const TSBAK_WRITE: Command = { usage: 'tsbak-write <repo> <paths..>', describe: 'back up paths into a repository', options: writeOptions, run: (a) => run(cmdWrite, a) };
+const TSBAK_WRITE: Command = { usage: 'tsbak-write <repo> [paths..]', describe: 'back up paths into a repository', options: writeOptions, run: (a) => run(cmdWrite, a) };
 
 /** The name errors are prefixed with: the command the user typed. */
 let progName = 'tsbak';

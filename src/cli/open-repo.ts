@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { programName } from './output.js';
 import * as path from 'node:path';
-import { openBackend, type S3Options } from '../backend/open.js';
+import { isLocalAddress, openBackend, type S3Options } from '../backend/open.js';
+import type { Backend } from '../backend/backend.js';
 import { Repository } from '../repo/repository.js';
 import { isWriterKeyFile } from '../repo/keys.js';
 import { TsbakError } from '../errors.js';
@@ -10,6 +11,7 @@ import { attachColdStorage } from '../glacier/cold-store.js';
 import { defaultCacheRoot } from '../repo/cache-root.js';
 import { getPassword, givenPassword, type SecretArgs } from './secrets.js';
 import { parseSize } from './size.js';
+import { makeDirs } from '../platform/make-dirs.js';
 
 export interface RepoArgs extends SecretArgs {
   repo: string;
@@ -41,6 +43,7 @@ export function s3Options(a: RepoArgs): S3Options {
  * never load the index: snapshots, key).
  */
 export async function openRepo(a: RepoArgs, opts: { index?: boolean } = {}): Promise<Repository> {
+  if (a.cacheDir !== undefined && !a.noCache) await checkCacheDir(a.cacheDir);
   const repo = await openRepoOnly(a, opts.index === false ? 'keys' : 'index');
   repo.onWarning = (m) => process.stderr.write(`${programName}: warning: ${m}\n`);
   repo.trustWriters = !!a.trustWriters || process.env.TSBAK_TRUST_WRITERS === '1';
@@ -52,13 +55,33 @@ export async function openRepo(a: RepoArgs, opts: { index?: boolean } = {}): Pro
   return repo;
 }
 
+/** A --cache-dir that cannot be made fails the command at once (the caches would otherwise go quietly unused). */
+async function checkCacheDir(dir: string): Promise<void> {
+  try {
+    await makeDirs(dir, 0o700);
+  } catch (e: any) {
+    throw new TsbakError('USAGE', `--cache-dir ${dir}: ${e.code === 'ENOENT' || e.code === 'EEXIST' ? 'its file system refuses new directories there' : (e.code ?? e.message)}; choose another directory`);
+  }
+}
+
 /** Warnings of opening (an unsigned config), on stderr, prefixed by the program's name. */
 function openWarning(message: string): void {
   process.stderr.write(`${path.basename(process.argv[1] ?? 'tsbak').replace(/^entry-|\.js$/g, '')}: warning: ${message}\n`);
 }
 
+/**
+ * The backend the repository address names. A bare name (`relrepo`) is an S3 bucket, as it
+ * always was; one line on stderr says so, since a restic user may mean a local directory.
+ */
+export async function openRepoBackend(a: RepoArgs): Promise<Backend> {
+  if (!isLocalAddress(a.repo) && a.repo !== '.' && a.repo !== '..' && !a.repo.includes('://')) {
+    process.stderr.write(`${programName}: '${a.repo}' is taken as the S3 bucket s3://${a.repo} (write ./${a.repo} for a local directory, or s3://${a.repo} to silence this)\n`);
+  }
+  return openBackend(a.repo, s3Options(a));
+}
+
 async function openRepoOnly(a: RepoArgs, warmStart: 'keys' | 'index'): Promise<Repository> {
-  const backend = await openBackend(a.repo, s3Options(a));
+  const backend = await openRepoBackend(a);
   const common = { cacheRoot: a.noCache ? null : a.cacheDir ?? defaultCacheRoot(), onWarning: openWarning, warmStart };
   if (a.keyFile) {
     let content: unknown;

@@ -1,4 +1,4 @@
-// Choosing a snapshot on the command line: `latest` limited by --host, --path and --signer,
+// Choosing a snapshot on the command line: `latest` limited by --host, --path, --signer and --tag,
 // and how a snapshot's signer is shown.
 import * as path from 'node:path';
 import type { Repository, Snapshot } from '../repo/repository.js';
@@ -9,10 +9,23 @@ export interface SelectArgs {
   /** --path (repeatable): snapshots that backed up each of these paths. */
   path?: string[];
   signer?: string;
+  /** --tag (repeatable): `a,b` needs both, repeated options are alternatives (restic). */
+  tag?: string[];
+}
+
+/** `--tag a,b --tag c` as groups [[a, b], [c]]; empty names are dropped. */
+export function tagGroups(tags: string[] | undefined): string[][] | undefined {
+  const groups = (tags ?? []).map((t) => t.split(',').filter(Boolean)).filter((g) => g.length);
+  return groups.length ? groups : undefined;
+}
+
+/** Tags to give a new snapshot: `--tag a,b --tag c` is a, b and c (restic). */
+export function tagList(tags: string[] | undefined): string[] | undefined {
+  return tags && [...new Set(tags.flatMap((t) => t.split(',')).filter(Boolean))];
 }
 
 export function snapshotFilter(a: SelectArgs): SnapshotFilter {
-  return { host: a.host, paths: a.path?.map((p) => path.resolve(p)), signer: a.signer };
+  return { host: a.host, paths: a.path?.map((p) => path.resolve(p)), signer: a.signer, tags: tagGroups(a.tag) };
 }
 
 function warn(message: string): void {

@@ -19,12 +19,13 @@
 // ask again. When the file holds many superseded lines it is rewritten (temporary file and
 // rename) when opened; a line another process appends during that rewrite can be lost,
 // which costs at most one repeated RestoreObject (answered 409 or 200 by S3, harmless).
-import { appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Backend, ObjectInfo, RestoreTier, StorageClass } from '../backend/backend.js';
 import { NotFoundError } from '../errors.js';
 import { checkRestoreRequest, expectedRestoreMs, isColdClass } from './policy.js';
 import { mapLimit } from '../repo/map-limit.js';
+import { makeDirsSync } from '../platform/make-dirs.js';
 export { mapLimit };
 
 export type RestorePhase = 'cold' | 'requested' | 'in-progress' | 'available' | 'cached';
@@ -95,7 +96,7 @@ export class RestoreTracker {
   ) {
     this.now = opts.now ?? Date.now;
     this.reloadMs = opts.reloadMs ?? 1000;
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    makeDirsSync(path.dirname(file), 0o700);
     this.reload(true);
   }
 

@@ -12,10 +12,11 @@
 // - Several processes may share the directory (a mount and a `tsbak restore`): each keeps
 //   its own account, adopts files another process wrote when it misses, and treats a file
 //   another process evicted as a miss. The bound is then per process, not global.
-import { mkdirSync, readdirSync, statSync, unlinkSync, utimes } from 'node:fs';
+import { readdirSync, statSync, unlinkSync, utimes } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
+import { makeDirsSync } from '../platform/make-dirs.js';
 
 const TOUCH_EVERY_MS = 60_000;
 
@@ -45,7 +46,7 @@ export class PackCache {
   private load(): void {
     if (this.loaded) return;
     this.loaded = true;
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    makeDirsSync(this.dir, 0o700);
     const found: Array<[string, number, number]> = [];
     for (const name of readdirSync(this.dir)) {
       const p = path.join(this.dir, name);

@@ -19,6 +19,7 @@ import type { BlobIndex, BlobLocation, PackRef } from './blob-index.js';
 import { TreeBatchLoader } from './tree-batch.js';
 import { BlobReader, type SealedBatch } from './blob-reader.js';
 import { BlobWriter } from './blob-writer.js';
+import { DryRunWriter } from './dry-run-writer.js';
 import { ColdFacade, type BlobState, type ColdOptions, type ColdPack, type ColdPackStatus, type ColdStorage, type StorageKind, type WaitOptions, type WarmOptions, type WarmResult } from './cold-facade.js';
 import { RepoContext } from './context.js';
 import { IndexStore, type IndexProblem } from './index-store.js';
@@ -45,7 +46,8 @@ export type { BlobState, ColdOptions, ColdPack, ColdPackStatus, ColdStorage, Wai
 export class Repository {
   private readonly keys: KeyStore;
   private readonly indexes: IndexStore;
-  private readonly writer: BlobWriter;
+  private writer: BlobWriter | DryRunWriter;
+  private dryRun = false;
   private readonly reader: BlobReader;
   private readonly snapshots: SnapshotStore;
   private readonly colds: ColdFacade;
@@ -177,7 +179,15 @@ export class Repository {
     return this.indexes.locate(id);
   }
 
-  // ---- writing (blob-writer.ts) ----
+  // ---- writing (blob-writer.ts; dry-run-writer.ts) ----
+  /** From now on blobs are hashed and counted, never stored, and lock() writes no lock: backup --dry-run. */
+  startDryRun(): void {
+    this.dryRun = true;
+    this.writer = new DryRunWriter(this.ctx, this.indexes);
+  }
+  get isDryRun(): boolean {
+    return this.dryRun;
+  }
   get objectsWritten(): BlobWriter['objectsWritten'] {
     return this.writer.objectsWritten;
   }
@@ -234,6 +244,8 @@ export class Repository {
   // ---- locks (locks.ts) ----
   /** Shared (backup, check) or exclusive (forget, prune, repair); LOCKED on a conflict. */
   lock(opts: LockOptions): Promise<LockHandle> {
+    // A dry run writes nothing to the repository, not even a lock.
+    if (this.dryRun) return Promise.resolve({ release: async () => {}, assertHeld: () => {} });
     return this.locks.lock(opts);
   }
   listLocks(): Promise<LockInfo[]> {
@@ -347,6 +359,7 @@ export class Repository {
 
   // ---- snapshots (snapshot-store.ts) ----
   saveSnapshot(info: SnapshotInfo): Promise<string> {
+    if (this.dryRun) throw new Error('a dry run writes no snapshot');
     return this.snapshots.saveSnapshot(info);
   }
   listSnapshotIds(): Promise<string[]> {

@@ -1,4 +1,4 @@
-// Which snapshot `latest` is, and which snapshots --host, --path and --signer select.
+// Which snapshot `latest` is, and which snapshots --host, --path, --signer and --tag select.
 // A snapshot dated more than a day ahead of this machine's clock is never `latest` (nor a
 // backup's parent): a writer key could otherwise date one 9999 and be every later
 // restore's default. It can still be named by its id.
@@ -22,6 +22,8 @@ export interface SnapshotFilter {
   paths?: string[];
   /** A key id ("master", a writer's id or a prefix of it of 4 or more digits) or a writer's name. */
   signer?: string;
+  /** Tag groups: a snapshot matches when it has every tag of at least one group (restic: `--tag a,b --tag c`). */
+  tags?: string[][];
 }
 
 /** How far ahead of now a snapshot may be dated and still be `latest`. */
@@ -40,6 +42,7 @@ export function matchesFilter(s: SelectableSnapshot, f: SnapshotFilter): boolean
   if (f.host !== undefined && s.info.host !== f.host) return false;
   if (f.paths?.length && !f.paths.every((p) => s.info.paths.includes(p))) return false;
   if (f.signer !== undefined && !signerMatches(s.signer, f.signer)) return false;
+  if (f.tags?.length && !f.tags.some((group) => group.every((t) => s.info.tags.includes(t)))) return false;
   return true;
 }
 

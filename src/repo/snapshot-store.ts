@@ -11,6 +11,7 @@ import type { KeyStore } from './key-store.js';
 import { SNAPSHOTS } from './layout.js';
 import { mapLimit } from './map-limit.js';
 import { pickLatest, type SnapshotFilter, type SnapshotSigner } from './snapshot-select.js';
+import { makeDirs } from '../platform/make-dirs.js';
 
 export interface Snapshot {
   id: string;
@@ -66,8 +67,7 @@ export class SnapshotStore {
     if (file) {
       // Best effort: a cache that cannot be written only costs the GET next time.
       const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
-      await fsp
-        .mkdir(this.snapshotCache!, { recursive: true })
+      await makeDirs(this.snapshotCache!)
         .then(() => fsp.writeFile(tmp, bytes, { mode: 0o600 }))
         .then(() => fsp.rename(tmp, file))
         .catch(() => fsp.unlink(tmp).catch(() => {}));

@@ -6,6 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { replaceFile } from '../platform/replace-file.js';
+import { makeDirs } from '../platform/make-dirs.js';
 
 export interface TrustPin {
   masterSignPub: Buffer;
@@ -30,7 +31,7 @@ export async function readPin(root: string, repoId: string): Promise<TrustPin | 
 /** Best effort: a pin that cannot be written only means trusting the config's key again next time. */
 export async function writePin(root: string, repoId: string, pin: TrustPin): Promise<void> {
   try {
-    await fsp.mkdir(path.join(root, repoId), { recursive: true, mode: 0o700 });
+    await makeDirs(path.join(root, repoId), 0o700);
     await replaceFile(file(root, repoId), JSON.stringify({ masterSignPub: pin.masterSignPub.toString('base64'), configSigned: pin.configSigned }));
   } catch {
     /* see above */

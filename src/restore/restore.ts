@@ -19,11 +19,14 @@ import { pathOf, restoreSmallFiles, type SmallFile, type SmallFilesResult } from
 import { ReadPlan, type PlanOptions, type SealedBlobsRead } from './read-plan.js';
 import { TreeAhead } from './tree-ahead.js';
 import { TreeBatchLoader } from '../repo/tree-batch.js';
+import { makeDirs } from '../platform/make-dirs.js';
 
 export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   target: string;
   /** Absolute paths inside the snapshot; only these (and what is below them) are restored. */
   include?: string[];
+  /** Leaves out an entry (and what is below it) by its path inside the snapshot (--exclude). */
+  exclude?: (snapPath: Buffer, isDir: boolean) => boolean;
   onWarning?: (path: string, message: string) => void;
   /** A file was restored, of this many bytes (progress). */
   onFile?: (bytes: number) => void;
@@ -40,7 +43,7 @@ export interface RestoreResult {
 }
 
 /** Which entries a set of include paths selects: inside one, or on the way to one. */
-class Selector {
+export class Selector {
   private readonly inc: string[] | null;
   constructor(include?: string[]) {
     this.inc = include && include.length ? include.map((p) => path.posix.resolve('/', p)) : null;
@@ -64,7 +67,7 @@ export async function restoreSnapshot(repo: Repository, snap: Snapshot, opts: Re
   const r = new RestoreRun(repo, opts);
   // Of a blob's copies, the one its snapshot's signer listed is read first (THREAT-MODEL.md).
   repo.preferSigner(snap.signer?.id ?? null);
-  await fsp.mkdir(opts.target, { recursive: true });
+  await makeDirs(opts.target);
   await r.run(root, rootId, Buffer.from(path.resolve(opts.target)));
   r.result.reads = r.reads;
   return r.result;
@@ -81,6 +84,11 @@ async function checkIncludes(repo: Repository, snap: Snapshot, root: Tree, inclu
       tree = node.type === 'dir' && node.subtree ? await repo.loadTree(node.subtree) : null;
     }
   }
+}
+
+/** The path inside the snapshot of entry `name` of directory `dir`, with the name's raw bytes. */
+export function snapshotPath(dir: string, name: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(dir === '/' || dir === '' ? '' : dir), Buffer.from('/'), name]);
 }
 
 function join(dir: Buffer, name: Buffer): Buffer {
@@ -220,13 +228,19 @@ class RestoreRun {
     return { data: this.plan.reads, trees: this.treeLoader.reads, peakBytes: this.plan.peak, budgetBytes: this.plan.budget };
   }
 
+  /** Whether --exclude leaves out `node`, an entry of the snapshot's directory `dir`. */
+  private excluded(dir: string, node: TreeNode): boolean {
+    return !!this.opts.exclude && this.opts.exclude(snapshotPath(dir, node.name), node.type === 'dir');
+  }
+
   /** The subtrees walk() enters below `tree`, in its order (what it skips is skipped here too). */
   private subdirs(tree: Tree, at: WalkAt): Array<{ id: Buffer; ctx: WalkAt }> {
     const out: Array<{ id: Buffer; ctx: WalkAt }> = [];
     for (const node of tree.nodes) {
       if (node.type !== 'dir' || !node.subtree || nameProblem(node.name) !== null) continue;
-      const childSnap = at.all ? '' : path.posix.join(at.snapPath, node.name.toString());
+      const childSnap = at.all && !this.opts.exclude ? '' : path.posix.join(at.snapPath, node.name.toString());
       const sel = at.all ? 'all' : this.sel.test(childSnap);
+      if (sel !== 'no' && this.excluded(at.snapPath, node)) continue;
       if (sel !== 'no') out.push({ id: node.subtree, ctx: { snapPath: childSnap, all: sel === 'all' } });
     }
     return out;
@@ -336,9 +350,10 @@ class RestoreRun {
         continue;
       }
       // The path inside the snapshot matters only while selecting (--include).
-      const childSnap = all ? '' : path.posix.join(snapPath, node.name.toString());
+      const childSnap = all && !this.opts.exclude ? '' : path.posix.join(snapPath, node.name.toString());
       const sel = all ? 'all' : this.sel.test(childSnap);
       if (sel === 'no') continue;
+      if (this.excluded(snapPath, node)) continue;
       if (sel === 'path' && node.type !== 'dir') continue;
       if (node.type === 'dir') {
         await this.walkSubdir(node, dir, childSnap, sel === 'all');

@@ -138,6 +138,8 @@ export interface BackupOptions {
   oneFileSystem?: boolean;
   onProgress?: (p: BackupProgress) => void;
   onWarning?: (path: string, message: string) => void;
+  /** A file whose content is new ('new': not in the parent snapshot) or changed since the parent ('modified'). */
+  onChange?: (path: string, change: 'new' | 'modified') => void;
   /** Files read concurrently. */
   concurrency?: number;
   /** How often to re-read a file that changes while it is read. */
@@ -145,6 +147,7 @@ export interface BackupOptions {
 }
 
 export interface BackupResult {
+  /** '' after a dry run (repo.startDryRun): no snapshot was written. */
   snapshotId: string;
   info: SnapshotInfo;
   errors: Array<{ path: string; message: string }>;
@@ -293,6 +296,7 @@ class BackupRun {
       // What this backup adds to the monthly bill (the snapshot object itself is ~1 KB).
       costUsd: estimateBackupCost({ storageClass: this.repo.storageClasses }, [...this.repo.objectsWritten, { kind: 'snapshot', bytes: 1024 }]).monthlyUsd,
     };
+    if (this.repo.isDryRun) return { snapshotId: '', info, errors: this.errors, changed: this.changed, dirsUnchanged: this.dirsUnchanged };
     // Packs this run counted on may have been pruned if others took our lock for stale.
     lock.assertHeld();
     const snapshotId = await this.repo.saveSnapshot(info);
@@ -644,7 +648,7 @@ class BackupRun {
     if (asParent && parent && parentId && !parent.rejected && tree.count === parent.nodes.length && this.repo.hasBlob(parentId)) return parentId;
     const bytes = tree.finish();
     const { id } = await this.repo.saveTreeBytes(bytes);
-    if (this.cache && !this.repo.canRead) await this.cache.saveTree(id, bytes).catch(() => {});
+    if (this.cache && !this.repo.canRead && !this.repo.isDryRun) await this.cache.saveTree(id, bytes).catch(() => {});
     return id;
   }
 
@@ -727,6 +731,10 @@ class BackupRun {
     this.progress.files++;
     try {
       Object.assign(node, await this.fileContent(p, st, parent, content));
+      if (this.opts.onChange) {
+        const same = parent?.type === 'file' && parent.content?.length === node.content?.length && parent.content!.every((id, i) => id.equals(node.content![i]!));
+        if (!same) this.opts.onChange(p.toString(), parent?.type === 'file' ? 'modified' : 'new');
+      }
     } catch (e: any) {
       // The repository side failed (disk full, network): not this file's fault; the run ends.
       if (this.repo.writeFailure) throw this.repo.writeFailure;

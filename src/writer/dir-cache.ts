@@ -21,6 +21,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { zstdCompress, zstdDecompress } from '../format/compress.js';
 import { replaceFile } from '../platform/replace-file.js';
+import { makeDirs } from '../platform/make-dirs.js';
 
 export interface DirRecord {
   fingerprint: Buffer;
@@ -101,7 +102,7 @@ export class DirCache {
       files.writeUInt32LE(r.files);
       parts.push(len, name, r.fingerprint, r.subdirs, r.tree, files);
     }
-    await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await makeDirs(path.dirname(file), 0o700);
     await replaceFile(file, zstdCompress(Buffer.concat(parts), 3));
   }
 }

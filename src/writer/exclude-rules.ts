@@ -17,7 +17,7 @@
 import { isUtf8 } from 'node:buffer';
 import { constants } from 'node:fs';
 import type { EntryStat } from '../platform/native/scan.js';
-import { open, readFile } from 'node:fs/promises';
+import { lstat, open, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { TsbakError } from '../errors.js';
@@ -29,6 +29,8 @@ export interface ExcludeArgs {
   excludeFile?: string[];
   iexcludeFile?: string[];
   excludeCaches?: boolean;
+  /** --exclude-if-present FILE[:CONTENT]: directories holding FILE (starting with CONTENT) are left out (restic). */
+  excludeIfPresent?: string[];
   /** Bytes (the CLI parses --exclude-larger-than). */
   excludeLargerThan?: number;
   /** The global ignore list; undefined: ~/.config/tsbak/ignore, null: none. Read if it exists. */
@@ -53,8 +55,35 @@ export async function buildExcluder(a: ExcludeArgs): Promise<Excluder | undefine
     }
   }
   const maxSize = a.excludeLargerThan !== undefined ? BigInt(a.excludeLargerThan) : undefined;
-  if (!rules.length && !a.excludeCaches && maxSize === undefined) return undefined;
-  return new RuleExcluder(rules, a.excludeCaches ?? false, maxSize, JSON.stringify([sources, a.excludeCaches ?? false, maxSize?.toString() ?? null]));
+  const markers = (a.excludeIfPresent ?? []).map(parseMarker);
+  if (!rules.length && !a.excludeCaches && maxSize === undefined && !markers.length) return undefined;
+  const fingerprint = JSON.stringify([sources, a.excludeCaches ?? false, maxSize?.toString() ?? null, ...(markers.length ? [a.excludeIfPresent] : [])]);
+  // A marker file can appear in a directory whose listing is otherwise unchanged (its
+  // mtime moves, so the writer's directory cache sees it); no fingerprint is needed for it.
+  return new RuleExcluder(rules, a.excludeCaches ?? false, maxSize, fingerprint, markers);
+}
+
+interface Marker {
+  name: Buffer;
+  content: Buffer | null;
+}
+
+function parseMarker(spec: string): Marker {
+  const cut = spec.indexOf(':');
+  const name = cut < 0 ? spec : spec.slice(0, cut);
+  if (!name || name.includes('/')) throw new TsbakError('USAGE', `--exclude-if-present ${spec}: give a file name (no '/'), optionally followed by :CONTENT`);
+  return { name: Buffer.from(name), content: cut < 0 ? null : Buffer.from(spec.slice(cut + 1)) };
+}
+
+/**
+ * The --exclude and --iexclude patterns alone as a test of a path (restore --exclude,
+ * inside the snapshot); undefined when none is given.
+ */
+export function buildPathMatcher(exclude: string[] = [], iexclude: string[] = []): ((path: Buffer, isDir: boolean) => boolean) | undefined {
+  const rules = [...exclude.map((p) => compileRule(p, false)), ...iexclude.map((p) => compileRule(p, true))].filter((r): r is Rule => r !== null);
+  if (!rules.length) return undefined;
+  const ex = new RuleExcluder(rules, false, undefined, '', []);
+  return (path, isDir) => ex.matchRules(path, path.toString('latin1'), isDir);
 }
 
 // ---- the excluder ----
@@ -71,6 +100,7 @@ class RuleExcluder implements Excluder {
     private readonly caches: boolean,
     private readonly maxSize: bigint | undefined,
     readonly fingerprint: string,
+    private readonly markers: Marker[],
   ) {}
 
   async excludes(path: Buffer, isDir: boolean, st: EntryStat): Promise<boolean> {
@@ -78,6 +108,7 @@ class RuleExcluder implements Excluder {
     if (this.maxSize !== undefined && isFile && st.size > this.maxSize) return true;
     const s = path.toString('latin1');
     if (this.matchRules(path, s, isDir)) return true;
+    if (isDir) for (const m of this.markers) if (await hasMarker(path, m)) return true;
     if (this.caches) {
       // Like restic: a tagged directory and its CACHEDIR.TAG are kept (so a restore still
       // shows it as a cache), everything else in it is left out. The walker visits a
@@ -90,7 +121,7 @@ class RuleExcluder implements Excluder {
     return false;
   }
 
-  private matchRules(path: Buffer, s: string, isDir: boolean): boolean {
+  matchRules(path: Buffer, s: string, isDir: boolean): boolean {
     let lower: string | undefined;
     for (let i = this.rules.length - 1; i >= 0; i--) {
       const r = this.rules[i]!;
@@ -98,6 +129,28 @@ class RuleExcluder implements Excluder {
       if (r.below.test(p) || (r.self.test(p) && (isDir || !r.dirOnly))) return !r.negate;
     }
     return false;
+  }
+}
+
+/** Whether `dir` holds the marker file (any kind of entry, as restic), starting with its content when one is given. */
+async function hasMarker(dir: Buffer, m: Marker): Promise<boolean> {
+  const file = Buffer.concat([dir, Buffer.from('/'), m.name]);
+  if (!m.content) return lstat(file).then(() => true, () => false);
+  return startsWith(file, m.content);
+}
+
+async function startsWith(file: Buffer, prefix: Buffer): Promise<boolean> {
+  let fh;
+  try {
+    // O_NONBLOCK: a FIFO of that name must not hang the backup.
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    const buf = Buffer.alloc(prefix.length);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    return bytesRead === buf.length && buf.equals(prefix);
+  } catch {
+    return false;
+  } finally {
+    await fh?.close().catch(() => {});
   }
 }
 

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { zstdCompress, zstdDecompress } from '../format/compress.js';
 import { decodeTree, type Tree } from '../format/tree.js';
 import { replaceFile } from '../platform/replace-file.js';
+import { makeDirs } from '../platform/make-dirs.js';
 
 export { defaultCacheRoot as defaultCacheDir } from '../repo/cache-root.js';
 
@@ -46,7 +47,7 @@ export class ParentCache {
   async saveTree(id: Buffer, encoded: Buffer): Promise<void> {
     const dir = path.join(this.dir, 'trees');
     if (!this.madeTrees) {
-      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      await makeDirs(dir, 0o700);
       this.madeTrees = true;
     }
     const file = path.join(dir, id.toString('hex'));
@@ -68,7 +69,7 @@ export class ParentCache {
   }
 
   async setParent(key: string, rec: ParentRecord): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await makeDirs(this.dir, 0o700);
     const all = await this.readParents();
     all[key] = rec;
     await replaceFile(path.join(this.dir, 'parents.json'), JSON.stringify(all));
