@@ -34,7 +34,7 @@ export class UsageError extends Error {
   command = '';
 }
 
-type Result = { kind: 'run'; command: Command; args: Record<string, unknown> } | { kind: 'help'; text: string } | { kind: 'version' };
+type Result = { kind: 'run'; command: Command; args: Record<string, unknown>; raw: RawValues } | { kind: 'help'; text: string } | { kind: 'version' };
 
 const camel = (s: string): string => s.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 
@@ -51,20 +51,24 @@ function positionals(usage: string): Positional[] {
 const nameOf = (c: Command): string => c.usage.split(' ')[0]!;
 
 /** Parses argv against `program` (a command, or a list of subcommands under it). */
-export function parseCommandLine(prog: string, program: Command, argv: string[]): Result {
+export function parseCommandLine(prog: string, program: Command, argv: string[], raw?: Buffer[]): Result {
   const at = { path: prog };
   try {
-    return parse(program, argv, at);
+    return parse(program, argv, at, raw ?? argv.map((s) => Buffer.from(s)));
   } catch (e) {
     if (e instanceof UsageError) e.command = at.path;
     throw e;
   }
 }
 
-function parse(program: Command, argv: string[], at: { path: string }): Result {
+/** The bytes of each value as typed, by option or positional (camelCase name): paths that are not UTF-8 (raw-argv.ts). */
+export type RawValues = Record<string, Buffer[]>;
+
+function parse(program: Command, argv: string[], at: { path: string }, raw: Buffer[]): Result {
   let command = program;
   let path = at.path;
   let rest = argv;
+  let offset = 0;
   while (command.subcommands) {
     const word = rest[0];
     if (word === undefined || word === '--help' || word === '-h') return { kind: 'help', text: help(path, command) };
@@ -74,6 +78,7 @@ function parse(program: Command, argv: string[], at: { path: string }): Result {
     command = sub;
     at.path = path = `${path} ${word}`;
     rest = rest.slice(1);
+    offset++;
   }
   const opts = command.options ?? {};
   const flags = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
@@ -85,6 +90,7 @@ function parse(program: Command, argv: string[], at: { path: string }): Result {
       args: rest,
       allowPositionals: true,
       strict: true,
+      tokens: true,
       options: Object.fromEntries(Object.entries(opts).map(([k, o]) => [k, { type: o.type === 'boolean' ? 'boolean' : 'string', multiple: !!o.array, ...(o.alias ? { short: o.alias } : {}) }])),
     });
   } catch (e) {
@@ -108,16 +114,30 @@ function parse(program: Command, argv: string[], at: { path: string }): Result {
     if (typeof v !== 'boolean') v = Array.isArray(v) ? (v.map(check) as string[]) : (check(v) as string);
     args[camel(k)] = v;
   }
+  const rawValues: RawValues = {};
+  const rawWords: Buffer[] = [];
+  for (const tok of parsed.tokens ?? []) {
+    if (tok.kind === 'positional') rawWords.push(raw[offset + tok.index]!);
+    else if (tok.kind === 'option' && tok.value !== undefined) {
+      const word = raw[offset + tok.index]!;
+      // --name=VALUE, -xVALUE, or the next word.
+      const b = !tok.inlineValue ? raw[offset + tok.index + 1]! : tok.rawName.startsWith('--') ? word.subarray(word.indexOf(0x3d) + 1) : word.subarray(2);
+      (rawValues[camel(tok.name)] ??= []).push(b.toString() === tok.value ? b : Buffer.from(tok.value));
+    }
+  }
   const words = [...parsed.positionals];
   for (const p of positionals(command.usage)) {
     if (p.list) {
       if (p.required && !words.length) throw new UsageError(`missing <${p.name}..>`);
       args[camel(p.name)] = words.splice(0);
-    } else if (words.length) args[camel(p.name)] = words.shift();
-    else if (p.required) throw new UsageError(`missing <${p.name}>`);
+      rawValues[camel(p.name)] = rawWords.splice(0);
+    } else if (words.length) {
+      args[camel(p.name)] = words.shift();
+      rawValues[camel(p.name)] = rawWords.splice(0, 1);
+    } else if (p.required) throw new UsageError(`missing <${p.name}>`);
   }
   if (words.length) throw new UsageError(`unexpected argument '${words[0]}'`);
-  return { kind: 'run', command, args };
+  return { kind: 'run', command, args, raw: rawValues };
 }
 
 function help(path: string, c: Command): string {

@@ -1,6 +1,5 @@
 // The repository commands: init, snapshots, ls, restore, check, key. Backup is in write.ts.
 import { writeFileSync } from 'node:fs';
-import * as path from 'node:path';
 import { openBackend } from '../backend/open.js';
 import { Repository, type Snapshot } from '../repo/repository.js';
 import { checkRepository } from '../repo/check.js';
@@ -11,7 +10,9 @@ import type { StorageClass } from '../backend/backend.js';
 import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, s3Options, type RepoArgs } from './open-repo.js';
-import { fmtBytes, ProgressLine, table } from './output.js';
+import { count, fmtBytes, fmtTime, ProgressLine, table } from './output.js';
+import { JSON_FORMAT_VERSION, lsEntryJson, snapshotJson } from './json-out.js';
+import { isUtf8 as isUtf8Path, quoteName } from './names.js';
 import { getAddedPassword, getNewPassword, givenPassword, promptHidden } from './secrets.js';
 import { prepareColdData, type ColdArgs } from './warm.js';
 import { findSnapshot, signerLabel, snapshotFilter, type SelectArgs } from './select.js';
@@ -52,17 +53,17 @@ export async function cmdSnapshots(a: RepoArgs & SelectArgs & { json?: boolean; 
   snaps = snaps.filter((s) => matchesFilter(s, filter));
   if (a.tag?.length) snaps = snaps.filter((s) => a.tag!.every((t) => s.info.tags.includes(t)));
   const now = Date.now();
-  if (a.json) out(JSON.stringify(snaps.map((s) => ({ id: s.id, short_id: shortId(s.id), ...s.info, signer: s.signer, future: isFuture(s.info, now) }))));
+  if (a.json) out(JSON.stringify(snaps.map((s) => snapshotJson(s, now))));
   else {
     const rows = [['ID', 'Time', 'Host', 'Signer', 'Tags', 'Files', 'Added', 'Paths']];
     let future = 0;
     for (const s of snaps) {
       const f = isFuture(s.info, now);
       if (f) future++;
-      rows.push([shortId(s.id), s.info.time.replace('T', ' ').slice(0, 19) + (f ? ' (future!)' : ''), s.info.host, signerLabel(s.signer), s.info.tags.join(','), String(s.info.stats.files), fmtBytes(s.info.stats.bytesAdded), s.info.paths.join(' ')]);
+      rows.push([shortId(s.id), fmtTime(s.info.time) + (f ? ' (future!)' : ''), s.info.host, signerLabel(s.signer), s.info.tags.join(','), String(s.info.stats.files), fmtBytes(s.info.stats.bytesAdded), s.info.paths.join(' ')]);
     }
     out(table(rows));
-    out(`${snaps.length} snapshots`);
+    out(count(snaps.length, 'snapshot'));
     if (future) out(`${future} dated more than a day in the future (future!): never taken as latest; check the clock of the machine that made them, or who signed them`);
   }
   for (const b of bad) process.stderr.write(`tsbak: ${b}\n`);
@@ -70,19 +71,47 @@ export async function cmdSnapshots(a: RepoArgs & SelectArgs & { json?: boolean; 
 }
 
 /** Walks from the snapshot root to `p` (absolute path inside the snapshot). */
-async function findNode(repo: Repository, snap: Snapshot, p: string): Promise<{ node: TreeNode | null; subtree: Buffer }> {
+async function findNode(repo: Repository, snap: Snapshot, p: Buffer): Promise<{ node: TreeNode | null; subtree: Buffer }> {
   let subtree: Buffer = Buffer.from(snap.info.tree, "hex");
   let node: TreeNode | null = null;
-  const comps = p.split('/').filter(Boolean);
+  const comps = splitPath(p);
   for (let i = 0; i < comps.length; i++) {
     const tree = await repo.loadTree(subtree);
-    node = tree.nodes.find((n) => n.name.equals(Buffer.from(comps[i]!))) ?? null;
+    node = tree.nodes.find((n) => n.name.equals(comps[i]!)) ?? null;
     // Below a file (or symlink) there is nothing: /a/file/x is not in the snapshot.
-    if (!node || (node.type !== 'dir' && i < comps.length - 1)) throw new TsbakError('NOT_FOUND', `${p} is not in snapshot ${shortId(snap.id)}; list it with 'tsbak ls'`);
+    if (!node || (node.type !== 'dir' && i < comps.length - 1)) throw new TsbakError('NOT_FOUND', `${quoteName(p)} is not in snapshot ${shortId(snap.id)}; list it with 'tsbak ls'`);
     if (node.type !== 'dir') return { node, subtree: Buffer.alloc(0) };
     subtree = node.subtree!;
   }
   return { node, subtree };
+}
+
+/** The components of a path given as bytes ('.' and empty ones dropped, '..' going up), compared as bytes. */
+function splitPath(p: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i <= p.length; i++) {
+    if (i < p.length && p[i] !== 0x2f) continue;
+    const c = p.subarray(start, i);
+    start = i + 1;
+    if (!c.length || (c.length === 1 && c[0] === 0x2e)) continue;
+    if (c.length === 2 && c[0] === 0x2e && c[1] === 0x2e) out.pop();
+    else out.push(c);
+  }
+  return out;
+}
+
+/** `p` as an absolute path without '.', '..' or empty components, as bytes. */
+function absolutePath(p: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  for (const c of splitPath(p)) parts.push(Buffer.from('/'), c);
+  return parts.length ? Buffer.concat(parts) : Buffer.from('/');
+}
+
+/** The bytes of a value as typed (main.ts passes them in rawValues), or its UTF-8. */
+function rawOf(a: { rawValues?: Record<string, Buffer[]> }, name: string, value: string, i = 0): Buffer {
+  const b = a.rawValues?.[name]?.[i];
+  return b && b.toString() === value ? b : Buffer.from(value);
 }
 
 function modeString(n: TreeNode): string {
@@ -92,61 +121,71 @@ function modeString(n: TreeNode): string {
   return t + rwx((m >> 6) & 7, !!(m & 0o4000), 's') + rwx((m >> 3) & 7, !!(m & 0o2000), 's') + rwx(m & 7, !!(m & 0o1000), 't');
 }
 
-export async function cmdLs(a: RepoArgs & SelectArgs & { snapshot: string; dir?: string; long?: boolean; recursive?: boolean; json?: boolean }): Promise<number> {
+export async function cmdLs(a: RepoArgs & SelectArgs & { snapshot: string; dir?: string; long?: boolean; recursive?: boolean; json?: boolean; jsonLines?: boolean; rawValues?: Record<string, Buffer[]> }): Promise<number> {
   const repo = await openRepo(a);
   const snap = await findSnapshot(repo, a.snapshot, a);
   await repo.loadIndex();
-  // Which snapshot this is, and who signed it: the first line of --json, else on stderr (stdout stays a list of paths).
-  const header = { snapshot: snap.id, short_id: shortId(snap.id), time: snap.info.time, host: snap.info.host, paths: snap.info.paths, signer: snap.signer, future: isFuture(snap.info) };
-  if (a.json) out(JSON.stringify(header));
-  else process.stderr.write(`snapshot ${shortId(snap.id)} of ${snap.info.paths.join(' ')} at ${snap.info.time} on ${snap.info.host}, signed by ${signerLabel(snap.signer)}:\n`);
-  const base = '/' + (a.dir ?? '/').split('/').filter(Boolean).join('/');
+  // --json: one document, the snapshot and its entries; --json-lines: the snapshot, then one
+  // entry per line as they are found (docs/JSON.md). Without either, which snapshot this is
+  // goes to stderr: stdout stays a list of paths.
+  const entries: Array<Record<string, unknown>> = [];
+  if (a.jsonLines) out(JSON.stringify({ struct_type: 'snapshot', ...snapshotJson(snap) }));
+  else if (!a.json) process.stderr.write(`snapshot ${shortId(snap.id)} of ${snap.info.paths.map(quoteName).join(' ')} at ${fmtTime(snap.info.time)} on ${quoteName(snap.info.host)}, signed by ${signerLabel(snap.signer)}:\n`);
+  const base = absolutePath(a.dir === undefined ? Buffer.from('/') : rawOf(a, 'dir', a.dir));
   const { node, subtree } = await findNode(repo, snap, base);
-  const print = (p: string, n: TreeNode) => {
-    if (a.json) out(JSON.stringify({ path: p, type: n.type, mode: n.mode, uid: n.uid, gid: n.gid, size: n.size, mtime: n.mtimeNs.toString() }));
+  const print = (p: Buffer, n: TreeNode) => {
+    if (a.jsonLines) out(JSON.stringify({ struct_type: 'node', ...lsEntryJson(p, n) }));
+    else if (a.json) entries.push(lsEntryJson(p, n));
     else if (a.long) {
-      const t = new Date(Number(n.mtimeNs / 1_000_000n)).toISOString().replace('T', ' ').slice(0, 19);
-      out(`${modeString(n)} ${String(n.user || n.uid).padEnd(8)} ${String(n.group || n.gid).padEnd(8)} ${String(n.size).padStart(12)} ${t} ${p}${n.type === 'symlink' ? ' -> ' + n.target?.toString() : ''}`);
-    } else out(p);
+      const t = fmtTime(new Date(Number(n.mtimeNs / 1_000_000n)));
+      out(`${modeString(n)} ${quoteName(String(n.user || n.uid)).padEnd(8)} ${quoteName(String(n.group || n.gid)).padEnd(8)} ${String(n.size).padStart(12)} ${t} ${quoteName(p)}${n.type === 'symlink' ? ' -> ' + quoteName(n.target ?? Buffer.alloc(0)) : ''}`);
+    } else out(quoteName(p));
+  };
+  const finish = (code: number) => {
+    if (a.json && !a.jsonLines) out(JSON.stringify({ version: JSON_FORMAT_VERSION, snapshot: snapshotJson(snap), dir: base.toString(), ...(isUtf8Path(base) ? {} : { dir_b64: base.toString('base64') }), entries }));
+    return code;
   };
   if (node && node.type !== 'dir') {
     print(base, node);
-    return EXIT.OK;
+    return finish(EXIT.OK);
   }
   let refused = 0;
   // Subdirectories' trees load ahead of the walk, several at once; the output keeps its order.
   const trees = new TreePrefetch((id) => repo.loadTree(id), { concurrency: a.recursive ?? true ? 16 : 0 });
-  const walk = async (tree: Buffer, dir: string) => {
+  const walk = async (tree: Buffer, dir: Buffer) => {
     const t = await trees.get(tree);
     // Entries the decoder refused (format/tree.ts) are not listed: named on stderr, and the exit says damage.
     for (const x of t.rejected ?? []) {
       refused++;
-      process.stderr.write(`tsbak: ${dir}: entry ${JSON.stringify(x.name.toString())} of tree ${tree.toString('hex').slice(0, 16)} refused (${x.reason}); run 'tsbak check'\n`);
+      process.stderr.write(`tsbak: ${quoteName(dir)}: entry ${quoteName(x.name)} of tree ${tree.toString('hex').slice(0, 16)} refused (${x.reason}); run 'tsbak check'\n`);
     }
     for (const n of t.nodes) {
-      const p = (dir === '/' ? '' : dir) + '/' + n.name.toString();
+      const p = Buffer.concat([dir.length === 1 ? Buffer.alloc(0) : dir, Buffer.from('/'), n.name]);
       print(p, n);
       if (n.type === 'dir' && n.subtree && (a.recursive ?? true)) await walk(n.subtree, p);
     }
   };
   await walk(subtree, base);
-  return refused ? EXIT.CORRUPT : EXIT.OK;
+  return finish(refused ? EXIT.CORRUPT : EXIT.OK);
 }
 
 export async function cmdRestore(
-  a: ColdArgs & SelectArgs & { snapshot: string; target: string; include?: string[]; json?: boolean; noOwner?: boolean; securityXattrs?: boolean; mapByName?: boolean; noWait?: boolean },
+  a: ColdArgs & SelectArgs & { snapshot: string; target: string; include?: string[]; json?: boolean; noOwner?: boolean; securityXattrs?: boolean; mapByName?: boolean; noWait?: boolean; rawValues?: Record<string, Buffer[]> },
 ): Promise<number> {
   const repo = await openRepo(a);
   const snap = await findSnapshot(repo, a.snapshot, a);
   await repo.loadIndex();
   // An --include that names nothing would restore nothing and "succeed": exit 16 instead.
-  for (const inc of a.include ?? []) await findNode(repo, snap, path.posix.resolve('/', inc));
+  // Include paths are compared as the bytes typed: argv's UTF-8 decoding would make a name
+  // that is not UTF-8 equal to another one.
+  const include = (a.include ?? []).map((s, i) => rawOf(a, 'include', s, i));
+  for (const inc of include) await findNode(repo, snap, absolutePath(inc));
   // Data in Glacier/Deep Archive: request every restore needed in one batch, then wait for
   // them, or (--no-wait) stop with EXIT.COLD_PENDING; the next run resumes (journaled).
   const cold = await prepareColdData(repo, snap, a.include, a, { wait: !a.noWait, defaultTier: 'Standard' });
   if (!cold.ready) {
     await repo.coldStorage?.close();
-    process.stderr.write(`tsbak: restores requested, run again later${cold.expectedBy ? ` (expected by ${cold.expectedBy.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC')})` : ''}\n`);
+    process.stderr.write(`tsbak: restores requested, run again later${cold.expectedBy ? ` (expected by ${fmtTime(cold.expectedBy)})` : ''}\n`);
     return EXIT.COLD_PENDING;
   }
   const progress = new ProgressLine();
@@ -155,7 +194,7 @@ export async function cmdRestore(
   let bytes = 0;
   const res = await restoreSnapshot(repo, snap, {
     target: a.target,
-    include: a.include,
+    include,
     owner: a.noOwner ? false : undefined,
     securityXattrs: a.securityXattrs,
     mapByName: a.mapByName,
@@ -166,13 +205,13 @@ export async function cmdRestore(
     onFile: (n) => {
       files++;
       bytes += n;
-      progress.update(`restored ${files} files, ${fmtBytes(bytes)}`);
+      progress.update(`restored ${count(files, 'file')}, ${fmtBytes(bytes)}`);
     },
   });
   progress.clear();
-  const summary = { snapshot: snap.id, target: a.target, files: res.files, dirs: res.dirs, bytes: res.bytes, errors: res.errors, durationMs: Date.now() - start };
+  const summary = { snapshot: snap.id, target: a.target, files: res.files, dirs: res.dirs, bytes: res.bytes, errors: res.errors.map((e) => ({ path: e.path, message: e.message, damage: !!e.damage })), duration_seconds: (Date.now() - start) / 1000 };
   if (a.json) out(JSON.stringify(summary));
-  else out(`restored snapshot ${shortId(snap.id)} to ${a.target}: ${res.files} files, ${res.dirs} dirs, ${fmtBytes(res.bytes)}${res.errors.length ? `, ${res.errors.length} errors` : ''}`);
+  else out(`restored snapshot ${shortId(snap.id)} to ${a.target}: ${count(res.files, 'file')}, ${count(res.dirs, 'dir')}, ${fmtBytes(res.bytes)}${res.errors.length ? `, ${count(res.errors.length, 'error')}` : ''}`);
   // Entries the snapshot's trees hold but no restore may trust are damage (14); files that could not be read or written, partial (3).
   return res.errors.some((e) => e.damage) ? EXIT.CORRUPT : res.errors.length ? EXIT.PARTIAL : EXIT.OK;
 }
@@ -184,11 +223,11 @@ export async function cmdCheck(a: RepoArgs & { readData?: boolean; json?: boolea
   const progress = new ProgressLine();
   const r = await checkRepository(repo, { readData: a.readData, onProgress: (m) => progress.update(m, true) });
   progress.clear();
-  if (a.json) out(JSON.stringify(r));
+  if (a.json) out(JSON.stringify({ errors: r.errors, warnings: r.warnings, snapshots: r.snapshots, trees: r.trees, packs: r.packs, blobs_read: r.blobsRead }));
   else {
     for (const w of r.warnings) out(`warning: ${w}`);
     for (const e of r.errors) out(`error: ${e}`);
-    out(`checked ${r.snapshots} snapshots, ${r.trees} trees, ${r.packs} packs${a.readData ? `, ${r.blobsRead} blobs read` : ''}: ${r.errors.length ? `${r.errors.length} errors` : 'no errors'}`);
+    out(`checked ${count(r.snapshots, 'snapshot')}, ${count(r.trees, 'tree')}, ${count(r.packs, 'pack')}${a.readData ? `, ${count(r.blobsRead, 'blob')} read` : ''}: ${r.errors.length ? count(r.errors.length, 'error') : 'no errors'}`);
   }
   return r.errors.length ? EXIT.CORRUPT : EXIT.OK;
 }
@@ -217,7 +256,7 @@ export async function cmdKeyAddWriter(a: RepoArgs & { name: string; out: string;
 export async function cmdKeyList(a: RepoArgs & { json?: boolean }): Promise<number> {
   const repo = await openRepo(a, { index: false });
   const keys = await repo.listKeys();
-  if (a.json) out(JSON.stringify(keys));
+  if (a.json) out(JSON.stringify(keys.map((k) => ({ id: k.id, kind: k.kind, name: k.name ?? null, host: k.host ?? null, created: k.created, revoked: k.revoked ?? null }))));
   else out(table([['ID', 'Kind', 'Name/Host', 'Created'], ...keys.map((k) => [k.id.slice(0, 12), k.kind === 'full' ? 'full (passphrase)' : k.kind === 'writer' ? (k.revoked ? `write-only, revoked ${k.revoked}` : 'write-only') : String(k.kind), k.name ?? k.host ?? '', k.created])]));
   return EXIT.OK;
 }
@@ -241,7 +280,7 @@ export async function cmdKeyPasswd(a: RepoArgs & { newPasswordFile?: string }): 
 export async function cmdKeyRemove(a: RepoArgs & { key: string }): Promise<number> {
   const repo = await openRepo(a, { index: false });
   const r = await repo.revokeWriterKey(a.key);
-  out(`revoked write-only key ${r.keyId} (${r.name}); its ${r.kept} snapshots made so far stay trusted, any later one is refused`);
+  out(`revoked write-only key ${r.keyId} (${r.name}); its ${count(r.kept, 'snapshot')} made so far ${r.kept === 1 ? 'stays' : 'stay'} trusted, any later one is refused`);
   return EXIT.OK;
 }
 

@@ -7,7 +7,7 @@ import { estimateRestoreCost, fmtUsd, monthlyStorageUsd, type RestoreCost } from
 import { isColdClass, tiersFor } from '../glacier/policy.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
-import { fmtBytes, table } from './output.js';
+import { count, fmtBytes, fmtTime, table } from './output.js';
 import { collectContent } from './warm.js';
 import { findSnapshot, latestOf, type SelectArgs } from './select.js';
 
@@ -58,7 +58,29 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
   }
 
   if (a.json) {
-    out(JSON.stringify({ monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, snapshots, restore }));
+    const tierJson = (t: RestoreCost) => ({
+      storage_class: t.storageClass,
+      tier: t.tier,
+      objects: t.objects,
+      bytes: t.bytes,
+      requests_usd: t.requestsUsd,
+      retrieval_usd: t.retrievalUsd,
+      copy_usd: t.copyUsd,
+      get_usd: t.getUsd,
+      transfer_usd: t.transferUsd,
+      total_usd: t.totalUsd,
+      hours_low: t.hoursLow,
+      hours_high: t.hoursHigh,
+    });
+    out(
+      JSON.stringify({
+        monthly_usd: monthlyUsd,
+        by_class: Object.fromEntries([...byClass].map(([sc, c]) => [sc, { objects: c.objects, bytes: c.bytes, monthly_usd: c.monthlyUsd }])),
+        objects: rows.map((r) => ({ kind: r.kind, storage_class: r.storageClass, objects: r.objects, bytes: r.bytes, monthly_usd: r.monthlyUsd })),
+        snapshots: snapshots.map((s) => ({ id: s.id, time: s.time, bytes_added: s.bytesAdded, monthly_usd: s.monthlyUsd, recorded: s.recorded })),
+        restore: restore && { snapshot: restore.snapshot, files: restore.files, bytes: restore.bytes, packs: restore.packs, pack_bytes: restore.packBytes, storage_class: restore.storageClass, days, tiers: restore.tiers.map(tierJson) },
+      }),
+    );
     return EXIT.OK;
   }
   out(`storage of ${repo.backend.location} (AWS us-east-1 list prices, archive overheads included):`);
@@ -73,11 +95,11 @@ export async function cmdCost(a: RepoArgs & SelectArgs & { snapshot?: string; da
   if (snapshots.length) {
     out('');
     out('added by each snapshot:');
-    out(table([['ID', 'Time', 'Added', 'Per month'], ...snapshots.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), fmtBytes(s.bytesAdded), fmtUsd(s.monthlyUsd) + (s.recorded ? '' : ' (est.)')])]));
+    out(table([['ID', 'Time', 'Added', 'Per month'], ...snapshots.map((s) => [s.id.slice(0, 8), fmtTime(s.time), fmtBytes(s.bytesAdded), fmtUsd(s.monthlyUsd) + (s.recorded ? '' : ' (est.)')])]));
   }
   if (restore) {
     out('');
-    out(`restoring snapshot ${restore.snapshot.slice(0, 8)} (${restore.files} files, ${fmtBytes(restore.bytes)}): ${restore.packs} packs, ${fmtBytes(restore.packBytes)} in ${restore.storageClass}, restored copies kept ${days} days`);
+    out(`restoring snapshot ${restore.snapshot.slice(0, 8)} (${count(restore.files, 'file')}, ${fmtBytes(restore.bytes)}): ${count(restore.packs, 'pack')}, ${fmtBytes(restore.packBytes)} in ${restore.storageClass}, restored copies kept ${count(days, 'day')}`);
     out(
       table([
         ['Tier', 'Time', 'Requests', 'Retrieval', 'Copies', 'Download', 'Total'],

@@ -17,6 +17,7 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
 import { dropSecretEnv, givenPassword, promptHidden } from './secrets.js';
 import { parseSize } from './size.js';
+import { count } from './output.js';
 import { programVersion } from '../platform/package.js';
 import { requireAddon } from './addon.js';
 
@@ -283,7 +284,7 @@ export async function serveMount(cfg: MountConfig, onReady?: () => void): Promis
         listStateXattr: cfg.stateXattr !== 'hidden',
       },
     });
-    if (cfg.verbose) log(`mounted ${cfg.repo} on ${m.mountpoint} (${m.fs.snapshotCount} snapshots)`);
+    if (cfg.verbose) log(`mounted ${cfg.repo} on ${m.mountpoint} (${count(m.fs.snapshotCount, 'snapshot')})`);
     mounted = m;
     if (stopped) onSignal(stopped);
     else onReady?.();
