@@ -48,7 +48,24 @@ function positionals(usage: string): Positional[] {
   return [...usage.matchAll(/([<[])([a-z-]+)(\.\.)?[>\]]/g)].map((m) => ({ name: m[2]!, required: m[1] === '<', list: !!m[3] }));
 }
 
-const nameOf = (c: Command): string => c.usage.split(' ')[0]!;
+export const nameOf = (c: Command): string => c.usage.split(' ')[0]!;
+
+/** The help of the command `words` names under `program` (`tsbak help key list`). */
+export function helpFor(prog: string, program: Command, words: string[]): string {
+  let c = program;
+  let path = prog;
+  for (const w of words) {
+    const sub = c.subcommands?.find((x) => nameOf(x) === w);
+    if (!sub) {
+      const e = new UsageError(`no command '${[...path.split(' ').slice(1), w].join(' ')}'`);
+      e.command = prog;
+      throw e;
+    }
+    c = sub;
+    path += ` ${w}`;
+  }
+  return help(path, c);
+}
 
 /** Parses argv against `program` (a command, or a list of subcommands under it). */
 export function parseCommandLine(prog: string, program: Command, argv: string[], raw?: Buffer[]): Result {
