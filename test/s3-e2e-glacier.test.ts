@@ -85,11 +85,11 @@ t.test('backup to an s3:// repository with data packs in DEEP_ARCHIVE', async (t
   t.equal(cost.code, 0, cost.stderr);
   const c = json(cost.stdout);
   const data = c.objects.find((o: any) => o.kind === 'data');
-  t.equal(data.storageClass, 'DEEP_ARCHIVE');
+  t.equal(data.storage_class, 'DEEP_ARCHIVE');
   dataPacks = data.objects;
   t.ok(dataPacks >= 2, `${dataPacks} data packs`);
-  for (const o of c.objects.filter((o: any) => o.kind !== 'data')) t.equal(o.storageClass, 'STANDARD', `${o.kind} stays STANDARD`);
-  t.ok(c.monthlyUsd > 0);
+  for (const o of c.objects.filter((o: any) => o.kind !== 'data')) t.equal(o.storage_class, 'STANDARD', `${o.kind} stays STANDARD`);
+  t.ok(c.monthly_usd > 0);
   t.equal(c.restore.packs, dataPacks);
   t.same(c.restore.tiers.map((x: any) => x.tier), ['Standard', 'Bulk'], 'Deep Archive: no Expedited');
   const human = tsbak('cost', REPO);
@@ -191,7 +191,7 @@ t.test('warm: one batch, prints the estimate, idempotent, --wait', async (t) => 
   t.equal(j1.states.restoring, j1.requested);
   t.ok(j1.states.cached >= 1, 'a.raw and b.raw are in the local cache');
   t.equal(j1.ready, false);
-  t.ok(j1.expectedBy);
+  t.ok(j1.expected_by);
   const st1 = await stats();
   t.equal(st1.requests.RestoreObject, j1.requested);
   t.equal(st1.restores.Bulk, j1.requested, 'tier Bulk by default');

@@ -157,7 +157,7 @@ export async function cmdLs(a: RepoArgs & SelectArgs & { snapshot: string; dir?:
     // Entries the decoder refused (format/tree.ts) are not listed: named on stderr, and the exit says damage.
     for (const x of t.rejected ?? []) {
       refused++;
-      process.stderr.write(`tsbak: ${quoteName(dir)}: entry ${quoteName(x.name)} of tree ${tree.toString('hex').slice(0, 16)} refused (${x.reason}); run 'tsbak check'\n`);
+      process.stderr.write(`tsbak: ${quoteName(dir)}: entry "${quoteName(x.name)}" of tree ${tree.toString('hex').slice(0, 16)} refused (${x.reason}); run 'tsbak check'\n`);
     }
     for (const n of t.nodes) {
       const p = Buffer.concat([dir.length === 1 ? Buffer.alloc(0) : dir, Buffer.from('/'), n.name]);
