@@ -386,7 +386,7 @@ t.test('a revoked key: its later snapshots are refused, its earlier ones kept', 
 
   const rm = run('tsbak', ['key', 'remove', repo, 'laptop']);
   t.equal(rm.code, 0, rm.stderr);
-  t.match(rm.stdout, new RegExp(`revoked write-only key ${keyId} \\(laptop\\); its 1 snapshots`));
+  t.match(rm.stdout, new RegExp(`revoked write-only key ${keyId} \\(laptop\\); its 1 snapshot made so far stays trusted`));
   const rev = readJson(path.join(repo, 'keys', `revoked-${keyId}`));
   t.same(rev.snapshots, [before]);
   t.equal(run('tsbak', ['key', 'remove', repo, keyId]).code, 2, 'revoking twice is refused');
