@@ -106,6 +106,8 @@ t.test('tsbak generate: man pages for every command, bash and zsh completion', a
   const main = readFileSync(path.join(man, 'tsbak.1'), 'utf8');
   for (const s of TSBAK.subcommands!) t.ok(main.includes(`tsbak ${name(s).replace(/-/g, '\\-')}`), `tsbak(1) lists ${name(s)}`);
   t.match(main, /TSBAK_PASSWORD_FILE/);
+  t.ok(pages.includes('mount.tsbak.1'), 'a page for the mount helper');
+  t.match(readFileSync(path.join(man, 'mount.tsbak.1'), 'utf8'), /cold_timeout=SECONDS/, 'its -o options');
   const groff = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-z', path.join(man, 'tsbak-ls.1')], { encoding: 'utf8' });
   if (groff.error) t.comment('groff not installed: the pages are not rendered');
   else t.equal(groff.stderr, '', 'groff renders tsbak-ls(1) without warnings');

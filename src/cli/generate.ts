@@ -32,6 +32,7 @@ export async function cmdGenerate(programs: Command[], a: GenerateArgs): Promise
       throw new TsbakError('USAGE', `cannot make the man page directory ${a.man}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     for (const [file, text] of manPages(programs)) write(path.join(a.man, file), text, wrote);
+    write(path.join(a.man, 'mount.tsbak.1'), mountPage((await import('./mount.js')).mountUsage()), wrote);
   }
   if (a.bashCompletion) write(a.bashCompletion, completionScript(programs, 'bash'), wrote);
   if (a.zshCompletion) write(a.zshCompletion, completionScript(programs, 'zsh'), wrote);
@@ -100,6 +101,22 @@ function manPages(programs: Command[]): Array<[string, string]> {
     }
   }
   return pages;
+}
+
+/** mount.tsbak parses its own -o options (mount.ts): its page is its --help, preformatted. */
+function mountPage(usage: string): string {
+  return [
+    `.TH MOUNT.TSBAK 1 "" "tsbak ${programVersion()}" "tsbak manual"`,
+    '.SH NAME',
+    'mount.tsbak \\- mount a tsbak repository read\\-only (mount \\-t tsbak, /etc/fstab)',
+    '.SH DESCRIPTION',
+    '.nf',
+    roff(usage.trimEnd()),
+    '.fi',
+    '.SH SEE ALSO',
+    'tsbak(1), tsbak\\-mount(1), mount(8), fstab(5)',
+    '',
+  ].join('\n');
 }
 
 function commonSections(): string[] {

@@ -202,7 +202,7 @@ export const TSBAK: Command = {
       usage: 'generate',
       describe: 'write man pages and shell completions, made from this command table',
       options: {
-        man: { type: 'string', describe: 'write a man page per command (tsbak.1, tsbak-<command>.1, tsbak-write.1) into this directory' },
+        man: { type: 'string', describe: 'write a man page per command (tsbak.1, tsbak-<command>.1, tsbak-write.1, mount.tsbak.1) into this directory' },
         'bash-completion': { type: 'string', describe: "write the bash completion script to this file ('-' for stdout)" },
         'zsh-completion': { type: 'string', describe: "write the zsh completion script to this file ('-' for stdout)" },
       },

@@ -59,7 +59,7 @@ tags/ and ids/ views. Returns once the mount is ready; -f stays in the foregroun
 Unmount with 'umount <mountpoint>' or 'fusermount -u <mountpoint>'.
 
 Options (-o):
-  password_file=FILE   read the passphrase from FILE (or set TSBAK_PASSWORD)
+  password_file=FILE   read the passphrase from FILE (or set TSBAK_PASSWORD_FILE or TSBAK_PASSWORD)
   key_file=FILE        use this key file
   cache_size=SIZE      memory for decrypted chunks, e.g. 256M (default 128M)
   allow_other          let other users in (permission bits still apply)
@@ -92,6 +92,11 @@ Cold storage (data packs in S3 Glacier / Deep Archive):
   the pending restores.
 Generic mount options (ro, rw, defaults, noauto, _netdev, nofail, user, x-...) are accepted and ignored.
 `;
+
+/** The text of `mount.tsbak --help`, for its man page (generate.ts). */
+export function mountUsage(): string {
+  return USAGE;
+}
 
 /** Mount options that mean something to mount(8) or systemd, not to us. */
 const IGNORED = new Set(['ro', 'rw', 'defaults', 'auto', 'noauto', '_netdev', 'nofail', 'user', 'users', 'nouser', 'owner', 'group', 'exec', 'noexec', 'suid', 'nosuid', 'dev', 'nodev', 'atime', 'noatime', 'relatime', 'strictatime', 'nodiratime', 'sync', 'async', 'silent', 'loud']);
