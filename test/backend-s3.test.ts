@@ -60,7 +60,7 @@ t.test('s3:// locations', async (t) => {
   const b = S3Backend.fromUrl('s3://bkt/pre/fix', { endpoint: 'http://127.0.0.1:1' });
   t.equal(b.bucket, 'bkt');
   t.equal(b.prefix, 'pre/fix/');
-  t.equal(b.location, 's3://bkt/pre/fix at http://127.0.0.1:1');
+  t.equal(b.location, 's3://bkt/pre/fix (endpoint http://127.0.0.1:1)');
 });
 
 t.test('x-amz-restore parsing', async (t) => {
@@ -274,7 +274,7 @@ t.test('the environment selects endpoint, region and credentials (SDK default ch
   process.env.AWS_CONFIG_FILE = '/nonexistent/config';
   const b = S3Backend.fromUrl('s3://misc/env');
   t.teardown(() => b.close());
-  t.equal(b.location, `s3://misc/env at ${server.url}`);
+  t.equal(b.location, `s3://misc/env (endpoint ${server.url})`);
   await server.resetStats();
   await b.put('config', Buffer.from('from env'));
   t.equal((await b.get('config')).toString(), 'from env');

@@ -300,7 +300,7 @@ t.test('a restore onto a full disk: a line per file that does not fit, saying wh
   // The small file fits, unless the large ones' partial writes held the space just then.
   if (existsSync(path.join(disk, src, 'small.txt'))) {
     t.equal(readFileSync(path.join(disk, src, 'small.txt'), 'utf8'), 'fits\n', 'the file that fits is restored');
-    t.match(r.stdout, /1 files, .*, 5 B, 2 errors/, 'the summary counts the whole files only');
+    t.match(r.stdout, /1 file, .*, 5 B, 2 errors/, 'the summary counts the whole files only');
   } else t.match(r.stdout, /0 files, .*, 0 B, 3 errors/, 'the summary counts the whole files only');
 });
 

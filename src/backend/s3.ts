@@ -163,7 +163,7 @@ export class S3Backend implements Backend {
     const envEndpoint = process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL;
     this.endpointDesc = opts.endpoint ?? envEndpoint ?? 'AWS S3';
     const custom = opts.endpoint ?? envEndpoint;
-    this.location = `s3://${this.bucket}${this.prefix ? `/${this.prefix.slice(0, -1)}` : ''}${custom ? ` at ${custom}` : ''}`;
+    this.location = `s3://${this.bucket}${this.prefix ? `/${this.prefix.slice(0, -1)}` : ''}${custom ? ` (endpoint ${custom})` : ''}`;
     // The SDK prints a multi-line warning on Node < 22 at the first client; we pin a version
     // that supports Node 20 (see package.json), so the warning is noise for our users.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

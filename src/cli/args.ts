@@ -34,7 +34,7 @@ export class UsageError extends Error {
   command = '';
 }
 
-type Result = { kind: 'run'; command: Command; args: Record<string, unknown> } | { kind: 'help'; text: string } | { kind: 'version' };
+type Result = { kind: 'run'; command: Command; args: Record<string, unknown>; raw: RawValues } | { kind: 'help'; text: string } | { kind: 'version' };
 
 const camel = (s: string): string => s.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 
@@ -48,7 +48,24 @@ function positionals(usage: string): Positional[] {
   return [...usage.matchAll(/([<[])([a-z-]+)(\.\.)?[>\]]/g)].map((m) => ({ name: m[2]!, required: m[1] === '<', list: !!m[3] }));
 }
 
-const nameOf = (c: Command): string => c.usage.split(' ')[0]!;
+export const nameOf = (c: Command): string => c.usage.split(' ')[0]!;
+
+/** The help of the command `words` names under `program` (`tsbak help key list`). */
+export function helpFor(prog: string, program: Command, words: string[]): string {
+  let c = program;
+  let path = prog;
+  for (const w of words) {
+    const sub = c.subcommands?.find((x) => nameOf(x) === w);
+    if (!sub) {
+      const e = new UsageError(`no command '${[...path.split(' ').slice(1), w].join(' ')}'`);
+      e.command = prog;
+      throw e;
+    }
+    c = sub;
+    path += ` ${w}`;
+  }
+  return help(path, c);
+}
 
 /**
  * The repository may come from `--repo`/`-r` or the environment (TSBAK_REPOSITORY, as
@@ -59,20 +76,24 @@ const nameOf = (c: Command): string => c.usage.split(' ')[0]!;
 export const REPO_ENV = 'TSBAK_REPOSITORY';
 
 /** Parses argv against `program` (a command, or a list of subcommands under it). */
-export function parseCommandLine(prog: string, program: Command, argv: string[], env: NodeJS.ProcessEnv = process.env): Result {
+export function parseCommandLine(prog: string, program: Command, argv: string[], env: NodeJS.ProcessEnv = process.env, raw?: Buffer[]): Result {
   const at = { path: prog };
   try {
-    return parse(program, argv, at, env);
+    return parse(program, argv, at, env, raw ?? argv.map((s) => Buffer.from(s)));
   } catch (e) {
     if (e instanceof UsageError) e.command = at.path;
     throw e;
   }
 }
 
-function parse(program: Command, argv: string[], at: { path: string }, env: NodeJS.ProcessEnv): Result {
+/** The bytes of each value as typed, by option or positional (camelCase name): paths that are not UTF-8 (raw-argv.ts). */
+export type RawValues = Record<string, Buffer[]>;
+
+function parse(program: Command, argv: string[], at: { path: string }, env: NodeJS.ProcessEnv, raw: Buffer[]): Result {
   let command = program;
   let path = at.path;
   let rest = argv;
+  let offset = 0;
   while (command.subcommands) {
     const word = rest[0];
     if (word === undefined || word === '--help' || word === '-h') return { kind: 'help', text: help(path, command) };
@@ -82,6 +103,7 @@ function parse(program: Command, argv: string[], at: { path: string }, env: Node
     command = sub;
     at.path = path = `${path} ${word}`;
     rest = rest.slice(1);
+    offset++;
   }
   const opts = command.options ?? {};
   const flags = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
@@ -93,6 +115,7 @@ function parse(program: Command, argv: string[], at: { path: string }, env: Node
       args: rest,
       allowPositionals: true,
       strict: true,
+      tokens: true,
       options: Object.fromEntries(Object.entries(opts).map(([k, o]) => [k, { type: o.type === 'boolean' ? 'boolean' : 'string', multiple: !!o.array, ...(o.alias ? { short: o.alias } : {}) }])),
     });
   } catch (e) {
@@ -116,6 +139,17 @@ function parse(program: Command, argv: string[], at: { path: string }, env: Node
     if (typeof v !== 'boolean') v = Array.isArray(v) ? (v.map(check) as string[]) : (check(v) as string);
     args[camel(k)] = v;
   }
+  const rawValues: RawValues = {};
+  const rawWords: Buffer[] = [];
+  for (const tok of parsed.tokens ?? []) {
+    if (tok.kind === 'positional') rawWords.push(raw[offset + tok.index]!);
+    else if (tok.kind === 'option' && tok.value !== undefined) {
+      const word = raw[offset + tok.index]!;
+      // --name=VALUE, -xVALUE, or the next word.
+      const b = !tok.inlineValue ? raw[offset + tok.index + 1]! : tok.rawName.startsWith('--') ? word.subarray(word.indexOf(0x3d) + 1) : word.subarray(2);
+      (rawValues[camel(tok.name)] ??= []).push(b.toString() === tok.value ? b : Buffer.from(tok.value));
+    }
+  }
   const words = [...parsed.positionals];
   // The repository named by --repo or TSBAK_REPOSITORY: the positional <repo> is left out.
   let repoFrom: string | null = null;
@@ -132,11 +166,14 @@ function parse(program: Command, argv: string[], at: { path: string }, env: Node
     if (p.list) {
       if (p.required && !words.length) throw new UsageError(`missing <${p.name}..>`);
       args[camel(p.name)] = words.splice(0);
-    } else if (words.length) args[camel(p.name)] = words.shift();
-    else if (p.required) throw new UsageError(`missing <${p.name}>${p.name === 'repo' && opts.repo ? ` (or give --repo, or set ${REPO_ENV})` : ''}`);
+      rawValues[camel(p.name)] = rawWords.splice(0);
+    } else if (words.length) {
+      args[camel(p.name)] = words.shift();
+      rawValues[camel(p.name)] = rawWords.splice(0, 1);
+    } else if (p.required) throw new UsageError(`missing <${p.name}>${p.name === 'repo' && opts.repo ? ` (or give --repo, or set ${REPO_ENV})` : ''}`);
   }
   if (words.length) throw new UsageError(`unexpected argument '${words[0]}'${repoFrom ? ` (the repository comes from ${repoFrom}: name it there or here, not both)` : ''}`);
-  return { kind: 'run', command, args };
+  return { kind: 'run', command, args, raw: rawValues };
 }
 
 function help(path: string, c: Command): string {
@@ -148,8 +185,8 @@ function help(path: string, c: Command): string {
     for (const s of c.subcommands) lines.push(`  ${s.usage.padEnd(w)}  ${s.describe}`);
     lines.push('', `'${path} <command> --help' for a command's options.`);
   }
-  const opts = Object.entries(c.options ?? {});
   if (c.options?.repo && positionals(c.usage)[0]?.name === 'repo') lines.push('', `<repo> is left out when --repo or ${REPO_ENV} names the repository.`);
+  const opts = Object.entries(c.options ?? {});
   if (opts.length) {
     lines.push('', 'Options:');
     const flag = ([k, o]: [string, Opt]): string => `${o.alias ? `-${o.alias}, ` : '    '}--${k}${o.type === 'boolean' ? '' : ` <${o.type}>`}${o.array ? ' ...' : ''}`;

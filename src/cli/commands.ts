@@ -1,6 +1,7 @@
 // The repository commands: init, snapshots, ls, restore, check, key. Backup is in write.ts.
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { openBackend } from '../backend/open.js';
 import { Repository, type Snapshot } from '../repo/repository.js';
 import { checkRepository } from '../repo/check.js';
 import { TreePrefetch } from '../repo/tree-prefetch.js';
@@ -11,7 +12,9 @@ import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
 import { parseDataSubset } from './data-subset.js';
 import { openRepo, openRepoBackend, s3Options, type RepoArgs } from './open-repo.js';
-import { fmtBytes, ProgressLine, table } from './output.js';
+import { count, fmtBytes, fmtTime, ProgressLine, table } from './output.js';
+import { JSON_FORMAT_VERSION, lsEntryJson, snapshotJson } from './json-out.js';
+import { isUtf8 as isUtf8Path, quoteName } from './names.js';
 import { getAddedPassword, getNewPassword, givenPassword, promptHidden, readPasswordFile } from './secrets.js';
 import { prepareColdData, type ColdArgs } from './warm.js';
 import { coldPacksForCheck } from './check-cold.js';
@@ -97,17 +100,17 @@ export async function cmdSnapshots(a: RepoArgs & SelectArgs & { json?: boolean; 
   snaps = snaps.filter((s) => matchesFilter(s, filter));
   if (a.latest !== undefined) snaps = latestPerGroup(snaps, a.latest);
   const now = Date.now();
-  if (a.json) out(JSON.stringify(snaps.map((s) => ({ id: s.id, short_id: shortId(s.id), ...s.info, signer: s.signer, future: isFuture(s.info, now) }))));
+  if (a.json) out(JSON.stringify(snaps.map((s) => snapshotJson(s, now))));
   else {
     const rows = [['ID', 'Time', 'Host', 'Signer', 'Tags', 'Files', 'Added', 'Paths']];
     let future = 0;
     for (const s of snaps) {
       const f = isFuture(s.info, now);
       if (f) future++;
-      rows.push([shortId(s.id), s.info.time.replace('T', ' ').slice(0, 19) + (f ? ' (future!)' : ''), s.info.host, signerLabel(s.signer), s.info.tags.join(','), String(s.info.stats.files), fmtBytes(s.info.stats.bytesAdded), s.info.paths.join(' ')]);
+      rows.push([shortId(s.id), fmtTime(s.info.time) + (f ? ' (future!)' : ''), s.info.host, signerLabel(s.signer), s.info.tags.join(','), String(s.info.stats.files), fmtBytes(s.info.stats.bytesAdded), s.info.paths.join(' ')]);
     }
     out(table(rows));
-    out(`${snaps.length} snapshots`);
+    out(count(snaps.length, 'snapshot'));
     if (future) out(`${future} dated more than a day in the future (future!): never taken as latest; check the clock of the machine that made them, or who signed them`);
   }
   for (const b of bad) process.stderr.write(`tsbak: ${b}\n`);
@@ -115,19 +118,47 @@ export async function cmdSnapshots(a: RepoArgs & SelectArgs & { json?: boolean; 
 }
 
 /** Walks from the snapshot root to `p` (absolute path inside the snapshot). */
-async function findNode(repo: Repository, snap: Snapshot, p: string): Promise<{ node: TreeNode | null; subtree: Buffer }> {
+async function findNode(repo: Repository, snap: Snapshot, p: Buffer): Promise<{ node: TreeNode | null; subtree: Buffer }> {
   let subtree: Buffer = Buffer.from(snap.info.tree, "hex");
   let node: TreeNode | null = null;
-  const comps = p.split('/').filter(Boolean);
+  const comps = splitPath(p);
   for (let i = 0; i < comps.length; i++) {
     const tree = await repo.loadTree(subtree);
-    node = tree.nodes.find((n) => n.name.equals(Buffer.from(comps[i]!))) ?? null;
+    node = tree.nodes.find((n) => n.name.equals(comps[i]!)) ?? null;
     // Below a file (or symlink) there is nothing: /a/file/x is not in the snapshot.
-    if (!node || (node.type !== 'dir' && i < comps.length - 1)) throw new TsbakError('NOT_FOUND', `${p} is not in snapshot ${shortId(snap.id)}; list it with 'tsbak ls'`);
+    if (!node || (node.type !== 'dir' && i < comps.length - 1)) throw new TsbakError('NOT_FOUND', `${quoteName(p)} is not in snapshot ${shortId(snap.id)}; list it with 'tsbak ls'`);
     if (node.type !== 'dir') return { node, subtree: Buffer.alloc(0) };
     subtree = node.subtree!;
   }
   return { node, subtree };
+}
+
+/** The components of a path given as bytes ('.' and empty ones dropped, '..' going up), compared as bytes. */
+function splitPath(p: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i <= p.length; i++) {
+    if (i < p.length && p[i] !== 0x2f) continue;
+    const c = p.subarray(start, i);
+    start = i + 1;
+    if (!c.length || (c.length === 1 && c[0] === 0x2e)) continue;
+    if (c.length === 2 && c[0] === 0x2e && c[1] === 0x2e) out.pop();
+    else out.push(c);
+  }
+  return out;
+}
+
+/** `p` as an absolute path without '.', '..' or empty components, as bytes. */
+function absolutePath(p: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  for (const c of splitPath(p)) parts.push(Buffer.from('/'), c);
+  return parts.length ? Buffer.concat(parts) : Buffer.from('/');
+}
+
+/** The bytes of a value as typed (main.ts passes them in rawValues), or its UTF-8. */
+function rawOf(a: { rawValues?: Record<string, Buffer[]> }, name: string, value: string, i = 0): Buffer {
+  const b = a.rawValues?.[name]?.[i];
+  return b && b.toString() === value ? b : Buffer.from(value);
 }
 
 export function modeString(n: TreeNode): string {
@@ -137,64 +168,74 @@ export function modeString(n: TreeNode): string {
   return t + rwx((m >> 6) & 7, !!(m & 0o4000), 's') + rwx((m >> 3) & 7, !!(m & 0o2000), 's') + rwx(m & 7, !!(m & 0o1000), 't');
 }
 
-export async function cmdLs(a: RepoArgs & SelectArgs & { snapshot: string; dir?: string; long?: boolean; recursive?: boolean; json?: boolean }): Promise<number> {
+export async function cmdLs(a: RepoArgs & SelectArgs & { snapshot: string; dir?: string; long?: boolean; recursive?: boolean; json?: boolean; jsonLines?: boolean; rawValues?: Record<string, Buffer[]> }): Promise<number> {
   const repo = await openRepo(a);
   const snap = await findSnapshot(repo, a.snapshot, a);
   await repo.loadIndex();
-  // Which snapshot this is, and who signed it: the first line of --json, else on stderr (stdout stays a list of paths).
-  const header = { snapshot: snap.id, short_id: shortId(snap.id), time: snap.info.time, host: snap.info.host, paths: snap.info.paths, signer: snap.signer, future: isFuture(snap.info) };
-  if (a.json) out(JSON.stringify(header));
-  else process.stderr.write(`snapshot ${shortId(snap.id)} of ${snap.info.paths.join(' ')} at ${snap.info.time} on ${snap.info.host}, signed by ${signerLabel(snap.signer)}:\n`);
-  const base = '/' + (a.dir ?? '/').split('/').filter(Boolean).join('/');
+  // --json: one document, the snapshot and its entries; --json-lines: the snapshot, then one
+  // entry per line as they are found (docs/JSON.md). Without either, which snapshot this is
+  // goes to stderr: stdout stays a list of paths.
+  const entries: Array<Record<string, unknown>> = [];
+  if (a.jsonLines) out(JSON.stringify({ struct_type: 'snapshot', ...snapshotJson(snap) }));
+  else if (!a.json) process.stderr.write(`snapshot ${shortId(snap.id)} of ${snap.info.paths.map(quoteName).join(' ')} at ${fmtTime(snap.info.time)} on ${quoteName(snap.info.host)}, signed by ${signerLabel(snap.signer)}:\n`);
+  const base = absolutePath(a.dir === undefined ? Buffer.from('/') : rawOf(a, 'dir', a.dir));
   const { node, subtree } = await findNode(repo, snap, base);
-  const print = (p: string, n: TreeNode) => {
-    if (a.json) out(JSON.stringify({ path: p, type: n.type, mode: n.mode, uid: n.uid, gid: n.gid, size: n.size, mtime: n.mtimeNs.toString() }));
+  const print = (p: Buffer, n: TreeNode) => {
+    if (a.jsonLines) out(JSON.stringify({ struct_type: 'node', ...lsEntryJson(p, n) }));
+    else if (a.json) entries.push(lsEntryJson(p, n));
     else if (a.long) {
-      const t = new Date(Number(n.mtimeNs / 1_000_000n)).toISOString().replace('T', ' ').slice(0, 19);
-      out(`${modeString(n)} ${String(n.user || n.uid).padEnd(8)} ${String(n.group || n.gid).padEnd(8)} ${String(n.size).padStart(12)} ${t} ${p}${n.type === 'symlink' ? ' -> ' + n.target?.toString() : ''}`);
-    } else out(p);
+      const t = fmtTime(new Date(Number(n.mtimeNs / 1_000_000n)));
+      out(`${modeString(n)} ${quoteName(String(n.user || n.uid)).padEnd(8)} ${quoteName(String(n.group || n.gid)).padEnd(8)} ${String(n.size).padStart(12)} ${t} ${quoteName(p)}${n.type === 'symlink' ? ' -> ' + quoteName(n.target ?? Buffer.alloc(0)) : ''}`);
+    } else out(quoteName(p));
+  };
+  const finish = (code: number) => {
+    if (a.json && !a.jsonLines) out(JSON.stringify({ version: JSON_FORMAT_VERSION, snapshot: snapshotJson(snap), dir: base.toString(), ...(isUtf8Path(base) ? {} : { dir_b64: base.toString('base64') }), entries }));
+    return code;
   };
   if (node && node.type !== 'dir') {
     print(base, node);
-    return EXIT.OK;
+    return finish(EXIT.OK);
   }
   let refused = 0;
   // Subdirectories' trees load ahead of the walk, several at once; the output keeps its order.
   const trees = new TreePrefetch((id) => repo.loadTree(id), { concurrency: a.recursive ?? true ? 16 : 0 });
-  const walk = async (tree: Buffer, dir: string) => {
+  const walk = async (tree: Buffer, dir: Buffer) => {
     const t = await trees.get(tree);
     // Entries the decoder refused (format/tree.ts) are not listed: named on stderr, and the exit says damage.
     for (const x of t.rejected ?? []) {
       refused++;
-      process.stderr.write(`tsbak: ${dir}: entry ${JSON.stringify(x.name.toString())} of tree ${tree.toString('hex').slice(0, 16)} refused (${x.reason}); run 'tsbak check'\n`);
+      process.stderr.write(`tsbak: ${quoteName(dir)}: entry "${quoteName(x.name)}" of tree ${tree.toString('hex').slice(0, 16)} refused (${x.reason}); run 'tsbak check'\n`);
     }
     for (const n of t.nodes) {
-      const p = (dir === '/' ? '' : dir) + '/' + n.name.toString();
+      const p = Buffer.concat([dir.length === 1 ? Buffer.alloc(0) : dir, Buffer.from('/'), n.name]);
       print(p, n);
       if (n.type === 'dir' && n.subtree && (a.recursive ?? true)) await walk(n.subtree, p);
     }
   };
   await walk(subtree, base);
-  return refused ? EXIT.CORRUPT : EXIT.OK;
+  return finish(refused ? EXIT.CORRUPT : EXIT.OK);
 }
 
 export async function cmdRestore(
   a: ColdArgs &
-    SelectArgs & { snapshot: string; target: string; include?: string[]; exclude?: string[]; iexclude?: string[]; dryRun?: boolean; verify?: boolean; json?: boolean; noOwner?: boolean; securityXattrs?: boolean; mapByName?: boolean; noWait?: boolean },
+    SelectArgs & { snapshot: string; target: string; include?: string[]; exclude?: string[]; iexclude?: string[]; dryRun?: boolean; verify?: boolean; json?: boolean; noOwner?: boolean; securityXattrs?: boolean; mapByName?: boolean; noWait?: boolean; rawValues?: Record<string, Buffer[]> },
 ): Promise<number> {
   const exclude = buildPathMatcher(a.exclude, a.iexclude);
   const repo = await openRepo(a);
   const snap = await findSnapshot(repo, a.snapshot, a);
   await repo.loadIndex();
   // An --include that names nothing would restore nothing and "succeed": exit 16 instead.
-  for (const inc of a.include ?? []) await findNode(repo, snap, path.posix.resolve('/', inc));
-  if (a.dryRun) return restoreDryRun(repo, snap, a, exclude);
+  // Include paths are compared as the bytes typed: argv's UTF-8 decoding would make a name
+  // that is not UTF-8 equal to another one.
+  const include = (a.include ?? []).map((s, i) => rawOf(a, 'include', s, i));
+  for (const inc of include) await findNode(repo, snap, absolutePath(inc));
+  if (a.dryRun) return restoreDryRun(repo, snap, { ...a, include }, exclude);
   // Data in Glacier/Deep Archive: request every restore needed in one batch, then wait for
   // them, or (--no-wait) stop with EXIT.COLD_PENDING; the next run resumes (journaled).
   const cold = await prepareColdData(repo, snap, a.include, a, { wait: !a.noWait, defaultTier: 'Standard' });
   if (!cold.ready) {
     await repo.coldStorage?.close();
-    process.stderr.write(`tsbak: restores requested, run again later${cold.expectedBy ? ` (expected by ${cold.expectedBy.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC')})` : ''}\n`);
+    process.stderr.write(`tsbak: restores requested, run again later${cold.expectedBy ? ` (expected by ${fmtTime(cold.expectedBy)})` : ''}\n`);
     return EXIT.COLD_PENDING;
   }
   const progress = new ProgressLine();
@@ -203,7 +244,7 @@ export async function cmdRestore(
   let bytes = 0;
   const res = await restoreSnapshot(repo, snap, {
     target: a.target,
-    include: a.include,
+    include,
     exclude,
     owner: a.noOwner ? false : undefined,
     securityXattrs: a.securityXattrs,
@@ -215,14 +256,14 @@ export async function cmdRestore(
     onFile: (n) => {
       files++;
       bytes += n;
-      progress.update(`restored ${files} files, ${fmtBytes(bytes)}`);
+      progress.update(`restored ${count(files, 'file')}, ${fmtBytes(bytes)}`);
     },
   });
   progress.clear();
   let verified: VerifyResult | undefined;
   if (a.verify) {
     let n = 0;
-    verified = await verifyRestore(repo, snap, path.resolve(a.target), { include: a.include, exclude }, () => progress.update(`verified ${++n} files`));
+    verified = await verifyRestore(repo, snap, path.resolve(a.target), { include, exclude }, () => progress.update(`verified ${++n} files`));
     progress.clear();
     for (const m of verified.mismatches) process.stderr.write(`tsbak: verify: ${m.path}: ${m.message}\n`);
   }
@@ -232,14 +273,14 @@ export async function cmdRestore(
     files: res.files,
     dirs: res.dirs,
     bytes: res.bytes,
-    errors: res.errors,
-    durationMs: Date.now() - start,
+    errors: res.errors.map((e) => ({ path: e.path, message: e.message, damage: !!e.damage })),
+    duration_seconds: (Date.now() - start) / 1000,
     ...(verified ? { verified: { files: verified.files, bytes: verified.bytes, mismatches: verified.mismatches } } : {}),
   };
   if (a.json) out(JSON.stringify(summary));
   else {
-    out(`restored snapshot ${shortId(snap.id)} to ${a.target}: ${res.files} files, ${res.dirs} dirs, ${fmtBytes(res.bytes)}${res.errors.length ? `, ${res.errors.length} errors` : ''}`);
-    if (verified) out(`verified ${verified.files} files, ${fmtBytes(verified.bytes)}: ${verified.mismatches.length ? `${verified.mismatches.length} differ from the snapshot (see above)` : 'all as in the snapshot'}`);
+    out(`restored snapshot ${shortId(snap.id)} to ${a.target}: ${count(res.files, 'file')}, ${count(res.dirs, 'dir')}, ${fmtBytes(res.bytes)}${res.errors.length ? `, ${count(res.errors.length, 'error')}` : ''}`);
+    if (verified) out(`verified ${count(verified.files, 'file')}, ${fmtBytes(verified.bytes)}: ${verified.mismatches.length ? `${verified.mismatches.length} differ from the snapshot (see above)` : 'all as in the snapshot'}`);
   }
   // Entries the snapshot's trees hold but no restore may trust are damage (14), as are files
   // that read back differently (--verify); files that could not be read or written, partial (3).
@@ -247,7 +288,7 @@ export async function cmdRestore(
 }
 
 /** restore --dry-run: what would be restored, one path a line (or in --json), nothing written. */
-async function restoreDryRun(repo: Repository, snap: Snapshot, a: { include?: string[]; json?: boolean; target: string }, exclude: ((p: Buffer, isDir: boolean) => boolean) | undefined): Promise<number> {
+async function restoreDryRun(repo: Repository, snap: Snapshot, a: { include?: Array<string | Buffer>; json?: boolean; target: string }, exclude: ((p: Buffer, isDir: boolean) => boolean) | undefined): Promise<number> {
   let files = 0;
   let dirs = 0;
   let bytes = 0;
@@ -264,12 +305,6 @@ async function restoreDryRun(repo: Repository, snap: Snapshot, a: { include?: st
   if (a.json) out(JSON.stringify({ dry_run: true, snapshot: snap.id, target: a.target, files, dirs, bytes, paths }));
   else out(`would restore snapshot ${shortId(snap.id)} to ${a.target}: ${files} file${files === 1 ? '' : 's'}, ${dirs} dir${dirs === 1 ? '' : 's'}, ${fmtBytes(bytes)}`);
   return EXIT.OK;
-}
-
-/** A path for a line of output: control characters and bytes that are not UTF-8 escaped, so one line is one path. */
-function quoteName(p: Buffer): string {
-  const s = p.toString();
-  return isUtf8(p) && !/[\x00-\x1f\x7f]/.test(s) ? s : JSON.stringify(p.toString('latin1')).slice(1, -1);
 }
 
 export async function cmdCheck(a: ColdArgs & { readData?: boolean; readDataSubset?: string }): Promise<number> {
@@ -295,12 +330,12 @@ export async function cmdCheck(a: ColdArgs & { readData?: boolean; readDataSubse
   await repo.coldStorage?.close();
   progress.clear();
   const { packsRead, coldNotRead, ...report } = r;
-  if (a.json) out(JSON.stringify({ ...report, ...(a.readData || subset ? { packs_read: packsRead, cold_not_read: coldNotRead } : {}) }));
+  if (a.json) out(JSON.stringify({ errors: report.errors, warnings: report.warnings, snapshots: report.snapshots, trees: report.trees, packs: report.packs, blobs_read: report.blobsRead, ...(a.readData || subset ? { packs_read: packsRead, cold_not_read: coldNotRead } : {}) }));
   else {
     for (const w of r.warnings) out(`warning: ${w}`);
     for (const e of r.errors) out(`error: ${e}`);
-    const read = subset ? `, ${packsRead} of them read (subset ${a.readDataSubset}), ${r.blobsRead} blobs` : a.readData ? `, ${r.blobsRead} blobs read` : '';
-    out(`checked ${r.snapshots} snapshots, ${r.trees} trees, ${r.packs} packs${read}: ${r.errors.length ? `${r.errors.length} errors` : 'no errors'}`);
+    const read = subset ? `, ${packsRead} of them read (subset ${a.readDataSubset}), ${count(r.blobsRead, 'blob')}` : a.readData ? `, ${count(r.blobsRead, 'blob')} read` : '';
+    out(`checked ${count(r.snapshots, 'snapshot')}, ${count(r.trees, 'tree')}, ${count(r.packs, 'pack')}${read}: ${r.errors.length ? count(r.errors.length, 'error') : 'no errors'}`);
     if (coldNotRead.packs)
       out(
         `${coldNotRead.packs} packs (${fmtBytes(coldNotRead.bytes)}) in cold storage were not read: their restores are requested${expected ? `, expected by ${expected}` : ''}; ` +
@@ -340,7 +375,7 @@ export async function cmdKeyAddWriter(a: RepoArgs & { name: string; out: string;
 export async function cmdKeyList(a: RepoArgs & { json?: boolean }): Promise<number> {
   const repo = await openRepo(a, { index: false });
   const keys = await repo.listKeys();
-  if (a.json) out(JSON.stringify(keys));
+  if (a.json) out(JSON.stringify(keys.map((k) => ({ id: k.id, kind: k.kind, name: k.name ?? null, host: k.host ?? null, created: k.created, revoked: k.revoked ?? null }))));
   else out(table([['ID', 'Kind', 'Name/Host', 'Created'], ...keys.map((k) => [k.id.slice(0, 12), k.kind === 'full' ? 'full (passphrase)' : k.kind === 'writer' ? (k.revoked ? `write-only, revoked ${k.revoked}` : 'write-only') : String(k.kind), k.name ?? k.host ?? '', k.created])]));
   return EXIT.OK;
 }
@@ -364,7 +399,7 @@ export async function cmdKeyPasswd(a: RepoArgs & { newPasswordFile?: string }): 
 export async function cmdKeyRemove(a: RepoArgs & { key: string }): Promise<number> {
   const repo = await openRepo(a, { index: false });
   const r = await repo.revokeWriterKey(a.key);
-  out(`revoked write-only key ${r.keyId} (${r.name}); its ${r.kept} snapshots made so far stay trusted, any later one is refused`);
+  out(`revoked write-only key ${r.keyId} (${r.name}); its ${count(r.kept, 'snapshot')} made so far ${r.kept === 1 ? 'stays' : 'stay'} trusted, any later one is refused`);
   return EXIT.OK;
 }
 

@@ -11,7 +11,7 @@ import { costByHost, listRepository, priceRegion, whatIfClasses, type HostCost, 
 import { isColdClass, tiersFor } from '../glacier/policy.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
-import { fmtBytes, table } from './output.js';
+import { count, fmtBytes, fmtTime, table } from './output.js';
 import { collectContent } from './warm.js';
 import { findSnapshot, latestOf, type SelectArgs } from './select.js';
 import { forgetWhatIf, type ForgetWhatIf } from './cost-forget.js';
@@ -93,11 +93,11 @@ export async function cmdCost(a: RepoArgs & SelectArgs & KeepArgs & { snapshot?:
   if (snapshots.length) {
     out('');
     out('added by each snapshot:');
-    out(table([['ID', 'Time', 'Added', 'Per month'], ...snapshots.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), fmtBytes(s.bytesAdded), fmtUsd(s.monthlyUsd) + (s.recorded ? '' : ' (est.)')])]));
+    out(table([['ID', 'Time', 'Added', 'Per month'], ...snapshots.map((s) => [s.id.slice(0, 8), fmtTime(s.time), fmtBytes(s.bytesAdded), fmtUsd(s.monthlyUsd) + (s.recorded ? '' : ' (est.)')])]));
   }
   if (restore) {
     out('');
-    out(`${pr.local ? 'what-if: ' : ''}restoring snapshot ${restore.snapshot.slice(0, 8)} (${restore.files} files, ${fmtBytes(restore.bytes)}): ${restore.packs} packs, ${fmtBytes(restore.packBytes)} in ${restore.storageClass}, restored copies kept ${days} days`);
+    out(`${pr.local ? 'what-if: ' : ''}restoring snapshot ${restore.snapshot.slice(0, 8)} (${count(restore.files, 'file')}, ${fmtBytes(restore.bytes)}): ${count(restore.packs, 'pack')}, ${fmtBytes(restore.packBytes)} in ${restore.storageClass}, restored copies kept ${count(days, 'day')}`);
     out(
       table([
         ['Tier', 'Time', 'Requests', 'Retrieval', 'Copies', 'Download', 'Total'],

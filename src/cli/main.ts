@@ -3,7 +3,8 @@
 // and prints its stack.
 import { TsbakError } from '../errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { parseCommandLine, UsageError, type Command, type Opts } from './args.js';
+import { helpFor, parseCommandLine, UsageError, type Command, type Opts } from './args.js';
+import { rawArgv } from './raw-argv.js';
 import { setProgramName } from './output.js';
 import { programVersion } from '../platform/package.js';
 import { requireAddon } from './addon.js';
@@ -45,7 +46,7 @@ const cmdTag: Handler = async (a) => (await import('./tag.js')).cmdTag(a);
 
 const repoOptions: Opts = {
   repo: { alias: 'r', type: 'string', describe: 'the repository (also TSBAK_REPOSITORY); the positional <repo> is then left out' },
-  'password-file': { type: 'string', describe: 'read the repository passphrase from this file (or set TSBAK_PASSWORD)' },
+  'password-file': { type: 'string', describe: 'read the repository passphrase from this file (or set TSBAK_PASSWORD_FILE, or TSBAK_PASSWORD to the passphrase)' },
   'key-file': { type: 'string', describe: 'use a write-only key file instead of the passphrase' },
   's3-endpoint': { type: 'string', describe: 'S3-compatible endpoint URL (also AWS_ENDPOINT_URL_S3)' },
   's3-region': { type: 'string', describe: 'S3 region (also AWS_REGION)' },
@@ -61,7 +62,7 @@ const writeOptions: Opts = {
   tag: { type: 'string', array: true, describe: 'tag the snapshot (repeatable)' },
   host: { type: 'string', describe: 'host name to record (default: this machine)' },
   json: { type: 'boolean', describe: 'print one JSON object at the end' },
-  quiet: { alias: 'q', type: 'boolean', describe: 'print nothing but errors' },
+  quiet: { alias: 'q', type: 'boolean', describe: 'print nothing on success (warnings and errors still go to stderr)' },
   verbose: { alias: 'v', type: 'boolean', describe: "list each new and modified file ('new PATH', 'modified PATH') on stdout" },
   'dry-run': { alias: 'n', type: 'boolean', describe: 'walk and read as a backup would, say what would be stored, and write nothing to the repository' },
   'files-from': { type: 'string', array: true, describe: "also back up the paths listed in this file, one a line ('#' comments and blank lines skipped)" },
@@ -75,7 +76,7 @@ const writeOptions: Opts = {
   exclude: { alias: 'e', type: 'string', array: true, describe: 'exclude a gitignore-style pattern (repeatable)' },
   iexclude: { type: 'string', array: true, describe: 'like --exclude, case-insensitive' },
   'exclude-file': { type: 'string', array: true, describe: 'read exclude patterns from a file' },
-  'iexclude-file': { type: 'string', array: true, describe: 'like --exclude-file, case-insensitive' },
+  'iexclude-file': { type: 'string', array: true, describe: 'like --exclude-file, patterns matched case-insensitively' },
   'exclude-if-present': { type: 'string', array: true, describe: "skip directories holding this file (FILE[:CONTENT]: only if it starts with CONTENT; repeatable)" },
   'exclude-caches': { type: 'boolean', describe: 'skip directories holding a CACHEDIR.TAG' },
   'exclude-larger-than': { type: 'string', describe: 'skip files larger than SIZE (e.g. 2G)' },
@@ -178,9 +179,25 @@ const browseCommands: Command[] = [
   },
 ];
 
-const TSBAK: Command = {
+// version, help and generate need neither the addon nor a repository.
+const cmdVersion: Handler = async (a: { json?: boolean }) => {
+  process.stdout.write(a.json ? `${JSON.stringify({ version: programVersion(), node: process.versions.node, platform: process.platform, arch: process.arch })}\n` : `tsbak ${programVersion()}\n`);
+  return EXIT.OK;
+};
+const cmdHelp: Handler = async (a: { command?: string[] }) => {
+  try {
+    process.stdout.write(helpFor('tsbak', TSBAK, a.command ?? []));
+  } catch (e) {
+    if (e instanceof UsageError) throw new TsbakError('USAGE', `${e.message}; 'tsbak help' lists the commands`);
+    throw e;
+  }
+  return EXIT.OK;
+};
+const cmdGenerate: Handler = async (a) => (await import('./generate.js')).cmdGenerate([TSBAK, TSBAK_WRITE], a);
+
+export const TSBAK: Command = {
   usage: 'tsbak',
-  describe: 'tsbak: deduplicated, encrypted backups to S3 (Glacier, Deep Archive), a directory or SFTP',
+  describe: 'tsbak: deduplicated, encrypted backups to S3 (Standard, Glacier, Deep Archive) or a directory',
   subcommands: [
     {
       usage: 'init <repo>',
@@ -197,7 +214,7 @@ const TSBAK: Command = {
     },
     { usage: 'backup <repo> [paths..]', describe: 'back up paths (same as tsbak-write)', options: writeOptions, run: (a) => run(cmdWrite, a) },
     { usage: 'snapshots <repo>', describe: 'list snapshots, with who signed each', options: { ...repoOptions, ...json, ...selectOptions, latest: { type: 'number', describe: 'only the N newest snapshots of each host and set of paths' } }, run: (a) => run(cmdSnapshots, a) },
-    { usage: 'ls <repo> <snapshot> [dir]', describe: 'list files in a snapshot', options: { ...repoOptions, ...selectOptions, long: { alias: 'l', type: 'boolean' }, ...json }, run: (a) => run(cmdLs, a) },
+    { usage: 'ls <repo> <snapshot> [dir]', describe: 'list files in a snapshot', options: { ...repoOptions, ...selectOptions, long: { alias: 'l', type: 'boolean', describe: 'long listing: mode, owner, group, size, time, symlink target' }, json: { type: 'boolean', describe: 'print one JSON document: the snapshot and its entries' }, 'json-lines': { type: 'boolean', describe: 'print JSON, one object per line: the snapshot, then each entry as it is found' } }, run: (a) => run(cmdLs, a) },
     {
       usage: 'restore <repo> <snapshot>',
       describe: 'restore a snapshot',
@@ -300,7 +317,7 @@ const TSBAK: Command = {
         days: { type: 'number', describe: 'days S3 keeps restored copies (default 7)' },
         'pack-cache-size': { type: 'string', describe: 'bound of the disk cache of restored packs (default 10G)' },
         'state-xattr': { type: 'string', choices: ['listed', 'hidden'], describe: 'list user.tsbak.state on cold files (default listed)' },
-        verbose: { alias: 'v', type: 'boolean' },
+        verbose: { alias: 'v', type: 'boolean', describe: 'log what the mount does on stderr' },
       },
       run: (a) => run(cmdMount, a),
     },
@@ -370,7 +387,7 @@ const TSBAK: Command = {
           describe: 'create a write-only key file',
           options: {
             ...repoOptions,
-            name: { type: 'string', demand: true },
+            name: { type: 'string', demand: true, describe: 'name of the key (the machine it is for); shown by key list and as the signer of its snapshots' },
             out: { type: 'string', demand: true, describe: 'file to write the key to (mode 0600)' },
             protect: { type: 'boolean', describe: 'protect the key file with a passphrase (asked, or from --new-password-file)' },
             'new-password-file': { type: 'string', describe: "with --protect: read the key file's passphrase from this file" },
@@ -378,48 +395,58 @@ const TSBAK: Command = {
           run: (a) => run(cmdKeyAddWriter, a),
         },
         { usage: 'list <repo>', describe: 'list keys', options: { ...repoOptions, ...json }, run: (a) => run(cmdKeyList, a) },
-        { usage: 'add-password <repo>', describe: 'add another passphrase for the full key (from --new-password-file, or asked)', options: { ...repoOptions, 'new-password-file': { type: 'string' } }, run: (a) => run(cmdKeyAddPassword, a) },
-        { usage: 'passwd <repo>', describe: 'change the passphrase that opens the repository (the new one from --new-password-file, or asked)', options: { ...repoOptions, 'new-password-file': { type: 'string' } }, run: (a) => run(cmdKeyPasswd, a) },
+        { usage: 'add-password <repo>', describe: 'add another passphrase for the full key (from --new-password-file, or asked)', options: { ...repoOptions, 'new-password-file': { type: 'string', describe: 'read the passphrase to add from this file' } }, run: (a) => run(cmdKeyAddPassword, a) },
+        { usage: 'passwd <repo>', describe: 'change the passphrase that opens the repository (the new one from --new-password-file, or asked)', options: { ...repoOptions, 'new-password-file': { type: 'string', describe: 'read the new passphrase from this file' } }, run: (a) => run(cmdKeyPasswd, a) },
         { usage: 'remove <repo> <key>', describe: "revoke a write-only key (its id, a prefix of it, or its name): its later snapshots are refused", options: repoOptions, run: (a) => run(cmdKeyRemove, a) },
         { usage: 'sign-config <repo>', describe: 'sign the config of a repository made before configs were signed (writes config.sig)', options: repoOptions, run: (a) => run(cmdKeySignConfig, a) },
       ],
     },
+    // ---- version, help, generate (issue 17) ----
+    { usage: 'version', describe: 'print the version of tsbak', options: { json: { type: 'boolean', describe: 'print JSON: version, node, platform, arch' } }, run: (a) => run(cmdVersion, a, false) },
+    { usage: 'help [command..]', describe: "print the help of tsbak, or of a command ('tsbak help key add-writer')", run: (a) => run(cmdHelp, a, false) },
+    {
+      usage: 'generate',
+      describe: 'write man pages and shell completions, made from this command table',
+      options: {
+        man: { type: 'string', describe: 'write a man page per command (tsbak.1, tsbak-<command>.1, tsbak-write.1, mount.tsbak.1) into this directory' },
+        'bash-completion': { type: 'string', describe: "write the bash completion script to this file ('-' for stdout)" },
+        'zsh-completion': { type: 'string', describe: "write the zsh completion script to this file ('-' for stdout)" },
+      },
+      run: (a) => run(cmdGenerate, a, false),
+    },
+    // ---- end version, help, generate ----
   ],
 };
 
-const TSBAK_WRITE: Command = { usage: 'tsbak-write <repo> [paths..]', describe: 'back up paths into a repository', options: writeOptions, run: (a) => run(cmdWrite, a) };
+export const TSBAK_WRITE: Command = { usage: 'tsbak-write <repo> [paths..]', describe: 'back up paths into a repository', options: writeOptions, run: (a) => run(cmdWrite, a) };
 
 /** The name errors are prefixed with: the command the user typed. */
 let progName = 'tsbak';
 
-async function run(handler: Handler, a: any): Promise<never> {
+async function run(handler: Handler, a: any, addon = true): Promise<never> {
   let code: number;
   try {
-    requireAddon();
+    if (addon) requireAddon();
     code = await handler(a);
   } catch (e) {
-    code = reportError(e);
+    code = reportError(e, !!(a?.json || a?.jsonLines));
   }
   process.exit(code);
 }
 
-function reportError(e: unknown): number {
+/** Prints an error: one line, and under --json also {"error": {...}} as the last line of stderr (docs/JSON.md "Errors"). */
+function reportError(e: unknown, json: boolean): number {
   const prog = progName;
-  if (e instanceof TsbakError) {
-    process.stderr.write(`${prog}: ${e.message}\n`);
-    return exitCodeFor(e.code);
-  }
+  const say = (code: string, exit: number, message: string, line = message): number => {
+    process.stderr.write(`${prog}: ${line}\n`);
+    if (json) process.stderr.write(`${JSON.stringify({ error: { code, exit, message } })}\n`);
+    return exit;
+  };
+  if (e instanceof TsbakError) return say(e.code, exitCodeFor(e.code), e.message);
   const err = e as NodeJS.ErrnoException;
-  if (err?.code === 'ENOSPC') {
-    process.stderr.write(`${prog}: disk full (${err.path ?? ''}): free some space and try again\n`);
-    return EXIT.ERROR;
-  }
-  if (err?.code && err.syscall) {
-    process.stderr.write(`${prog}: ${err.message}\n`);
-    return EXIT.ERROR;
-  }
-  process.stderr.write(`${prog}: internal error: ${(err as Error)?.stack ?? String(e)}\n`);
-  return EXIT.ERROR;
+  if (err?.code === 'ENOSPC') return say('DISK_FULL', EXIT.ERROR, `disk full (${err.path ?? ''}): free some space and try again`);
+  if (err?.code && err.syscall) return say('IO', EXIT.ERROR, err.message);
+  return say('INTERNAL', EXIT.ERROR, `internal error: ${(err as Error)?.message ?? String(e)}`, `internal error: ${(err as Error)?.stack ?? String(e)}`);
 }
 
 async function main(name: string, program: Command, argv: string[]): Promise<void> {
@@ -427,10 +454,12 @@ async function main(name: string, program: Command, argv: string[]): Promise<voi
   setProgramName(name);
   let r: ReturnType<typeof parseCommandLine>;
   try {
-    r = parseCommandLine(name, program, argv);
+    r = parseCommandLine(name, program, argv, process.env, rawArgv(argv));
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`${name}: ${e.message}\nTry '${e.command} --help'.\n`);
+    const flags = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+    if (flags.includes('--json') || flags.includes('--json-lines')) process.stderr.write(`${JSON.stringify({ error: { code: 'USAGE', exit: EXIT.USAGE, message: `${e.message}; try '${e.command} --help'` } })}\n`);
     process.exit(EXIT.USAGE);
   }
   if (r.kind === 'help') {
@@ -441,7 +470,7 @@ async function main(name: string, program: Command, argv: string[]): Promise<voi
     process.stdout.write(`${programVersion()}\n`);
     process.exit(EXIT.OK);
   }
-  await r.command.run!(r.args);
+  await r.command.run!({ ...r.args, rawValues: r.raw });
 }
 
 export async function tsbakMain(argv: string[]): Promise<void> {

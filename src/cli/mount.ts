@@ -17,6 +17,7 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
 import { dropSecretEnv, givenPassword, promptHidden } from './secrets.js';
 import { parseSize } from './size.js';
+import { count } from './output.js';
 import { programVersion } from '../platform/package.js';
 import { requireAddon } from './addon.js';
 
@@ -58,7 +59,7 @@ tags/ and ids/ views. Returns once the mount is ready; -f stays in the foregroun
 Unmount with 'umount <mountpoint>' or 'fusermount -u <mountpoint>'.
 
 Options (-o):
-  password_file=FILE   read the passphrase from FILE (or set TSBAK_PASSWORD)
+  password_file=FILE   read the passphrase from FILE (or set TSBAK_PASSWORD_FILE or TSBAK_PASSWORD)
   key_file=FILE        use this key file
   cache_size=SIZE      memory for decrypted chunks, e.g. 256M (default 128M)
   allow_other          let other users in (permission bits still apply)
@@ -91,6 +92,11 @@ Cold storage (data packs in S3 Glacier / Deep Archive):
   the pending restores.
 Generic mount options (ro, rw, defaults, noauto, _netdev, nofail, user, x-...) are accepted and ignored.
 `;
+
+/** The text of `mount.tsbak --help`, for its man page (generate.ts). */
+export function mountUsage(): string {
+  return USAGE;
+}
 
 /** Mount options that mean something to mount(8) or systemd, not to us. */
 const IGNORED = new Set(['ro', 'rw', 'defaults', 'auto', 'noauto', '_netdev', 'nofail', 'user', 'users', 'nouser', 'owner', 'group', 'exec', 'noexec', 'suid', 'nosuid', 'dev', 'nodev', 'atime', 'noatime', 'relatime', 'strictatime', 'nodiratime', 'sync', 'async', 'silent', 'loud']);
@@ -283,7 +289,7 @@ export async function serveMount(cfg: MountConfig, onReady?: () => void): Promis
         listStateXattr: cfg.stateXattr !== 'hidden',
       },
     });
-    if (cfg.verbose) log(`mounted ${cfg.repo} on ${m.mountpoint} (${m.fs.snapshotCount} snapshots)`);
+    if (cfg.verbose) log(`mounted ${cfg.repo} on ${m.mountpoint} (${count(m.fs.snapshotCount, 'snapshot')})`);
     mounted = m;
     if (stopped) onSignal(stopped);
     else onReady?.();

@@ -57,3 +57,20 @@ export function fmtUsd(v: number): string {
   if (v === 0) return '$0';
   return v >= 0.01 ? `$${v.toFixed(2)}` : `$${v.toPrecision(2)}`;
 }
+
+/** "1 file", "2 files": `n` and the noun, plural unless n is 1 (`plural` for irregular ones). */
+export function count(n: number, noun: string, plural = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : plural}`;
+}
+
+/**
+ * A time for tables and messages: UTC, to the second, with the zone named
+ * ("2026-12-04 07:38:00 UTC"), as snapshot times are stored and as a mount names them.
+ */
+export function fmtTime(t: string | Date | number): string {
+  const m = typeof t === 'string' ? /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?Z$/.exec(t) : null;
+  if (m) return `${m[1]} ${m[2]} UTC`;
+  const d = t instanceof Date ? t : new Date(t);
+  if (Number.isNaN(d.getTime())) return String(t);
+  return `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}

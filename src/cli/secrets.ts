@@ -35,7 +35,7 @@ export function readPasswordFile(file: string): string {
 /** Reads a line from the terminal without echoing it. */
 export async function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
-  if (!stdin.isTTY) throw new TsbakError('USAGE', 'no passphrase given: use --password-file or TSBAK_PASSWORD (no terminal to ask on)');
+  if (!stdin.isTTY) throw new TsbakError('USAGE', 'no passphrase given: use --password-file, TSBAK_PASSWORD_FILE or TSBAK_PASSWORD (no terminal to ask on)');
   process.stderr.write(question);
   stdin.setRawMode(true);
   stdin.resume();

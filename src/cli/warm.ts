@@ -17,7 +17,7 @@ import { checkRestoreRequest, expectedRestoreMs, isColdClass, parseTier } from '
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
 import { findSnapshot, type SelectArgs } from './select.js';
-import { fmtBytes, ProgressLine } from './output.js';
+import { count, fmtBytes, ProgressLine } from './output.js';
 
 /** Options of every command that may need cold data: warm, restore. */
 export interface ColdArgs extends RepoArgs {
@@ -128,7 +128,7 @@ export function expectedBy(repo: Repository, packs: ColdPack[]): string | null {
 export function describePlan(plan: ColdPlan, tier: RestoreTier, days: number, region: string): string[] {
   const sc = plan.storageClass ?? 'DEEP_ARCHIVE';
   const c = plan.byState.cold;
-  const lines = [`${plan.packs} packs (${fmtBytes(plan.bytes)}) in ${sc}: ${c.packs} cold, ${plan.byState.restoring.packs} being restored, ${plan.byState.available.packs} restored in S3, ${plan.byState.cached.packs} in the local cache`];
+  const lines = [`${count(plan.packs, 'pack')} (${fmtBytes(plan.bytes)}) in ${sc}: ${c.packs} cold, ${plan.byState.restoring.packs} being restored, ${plan.byState.available.packs} restored in S3, ${plan.byState.cached.packs} in the local cache`];
   if (c.packs) {
     const e = estimateRestoreCost(sc, tier, c.packs, c.bytes, days, { region });
     const by = new Date(Date.now() + expectedRestoreMs(sc, tier));
@@ -185,7 +185,7 @@ export async function prepareColdBlobs(repo: Repository, ids: Buffer[], a: ColdA
   const { tier, days } = tierAndDays(a, opts.defaultTier, plan.storageClass);
   if (!opts.quiet) for (const l of describePlan(plan, tier, days, askedRegion(repo, a))) err(l);
   const r = await repo.warmBlobs(ids, { tier, days });
-  if (!opts.quiet && r.requested) err(`requested ${r.requested} restores (tier ${tier}, kept ${days} day${days === 1 ? "" : "s"})`);
+  if (!opts.quiet && r.requested) err(`requested ${count(r.requested, 'restore')} (tier ${tier}, kept ${count(days, 'day')})`);
   if (!opts.wait) return { ready: false, requested: r.requested, plan, expectedBy: expectedBy(repo, plan.notReady) };
   const ok = await waitFor(repo, ids, a, tier, days);
   return { ready: ok, requested: r.requested, plan, expectedBy: expectedBy(repo, plan.notReady) };
@@ -209,19 +209,19 @@ export async function cmdWarm(a: WarmArgs): Promise<number> {
     if (!a.json) process.stdout.write(s + '\n');
   };
   const where = a.paths?.length ? a.paths.join(' ') : '/';
-  say(`snapshot ${snap.id.slice(0, 8)} ${where}: ${files} files, ${fmtBytes(bytes)}`);
+  say(`snapshot ${snap.id.slice(0, 8)} ${where}: ${count(files, 'file')}, ${fmtBytes(bytes)}`);
   if (!plan.packs) say('no cold data: nothing to restore');
   else for (const l of describePlan(plan, tier, days, askedRegion(repo, a))) say(l);
 
   let requested = 0;
   if (plan.byState.cold.packs && !a.dryRun) {
     requested = (await repo.warmBlobs(ids, { tier, days })).requested;
-    say(`requested ${requested} restores (tier ${tier}, kept ${days} day${days === 1 ? "" : "s"})`);
+    say(`requested ${count(requested, 'restore')} (tier ${tier}, kept ${count(days, 'day')})`);
   }
   let ready = plan.notReady.length === 0;
   if (a.wait && !ready && !a.dryRun) {
     ready = await waitFor(repo, ids, a, tier, days);
-    if (ready) say(`all ${plan.packs} packs are restored; they stay readable in S3 for ${days} day${days === 1 ? "" : "s"}`);
+    if (ready) say(`all ${count(plan.packs, 'pack')} ${plan.packs === 1 ? 'is' : 'are'} restored; they stay readable in S3 for ${count(days, 'day')}`);
   }
   const after = a.dryRun ? plan : await coldPlan(repo, ids, false);
   const by = expectedBy(repo, after.notReady);
@@ -229,7 +229,7 @@ export async function cmdWarm(a: WarmArgs): Promise<number> {
   if (a.json) {
     const st = Object.fromEntries(Object.entries(after.byState).map(([k, v]) => [k, v.packs]));
     process.stdout.write(
-      JSON.stringify({ snapshot: snap.id, files, bytes, packs: after.packs, packBytes: after.bytes, states: st, requested, tier, days, ready: after.notReady.length === 0, expectedBy: by, storageClass: after.storageClass }) + '\n',
+      JSON.stringify({ snapshot: snap.id, files, bytes, packs: after.packs, pack_bytes: after.bytes, states: st, requested, tier, days, ready: after.notReady.length === 0, expected_by: by, storage_class: after.storageClass }) + '\n',
     );
   }
   await repo.coldStorage?.close();

@@ -9,7 +9,7 @@ import { buildExcluder, type ExcludeArgs } from '../writer/exclude-rules.js';
 import { EXIT } from './exit-codes.js';
 import { cleanUpOnSignals } from './interrupt.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
-import { fmtBytes, fmtDuration, fmtUsd, ProgressLine } from './output.js';
+import { count, fmtBytes, fmtDuration, fmtUsd, ProgressLine } from './output.js';
 import { parseSize } from './size.js';
 
 export interface WriteArgs extends RepoArgs, Omit<ExcludeArgs, 'excludeLargerThan'> {
@@ -61,7 +61,7 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
     if (!progress.enabled) return;
     const secs = (Date.now() - start) / 1000;
     lastBytes = p.bytesRead;
-    progress.update(`${p.files} files, ${p.dirs} dirs, ${fmtBytes(p.bytesRead)} read, ${fmtBytes(lastBytes / Math.max(secs, 0.001))}/s, ${fmtDuration(secs * 1000)}  ${p.current}`);
+    progress.update(`${count(p.files, 'file')}, ${count(p.dirs, 'dir')}, ${fmtBytes(p.bytesRead)} read, ${fmtBytes(lastBytes / Math.max(secs, 0.001))}/s, ${fmtDuration(secs * 1000)}  ${p.current}`);
   };
   // Stopped by a signal: its handler prints the line and exits; this failure is its doing.
   const stopped = async (e: unknown): Promise<never> => {
@@ -123,8 +123,8 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
   if (a.json) process.stdout.write(JSON.stringify(summary) + '\n');
   else if (!a.quiet)
     process.stdout.write(
-      `snapshot ${summary.short_id} saved: ${s.files} files, ${s.dirs} dirs, ${fmtBytes(s.bytesRead)} read, ${fmtBytes(s.bytesAdded)} added (${fmtUsd(res.info.costUsd ?? 0)}/month) in ${fmtDuration(s.durationMs)}` +
-        (res.errors.length ? `; ${res.errors.length} entries skipped (see above)` : '') +
+      `snapshot ${summary.short_id} saved: ${count(s.files, 'file')}, ${count(s.dirs, 'dir')}, ${fmtBytes(s.bytesRead)} read, ${fmtBytes(s.bytesAdded)} added (${fmtUsd(res.info.costUsd ?? 0)}/month) in ${fmtDuration(s.durationMs)}` +
+        (res.errors.length ? `; ${count(res.errors.length, 'entry', 'entries')} skipped (see above)` : '') +
         '\n',
     );
   return res.errors.length ? EXIT.PARTIAL : EXIT.OK;

@@ -23,8 +23,8 @@ import { makeDirs } from '../platform/make-dirs.js';
 
 export interface RestoreOptions extends Partial<ApplyMetaOptions> {
   target: string;
-  /** Absolute paths inside the snapshot; only these (and what is below them) are restored. */
-  include?: string[];
+  /** Absolute paths inside the snapshot; only these (and what is below them) are restored. Raw bytes (a string is its UTF-8). */
+  include?: Array<string | Buffer>;
   /** Leaves out an entry (and what is below it) by its path inside the snapshot (--exclude). */
   exclude?: (snapPath: Buffer, isDir: boolean) => boolean;
   onWarning?: (path: string, message: string) => void;
@@ -43,10 +43,12 @@ export interface RestoreResult {
 }
 
 /** Which entries a set of include paths selects: inside one, or on the way to one. */
+// Paths here are byte strings (latin1: one char per byte), so names that are not UTF-8
+// compare by their bytes: a lossy decoding would make two different names equal.
 export class Selector {
   private readonly inc: string[] | null;
-  constructor(include?: string[]) {
-    this.inc = include && include.length ? include.map((p) => path.posix.resolve('/', p)) : null;
+  constructor(include?: Array<string | Buffer>) {
+    this.inc = include && include.length ? include.map(byteString) : null;
   }
   /** 'all': restore this and everything below; 'path': only a directory on the way; 'no'. */
   test(p: string): 'all' | 'path' | 'no' {
@@ -74,11 +76,11 @@ export async function restoreSnapshot(repo: Repository, snap: Snapshot, opts: Re
 }
 
 /** Every --include path must name something in the snapshot (NOT_FOUND otherwise, before anything is written). */
-async function checkIncludes(repo: Repository, snap: Snapshot, root: Tree, include: string[]): Promise<void> {
+async function checkIncludes(repo: Repository, snap: Snapshot, root: Tree, include: Array<string | Buffer>): Promise<void> {
   for (const inc of include) {
     let tree: Tree | null = root;
-    for (const comp of path.posix.resolve('/', inc).split('/').filter(Boolean)) {
-      const name = Buffer.from(comp);
+    for (const comp of byteString(inc).split('/').filter(Boolean)) {
+      const name = Buffer.from(comp, 'latin1');
       const node: TreeNode | undefined = tree?.nodes.find((n) => n.name.equals(name));
       if (!node) throw new TsbakError('NOT_FOUND', `${inc} is not in snapshot ${snap.id.slice(0, 8)}; list it with 'tsbak ls'`);
       tree = node.type === 'dir' && node.subtree ? await repo.loadTree(node.subtree) : null;
@@ -86,9 +88,14 @@ async function checkIncludes(repo: Repository, snap: Snapshot, root: Tree, inclu
   }
 }
 
-/** The path inside the snapshot of entry `name` of directory `dir`, with the name's raw bytes. */
+/** The path inside the snapshot of entry `name` of directory `dir` (a byte string, see Selector), as bytes. */
 export function snapshotPath(dir: string, name: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(dir === '/' || dir === '' ? '' : dir), Buffer.from('/'), name]);
+  return Buffer.concat([Buffer.from(dir === '/' || dir === '' ? '' : dir, 'latin1'), Buffer.from('/'), name]);
+}
+
+/** An include path as an absolute, normalized byte string (see Selector). */
+function byteString(p: string | Buffer): string {
+  return path.posix.resolve('/', (typeof p === 'string' ? Buffer.from(p) : p).toString('latin1'));
 }
 
 function join(dir: Buffer, name: Buffer): Buffer {
@@ -238,7 +245,7 @@ class RestoreRun {
     const out: Array<{ id: Buffer; ctx: WalkAt }> = [];
     for (const node of tree.nodes) {
       if (node.type !== 'dir' || !node.subtree || nameProblem(node.name) !== null) continue;
-      const childSnap = at.all && !this.opts.exclude ? '' : path.posix.join(at.snapPath, node.name.toString());
+      const childSnap = at.all && !this.opts.exclude ? '' : path.posix.join(at.snapPath, node.name.toString('latin1'));
       const sel = at.all ? 'all' : this.sel.test(childSnap);
       if (sel !== 'no' && this.excluded(at.snapPath, node)) continue;
       if (sel !== 'no') out.push({ id: node.subtree, ctx: { snapPath: childSnap, all: sel === 'all' } });
@@ -340,7 +347,7 @@ class RestoreRun {
 
   private async walk(tree: Tree, treeId: Buffer, dir: Dir, snapPath: string, all: boolean): Promise<void> {
     for (const r of tree.rejected ?? []) {
-      if (all || this.sel.test(snapPath === '/' ? '/' + r.name.toString() : snapPath + '/' + r.name.toString()) !== 'no') this.refuse(dir, treeId, r);
+      if (all || this.sel.test(snapPath === '/' ? '/' + r.name.toString('latin1') : snapPath + '/' + r.name.toString('latin1')) !== 'no') this.refuse(dir, treeId, r);
     }
     for (const node of tree.nodes) {
       // Trees from the repository come checked (format/tree.ts); a name that is not one path component never reaches the disk.
@@ -350,7 +357,7 @@ class RestoreRun {
         continue;
       }
       // The path inside the snapshot matters only while selecting (--include).
-      const childSnap = all && !this.opts.exclude ? '' : path.posix.join(snapPath, node.name.toString());
+      const childSnap = all && !this.opts.exclude ? '' : path.posix.join(snapPath, node.name.toString('latin1'));
       const sel = all ? 'all' : this.sel.test(childSnap);
       if (sel === 'no') continue;
       if (this.excluded(snapPath, node)) continue;

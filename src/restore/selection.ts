@@ -17,7 +17,7 @@ export async function walkSelection(repo: Repository, snap: Snapshot, sel: Selec
   const walk = async (tree: Tree, dir: string, all: boolean): Promise<void> => {
     for (const node of tree.nodes) {
       if (nameProblem(node.name) !== null) continue;
-      const child = path.posix.join(dir, node.name.toString());
+      const child = path.posix.join(dir, node.name.toString('latin1'));
       const s = all ? 'all' : selector.test(child);
       if (s === 'no' || (s === 'path' && node.type !== 'dir')) continue;
       const p = snapshotPath(dir, node.name);
