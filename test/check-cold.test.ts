@@ -46,5 +46,5 @@ t.test('cold packs: cost shown, restores requested in one batch, exit 15; read o
   const j = lastJson(done.stdout);
   t.same(j.cold_not_read, { packs: 0, bytes: 0 });
   t.ok(j.packs_read >= requested, `${j.packs_read} packs read`);
-  t.ok(j.blobsRead >= 6, `${j.blobsRead} blobs read`);
+  t.ok(j.blobs_read >= 6, `${j.blobs_read} blobs read`);
 });

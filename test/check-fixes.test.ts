@@ -105,7 +105,7 @@ t.test('check --read-data reads a pack that only a second index file names', asy
   t.ok(theirs.length >= 1, 'the master stored data packs of its own');
   const ok = run('tsbak', ['check', repo, '--read-data', '--json']);
   t.equal(ok.code, 0, ok.stdout);
-  const blobs = lastJson(ok.stdout).blobsRead;
+  const blobs = lastJson(ok.stdout).blobs_read;
   damage(path.join(repo, 'packs', theirs[0]!));
   const bad = run('tsbak', ['check', repo, '--read-data', '--json']);
   t.equal(bad.code, 14, 'damage in the second copy is found');

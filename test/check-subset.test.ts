@@ -53,7 +53,7 @@ t.test('through tsbak check: groups read every pack once, and find damage in the
     return lastJson(r.stdout);
   });
   t.equal(groups.reduce((s, g) => s + g.packs_read, 0), all.packs_read, 'the three groups read every pack');
-  t.equal(groups.reduce((s, g) => s + g.blobsRead, 0), all.blobsRead, 'and every blob');
+  t.equal(groups.reduce((s, g) => s + g.blobs_read, 0), all.blobs_read, 'and every blob');
   const human = run('tsbak', ['check', repo, '--read-data-subset', '25%']);
   t.equal(human.code, 0);
   t.match(human.stdout, /packs, \d+ of them read \(subset 25%\), \d+ blobs: no errors/);

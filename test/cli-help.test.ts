@@ -121,7 +121,7 @@ t.test('tsbak generate: man pages for every command, bash and zsh completion', a
     t.equal(r.stderr, '', `no errors completing ${words.join(' ')}`);
     return r.stdout.split('\n').filter(Boolean).sort();
   };
-  t.same(complete('tsbak', 're'), ['restore'], 'a subcommand');
+  t.same(complete('tsbak', 'rest'), ['restore'], 'a subcommand');
   t.same(complete('tsbak', 'key', 'add-'), ['add-password', 'add-writer'], 'a subcommand of key');
   t.same(complete('tsbak', 'restore', 'r', 'latest', '--ti'), ['--tier'], 'an option of the command typed');
   t.same(complete('tsbak', 'restore', 'r', 'latest', '--tier', ''), ['Bulk', 'Expedited', 'Standard'], "an option's choices");

@@ -22,6 +22,7 @@ export function snapshotJson(s: Snapshot, now = Date.now()): Record<string, unkn
     tags: i.tags,
     tree: i.tree,
     parent: i.parent ?? null,
+    original: i.original ?? null,
     program: i.program,
     stats: { files: st.files, dirs: st.dirs, bytes_read: st.bytesRead, bytes_added: st.bytesAdded, blobs_added: st.blobsAdded, duration_ms: st.durationMs, errors: st.errors },
     cost_usd_per_month: typeof i.costUsd === 'number' ? i.costUsd : null,

@@ -298,7 +298,6 @@ export const TSBAK: Command = {
       run: (a) => run(cmdUnlock, a),
     },
     ...browseCommands,
-    { usage: 'check <repo>', describe: 'verify the repository', options: { ...repoOptions, 'read-data': { type: 'boolean', describe: 'also read and verify every blob' }, ...json }, run: (a) => run(cmdCheck, a) },
     {
       usage: 'mount <repo> <mountpoint>',
       describe: 'mount the repository read-only, in the foreground (mount.tsbak for the background and /etc/fstab)',
