@@ -6,7 +6,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { S3Backend } from '../src/backend/s3.js';
 import { run, start } from './lib/cli.js';
-import { DEV_CREDENTIALS, devServerEnv, withDevServer } from './lib/s3-dev-server.js';
+import { DEV_CREDENTIALS, devFetch, devServerEnv, withDevServer } from './lib/s3-dev-server.js';
 import { tempDir } from './lib/temp.js';
 
 const server = await withDevServer(t, { buckets: ['locks'] });
@@ -22,7 +22,7 @@ async function names(b: S3Backend, prefix: string): Promise<string[]> {
 }
 
 async function devState(): Promise<{ uploads: Record<string, unknown> }> {
-  return (await fetch(`${server.url}/__dev/state`)).json() as Promise<{ uploads: Record<string, unknown> }>;
+  return (await devFetch(`${server.url}/__dev/state`)).json() as Promise<{ uploads: Record<string, unknown> }>;
 }
 
 t.test('LIST gives each lock its LastModified; a conflicting lock gives exit 13', async (t) => {

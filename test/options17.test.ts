@@ -214,7 +214,7 @@ t.test('snapshots --latest N per host and paths, --path; --tag a,b is both, repe
   t.match(bad.stderr, /--latest 0: give a whole number/);
 
   // latest for ls, restore, warm and cost: chosen by --host, --path and --tag.
-  const header = (args: string[]) => JSON.parse(run('tsbak', ['ls', repo, 'latest', '--json', ...args]).stdout.split('\n')[0]!).snapshot;
+  const header = (args: string[]) => JSON.parse(run('tsbak', ['ls', repo, 'latest', '--json', ...args]).stdout).snapshot.id;
   t.equal(header([]), all[4]!.id);
   t.equal(header(['--host', 'h1']), all[3]!.id);
   t.equal(header(['--host', 'h1', '--path', src]), all[2]!.id);

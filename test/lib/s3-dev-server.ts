@@ -4,10 +4,32 @@
 // directory it made itself is removed when it stops.
 
 import { spawn } from 'node:child_process';
+import * as http from 'node:http';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { makeTempDir, removeDir, type HasTeardown } from './temp.js';
+
+/**
+ * A request to the dev server on a connection of its own (no keep-alive): fetch's pooled
+ * sockets race the server closing idle ones (UND_ERR_SOCKET), and a test must not fail on that.
+ */
+export function devFetch(url: string, init: { method?: string } = {}): Promise<{ ok: boolean; status: number; text(): Promise<string>; json(): Promise<unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: init.method ?? 'GET', agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString();
+        const status = res.statusCode ?? 0;
+        resolve({ ok: status >= 200 && status < 300, status, text: async () => body, json: async () => JSON.parse(body) });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 export const DEV_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
@@ -166,7 +188,7 @@ async function launch(dir: string, opts: DevServerOptions, ownDir: boolean): Pro
 
   // Not retried: advancing the clock twice would be wrong.
   async function devPost(route: string): Promise<unknown> {
-    const r = await fetch(`${url}/__dev/${route}`, { method: 'POST' });
+    const r = await devFetch(`${url}/__dev/${route}`, { method: 'POST' });
     const body = await r.text();
     if (!r.ok) throw new Error(`s3-dev-server: POST /__dev/${route}: HTTP ${r.status} ${body}`);
     return JSON.parse(body);
@@ -180,19 +202,18 @@ async function launch(dir: string, opts: DevServerOptions, ownDir: boolean): Pro
     pid: child.pid!,
     stats: () =>
       retryOnce(async () => {
-        const r = await fetch(`${url}/__dev/stats`);
+        const r = await devFetch(`${url}/__dev/stats`);
         return (await r.json()) as DevStats;
       }),
     resetStats: () =>
       retryOnce(async () => {
-        const r = await fetch(`${url}/__dev/reset-stats`, { method: 'POST' });
-        await r.arrayBuffer();
+        await devFetch(`${url}/__dev/reset-stats`, { method: 'POST' });
       }),
     setLatency: (ms: number) => devPost(`latency?ms=${ms}`).then(() => undefined),
     advance: (ms: number) => devPost(`advance?ms=${ms}`).then(() => undefined),
     completeRestores: () => devPost('complete-restores').then((j) => Number((j as { completed: number }).completed)),
     async createBucket(name: string) {
-      const r = await fetch(`${url}/${name}`, { method: 'PUT' });
+      const r = await devFetch(`${url}/${name}`, { method: 'PUT' });
       const body = await r.text();
       if (!r.ok) throw new Error(`cannot create bucket ${name}: HTTP ${r.status} ${body}`);
     },
