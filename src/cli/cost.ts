@@ -42,7 +42,7 @@ export async function cmdCost(a: RepoArgs & SelectArgs & KeepArgs & { snapshot?:
   // Snapshots and the restore estimate need the full key.
   let snapshots: Array<{ id: string; time: string; bytesAdded: number; monthlyUsd: number; recorded: boolean }> = [];
   let byHost: HostCost[] = [];
-  let restore: { snapshot: string; files: number; bytes: number; packs: number; packBytes: number; storageClass: StorageClass; tiers: RestoreCost[] } | null = null;
+  let restore: { snapshot: string; files: number; bytes: number; packs: number; packBytes: number; storageClass: StorageClass; days: number; tiers: RestoreCost[] } | null = null;
   if (repo.canRead) {
     const snaps = await repo.listSnapshots((id, e) => process.stderr.write(`tsbak: warning: snapshot ${id.slice(0, 8)} is not counted: ${(e as Error).message}\n`));
     const dataClass = repo.config.storageClass.data;
@@ -64,7 +64,7 @@ export async function cmdCost(a: RepoArgs & SelectArgs & KeepArgs & { snapshot?:
       const sc = packs.find((p) => isColdClass(p.storageClass))?.storageClass ?? dataClass;
       const tiers: RestoreTier[] = isColdClass(sc) ? tiersFor(sc) : ['Standard'];
       // A local repository's restore reads the disk: its AWS fees are a what-if like the rest.
-      restore = { snapshot: target.id, files, bytes, packs: packs.length, packBytes, storageClass: sc, tiers: tiers.map((t) => estimateRestoreCost(sc, t, packs.length, packBytes, days, { region })) };
+      restore = { snapshot: target.id, files, bytes, packs: packs.length, packBytes, storageClass: sc, days, tiers: tiers.map((t) => estimateRestoreCost(sc, t, packs.length, packBytes, days, { region })) };
     }
   }
   const whatIf = whatIfClasses(listing, region);
