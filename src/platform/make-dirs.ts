@@ -12,30 +12,8 @@ function refused(dir: string, code: string): Error {
   return e;
 }
 
-/** Creates `dir` and its missing parents (mode for those it creates); a directory already there is fine. */
-export async function makeDirs(dir: string, mode?: number): Promise<void> {
-  const missing: string[] = [];
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    try {
-      if ((await fsp.stat(d)).isDirectory()) break;
-      throw Object.assign(new Error(`cannot create directory ${dir}: ${d} is not a directory`), { code: 'ENOTDIR', syscall: 'mkdir', path: d });
-    } catch (e: any) {
-      if (e.code !== 'ENOENT' || d === path.dirname(d)) throw e;
-      missing.push(d);
-    }
-  }
-  for (const d of missing.reverse()) {
-    try {
-      await fsp.mkdir(d, mode);
-    } catch (e: any) {
-      if (e.code === 'EEXIST' && (await fsp.stat(d).catch(() => null))?.isDirectory()) continue;
-      throw e.code === 'ENOENT' || e.code === 'EEXIST' ? refused(d, e.code) : e;
-    }
-  }
-}
-
-/** makeDirs, synchronously. */
-export function makeDirsSync(dir: string, mode?: number): void {
+/** The directories `dir` needs made, from the top down (stat is cheap: done synchronously). */
+function missingDirs(dir: string): string[] {
   const missing: string[] = [];
   for (let d = path.resolve(dir); ; d = path.dirname(d)) {
     try {
@@ -46,15 +24,37 @@ export function makeDirsSync(dir: string, mode?: number): void {
       missing.push(d);
     }
   }
-  for (const d of missing.reverse()) {
+  return missing.reverse();
+}
+
+/** Whether a mkdir that failed with `e` found the directory made by someone else meanwhile. */
+function madeMeanwhile(d: string, e: NodeJS.ErrnoException): boolean {
+  try {
+    return e.code === 'EEXIST' && statSync(d).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Creates `dir` and its missing parents (mode for those it creates); a directory already there is fine. */
+export async function makeDirs(dir: string, mode?: number): Promise<void> {
+  for (const d of missingDirs(dir)) {
+    try {
+      await fsp.mkdir(d, mode);
+    } catch (e: any) {
+      if (madeMeanwhile(d, e)) continue;
+      throw e.code === 'ENOENT' || e.code === 'EEXIST' ? refused(d, e.code) : e;
+    }
+  }
+}
+
+/** makeDirs, synchronously. */
+export function makeDirsSync(dir: string, mode?: number): void {
+  for (const d of missingDirs(dir)) {
     try {
       mkdirSync(d, mode);
     } catch (e: any) {
-      let isDir = false;
-      try {
-        isDir = e.code === 'EEXIST' && statSync(d).isDirectory();
-      } catch {}
-      if (isDir) continue;
+      if (madeMeanwhile(d, e)) continue;
       throw e.code === 'ENOENT' || e.code === 'EEXIST' ? refused(d, e.code) : e;
     }
   }
