@@ -42,8 +42,8 @@ export function quoteName(name: Buffer | string): string {
     else {
       const ch = b.toString('utf8', i, i + n);
       const cp = ch.codePointAt(0)!;
-      // C1 controls and the line/paragraph separators move a terminal's cursor too.
-      out += (cp >= 0x80 && cp <= 0x9f) || cp === 0x2028 || cp === 0x2029 ? `\\u{${cp.toString(16)}}` : ch;
+      // C1 controls and the line/paragraph separators move a terminal's cursor too: their bytes.
+      out += (cp >= 0x80 && cp <= 0x9f) || cp === 0x2028 || cp === 0x2029 ? [...b.subarray(i, i + n)].map(hex).join('') : ch;
     }
     i += n || 1;
   }
