@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { lastJson, newRepo, run, start } from './lib/cli.js';
+import { BIN, lastJson, newRepo, run, start, testEnv } from './lib/cli.js';
+import { spawnSync } from 'node:child_process';
 import { listFiles } from './lib/files.js';
 import { tempDir } from './lib/temp.js';
 
@@ -155,12 +156,10 @@ t.test('kill -9 after an index checkpoint: the rerun stores only what the checkp
   const src = bigTree(t, mib);
   // Small checkpoints so that a test tree has several (the default is 64 MiB or 5 minutes).
   const env = { TSBAK_CHECKPOINT_BYTES: String(2 << 20) };
-  const child = start('tsbak-write', [repo, src, '--json'], env);
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  // Killed (SIGKILL) right after its third index file: src/backend/crash-point.ts.
+  const killed = spawnSync(BIN('tsbak-write'), [repo, src, '--json'], { env: testEnv({ ...env, TSBAK_CRASH_AT: 'index/#3:after' }) });
+  t.equal(killed.signal, 'SIGKILL', 'killed after three index checkpoints');
   const indexes = () => namesIn(path.join(repo, 'index'));
-  await until('three index checkpoints', () => indexes().length >= 3);
-  child.kill('SIGKILL');
-  await exited;
   t.same(namesIn(path.join(repo, 'snapshots')), [], 'killed before its snapshot');
   const checkpointed = indexes().length;
   t.ok(checkpointed >= 3, `${checkpointed} index files written before the kill`);

@@ -2,25 +2,29 @@
 // kills the process with SIGKILL just before (or just after) its N-th change to the
 // repository — a put, a delete, or the commit of a streamed object — so that a test can stop
 // a backup, forget, prune or repair at every step it takes, not at a moment picked by a
-// timer. Unset, openBackend returns the backend as it is.
+// timer. PREFIX#N counts only changes to names starting with PREFIX (`index/#3:after`: right
+// after the third index file). Unset, openBackend returns the backend as it is.
 import type { Backend, ObjectFile, PutOptions } from './backend.js';
 import { forwardingRest } from './warm-start.js';
 
 export interface CrashPoint {
   at: number;
   after: boolean;
+  /** Count only changes to names with this prefix ('' : every change). */
+  prefix: string;
 }
 
 /** TSBAK_CRASH_AT parsed, or null (unset or malformed: a typo must not kill a real run). */
 export function crashPointFromEnv(value = process.env.TSBAK_CRASH_AT): CrashPoint | null {
-  const m = /^([1-9][0-9]{0,8})(:after)?$/.exec(value ?? '');
-  return m ? { at: Number(m[1]), after: !!m[2] } : null;
+  const m = /^(?:([a-z][a-z/]{0,31})#)?([1-9][0-9]{0,8})(:after)?$/.exec(value ?? '');
+  return m ? { prefix: m[1] ?? '', at: Number(m[2]), after: !!m[3] } : null;
 }
 
 export function withCrashPoint(backend: Backend, point: CrashPoint): Backend {
   let changes = 0;
   const die = () => process.kill(process.pid, 'SIGKILL');
-  async function change<T>(op: () => Promise<T>): Promise<T> {
+  async function change<T>(name: string, op: () => Promise<T>): Promise<T> {
+    if (!name.startsWith(point.prefix)) return op();
     const n = ++changes;
     if (n === point.at && !point.after) die();
     const r = await op();
@@ -29,12 +33,12 @@ export function withCrashPoint(backend: Backend, point: CrashPoint): Backend {
   }
   const b = backend;
   const front = {
-    put: (name: string, data: Uint8Array, opts?: PutOptions) => change(() => b.put(name, data, opts)),
-    delete: (name: string) => change(() => b.delete(name)),
+    put: (name: string, data: Uint8Array, opts?: PutOptions) => change(name, () => b.put(name, data, opts)),
+    delete: (name: string) => change(name, () => b.delete(name)),
     createObjectFile: b.createObjectFile
       ? (): ObjectFile => {
           const f = b.createObjectFile!();
-          return { append: (bytes) => f.append(bytes), commit: (name) => change(() => f.commit(name)), abort: () => f.abort() };
+          return { append: (bytes) => f.append(bytes), commit: (name) => change(name, () => f.commit(name)), abort: () => f.abort() };
         }
       : undefined,
   };
