@@ -28,6 +28,9 @@
 //  - latency: `latencyMs` is waited before each S3 request is handled, as a WAN round trip
 //    would (and before "100 Continue"); POST /__dev/latency?ms=N (or setLatency(N)) changes
 //    it while the server runs, GET /__dev/latency tells it.
+//  - a gate that holds requests of one kind in flight until a test opens it, and tells the
+//    test when one is held: POST /__dev/gate, GET /__dev/gate/held, POST /__dev/gate/open
+//    (scripts/s3-dev-gate.mjs).
 //  - a controllable clock: restores complete and restored copies expire by the server's clock,
 //    the wall clock plus an offset that POST /__dev/advance?ms=N (advance(N)) moves forward.
 //    With `manualClock` a restore never completes by itself (the delay is not used): it
@@ -57,6 +60,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import S3rver from 's3rver';
+import { createGate } from './s3-dev-gate.mjs';
 
 const COLD_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
 const VALID_CLASSES = new Set([
@@ -96,6 +100,7 @@ async function start(dir, ownDir, options) {
   const clock = newClock(options);
   const now = clock.now;
   let latencyMs = checkLatency(options.latencyMs ?? 0);
+  const gate = createGate();
   const bucketDir = path.join(dir, 'buckets');
   mkdirSync(bucketDir, { recursive: true });
 
@@ -253,6 +258,7 @@ async function start(dir, ownDir, options) {
     if (kind === 'GetObject' && req.headers.range !== undefined) stats.rangedGets++;
     if (kind === 'GetObject') stats.getsByKey[`${bucket}/${key}`] = (stats.getsByKey[`${bucket}/${key}`] ?? 0) + 1;
     stats.total++;
+    await gate.pass(kind, `${bucket}/${key}`, res);
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     const id = `${bucket}/${key}`;
     const h = { ...req.headers };
@@ -541,6 +547,7 @@ async function start(dir, ownDir, options) {
       return v;
     };
     try {
+      if (url.pathname.startsWith('/__dev/gate') && (await gate.route(req, url, json))) return;
       if (req.method === 'GET' && url.pathname === '/__dev/latency') return json(200, { ms: latencyMs });
       if (req.method === 'POST' && url.pathname === '/__dev/latency') return json(200, { ms: (latencyMs = checkLatency(ms())) });
       if (req.method === 'GET' && url.pathname === '/__dev/clock') return json(200, clock.info());
@@ -608,6 +615,7 @@ async function start(dir, ownDir, options) {
     clock: () => clock.info(),
     stop() {
       stopped ??= (async () => {
+        gate.close();
         await new Promise((r) => {
           server.close(() => r());
           server.closeAllConnections?.();

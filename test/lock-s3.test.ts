@@ -50,22 +50,20 @@ t.test('SIGINT during a multipart upload of a pack: the upload is aborted, the l
   t.equal(run('tsbak', ['init', repo, '--pack-size', '32', ...S3], env).code, 0);
   const src = tempDir(t);
   for (let i = 0; i < 40; i++) writeFileSync(path.join(src, `f${i}`), randomBytes(1 << 20));
-  // Slow requests keep the upload in flight long enough to be seen.
-  await server.setLatency(200);
-  t.teardown(() => server.setLatency(0));
+  // The server holds the first part of a multipart upload of a pack: the upload is in flight when the signal comes.
+  await server.armGate('UploadPart', 'locks/sigint/packs/');
+  t.teardown(() => server.openGate());
   const child = start('tsbak-write', [repo, src, ...S3], env);
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  for (let i = 0; ; i++) {
-    if (Object.keys((await devState()).uploads).length > 0) break;
-    if (i > 24000) throw new Error('no multipart upload seen');
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  const held = await server.gateHeld();
+  t.match(held.key, /^locks\/sigint\/packs\//, `a part of ${held.key} is in flight`);
+  t.ok(Object.keys((await devState()).uploads).length > 0, 'a multipart upload is open');
   child.kill('SIGINT');
   t.equal(await exited, 130, stderr);
   t.match(stderr, /backup interrupted by SIGINT/);
-  await server.setLatency(0);
+  await server.openGate();
   t.same(Object.keys((await devState()).uploads), [], 'no multipart upload left pending');
   const b = backend('sigint');
   t.teardown(() => b.close());
@@ -81,19 +79,17 @@ t.test('SIGINT during a check takes its lock back', async (t) => {
   const src = tempDir(t);
   writeFileSync(path.join(src, 'x'), 'x');
   t.equal(run('tsbak-write', [repo, src, ...S3], env).code, 0);
-  // Every request takes a second: the check is still at work seconds after its lock appears.
-  await server.setLatency(1000);
-  t.teardown(() => server.setLatency(0));
+  // Once its lock is written, the check's next read is held: it is at work when the signal comes.
+  await server.armGate('GetObject', 'locks/check/', { kind: 'PutObject', prefix: 'locks/check/locks/' });
+  t.teardown(() => server.openGate());
   const lockDir = path.join(server.dir, 'buckets', 'locks', 'check', 'locks');
   const locks = () => (existsSync(lockDir) ? readdirSync(lockDir).filter((n) => n.endsWith('._S3rver_object')) : []);
   const child = start('tsbak', ['check', repo, ...S3], env);
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  for (let i = 0; locks().length === 0; i++) {
-    if (i > 24000) throw new Error('the check took no lock');
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await server.gateHeld();
+  t.equal(locks().length, 1, 'its lock is there');
   child.kill('SIGINT');
   t.equal(await exited, 130, stderr);
   t.match(stderr, /^tsbak: check interrupted by SIGINT\n$/);

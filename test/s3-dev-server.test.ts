@@ -1,6 +1,6 @@
 // The dev S3 server's own tools for tests and benchmarks (scripts/s3-dev-server.mjs, a real
 // server process on loopback): latency set at run time, counters by method, the manual
-// clock, aws-chunked (SigV4 streaming) bodies decoded, and restic 0.14 backing up to it
+// clock, the gate, aws-chunked (SigV4 streaming) bodies decoded, and restic 0.14 backing up to it
 // and restoring from it.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -85,6 +85,24 @@ function chunkedPut(key: string, chunks: Buffer[], opts: { final?: boolean } = {
     },
   });
 }
+
+t.test('gate: a matching request is held until opened, the test told by an event', async (t) => {
+  await server.armGate('PutObject', 'devsrv/gate/', { kind: 'PutObject', prefix: 'devsrv/gate/first' });
+  await backend.put('gate/first', Buffer.from('1'));
+  await backend.put('other/x', Buffer.from('x'));
+  let done = false;
+  const second = backend.put('gate/second', Buffer.from('2')).then(() => (done = true));
+  t.same(await server.gateHeld(), { kind: 'PutObject', key: 'devsrv/gate/second' }, 'the request after `after` is held');
+  t.equal(done, false, 'not answered while held');
+  t.equal(await backend.head('gate/second'), null, 'not stored while held');
+  t.equal(await server.openGate(), 1, 'one request let go');
+  await second;
+  t.ok(await backend.head('gate/second'), 'stored once let go');
+  await backend.put('gate/third', Buffer.from('3'));
+  t.ok(await backend.head('gate/third'), 'opening disarmed the gate');
+  const bad = await fetch(`${server.url}/__dev/gate?kind=`, { method: 'POST' });
+  t.equal(bad.status, 400);
+});
 
 t.test('aws-chunked bodies are stored decoded', async (t) => {
   const chunks = [randomBytes(65536), randomBytes(1000), randomBytes(1)];

@@ -3,7 +3,9 @@
 // repository — a put, a delete, or the commit of a streamed object — so that a test can stop
 // a backup, forget, prune or repair at every step it takes, not at a moment picked by a
 // timer. PREFIX#N counts only changes to names starting with PREFIX (`index/#3:after`: right
-// after the third index file). Unset, openBackend returns the backend as it is.
+// after the third index file). A trailing :SIGINT or :SIGTERM sends that signal instead and
+// goes on, so that a test interrupts a command at a chosen step (`packs/#2:SIGINT`: while
+// the second pack is committed). Unset, openBackend returns the backend as it is.
 import type { Backend, ObjectFile, PutOptions } from './backend.js';
 import { forwardingRest } from './warm-start.js';
 
@@ -12,17 +14,18 @@ export interface CrashPoint {
   after: boolean;
   /** Count only changes to names with this prefix ('' : every change). */
   prefix: string;
+  signal: 'SIGKILL' | 'SIGINT' | 'SIGTERM';
 }
 
 /** TSBAK_CRASH_AT parsed, or null (unset or malformed: a typo must not kill a real run). */
 export function crashPointFromEnv(value = process.env.TSBAK_CRASH_AT): CrashPoint | null {
-  const m = /^(?:([a-z][a-z/]{0,31})#)?([1-9][0-9]{0,8})(:after)?$/.exec(value ?? '');
-  return m ? { prefix: m[1] ?? '', at: Number(m[2]), after: !!m[3] } : null;
+  const m = /^(?:([a-z][a-z/]{0,31})#)?([1-9][0-9]{0,8})(:after)?(?::(SIGINT|SIGTERM))?$/.exec(value ?? '');
+  return m ? { prefix: m[1] ?? '', at: Number(m[2]), after: !!m[3], signal: (m[4] as CrashPoint['signal'] | undefined) ?? 'SIGKILL' } : null;
 }
 
 export function withCrashPoint(backend: Backend, point: CrashPoint): Backend {
   let changes = 0;
-  const die = () => process.kill(process.pid, 'SIGKILL');
+  const die = () => process.kill(process.pid, point.signal);
   async function change<T>(name: string, op: () => Promise<T>): Promise<T> {
     if (!name.startsWith(point.prefix)) return op();
     const n = ++changes;

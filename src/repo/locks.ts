@@ -254,6 +254,7 @@ class HeldLock implements LockHandle {
   private lastWritten = 0;
   private lost: string | null = null;
   private released = false;
+  private releasing: Promise<void> | null = null;
 
   constructor(
     private readonly backend: Backend,
@@ -315,13 +316,20 @@ class HeldLock implements LockHandle {
     if (this.lost) throw new TsbakError('LOCKED', `the repository lock ${this.name} was lost: ${this.lost}; nothing was made visible, run the command again`);
   }
 
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    if (this.timer) clearInterval(this.timer);
-    this.onRelease();
-    // Not waiting for a refresh in flight: its put may be the one that hangs.
-    const names = [this.name, this.next].filter((n): n is string => !!n);
-    await Promise.all(names.map((n) => this.backend.delete(n)));
+  release(): Promise<void> {
+    // A second call (releaseAll on a signal while the command releases it) waits for the
+    // same deletes, so that the process does not exit before they are sent.
+    this.releasing ??= (async () => {
+      this.released = true;
+      if (this.timer) clearInterval(this.timer);
+      try {
+        // Not waiting for a refresh in flight: its put may be the one that hangs.
+        const names = [this.name, this.next].filter((n): n is string => !!n);
+        await Promise.all(names.map((n) => this.backend.delete(n)));
+      } finally {
+        this.onRelease();
+      }
+    })();
+    return this.releasing;
   }
 }

@@ -80,6 +80,15 @@ export interface DevServer {
   completeRestores(): Promise<number>;
   /** Create a bucket (an anonymous CreateBucket; s3rver allows it). */
   createBucket(name: string): Promise<void>;
+  /**
+   * Holds requests of `kind` whose `bucket/key` starts with `prefix` unanswered (with
+   * `after`, only once a request of that kind and prefix was answered) until openGate.
+   */
+  armGate(kind: string, prefix?: string, after?: { kind: string; prefix: string }): Promise<void>;
+  /** Resolves when the gate holds a request (an event: no polling). */
+  gateHeld(): Promise<{ kind: string; key: string }>;
+  /** Lets held requests go on and disarms the gate; resolves to how many were held. */
+  openGate(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -212,6 +221,16 @@ async function launch(dir: string, opts: DevServerOptions, ownDir: boolean): Pro
     setLatency: (ms: number) => devPost(`latency?ms=${ms}`).then(() => undefined),
     advance: (ms: number) => devPost(`advance?ms=${ms}`).then(() => undefined),
     completeRestores: () => devPost('complete-restores').then((j) => Number((j as { completed: number }).completed)),
+    async armGate(kind: string, prefix = '', after?: { kind: string; prefix: string }) {
+      const q = new URLSearchParams({ kind, prefix, ...(after ? { after: `${after.kind}:${after.prefix}` } : {}) });
+      await devPost(`gate?${q}`);
+    },
+    async gateHeld() {
+      const r = await devFetch(`${url}/__dev/gate/held`);
+      if (!r.ok) throw new Error(`s3-dev-server: GET /__dev/gate/held: HTTP ${r.status}`);
+      return (await r.json()) as { kind: string; key: string };
+    },
+    openGate: () => devPost('gate/open').then((j) => Number((j as { released: number }).released)),
     async createBucket(name: string) {
       const r = await devFetch(`${url}/${name}`, { method: 'PUT' });
       const body = await r.text();
