@@ -1,6 +1,6 @@
 // Trees cached on disk (src/repo/tree-store.ts), with the real executables against the S3
-// dev server, every request counted by a proxy in front of it: a second `tsbak ls -l` of a
-// snapshot GETs no tree; a damaged cached tree is dropped and read again, the listing
+// dev server, every request counted by a proxy in front of it: the trees a backup writes are
+// kept, a second `tsbak ls -l` of a snapshot GETs no tree; a damaged cached tree is dropped and read again, the listing
 // unchanged; the cache stays within --tree-cache-size.
 import t, { type Test } from 'tap';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -49,6 +49,17 @@ const cached = () => {
 };
 
 let listing = '';
+
+t.test('the trees a backup writes are kept: an ls, and the next backup, GET no tree', async (t) => {
+  t.ok(cached().length > 0, 'the backup kept its tree pack in the cache directory');
+  const after = await ls(t);
+  t.equal(after.gets, 0, 'ls right after the backup: no GET of a tree pack');
+  await proxy.reset();
+  const again = run('tsbak-write', [REPO, src, '--json'], env);
+  t.equal(again.code, 0, again.stderr);
+  t.equal(await treeGets(), 0, 'the next backup reads its parent from the cache');
+  rmSync(treeDir()!, { recursive: true, force: true });
+});
 
 t.test('a second ls -l of a snapshot GETs no tree', async (t) => {
   const first = await ls(t);

@@ -89,6 +89,11 @@ export class BlobReader {
       : null;
   }
 
+  /** A tree pack this process wrote (its bytes as stored), kept in the disk cache of trees if there is one. */
+  keepTreePack(id: Buffer, bytes: Buffer): void {
+    this.treeStore?.keepPack(id, bytes);
+  }
+
   /** Whether the in-memory cache holds this blob's plaintext. */
   hasCachedBlob(id: Buffer): boolean {
     return this.blobCache.has(id.toString('hex'));

@@ -40,6 +40,9 @@ export class BlobWriter {
     private readonly indexes: IndexStore,
   ) {}
 
+  /** Told of each tree pack this writer stored from memory (Repository.useTreeCache keeps them on disk). */
+  onTreePack: ((id: Buffer, bytes: Buffer) => void) | null = null;
+
   private getPacker(): Packer {
     if (this.abandoned) throw new TsbakError('IO', 'writing was stopped (the process is ending)');
     if (!this.packer) {
@@ -49,7 +52,10 @@ export class BlobWriter {
         level: this.ctx.config.compression.level,
         packSize: this.ctx.config.packSize,
         storageClass: { data: this.ctx.classes.data, tree: this.ctx.classes.tree },
-        onPack: (p, bytes) => this.objectsWritten.push({ kind: p.kind, bytes }),
+        onPack: (p, bytes, treeBytes) => {
+          this.objectsWritten.push({ kind: p.kind, bytes });
+          if (treeBytes) this.onTreePack?.(p.id, treeBytes);
+        },
       });
     }
     return this.packer;

@@ -63,7 +63,8 @@ export interface PackerOptions {
   /** Batches sealed at once on libuv's pool (TSBAK_WORKERS, default 2); 0 seals everything on the calling thread. */
   workers?: number;
   /** Called after each pack is stored, with its index entry. */
-  onPack?: (p: IndexPack, bytes: number) => void;
+  /** A pack stored: its index entry, its size, and (tree packs put from memory) a copy of its bytes. */
+  onPack?: (p: IndexPack, bytes: number, treeBytes?: Buffer) => void;
 }
 
 export class Packer {
@@ -313,6 +314,8 @@ export class Packer {
     const name = packName(p.type, id.toString('hex'));
     const file = p.file;
     const stored = file ? file.commit(name).finally(() => this.files.delete(file)) : this.o.backend.put(name, bytes!, { storageClass: this.o.storageClass[p.type] });
+    // Copied before the arena goes back for the next pack (the local tree cache keeps it).
+    const treeBytes = !file && p.type === 'tree' && this.o.onPack ? Buffer.from(bytes!) : undefined;
     const up = stored
       .then(() => {
         if (!file && this.arenas.length < 1) this.arenas.push(p.builder.buffer);
@@ -320,7 +323,7 @@ export class Packer {
         this.written.push(entry);
         this.writtenBlobCount += entry.blobs.length;
         this.writtenByteCount += length;
-        this.o.onPack?.(entry, length);
+        this.o.onPack?.(entry, length, treeBytes);
       })
       .catch((e) => {
         this.failure ??= e;

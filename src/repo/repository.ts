@@ -349,6 +349,8 @@ export class Repository {
   }
   useTreeCache(root: string | null, maxBytes?: number): void {
     this.reader.useTreeCache(root, maxBytes);
+    // The trees a backup writes are the next backup's parent: kept, they cost it no GET.
+    if (this.writer instanceof BlobWriter) this.writer.onTreePack = root ? (id, bytes) => this.reader.keepTreePack(id, bytes) : null;
   }
   hasCachedBlob(id: Buffer): boolean {
     return this.reader.hasCachedBlob(id);

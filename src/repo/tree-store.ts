@@ -146,6 +146,11 @@ export class TreeStore {
     return p;
   }
 
+  /** A tree pack written by this process: checked against its id like one fetched, then kept (in the background). */
+  keepPack(id: Buffer, bytes: Buffer): void {
+    if (sha256(bytes).equals(id)) void this.store(id.toString('hex'), bytes);
+  }
+
   /** Best effort: a cache that cannot be written only costs the GET next time. Nothing larger than half the bound is kept (it would evict the rest). */
   private async store(key: string, bytes: Buffer): Promise<void> {
     if (bytes.length > this.cache.maxBytes / 2) return;
