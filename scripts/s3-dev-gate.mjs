@@ -2,9 +2,10 @@
 // with a request kind (and a key prefix), the server holds matching requests unanswered
 // until the gate is opened, and tells a waiting test as soon as one is held. The test then
 // acts on an event, not on a poll or a timer.
-//   POST /__dev/gate?kind=UploadPart[&prefix=repo/packs/][&after=PutObject:repo/locks/]
+//   POST /__dev/gate?kind=UploadPart[&prefix=repo/packs/][&after=PutObject:repo/locks/][&limit=N]
 //        arms it; with `after`, it holds nothing until a request of that kind and key
-//        prefix has been answered (so what that request wrote exists).
+//        prefix has been answered (so what that request wrote exists); with `limit`, it
+//        holds the first N matching requests only (others, e.g. another client's, pass).
 //   GET  /__dev/gate/held   answers once a request is held: { kind, key }.
 //   POST /__dev/gate/open   lets every held request go on and disarms the gate.
 
@@ -25,7 +26,9 @@ export function createGate() {
       if (i <= 0) throw new RangeError('after must be KIND:PREFIX');
       after = { kind: a.slice(0, i), prefix: a.slice(i + 1) };
     }
-    return { kind, prefix: q.get('prefix') ?? '', after, afterSeen: false };
+    const limit = q.get('limit') === null ? Infinity : Number(q.get('limit'));
+    if (!(limit >= 1)) throw new RangeError('limit must be a number >= 1');
+    return { kind, prefix: q.get('prefix') ?? '', after, afterSeen: false, limit, taken: 0 };
   }
 
   function open() {
@@ -48,7 +51,8 @@ export function createGate() {
         if (matches(g.after, kind, key)) res.on('finish', () => (g.afterSeen = true));
         return Promise.resolve();
       }
-      if (!matches(g, kind, key)) return Promise.resolve();
+      if (!matches(g, kind, key) || g.taken >= g.limit) return Promise.resolve();
+      g.taken++;
       return new Promise((release) => {
         held.push({ kind, key, release });
         const w = heldWaiters;

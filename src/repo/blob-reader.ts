@@ -54,6 +54,9 @@ export class BlobReader {
   /** Blob reads under way (fetching or opening), and when two last overlapped (performance.now()). */
   private blobReads = 0;
   private blobReadsOverlapped = -Infinity;
+  /** Packs the index lists that turned out missing (a prune deleted them after moving their blobs, or damage). */
+  private gonePacks = new Set<string>();
+  private indexReload: Promise<void> | null = null;
   /** Trees kept on local disk (useTreeCache); null: trees come from the backend every time. */
   private treeStore: TreeStore | null = null;
 
@@ -311,7 +314,31 @@ export class BlobReader {
 
   /** A failed read of pack `name`: a pack the index lists and that is not there is damage (CORRUPT); other errors as they are. */
   private missingPack(name: string, e: unknown): unknown {
-    return e instanceof NotFoundError ? new TsbakError('CORRUPT', `pack ${name} is missing from ${this.ctx.backend.location} although the index lists it; run 'tsbak check'`) : e;
+    return e instanceof NotFoundError ? new MissingPackError(`pack ${name} is missing from ${this.ctx.backend.location} although the index lists it; run 'tsbak check'`) : e;
+  }
+
+  /** A blob's copies, those in packs found gone (moved by a prune) last. */
+  private liveLocations(id: Buffer): BlobLocation[] {
+    const all = this.indexes.locations(id);
+    if (!this.gonePacks.size) return all;
+    return [...all.filter((l) => !this.isGone(l.pack)), ...all.filter((l) => this.isGone(l.pack))];
+  }
+
+  private isGone(pack: PackRef): boolean {
+    return this.gonePacks.has(pack.id.toString('hex'));
+  }
+
+  /**
+   * Once per pack found missing: reads the index files written since the index was loaded
+   * (a concurrent prune's), so that the blobs it moved are found in their new packs.
+   * Whether anything was reloaded.
+   */
+  private async reloadIndexAfterMissing(pack: PackRef): Promise<boolean> {
+    if (this.isGone(pack)) return false;
+    this.gonePacks.add(pack.id.toString('hex'));
+    const reload = (this.indexReload ??= this.indexes.loadIndex().finally(() => (this.indexReload = null)));
+    await reload.catch(() => {});
+    return true;
   }
 
   /**
@@ -327,17 +354,27 @@ export class BlobReader {
     into?: (n: number) => Buffer,
     only?: BlobLocation,
   ): Promise<T> {
-    const locs = only ? [only] : this.indexes.locations(id);
+    let locs = only ? [only] : this.liveLocations(id);
     // A blob a tree or snapshot names and no index lists: damage (an index file lost or skipped).
     if (!locs.length) throw new TsbakError('CORRUPT', `blob ${hex} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check', and 'tsbak repair index' if an index file was lost`);
     const short = hex.slice(0, 16);
     const bad: Array<{ loc: BlobLocation; error: TsbakError }> = [];
-    for (const loc of locs) {
+    for (let i = 0; i < locs.length; i++) {
+      const loc = locs[i]!;
       let plain: T | 'auth' | 'id';
       try {
         plain = await this.fetchOpenAt(loc, short, signal, open, into);
       } catch (e) {
         if (!(e instanceof TsbakError) || e.code !== 'CORRUPT') throw e;
+        // A prune running meanwhile moves blobs to new packs (listed by a new index file)
+        // before it deletes the old: read the new index files, then try the new copies.
+        if (!only && e instanceof MissingPackError && i === locs.length - 1 && (await this.reloadIndexAfterMissing(loc.pack))) {
+          const more = this.liveLocations(id).filter((l) => !locs.some((k) => k.pack === l.pack && k.offset === l.offset));
+          if (more.length) {
+            locs = [...locs, ...more];
+            continue;
+          }
+        }
         bad.push({ loc, error: e });
         continue;
       }
@@ -345,7 +382,8 @@ export class BlobReader {
         bad.push({ loc, error: new CorruptError(`blob ${short} in pack ${this.packNameOf(loc.pack)}`, plain === 'id' ? 'content does not match its id' : 'failed authentication') });
         continue;
       }
-      if (bad.length) this.ctx.onWarning?.(`blob ${short}: ${bad.map((b) => this.copyName(b.loc)).join(', ')} damaged, read the copy in ${this.copyName(loc)}; run 'tsbak check --read-data'`);
+      const damaged = bad.filter((b) => !this.isGone(b.loc.pack));
+      if (damaged.length) this.ctx.onWarning?.(`blob ${short}: ${damaged.map((b) => this.copyName(b.loc)).join(', ')} damaged, read the copy in ${this.copyName(loc)}; run 'tsbak check --read-data'`);
       return plain;
     }
     if (bad.length === 1) throw bad[0]!.error;
@@ -453,5 +491,12 @@ export class BlobReader {
     } catch {
       throw new CorruptError(`tree ${id.toString('hex').slice(0, 16)}`, 'undecodable');
     }
+  }
+}
+
+/** A pack the index lists is not in the repository: damage, or a prune that moved its blobs meanwhile. */
+class MissingPackError extends TsbakError {
+  constructor(message: string) {
+    super('CORRUPT', message);
   }
 }

@@ -82,9 +82,10 @@ export interface DevServer {
   createBucket(name: string): Promise<void>;
   /**
    * Holds requests of `kind` whose `bucket/key` starts with `prefix` unanswered (with
-   * `after`, only once a request of that kind and prefix was answered) until openGate.
+   * `after`, only once a request of that kind and prefix was answered; with `limit`, the
+   * first `limit` of them only) until openGate.
    */
-  armGate(kind: string, prefix?: string, after?: { kind: string; prefix: string }): Promise<void>;
+  armGate(kind: string, prefix?: string, after?: { kind: string; prefix: string }, limit?: number): Promise<void>;
   /** Resolves when the gate holds a request (an event: no polling). */
   gateHeld(): Promise<{ kind: string; key: string }>;
   /** Lets held requests go on and disarms the gate; resolves to how many were held. */
@@ -221,8 +222,8 @@ async function launch(dir: string, opts: DevServerOptions, ownDir: boolean): Pro
     setLatency: (ms: number) => devPost(`latency?ms=${ms}`).then(() => undefined),
     advance: (ms: number) => devPost(`advance?ms=${ms}`).then(() => undefined),
     completeRestores: () => devPost('complete-restores').then((j) => Number((j as { completed: number }).completed)),
-    async armGate(kind: string, prefix = '', after?: { kind: string; prefix: string }) {
-      const q = new URLSearchParams({ kind, prefix, ...(after ? { after: `${after.kind}:${after.prefix}` } : {}) });
+    async armGate(kind: string, prefix = '', after?: { kind: string; prefix: string }, limit?: number) {
+      const q = new URLSearchParams({ kind, prefix, ...(after ? { after: `${after.kind}:${after.prefix}` } : {}), ...(limit ? { limit: String(limit) } : {}) });
       await devPost(`gate?${q}`);
     },
     async gateHeld() {
