@@ -2,14 +2,13 @@
 // matches, with its type, size and mtime. Trees are read in batches (repo/tree-walk.ts).
 import type { TreeNode } from '../format/tree.js';
 import type { Snapshot } from '../repo/repository.js';
-import { TreeBatchLoader } from '../repo/tree-batch.js';
 import { walkTrees } from '../repo/tree-walk.js';
 import { EXIT } from './exit-codes.js';
-import { openRepo, type RepoArgs } from './open-repo.js';
+import type { RepoArgs } from './open-repo.js';
 import { table } from './output.js';
 import { compileGlob, globMatches } from './glob.js';
 import { escapeName, tableTime } from './raw-name.js';
-import { selectSnapshots, type TaggedSelectArgs } from './snapshot-args.js';
+import { openSnapshotsForWalk, type TaggedSelectArgs } from './snapshot-args.js';
 import { entryColumns, entryJson, plural } from './entry-json.js';
 import { modeString } from './commands.js';
 import { pathOrder } from './diff.js';
@@ -26,15 +25,9 @@ const warn = (s: string) => process.stderr.write(`tsbak: ${s}\n`);
 
 export async function cmdFind(a: FindArgs): Promise<number> {
   const globs = a.pattern.map((p) => compileGlob(p, !!a.ignoreCase));
-  const repo = await openRepo(a);
-  let damage = 0;
-  const snaps = await selectSnapshots(repo, a.snapshot, a, (id, e) => {
-    damage++;
-    warn(`snapshot ${id.slice(0, 8)}: ${(e as Error).message}`);
-  });
-  await repo.loadIndex();
-  const loader = new TreeBatchLoader(repo);
-  const source = { loadTrees: (ids: Buffer[]) => repo.loadTrees(ids, loader) };
+  const opened = await openSnapshotsForWalk(a);
+  const { snaps, source } = opened;
+  let damage = opened.damage;
   const found: Array<{ snap: Snapshot; hits: Array<{ path: Buffer; node: TreeNode }> }> = [];
   let hitCount = 0;
   for (const snap of snaps) {

@@ -2,6 +2,9 @@
 // snapshot --host, --path and --tag select. --tag as restic's: `a,b` needs both tags,
 // repeated options are alternatives.
 import type { Repository, Snapshot } from '../repo/repository.js';
+import type { Tree } from '../format/tree.js';
+import { TreeBatchLoader } from '../repo/tree-batch.js';
+import { openRepo, type RepoArgs } from './open-repo.js';
 import { matchesFilter } from '../repo/snapshot-select.js';
 import { TsbakError } from '../errors.js';
 import { findSnapshot, latestOf, snapshotFilter, type SelectArgs } from './select.js';
@@ -44,3 +47,21 @@ export async function selectSnapshots(repo: Repository, refs: string[] | undefin
   return (await repo.listSnapshots(onError)).filter((s) => matchesFilter(s, filter) && hasTags(s, groups));
 }
 
+/**
+ * What a walk of snapshots (find, stats) starts with: the repository, the snapshots
+ * selected, the index loaded, and a source that reads trees in batches (repo/tree-batch.ts).
+ * An unreadable snapshot is reported and counted in `damage`.
+ */
+export async function openSnapshotsForWalk(
+  a: RepoArgs & TaggedSelectArgs & { snapshot?: string[] },
+): Promise<{ repo: Repository; snaps: Snapshot[]; source: { loadTrees(ids: Buffer[]): Promise<Array<Tree | Error>> }; damage: number }> {
+  const repo = await openRepo(a);
+  let damage = 0;
+  const snaps = await selectSnapshots(repo, a.snapshot, a, (id, e) => {
+    damage++;
+    process.stderr.write(`tsbak: snapshot ${id.slice(0, 8)}: ${(e as Error).message}\n`);
+  });
+  await repo.loadIndex();
+  const loader = new TreeBatchLoader(repo);
+  return { repo, snaps, source: { loadTrees: (ids) => repo.loadTrees(ids, loader) }, damage };
+}

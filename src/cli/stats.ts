@@ -5,12 +5,11 @@
 //   raw-data           the blobs the snapshots reference (data and trees), each once, as
 //                      stored (sealed) and before compression, from the index
 import { createHash } from 'node:crypto';
-import { TreeBatchLoader } from '../repo/tree-batch.js';
 import { walkTrees } from '../repo/tree-walk.js';
 import { EXIT } from './exit-codes.js';
-import { openRepo, type RepoArgs } from './open-repo.js';
+import type { RepoArgs } from './open-repo.js';
 import { fmtBytes } from './output.js';
-import { selectSnapshots, type TaggedSelectArgs } from './snapshot-args.js';
+import { openSnapshotsForWalk, type TaggedSelectArgs } from './snapshot-args.js';
 
 export interface StatsArgs extends RepoArgs, TaggedSelectArgs {
   snapshot?: string[];
@@ -23,15 +22,9 @@ const warn = (s: string) => process.stderr.write(`tsbak: ${s}\n`);
 
 export async function cmdStats(a: StatsArgs): Promise<number> {
   const mode = a.mode ?? 'restore-size';
-  const repo = await openRepo(a);
-  let damage = 0;
-  const snaps = await selectSnapshots(repo, a.snapshot, a, (id, e) => {
-    damage++;
-    warn(`snapshot ${id.slice(0, 8)}: ${(e as Error).message}`);
-  });
-  await repo.loadIndex();
-  const loader = new TreeBatchLoader(repo);
-  const source = { loadTrees: (ids: Buffer[]) => repo.loadTrees(ids, loader) };
+  const opened = await openSnapshotsForWalk(a);
+  const { repo, snaps, source } = opened;
+  let damage = opened.damage;
   let files = 0;
   let dirs = 0;
   let others = 0;

@@ -3,7 +3,7 @@
 // never rewritten; the valid settings object with the highest `seq` supersedes its classes.
 // See docs/FORMAT.md ("Storage class settings"). Every field is checked on decode: the
 // object is read from the bucket.
-import { b64, ConfigError, METADATA_CLASSES, type StorageClass } from './config.js';
+import { b64, ConfigError, METADATA_CLASSES, storageClassIn, type StorageClass } from './config.js';
 
 export { METADATA_CLASSES };
 
@@ -37,8 +37,7 @@ export function encodeClassSettings(s: ClassSettings): Buffer {
 
 /** A metadata class name, or ConfigError naming `field`. */
 export function metadataClass(v: unknown, field: string): StorageClass {
-  if (!METADATA_CLASSES.includes(v as StorageClass)) throw new ConfigError(`${field}: ${JSON.stringify(v)} is not one of ${METADATA_CLASSES.join(', ')}`);
-  return v as StorageClass;
+  return storageClassIn(v, field, METADATA_CLASSES);
 }
 
 /** Decodes and range-checks a settings object (the signature is checked by the caller, who knows the master key). */

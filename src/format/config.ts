@@ -179,12 +179,15 @@ function packSize(v: unknown): RepoConfig['packSize'] {
 /** Classes of tree packs and index files from version 3 on: readable at once, without a restore. */
 export const METADATA_CLASSES: readonly StorageClass[] = ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'];
 
+/** `v` as one of `allowed` storage classes, or a ConfigError naming `field`. */
+export function storageClassIn(v: unknown, field: string, allowed: readonly StorageClass[]): StorageClass {
+  if (!allowed.includes(v as StorageClass)) throw new ConfigError(`${field}: ${JSON.stringify(v)} is not one of ${allowed.join(', ')}`);
+  return v as StorageClass;
+}
+
 function storageClass(v: unknown, version: number): RepoConfig['storageClass'] {
   const o = obj(v, 'storageClass');
-  const one = (k: 'data' | 'tree' | 'index' | 'other', allowed: readonly StorageClass[] = STORAGE_CLASSES): StorageClass => {
-    if (!allowed.includes(o[k] as StorageClass)) throw new ConfigError(`storageClass.${k}: ${JSON.stringify(o[k])} is not one of ${allowed.join(', ')}`);
-    return o[k] as StorageClass;
-  };
+  const one = (k: 'data' | 'tree' | 'index' | 'other', allowed: readonly StorageClass[] = STORAGE_CLASSES): StorageClass => storageClassIn(o[k], `storageClass.${k}`, allowed);
   if (version !== 3) return { data: one('data'), tree: one('tree'), other: one('other') };
   return { data: one('data'), tree: one('tree', METADATA_CLASSES), index: one('index', METADATA_CLASSES), other: one('other') };
 }
