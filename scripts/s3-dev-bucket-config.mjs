@@ -27,7 +27,8 @@
 // POST /__dev/bucket-region?bucket=B&region=R sets its region; POST /__dev/deny?ops=A,B
 // makes the server refuse those operations (by the kinds of GET /__dev/stats, e.g.
 // DeleteObject,DeleteObjects) with 403 AccessDenied, as S3 does for a credential whose
-// policy lacks them, and POST /__dev/deny?ops= clears it. The server has no policy engine:
+// policy lacks them, except on keys starting with &except=BUCKET/PREFIX (a backup
+// credential's own locks/); POST /__dev/deny?ops= clears it. The server has no policy engine:
 // this stands in for one (a backup-mode credential) in tests of how tsbak reports refusals.
 //
 // State lives in <dir>/bucket-config.json, written before the answer.
@@ -102,7 +103,7 @@ export function policyIsPublic(policyText) {
  */
 export function bucketConfigApi({ dir, readAll, sendError, forward }) {
   const file = path.join(dir, 'bucket-config.json');
-  let data = { version: 1, buckets: {}, account: { publicAccessBlock: null }, denied: [] };
+  let data = { version: 1, buckets: {}, account: { publicAccessBlock: null }, denied: [], deniedExcept: '' };
   try {
     const loaded = JSON.parse(readFileSync(file, 'utf8'));
     if (loaded?.version === 1) data = { ...data, ...loaded };
@@ -160,7 +161,7 @@ export function bucketConfigApi({ dir, readAll, sendError, forward }) {
       return sub;
     },
 
-    isDenied: (kind) => data.denied.includes(kind),
+    isDenied: (kind, bucket, key) => data.denied.includes(kind) && !(data.deniedExcept && `${bucket}/${key}`.startsWith(data.deniedExcept)),
 
     /** The bucket's Object Lock configuration XML, or null (for the Object Lock part of the server). */
     objectLock: (bucket) => data.buckets[bucket]?.['object-lock'] ?? null,
@@ -282,8 +283,9 @@ export function bucketConfigApi({ dir, readAll, sendError, forward }) {
       }
       if (req.method === 'POST' && url.pathname === '/__dev/deny') {
         data.denied = (url.searchParams.get('ops') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+        data.deniedExcept = url.searchParams.get('except') ?? '';
         await persist();
-        return json(200, { denied: data.denied }), true;
+        return json(200, { denied: data.denied, except: data.deniedExcept }), true;
       }
       return false;
     },

@@ -260,7 +260,7 @@ async function start(dir, ownDir, options) {
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     const id = `${bucket}/${key}`;
     // ---- bucket configuration (s3-dev-bucket-config.mjs) ----
-    if (bucketConfig.isDenied(kind)) {
+    if (bucketConfig.isDenied(kind, bucket, key)) {
       await drain(req);
       return sendError(req, res, 403, 'AccessDenied', 'Access Denied');
     }

@@ -78,7 +78,7 @@ export async function cmdS3Policy(a: { repo: string; mode?: string; json?: boole
     throw e;
   }
   if (a.json) {
-    out(JSON.stringify({ bucket, prefix, mode: p.mode, form: p.form, policy: p.document, notes: p.notes }));
+    out(JSON.stringify({ bucket, prefix, mode: p.mode, form: p.form, principal: a.principal ?? null, policy_document: JSON.stringify(p.document), statements: p.document.Statement.map((s) => ({ sid: s.Sid, effect: s.Effect })), notes: p.notes }));
   } else {
     out(JSON.stringify(p.document, null, 2));
     // The notes go to stderr: stdout stays a policy document that can be piped to aws iam.
