@@ -72,7 +72,7 @@ export interface GeneratedPolicy {
   notes: string[];
 }
 
-const ARN_RE = /^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/:-]+$|^\d{12}$/;
+const ARN_RE = /^arn:aws[a-z-]*:(iam|sts)::(\d{12})?:[A-Za-z0-9+=,.@_/:-]+$|^\d{12}$/;
 
 export function s3Policy(o: { bucket: string; prefix: string; mode: PolicyMode; principal?: string }): GeneratedPolicy {
   const form = o.principal ? 'bucket' : 'iam';
