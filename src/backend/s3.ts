@@ -520,6 +520,9 @@ export class S3Backend implements Backend {
       if (op === 'delete') {
         return new BackendError(`S3 refused to delete ${at} (${i.name}): the credentials in use may not delete (a backup credential, 'tsbak s3 policy --mode backup'); run forget, prune, repair and unlock with the admin credential`, { retryable: false, status: i.status, serviceCode: i.name, code: 'WRITE_ONLY_KEY', cause: e });
       }
+      if (op === 'list' && name === 'multipart uploads') {
+        return new BackendError(`S3 refused to list the multipart uploads under s3://${this.bucket}/${this.prefix} (${i.name}): the credentials in use lack s3:ListBucketMultipartUploads (a backup credential); run prune with the admin credential`, { retryable: false, status: i.status, serviceCode: i.name, code: 'WRITE_ONLY_KEY', cause: e });
+      }
       if (op === 'put') {
         return new BackendError(`S3 refused to write ${at} (${i.name}): the credentials in use lack s3:PutObject there, or the bucket policy refuses this write (an overwrite without If-None-Match, a public ACL); see 'tsbak s3 policy'`, { retryable: false, status: i.status, serviceCode: i.name, code: 'WRITE_ONLY_KEY', cause: e });
       }
