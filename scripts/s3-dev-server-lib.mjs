@@ -43,6 +43,11 @@
 //    are decoded before s3rver sees them, which would otherwise store the chunk framing as
 //    the object's bytes; s3rver's allowMismatchedSignatures accepts the changed request.
 //
+//  - bucket configuration (Block Public Access, policy and its status, ACL, ownership,
+//    encryption, versioning, Object Lock configuration, lifecycle, location), STS
+//    GetCallerIdentity, S3 Control's account Block Public Access, and /__dev/deny (refused
+//    operations): scripts/s3-dev-bucket-config.mjs.
+//
 // State (storage classes, restores, pending multipart uploads) is kept in
 // <dir>/glacier-state.json, written atomically before the answer is sent, so restarting the
 // server keeps it. s3rver's own data lives in <dir>/buckets.
