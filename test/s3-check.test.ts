@@ -141,7 +141,11 @@ t.test('Object Lock: the configuration and its default retention are shown', asy
   const Bucket = 'locked-bucket';
   await s3.send(new CreateBucketCommand({ Bucket, ObjectLockEnabledForBucket: true }));
   await s3.send(new PutObjectLockConfigurationCommand({ Bucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: 30 } } } }));
-  const { byId } = check(t, ['s3://locked-bucket'], 0);
+  const r = await devFetch(`${server.url}/__dev/bucket-region?bucket=${Bucket}&region=eu-west-1`, { method: 'POST' });
+  t.ok(r.ok, await r.text());
+  const { byId, doc } = check(t, ['s3://locked-bucket'], 0);
+  t.equal(doc.region, 'eu-west-1', 'the region from GetBucketLocation');
+  t.match(byId.get('region').message, /^region: eu-west-1 \(endpoint http/);
   t.equal(byId.get('object_lock').status, 'ok');
   t.match(byId.get('object_lock').message, /Object Lock: enabled; default retention GOVERNANCE 30 days/);
   t.match(byId.get('versioning').message, /versioning: enabled/, 'Object Lock turns versioning on');
