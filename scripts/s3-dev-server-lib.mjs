@@ -46,6 +46,11 @@
 //    are decoded before s3rver sees them, which would otherwise store the chunk framing as
 //    the object's bytes; s3rver's allowMismatchedSignatures accepts the changed request.
 //
+//  - bucket configuration (Block Public Access, policy and its status, ACL, ownership,
+//    encryption, versioning, Object Lock configuration, lifecycle, location), STS
+//    GetCallerIdentity, S3 Control's account Block Public Access, and /__dev/deny (refused
+//    operations): scripts/s3-dev-bucket-config.mjs.
+//
 // State (storage classes, restores, pending multipart uploads) is kept in
 // <dir>/glacier-state.json, written atomically before the answer is sent, so restarting the
 // server keeps it. s3rver's own data lives in <dir>/buckets.
@@ -61,6 +66,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import S3rver from 's3rver';
 import { createGate } from './s3-dev-gate.mjs';
+import { bucketConfigApi } from './s3-dev-bucket-config.mjs';
 
 const COLD_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
 const VALID_CLASSES = new Set([
@@ -106,6 +112,8 @@ async function start(dir, ownDir, options) {
 
   const store = new StateStore(path.join(dir, STATE_FILE));
   const stats = newStats();
+  // Bucket configuration APIs, account-level calls and refused operations (s3-dev-bucket-config.mjs).
+  const bucketConfig = bucketConfigApi({ dir, readAll, sendError, forward });
 
   const s3rver = new S3rver({
     address: '127.0.0.1',
@@ -242,6 +250,7 @@ async function start(dir, ownDir, options) {
     if (url.pathname.startsWith('/__dev/')) return devRoute(req, res, url);
     datedByOurClock(res, now);
     if (clock.offsetMs() !== 0) undatedByOurClock(req.headers, Date.now());
+    if (await bucketConfig.account(req, res, url)) return;
 
     // Virtual-host style (bucket.localhost) is turned into path style.
     let pathname = url.pathname;
@@ -261,6 +270,19 @@ async function start(dir, ownDir, options) {
     await gate.pass(kind, `${bucket}/${key}`, res);
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
     const id = `${bucket}/${key}`;
+    // ---- bucket configuration (s3-dev-bucket-config.mjs) ----
+    if (bucketConfig.isDenied(kind, bucket, key)) {
+      await drain(req);
+      return sendError(req, res, 403, 'AccessDenied', 'Access Denied');
+    }
+    const bucketSub = bucketConfig.handles(kind, req.method, bucket, key, q);
+    if (bucketSub === 'CreateBucket') {
+      const up = await forward(req.method, upPath, { ...req.headers }, req);
+      if (up.statusCode >= 200 && up.statusCode < 300) await bucketConfig.created(bucket, req.headers);
+      return passThrough(up, res);
+    }
+    if (bucketSub) return bucketConfig.handle(req, res, bucket, bucketSub, key);
+    // ---- end bucket configuration ----
     const h = { ...req.headers };
     if (isAwsChunked(req.headers)) {
       stats.awsChunked++;
@@ -383,6 +405,7 @@ async function start(dir, ownDir, options) {
       case 'DeleteBucket': {
         const up = await forward(req.method, upPath, h, req);
         if (up.statusCode >= 200 && up.statusCode < 300) await store.dropBucket(bucket);
+        if (up.statusCode >= 200 && up.statusCode < 300) await bucketConfig.dropped(bucket);
         return passThrough(up, res);
       }
 
@@ -541,6 +564,7 @@ async function start(dir, ownDir, options) {
       return json(200, stats);
     }
     if (req.method === 'GET' && url.pathname === '/__dev/state') return json(200, store.dump());
+    if (await bucketConfig.devRoute(req, res, url, json)) return;
     const ms = () => {
       const v = Number(url.searchParams.get('ms'));
       if (url.searchParams.get('ms') === null || !Number.isFinite(v) || v < 0) throw new RangeError('ms must be a number >= 0');

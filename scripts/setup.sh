@@ -13,6 +13,16 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# A one-node Ceph (radosgw, ceph-mon, ceph-osd; ~35 s to install, started by
+# test/rgw-policy.test.ts through scripts/ceph-rgw-dev.sh): a real S3 policy evaluator.
+cephneed=()
+for p in radosgw ceph-mon ceph-osd; do dpkg -s "$p" >/dev/null 2>&1 || cephneed+=("$p"); done
+if [ ${#cephneed[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${cephneed[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  [ ${#need[@]} -gt 0 ] || apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${cephneed[@]}" >/dev/null
+fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f dist/src/cli/main.js ] || [ ! -f native/build/Release/tsbak_native.node ]; then
   npm ci
 fi

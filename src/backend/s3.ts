@@ -515,6 +515,17 @@ export class S3Backend implements Backend {
       return mk(`the system clock differs from S3's by more than 15 minutes (${this.location}): fix the clock (NTP) and try again`, false);
     }
     if (i.name === 'AccessDenied' || i.name === 'AllAccessDisabled' || (i.status === 403 && !i.name.startsWith('Invalid'))) {
+      // A change S3 refuses is the credential's mode (a backup credential may not delete):
+      // exit 12, as for a write-only key (README "S3 bucket safety").
+      if (op === 'delete') {
+        return new BackendError(`S3 refused to delete ${at} (${i.name}): the credentials in use may not delete (a backup credential, 'tsbak s3 policy --mode backup'); run forget, prune, repair and unlock with the admin credential`, { retryable: false, status: i.status, serviceCode: i.name, code: 'WRITE_ONLY_KEY', cause: e });
+      }
+      if (op === 'list' && name === 'multipart uploads') {
+        return new BackendError(`S3 refused to list the multipart uploads under s3://${this.bucket}/${this.prefix} (${i.name}): the credentials in use lack s3:ListBucketMultipartUploads (a backup credential); run prune with the admin credential`, { retryable: false, status: i.status, serviceCode: i.name, code: 'WRITE_ONLY_KEY', cause: e });
+      }
+      if (op === 'put') {
+        return new BackendError(`S3 refused to write ${at} (${i.name}): the credentials in use lack s3:PutObject there, or the bucket policy refuses this write (an overwrite without If-None-Match, a public ACL); see 'tsbak s3 policy'`, { retryable: false, status: i.status, serviceCode: i.name, code: 'WRITE_ONLY_KEY', cause: e });
+      }
       return mk(`access denied by S3 to ${op} ${at}: the credentials in use lack ${PERMISSION[op] ?? 'permission'}; check the IAM/bucket policy or the profile`, false);
     }
     if (i.name === 'NoSuchBucket') {

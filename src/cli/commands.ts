@@ -52,6 +52,7 @@ export async function cmdInit(a: InitArgs): Promise<number> {
   const sc = repo.storageClasses;
   out(`storage classes: data packs ${sc.data}, tree packs ${sc.tree}, index ${sc.index}, snapshots, keys and config ${sc.other}`);
   out('Keep the passphrase safe: without it (or a copy of keys/ and the passphrase) the data cannot be read.');
+  if (backend.location.startsWith('s3://')) await (await import('./s3.js')).warnAboutBucket(a);
   return EXIT.OK;
 }
 

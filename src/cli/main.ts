@@ -43,6 +43,9 @@ const cmdDiff: Handler = async (a) => (await import('./diff.js')).cmdDiff(a);
 const cmdDump: Handler = async (a) => (await import('./dump.js')).cmdDump(a);
 const cmdStats: Handler = async (a) => (await import('./stats.js')).cmdStats(a);
 const cmdTag: Handler = async (a) => (await import('./tag.js')).cmdTag(a);
+// s3 check, s3 policy (issue 19)
+const cmdS3Check: Handler = async (a) => (await import('./s3.js')).cmdS3Check(a);
+const cmdS3Policy: Handler = async (a) => (await import('./s3.js')).cmdS3Policy(a);
 
 const repoOptions: Opts = {
   repo: { alias: 'r', type: 'string', describe: 'the repository (also TSBAK_REPOSITORY); the positional <repo> is then left out' },
@@ -179,6 +182,38 @@ const browseCommands: Command[] = [
   },
 ];
 
+/** s3 check, s3 policy (issue 19): the bucket's safety settings, and the IAM policy of each kind of credential. */
+const s3Command: Command = {
+  usage: 's3 <command>',
+  describe: "the S3 bucket's safety: check its settings, print the IAM policy of a backup, admin or read credential",
+  subcommands: [
+    {
+      usage: 'check <repo>',
+      describe: 'check the bucket: public access (bucket and account), policy, ACLs, ownership, encryption, versioning and Object Lock, lifecycle rules, region, and what the credentials in use may do; one line each, OK/WARN/FAIL and what to do (exit 1 when any FAIL)',
+      options: {
+        's3-endpoint': repoOptions['s3-endpoint']!,
+        's3-region': repoOptions['s3-region']!,
+        's3-path-style': repoOptions['s3-path-style']!,
+        's3-profile': repoOptions['s3-profile']!,
+        mode: { type: 'string', choices: ['backup', 'admin', 'read'], describe: 'what the credentials in use are meant for: judge what they may do against it (a backup credential that may delete is a WARN)' },
+        ...json,
+      },
+      run: (a) => run(cmdS3Check, a, false),
+    },
+    {
+      usage: 'policy <repo>',
+      describe: 'print the IAM policy document a credential needs on this bucket and prefix: backup (write new objects, no delete), admin (+ delete: forget, prune) or read (restore, mount); notes on stderr',
+      options: {
+        mode: { type: 'string', choices: ['backup', 'admin', 'read'], demand: true, describe: 'backup, admin or read' },
+        'bucket-policy': { type: 'boolean', describe: 'print the bucket-policy form (statements with a Principal), for another account or an IAM user' },
+        principal: { type: 'string', describe: 'with --bucket-policy: the ARN of the user or role (or an account id)' },
+        ...json,
+      },
+      run: (a) => run(cmdS3Policy, a, false),
+    },
+  ],
+};
+
 // version, help and generate need neither the addon nor a repository.
 const cmdVersion: Handler = async (a: { json?: boolean }) => {
   process.stdout.write(a.json ? `${JSON.stringify({ version: programVersion(), node: process.versions.node, platform: process.platform, arch: process.arch })}\n` : `tsbak ${programVersion()}\n`);
@@ -298,6 +333,7 @@ export const TSBAK: Command = {
       run: (a) => run(cmdUnlock, a),
     },
     ...browseCommands,
+    s3Command,
     {
       usage: 'mount <repo> <mountpoint>',
       describe: 'mount the repository read-only, in the foreground (mount.tsbak for the background and /etc/fstab)',
