@@ -26,7 +26,7 @@ import { isFuture, type SnapshotSigner } from '../repo/snapshot-select.js';
 import { bySnapshotTime, suffixedName } from '../repo/snapshot-names.js';
 import { TsbakError } from '../errors.js';
 import { buildChunkMap, type ChunkMap } from './chunk-map.js';
-import { ColdReads, isReadable, STATE_XATTR, statusText, type ColdFile, type ColdReadOptions } from './cold.js';
+import { COLD_ERRNO, ColdReads, isReadable, STATE_XATTR, statusText, type ColdFile, type ColdReadOptions } from './cold.js';
 import { FsError } from './fs-error.js';
 import { InodeTable } from './inodes.js';
 import { componentName, displayName, timeMs, timeName } from './names.js';
@@ -496,7 +496,7 @@ export class SnapshotFs {
       try {
         return fetched(await h.reader.read(buf, len, pos));
       } catch (e2) {
-        if (isCold(e2)) throw new FsError('EAGAIN', `${f.where}: data in cold storage`);
+        if (isCold(e2)) throw new FsError(COLD_ERRNO, `${f.where}: data in cold storage`);
         throw e2;
       }
     });
