@@ -146,7 +146,7 @@ export class SnapshotStore {
       }
       return latest;
     }
-    if (!/^[0-9a-f]+$/.test(ref)) throw new TsbakError('NOT_FOUND', `no snapshot ${ref} in ${this.ctx.backend.location}: give an id (or a prefix), latest, or a name the mount shows (2026-12-03T18:10:47Z, snapshots/<name>, ids/<id>); see 'tsbak snapshots'`);
+    if (!/^[0-9a-f]+$/.test(ref)) throw new TsbakError('NOT_FOUND', `no snapshot with id ${ref} in ${this.ctx.backend.location}, nor a name the mount shows (2026-12-03T18:10:47Z, snapshots/<name>, ids/<id>); see 'tsbak snapshots'`);
     const ids = (await this.listSnapshotIds()).filter((id) => id.startsWith(ref));
     if (ids.length === 0) throw new TsbakError('NOT_FOUND', `no snapshot with id ${ref} in ${this.ctx.backend.location}; see 'tsbak snapshots'`);
     if (ids.length > 1) throw new TsbakError('USAGE', `snapshot id prefix ${ref} is ambiguous (${ids.length} matches); give more characters`);
