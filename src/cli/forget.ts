@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { LockHandle, Repository, Snapshot } from '../repo/repository.js';
 import { applyPolicy, isEmptyPolicy, parseGroupBy, type GroupResult, type RetentionPolicy } from '../repo/retention.js';
 import { matchesFilter } from '../repo/snapshot-select.js';
+import { parseNameRef } from '../repo/snapshot-names.js';
 import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
@@ -61,7 +62,10 @@ async function forgetNamed(a: ForgetArgs, repo: Repository, lock: LockHandle | n
   if (!isEmptyPolicy(policyOf(a))) throw new TsbakError('USAGE', 'give snapshot ids or a --keep-* policy, not both');
   const all = await repo.listSnapshotIds();
   const removed: string[] = [];
-  for (const ref of a.snapshots!) {
+  for (const given of a.snapshots!) {
+    // A name the mount shows (snapshot-names.ts): the readable snapshot it names.
+    const named = parseNameRef(given);
+    const ref = named?.kind === 'id' ? named.prefix : named?.kind === 'name' ? (await repo.findSnapshot(given, { onWarning: (m) => process.stderr.write(`tsbak: warning: ${m}\n`) })).id : given;
     const m = all.filter((id) => id.startsWith(ref));
     if (!/^[0-9a-f]+$/.test(ref) || m.length === 0) throw new TsbakError('NOT_FOUND', `no snapshot with id ${ref} in ${repo.backend.location}; see 'tsbak snapshots' (nothing was removed)`);
     if (m.length > 1) throw new TsbakError('USAGE', `snapshot id prefix ${ref} is ambiguous (${m.length} matches); give more characters (nothing was removed)`);

@@ -345,7 +345,7 @@ export const TSBAK: Command = {
         gid: { type: 'number', describe: 'show every file as owned by this gid' },
         refresh: { type: 'number', describe: 'seconds between looks for new snapshots (default 3; 60 for S3)' },
         readahead: { type: 'number', describe: 'chunks to fetch ahead of sequential reads (default 4)' },
-        cold: { type: 'string', choices: ['fail', 'wait'], describe: 'reading cold data: fail with EAGAIN (default) or wait for the restore' },
+        cold: { type: 'string', choices: ['fail', 'wait'], describe: 'reading cold data: fail with ENODATA (default) or wait for the restore' },
         'cold-timeout': { type: 'number', describe: 'seconds a read waits for a restore with --cold wait (default 300)' },
         'cold-poll': { type: 'number', describe: 'seconds between looks at a restore in progress (default 60)' },
         tier: { type: 'string', choices: ['Expedited', 'Standard', 'Bulk'], describe: 'restore tier for cold data (default Standard)' },

@@ -39,7 +39,7 @@ export interface MountConfig extends RepoArgs {
   readAheadKb?: number;
   log?: string;
   debug?: boolean;
-  /** Reads of data in cold storage: fail at once with EAGAIN (default) or wait. */
+  /** Reads of data in cold storage: fail at once with ENODATA (default) or wait. */
   cold?: 'fail' | 'wait';
   /** cold=wait: seconds one read waits at most (default 300). */
   coldTimeout?: number;
@@ -73,9 +73,9 @@ Options (-o):
 
 Cold storage (data packs in S3 Glacier / Deep Archive):
   cold=fail|wait       reading data that is not restored requests the restore of all the
-                       file's packs (once) and fails with EAGAIN (fail, the default) or
+                       file's packs (once) and fails with ENODATA (fail, the default) or
                        waits for it (wait); the daemon's log names the file and the restore
-  cold_timeout=SECONDS cold=wait: the longest a read waits (default 300), then EAGAIN
+  cold_timeout=SECONDS cold=wait: the longest a read waits (default 300), then ENODATA
   cold_poll=SECONDS    least time between two looks at S3 at a restore (default 60)
   tier=Bulk|Standard|Expedited   tier of restores started by reads (default Standard;
                        Deep Archive has no Expedited: Standard is used instead)

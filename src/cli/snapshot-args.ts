@@ -6,6 +6,7 @@ import type { Tree } from '../format/tree.js';
 import { TreeBatchLoader } from '../repo/tree-batch.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
 import { matchesFilter } from '../repo/snapshot-select.js';
+import { parseNameRef } from '../repo/snapshot-names.js';
 import { TsbakError } from '../errors.js';
 import { findSnapshot, latestOf, snapshotFilter, type SelectArgs } from './select.js';
 
@@ -25,7 +26,7 @@ function hasTags(s: Snapshot, groups: string[][]): boolean {
 /** One snapshot: an id, a prefix, or `latest` among those --host, --path and --tag select. */
 export async function findTaggedSnapshot(repo: Repository, ref: string, a: TaggedSelectArgs): Promise<Snapshot> {
   const groups = tagGroups(a.tag);
-  if (ref !== 'latest' || !groups.length) return findSnapshot(repo, ref, a);
+  if ((ref !== 'latest' && parseNameRef(ref)?.kind !== 'latest') || !groups.length) return findSnapshot(repo, ref, a);
   const all = (await repo.listSnapshots((id, e) => process.stderr.write(`tsbak: warning: snapshot ${id.slice(0, 8)} is not considered: ${(e as Error).message}\n`))).filter((s) => hasTags(s, groups));
   const latest = latestOf(all, a);
   if (!latest) throw new TsbakError('NOT_FOUND', `${repo.backend.location} has no snapshots with tags ${a.tag!.join(' or ')}${a.host !== undefined ? ` of host ${a.host}` : ''}; see 'tsbak snapshots'`);

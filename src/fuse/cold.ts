@@ -9,9 +9,9 @@
 //     every pack holding one of its chunks -- each pack once: packs already requested (by
 //     this mount, an earlier one, `tsbak warm`) are not asked again -- and writes one line
 //     to the daemon's log naming the file, the packs, the tier and when they are expected;
-//   - cold=fail (default): the read fails at once with EAGAIN ("Resource temporarily
-//     unavailable"); cold=wait: it waits (repo.waitForBlobs, polling S3) up to cold_timeout
-//     seconds, then reads, or fails with EAGAIN when the time is up.
+//   - cold=fail (default): the read fails at once with COLD_ERRNO; cold=wait: it waits
+//     (repo.waitForBlobs, polling S3) up to cold_timeout seconds, then reads, or fails with
+//     COLD_ERRNO when the time is up.
 //   Files whose data is hot, cached on local disk, or restored in S3 (`available`) read as
 //   usual; a read that meets cold data anyway (a restored copy that expired, a pack archived
 //   by a lifecycle rule) is handled the same way.
@@ -33,10 +33,20 @@ import { FsError } from './fs-error.js';
 
 export const STATE_XATTR = 'user.tsbak.state';
 
+/**
+ * What a read of data not restored yet fails with: ENODATA, "No data available". Not
+ * EAGAIN: Python's buffered read() takes EAGAIN for "no data yet on a non-blocking file"
+ * and returns None, so `open(f, 'rb').read()` failed silently. Not EIO, which stays the
+ * answer for damage: a script can tell "restore requested, try again later" (61) from "the
+ * data is bad" (5). python3 raises OSError 61, cat and cp exit 1 ("No data available"),
+ * rsync exits 23 without writing the file (README, "Cold data in the mount").
+ */
+export const COLD_ERRNO = 'ENODATA';
+
 export type ColdMode = 'fail' | 'wait';
 
 export interface ColdReadOptions {
-  /** fail (default): EAGAIN at once; wait: wait for the restore up to timeoutMs. */
+  /** fail (default): COLD_ERRNO at once; wait: wait for the restore up to timeoutMs. */
   mode?: ColdMode;
   /** cold=wait: the longest one read waits (default 300 s). */
   timeoutMs?: number;
@@ -136,7 +146,7 @@ export class ColdReads {
   }
 
   /**
-   * Resolves when the file's data can be read; throws FsError EAGAIN (cold=fail, or the
+   * Resolves when the file's data can be read; throws FsError COLD_ERRNO (cold=fail, or the
    * wait timed out). `afterError`: a read just failed on cold data, whatever the state says.
    */
   async ensureReadable(f: ColdFile, afterError = false): Promise<void> {
@@ -154,11 +164,11 @@ export class ColdReads {
     if (this.mode === 'fail') {
       if (!afterError && isReadable(await this.repo.fileState(ids))) return; // it was restored already
       this.counters.eagain++;
-      throw new FsError('EAGAIN', `${f.where}: data in cold storage, restore requested`);
+      throw new FsError(COLD_ERRNO, `${f.where}: data in cold storage, restore requested`);
     }
     if (!p.waiting && p.gaveUpAt !== undefined && Date.now() - p.gaveUpAt < GAVE_UP_GRACE_MS) {
       this.counters.eagain++;
-      throw new FsError('EAGAIN', `${f.where}: restore not finished within cold_timeout`);
+      throw new FsError(COLD_ERRNO, `${f.where}: restore not finished within cold_timeout`);
     }
     if (!p.waiting) {
       // Concurrent reads of the file (the kernel's read-ahead) share one wait and one log line.
@@ -167,7 +177,7 @@ export class ColdReads {
         if (!ok) {
           p.gaveUpAt = Date.now();
           this.counters.waitTimeouts++;
-          this.log(`cold data: ${f.where}: not restored after waiting ${Math.round(this.timeoutMs / 1000)} s (cold_timeout); the read fails with EAGAIN`);
+          this.log(`cold data: ${f.where}: not restored after waiting ${Math.round(this.timeoutMs / 1000)} s (cold_timeout); the read fails with ${COLD_ERRNO}`);
         }
         return ok;
       });
@@ -178,7 +188,7 @@ export class ColdReads {
     }
     if (await p.waiting) return;
     this.counters.eagain++;
-    throw new FsError('EAGAIN', `${f.where}: restore not finished within cold_timeout`);
+    throw new FsError(COLD_ERRNO, `${f.where}: restore not finished within cold_timeout`);
   }
 
   /** One batch of restore requests for every pack of the file, and one log line. */
@@ -195,7 +205,7 @@ export class ColdReads {
     const expected = latest(mine.filter((s) => s.state === 'restoring').map((s) => s.expectedBy));
     const what = `${r.packs} pack${r.packs === 1 ? '' : 's'}, ${formatBytes(r.bytes)}, tier ${tiers}`;
     const head = r.requested === r.packs ? `requested the restore of its ${what}` : r.requested > 0 ? `requested the restore of ${r.requested} of its ${what} (the others were requested before)` : `its ${what} are being restored (requested before)`;
-    const then = this.mode === 'wait' ? `reads wait up to ${Math.round(this.timeoutMs / 1000)} s` : 'reads fail with EAGAIN until then';
+    const then = this.mode === 'wait' ? `reads wait up to ${Math.round(this.timeoutMs / 1000)} s` : `reads fail with ${COLD_ERRNO} until then`;
     this.log(`cold data: ${f.where}: ${head}, expected by ${expected ? isoSeconds(expected) : 'unknown'}; ${then}`);
   }
 

@@ -1,4 +1,4 @@
-/** An error with an errno name (ENOENT, EROFS, EAGAIN, ...), for the FUSE layer to pass on. */
+/** An error with an errno name (ENOENT, EROFS, ENODATA, ...), for the FUSE layer to pass on. */
 export class FsError extends Error {
   constructor(
     readonly errno: string,

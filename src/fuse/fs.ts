@@ -23,9 +23,10 @@ import type { TreeNode } from '../format/tree.js';
 import type { SnapshotInfo } from '../format/snapshot.js';
 import { mapLimit, type Repository, type Snapshot } from '../repo/repository.js';
 import { isFuture, type SnapshotSigner } from '../repo/snapshot-select.js';
+import { bySnapshotTime, suffixedName } from '../repo/snapshot-names.js';
 import { TsbakError } from '../errors.js';
 import { buildChunkMap, type ChunkMap } from './chunk-map.js';
-import { ColdReads, isReadable, STATE_XATTR, statusText, type ColdFile, type ColdReadOptions } from './cold.js';
+import { COLD_ERRNO, ColdReads, isReadable, STATE_XATTR, statusText, type ColdFile, type ColdReadOptions } from './cold.js';
 import { FsError } from './fs-error.js';
 import { InodeTable } from './inodes.js';
 import { componentName, displayName, timeMs, timeName } from './names.js';
@@ -190,7 +191,7 @@ export class SnapshotFs {
     for (const s of loaded) {
       const base = timeName(s.info.time);
       let name = base;
-      for (let k = 2; this.usedNames.has(name); k++) name = `${base}-${k}`;
+      for (let k = 2; this.usedNames.has(name); k++) name = suffixedName(base, k);
       this.usedNames.add(name);
       const tree = Buffer.from(s.info.tree, 'hex');
       this.snaps.set(s.id, { no: this.nextSnapNo++, id: s.id, info: s.info, name, ino: this.inodes.get(`s:${s.id}`), tree, mtimeMs: timeMs(s.info.time), signer: s.signer });
@@ -495,7 +496,7 @@ export class SnapshotFs {
       try {
         return fetched(await h.reader.read(buf, len, pos));
       } catch (e2) {
-        if (isCold(e2)) throw new FsError('EAGAIN', `${f.where}: data in cold storage`);
+        if (isCold(e2)) throw new FsError(COLD_ERRNO, `${f.where}: data in cold storage`);
         throw e2;
       }
     });
@@ -510,12 +511,4 @@ export class SnapshotFs {
 
 function isCold(e: unknown): boolean {
   return e instanceof TsbakError && e.code === 'COLD';
-}
-
-function bySnapshotTime(a: { info: SnapshotInfo; id: string }, b: { info: SnapshotInfo; id: string }): number {
-  const ta = timeMs(a.info.time);
-  const tb = timeMs(b.info.time);
-  if (ta !== tb) return ta - tb;
-  if (a.info.time !== b.info.time) return a.info.time < b.info.time ? -1 : 1;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }

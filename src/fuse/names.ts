@@ -45,23 +45,11 @@ function utf8SeqLen(b: Buffer, i: number): number {
   return n;
 }
 
-/** A snapshot's time as a directory name: UTC to the second, e.g. 2026-11-25T16:10:01Z. */
-export function timeName(time: string): string {
-  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$/.exec(time);
-  if (m) return `${m[1]}Z`;
-  const ms = Date.parse(time);
-  if (Number.isNaN(ms)) return 'unknown-time';
-  return `${new Date(ms).toISOString().slice(0, 19)}Z`;
-}
+// The names of snapshots and of host and tag directories: the CLI accepts them too.
+export { componentName, timeName } from '../repo/snapshot-names.js';
 
 /** Milliseconds since the epoch of an RFC 3339 time (0 if unparseable). */
 export function timeMs(time: string): number {
   const ms = Date.parse(time);
   return Number.isNaN(ms) ? 0 : ms;
-}
-
-/** A host or tag as one path component: no '/', not empty, not '.' or '..'. */
-export function componentName(s: string): string {
-  const c = s.replace(/\//g, '_').replace(/\0/g, '');
-  return c === '' || c === '.' || c === '..' ? `_${c}` : c;
 }

@@ -5,6 +5,7 @@ import { constants as F } from 'node:fs';
 import { constants } from 'node:os';
 import { TsbakError } from '../errors.js';
 import { FsError, type SnapshotFs } from './fs.js';
+import { COLD_ERRNO } from './cold.js';
 
 const ERRNO = constants.errno as Record<string, number>;
 
@@ -23,7 +24,7 @@ export function errnoFor(e: unknown): { errno: number; report: boolean } {
   if (e instanceof TsbakError) {
     switch (e.code) {
       case 'COLD':
-        return { errno: errno('EAGAIN'), report: true };
+        return { errno: errno(COLD_ERRNO), report: true };
       case 'WRITE_ONLY_KEY':
         return { errno: errno('EACCES'), report: true };
       default:

@@ -11,6 +11,7 @@ import type { KeyStore } from './key-store.js';
 import { SNAPSHOTS } from './layout.js';
 import { mapLimit } from './map-limit.js';
 import { pickLatest, type SnapshotFilter, type SnapshotSigner } from './snapshot-select.js';
+import { parseNameRef, resolveName } from './snapshot-names.js';
 import { makeDirs } from '../platform/make-dirs.js';
 
 export interface Snapshot {
@@ -130,7 +131,10 @@ export class SnapshotStore {
    * snapshots passed over are told to onWarning.
    */
   async findSnapshot(ref: string, opts: { filter?: SnapshotFilter; onWarning?: (message: string) => void } = {}): Promise<Snapshot> {
-    if (ref === 'latest') {
+    const named = parseNameRef(ref);
+    if (named?.kind === 'id') ref = named.prefix;
+    else if (named?.kind === 'name') return this.findByName(ref, named, opts.onWarning);
+    if (ref === 'latest' || named?.kind === 'latest') {
       // A snapshot that cannot be verified (damaged, or signed by a revoked key) is not latest: said, and passed over.
       const all = await this.listSnapshots((id, e) => opts.onWarning?.(`snapshot ${id.slice(0, 8)} is not considered: ${(e as Error).message}`));
       const { latest, skippedFuture } = pickLatest(all, opts.filter);
@@ -142,9 +146,19 @@ export class SnapshotStore {
       }
       return latest;
     }
+    if (!/^[0-9a-f]+$/.test(ref)) throw new TsbakError('NOT_FOUND', `no snapshot with id ${ref} in ${this.ctx.backend.location}, nor a name the mount shows (2026-12-03T18:10:47Z, snapshots/<name>, ids/<id>); see 'tsbak snapshots'`);
     const ids = (await this.listSnapshotIds()).filter((id) => id.startsWith(ref));
     if (ids.length === 0) throw new TsbakError('NOT_FOUND', `no snapshot with id ${ref} in ${this.ctx.backend.location}; see 'tsbak snapshots'`);
     if (ids.length > 1) throw new TsbakError('USAGE', `snapshot id prefix ${ref} is ambiguous (${ids.length} matches); give more characters`);
     return this.loadSnapshot(ids[0]!);
+  }
+
+  /** A snapshot by the name a mount shows it under (snapshot-names.ts). */
+  private async findByName(ref: string, named: Parameters<typeof resolveName>[1], onWarning?: (message: string) => void): Promise<Snapshot> {
+    // Only readable snapshots have names in a mount; the others are said and passed over, as there.
+    const all = await this.listSnapshots((id, e) => onWarning?.(`snapshot ${id.slice(0, 8)} is not considered: ${(e as Error).message}`));
+    const { snap, name, others } = resolveName(all, named, ref, this.ctx.backend.location);
+    if (others.length) onWarning?.(`${others.length + 1} snapshots share the second of ${name}: took ${name} (${snap.id.slice(0, 8)}); the others are ${others.join(', ')}`);
+    return snap;
   }
 }
