@@ -3,10 +3,11 @@
 # fuse-native's binding, fuse3 for fusermount), attr/acl (getfattr/getfacl, used by tests),
 # libzstd-dev (the native addon's restore batches link libzstd), zstd (the manual last resort of docs/FORMAT.md
 # and its test), unzip and zsh (the tests of dump --archive zip and of the zsh completion), then the npm dependencies, the native addon and the TypeScript build (npm ci).
+# openssh-server: the SFTP tests start a real sshd on loopback (test/lib/sshd.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for p in libfuse2 fuse3 attr acl libzstd-dev zstd unzip zsh; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in libfuse2 fuse3 attr acl libzstd-dev zstd unzip zsh openssh-server; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,6 @@
 // A real OpenSSH sshd (Debian openssh-server) on a loopback port, for the SFTP tests: a
-// temporary host key, user key, authorized_keys and known_hosts, started with -D -e so it
-// stays our child and logs to our pipe. startSshd(t) stops it when `t` ends (and at
+// temporary host key, user key, authorized_keys and known_hosts, started with -D so it
+// stays our child, logging to sshd.log in its directory. startSshd(t) stops it when `t` ends (and at
 // process exit); a test without sshd skips with the reason (sshdOrSkip).
 //
 // The sessions it serves are its children (one per connection, each with its own
@@ -9,7 +9,7 @@
 // same Sshd brings it back on the same port with the same keys.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { userInfo } from 'node:os';
@@ -140,28 +140,31 @@ export async function startSshd(t?: HasTeardown, opts: { verbose?: boolean } = {
         '',
       ].join('\n'),
     );
-    const c = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // The log goes to a file, not a pipe: a test blocked in spawnSync would not drain a
+    // pipe, and sshd would stop on a full one.
+    const logFile = path.join(dir, 'sshd.log');
+    const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
+    const c = spawn(SSHD, ['-D', '-E', logFile, '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     live.add(c);
     c.once('exit', () => live.delete(c));
-    let log = '';
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        c.kill('SIGKILL');
-        reject(new Error(`sshd did not start listening within 30 s: ${log}`));
-      }, 30_000);
-      c.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        if (opts.verbose) process.stderr.write(`[sshd] ${d}`);
-        if (log.length < 65536) log += d;
-        if (/Server listening on/.test(log)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      c.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`sshd exited with ${code} before listening: ${log.trim()}`));
-      });
+    let early = '';
+    c.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      if (early.length < 65536) early += d;
     });
+    const exited = new Promise<number | null>((resolve) => c.once('exit', (code) => resolve(code)));
+    let code: number | null | undefined;
+    void exited.then((x) => (code = x));
+    const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(logStart) : '');
+    // Polls the log (a condition, within a generous bound) for the line sshd writes once it listens.
+    for (const deadline = Date.now() + 30_000; !/Server listening on/.test(log()); ) {
+      if (code !== undefined) throw new Error(`sshd exited with ${code} before listening: ${(early + log()).trim()}`);
+      if (Date.now() > deadline) {
+        c.kill('SIGKILL');
+        throw new Error(`sshd did not start listening within 30 s: ${(early + log()).trim()}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (opts.verbose) process.stderr.write(`[sshd] ${log()}`);
     child = c;
   };
 
