@@ -16,7 +16,6 @@ import { userInfo } from 'node:os';
 import { makeTempDir, removeDir, type HasTeardown } from './temp.js';
 
 export const SSHD = '/usr/sbin/sshd';
-const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 
 export interface Sshd {
   host: string;
@@ -45,7 +44,6 @@ export interface Sshd {
 /** Why sshd cannot run here, or null when it can. */
 export function sshdUnavailable(): string | null {
   if (!existsSync(SSHD)) return `${SSHD} is not installed (Debian package openssh-server; scripts/setup.sh installs it)`;
-  if (!existsSync(SFTP_SERVER)) return `${SFTP_SERVER} is not installed (Debian package openssh-sftp-server)`;
   if (spawnSync('ssh-keygen', ['-?'], { stdio: 'ignore' }).error) return 'ssh-keygen is not installed (Debian package openssh-client)';
   return null;
 }
@@ -93,10 +91,18 @@ export function descendants(root: number): number[] {
   return out;
 }
 
+// sshd outlives a test process that dies: kill it at exit, and on the signals tap sends.
 const live = new Set<ChildProcess>();
-process.on('exit', () => {
+const killLive = () => {
   for (const c of live) c.kill('SIGKILL');
-});
+};
+process.on('exit', killLive);
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(sig, () => {
+    killLive();
+    process.kill(process.pid, sig);
+  });
+}
 
 /** Starts sshd in a new temporary directory (removed when it stops for good with `t`). */
 export async function startSshd(t?: HasTeardown, opts: { verbose?: boolean } = {}): Promise<Sshd> {
@@ -135,7 +141,9 @@ export async function startSshd(t?: HasTeardown, opts: { verbose?: boolean } = {
         `AllowUsers ${user}`,
         'MaxStartups 100',
         'MaxSessions 100',
-        `Subsystem sftp ${SFTP_SERVER}`,
+        // sshd's built-in sftp-server: the same code, without a login shell started per
+        // connection (a user's shell start-up files can take a second).
+        'Subsystem sftp internal-sftp',
         'LogLevel INFO',
         '',
       ].join('\n'),
