@@ -166,7 +166,7 @@ for run in $(seq 1 "$runs"); do
       else
         measure "$run" "$c" restic restore env RESTIC_CACHE_DIR="$(fresh "$work/cache/r")" restic --repo "sftp:$user@127.0.0.1:$remote" -o sftp.command="$restic_ssh" restore latest --target "$out"
       fi
-      diff -r "$corpus" "$out$corpus" > "$logs/diff-$tool-$c-$run.log" 2>&1 || { head -n 20 "$logs/diff-$tool-$c-$run.log" >&2; die "$tool's restore differs from the corpus"; }
+      diff -r --no-dereference "$corpus" "$out$corpus" > "$logs/diff-$tool-$c-$run.log" 2>&1 || { head -n 20 "$logs/diff-$tool-$c-$run.log" >&2; die "$tool's restore differs from the corpus"; }
       rm -rf "$out"
     done
     rm -rf "$work/repos"/*-"$c"-"$run"

@@ -54,9 +54,14 @@ export function connectionLost(t: SshTarget, detail: string, cause?: unknown): B
 
 const TRANSIENT_CONNECT = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN']);
 
+/** A session with requests waiting and no answer for this long is taken as lost (a server stuck on its disk). */
+const STALL_MS = 120_000;
+
 export class SftpSession {
   private dead: Error | null = null;
   private readonly pending = new Set<(e: Error) => void>();
+  private lastAnswer = Date.now();
+  private readonly watchdog: NodeJS.Timeout;
   /** Called once if the connection drops by itself (not by end()). */
   onLost?: (e: Error) => void;
   private ending = false;
@@ -77,6 +82,14 @@ export class SftpSession {
     client.on('close', () => lose('closed by the server or the network'));
     sftp.on('error', (e: any) => lose(`SFTP channel: ${e?.message ?? e}`, e));
     sftp.on('close', () => lose('SFTP channel closed'));
+    // ssh's keepalives find a dead peer; this finds a live one that stopped answering.
+    this.watchdog = setInterval(() => {
+      if (this.pending.size && Date.now() - this.lastAnswer > STALL_MS) {
+        lose(`no answer for ${STALL_MS / 1000} s`);
+        client.destroy();
+      }
+    }, STALL_MS / 4).unref();
+    client.once('close', () => clearInterval(this.watchdog));
   }
 
   get alive(): boolean {
@@ -144,6 +157,7 @@ export class SftpSession {
   /** Runs one request; the connection's loss fails it with the session's error. */
   private call<T>(path: string, start: (cb: (err: any, value?: T) => void) => void): Promise<T> {
     if (this.dead) return Promise.reject(this.dead);
+    if (!this.pending.size) this.lastAnswer = Date.now();
     return new Promise<T>((resolve, reject) => {
       let done = false;
       const fail = (e: Error) => {
@@ -153,6 +167,7 @@ export class SftpSession {
       try {
         start((err, value) => {
           this.pending.delete(fail);
+          this.lastAnswer = Date.now();
           if (done) return;
           done = true;
           if (!err) return resolve(value as T);
@@ -205,6 +220,7 @@ export class SftpSession {
   /** Closes the connection; requests in flight fail. */
   end(): void {
     this.ending = true;
+    clearInterval(this.watchdog);
     this.client.end();
   }
 }

@@ -64,6 +64,8 @@ export const SFTP_READ_CONCURRENCY = 12;
 export const SFTP_PUT_CONCURRENCY = 4;
 /** Requests of one read or write in flight at once (each ≤ 255 KiB on OpenSSH). */
 const REQUESTS_PER_TRANSFER = 16;
+/** Largest object a whole get reads (index files and packs are far smaller). */
+const MAX_OBJECT = 1024 ** 3;
 /** Open read handles kept per backend: ranged reads of one pack then cost one round trip. */
 const HANDLE_CACHE = 32;
 
@@ -236,6 +238,8 @@ export class SftpBackend implements Backend {
       } catch (e) {
         throw this.mapError(e, 'read', path, name);
       }
+      // The server's word: a size no object can have is damage, not an allocation to try.
+      if (!Number.isSafeInteger(size) || size < 0 || size > MAX_OBJECT) throw new TsbakError('CORRUPT', `object ${name} in ${this.location} claims ${size} bytes, more than any object tsbak writes; run 'tsbak check'`);
       const buf = Buffer.allocUnsafe(size);
       await this.readWith(s, handle, path, name, { offset: 0, length: size }, buf, signal);
       return buf;
@@ -356,7 +360,7 @@ export class SftpBackend implements Backend {
       listed.forEach((entries, i) => {
         const rel = level[i]!;
         for (const ent of entries) {
-          if (ent.filename.startsWith('.tmp-') || ent.filename === '.' || ent.filename === '..') continue;
+          if (ent.filename.startsWith('.tmp-') || !isPlainName(ent.filename)) continue;
           const name = rel ? `${rel}/${ent.filename}` : ent.filename;
           if (ent.attrs.isDirectory()) {
             if (prefix.startsWith(name + '/') || (name + '/').startsWith(prefix)) nextLevel.push(name);
@@ -406,7 +410,7 @@ export class SftpBackend implements Backend {
       const nextLevel: string[] = [];
       for (let i = 0; i < level.length; i++) {
         for (const ent of listed[i]!) {
-          if (ent.filename === '.' || ent.filename === '..') continue;
+          if (!isPlainName(ent.filename)) continue;
           const name = level[i] ? `${level[i]}/${ent.filename}` : ent.filename;
           if (ent.attrs.isDirectory()) nextLevel.push(name);
           else if (ent.attrs.isFile() && ent.filename.startsWith('.tmp-')) yield { name, size: ent.attrs.size, started: new Date(ent.attrs.mtime * 1000) };
@@ -479,6 +483,11 @@ export class SftpBackend implements Backend {
     }
     return e as Error;
   }
+}
+
+/** A directory entry name as a server may send it: one path component, nothing else. */
+function isPlainName(n: string): boolean {
+  return n !== '' && n !== '.' && n !== '..' && !n.includes('/') && !n.includes('\0');
 }
 
 /** f over `items` with at most `limit` at once; results in the items' order. */
