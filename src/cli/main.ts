@@ -200,7 +200,7 @@ const cmdGenerate: Handler = async (a) => (await import('./generate.js')).cmdGen
 
 export const TSBAK: Command = {
   usage: 'tsbak',
-  describe: 'tsbak: deduplicated, encrypted backups to S3 (Standard, Glacier, Deep Archive) or a directory',
+  describe: 'tsbak: deduplicated, encrypted backups to S3 (Standard, Glacier, Deep Archive), a directory or an SFTP server',
   subcommands: [
     {
       usage: 'init <repo>',
