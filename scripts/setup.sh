@@ -4,10 +4,11 @@
 # libzstd-dev (the native addon's restore batches link libzstd), zstd (the manual last resort of docs/FORMAT.md
 # and its test), unzip and zsh (the tests of dump --archive zip and of the zsh completion), rsync (the
 # cold-read test of the mount), then the npm dependencies, the native addon and the TypeScript build (npm ci).
+# openssh-server: the SFTP tests start a real sshd on loopback (test/lib/sshd.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for p in libfuse2 fuse3 attr acl libzstd-dev zstd unzip zsh rsync; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in libfuse2 fuse3 attr acl libzstd-dev zstd unzip zsh rsync openssh-server; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

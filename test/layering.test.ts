@@ -63,6 +63,12 @@ t.test('only backend and glacier import the AWS SDK', async (t) => {
   }
 });
 
+t.test('only backend imports ssh2', async (t) => {
+  for (const s of sources) {
+    if (s.imports.some((i) => i === 'ssh2' || i.startsWith('ssh2/'))) t.equal(s.layer, 'backend', `${s.rel} imports ssh2`);
+  }
+});
+
 t.test('fuse never imports glacier; nothing below cli imports cli', async (t) => {
   for (const s of sources) {
     if (s.layer === 'fuse') for (const o of ours(s)) t.not(layerOf(o), 'glacier', `${s.rel} imports ${o}`);

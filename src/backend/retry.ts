@@ -157,6 +157,11 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
     },
   };
 
+  if (backend.readInto) {
+    const readInto = backend.readInto.bind(backend);
+    // A retry reads the same range into the same bytes again.
+    wrapped.readInto = (name: string, range: Range, into: Uint8Array, signal?: AbortSignal) => run('get', name, signal, () => readInto(name, range, into, signal));
+  }
   if (backend.restore) {
     const restore = backend.restore.bind(backend);
     wrapped.restore = (name: string, days: number, tier: RestoreTier) => run('restore', name, undefined, () => restore(name, days, tier));

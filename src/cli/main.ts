@@ -55,6 +55,9 @@ const repoOptions: Opts = {
   's3-region': { type: 'string', describe: 'S3 region (also AWS_REGION)' },
   's3-path-style': { type: 'boolean', describe: 'path-style S3 addressing' },
   's3-profile': { type: 'string', describe: 'AWS profile' },
+  'sftp-key': { type: 'string', describe: 'sftp:// repositories: SSH private key file (also TSBAK_SFTP_KEY; default: ssh-agent, then ~/.ssh/id_*)' },
+  'sftp-key-passphrase-file': { type: 'string', describe: "read the --sftp-key's passphrase from this file (also TSBAK_SFTP_KEY_PASSPHRASE_FILE)" },
+  'sftp-known-hosts': { type: 'string', describe: 'sftp:// repositories: a known_hosts file checked beside ~/.ssh/known_hosts (also TSBAK_SFTP_KNOWN_HOSTS)' },
   'cache-dir': { type: 'string', describe: 'local cache directory (default $TSBAK_CACHE_DIR or ~/.cache/tsbak)' },
   'no-cache': { type: 'boolean', describe: "use no local cache (snapshots, trees; the writer's parent trees and directory records)" },
   'tree-cache-size': { type: 'string', describe: 'bound of the disk cache of trees read from a remote repository (default 1G)' },
@@ -232,7 +235,7 @@ const cmdGenerate: Handler = async (a) => (await import('./generate.js')).cmdGen
 
 export const TSBAK: Command = {
   usage: 'tsbak',
-  describe: 'tsbak: deduplicated, encrypted backups to S3 (Standard, Glacier, Deep Archive) or a directory',
+  describe: 'tsbak: deduplicated, encrypted backups to S3 (Standard, Glacier, Deep Archive), a directory or an SFTP server',
   subcommands: [
     {
       usage: 'init <repo>',

@@ -69,6 +69,7 @@ Options (-o):
   read_ahead_kb=N      kernel read-ahead of the mount in KiB (default 1024; needs root)
   log=FILE             append the background daemon's messages to FILE
   s3_endpoint=URL, s3_region=REGION, s3_path_style, s3_profile=NAME
+  sftp_key=FILE, sftp_key_passphrase_file=FILE, sftp_known_hosts=FILE   sftp:// repositories
   debug                libfuse debug output (with -f)
 
 Cold storage (data packs in S3 Glacier / Deep Archive):
@@ -184,6 +185,15 @@ export function parseMountArgs(argv: string[]): MountConfig | 'help' | 'version'
         break;
       case 's3_profile':
         cfg.s3Profile = need();
+        break;
+      case 'sftp_key':
+        cfg.sftpKey = need();
+        break;
+      case 'sftp_key_passphrase_file':
+        cfg.sftpKeyPassphraseFile = need();
+        break;
+      case 'sftp_known_hosts':
+        cfg.sftpKnownHosts = need();
         break;
       case 's3_path_style':
         cfg.s3PathStyle = value === undefined || !/^(0|false|no)$/i.test(value);
@@ -319,6 +329,9 @@ function absolutize(cfg: MountConfig): MountConfig {
     keyFile: abs(cfg.keyFile),
     log: abs(cfg.log),
     cacheDir: abs(cfg.cacheDir),
+    sftpKey: abs(cfg.sftpKey),
+    sftpKeyPassphraseFile: abs(cfg.sftpKeyPassphraseFile),
+    sftpKnownHosts: abs(cfg.sftpKnownHosts),
   };
 }
 
@@ -338,6 +351,9 @@ function toArgs(cfg: MountConfig): string[] {
   kv('s3_region', cfg.s3Region);
   kv('s3_profile', cfg.s3Profile);
   if (cfg.s3PathStyle) o.push('s3_path_style');
+  kv('sftp_key', cfg.sftpKey);
+  kv('sftp_key_passphrase_file', cfg.sftpKeyPassphraseFile);
+  kv('sftp_known_hosts', cfg.sftpKnownHosts);
   kv('cold', cfg.cold);
   kv('cold_timeout', cfg.coldTimeout);
   kv('cold_poll', cfg.coldPoll);
@@ -478,6 +494,9 @@ export async function cmdMount(
     s3Region: a.s3Region,
     s3PathStyle: a.s3PathStyle,
     s3Profile: a.s3Profile,
+    sftpKey: a.sftpKey,
+    sftpKeyPassphraseFile: a.sftpKeyPassphraseFile,
+    sftpKnownHosts: a.sftpKnownHosts,
     cacheDir: a.cacheDir,
     packCacheSize: a.packCacheSize,
     treeCacheSize: a.treeCacheSize,

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { programName } from './output.js';
 import * as path from 'node:path';
-import { isLocalAddress, openBackend, type S3Options } from '../backend/open.js';
+import { isLocalAddress, openBackend, type S3Options, type SftpOptions } from '../backend/open.js';
 import type { Backend } from '../backend/backend.js';
 import { Repository } from '../repo/repository.js';
 import { isWriterKeyFile } from '../repo/keys.js';
@@ -19,6 +19,10 @@ export interface RepoArgs extends SecretArgs {
   s3Region?: string;
   s3PathStyle?: boolean;
   s3Profile?: string;
+  /** sftp:// repositories: --sftp-key, --sftp-key-passphrase-file, --sftp-known-hosts. */
+  sftpKey?: string;
+  sftpKeyPassphraseFile?: string;
+  sftpKnownHosts?: string;
   /** Root of the local cache (the writer's cache, the restore journal and the cold-pack cache): <dir>/<repo id>/... */
   cacheDir?: string;
   /** Bound of the disk cache of packs fetched from cold storage, e.g. "20G" (default 10G). */
@@ -33,6 +37,15 @@ export interface RepoArgs extends SecretArgs {
 
 export function s3Options(a: RepoArgs): S3Options {
   return { endpoint: a.s3Endpoint, region: a.s3Region, pathStyle: a.s3PathStyle, profile: a.s3Profile };
+}
+
+export function sftpOptions(a: RepoArgs): SftpOptions {
+  return {
+    key: a.sftpKey,
+    keyPassphraseFile: a.sftpKeyPassphraseFile,
+    knownHosts: a.sftpKnownHosts,
+    onWarning: (m) => process.stderr.write(`${programName}: warning: ${m}\n`),
+  };
 }
 
 /**
@@ -77,7 +90,7 @@ export async function openRepoBackend(a: RepoArgs): Promise<Backend> {
   if (!isLocalAddress(a.repo) && a.repo !== '.' && a.repo !== '..' && !a.repo.includes('://')) {
     process.stderr.write(`${programName}: '${a.repo}' is taken as the S3 bucket s3://${a.repo} (write ./${a.repo} for a local directory, or s3://${a.repo} to silence this)\n`);
   }
-  return openBackend(a.repo, s3Options(a));
+  return openBackend(a.repo, s3Options(a), sftpOptions(a));
 }
 
 async function openRepoOnly(a: RepoArgs, warmStart: 'keys' | 'index'): Promise<Repository> {
