@@ -61,7 +61,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     if (napi_open_handle_scope(env, &scope) != napi_ok) return;
     napi_value fn, recv, arg, result;
     void *data;
-    if (napi_get_reference_value(env, w->callback, &fn) == napi_ok && napi_get_undefined(env, &recv) == napi_ok &&
+    if (napi_get_reference_value(env, w->callback, &fn) == napi_ok && napi_get_global(env, &recv) == napi_ok &&
         napi_create_buffer_copy(env, (size_t)n, buf, &data, &arg) == napi_ok) {
       if (napi_make_callback(env, w->context, recv, fn, 1, &arg, &result) != napi_ok) {
         /* An exception in the callback: report it as Node does for any callback. */
