@@ -10,6 +10,9 @@
  *   inotifyAddWatch(id, path, mask)  -> wd    (throws ENOSPC at max_user_watches, ENOENT, ...)
  *   inotifyRmWatch(id, wd)                    (EINVAL for a watch already gone is ignored)
  *   inotifyClose(id)                          stops the poll, closes the fd
+ *   listSubdirs(path)                -> Buffer[]  names of the subdirectories (not symlinks),
+ *                                             the directory opened O_NOATIME: watching it
+ *                                             must not change what the next backup records
  *
  * The poll handle keeps the loop alive while open: a watcher is a foreground process.
  * No polling: the callback runs only when the kernel has events.
@@ -17,7 +20,10 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -179,5 +185,45 @@ JS_FUNCTION(js_inotifyClose) {
   napi_delete_reference(env, w->callback);
   napi_async_destroy(env, w->context);
   uv_close((uv_handle_t *)&w->poll, on_closed);
+  return NULL;
+}
+
+JS_FUNCTION(js_listSubdirs) {
+  napi_value argv[1], arr, name;
+  if (get_args(env, info, 1, argv, NULL) < 0) return NULL;
+  char *path = get_bytes_arg(env, argv[0], "path");
+  if (!path) return NULL;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  DIR *d = fd < 0 ? NULL : fdopendir(fd);
+  if (!d) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    throw_errno(env, e, "opendir", argv[0], path);
+    free(path);
+    return NULL;
+  }
+  uint32_t n = 0;
+  if (napi_create_array(env, &arr) != napi_ok) goto fail;
+  struct dirent *de;
+  while ((errno = 0, de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.' && (de->d_name[1] == 0 || (de->d_name[1] == '.' && de->d_name[2] == 0))) continue;
+    int isdir = de->d_type == DT_DIR;
+    if (de->d_type == DT_UNKNOWN) {
+      struct stat st;
+      isdir = fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    }
+    if (!isdir) continue;
+    void *data;
+    if (napi_create_buffer_copy(env, strlen(de->d_name), de->d_name, &data, &name) != napi_ok) goto fail;
+    if (napi_set_element(env, arr, n++, name) != napi_ok) goto fail;
+  }
+  closedir(d);
+  free(path);
+  return arr;
+fail:
+  closedir(d);
+  free(path);
+  throw_napi_failure(env);
   return NULL;
 }

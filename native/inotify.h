@@ -7,5 +7,6 @@ JS_FUNCTION(js_inotifyOpen);
 JS_FUNCTION(js_inotifyAddWatch);
 JS_FUNCTION(js_inotifyRmWatch);
 JS_FUNCTION(js_inotifyClose);
+JS_FUNCTION(js_listSubdirs);
 
 #endif

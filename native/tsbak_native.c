@@ -8,7 +8,7 @@
  *                (docs/FORMAT.md "Blob") for batches of blobs
  *   restore.c    writeFiles: a restore's batch of small files, created with their metadata
  *   chunk.c      gearScan: FastCDC's gear-hash loop
- *   inotify.c    inotifyOpen/AddWatch/RmWatch/Close: raw inotify events for `tsbak watch`
+ *   inotify.c    inotifyOpen/AddWatch/RmWatch/Close: raw inotify events, listSubdirs, for `tsbak watch`
  *   pool-work.c  batch work run at once or on libuv's pool (...Async -> Promise<void>)
  *   napi-util.c  Node-style errors and argument checks shared by all of them
  *
@@ -53,6 +53,7 @@ NAPI_MODULE_INIT() {
       {"inotifyAddWatch", NULL, js_inotifyAddWatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"inotifyRmWatch", NULL, js_inotifyRmWatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"inotifyClose", NULL, js_inotifyClose, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listSubdirs", NULL, js_listSubdirs, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

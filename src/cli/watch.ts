@@ -10,7 +10,7 @@
 // an event queue overflow, and after a wall-clock jump (a suspend). Subtrees beyond the watch
 // limit are scanned every --interval. With --keep-* and the full key, forget runs every
 // --forget-every on this host's snapshots of these paths.
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
@@ -62,11 +62,14 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
   const forgetEvery = parseDuration(a.forgetEvery ?? '1h', '--forget-every');
   if (maxDelay < quietFor) throw new TsbakError('USAGE', `--max-delay ${a.maxDelay} is shorter than --quiet-for ${a.quietFor ?? '30s'}: make it at least as long`);
   const roots = a.paths.map((p) => {
+    let real: string;
     try {
-      return realpathSync(path.resolve(p));
+      real = realpathSync(path.resolve(p));
     } catch (e: any) {
       throw new TsbakError('NOT_FOUND', `cannot watch ${p}: ${e.code ?? e.message}; name an existing directory`);
     }
+    if (!statSync(real).isDirectory()) throw new TsbakError('USAGE', `cannot watch ${p}: not a directory; watch the directory holding it, or back it up with tsbak-write`);
+    return real;
   });
   const repo = await openRepo(a);
   const say = new Say(!!a.jsonLines, !!a.quiet);

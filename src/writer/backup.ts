@@ -247,6 +247,8 @@ class BackupRun {
   private readonly dirtyDirs = new Set<string>();
   /** Directories whose tree came from the last run's record, unread. */
   private dirsUnchanged = 0;
+  /** Whether a given path's entry differs from the parent snapshot's (skipIfUnchanged). */
+  private targetsChanged = false;
   /** Directories taken over unlisted (BackupOptions.unchangedDirs), as latin1 paths. */
   private readonly unreadRoots = new Set<string>();
   /** Directories with a record below them (or their own) that must not be reused: never taken over unlisted. */
@@ -315,7 +317,9 @@ class BackupRun {
       costUsd: estimateBackupCost({ storageClass: this.repo.storageClasses }, [...this.repo.objectsWritten, { kind: 'snapshot', bytes: 1024 }]).monthlyUsd,
     };
     if (this.repo.isDryRun) return { snapshotId: '', info, errors: this.errors, changed: this.changed, dirsUnchanged: this.dirsUnchanged };
-    if (this.opts.skipIfUnchanged && parent && info.tree === parent.tree) {
+    // The given paths as in the parent: no snapshot, even when the directories above them
+    // (recorded, not backed up) changed their own metadata, as /tmp or /home do.
+    if (this.opts.skipIfUnchanged && parent && !this.targetsChanged) {
       // The records describe the parent's tree as well: the next run starts from them.
       if (dirsFile && settings && this.nextDirs) await this.nextDirs.save(dirsFile, parent.snapshot, settings, this.repo.indexFiles).catch(() => {});
       return { snapshotId: '', info, errors: this.errors, changed: this.changed, dirsUnchanged: this.dirsUnchanged, unchanged: true };
@@ -620,6 +624,7 @@ class BackupRun {
     let asParent = true;
     const one = async ({ name, spec: childSpec, scanned, dir: isDir }: { name: Buffer; spec: Spec | null; scanned?: ScannedEntry; dir: boolean }, next?: Promise<Visit>) => {
       const node = await this.saveEntry(joinPath(dir, name), name, childSpec, visit.parentNodes.get(nameKey(name)) ?? null, scanned, visit.contents.get(scanned!), next);
+      if (childSpec?.target && !spec?.target && !sameTarget(node, visit.parentNodes.get(nameKey(name)))) this.targetsChanged = true;
       if (!node) return;
       if (asParent) {
         const p = visit.parentNodes.get(nameKey(node.name));
@@ -904,6 +909,15 @@ class BackupRun {
       this.files.release();
     }
   }
+}
+
+/** Whether a given path's entry is as in the parent snapshot: the same subtree or content, the same metadata but its atime. */
+function sameTarget(node: TreeNode | null, parent: TreeNode | undefined): boolean {
+  if (!node || !parent || !sameNode({ ...node, atimeNs: parent.atimeNs }, parent)) return false;
+  if (node.type === 'dir') return !!node.subtree && !!parent.subtree && node.subtree.equals(parent.subtree);
+  const a = node.content ?? [];
+  const b = parent.content ?? [];
+  return a.length === b.length && a.every((id, i) => id.equals(b[i]!));
 }
 
 /**

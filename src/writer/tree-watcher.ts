@@ -10,8 +10,8 @@
 // every directory (fullCheck).
 //
 // Paths are latin1 strings of the raw bytes (as the writer's directory cache keys them).
-import { readdirSync, readFileSync } from 'node:fs';
-import { IN, InotifyHandle, type InotifyEvent } from '../platform/native/inotify.js';
+import { readFileSync } from 'node:fs';
+import { IN, InotifyHandle, listSubdirs, type InotifyEvent } from '../platform/native/inotify.js';
 
 const MASK = IN.MODIFY | IN.ATTRIB | IN.CLOSE_WRITE | IN.MOVED_FROM | IN.MOVED_TO | IN.CREATE | IN.DELETE | IN.DELETE_SELF | IN.MOVE_SELF | IN.ONLYDIR | IN.DONT_FOLLOW | IN.EXCL_UNLINK;
 
@@ -92,13 +92,13 @@ export class TreeWatcher {
       if (this.ignore.has(dir)) continue;
       if (!this.watch(dir)) continue;
       if (markDirty) this.dirty.add(dir);
-      let names;
+      let names: Buffer[];
       try {
-        names = readdirSync(Buffer.from(dir, 'latin1'), { withFileTypes: true, encoding: 'buffer' });
+        names = listSubdirs(Buffer.from(dir, 'latin1'));
       } catch {
         continue; // gone, or not readable: the snapshot reports what it cannot list
       }
-      for (const d of names) if (d.isDirectory()) stack.push(join(dir, (d.name as unknown as Buffer).toString('latin1')));
+      for (const n of names) stack.push(join(dir, n.toString('latin1')));
     }
   }
 

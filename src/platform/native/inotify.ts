@@ -7,6 +7,12 @@ interface Inotify {
   inotifyAddWatch(id: number, path: PathLike, mask: number): number;
   inotifyRmWatch(id: number, wd: number): void;
   inotifyClose(id: number): void;
+  listSubdirs(path: PathLike): Buffer[];
+}
+
+/** The names of a directory's subdirectories (symlinks excluded), read without moving its atime. */
+export function listSubdirs(path: PathLike): Buffer[] {
+  return addon<Inotify>().listSubdirs(path);
 }
 
 /** Masks of <sys/inotify.h>. */
