@@ -343,6 +343,7 @@ class BackupRun {
           this.nextDirs.set(Buffer.from(p, 'latin1'), rec);
           this.progress.files += rec.files;
           this.progress.dirs++;
+          this.dirsUnchanged++;
           break;
         }
       }
