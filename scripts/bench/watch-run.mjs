@@ -33,7 +33,7 @@ const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${w.pid}/stat
 const mb = (b) => (b / 1048576).toFixed(1) + ' MB';
 // bin/tsbak is a shell that execs node: same pid.
 const ready = await next('watching');
-console.log(`${label}: watching ${ready.watches} directories, ${ready.unwatched.length} subtrees unwatched, set up in ${ready.seconds.toFixed(2)} s (${((performance.now() - t0) / 1000).toFixed(2)} s from start)`);
+console.log(`${label}: watching ${ready.watches} directories, ${ready.unwatched.length} subtrees unwatched, set up in ${ready.seconds.toFixed(2)} s (${((performance.now() - t0) / 1000).toFixed(2)} s from start), RSS then ${mb(ready.rss_bytes)}`);
 if (label === 'fallback') {
   const lim = events.find((e) => e.event === 'watch_limit');
   console.log(`${label}: watch_limit said once: ${events.filter((e) => e.event === 'watch_limit').length === 1} (limit ${lim?.limit})`);
