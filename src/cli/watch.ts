@@ -101,7 +101,10 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
   let lastChange = 0;
   let timer: NodeJS.Timeout | null = null;
   let running = false;
+  /** A snapshot is being taken: a signal is its handler's (cleanUpOnSignals). */
+  let snapshotting = false;
   let stopping = false;
+  let firstSnapshot = true;
   let lastForget = performance.now();
   let failures = 0;
 
@@ -131,7 +134,10 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
     const since = firstChange;
     firstChange = null;
     try {
-      await snapshot(repo, a, roots, exclude, dirty, say, since);
+      snapshotting = true;
+      // --force: the first snapshot reads every file again; the later ones have it as parent.
+      await snapshot(repo, { ...a, force: a.force && firstSnapshot }, roots, exclude, dirty, say, since);
+      firstSnapshot = false;
       failures = 0;
     } catch (e: any) {
       watcher.giveBack(dirty);
@@ -139,15 +145,21 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
       failures++;
       if (e instanceof TsbakError && e.code === 'WRITE_ONLY_KEY') throw e;
       say.line({ event: 'error', code: e?.code ?? null, message: e?.message ?? String(e) }, `snapshot failed: ${e?.message ?? e}; trying again`);
+    } finally {
+      snapshotting = false;
     }
-    if (forgetWanted && canForget && !stopping && performance.now() - lastForget >= forgetEvery) {
-      lastForget = performance.now();
-      await forget(repo, a, roots, say).catch((e: any) => say.line({ event: 'error', code: e?.code ?? null, message: e?.message ?? String(e) }, `forget failed: ${e?.message ?? e}`));
-    }
+    if (forgetDue()) await runForget();
     running = false;
-    if (stopping) return;
+    if (stopping) return finish();
     schedule();
   };
+
+  const forgetDue = () => forgetWanted && canForget && !stopping && performance.now() - lastForget >= forgetEvery;
+  const runForget = async () => {
+    lastForget = performance.now();
+    await forget(repo, a, roots, say).catch((e: any) => say.line({ event: 'error', code: e?.code ?? null, message: e?.message ?? String(e) }, `forget failed: ${e?.message ?? e}`));
+  };
+  let finish: () => void = () => {};
 
   // The clock check: the wall clock moving apart from the monotonic one is a suspend (the
   // monotonic clock stops meanwhile) or a clock set; either way, look at everything again.
@@ -161,24 +173,40 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
     }
     drift = d;
   }, CLOCK_TICK_MS);
-  // The fallback scan of unwatched subtrees, and forget's schedule.
+  // The fallback scan of unwatched subtrees (nothing to do while every directory is watched).
   const periodic = setInterval(() => {
     if (watcher.scanUnwatched()) wake();
-    else if (forgetWanted && canForget && performance.now() - lastForget >= forgetEvery && !running) void run();
-  }, Math.min(interval, forgetWanted && canForget ? forgetEvery : interval));
+  }, interval);
+  // forget's schedule, between snapshots.
+  const forgetTimer = forgetWanted && canForget
+    ? setInterval(() => {
+        if (running || !forgetDue()) return;
+        running = true;
+        void runForget().then(() => {
+          running = false;
+          if (stopping) return finish();
+          schedule();
+        });
+      }, Math.max(forgetEvery, 1000))
+    : null;
 
   // Stopping: during a snapshot as tsbak-write does (its writes abandoned, exit 130/143);
   // between snapshots at once, with nothing to clean up.
   return new Promise<number>((resolve) => {
     const stop = (sig: 'SIGINT' | 'SIGTERM') => {
-      if (running) return; // the snapshot's own handler (cleanUpOnSignals) takes over
+      if (snapshotting || stopping) return; // during a snapshot its own handler (cleanUpOnSignals) takes over
       stopping = true;
       if (timer) clearTimeout(timer);
       clearInterval(clock);
       clearInterval(periodic);
+      if (forgetTimer) clearInterval(forgetTimer);
       watcher.close();
-      say.line({ event: 'stopped', signal: sig }, `stopped by ${sig}`);
-      resolve(sig === 'SIGTERM' ? EXIT.OK : EXIT_SIGNAL.SIGINT);
+      finish = () => {
+        say.line({ event: 'stopped', signal: sig }, `stopped by ${sig}`);
+        resolve(sig === 'SIGTERM' ? EXIT.OK : EXIT_SIGNAL.SIGINT);
+      };
+      // A forget in progress finishes first (its lock is released); then it stops.
+      if (!running) finish();
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
