@@ -219,7 +219,7 @@ export const TSBAK: Command = {
       usage: 'watch <repo> [paths..]',
       describe: 'back up paths continuously: inotify says what changed, a snapshot re-reads only that once quiet; runs in the foreground (contrib/tsbak-watch.service)',
       options: {
-        ...Object.fromEntries(Object.entries(writeOptions).filter(([k]) => !['json', 'dry-run', 'stdin', 'stdin-filename'].includes(k))),
+        ...Object.fromEntries(Object.entries(writeOptions).filter(([k]) => !['json', 'dry-run', 'stdin', 'stdin-filename', 'files-from', 'files-from-verbatim'].includes(k))),
         interval: { type: 'string', describe: 'how often subtrees beyond the inotify watch limit are scanned (default 5m)' },
         'quiet-for': { type: 'string', describe: 'take a snapshot once nothing changed for this long (default 30s)' },
         'max-delay': { type: 'string', describe: 'take a snapshot at the latest this long after the first change (default 15m)' },
