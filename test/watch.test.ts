@@ -243,9 +243,19 @@ t.test('retention: --keep-last with the full key forgets; with a write-only key 
   const s = await w.next((e) => e.event === 'snapshot', 'the second snapshot');
   const f = await w.next((e) => e.event === 'forget' && e.removed.length > 0, 'a forget');
   t.equal(f.kept, 1);
-  await w.stop();
   const left = JSON.parse(run('tsbak', ['snapshots', repo, '--json']).stdout) as Array<{ id: string }>;
   t.same(left.map((x) => x.id), [s.snapshot_id], 'the newest is kept');
+  // A prune elsewhere, between snapshots, rewrites the index: the next snapshot reopens the
+  // repository instead of deduplicating against blobs that may be gone.
+  const prune = run('tsbak', ['prune', repo, '--max-unused', '0%']);
+  t.equal(prune.code, 0, prune.stderr);
+  writeFileSync(path.join(tree, 'c/three'), 'after the prune\n');
+  await w.next((e) => e.event === 'reopened', 'the repository opened again');
+  const afterPrune = await w.next((e) => e.event === 'snapshot', 'the snapshot after the prune');
+  t.equal(dump(repo, afterPrune.snapshot_id, path.join(tree, 'a/x/one')).stdout, 'one\n');
+  await w.stop();
+  const check = run('tsbak', ['check', repo, '--read-data']);
+  t.equal(check.code, 0, `check passes after prune and watch: ${check.stdout}${check.stderr}`);
 
   const keyFile = path.join(tempDir(t), 'writer.key');
   const add = run('tsbak', ['key', 'add-writer', repo, '--name', 'watcher', '--out', keyFile]);

@@ -18,6 +18,7 @@ import { backup } from '../writer/backup.js';
 import { buildExcluder } from '../writer/exclude-rules.js';
 import { TreeWatcher, unchangedIn, type DirtySet, type WatchLimitHit } from '../writer/tree-watcher.js';
 import { defaultCacheRoot } from '../repo/cache-root.js';
+import { INDEX } from '../repo/layout.js';
 import { isEmptyPolicy } from '../repo/retention.js';
 import type { Repository } from '../repo/repository.js';
 import { TsbakError } from '../errors.js';
@@ -71,7 +72,7 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
     if (!statSync(real).isDirectory()) throw new TsbakError('USAGE', `cannot watch ${p}: not a directory; watch the directory holding it, or back it up with tsbak-write`);
     return real;
   });
-  const repo = await openRepo(a);
+  let repo = await openRepo(a);
   const say = new Say(!!a.jsonLines, !!a.quiet);
   const policy = policyOf(a);
   const forgetWanted = !isEmptyPolicy(policy);
@@ -134,6 +135,12 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
     const since = firstChange;
     firstChange = null;
     try {
+      // Index files gone since they were loaded (a prune or repair elsewhere): the blobs
+      // they listed may be gone too, so the repository is opened afresh before dedup trusts them.
+      if (await indexShrank(repo)) {
+        repo = await openRepo(a);
+        say.line({ event: 'reopened', reason: 'index_rewritten' }, null);
+      }
       snapshotting = true;
       // --force: the first snapshot reads every file again; the later ones have it as parent.
       await snapshot(repo, { ...a, force: a.force && firstSnapshot }, roots, exclude, dirty, say, since);
@@ -212,6 +219,13 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     wake();
   });
+}
+
+/** Whether an index file this process loaded is no longer in the repository. */
+async function indexShrank(repo: Repository): Promise<boolean> {
+  const present = new Set<string>();
+  for await (const o of repo.backend.list(INDEX)) present.add(o.name);
+  return repo.indexFiles.some((f) => !present.has(f));
 }
 
 /** One snapshot of what `dirty` says changed. */
