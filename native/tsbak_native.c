@@ -8,6 +8,7 @@
  *                (docs/FORMAT.md "Blob") for batches of blobs
  *   restore.c    writeFiles: a restore's batch of small files, created with their metadata
  *   chunk.c      gearScan: FastCDC's gear-hash loop
+ *   inotify.c    inotifyOpen/AddWatch/RmWatch/Close: raw inotify events, listSubdirs, for `tsbak watch`
  *   pool-work.c  batch work run at once or on libuv's pool (...Async -> Promise<void>)
  *   napi-util.c  Node-style errors and argument checks shared by all of them
  *
@@ -17,6 +18,7 @@
 
 #include "blob.h"
 #include "chunk.h"
+#include "inotify.h"
 #include "napi-util.h"
 #include "pool-work.h"
 #include "restore.h"
@@ -47,6 +49,11 @@ NAPI_MODULE_INIT() {
       {"blobIdAsync", NULL, js_blobIdAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyRangeAsync", NULL, js_copyRangeAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gearScan", NULL, js_gearScan, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"inotifyOpen", NULL, js_inotifyOpen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"inotifyAddWatch", NULL, js_inotifyAddWatch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"inotifyRmWatch", NULL, js_inotifyRmWatch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"inotifyClose", NULL, js_inotifyClose, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listSubdirs", NULL, js_listSubdirs, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

@@ -46,6 +46,8 @@ const cmdTag: Handler = async (a) => (await import('./tag.js')).cmdTag(a);
 // s3 check, s3 policy (issue 19)
 const cmdS3Check: Handler = async (a) => (await import('./s3.js')).cmdS3Check(a);
 const cmdS3Policy: Handler = async (a) => (await import('./s3.js')).cmdS3Policy(a);
+// watch (issue 21)
+const cmdWatch: Handler = async (a) => (await import('./watch.js')).cmdWatch(a);
 
 const repoOptions: Opts = {
   repo: { alias: 'r', type: 'string', describe: 'the repository (also TSBAK_REPOSITORY); the positional <repo> is then left out' },
@@ -251,6 +253,20 @@ export const TSBAK: Command = {
       run: (a) => run(cmdInit, a),
     },
     { usage: 'backup <repo> [paths..]', describe: 'back up paths (same as tsbak-write)', options: writeOptions, run: (a) => run(cmdWrite, a) },
+    {
+      usage: 'watch <repo> [paths..]',
+      describe: 'back up paths continuously: inotify says what changed, a snapshot re-reads only that once quiet; runs in the foreground (contrib/tsbak-watch.service)',
+      options: {
+        ...Object.fromEntries(Object.entries(writeOptions).filter(([k]) => !['json', 'dry-run', 'stdin', 'stdin-filename', 'files-from', 'files-from-verbatim'].includes(k))),
+        interval: { type: 'string', describe: 'how often subtrees beyond the inotify watch limit are scanned (default 5m)' },
+        'quiet-for': { type: 'string', describe: 'take a snapshot once nothing changed for this long (default 30s)' },
+        'max-delay': { type: 'string', describe: 'take a snapshot at the latest this long after the first change (default 15m)' },
+        ...keepOptions,
+        'forget-every': { type: 'string', describe: 'with --keep-* and the full key: how often forget applies the policy to these snapshots (default 1h)' },
+        'json-lines': { type: 'boolean', describe: 'print one JSON object a line per event (watching, snapshot, unchanged, watch_limit, clock_jump, forget, error)' },
+      },
+      run: (a) => run(cmdWatch, a),
+    },
     { usage: 'snapshots <repo>', describe: 'list snapshots, with who signed each', options: { ...repoOptions, ...json, ...selectOptions, latest: { type: 'number', describe: 'only the N newest snapshots of each host and set of paths' } }, run: (a) => run(cmdSnapshots, a) },
     { usage: 'ls <repo> <snapshot> [dir]', describe: 'list files in a snapshot', options: { ...repoOptions, ...selectOptions, long: { alias: 'l', type: 'boolean', describe: 'long listing: mode, owner, group, size, time, symlink target' }, json: { type: 'boolean', describe: 'print one JSON document: the snapshot and its entries' }, 'json-lines': { type: 'boolean', describe: 'print JSON, one object per line: the snapshot, then each entry as it is found' } }, run: (a) => run(cmdLs, a) },
     {

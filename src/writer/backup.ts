@@ -81,6 +81,8 @@ interface Visit {
   fingerprint?: Buffer;
   /** The last run's record of this directory, when the listing is the same. */
   known?: DirRecord;
+  /** Not listed: the caller says nothing below it changed (BackupOptions.unchangedDirs); `known` is its tree. */
+  unread?: boolean;
 }
 
 /** Gives back what a visit holds, and what the visits it prepared hold (no-op for a visited one). */
@@ -144,6 +146,15 @@ export interface BackupOptions {
   concurrency?: number;
   /** How often to re-read a file that changes while it is read. */
   changeRetries?: number;
+  /**
+   * A watcher's word that nothing at or below this directory changed since the parent
+   * snapshot (tsbak watch): such a directory is not listed at all when the last run
+   * recorded it (dir-cache.ts) with its whole subtree reusable; its tree and its
+   * subdirectories' records are taken over as they are.
+   */
+  unchangedDirs?: (dir: Buffer) => boolean;
+  /** No snapshot when the tree comes out the same as the parent's (snapshotId '', unchanged true). */
+  skipIfUnchanged?: boolean;
 }
 
 export interface BackupResult {
@@ -154,6 +165,8 @@ export interface BackupResult {
   changed: string[];
   /** Directories listed as in the last run (with the same subdirectories), whose trees were reused unread. */
   dirsUnchanged: number;
+  /** skipIfUnchanged and the tree is the parent's: no snapshot written. */
+  unchanged?: boolean;
 }
 
 /**
@@ -234,6 +247,12 @@ class BackupRun {
   private readonly dirtyDirs = new Set<string>();
   /** Directories whose tree came from the last run's record, unread. */
   private dirsUnchanged = 0;
+  /** Whether a given path's entry differs from the parent snapshot's (skipIfUnchanged). */
+  private targetsChanged = false;
+  /** Directories taken over unlisted (BackupOptions.unchangedDirs), as latin1 paths. */
+  private readonly unreadRoots = new Set<string>();
+  /** Directories with a record below them (or their own) that must not be reused: never taken over unlisted. */
+  private holdsUnreusable: Set<string> | null = null;
 
   constructor(
     private readonly repo: Repository,
@@ -274,6 +293,7 @@ class BackupRun {
     const rootSpec = buildSpec(targets);
     const rootId = await this.saveDir(Buffer.from('/'), rootSpec, await this.prepareDir(Buffer.from('/'), parent ? Buffer.from(parent.tree, 'hex') : null, rootSpec.target));
     await this.repo.flush();
+    this.takeOverUnread();
     this.progress.bytesAdded = this.repo.packerStats.bytesWritten;
     const info: SnapshotInfo = {
       time,
@@ -297,12 +317,54 @@ class BackupRun {
       costUsd: estimateBackupCost({ storageClass: this.repo.storageClasses }, [...this.repo.objectsWritten, { kind: 'snapshot', bytes: 1024 }]).monthlyUsd,
     };
     if (this.repo.isDryRun) return { snapshotId: '', info, errors: this.errors, changed: this.changed, dirsUnchanged: this.dirsUnchanged };
+    // The given paths as in the parent: no snapshot, even when the directories above them
+    // (recorded, not backed up) changed their own metadata, as /tmp or /home do.
+    if (this.opts.skipIfUnchanged && parent && !this.targetsChanged) {
+      // The records describe the parent's tree as well: the next run starts from them.
+      if (dirsFile && settings && this.nextDirs) await this.nextDirs.save(dirsFile, parent.snapshot, settings, this.repo.indexFiles).catch(() => {});
+      return { snapshotId: '', info, errors: this.errors, changed: this.changed, dirsUnchanged: this.dirsUnchanged, unchanged: true };
+    }
     // Packs this run counted on may have been pruned if others took our lock for stale.
     lock.assertHeld();
     const snapshotId = await this.repo.saveSnapshot(info);
     if (this.cache) await this.cache.setParent(ParentCache.key(host, paths), { snapshot: snapshotId, tree: info.tree, time }).catch(() => {});
     if (dirsFile && settings && this.nextDirs) await this.nextDirs.save(dirsFile, snapshotId, settings, this.repo.indexFiles).catch(() => {});
     return { snapshotId, info, errors: this.errors, changed: this.changed, dirsUnchanged: this.dirsUnchanged };
+  }
+
+  /** The records below the directories taken over unlisted, into this run's cache, and their files and directories into the counts. */
+  private takeOverUnread(): void {
+    if (!this.unreadRoots.size || !this.lastDirs || !this.nextDirs) return;
+    for (const [p, rec] of this.lastDirs.entries()) {
+      for (let q = p; q !== '/'; ) {
+        const cut = q.lastIndexOf('/');
+        q = cut <= 0 ? '/' : q.slice(0, cut);
+        if (this.unreadRoots.has(q)) {
+          this.nextDirs.set(Buffer.from(p, 'latin1'), rec);
+          this.progress.files += rec.files;
+          this.progress.dirs++;
+          this.dirsUnchanged++;
+          break;
+        }
+      }
+    }
+  }
+
+  /** Whether the last run's record of `dir` can stand for its whole subtree unlisted. */
+  private reusableUnread(dir: Buffer, known: DirRecord): boolean {
+    if (known.fingerprint.equals(NEVER_MATCHES) || !this.repo.hasBlob(known.tree)) return false;
+    if (!this.holdsUnreusable) {
+      this.holdsUnreusable = new Set();
+      for (const [p, rec] of this.lastDirs!.entries()) {
+        if (!rec.fingerprint.equals(NEVER_MATCHES)) continue;
+        for (let q = p; q.length > 0 && !this.holdsUnreusable.has(q); ) {
+          this.holdsUnreusable.add(q);
+          const cut = q.lastIndexOf('/');
+          q = cut <= 0 ? (q === '/' ? '' : '/') : q.slice(0, cut);
+        }
+      }
+    }
+    return !this.holdsUnreusable.has(dir.toString('latin1'));
   }
 
   private async findParent(host: string, paths: string[]): Promise<{ snapshot: string; tree: string } | null> {
@@ -366,6 +428,11 @@ class BackupRun {
     // With a record of this directory from the last run, the listing comes first: when it
     // matches, the parent tree is not needed at all.
     const known = list ? this.lastDirs?.get(dir) : undefined;
+    if (known && this.opts.unchangedDirs?.(dir) && this.reusableUnread(dir, known)) {
+      visit.known = known;
+      visit.unread = true;
+      return visit;
+    }
     if (!known) await this.loadParent(visit, parentId);
     if (!list) return visit;
     const sp = shortPath(at ?? dir);
@@ -508,6 +575,13 @@ class BackupRun {
 
   private async saveDirEntries(dir: Buffer, spec: Spec | null, visit: Visit): Promise<Buffer> {
     this.progress.dirs++;
+    if (visit.unread && visit.known) {
+      this.nextDirs?.set(dir, visit.known);
+      this.unreadRoots.add(dir.toString('latin1'));
+      this.progress.files += visit.known.files;
+      this.dirsUnchanged++;
+      return visit.known.tree;
+    }
     let names: Array<{ name: Buffer; spec: Spec | null; dir: boolean; scanned?: ScannedEntry }>;
     if (spec && !spec.target) {
       names = [...spec.children.values()].map((c) => ({ name: c.name, spec: c.spec, dir: true }));
@@ -551,6 +625,7 @@ class BackupRun {
     let asParent = true;
     const one = async ({ name, spec: childSpec, scanned, dir: isDir }: { name: Buffer; spec: Spec | null; scanned?: ScannedEntry; dir: boolean }, next?: Promise<Visit>) => {
       const node = await this.saveEntry(joinPath(dir, name), name, childSpec, visit.parentNodes.get(nameKey(name)) ?? null, scanned, visit.contents.get(scanned!), next);
+      if (childSpec?.target && !spec?.target && !sameTarget(node, visit.parentNodes.get(nameKey(name)))) this.targetsChanged = true;
       if (!node) return;
       if (asParent) {
         const p = visit.parentNodes.get(nameKey(node.name));
@@ -835,6 +910,15 @@ class BackupRun {
       this.files.release();
     }
   }
+}
+
+/** Whether a given path's entry is as in the parent snapshot: the same subtree or content, the same metadata but its atime. */
+function sameTarget(node: TreeNode | null, parent: TreeNode | undefined): boolean {
+  if (!node || !parent || !sameNode({ ...node, atimeNs: parent.atimeNs }, parent)) return false;
+  if (node.type === 'dir') return !!node.subtree && !!parent.subtree && node.subtree.equals(parent.subtree);
+  const a = node.content ?? [];
+  const b = parent.content ?? [];
+  return a.length === b.length && a.every((id, i) => id.equals(b[i]!));
 }
 
 /**

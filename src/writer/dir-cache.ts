@@ -56,6 +56,11 @@ export class DirCache {
     this.dirs.set(dir.toString('latin1'), rec);
   }
 
+  /** Every record, by latin1 path. */
+  entries(): IterableIterator<[string, DirRecord]> {
+    return this.dirs.entries();
+  }
+
   static fileName(host: string, paths: string[]): string {
     return 'dirs-' + createHash('sha256').update(JSON.stringify([host, [...paths].sort()])).digest('hex').slice(0, 32);
   }
