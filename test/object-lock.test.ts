@@ -117,7 +117,7 @@ t.test('locked backups: every object locked, deletes refused, forget and prune r
   checkAgainstDoc(t, '`tsbak forget --json`', fj);
   t.same(fj.removed, [s1]);
   t.same(fj.locked.map((l: any) => [l.id, l.mode]), [[s2, 'governance']]);
-  t.same(await names(b, 'snapshots/'), [s2, s3].sort(), 'the locked snapshot stays');
+  t.same(await names(b, 'snapshots/'), [s2, s3].map((s) => `snapshots/${s}`).sort(), 'the locked snapshot stays');
   const named = JSON.parse(run('tsbak', ['forget', repo, s2.slice(0, 12), '--json', ...S3], env).stdout);
   t.same(named.removed, []);
   t.equal(named.locked[0].id, s2);
