@@ -50,6 +50,9 @@
 //    encryption, versioning, Object Lock configuration, lifecycle, location), STS
 //    GetCallerIdentity, S3 Control's account Block Public Access, and /__dev/deny (refused
 //    operations): scripts/s3-dev-bucket-config.mjs.
+//  - S3 Object Lock (buckets created with it, retention per object, deletes and overwrites
+//    of locked objects refused, governance bypass, PutObjectRetention/GetObjectRetention):
+//    scripts/s3-dev-server-object-lock.mjs; GET /__dev/object-lock dumps its state.
 //
 // State (storage classes, restores, pending multipart uploads) is kept in
 // <dir>/glacier-state.json, written atomically before the answer is sent, so restarting the
@@ -67,6 +70,7 @@ import { Readable } from 'node:stream';
 import S3rver from 's3rver';
 import { createGate } from './s3-dev-gate.mjs';
 import { bucketConfigApi } from './s3-dev-bucket-config.mjs';
+import { objectLockHooks } from './s3-dev-server-object-lock.mjs';
 
 const COLD_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
 const VALID_CLASSES = new Set([
@@ -235,6 +239,20 @@ async function start(dir, ownDir, options) {
     res.end(body);
   }
 
+  // Object Lock (scripts/s3-dev-server-object-lock.mjs).
+  // The bucket-configuration module answers ?object-lock (and CreateBucket's lock header);
+  // retention is enforced here by what it holds.
+  const lockConfig = (bucket) => {
+    const x = bucketConfig.objectLock(bucket);
+    if (!x || !/<ObjectLockEnabled>\s*Enabled\s*<\/ObjectLockEnabled>/.test(x)) return undefined;
+    const mode = /<DefaultRetention>[\s\S]*?<Mode>\s*([A-Z]+)\s*<\/Mode>/.exec(x)?.[1];
+    const days = /<DefaultRetention>[\s\S]*?<Days>\s*(\d+)\s*<\/Days>/.exec(x)?.[1];
+    const years = /<DefaultRetention>[\s\S]*?<Years>\s*(\d+)\s*<\/Years>/.exec(x)?.[1];
+    if (!mode || (days === undefined && years === undefined)) return {};
+    return { rule: days !== undefined ? { mode, days: Number(days) } : { mode, years: Number(years) } };
+  };
+  const objectLock = objectLockHooks({ store, now, dayMs, sendError, drain, readAll, lockConfig });
+
   // ---- the server ----
 
   const server = http.createServer((req, res) => {
@@ -293,6 +311,8 @@ async function start(dir, ownDir, options) {
         return sendError(req, res, 400, 'IncompleteBody', e.message);
       }
     }
+    const lockBefore = await objectLock.before({ kind, req, res, bucket, key, id, q, h });
+    if (lockBefore.done) return;
 
     switch (kind) {
       case 'GetObject':
@@ -312,6 +332,7 @@ async function start(dir, ownDir, options) {
         delete headers['x-amz-storage-class'];
         if (sc !== 'STANDARD') headers['x-amz-storage-class'] = sc;
         if (rs) headers['x-amz-restore'] = restoreHeader(rs);
+        Object.assign(headers, objectLock.headers(id));
         if (kind === 'GetObject' && /^bytes=0-0$/.test(String(req.headers.range ?? '')) && Number(up.headers['content-length']) > 1) {
           // s3rver reads "bytes=0-0" as the whole object.
           return sendFirstByte(up, res, headers);
@@ -342,6 +363,7 @@ async function start(dir, ownDir, options) {
           if (kind === 'PutObject') req.on('data', (c) => (stats.bytesIn += c.length));
           const up = await forward(req.method, upPath, h, req);
           if (up.statusCode >= 200 && up.statusCode < 300) await store.setClass(id, sc, now());
+          if (up.statusCode >= 200 && up.statusCode < 300) await objectLock.written({ kind, bucket, id, q, before: lockBefore });
           return passThrough(up, res);
         });
 
@@ -356,6 +378,7 @@ async function start(dir, ownDir, options) {
         const body = await readAll(up);
         const m = /<UploadId>([^<]+)<\/UploadId>/.exec(body.toString('utf8'));
         if (up.statusCode === 200 && m) await store.setUpload(m[1], { id, storageClass: sc, initiated: now() });
+        if (up.statusCode === 200 && m) await objectLock.written({ kind, bucket, id, q, before: lockBefore, uploadId: m[1] });
         return sendBuffered(up, res, body);
       }
 
@@ -374,6 +397,7 @@ async function start(dir, ownDir, options) {
           if (up.statusCode === 200 && !body.includes('<Error>')) {
             const uploadId = q.get('uploadId') ?? '';
             await store.completeUpload(uploadId, id, now());
+            await objectLock.written({ kind, bucket, id, q, before: lockBefore });
           }
           return sendBuffered(up, res, body);
         });
@@ -389,6 +413,7 @@ async function start(dir, ownDir, options) {
         return withLock(id, async () => {
           const up = await forward(req.method, upPath, h, req);
           if (up.statusCode >= 200 && up.statusCode < 300) await store.drop(id);
+          if (up.statusCode >= 200 && up.statusCode < 300) await objectLock.removed({ id });
           return passThrough(up, res);
         });
 
@@ -406,6 +431,7 @@ async function start(dir, ownDir, options) {
         const up = await forward(req.method, upPath, h, req);
         if (up.statusCode >= 200 && up.statusCode < 300) await store.dropBucket(bucket);
         if (up.statusCode >= 200 && up.statusCode < 300) await bucketConfig.dropped(bucket);
+        if (up.statusCode >= 200 && up.statusCode < 300) await objectLock.removed({ bucket });
         return passThrough(up, res);
       }
 
@@ -478,6 +504,7 @@ async function start(dir, ownDir, options) {
 
       default: {
         const up = await forward(req.method, upPath, h, req);
+        if (kind === 'CreateBucket' && up.statusCode === 200) await objectLock.written({ kind, bucket, id, q, before: lockBefore });
         return passThrough(up, res);
       }
     }
@@ -565,6 +592,7 @@ async function start(dir, ownDir, options) {
     }
     if (req.method === 'GET' && url.pathname === '/__dev/state') return json(200, store.dump());
     if (await bucketConfig.devRoute(req, res, url, json)) return;
+    if (req.method === 'GET' && url.pathname === '/__dev/object-lock') return json(200, objectLock.dump());
     const ms = () => {
       const v = Number(url.searchParams.get('ms'));
       if (url.searchParams.get('ms') === null || !Number.isFinite(v) || v < 0) throw new RangeError('ms must be a number >= 0');
@@ -667,6 +695,7 @@ function opKind(method, bucket, key, q, headers) {
       case 'GET':
         if (q.get('list-type') === '2') return 'ListObjectsV2';
         if (q.has('location')) return 'GetBucketLocation';
+        if (q.has('object-lock')) return 'GetObjectLockConfiguration';
         if (q.has('uploads')) return 'ListMultipartUploads';
         if (q.has('versions')) return 'ListObjectVersions';
         for (const sub of ['cors', 'website', 'acl', 'lifecycle', 'policy', 'tagging', 'versioning', 'encryption']) if (q.has(sub)) return 'GetBucketSubresource';
@@ -679,12 +708,14 @@ function opKind(method, bucket, key, q, headers) {
       if (q.has('uploadId')) return 'ListParts';
       if (q.has('tagging')) return 'GetObjectTagging';
       if (q.has('acl')) return 'GetObjectAcl';
+      if (q.has('retention')) return 'GetObjectRetention';
       return 'GetObject';
     case 'HEAD': return 'HeadObject';
     case 'PUT':
       if (q.has('uploadId')) return headers['x-amz-copy-source'] ? 'UploadPartCopy' : 'UploadPart';
       if (q.has('tagging')) return 'PutObjectTagging';
       if (q.has('acl')) return 'PutObjectAcl';
+      if (q.has('retention')) return 'PutObjectRetention';
       return headers['x-amz-copy-source'] ? 'CopyObject' : 'PutObject';
     case 'DELETE': return q.has('uploadId') ? 'AbortMultipartUpload' : q.has('tagging') ? 'DeleteObjectTagging' : 'DeleteObject';
     case 'POST':

@@ -204,11 +204,11 @@ t.test('a credential that may not delete: backups work, forget and prune stop wi
   await deny('');
   const ck = run('tsbak', ['check', repo, '--read-data'], env);
   t.equal(ck.code, 0, `the repository is whole after the refused prune: ${ck.stderr}`);
-  // A credential that may not write (a read credential; its locks are still allowed here): the backup stops at its first pack, exit 12.
+  // A credential that may not write (a read credential; its locks are still allowed here): the backup stops at its first write, exit 12.
   await deny('PutObject');
   const ro = run('tsbak-write', [repo, src, '--json'], env);
   t.equal(ro.code, 12, ro.stderr);
-  t.match(ro.stderr, /^tsbak-write: S3 refused to write s3:\/\/backup-bucket\/m1\/packs\/\S+ \(AccessDenied\): the credentials in use lack s3:PutObject there/m);
+  t.match(ro.stderr, /^tsbak-write: S3 refused to write s3:\/\/backup-bucket\/m1\/(packs|index|snapshots)\/\S+ \(AccessDenied\): the credentials in use lack s3:PutObject there/m);
   await deny('');
   t.equal(JSON.parse(run('tsbak', ['snapshots', repo, '--json'], env).stdout).length, 1, 'no snapshot from the refused backup');
   // An overwrite is refused whatever the credential: tsbak's and any If-None-Match writer's.

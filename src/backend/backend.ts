@@ -8,6 +8,14 @@ export interface PutOptions {
   /** Storage class for backends that have them (S3); others ignore it. */
   storageClass?: StorageClass;
   signal?: AbortSignal;
+  /** S3 Object Lock retention put on the object as it is written (backends with objectLock only). */
+  retention?: Retention;
+}
+
+/** An S3 Object Lock retention: the object version cannot be deleted or overwritten before `until`. */
+export interface Retention {
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+  until: Date;
 }
 
 export interface ObjectInfo {
@@ -87,6 +95,14 @@ export interface Backend {
    */
   listUnfinished?(): AsyncIterable<Unfinished>;
   removeUnfinished?(u: Unfinished): Promise<void>;
+  /**
+   * Optional, S3 Object Lock (FORMAT.md "Object Lock"): whether the bucket has Object Lock
+   * enabled, an object's retention (null: none), and extending it (never shortening: S3
+   * refuses a shorter date without the governance bypass, and tsbak never asks for one).
+   */
+  objectLockEnabled?(): Promise<boolean>;
+  getRetention?(name: string): Promise<Retention | null>;
+  putRetention?(name: string, r: Retention): Promise<void>;
   /** Optional: the storage's clock (S3: the servers' Date header), which ages lastModified. Default: this machine's. */
   now?(): Promise<Date>;
 }

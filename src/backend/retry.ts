@@ -11,7 +11,7 @@
 // that name and size is the one this call wrote.
 // list: a listing that fails midway is started again and names already yielded are skipped.
 
-import type { Backend, ObjectInfo, PutOptions, Range, RestoreTier } from './backend.js';
+import type { Backend, ObjectInfo, PutOptions, Range, RestoreTier, Retention } from './backend.js';
 import { TsbakError } from '../errors.js';
 import { isAlreadyExists } from './backend-error.js';
 
@@ -177,5 +177,17 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
     wrapped.now = () => run('list', 'clock', undefined, now);
   }
   if (backend.abandon) wrapped.abandon = backend.abandon.bind(backend);
+  if (backend.objectLockEnabled) {
+    const enabled = backend.objectLockEnabled.bind(backend);
+    wrapped.objectLockEnabled = () => run('get', 'object lock configuration', undefined, enabled);
+  }
+  if (backend.getRetention) {
+    const get = backend.getRetention.bind(backend);
+    wrapped.getRetention = (name: string) => run('get', name, undefined, () => get(name));
+  }
+  if (backend.putRetention) {
+    const put = backend.putRetention.bind(backend);
+    wrapped.putRetention = (name: string, r: Retention) => run('put', name, undefined, () => put(name, r));
+  }
   return wrapped;
 }

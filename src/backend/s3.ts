@@ -23,13 +23,16 @@ import {
   RestoreObjectCommand,
   ListMultipartUploadsCommand,
   AbortMultipartUploadCommand,
+  GetObjectLockConfigurationCommand,
+  GetObjectRetentionCommand,
+  PutObjectRetentionCommand,
   type S3ClientConfig,
   type StorageClass as S3StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Backend, Unfinished, ObjectInfo, PutOptions, Range, RestoreTier, StorageClass } from './backend.js';
+import type { Backend, Unfinished, ObjectInfo, PutOptions, Range, RestoreTier, Retention, StorageClass } from './backend.js';
 import { AlreadyExistsError, BackendError } from './backend-error.js';
 import { ColdError, NotFoundError, TsbakError } from '../errors.js';
 
@@ -73,6 +76,9 @@ const PERMISSION: Record<string, string> = {
   list: 's3:ListBucket',
   delete: 's3:DeleteObject',
   restore: 's3:RestoreObject',
+  'read the retention of': 's3:GetObjectRetention',
+  'set the retention of': 's3:PutObjectRetention',
+  'read the Object Lock configuration of': 's3:GetBucketObjectLockConfiguration',
 };
 
 /** Parse "s3://bucket/prefix", "s3://bucket" or a bare bucket name. */
@@ -320,6 +326,8 @@ export class S3Backend implements Backend {
       Body: data,
       ...(opts.storageClass ? { StorageClass: opts.storageClass as S3StorageClass } : {}),
       ...(this.conditional ? { IfNoneMatch: '*' } : {}),
+      // S3 requires a checksum (Content-MD5 or x-amz-checksum-*) on puts with Object Lock parameters.
+      ...(opts.retention ? { ObjectLockMode: opts.retention.mode, ObjectLockRetainUntilDate: opts.retention.until, ChecksumAlgorithm: 'CRC32' as const } : {}),
     };
     try {
       if (big) {
@@ -435,7 +443,52 @@ export class S3Backend implements Backend {
     } catch (e) {
       const i = errInfo(e);
       if (i.name === 'NoSuchKey' || (i.status === 404 && i.name !== 'NoSuchBucket')) return;
+      if (i.status === 403 && /object ?lock/i.test(i.message)) {
+        throw new BackendError(`S3 refused to delete ${name} in ${this.location}: it is protected by Object Lock until its retention date (tsbak never bypasses a lock)`, { retryable: false, status: i.status, serviceCode: i.name, cause: e });
+      }
       throw this.mapError(e, 'delete', name);
+    }
+  }
+
+  /** GetObjectLockConfiguration: Enabled, or a 404 ObjectLockConfigurationNotFoundError (not enabled). */
+  async objectLockEnabled(): Promise<boolean> {
+    const client = await this.client();
+    try {
+      const r = await client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }));
+      return r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+    } catch (e) {
+      const i = errInfo(e);
+      if (i.name === 'ObjectLockConfigurationNotFoundError' || (i.status === 404 && i.name !== 'NoSuchBucket')) return false;
+      throw this.mapError(e, 'read the Object Lock configuration of', '');
+    }
+  }
+
+  /** GetObjectRetention of the current version; null when it has none (404 NoSuchObjectLockConfiguration). */
+  async getRetention(name: string): Promise<Retention | null> {
+    const client = await this.client();
+    try {
+      const r = await client.send(new GetObjectRetentionCommand({ Bucket: this.bucket, Key: this.key(name) }));
+      const mode = r.Retention?.Mode;
+      const until = r.Retention?.RetainUntilDate;
+      if ((mode !== 'GOVERNANCE' && mode !== 'COMPLIANCE') || !(until instanceof Date) || Number.isNaN(until.getTime())) return null;
+      return { mode, until };
+    } catch (e) {
+      const i = errInfo(e);
+      if (i.name === 'NoSuchObjectLockConfiguration') return null;
+      if (i.name === 'NoSuchKey') throw new NotFoundError(`object ${name} in ${this.location}`);
+      throw this.mapError(e, 'read the retention of', name);
+    }
+  }
+
+  /** PutObjectRetention, never with the governance bypass: S3 itself refuses to shorten a lock. */
+  async putRetention(name: string, r: Retention): Promise<void> {
+    const client = await this.client();
+    try {
+      await client.send(new PutObjectRetentionCommand({ Bucket: this.bucket, Key: this.key(name), Retention: { Mode: r.mode, RetainUntilDate: r.until }, ChecksumAlgorithm: 'CRC32' }));
+    } catch (e) {
+      const i = errInfo(e);
+      if (i.name === 'NoSuchKey') throw new NotFoundError(`object ${name} in ${this.location}`);
+      throw this.mapError(e, 'set the retention of', name);
     }
   }
 

@@ -10,6 +10,29 @@ import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
 import { table } from './output.js';
+import { lockClaim, lockedSnapshots } from '../repo/object-lock.js';
+import type { Retention } from '../backend/backend.js';
+
+/**
+ * Of the snapshots to remove, those S3 holds locked now (Object Lock): taken out of `removed`,
+ * shown, and returned for --json. A lock a snapshot claims but S3 does not hold is a warning.
+ */
+async function keepLocked(repo: Repository, removed: string[], claims: Map<string, { lock?: unknown }>, a: { json?: boolean; dryRun?: boolean }): Promise<Array<{ id: string; mode: string; until: string }>> {
+  const now = repo.backend.now ? await repo.backend.now() : new Date();
+  const locked: Map<string, Retention> = await lockedSnapshots(repo, removed, now);
+  for (const id of removed) {
+    const c = claims.get(id);
+    const claim = c ? lockClaim(c) : null;
+    if (claim && claim.until > now && !locked.has(id)) process.stderr.write(`tsbak: warning: snapshot ${id.slice(0, 8)} claims an Object Lock until ${claim.until.toISOString()} that S3 does not hold; it is removed as any other\n`);
+  }
+  const out = [...locked].map(([id, r]) => ({ id, mode: r.mode.toLowerCase(), until: r.until.toISOString() }));
+  removed.splice(0, removed.length, ...removed.filter((id) => !locked.has(id)));
+  if (out.length && !a.json) {
+    process.stdout.write(`kept ${out.length} snapshots locked by S3 Object Lock (they cannot be removed before their date):\n`);
+    process.stdout.write(table([['ID', 'Mode', 'Locked until'], ...out.map((l) => [l.id.slice(0, 8), l.mode, l.until])]) + '\n');
+  }
+  return out;
+}
 import { exclusiveLock, requireFullKey, runPrune, type PruneArgs } from './prune.js';
 
 const out = (s: string) => process.stdout.write(s + '\n');
@@ -71,6 +94,7 @@ async function forgetNamed(a: ForgetArgs, repo: Repository, lock: LockHandle | n
     if (m.length > 1) throw new TsbakError('USAGE', `snapshot id prefix ${ref} is ambiguous (${m.length} matches); give more characters (nothing was removed)`);
     if (!removed.includes(m[0]!)) removed.push(m[0]!);
   }
+  const locked = await keepLocked(repo, removed, new Map(), a);
   if (!a.dryRun) {
     lock!.assertHeld();
     for (const id of removed) await repo.forgetSnapshot(id);
@@ -82,7 +106,7 @@ async function forgetNamed(a: ForgetArgs, repo: Repository, lock: LockHandle | n
     const keep = a.dryRun ? new Set(all.filter((id) => !removed.includes(id))) : undefined;
     prune = await runPrune(repo, { ...a, keep, lock });
   }
-  if (a.json) out(JSON.stringify({ dry_run: !!a.dryRun, groups: [], removed, prune }));
+  if (a.json) out(JSON.stringify({ dry_run: !!a.dryRun, groups: [], removed, locked, prune }));
   return EXIT.OK;
 }
 
@@ -109,6 +133,7 @@ export async function cmdForget(a: ForgetArgs): Promise<number> {
         out('');
       }
     }
+    const locked = await keepLocked(repo, removed, new Map(snaps.map((s) => [s.id, s.info])), a);
     if (!a.dryRun) {
       lock!.assertHeld();
       for (const id of removed) await repo.forgetSnapshot(id);
@@ -134,6 +159,7 @@ export async function cmdForget(a: ForgetArgs): Promise<number> {
             remove: g.decisions.filter((d) => !d.keep).map((d) => ({ id: d.snapshot.id, time: d.snapshot.time })),
           })),
           removed,
+          locked,
           prune,
         }),
       );

@@ -89,6 +89,10 @@ const writeOptions: Opts = {
   'exclude-caches': { type: 'boolean', describe: 'skip directories holding a CACHEDIR.TAG' },
   'exclude-larger-than': { type: 'string', describe: 'skip files larger than SIZE (e.g. 2G)' },
   'one-file-system': { alias: 'x', type: 'boolean', describe: 'do not cross file system boundaries' },
+  // S3 Object Lock (WORM): cli/write-lock.ts.
+  'lock-until': { type: 'string', describe: 'S3 Object Lock: keep every object this snapshot needs undeletable until this date (2027-06-30 or RFC 3339); needs a bucket with Object Lock' },
+  'lock-days': { type: 'string', describe: 'S3 Object Lock: as --lock-until, N days from now (by S3\'s clock)' },
+  'lock-mode': { type: 'string', choices: ['governance', 'compliance'], describe: 'governance (default: an admin with s3:BypassGovernanceRetention can still undo a mistake) or compliance (no one can delete or shorten it before the date, not even the account root)' },
 };
 
 /** Restore, warm: fetching cold data. */

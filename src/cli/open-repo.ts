@@ -55,9 +55,9 @@ export function sftpOptions(a: RepoArgs): SftpOptions {
  * The index files are fetched while the key opens, unless `index: false` (commands that
  * never load the index: snapshots, key).
  */
-export async function openRepo(a: RepoArgs, opts: { index?: boolean } = {}): Promise<Repository> {
+export async function openRepo(a: RepoArgs, opts: { index?: boolean; wrapBackend?: (b: Backend) => Promise<Backend> } = {}): Promise<Repository> {
   if (a.cacheDir !== undefined && !a.noCache) await checkCacheDir(a.cacheDir);
-  const repo = await openRepoOnly(a, opts.index === false ? 'keys' : 'index');
+  const repo = await openRepoOnly(a, opts.index === false ? 'keys' : 'index', opts.wrapBackend);
   repo.onWarning = (m) => process.stderr.write(`${programName}: warning: ${m}\n`);
   repo.trustWriters = !!a.trustWriters || process.env.TSBAK_TRUST_WRITERS === '1';
   repo.useSnapshotCache(a.noCache ? null : a.cacheDir ?? defaultCacheRoot());
@@ -93,8 +93,9 @@ export async function openRepoBackend(a: RepoArgs): Promise<Backend> {
   return openBackend(a.repo, s3Options(a), sftpOptions(a));
 }
 
-async function openRepoOnly(a: RepoArgs, warmStart: 'keys' | 'index'): Promise<Repository> {
-  const backend = await openRepoBackend(a);
+async function openRepoOnly(a: RepoArgs, warmStart: 'keys' | 'index', wrapBackend?: (b: Backend) => Promise<Backend>): Promise<Repository> {
+  // wrapBackend: checks and wrappers that must come before opening writes anything (tsbak-write --lock-days).
+  const backend = wrapBackend ? await wrapBackend(await openRepoBackend(a)) : await openRepoBackend(a);
   const common = { cacheRoot: a.noCache ? null : a.cacheDir ?? defaultCacheRoot(), onWarning: openWarning, warmStart };
   if (a.keyFile) {
     let content: unknown;

@@ -6,6 +6,8 @@ import { fmtUsd } from '../glacier/cost.js';
 import { parseMaxUnused, planPrune, type PackDecision, type PrunePlan } from '../glacier/prune-plan.js';
 import type { LockHandle, Repository } from '../repo/repository.js';
 import { applyPrune, pruneUsage, type PruneResult, type PruneStep, type PruneUsage } from '../repo/prune.js';
+import { holdLocked } from '../repo/object-lock.js';
+import type { Retention } from '../backend/backend.js';
 import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
@@ -65,16 +67,28 @@ export async function runPrune(repo: Repository, a: PruneArgs & { keep?: Set<str
     if (!a.json && process.stderr.isTTY) process.stderr.write(`\r\x1b[K${m}`);
   };
   const usage = await pruneUsage(repo, { onProgress: progress, keep: a.keep });
+  const locked = await holdLocked(repo, usage);
   if (!a.json && process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   const plan = planFor(repo, usage, { maxUnused, repackCold: !!a.repackCold, inRegion: !!a.inRegion });
   if (!a.json) printPlan(usage, plan, !!a.dryRun);
+  if (!a.json && locked.size) printLocked(usage, locked);
   let result: PruneResult | null = null;
   if (!a.dryRun) {
     result = await applyPrune(repo, usage, plan.actions, { onProgress: progress, onStep: exitAtStep(), beforeDelete: () => a.lock?.assertHeld() });
     if (!a.json && process.stderr.isTTY) process.stderr.write('\r\x1b[K');
     if (!a.json) printResult(result);
   }
-  return { dry_run: !!a.dryRun, ...planJson(usage, plan), result: result && snake(result) };
+  return { dry_run: !!a.dryRun, ...planJson(usage, plan), locked: [...locked].map(([name, r]) => ({ name, mode: r.mode.toLowerCase(), until: r.until.toISOString() })), result: result && snake(result) };
+}
+
+/** What S3 Object Lock keeps, and what it costs: a locked pack is kept whole, cold or not. */
+function printLocked(usage: PruneUsage, locked: Map<string, Retention>): void {
+  const packs = usage.packs.filter((p) => p.lockedUntil);
+  const files = usage.indexFiles.filter((f) => locked.has(f.name)).length;
+  const unused = packs.reduce((s, p) => s + (p.usedBlobs === 0 ? p.size : Math.max(0, p.blobBytes - p.usedBytes)), 0);
+  const cold = packs.filter((p) => p.storageClass === 'GLACIER' || p.storageClass === 'DEEP_ARCHIVE' || p.storageClass === 'GLACIER_IR').length;
+  const last = [...locked.values()].reduce((m, r) => (r.until > m ? r.until : m), new Date(0));
+  out(`locked by S3 Object Lock: ${packs.length} packs (${fmtBytes(unused)} unused in them${cold ? `, ${cold} cold: they cannot be repacked either` : ''}) and ${files} index files kept until their dates (the last ${day(last)}); they are still billed until then`);
 }
 
 export function planFor(repo: Repository, usage: PruneUsage, o: { maxUnused: number; repackCold: boolean; inRegion?: boolean }): PrunePlan {

@@ -11,8 +11,9 @@ import { cleanUpOnSignals } from './interrupt.js';
 import { openRepo, type RepoArgs } from './open-repo.js';
 import { count, fmtBytes, fmtDuration, fmtUsd, ProgressLine } from './output.js';
 import { parseSize } from './size.js';
+import { parseLockArgs, WriteLock, type LockArgs } from './write-lock.js';
 
-export interface WriteArgs extends RepoArgs, Omit<ExcludeArgs, 'excludeLargerThan'> {
+export interface WriteArgs extends RepoArgs, LockArgs, Omit<ExcludeArgs, 'excludeLargerThan'> {
   excludeLargerThan?: string;
   paths: string[];
   tag?: string[];
@@ -51,8 +52,11 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
   if (a.stdin && paths.length) throw new TsbakError('USAGE', '--stdin backs up stdin alone: name no paths (nor --files-from)');
   if (a.stdinFilename !== undefined && !a.stdin) throw new TsbakError('USAGE', '--stdin-filename names what --stdin stores: give --stdin too');
   if (!a.stdin && !paths.length) throw new TsbakError('USAGE', `nothing to back up: name paths${a.filesFrom || a.filesFromVerbatim ? ' (the --files-from lists are empty)' : ''}, or give --stdin`);
-  const repo = await openRepo(a);
+  const lockReq = parseLockArgs(a);
+  const writeLock = lockReq ? new WriteLock(lockReq) : null;
+  const repo = await openRepo(a, writeLock ? { wrapBackend: writeLock.wrap } : {});
   if (a.dryRun) repo.startDryRun();
+  const objectLock = writeLock && !a.dryRun ? { lock: writeLock.snapshotLock, beforeSnapshot: writeLock.beforeSnapshot(repo) } : undefined;
   const progress = new ProgressLine();
   const start = Date.now();
   let lastBytes = 0;
@@ -69,9 +73,10 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
     throw e;
   };
   const res = await (a.stdin
-    ? backupStdin(repo, { name: a.stdinFilename ?? 'stdin', input: process.stdin, tags: tagList(a.tag), host: a.host, onProgress })
+    ? backupStdin(repo, { name: a.stdinFilename ?? 'stdin', input: process.stdin, tags: tagList(a.tag), host: a.host, onProgress, objectLock })
     : backup(repo, {
     paths,
+    objectLock,
     tags: tagList(a.tag),
     host: a.host,
     parent: a.force ? null : a.parent,
@@ -119,12 +124,14 @@ export async function cmdWrite(a: WriteArgs): Promise<number> {
     cost_usd_per_month: res.info.costUsd ?? 0,
     errors: res.errors,
     changed_while_read: res.changed,
+    lock: writeLock && !a.dryRun ? writeLock.json() : null,
   };
   if (a.json) process.stdout.write(JSON.stringify(summary) + '\n');
   else if (!a.quiet)
     process.stdout.write(
       `snapshot ${summary.short_id} saved: ${count(s.files, 'file')}, ${count(s.dirs, 'dir')}, ${fmtBytes(s.bytesRead)} read, ${fmtBytes(s.bytesAdded)} added (${fmtUsd(res.info.costUsd ?? 0)}/month) in ${fmtDuration(s.durationMs)}` +
         (res.errors.length ? `; ${count(res.errors.length, 'entry', 'entries')} skipped (see above)` : '') +
+        (writeLock ? `; locked (${writeLock.snapshotLock.mode}) until ${writeLock.snapshotLock.until}, ${writeLock.extended?.extended ?? 0} earlier objects' locks extended` : '') +
         '\n',
     );
   return res.errors.length ? EXIT.PARTIAL : EXIT.OK;

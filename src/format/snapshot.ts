@@ -29,6 +29,8 @@ export interface SnapshotInfo {
   costUsd?: number;
   /** The id of the snapshot this one replaces (`tsbak tag`, `tsbak repair snapshots`). */
   original?: string;
+  /** The S3 Object Lock its writer put on every object it needs (a claim: S3 is asked before it counts). */
+  lock?: { mode: 'governance' | 'compliance'; until: string };
 }
 
 export interface SnapshotEnvelope {

@@ -118,6 +118,10 @@ export function planPrune(usage: PruneUsage, o: PruneOptions): PrunePlan {
     const freeFrom = min > 0 && (ageDays === null || ageDays < min) ? new Date((p.lastModified?.getTime() ?? now) + min * DAY_MS) : null;
     const d: PackDecision = { pack: p, fate: 'keep', why: '', unusedBytes: p.usedBlobs === 0 ? p.size : Math.max(0, p.blobBytes - p.usedBytes), ageDays, freeFrom, monthlySavingsUsd: 0, earlyDeletionUsd: 0, restoreUsd: 0, requestsUsd: 0, transferUsd: 0 };
     decisions.push(d);
+    if (p.lockedUntil) {
+      d.why = `locked (S3 Object Lock) until ${p.lockedUntil.toISOString().slice(0, 10)}`;
+      continue;
+    }
     if (p.keptWhole) {
       d.why = "listed by another key's index file, kept whole";
       continue;

@@ -45,6 +45,8 @@ export interface PackUsage {
   keptWhole: boolean;
   /** For a cold pack: a restored copy is readable now (S3's restore status). */
   restored: boolean;
+  /** S3 Object Lock holds it (or an index file listing it) until then: kept whole (object-lock.ts holdLocked). */
+  lockedUntil?: Date;
 }
 
 export interface IndexFileUsage {

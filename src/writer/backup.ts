@@ -129,6 +129,8 @@ export interface BackupProgress {
 
 export interface BackupOptions {
   paths: string[];
+  /** S3 Object Lock: recorded in the snapshot; beforeSnapshot locks what it reuses, before it is written. */
+  objectLock?: { lock: NonNullable<SnapshotInfo['lock']>; beforeSnapshot: () => Promise<void> };
   tags?: string[];
   host?: string;
   /** Snapshot id to compare against; undefined: the latest of the same host and paths; null: none. */
@@ -326,6 +328,10 @@ class BackupRun {
     }
     // Packs this run counted on may have been pruned if others took our lock for stale.
     lock.assertHeld();
+    if (this.opts.objectLock) {
+      info.lock = this.opts.objectLock.lock;
+      await this.opts.objectLock.beforeSnapshot();
+    }
     const snapshotId = await this.repo.saveSnapshot(info);
     if (this.cache) await this.cache.setParent(ParentCache.key(host, paths), { snapshot: snapshotId, tree: info.tree, time }).catch(() => {});
     if (dirsFile && settings && this.nextDirs) await this.nextDirs.save(dirsFile, snapshotId, settings, this.repo.indexFiles).catch(() => {});

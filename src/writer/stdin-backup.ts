@@ -9,7 +9,7 @@ import { groupName, userName } from '../platform/users.js';
 import { programVersion } from '../platform/package.js';
 import { estimateBackupCost } from '../glacier/cost.js';
 import { Chunker, chunkReader, gearTable, readBufferSize } from './chunker.js';
-import type { BackupProgress, BackupResult } from './backup.js';
+import type { BackupOptions, BackupProgress, BackupResult } from './backup.js';
 
 export interface StdinBackupOptions {
   /** The file's name in the snapshot: one path component. */
@@ -18,6 +18,7 @@ export interface StdinBackupOptions {
   tags?: string[];
   host?: string;
   onProgress?: (p: BackupProgress) => void;
+  objectLock?: BackupOptions['objectLock'];
 }
 
 export async function backupStdin(repo: Repository, opts: StdinBackupOptions): Promise<BackupResult> {
@@ -84,6 +85,10 @@ export async function backupStdin(repo: Repository, opts: StdinBackupOptions): P
     };
     // Packs this run counted on may have been pruned if others took our lock for stale.
     lock.assertHeld();
+    if (opts.objectLock && !repo.isDryRun) {
+      info.lock = opts.objectLock.lock;
+      await opts.objectLock.beforeSnapshot();
+    }
     const snapshotId = repo.isDryRun ? '' : await repo.saveSnapshot(info);
     return { snapshotId, info, errors: [], changed: [], dirsUnchanged: 0 };
   } finally {
