@@ -515,8 +515,10 @@ static int is_whole(double v, double max) { return v >= 0 && v <= max && v == (d
  * once, was an mmap of up to a chunk (glibc's threshold is set low by bin/tsbak), faulted
  * in page by page and unmapped again: a restore of VM images spent more CPU in the kernel
  * than in opening blobs. Kept buffers are the ones blobs in flight use at a restore's peak
- * anyway; one per thread would keep the largest chunk resident on every thread. */
-#define PLAIN_KEEP 2
+ * anyway (one per pool thread: libuv's 4 by default; with fewer kept, the others' were
+ * mapped and faulted in again for every compressed chunk); thread-local ones would keep the
+ * largest chunk resident on every thread, however many ran at once. */
+#define PLAIN_KEEP 4
 static pthread_mutex_t plain_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t *plain_free[PLAIN_KEEP];
 static size_t plain_cap[PLAIN_KEEP];

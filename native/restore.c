@@ -19,7 +19,8 @@
  *
  *   copyRangeAsync(where, res)
  *       Copies where[3] bytes of file descriptor where[0] from offset where[1] to offset
- *       where[2] (copy_file_range, in the kernel: no user-space buffer). res[0] = 0 when all
+ *       where[2] (copy_file_range, in the kernel: no user-space buffer); from descriptor
+ *       where[4] instead when where has 5 elements (a chunk another file already holds). res[0] = 0 when all
  *       were copied, else the errno (EXDEV, EOPNOTSUPP, ENOSYS, EINVAL: a file system or
  *       kernel that cannot; the caller then writes the bytes another way). Async only.
  */
@@ -165,13 +166,14 @@ napi_value js_writeFilesAsync(napi_env env, napi_callback_info info) { return ca
 struct copy_job {
   struct pool_job base;
   double *where;
+  size_t nwhere;
   int32_t *res;
 };
 
 static int parse_copy(napi_env env, napi_value *argv, struct pool_job *pj) {
   struct copy_job *j = (struct copy_job *)pj;
   size_t t;
-  return get_ta(env, argv[0], napi_float64_array, "where: a Float64Array [fd, from, to, length]", 4, (void **)&j->where, &t) ||
+  return get_ta(env, argv[0], napi_float64_array, "where: a Float64Array [fd, from, to, length, (source fd)]", 4, (void **)&j->where, &j->nwhere) ||
          get_ta(env, argv[1], napi_int32_array, "res: an Int32Array [errno]", 1, (void **)&j->res, &t);
 }
 
@@ -180,16 +182,18 @@ static int whole(double v, double max) { return v >= 0 && v <= max && v == (doub
 static void run_copy(struct pool_job *pj) {
   struct copy_job *j = (struct copy_job *)pj;
   const double max_off = 9007199254740991.0;
-  if (!whole(j->where[0], INT32_MAX) || !whole(j->where[1], max_off) || !whole(j->where[2], max_off) || !whole(j->where[3], max_off)) {
+  if (!whole(j->where[0], INT32_MAX) || !whole(j->where[1], max_off) || !whole(j->where[2], max_off) || !whole(j->where[3], max_off) ||
+      (j->nwhere > 4 && !whole(j->where[4], INT32_MAX))) {
     j->base.failure = "copyRange: fd, offsets or length is not a whole number in range";
     return;
   }
   int fd = (int)j->where[0];
+  int src = j->nwhere > 4 ? (int)j->where[4] : fd;
   loff_t in = (loff_t)j->where[1], out = (loff_t)j->where[2];
   size_t len = (size_t)j->where[3];
   j->res[0] = 0;
   while (len) {
-    ssize_t n = copy_file_range(fd, &in, fd, &out, len, 0);
+    ssize_t n = copy_file_range(src, &in, fd, &out, len, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       j->res[0] = errno;

@@ -53,3 +53,33 @@ t.test('a file of repeated chunks restores identically', async (t) => {
     t.equal(statSync(got).mode & 0o777, statSync(file).mode & 0o777, `${target}: the same mode`);
   }
 });
+
+t.test('files sharing chunks (a disk image and a later snapshot of it) restore identically', async (t) => {
+  const src = tempDir(t);
+  // The image: random regions around a region of zeros; the snapshot: its first half with one
+  // region changed, then new data. The image is made read-only: later files copy from the
+  // descriptor the restore opened, whatever mode the image ends up with.
+  const image = Buffer.concat([random(6 * MiB, 4), Buffer.alloc(5 * MiB), random(7 * MiB, 5)]);
+  const snap = Buffer.concat([image.subarray(0, 9 * MiB), random(1 * MiB, 6), image.subarray(10 * MiB, 14 * MiB), random(3 * MiB + 77, 7)]);
+  const files: Array<[string, Buffer, number]> = [
+    ['a-disk.img', image, 0o444],
+    ['b-disk-snap.img', snap, 0o644],
+    ['c-copy.img', image, 0o600],
+  ];
+  for (const [name, data, mode] of files) {
+    const fd = openSync(path.join(src, name), 'w', mode);
+    writeSync(fd, data);
+    closeSync(fd);
+  }
+  const repo = newRepo(t);
+  const w = run('tsbak-write', [repo, src]);
+  t.equal(w.code, 0, w.stderr);
+  const target = tempDir(t);
+  const r = run('tsbak', ['restore', repo, 'latest', '--target', target]);
+  t.equal(r.code, 0, r.stderr);
+  for (const [name, data, mode] of files) {
+    const got = path.join(target, src, name);
+    t.ok(readFileSync(got).equals(data), `${name}: the same bytes`);
+    t.equal(statSync(got).mode & 0o777, mode, `${name}: its mode`);
+  }
+});

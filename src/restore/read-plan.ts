@@ -209,7 +209,10 @@ export class ReadPlan {
     this.count(size);
     this.inflight++;
     this.reads++;
-    const into = this.o.readsInto ? this.pool.take(r.length) : null;
+    // A read that is exactly one piece of work's blobs back to back (a large chunk, a run of
+    // small files) fills that work's buffer: no copy, and no read buffer to fault in.
+    const direct = this.o.readsInto ? directTarget(r) : null;
+    const into = this.o.readsInto && !direct ? this.pool.take(r.length) : null;
     const done = () => {
       if (into) this.pool.give(into);
       this.readHeld -= size;
@@ -217,12 +220,12 @@ export class ReadPlan {
       this.inflight--;
       this.pump(false);
     };
-    this.src.readPackRange(pack, r.offset, r.length, into ? Buffer.from(into, 0, r.length) : undefined).then(
+    this.src.readPackRange(pack, r.offset, r.length, direct ?? (into ? Buffer.from(into, 0, r.length) : undefined)).then(
       (bytes) => {
         for (const n of r.items) {
           const u = n.unit;
           if (u.failed) continue;
-          bytes.copy(u.read.bytes, n.at, n.loc.offset - r.offset, n.loc.offset - r.offset + n.loc.length);
+          if (!direct) bytes.copy(u.read.bytes, n.at, n.loc.offset - r.offset, n.loc.offset - r.offset + n.loc.length);
           if (--u.missing === 0) u.resolve(u.read);
         }
         done();
@@ -248,6 +251,18 @@ export class ReadPlan {
     this.free(u);
     u.reject(e);
   }
+}
+
+/** The part of its work's buffer a read fills when its blobs are that work's, back to back in the pack and in the buffer; else null. */
+function directTarget(r: PlannedRead<Need>): Buffer | null {
+  const first = r.items[0];
+  if (!first || first.loc.offset !== r.offset) return null;
+  let len = 0;
+  for (const n of r.items) {
+    if (n.unit !== first.unit || n.loc.offset !== r.offset + len || n.at !== first.at + len) return null;
+    len += n.loc.length;
+  }
+  return len === r.length ? first.unit.read.bytes.subarray(first.at, first.at + len) : null;
 }
 
 /** The needs of one pack not yet requested, by offset (requested ones are dropped in bulk, now and then). */

@@ -12,6 +12,7 @@ import { applyMetaAtSync, createSpecial, type ApplyMetaOptions, type CreatedAs }
 import { entryAt, fdPath, makeDirAt, openDirAt, openTarget, tidyMessage } from './dir-fd.js';
 import { lgetxattr } from '../platform/native/syscalls.js';
 import { copyRangeAsync } from '../platform/native/restore.js';
+import { ChunkPlaces, type ChunkPlace } from './chunk-places.js';
 import { Semaphore } from '../repo/semaphore.js';
 import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
@@ -140,10 +141,12 @@ const BATCH_RAW = 2 << 20;
 /** ...with this many batches being opened and written at once (enough to keep the pool's threads busy). */
 const BATCHES_IN_FLIGHT = 4;
 
-/** Chunks this large that repeat in a file are copied from their first place, not opened again. */
+/** Chunks this large that repeat, in a file or across files, are copied from their first place, not opened again. */
 const COPY_MIN = 64 << 10;
-/** How many chunks of one file are remembered for that (~100 bytes each). */
+/** How many chunks are remembered for that (~100 bytes each)... */
 const COPY_TRACKED = 1 << 16;
+/** ...and how many finished files are kept open to copy from. */
+const COPY_FILES = 64;
 
 /**
  * Reads of data (read-plan.ts). On a local disk (1-2 reads at once) a read past a gap costs
@@ -216,6 +219,7 @@ class RestoreRun {
   private readonly trees: TreeAhead<WalkAt>;
   private readonly treeLoader: TreeBatchLoader;
   private batch = new Batch();
+  private readonly places = new ChunkPlaces(COPY_FILES, COPY_TRACKED);
   private readonly euid = process.geteuid?.() ?? 0;
   private finished!: () => void;
   private lastBreath = performance.now();
@@ -263,10 +267,14 @@ class RestoreRun {
     const fd = openTarget(target.toString());
     const root: Dir = { path: target, name: Buffer.alloc(0), fd, at: fdPath(fd), node: null, parent: null, pending: 1, created };
     this.trees.start(tree, { snapPath: '/', all: false });
-    await this.walk(tree, treeId, root, '/', false);
-    await this.flush();
-    this.childDone(root);
-    await done;
+    try {
+      await this.walk(tree, treeId, root, '/', false);
+      await this.flush();
+      this.childDone(root);
+      await done;
+    } finally {
+      this.places.closeAll();
+    }
     // Only now: a handle closed while entries still named through it could have its number
     // reused by another open, and /proc/self/fd/<fd>/<name> would then lead there.
     closeSync(fd);
@@ -558,12 +566,13 @@ class RestoreRun {
     // O_EXCL: always a new file (restoreLeaf removed what was there), never one written through.
     // Readable too: copy_file_range reads the chunks that repeat (copyChunk).
     const fd = openSync(at, C.O_RDWR | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+    // A large chunk that comes back in this file or one restored earlier (zeros, repeated
+    // blocks, a disk image and its snapshot) is opened once and then copied from its first
+    // place, in the kernel (chunk-places.ts).
+    const source = this.places.open(fd);
     let ok = false;
     try {
       const writes: Array<Promise<void>> = [];
-      // A large chunk that comes back in the same file (zeros, repeated blocks of a disk
-      // image) is opened once and then copied from its first place, in the kernel.
-      const firstAt = new Map<string, { pos: number; written: Promise<void> }>();
       let ci = 0;
       let end = 0;
       let bytes = 0;
@@ -574,13 +583,13 @@ class RestoreRun {
           const loc = this.repo.locate(id);
           const raw = loc?.rawLength ?? 0;
           const key = raw >= COPY_MIN ? id.toString('latin1') : null;
-          const first = key !== null ? firstAt.get(key) : undefined;
+          const first = key !== null ? this.places.get(key) : undefined;
           if (first) {
             writes.push(this.copyChunk(first, id, loc!.length, raw, fd, pos));
           } else {
             // Not in the index: writeBlobAt says so (NOT_FOUND), and the file fails.
             const written = this.writeChunk(id, loc?.length ?? 0, raw, fd, pos);
-            if (key !== null && firstAt.size < COPY_TRACKED) firstAt.set(key, { pos, written });
+            if (key !== null) this.places.add(key, source, pos, written);
             writes.push(written);
           }
           pos += loc?.rawLength ?? 0;
@@ -595,16 +604,30 @@ class RestoreRun {
       ok = true;
       this.result.bytes += bytes; // counted once the file is whole (a failed one is removed)
     } finally {
-      closeSync(fd);
+      this.places.done(source, ok); // closes fd, now or once no later file copies from it
       if (!ok) rmSync(at, { force: true });
     }
     this.opts.onFile?.(node.size);
   }
 
-  /** A chunk already written at first.pos of this file, copied from there (or written again where the file system cannot copy). */
-  private async copyChunk(first: { pos: number; written: Promise<void> }, id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {
-    await first.written;
-    if (!(await copyRangeAsync(fd, first.pos, pos, rawLen))) await this.writeChunk(id, sealedLen, rawLen, fd, pos);
+  /**
+   * A chunk already written (or being written) at first.pos of a file, copied from there;
+   * written again where the file system cannot copy or the first write failed.
+   */
+  private async copyChunk(first: ChunkPlace, id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {
+    const from = this.places.hold(first);
+    try {
+      let copied = false;
+      try {
+        await first.written;
+        copied = await copyRangeAsync(fd, first.pos, pos, rawLen, from.fd);
+      } catch {
+        copied = false;
+      }
+      if (!copied) await this.writeChunk(id, sealedLen, rawLen, fd, pos);
+    } finally {
+      this.places.release(from);
+    }
   }
 
   private async writeChunk(id: Buffer, sealedLen: number, rawLen: number, fd: number, pos: number): Promise<void> {

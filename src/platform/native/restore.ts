@@ -131,11 +131,12 @@ export async function writeFilesAsync(files: NewFile[], data: Uint8Array, parts:
 
 /**
  * Copies `length` bytes of the open file `fd` from offset `from` to offset `to`, in the kernel
- * (copy_file_range, on libuv's pool). True when all were copied; false when the kernel or the
+ * (copy_file_range, on libuv's pool); from the open file `sourceFd` when given (readable). True when all were copied; false when the kernel or the
  * file system cannot (nothing to report: the caller writes the bytes itself).
  */
-export async function copyRangeAsync(fd: number, from: number, to: number, length: number): Promise<boolean> {
+export async function copyRangeAsync(fd: number, from: number, to: number, length: number, sourceFd = fd): Promise<boolean> {
   const res = new Int32Array(1);
-  await native().copyRangeAsync(Float64Array.of(fd, from, to, length), res);
+  const where = sourceFd === fd ? Float64Array.of(fd, from, to, length) : Float64Array.of(fd, from, to, length, sourceFd);
+  await native().copyRangeAsync(where, res);
   return res[0] === 0;
 }
