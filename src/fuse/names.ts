@@ -1,5 +1,5 @@
-// Names shown in the mount: entry names (raw bytes in the tree, strings in FUSE) and the
-// names of the virtual directories (snapshot times, hosts, tags, short ids).
+// Names shown in the mount: entry names (raw bytes, as byte strings in SnapshotFs's paths)
+// and the names of the virtual directories (snapshot times, hosts, tags, short ids).
 
 /**
  * The name FUSE shows for raw name bytes. fuse-native passes names as JavaScript strings
@@ -43,6 +43,16 @@ function utf8SeqLen(b: Buffer, i: number): number {
   }
   if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
   return n;
+}
+
+/** A name the mount makes up (UTF-8 text) as a byte string, the form of SnapshotFs's paths. */
+export function byteName(s: string): string {
+  return Buffer.from(s, 'utf8').toString('latin1');
+}
+
+/** A SnapshotFs path (byte string) as text for log lines (invalid UTF-8 as U+FFFD). */
+export function textOfPath(p: string): string {
+  return Buffer.from(p, 'latin1').toString('utf8');
 }
 
 /** A snapshot's time as a directory name: UTC to the second, e.g. 2026-11-25T16:10:01Z. */
