@@ -37,6 +37,7 @@ typedef struct session {
   struct fuse_session *se;
   pthread_t thread;
   napi_threadsafe_function tsfn;
+  napi_ref handlers; /* {onRequest, onEnd} */
   atomic_int pending; /* requests handed to JavaScript and not answered yet */
   int ended;          /* the loop returned and onEnd ran (main thread only) */
   int freed;
@@ -51,9 +52,11 @@ typedef struct request {
   char name[]; /* raw bytes, not NUL-terminated for JavaScript */
 } request;
 
-static void free_session(session *s) {
+static void free_session(napi_env env, session *s) {
   if (s->freed) return;
   s->freed = 1;
+  if (s->handlers) napi_delete_reference(env, s->handlers);
+  s->handlers = NULL;
   pthread_join(s->thread, NULL);
   fuse_session_destroy(s->se);
   napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);
@@ -139,7 +142,7 @@ static void *loop_thread(void *arg) {
 }
 
 /* Main thread: a request (or the end of the loop) to onRequest / onEnd. */
-static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+static void call_js(napi_env env, napi_value unused, void *context, void *data) {
   session *s = context;
   request *r = data;
   if (!env) {
@@ -147,13 +150,14 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
     free(r);
     return;
   }
-  napi_value global, argv[7], fn, ignored;
+  napi_value global, argv[7], fn, ignored, js_cb;
   napi_get_global(env, &global);
+  napi_get_reference_value(env, s->handlers, &js_cb);
   if (r->op == OP_END) {
     s->ended = 1;
     napi_get_named_property(env, js_cb, "onEnd", &fn);
     napi_call_function(env, global, fn, 0, NULL, &ignored);
-    if (atomic_load(&s->pending) == 0) free_session(s);
+    if (atomic_load(&s->pending) == 0) free_session(env, s);
     free(r);
     return;
   }
@@ -215,7 +219,8 @@ JS_FUNCTION(js_fuseMount) {
   }
   napi_value name;
   NAPI_OK(napi_create_string_utf8(env, "fuse", NAPI_AUTO_LENGTH, &name));
-  if (napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, s, call_js, &s->tsfn) != napi_ok) {
+  if (napi_create_reference(env, argv[2], 1, &s->handlers) != napi_ok ||
+      napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, s, call_js, &s->tsfn) != napi_ok) {
     fuse_session_unmount(s->se);
     fuse_session_destroy(s->se);
     throw_napi_failure(env);
@@ -254,9 +259,9 @@ static fuse_req_t take_req(napi_env env, napi_value v) {
   return p;
 }
 
-static void answered(napi_env env, fuse_req_t req) {
-  session *s = fuse_req_userdata(req);
-  if (atomic_fetch_sub(&s->pending, 1) == 1 && s->ended) free_session(s);
+/* After a reply: the request is freed then, so its session is taken before. */
+static void answered(napi_env env, session *s) {
+  if (atomic_fetch_sub(&s->pending, 1) == 1 && s->ended) free_session(env, s);
 }
 
 static int get_stat(napi_env env, napi_value v, size_t at, struct stat *st) {
@@ -299,9 +304,10 @@ JS_FUNCTION(js_fuseReplyErr) {
   if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
   fuse_req_t req = take_req(env, argv[0]);
   if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
   int e = (int)num(env, argv[1]);
   fuse_reply_err(req, e < 0 ? -e : e);
-  answered(env, req);
+  answered(env, s);
   return NULL;
 }
 
@@ -311,6 +317,7 @@ JS_FUNCTION(js_fuseReplyEntry) {
   if (get_args(env, info, 4, argv, NULL) < 0) return NULL;
   fuse_req_t req = take_req(env, argv[0]);
   if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
   struct fuse_entry_param e;
   memset(&e, 0, sizeof e);
   if (get_stat(env, argv[1], 0, &e.attr) < 0) return NULL;
@@ -318,7 +325,7 @@ JS_FUNCTION(js_fuseReplyEntry) {
   e.entry_timeout = num(env, argv[2]);
   e.attr_timeout = num(env, argv[3]);
   fuse_reply_entry(req, &e);
-  answered(env, req);
+  answered(env, s);
   return NULL;
 }
 
@@ -328,10 +335,11 @@ JS_FUNCTION(js_fuseReplyAttr) {
   if (get_args(env, info, 3, argv, NULL) < 0) return NULL;
   fuse_req_t req = take_req(env, argv[0]);
   if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
   struct stat st;
   if (get_stat(env, argv[1], 0, &st) < 0) return NULL;
   fuse_reply_attr(req, &st, num(env, argv[2]));
-  answered(env, req);
+  answered(env, s);
   return NULL;
 }
 
@@ -341,6 +349,7 @@ JS_FUNCTION(js_fuseReplyBuf) {
   if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
   fuse_req_t req = take_req(env, argv[0]);
   if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
   void *data;
   size_t len;
   if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
@@ -348,7 +357,7 @@ JS_FUNCTION(js_fuseReplyBuf) {
     return NULL;
   }
   fuse_reply_buf(req, data, len);
-  answered(env, req);
+  answered(env, s);
   return NULL;
 }
 
@@ -358,11 +367,12 @@ JS_FUNCTION(js_fuseReplyReadlink) {
   if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
   fuse_req_t req = take_req(env, argv[0]);
   if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
   char *target = get_bytes_arg(env, argv[1], "target");
   if (!target) return NULL;
   fuse_reply_readlink(req, target);
   free(target);
-  answered(env, req);
+  answered(env, s);
   return NULL;
 }
 
@@ -372,6 +382,7 @@ JS_FUNCTION(js_fuseReplyOpen) {
   if (get_args(env, info, 3, argv, NULL) < 0) return NULL;
   fuse_req_t req = take_req(env, argv[0]);
   if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
   struct fuse_file_info fi;
   memset(&fi, 0, sizeof fi);
   fi.fh = (uint64_t)num(env, argv[1]);
@@ -379,7 +390,7 @@ JS_FUNCTION(js_fuseReplyOpen) {
   napi_get_value_bool(env, argv[2], &keep);
   fi.keep_cache = keep;
   fuse_reply_open(req, &fi);
-  answered(env, req);
+  answered(env, s);
   return NULL;
 }
 
@@ -389,8 +400,9 @@ JS_FUNCTION(js_fuseReplyXattrSize) {
   if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
   fuse_req_t req = take_req(env, argv[0]);
   if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
   fuse_reply_xattr(req, (size_t)num(env, argv[1]));
-  answered(env, req);
+  answered(env, s);
   return NULL;
 }
 
@@ -400,6 +412,7 @@ JS_FUNCTION(js_fuseReplyStatfs) {
   if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
   fuse_req_t req = take_req(env, argv[0]);
   if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
   struct statvfs sv;
   memset(&sv, 0, sizeof sv);
   sv.f_bsize = 4096;
@@ -408,7 +421,7 @@ JS_FUNCTION(js_fuseReplyStatfs) {
   sv.f_flag = ST_RDONLY;
   sv.f_namemax = 255;
   fuse_reply_statfs(req, &sv);
-  answered(env, req);
+  answered(env, s);
   return NULL;
 }
 
@@ -422,6 +435,7 @@ JS_FUNCTION(js_fuseReplyDir) {
   if (get_args(env, info, 7, argv, NULL) < 0) return NULL;
   fuse_req_t req = take_req(env, argv[0]);
   if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
   double timeout = num(env, argv[6]);
   bool plus = false;
   napi_get_value_bool(env, argv[1], &plus);
@@ -437,7 +451,7 @@ JS_FUNCTION(js_fuseReplyDir) {
   char *buf = malloc(size ? size : 1);
   if (!buf) {
     fuse_reply_err(req, ENOMEM);
-    answered(env, req);
+    answered(env, s);
     return NULL;
   }
   size_t used = 0;
@@ -471,7 +485,7 @@ JS_FUNCTION(js_fuseReplyDir) {
   }
   fuse_reply_buf(req, buf, used);
   free(buf);
-  answered(env, req);
+  answered(env, s);
   napi_value out;
   napi_create_uint32(env, i, &out);
   return out;
