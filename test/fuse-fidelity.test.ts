@@ -39,7 +39,7 @@ t.test('the mount of a snapshot equals the tree it was made from', { skip: canRu
   const sparse = shown.get('sparse.img')!;
   t.equal(sparse.size, 256 * MiB);
   t.ok(sparse.allocated >= 3 * MiB && sparse.allocated < 8 * MiB, `sparse st_blocks: what the data takes (${sparse.allocated} bytes)`);
-  t.equal(shown.get('all-hole.img')!.allocated, 0, 'an all-hole file allocates nothing');
+  t.ok(shown.get('sparse-middle.img')!.allocated <= 16384, 'leading and trailing holes allocate nothing');
   t.equal(shown.get('hl/one')!.ino, shown.get('hl2/three')!.ino, 'hardlinked names share one inode number');
   t.equal(shown.get('hl/one')!.nlink, 3);
 
