@@ -9,6 +9,7 @@
  *   restore.c    writeFiles: a restore's batch of small files, created with their metadata
  *   chunk.c      gearScan: FastCDC's gear-hash loop
  *   inotify.c    inotifyOpen/AddWatch/RmWatch/Close: raw inotify events, listSubdirs, for `tsbak watch`
+ *   fuse_ll.c    fuseMount, fuseReply*: a read-only FUSE session (libfuse 3 low-level API)
  *   pool-work.c  batch work run at once or on libuv's pool (...Async -> Promise<void>)
  *   napi-util.c  Node-style errors and argument checks shared by all of them
  *
@@ -19,6 +20,7 @@
 #include "blob.h"
 #include "chunk.h"
 #include "inotify.h"
+#include "fuse_ll.h"
 #include "napi-util.h"
 #include "pool-work.h"
 #include "restore.h"
@@ -54,6 +56,17 @@ NAPI_MODULE_INIT() {
       {"inotifyRmWatch", NULL, js_inotifyRmWatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"inotifyClose", NULL, js_inotifyClose, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listSubdirs", NULL, js_listSubdirs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseMount", NULL, js_fuseMount, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseExit", NULL, js_fuseExit, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseReplyErr", NULL, js_fuseReplyErr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseReplyEntry", NULL, js_fuseReplyEntry, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseReplyAttr", NULL, js_fuseReplyAttr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseReplyBuf", NULL, js_fuseReplyBuf, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseReplyReadlink", NULL, js_fuseReplyReadlink, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseReplyOpen", NULL, js_fuseReplyOpen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseReplyXattrSize", NULL, js_fuseReplyXattrSize, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseReplyStatfs", NULL, js_fuseReplyStatfs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseReplyDir", NULL, js_fuseReplyDir, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what tsbak needs on a fresh Debian machine (run as root): FUSE (libfuse2 for
-# fuse-native's binding, fuse3 for fusermount), attr/acl (getfattr/getfacl, used by tests),
+# Installs what tsbak needs on a fresh Debian machine (run as root): FUSE (libfuse3-dev for
+# the addon's FUSE binding, fuse3 for fusermount), attr/acl (getfattr/getfacl, used by tests),
 # libzstd-dev (the native addon's restore batches link libzstd), zstd (the manual last resort of docs/FORMAT.md
 # and its test), unzip and zsh (the tests of dump --archive zip and of the zsh completion), rsync (the
 # cold-read test of the mount), then the npm dependencies, the native addon and the TypeScript build (npm ci).
@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for p in libfuse2 fuse3 attr acl libzstd-dev zstd unzip zsh rsync openssh-server; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in libfuse3-dev fuse3 attr acl libzstd-dev zstd unzip zsh rsync openssh-server; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

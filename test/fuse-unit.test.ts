@@ -4,7 +4,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { buildChunkMap } from '../src/fuse/chunk-map.js';
 import { ChunkSource, OpenFile } from '../src/fuse/reader.js';
-import { componentName, displayName, timeName } from '../src/fuse/names.js';
+import { byteName, componentName, textOfPath, timeName } from '../src/fuse/names.js';
 import { allocatedBlocks, encodeDev } from '../src/fuse/stat.js';
 import { parseMountinfo } from '../src/fuse/mountinfo.js';
 import type { TreeNode } from '../src/format/tree.js';
@@ -103,10 +103,10 @@ t.test('a missing chunk fails the read, not the process', async (t) => {
 });
 
 t.test('names', async (t) => {
-  t.equal(displayName(Buffer.from('plain.txt')), 'plain.txt');
-  t.equal(displayName(Buffer.from('é – 日本 🎉')), 'é – 日本 🎉');
-  t.equal(displayName(Buffer.from([0x61, 0xe9, 0x62])), 'a\\xe9b', 'latin1 byte escaped');
-  t.equal(displayName(Buffer.from([0xc3, 0xa9, 0xff, 0xed, 0xa0, 0x80])), 'é\\xff\\xed\\xa0\\x80', 'invalid and surrogate sequences escaped');
+  t.equal(byteName('plain.txt'), 'plain.txt');
+  t.same(Buffer.from(byteName('é – 日本 🎉'), 'latin1'), Buffer.from('é – 日本 🎉'), 'a made-up name: its UTF-8 bytes, one char each');
+  t.equal(textOfPath(byteName('/hosts/é')), '/hosts/é', 'and back to text for log lines');
+  t.equal(textOfPath(Buffer.from([0x2f, 0x61, 0xff]).toString('latin1')), '/a\ufffd', 'bytes that are not UTF-8 show as U+FFFD in logs');
   t.equal(timeName('2026-11-25T16:10:01.123456789Z'), '2026-11-25T16:10:01Z');
   t.equal(timeName('2026-11-25T17:10:01+01:00'), '2026-11-25T16:10:01Z');
   t.equal(componentName('a/b'), 'a_b');

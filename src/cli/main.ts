@@ -12,7 +12,7 @@ import { requireAddon } from './addon.js';
 type Handler = (a: any) => Promise<number>;
 
 // Commands are imported when run: tsbak-write does not load the restore, check or FUSE
-// code (fuse-native), which costs startup time and memory on every backup.
+// code (the FUSE layer), which costs startup time and memory on every backup.
 const commands = () => import('./commands.js');
 const cmdInit: Handler = async (a) => (await commands()).cmdInit(a);
 const cmdSnapshots: Handler = async (a) => (await commands()).cmdSnapshots(a);

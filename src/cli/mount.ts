@@ -264,7 +264,7 @@ export async function serveMount(cfg: MountConfig, onReady?: () => void): Promis
   // Restores started by reads; the cold store's own lines (each pack requested, fetched) with -v.
   repo.configureCold({ tier: cfg.tier, days: cfg.days, pollMs: cfg.coldPoll !== undefined ? cfg.coldPoll * 1000 : undefined, log: cfg.verbose ? log : undefined });
   const refresh = cfg.refresh ?? (isLocalAddress(cfg.repo) ? 3 : 60);
-  // Loaded here, not at start-up: fuse-native loads libfuse.so.2 as it is imported.
+  // Loaded here, not at start-up: the FUSE layer is only for this command.
   const { mountRepository } = await import('../fuse/mount.js');
   // Signals are taken before the mount exists: the kernel shows it mounted before
   // mountRepository returns, and a SIGTERM then must unmount, not kill the process.

@@ -15,7 +15,9 @@
 // and content. `cat /mnt/.tsbak-status` follows the link, and so always reads a fresh,
 // complete status. The last copies stay readable under their names for a while.
 //
-// Paths come from FUSE as strings; resolved entries inside snapshots are remembered in an
+// Paths are byte strings: each char one byte of the name (latin1), so names that are not
+// UTF-8 stay what they are; the names the mount makes up are UTF-8 in the same form
+// (byteName). src/fuse/ops.ts turns inode numbers into paths; resolved entries inside snapshots are remembered in an
 // LRU keyed by path, trees are cached by id (tree-cache.ts), so each lookup costs a map
 // access once its parent is known.
 import { LRUCache } from 'lru-cache';
@@ -29,7 +31,7 @@ import { buildChunkMap, type ChunkMap } from './chunk-map.js';
 import { COLD_ERRNO, ColdReads, isReadable, STATE_XATTR, statusText, type ColdFile, type ColdReadOptions } from './cold.js';
 import { FsError } from './fs-error.js';
 import { InodeTable } from './inodes.js';
-import { componentName, displayName, timeMs, timeName } from './names.js';
+import { byteName, componentName, textOfPath, timeMs, timeName } from './names.js';
 import { PackGroups, PackReadAhead, SMALL_FILE } from './pack-group.js';
 import { ChunkSource, OpenFile } from './reader.js';
 import { nodeStat, virtualDirStat, virtualFileStat, virtualLinkStat, type FuseStat, type Owner } from './stat.js';
@@ -135,7 +137,7 @@ export class SnapshotFs {
     readonly repo: Repository,
     opts: SnapshotFsOptions = {},
   ) {
-    this.owner = { uid: opts.uid, gid: opts.gid, aclBound: opts.aclBound };
+    this.owner = { uid: opts.uid, gid: opts.gid };
     this.log = opts.log ?? (() => {});
     this.readahead = opts.readaheadChunks ?? 4;
     this.trees = new TreeCache(repo, opts.treeCacheBytes ?? 64 << 20, (m) => this.log(m));
@@ -221,7 +223,7 @@ export class SnapshotFs {
       const groups = new Map<string, Map<string, Entry>>();
       for (const s of snaps) {
         for (const key of keysOf(s)) {
-          const k = componentName(key);
+          const k = byteName(componentName(key));
           let g = groups.get(k);
           if (!g) groups.set(k, (g = new Map()));
           g.set(s.name, vlink(`/${dir}/${k}/${s.name}`, `../../snapshots/${s.name}`, s.mtimeMs));
@@ -352,10 +354,11 @@ export class SnapshotFs {
     return { names, stats };
   }
 
-  async readlink(path: string): Promise<string> {
+  /** A symlink's target: text for the links the mount makes, raw bytes for a snapshot's. */
+  async readlink(path: string): Promise<string | Buffer> {
     const e = await this.must(path);
     if (e.kind === 'vlink') return e.target;
-    if (e.kind === 'node' && e.node.type === 'symlink') return displayName(e.node.target ?? Buffer.alloc(0));
+    if (e.kind === 'node' && e.node.type === 'symlink') return e.node.target ?? Buffer.alloc(0);
     throw new FsError('EINVAL');
   }
 
@@ -421,7 +424,7 @@ export class SnapshotFs {
     const f = new OpenFile(map, this.chunks, this.readahead);
     const h: Handle = { reader: f, ready: true };
     if (this.cold && map.count) {
-      h.cold = { ino: e.ino, node: e.node, where: this.mountpoint + path };
+      h.cold = { ino: e.ino, node: e.node, where: this.mountpoint + textOfPath(path) };
       this.cold.forget(e.ino);
       // Cold or being restored: fetch nothing (no GET of an archived pack); the first read says what to do.
       h.ready = isReadable(await this.cold.state(e.ino, e.node));

@@ -1,6 +1,5 @@
-// Inode numbers for the mount. fuse-native passes st_ino as 32 bits, so numbers are
-// handed out in order rather than hashed (a hash would collide among a few tens of
-// thousands of names, and `cp -a` would then hardlink unrelated files). A number, once
+// Inode numbers for the mount (64-bit in the kernel protocol), handed out in order rather
+// than hashed: a hash could collide, and `cp -a` would then hardlink unrelated files. A number, once
 // given, stays with its entry for the life of the mount, as tools that stat twice expect.
 //
 // Keys are short strings: `<parent ino>/<name>` for an entry inside a snapshot,

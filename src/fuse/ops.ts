@@ -1,15 +1,20 @@
-// fuse-native operations over a SnapshotFs: promises to callbacks, errors to errno.
-// Every operation that would change something answers EROFS (the kernel already refuses
-// most of them, since the mount is made with `ro`).
+// FUSE low-level requests (src/platform/native/fuse.ts) over a SnapshotFs: inode numbers to
+// paths, promises to replies, errors to errno. Nothing here writes: the mount is `ro`, the
+// kernel refuses changes, and the operations that would change something are not
+// implemented (libfuse answers ENOSYS; open for writing answers EROFS).
 import { constants as F } from 'node:fs';
 import { constants } from 'node:os';
 import { TsbakError } from '../errors.js';
-import { FsError, type SnapshotFs } from './fs.js';
+import { FuseOp, fuseNative, STAT_FIELDS, type FuseHandlers, type FuseReq } from '../platform/native/fuse.js';
+import { FsError, type Entry, type SnapshotFs } from './fs.js';
+import { ROOT_INO } from './inodes.js';
+import { textOfPath } from './names.js';
+import { statFields, type FuseStat } from './stat.js';
 import { COLD_ERRNO } from './cold.js';
 
 const ERRNO = constants.errno as Record<string, number>;
 
-/** fuse-native takes negative errno values. */
+/** Negative errno values, as the replies take them. */
 export function errno(name: string): number {
   return -(ERRNO[name] ?? ERRNO.EIO!);
 }
@@ -36,76 +41,187 @@ export function errnoFor(e: unknown): { errno: number; report: boolean } {
   return { errno: errno('EIO'), report: true };
 }
 
-type Cb = (...args: any[]) => void;
-
 const O_ACCMODE = 3;
 const WRITE_FLAGS = F.O_CREAT | F.O_TRUNC | F.O_APPEND;
 
-export function makeOps(fs: SnapshotFs, log: (msg: string) => void): Record<string, Cb> {
-  const fail = (op: string, path: string, cb: Cb) => (e: unknown) => {
-    const { errno: n, report } = errnoFor(e);
-    if (report) log(`${op} ${path}: ${(e as Error)?.message ?? String(e)}`);
-    cb(n);
+export interface OpsOptions {
+  /** Seconds the kernel may keep names and attributes of what can change (the snapshot list). */
+  cacheTimeout: number;
+  /** The same inside a snapshot, which never changes. */
+  snapshotTimeout: number;
+  /** A request not answered after this many ms fails with ETIMEDOUT. */
+  opTimeoutMs: number;
+  /** The same for reads (longer with cold=wait). */
+  readTimeoutMs: number;
+}
+
+/** A request in flight: answered exactly once (a second fuse_reply_* would use freed memory). */
+interface Pending {
+  req: FuseReq;
+  deadline: number;
+  what: string;
+}
+
+/** An open directory: its listing, made at the first readdir, with the stats readdirplus sends. */
+interface OpenDir {
+  path: string;
+  names?: Buffer[];
+  stats?: Float64Array;
+  inos?: number[];
+}
+
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
+
+/** The request handlers of a mount, and a sweep that fails requests past their deadline. */
+export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOptions): FuseHandlers & { sweep(now: number): void } {
+  const native = fuseNative();
+  /** Inode number -> path (byte string); hardlinked names share a number, and their stats. */
+  const paths = new Map<number, string>([[ROOT_INO, '/']]);
+  const dirs = new Map<number, OpenDir>();
+  let nextDirFh = 1;
+  const pending = new Set<Pending>();
+  const one = new Float64Array(STAT_FIELDS);
+
+  const begin = (req: FuseReq, what: string, ms: number): Pending => {
+    const p = { req, deadline: Date.now() + ms, what };
+    pending.add(p);
+    return p;
   };
-  const erofs = (...args: any[]) => (args[args.length - 1] as Cb)(EROFS);
+  /** Runs `answer` if the request is still waiting. */
+  const finish = (p: Pending, answer: (req: FuseReq) => void) => {
+    if (!pending.delete(p)) return;
+    answer(p.req);
+  };
+  const fail = (p: Pending) => (e: unknown) => {
+    const { errno: n, report } = errnoFor(e);
+    if (report) log(`${p.what}: ${(e as Error)?.message ?? String(e)}`);
+    finish(p, (req) => native.fuseReplyErr(req, n));
+  };
+  const pathOf = (ino: number): string => {
+    const path = paths.get(ino);
+    if (path === undefined) throw new FsError('ESTALE');
+    return path;
+  };
+  const timeoutOf = (e: Entry) => (e.kind === 'node' ? o.snapshotTimeout : o.cacheTimeout);
+  /** For the entries of directory e. */
+  const childTimeout = (e: Entry | undefined) => (e?.kind === 'node' || e?.kind === 'snap' ? o.snapshotTimeout : o.cacheTimeout);
+  const stat = (st: FuseStat) => {
+    statFields(st, one);
+    return one;
+  };
+
+  const handle = async (op: number, p: Pending, ino: number, a: number, b: number, fh: number, name: Buffer | undefined): Promise<void> => {
+    switch (op) {
+      case FuseOp.lookup: {
+        const parent = pathOf(ino);
+        const path = `${parent === '/' ? '' : parent}/${name!.toString('latin1')}`;
+        const e = await fs.resolve(path);
+        if (!e) throw new FsError('ENOENT');
+        paths.set(e.ino, path);
+        const t = timeoutOf(e);
+        return finish(p, (req) => native.fuseReplyEntry(req, stat(fs.stat(e)), t, t));
+      }
+      case FuseOp.getattr: {
+        const e = await fs.resolve(pathOf(ino));
+        if (!e) throw new FsError('ENOENT');
+        return finish(p, (req) => native.fuseReplyAttr(req, stat(fs.stat(e)), timeoutOf(e)));
+      }
+      case FuseOp.readlink: {
+        const t = await fs.readlink(pathOf(ino));
+        return finish(p, (req) => native.fuseReplyReadlink(req, typeof t === 'string' ? Buffer.from(t) : t));
+      }
+      case FuseOp.open: {
+        if ((a & O_ACCMODE) !== F.O_RDONLY || a & WRITE_FLAGS) throw new FsError('EROFS');
+        const fd = await fs.open(pathOf(ino));
+        // Snapshot data never changes: pages stay cached across opens.
+        return finish(p, (req) => native.fuseReplyOpen(req, fd, true));
+      }
+      case FuseOp.read: {
+        const buf = Buffer.allocUnsafe(a);
+        const r = fs.read(fh, buf, a, b);
+        const n = typeof r === 'number' ? r : await r;
+        return finish(p, (req) => native.fuseReplyBuf(req, buf.subarray(0, n)));
+      }
+      case FuseOp.release:
+        fs.release(fh);
+        return finish(p, (req) => native.fuseReplyErr(req, 0));
+      case FuseOp.opendir: {
+        const path = pathOf(ino);
+        const dfh = nextDirFh++;
+        dirs.set(dfh, { path });
+        return finish(p, (req) => native.fuseReplyOpen(req, dfh, false));
+      }
+      case FuseOp.readdir:
+      case FuseOp.readdirplus: {
+        const d = dirs.get(fh);
+        if (!d) throw new FsError('EBADF');
+        if (!d.names) await list(d);
+        const from = Math.max(0, b);
+        const count = d.names!.length - from;
+        const offsets = new Float64Array(Math.max(0, count));
+        for (let i = 0; i < count; i++) offsets[i] = from + i + 1;
+        const e = await fs.resolve(d.path);
+        const t = childTimeout(e);
+        return finish(p, (req) => native.fuseReplyDir(req, op === FuseOp.readdirplus, a, d.names!.slice(from), d.stats!.subarray(from * STAT_FIELDS), offsets, t));
+      }
+      case FuseOp.releasedir:
+        dirs.delete(fh);
+        return finish(p, (req) => native.fuseReplyErr(req, 0));
+      case FuseOp.getxattr: {
+        const v = await fs.getxattr(pathOf(ino), name!.toString('utf8'));
+        if (!v) throw new FsError('ENODATA');
+        return finish(p, (req) => sized(req, v, a));
+      }
+      case FuseOp.listxattr: {
+        const names = await fs.listxattr(pathOf(ino));
+        return finish(p, (req) => sized(req, Buffer.from(names.map((n) => `${n}\0`).join('')), a));
+      }
+      case FuseOp.statfs:
+        return finish(p, (req) => native.fuseReplyStatfs(req, fs.snapshotCount));
+      default:
+        throw new FsError('ENOSYS');
+    }
+  };
+
+  /** An xattr value or list: its size when the caller asks (size 0), ERANGE when it does not fit. */
+  const sized = (req: FuseReq, v: Buffer, size: number) => {
+    if (size === 0) native.fuseReplyXattrSize(req, v.length);
+    else if (v.length > size) native.fuseReplyErr(req, ERANGE);
+    else native.fuseReplyBuf(req, v);
+  };
+
+  const list = async (d: OpenDir) => {
+    const { names, stats } = await fs.readdir(d.path);
+    const prefix = d.path === '/' ? '/' : `${d.path}/`;
+    const out = new Float64Array(names.length * STAT_FIELDS);
+    d.names = names.map((n, i) => {
+      statFields(stats[i]!, out, i * STAT_FIELDS);
+      if (i < 2) return i === 0 ? DOT : DOTDOT;
+      // readdirplus makes the kernel know these numbers without a lookup.
+      paths.set(stats[i]!.ino, prefix + n);
+      return Buffer.from(n, 'latin1');
+    });
+    d.stats = out;
+  };
 
   return {
-    getattr(path: string, cb: Cb) {
-      fs.getattr(path).then((st) => cb(0, st), fail('getattr', path, cb));
+    onRequest(op, req, ino, a, b, fh, name) {
+      const p = begin(req, `${opName(op)} ${textOfPath(paths.get(ino) ?? `#${ino}`)}`, op === FuseOp.read ? o.readTimeoutMs : o.opTimeoutMs);
+      handle(op, p, ino, a, b, fh, name).catch(fail(p));
     },
-    readdir(path: string, cb: Cb) {
-      fs.readdir(path).then(({ names, stats }) => cb(0, names, stats), fail('readdir', path, cb));
-    },
-    readlink(path: string, cb: Cb) {
-      fs.readlink(path).then((target) => cb(0, target), fail('readlink', path, cb));
-    },
-    access(path: string, mode: number, cb: Cb) {
-      if (mode & F.W_OK) return cb(EROFS);
-      fs.resolve(path).then((e) => cb(e ? 0 : errno('ENOENT')), fail('access', path, cb));
-    },
-    open(path: string, flags: number, cb: Cb) {
-      if ((flags & O_ACCMODE) !== F.O_RDONLY || flags & WRITE_FLAGS) return cb(EROFS);
-      fs.open(path).then((fd) => cb(0, fd), fail('open', path, cb));
-    },
-    read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
-      try {
-        const n = fs.read(fd, buf, len, pos);
-        if (typeof n === 'number') cb(n);
-        else n.then((k) => cb(k), fail('read', path, cb));
-      } catch (e) {
-        fail('read', path, cb)(e);
+    onEnd() {},
+    sweep(now: number) {
+      for (const p of pending) {
+        if (p.deadline > now) continue;
+        log(`${p.what}: no answer in time, failed with ETIMEDOUT`);
+        finish(p, (req) => native.fuseReplyErr(req, errno('ETIMEDOUT')));
       }
     },
-    release(_path: string, fd: number, cb: Cb) {
-      fs.release(fd);
-      cb(0);
-    },
-    getxattr(path: string, name: string, _position: number, cb: Cb) {
-      fs.getxattr(path, name).then((v) => (v ? cb(0, v) : cb(ENODATA)), fail('getxattr', path, cb));
-    },
-    listxattr(path: string, cb: Cb) {
-      fs.listxattr(path).then((names) => cb(0, names), fail('listxattr', path, cb));
-    },
-    statfs(_path: string, cb: Cb) {
-      // ST_RDONLY; no free space: nothing can be written here.
-      cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: fs.snapshotCount, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 });
-    },
-    // Everything that writes.
-    write: erofs,
-    create: erofs,
-    truncate: erofs,
-    ftruncate: erofs,
-    unlink: erofs,
-    rename: erofs,
-    link: erofs,
-    symlink: erofs,
-    mkdir: erofs,
-    rmdir: erofs,
-    mknod: erofs,
-    chmod: erofs,
-    chown: erofs,
-    utimens: erofs,
-    setxattr: erofs,
-    removexattr: erofs,
   };
+}
+
+function opName(op: number): string {
+  for (const [k, v] of Object.entries(FuseOp)) if (v === op) return k;
+  return `op ${op}`;
 }

@@ -4,7 +4,6 @@
 import { LRUCache } from 'lru-cache';
 import type { TreeNode } from '../format/tree.js';
 import type { Repository } from '../repo/repository.js';
-import { displayName } from './names.js';
 
 export interface Dir {
   /** Names as shown in the mount, in tree order. */
@@ -84,9 +83,8 @@ export class TreeCache {
     const nodes: TreeNode[] = [];
     const byName = new Map<string, TreeNode>();
     for (const node of tree.nodes) {
-      let name = displayName(node.name);
-      // Two raw names that only differ in invalid UTF-8 could escape to the same string.
-      for (let k = 2; byName.has(name); k++) name = `${displayName(node.name)}~${k}`;
+      // Raw bytes, one char per byte (latin1): every name, valid UTF-8 or not, is its own key.
+      const name = node.name.toString('latin1');
       names.push(name);
       nodes.push(node);
       byName.set(name, node);

@@ -1,0 +1,506 @@
+/*
+ * fuse_ll.c: a read-only FUSE file system served from JavaScript through libfuse 3's
+ * low-level API (src/fuse/session.ts is the other half).
+ *
+ * fuseMount(mountpoint, options, onRequest, onEnd) mounts and runs fuse_session_loop on a
+ * thread of its own. Each kernel request goes to the main thread through a thread-safe
+ * function as onRequest(op, req, ino, a, b, fh, name): req is an external holding the
+ * fuse_req_t, ino a Number (inode numbers are handed out in order, far below 2^53), name a
+ * Buffer of the name's raw bytes. JavaScript answers later with one of the reply*
+ * functions (libfuse's fuse_reply_* may be called from any thread). onEnd() runs once the
+ * kernel side is gone (fusermount -u, umount); the session is freed when the last pending
+ * request has been answered.
+ *
+ * A stat travels as a Float64Array of STAT_FIELDS numbers (ino, mode, nlink, uid, gid,
+ * rdev, size, blksize, blocks, atime s, atime ns, mtime s, mtime ns, ctime s, ctime ns):
+ * seconds may be negative (before 1970) or past 2^31 (after 2038).
+ */
+#define FUSE_USE_VERSION 34
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "fuse_ll.h"
+#include "napi-util.h"
+
+#define STAT_FIELDS 15
+
+enum { OP_LOOKUP = 1, OP_GETATTR, OP_READLINK, OP_OPEN, OP_READ, OP_RELEASE, OP_OPENDIR, OP_READDIR,
+       OP_READDIRPLUS, OP_RELEASEDIR, OP_GETXATTR, OP_LISTXATTR, OP_STATFS, OP_END };
+
+typedef struct session {
+  struct fuse_session *se;
+  pthread_t thread;
+  napi_threadsafe_function tsfn;
+  napi_ref handlers; /* {onRequest, onEnd} */
+  atomic_int pending; /* requests handed to JavaScript and not answered yet */
+  int ended;          /* the loop returned and onEnd ran (main thread only) */
+  int freed;
+} session;
+
+typedef struct request {
+  int op;
+  fuse_req_t req;
+  double ino;
+  double a, b, fh; /* a, b: size/offset/flags, per op */
+  size_t name_len;
+  char name[]; /* raw bytes, not NUL-terminated for JavaScript */
+} request;
+
+static void free_session(napi_env env, session *s) {
+  if (s->freed) return;
+  s->freed = 1;
+  if (s->handlers) napi_delete_reference(env, s->handlers);
+  s->handlers = NULL;
+  pthread_join(s->thread, NULL);
+  fuse_session_destroy(s->se);
+  napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);
+}
+
+static void post(fuse_req_t req, int op, fuse_ino_t ino, double a, double b, double fh, const char *name) {
+  session *s = fuse_req_userdata(req);
+  size_t n = name ? strlen(name) : 0;
+  request *r = malloc(sizeof *r + n);
+  if (!r) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  r->op = op;
+  r->req = req;
+  r->ino = (double)ino;
+  r->a = a;
+  r->b = b;
+  r->fh = fh;
+  r->name_len = n;
+  if (n) memcpy(r->name, name, n);
+  atomic_fetch_add(&s->pending, 1);
+  if (napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_nonblocking) != napi_ok) {
+    atomic_fetch_sub(&s->pending, 1);
+    free(r);
+    fuse_reply_err(req, EIO);
+  }
+}
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn) {
+  /* The kernel checks ACLs itself (with default_permissions), from system.posix_acl_*. */
+  if (conn->capable & FUSE_CAP_POSIX_ACL) conn->want |= FUSE_CAP_POSIX_ACL;
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO; /* always plus: one request lists and stats */
+  conn->max_readahead = 1 << 20;
+  conn->time_gran = 1;
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) { post(req, OP_LOOKUP, parent, 0, 0, 0, name); }
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_GETATTR, ino, 0, 0, 0, NULL); }
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { post(req, OP_READLINK, ino, 0, 0, 0, NULL); }
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_OPEN, ino, fi->flags, 0, 0, NULL); }
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { post(req, OP_READ, ino, (double)size, (double)off, (double)fi->fh, NULL); }
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_RELEASE, ino, 0, 0, (double)fi->fh, NULL); }
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_OPENDIR, ino, 0, 0, 0, NULL); }
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { post(req, OP_READDIR, ino, (double)size, (double)off, (double)fi->fh, NULL); }
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { post(req, OP_READDIRPLUS, ino, (double)size, (double)off, (double)fi->fh, NULL); }
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_RELEASEDIR, ino, 0, 0, (double)fi->fh, NULL); }
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) { post(req, OP_GETXATTR, ino, (double)size, 0, 0, name); }
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) { post(req, OP_LISTXATTR, ino, (double)size, 0, 0, NULL); }
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { post(req, OP_STATFS, ino, 0, 0, 0, NULL); }
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) { fuse_reply_none(req); }
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) { fuse_reply_none(req); }
+
+static const struct fuse_lowlevel_ops ops = {
+    .init = ll_init,
+    .lookup = ll_lookup,
+    .forget = ll_forget,
+    .forget_multi = ll_forget_multi,
+    .getattr = ll_getattr,
+    .readlink = ll_readlink,
+    .open = ll_open,
+    .read = ll_read,
+    .release = ll_release,
+    .opendir = ll_opendir,
+    .readdir = ll_readdir,
+    .readdirplus = ll_readdirplus,
+    .releasedir = ll_releasedir,
+    .getxattr = ll_getxattr,
+    .listxattr = ll_listxattr,
+    .statfs = ll_statfs,
+};
+
+static void *loop_thread(void *arg) {
+  session *s = arg;
+  fuse_session_loop(s->se);
+  request *r = calloc(1, sizeof *r);
+  if (r) {
+    r->op = OP_END;
+    napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_blocking);
+  }
+  return NULL;
+}
+
+/* Main thread: a request (or the end of the loop) to onRequest / onEnd. */
+static void call_js(napi_env env, napi_value unused, void *context, void *data) {
+  session *s = context;
+  request *r = data;
+  if (!env) {
+    if (r->op != OP_END) fuse_reply_err(r->req, EIO);
+    free(r);
+    return;
+  }
+  napi_value global, argv[7], fn, ignored, js_cb;
+  napi_get_global(env, &global);
+  napi_get_reference_value(env, s->handlers, &js_cb);
+  if (r->op == OP_END) {
+    s->ended = 1;
+    napi_get_named_property(env, js_cb, "onEnd", &fn);
+    napi_call_function(env, global, fn, 0, NULL, &ignored);
+    if (atomic_load(&s->pending) == 0) free_session(env, s);
+    free(r);
+    return;
+  }
+  napi_create_int32(env, r->op, &argv[0]);
+  napi_create_external(env, r->req, NULL, NULL, &argv[1]);
+  napi_create_double(env, r->ino, &argv[2]);
+  napi_create_double(env, r->a, &argv[3]);
+  napi_create_double(env, r->b, &argv[4]);
+  napi_create_double(env, r->fh, &argv[5]);
+  if (r->op == OP_LOOKUP || r->op == OP_GETXATTR) {
+    void *p;
+    napi_create_buffer_copy(env, r->name_len, r->name, &p, &argv[6]);
+  } else {
+    napi_get_undefined(env, &argv[6]);
+  }
+  free(r);
+  napi_get_named_property(env, js_cb, "onRequest", &fn);
+  napi_call_function(env, global, fn, 7, argv, &ignored);
+  /* An exception here would be lost with the request unanswered: JavaScript catches its own. */
+  bool pending;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    napi_value e;
+    napi_get_and_clear_last_exception(env, &e);
+  }
+}
+
+/* fuseMount(mountpoint, options: string[], handlers: {onRequest, onEnd}) -> session external */
+JS_FUNCTION(js_fuseMount) {
+  napi_value argv[3];
+  char *mnt = NULL;
+  char **args = NULL;
+  uint32_t nopt = 0;
+  session *s = NULL;
+  struct fuse_args fargs = FUSE_ARGS_INIT(0, NULL);
+  if (get_args(env, info, 3, argv, NULL) < 0) return NULL;
+  if (!(mnt = get_bytes_arg(env, argv[0], "mountpoint"))) goto fail;
+  NAPI_OK(napi_get_array_length(env, argv[1], &nopt));
+  args = calloc(nopt + 2, sizeof *args);
+  if (!args) goto fail;
+  args[0] = strdup("tsbak");
+  for (uint32_t i = 0; i < nopt; i++) {
+    napi_value v;
+    NAPI_OK(napi_get_element(env, argv[1], i, &v));
+    if (!(args[i + 1] = get_bytes_arg(env, v, "option"))) goto fail;
+  }
+  fargs.argc = (int)nopt + 1;
+  fargs.argv = args;
+  s = calloc(1, sizeof *s);
+  if (!s) goto fail;
+  s->se = fuse_session_new(&fargs, &ops, sizeof ops, s);
+  if (!s->se) {
+    throw_errno(env, EINVAL, "fuse_session_new", argv[0], mnt);
+    goto fail;
+  }
+  if (fuse_session_mount(s->se, mnt) != 0) {
+    fuse_session_destroy(s->se);
+    throw_errno(env, EPERM, "fuse_session_mount", argv[0], mnt);
+    goto fail;
+  }
+  napi_value name;
+  NAPI_OK(napi_create_string_utf8(env, "fuse", NAPI_AUTO_LENGTH, &name));
+  if (napi_create_reference(env, argv[2], 1, &s->handlers) != napi_ok ||
+      napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, s, call_js, &s->tsfn) != napi_ok) {
+    fuse_session_unmount(s->se);
+    fuse_session_destroy(s->se);
+    throw_napi_failure(env);
+    goto fail;
+  }
+  if (pthread_create(&s->thread, NULL, loop_thread, s) != 0) {
+    fuse_session_unmount(s->se);
+    fuse_session_destroy(s->se);
+    napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
+    throw_errno(env, EAGAIN, "pthread_create", argv[0], mnt);
+    goto fail;
+  }
+  for (uint32_t i = 0; i <= nopt; i++) free(args[i]);
+  free(args);
+  free(mnt);
+  napi_value ext;
+  /* Never freed: a mount lives as long as its process, and late calls must find it. */
+  NAPI_OK(napi_create_external(env, s, NULL, NULL, &ext));
+  return ext;
+fail:
+  if (args)
+    for (uint32_t i = 0; i <= nopt; i++) free(args[i]);
+  free(args);
+  free(mnt);
+  if (s && !s->thread) free(s);
+  return NULL;
+}
+
+/* The request of an answer; NULL with an exception pending. Counts it as answered. */
+static fuse_req_t take_req(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+    throw_type(env, "req must be a FUSE request");
+    return NULL;
+  }
+  return p;
+}
+
+/* After a reply: the request is freed then, so its session is taken before. */
+static void answered(napi_env env, session *s) {
+  if (atomic_fetch_sub(&s->pending, 1) == 1 && s->ended) free_session(env, s);
+}
+
+static int get_stat(napi_env env, napi_value v, size_t at, struct stat *st) {
+  double *d;
+  size_t len;
+  if (get_ta(env, v, napi_float64_array, "stat", 0, (void **)&d, &len) < 0) return -1;
+  if (len < at + STAT_FIELDS) {
+    throw_range(env, "stat array too short");
+    return -1;
+  }
+  d += at;
+  memset(st, 0, sizeof *st);
+  st->st_ino = (ino_t)d[0];
+  st->st_mode = (mode_t)d[1];
+  st->st_nlink = (nlink_t)d[2];
+  st->st_uid = (uid_t)d[3];
+  st->st_gid = (gid_t)d[4];
+  st->st_rdev = (dev_t)d[5];
+  st->st_size = (off_t)d[6];
+  st->st_blksize = (blksize_t)d[7];
+  st->st_blocks = (blkcnt_t)d[8];
+  st->st_atim.tv_sec = (time_t)d[9];
+  st->st_atim.tv_nsec = (long)d[10];
+  st->st_mtim.tv_sec = (time_t)d[11];
+  st->st_mtim.tv_nsec = (long)d[12];
+  st->st_ctim.tv_sec = (time_t)d[13];
+  st->st_ctim.tv_nsec = (long)d[14];
+  return 0;
+}
+
+static double num(napi_env env, napi_value v) {
+  double d = 0;
+  napi_get_value_double(env, v, &d);
+  return d;
+}
+
+/* replyErr(req, errno) */
+JS_FUNCTION(js_fuseReplyErr) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
+  fuse_req_t req = take_req(env, argv[0]);
+  if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
+  int e = (int)num(env, argv[1]);
+  fuse_reply_err(req, e < 0 ? -e : e);
+  answered(env, s);
+  return NULL;
+}
+
+/* replyEntry(req, stat, entryTimeout, attrTimeout) */
+JS_FUNCTION(js_fuseReplyEntry) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv, NULL) < 0) return NULL;
+  fuse_req_t req = take_req(env, argv[0]);
+  if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
+  struct fuse_entry_param e;
+  memset(&e, 0, sizeof e);
+  if (get_stat(env, argv[1], 0, &e.attr) < 0) return NULL;
+  e.ino = e.attr.st_ino;
+  e.entry_timeout = num(env, argv[2]);
+  e.attr_timeout = num(env, argv[3]);
+  fuse_reply_entry(req, &e);
+  answered(env, s);
+  return NULL;
+}
+
+/* replyAttr(req, stat, timeout) */
+JS_FUNCTION(js_fuseReplyAttr) {
+  napi_value argv[3];
+  if (get_args(env, info, 3, argv, NULL) < 0) return NULL;
+  fuse_req_t req = take_req(env, argv[0]);
+  if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
+  struct stat st;
+  if (get_stat(env, argv[1], 0, &st) < 0) return NULL;
+  fuse_reply_attr(req, &st, num(env, argv[2]));
+  answered(env, s);
+  return NULL;
+}
+
+/* replyBuf(req, buffer): read data, an xattr value or list. */
+JS_FUNCTION(js_fuseReplyBuf) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
+  fuse_req_t req = take_req(env, argv[0]);
+  if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    throw_type(env, "data must be a Buffer");
+    return NULL;
+  }
+  fuse_reply_buf(req, data, len);
+  answered(env, s);
+  return NULL;
+}
+
+/* replyReadlink(req, target Buffer) */
+JS_FUNCTION(js_fuseReplyReadlink) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
+  fuse_req_t req = take_req(env, argv[0]);
+  if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
+  char *target = get_bytes_arg(env, argv[1], "target");
+  if (!target) return NULL;
+  fuse_reply_readlink(req, target);
+  free(target);
+  answered(env, s);
+  return NULL;
+}
+
+/* replyOpen(req, fh, keepCache) */
+JS_FUNCTION(js_fuseReplyOpen) {
+  napi_value argv[3];
+  if (get_args(env, info, 3, argv, NULL) < 0) return NULL;
+  fuse_req_t req = take_req(env, argv[0]);
+  if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
+  struct fuse_file_info fi;
+  memset(&fi, 0, sizeof fi);
+  fi.fh = (uint64_t)num(env, argv[1]);
+  bool keep = false;
+  napi_get_value_bool(env, argv[2], &keep);
+  fi.keep_cache = keep;
+  fuse_reply_open(req, &fi);
+  answered(env, s);
+  return NULL;
+}
+
+/* replyXattrSize(req, size) */
+JS_FUNCTION(js_fuseReplyXattrSize) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
+  fuse_req_t req = take_req(env, argv[0]);
+  if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
+  fuse_reply_xattr(req, (size_t)num(env, argv[1]));
+  answered(env, s);
+  return NULL;
+}
+
+/* replyStatfs(req, files) */
+JS_FUNCTION(js_fuseReplyStatfs) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
+  fuse_req_t req = take_req(env, argv[0]);
+  if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
+  struct statvfs sv;
+  memset(&sv, 0, sizeof sv);
+  sv.f_bsize = 4096;
+  sv.f_frsize = 4096;
+  sv.f_files = (fsfilcnt_t)num(env, argv[1]);
+  sv.f_flag = ST_RDONLY;
+  sv.f_namemax = 255;
+  fuse_reply_statfs(req, &sv);
+  answered(env, s);
+  return NULL;
+}
+
+/*
+ * replyDir(req, plus, size, names: Buffer[], stats: Float64Array, offsets: Float64Array, timeout)
+ * -> entries sent. Fills at most `size` bytes with the entries in order (entry i's next
+ * offset is offsets[i]); stops at the first that does not fit.
+ */
+JS_FUNCTION(js_fuseReplyDir) {
+  napi_value argv[7];
+  if (get_args(env, info, 7, argv, NULL) < 0) return NULL;
+  fuse_req_t req = take_req(env, argv[0]);
+  if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
+  double timeout = num(env, argv[6]);
+  bool plus = false;
+  napi_get_value_bool(env, argv[1], &plus);
+  size_t size = (size_t)num(env, argv[2]);
+  uint32_t n = 0;
+  double *offs;
+  size_t noffs;
+  if (napi_get_array_length(env, argv[3], &n) != napi_ok) {
+    throw_type(env, "names must be an array");
+    return NULL;
+  }
+  if (get_ta(env, argv[5], napi_float64_array, "offsets", n, (void **)&offs, &noffs) < 0) return NULL;
+  char *buf = malloc(size ? size : 1);
+  if (!buf) {
+    fuse_reply_err(req, ENOMEM);
+    answered(env, s);
+    return NULL;
+  }
+  size_t used = 0;
+  uint32_t i;
+  char name[4096];
+  for (i = 0; i < n; i++) {
+    napi_value v;
+    void *data;
+    size_t len;
+    if (napi_get_element(env, argv[3], i, &v) != napi_ok || napi_get_buffer_info(env, v, &data, &len) != napi_ok || len >= sizeof name) break;
+    memcpy(name, data, len);
+    name[len] = 0;
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    if (get_stat(env, argv[4], (size_t)i * STAT_FIELDS, &e.attr) < 0) {
+      free(buf);
+      return NULL;
+    }
+    size_t need;
+    if (plus) {
+      e.ino = e.attr.st_ino;
+      /* '.' and '..' are not looked up by the kernel: no entry for them. */
+      if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) e.ino = 0;
+      e.entry_timeout = e.attr_timeout = timeout;
+      need = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)offs[i]);
+    } else {
+      need = fuse_add_direntry(req, buf + used, size - used, name, &e.attr, (off_t)offs[i]);
+    }
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf, used);
+  free(buf);
+  answered(env, s);
+  napi_value out;
+  napi_create_uint32(env, i, &out);
+  return out;
+}
+
+/* fuseExit(session): ends the loop (after the kernel side was unmounted). */
+JS_FUNCTION(js_fuseExit) {
+  napi_value argv[1];
+  void *p = NULL;
+  if (get_args(env, info, 1, argv, NULL) < 0) return NULL;
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) {
+    throw_type(env, "session must be a FUSE session");
+    return NULL;
+  }
+  session *s = p;
+  if (!s->freed) fuse_session_exit(s->se);
+  return NULL;
+}

@@ -1,0 +1,57 @@
+// A read-only FUSE session over libfuse 3's low-level API (native/fuse_ll.c): the kernel's
+// requests come to onRequest on the main thread, and each is answered once with a reply.
+import { addon } from './addon.js';
+
+/** A kernel request waiting for its answer (opaque). */
+export type FuseReq = { readonly __fuseReq: unique symbol };
+/** A mounted session (opaque). */
+export type FuseSession = { readonly __fuseSession: unique symbol };
+
+export const FuseOp = {
+  lookup: 1,
+  getattr: 2,
+  readlink: 3,
+  open: 4,
+  read: 5,
+  release: 6,
+  opendir: 7,
+  readdir: 8,
+  readdirplus: 9,
+  releasedir: 10,
+  getxattr: 11,
+  listxattr: 12,
+  statfs: 13,
+} as const;
+
+/** Numbers per stat in a Float64Array (see statFields). */
+export const STAT_FIELDS = 15;
+
+export interface FuseHandlers {
+  /**
+   * One request: a and b are, per op, open: flags; read/readdir(plus): size, offset;
+   * getxattr/listxattr: the caller's buffer size. fh: the handle of read, release,
+   * readdir(plus), releasedir. name: lookup's and getxattr's name, raw bytes.
+   */
+  onRequest(op: number, req: FuseReq, ino: number, a: number, b: number, fh: number, name: Buffer | undefined): void;
+  /** The kernel side is gone (unmounted); no request comes after this. */
+  onEnd(): void;
+}
+
+interface Native {
+  fuseMount(mountpoint: string, options: string[], handlers: FuseHandlers): FuseSession;
+  fuseExit(s: FuseSession): void;
+  fuseReplyErr(req: FuseReq, errno: number): void;
+  fuseReplyEntry(req: FuseReq, stat: Float64Array, entryTimeout: number, attrTimeout: number): void;
+  fuseReplyAttr(req: FuseReq, stat: Float64Array, timeout: number): void;
+  fuseReplyBuf(req: FuseReq, data: Buffer): void;
+  fuseReplyReadlink(req: FuseReq, target: Buffer): void;
+  fuseReplyOpen(req: FuseReq, fh: number, keepCache: boolean): void;
+  fuseReplyXattrSize(req: FuseReq, size: number): void;
+  fuseReplyStatfs(req: FuseReq, files: number): void;
+  fuseReplyDir(req: FuseReq, plus: boolean, size: number, names: Buffer[], stats: Float64Array, offsets: Float64Array, timeout: number): number;
+}
+
+/** The native functions, for src/fuse (options are libfuse's mount options, e.g. ["-o", "ro,allow_other"]). */
+export function fuseNative(): Native {
+  return addon<Native>();
+}
