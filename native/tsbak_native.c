@@ -8,6 +8,7 @@
  *                (docs/FORMAT.md "Blob") for batches of blobs
  *   restore.c    writeFiles: a restore's batch of small files, created with their metadata
  *   chunk.c      gearScan: FastCDC's gear-hash loop
+ *   parity.c     gfMulAdd(Async): Reed-Solomon multiply-accumulate for parity across packs
  *   pool-work.c  batch work run at once or on libuv's pool (...Async -> Promise<void>)
  *   napi-util.c  Node-style errors and argument checks shared by all of them
  *
@@ -18,6 +19,7 @@
 #include "blob.h"
 #include "chunk.h"
 #include "napi-util.h"
+#include "parity.h"
 #include "pool-work.h"
 #include "restore.h"
 #include "scan.h"
@@ -47,6 +49,8 @@ NAPI_MODULE_INIT() {
       {"blobIdAsync", NULL, js_blobIdAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyRangeAsync", NULL, js_copyRangeAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gearScan", NULL, js_gearScan, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gfMulAdd", NULL, js_gfMulAdd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gfMulAddAsync", NULL, js_gfMulAddAsync, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

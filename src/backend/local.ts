@@ -41,6 +41,7 @@ export class LocalBackend implements Backend {
   readonly location: string;
   // A write to the page cache is quick: a second one in flight only holds another pack.
   readonly putConcurrency = 1;
+  readonly parityByDefault = true;
   // Reads from the page cache or one disk: a second in flight overlaps a seek, more only queue.
   readonly readConcurrency = 2;
   private readonly madeDirs = new Set<string>();

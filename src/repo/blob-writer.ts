@@ -9,6 +9,7 @@ import { TsbakError } from '../errors.js';
 import type { RepoContext } from './context.js';
 import type { IndexStore } from './index-store.js';
 import { copiedAtOnce, Packer } from './packer.js';
+import { ParityWriter } from './parity-writer.js';
 
 /** Packs per intermediate index file during a backup. */
 const INDEX_EVERY = 32;
@@ -29,8 +30,9 @@ function envNumber(name: string): number | undefined {
 
 export class BlobWriter {
   /** Objects stored by this process (for the cost of a backup). */
-  readonly objectsWritten: Array<{ kind: 'data' | 'tree' | 'index' | 'snapshot'; bytes: number }> = [];
+  readonly objectsWritten: Array<{ kind: 'data' | 'tree' | 'index' | 'snapshot' | 'parity'; bytes: number }> = [];
   private packer: Packer | null = null;
+  private parity: ParityWriter | null = null;
   private abandoned = false;
   /** When the last index file was written (or writing began). */
   private lastIndexAt = Date.now();
@@ -49,8 +51,13 @@ export class BlobWriter {
         level: this.ctx.config.compression.level,
         packSize: this.ctx.config.packSize,
         storageClass: { data: this.ctx.classes.data, tree: this.ctx.classes.tree },
-        onPack: (p, bytes) => this.objectsWritten.push({ kind: p.kind, bytes }),
+        onPack: (p, bytes) => {
+          this.objectsWritten.push({ kind: p.kind, bytes });
+          this.parity?.add(p, bytes);
+        },
       });
+      const par = this.ctx.parity;
+      if (par && !this.parity) this.parity = new ParityWriter(this.ctx, par.k, par.m, this.ctx.config.packSize.data);
     }
     return this.packer;
   }
@@ -134,6 +141,12 @@ export class BlobWriter {
     if (!this.packer) return;
     await this.packer.flush();
     await this.writeIndex(this.packer.takeWritten());
+    // The group closes at the end of each backup (a short group: see FORMAT.md "Parity").
+    if (this.parity) {
+      await this.parity.close();
+      if (this.parity.objectsWritten) this.objectsWritten.push({ kind: 'parity', bytes: this.parity.bytesWritten });
+      this.parity = null;
+    }
   }
 
   private async maybeWriteIndex(): Promise<void> {
