@@ -66,7 +66,9 @@ export class Repository {
   }
 
   static async init(backend: Backend, password: string, opts: InitOptions = {}): Promise<Repository> {
-    return new Repository(await initRepository(backend, password, opts));
+    const ctx = await initRepository(backend, password, opts);
+    await loadParity(ctx, () => {});
+    return new Repository(ctx);
   }
 
   /** Opens with a passphrase (the full key) or a writer key file; see opening.ts. */
