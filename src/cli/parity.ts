@@ -43,7 +43,7 @@ export async function cmdRepairPacks(a: RepoArgs & { dryRun?: boolean; json?: bo
       out(`${rebuilt} pack(s) rebuilt and checked against their ids, ${unrepairable.length} cannot be rebuilt`);
       if (unrepairable.length) out("what they held is lost: 'tsbak repair index' then 'tsbak repair snapshots' drop it from the snapshots");
     }
-    return unrepairable.length || r.badParity.length ? EXIT.CORRUPT : EXIT.OK;
+    return unrepairable.length || r.badParity.length || r.packs.some((p) => p.state === 'repairable') ? EXIT.CORRUPT : EXIT.OK;
   } finally {
     await lock.release();
   }
