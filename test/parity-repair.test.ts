@@ -82,6 +82,9 @@ for (const seed of [1, 2, 3, 4]) {
         }
       }
     }
+    const check = run('tsbak', ['check', repo, '--read-data']);
+    t.equal(check.code, 14, 'check finds the damage');
+    t.match(check.stderr + check.stdout, /repairable: run tsbak repair packs/);
     const dry = run('tsbak', ['repair', 'packs', repo, '--dry-run']);
     t.equal(dry.code, 14, 'dry run reports damage');
     t.match(dry.stdout, /repairable: run tsbak repair packs/);

@@ -119,3 +119,19 @@ export async function repairPacks(ctx: RepoContext, indexes: IndexStore, opts: {
   }
   return report;
 }
+
+/**
+ * For `check`: which of these packs (found missing or damaged) a parity group covers with
+ * enough parity objects left (counted from their headers; payloads are read by repair).
+ */
+export async function parityCoverage(ctx: RepoContext, bad: Set<string>): Promise<{ repairable: string[]; unrepairable: string[] }> {
+  const res = { repairable: [] as string[], unrepairable: [] as string[] };
+  if (!bad.size) return res;
+  for (const g of await listParityGroups(ctx, [])) {
+    const names = g.header.members.map((x) => packName(x.kind, x.id.toString('hex')));
+    const lost = names.filter((n) => bad.has(n));
+    if (!lost.length) continue;
+    (lost.length <= g.parity.size ? res.repairable : res.unrepairable).push(...lost);
+  }
+  return res;
+}
