@@ -45,21 +45,22 @@ export class BlobWriter {
   private getPacker(): Packer {
     if (this.abandoned) throw new TsbakError('IO', 'writing was stopped (the process is ending)');
     if (!this.packer) {
+      const par = this.ctx.parity;
       this.packer = new Packer({
         backend: this.ctx.backend,
         repoPub: this.ctx.secrets.repoPub,
         level: this.ctx.config.compression.level,
         packSize: this.ctx.config.packSize,
         storageClass: { data: this.ctx.classes.data, tree: this.ctx.classes.tree },
-        onPack: (p, bytes) => {
-          this.objectsWritten.push({ kind: p.kind, bytes });
-          this.parity?.add(p, bytes);
-        },
+        onPack: (p, bytes) => this.objectsWritten.push({ kind: p.kind, bytes }),
+        onPackBytes: par ? (p, bytes) => this.parityWriter(par).add(p, bytes) : undefined,
       });
-      const par = this.ctx.parity;
-      if (par && !this.parity) this.parity = new ParityWriter(this.ctx, par.k, par.m, this.ctx.config.packSize.data);
     }
     return this.packer;
+  }
+
+  private parityWriter(par: { k: number; m: number }): ParityWriter {
+    return (this.parity ??= new ParityWriter(this.ctx, par.k, par.m, this.ctx.config.packSize.data));
   }
 
   blobId(data: Uint8Array): Buffer {
