@@ -58,6 +58,7 @@ function decodeHeader(b: Buffer): ParityHeader {
   const stripe = b.readUInt32BE(4);
   if (k < 1 || m < 1 || k + m > 160 || row >= m || n < 1 || n > k) throw new ParityFormatError(`bad group shape k=${k} m=${m} row=${row} members=${n}`);
   if (b.length !== 41 + n * 37) throw new ParityFormatError('header length does not match its member count');
+  if (b.readUInt8(40) !== 0) throw new ParityFormatError('reserved byte is not 0');
   const members: ParityMember[] = [];
   let maxLen = 0;
   for (let i = 0, o = 41; i < n; i++, o += 37) {

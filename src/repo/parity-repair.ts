@@ -135,3 +135,23 @@ export async function parityCoverage(ctx: RepoContext, bad: Set<string>): Promis
   }
   return res;
 }
+
+/**
+ * After prune deleted packs: the parity objects of groups none of whose members is stored
+ * any more are deleted (they protect nothing). A group with members left keeps its parity:
+ * a deleted member counts as a lost one, so the group still rebuilds up to M - (deleted)
+ * further losses. Returns how many parity objects were deleted.
+ */
+export async function dropOrphanParity(ctx: RepoContext): Promise<number> {
+  const stored = new Set<string>();
+  for (const kind of ['data', 'tree'] as const) for await (const o of ctx.backend.list(packPrefix(kind))) stored.add(o.name);
+  let n = 0;
+  for (const g of await listParityGroups(ctx, [])) {
+    if (g.header.members.some((x) => stored.has(packName(x.kind, x.id.toString('hex'))))) continue;
+    for (const name of g.parity.values()) {
+      await ctx.backend.delete(name);
+      n++;
+    }
+  }
+  return n;
+}

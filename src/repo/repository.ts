@@ -31,7 +31,7 @@ import { SnapshotStore, type Snapshot } from './snapshot-store.js';
 import { retagSnapshot } from './snapshot-retag.js';
 import { mapLimit } from './map-limit.js';
 import { loadParity, setParity } from './parity-settings.js';
-import { parityCoverage, repairPacks, type PackRepairReport } from './parity-repair.js';
+import { dropOrphanParity, parityCoverage, repairPacks, type PackRepairReport } from './parity-repair.js';
 import { loadStorageClasses, setStorageClasses, type ClassChange } from './storage-classes.js';
 
 export { mapLimit };
@@ -107,6 +107,11 @@ export class Repository {
   /** Finds lost or damaged packs and, with `fix`, rebuilds them from parity (parity-repair.ts). */
   repairPacks(opts: { fix: boolean; onProgress?: (m: string) => void }): Promise<PackRepairReport> {
     return repairPacks(this.ctx, this.indexes, opts);
+  }
+
+  /** Deletes the parity of groups whose packs are all gone (prune); how many objects. */
+  dropOrphanParity(): Promise<number> {
+    return dropOrphanParity(this.ctx);
   }
 
   /** Which of these lost or damaged packs parity can rebuild (check's report). */
