@@ -10,6 +10,7 @@
  *   chunk.c      gearScan: FastCDC's gear-hash loop
  *   inotify.c    inotifyOpen/AddWatch/RmWatch/Close: raw inotify events, listSubdirs, for `tsbak watch`
  *   fuse_ll.c    fuseMount, fuseReply*: a read-only FUSE session (libfuse 3 low-level API)
+ *   parity.c     gfMulAdd(Async): Reed-Solomon multiply-accumulate for parity across packs
  *   pool-work.c  batch work run at once or on libuv's pool (...Async -> Promise<void>)
  *   napi-util.c  Node-style errors and argument checks shared by all of them
  *
@@ -22,6 +23,7 @@
 #include "inotify.h"
 #include "fuse_ll.h"
 #include "napi-util.h"
+#include "parity.h"
 #include "pool-work.h"
 #include "restore.h"
 #include "scan.h"
@@ -67,6 +69,8 @@ NAPI_MODULE_INIT() {
       {"fuseReplyXattrSize", NULL, js_fuseReplyXattrSize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fuseReplyStatfs", NULL, js_fuseReplyStatfs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fuseReplyDir", NULL, js_fuseReplyDir, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gfMulAdd", NULL, js_gfMulAdd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gfMulAddAsync", NULL, js_gfMulAddAsync, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

@@ -102,6 +102,7 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
   const wrapped: Backend = {
     location: backend.location,
     putConcurrency: backend.putConcurrency,
+    parityByDefault: backend.parityByDefault,
     readConcurrency: backend.readConcurrency,
 
     put(name: string, data: Uint8Array, opts?: PutOptions): Promise<void> {

@@ -85,6 +85,9 @@ class WarmStartBackend implements Backend {
   get putConcurrency(): number | undefined {
     return this.inner.putConcurrency;
   }
+  get parityByDefault(): boolean | undefined {
+    return this.inner.parityByDefault;
+  }
   get readConcurrency(): number | undefined {
     return this.inner.readConcurrency;
   }

@@ -34,6 +34,7 @@ export interface InitArgs extends RepoArgs {
   treeClass?: StorageClass;
   indexClass?: StorageClass;
   packSize?: number;
+  parity?: string;
 }
 
 export async function cmdInit(a: InitArgs): Promise<number> {
@@ -49,6 +50,9 @@ export async function cmdInit(a: InitArgs): Promise<number> {
     storageClass: initStorageClasses(a),
   });
   out(`created tsbak repository ${repo.id} at ${backend.location}`);
+  if (a.parity !== undefined) await repo.setParity(a.parity);
+  const par = repo.parity;
+  out(`parity across packs: ${par ? `${par.k}+${par.m} (any ${par.m} lost packs of ${par.k} rebuilt)` : 'off'}`);
   const sc = repo.storageClasses;
   out(`storage classes: data packs ${sc.data}, tree packs ${sc.tree}, index ${sc.index}, snapshots, keys and config ${sc.other}`);
   out('Keep the passphrase safe: without it (or a copy of keys/ and the passphrase) the data cannot be read.');

@@ -31,6 +31,10 @@ const cmdCost: Handler = async (a) => (await import('./cost.js')).cmdCost(a);
 const cmdMount: Handler = async (a) => (await import('./mount.js')).cmdMount(a);
 const cmdRepairIndex: Handler = async (a) => (await import('./repair.js')).cmdRepairIndex(a);
 const cmdRepairSnapshots: Handler = async (a) => (await import('./repair.js')).cmdRepairSnapshots(a);
+// parity across packs (issue 20)
+const cmdParitySet: Handler = async (a) => (await import('./parity.js')).cmdParitySet(a);
+const cmdParityShow: Handler = async (a) => (await import('./parity.js')).cmdParityShow(a);
+const cmdRepairPacks: Handler = async (a) => (await import('./parity.js')).cmdRepairPacks(a);
 const cmdRecover: Handler = async (a) => (await import('./repair.js')).cmdRecover(a);
 const cmdForget: Handler = async (a) => (await import('./forget.js')).cmdForget(a);
 const cmdPrune: Handler = async (a) => (await import('./prune.js')).cmdPrune(a);
@@ -253,6 +257,7 @@ export const TSBAK: Command = {
         'tree-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of tree packs (default: STANDARD; see README, "Storage classes")' },
         'index-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of index files (default: as tree packs)' },
         'pack-size': { type: 'number', describe: 'target data pack size in MiB (default 16, 64 for cold classes)' },
+        parity: { type: 'string', describe: 'parity across packs: K+M (M parity objects per K packs, any M lost rebuilt) or off (default: 10+2 on local disks, off on S3)' },
       },
       run: (a) => run(cmdInit, a),
     },
@@ -409,6 +414,20 @@ export const TSBAK: Command = {
           },
           run: (a) => run(cmdRepairSnapshots, a),
         },
+        {
+          usage: 'packs <repo>',
+          describe: 'rebuild lost or damaged packs from their parity group, each checked against its id before it is stored',
+          options: { ...repoOptions, 'dry-run': { alias: 'n', type: 'boolean', describe: 'only say which packs are lost or damaged and whether they can be rebuilt' }, ...json },
+          run: (a) => run(cmdRepairPacks, a),
+        },
+      ],
+    },
+    {
+      usage: 'parity <command>',
+      describe: 'parity across packs of new backups: show it, or set K+M or off (full key only)',
+      subcommands: [
+        { usage: 'show <repo>', describe: 'print the parity new packs get', options: { ...repoOptions, ...json }, run: (a) => run(cmdParityShow, a) },
+        { usage: 'set <repo> <spec>', describe: 'set the parity of new packs: K+M (e.g. 10+2) or off; a new settings object signed by the master key', options: { ...repoOptions, ...json }, run: (a) => run(cmdParitySet, a) },
       ],
     },
     {

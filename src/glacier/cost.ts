@@ -58,10 +58,10 @@ export function monthlyStorageUsd(sc: StorageClass, bytes: number, objects: numb
 }
 
 /** Objects of a repository by what they are; `data` and `tree` are packs. */
-export type ObjectKind = 'data' | 'tree' | 'index' | 'snapshot' | 'key' | 'config' | 'other';
+export type ObjectKind = 'data' | 'tree' | 'parity' | 'index' | 'snapshot' | 'key' | 'config' | 'other';
 
 export function classFor(config: Pick<RepoConfig, 'storageClass'>, kind: ObjectKind): StorageClass {
-  if (kind === 'data') return config.storageClass.data;
+  if (kind === 'data' || kind === 'parity') return config.storageClass.data;
   if (kind === 'tree') return config.storageClass.tree;
   if (kind === 'index') return config.storageClass.index ?? config.storageClass.other;
   return config.storageClass.other;

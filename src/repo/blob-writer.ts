@@ -9,6 +9,7 @@ import { TsbakError } from '../errors.js';
 import type { RepoContext } from './context.js';
 import type { IndexStore } from './index-store.js';
 import { copiedAtOnce, Packer } from './packer.js';
+import { ParityWriter } from './parity-writer.js';
 
 /** Packs per intermediate index file during a backup. */
 const INDEX_EVERY = 32;
@@ -29,8 +30,9 @@ function envNumber(name: string): number | undefined {
 
 export class BlobWriter {
   /** Objects stored by this process (for the cost of a backup). */
-  readonly objectsWritten: Array<{ kind: 'data' | 'tree' | 'index' | 'snapshot'; bytes: number }> = [];
+  readonly objectsWritten: Array<{ kind: 'data' | 'tree' | 'index' | 'snapshot' | 'parity'; bytes: number }> = [];
   private packer: Packer | null = null;
+  private parity: ParityWriter | null = null;
   private abandoned = false;
   /** When the last index file was written (or writing began). */
   private lastIndexAt = Date.now();
@@ -46,6 +48,7 @@ export class BlobWriter {
   private getPacker(): Packer {
     if (this.abandoned) throw new TsbakError('IO', 'writing was stopped (the process is ending)');
     if (!this.packer) {
+      const par = this.ctx.parity;
       this.packer = new Packer({
         backend: this.ctx.backend,
         repoPub: this.ctx.secrets.repoPub,
@@ -56,9 +59,14 @@ export class BlobWriter {
           this.objectsWritten.push({ kind: p.kind, bytes });
           if (treeBytes) this.onTreePack?.(p.id, treeBytes);
         },
+        onPackBytes: par ? (p, bytes) => this.parityWriter(par).add(p, bytes) : undefined,
       });
     }
     return this.packer;
+  }
+
+  private parityWriter(par: { k: number; m: number }): ParityWriter {
+    return (this.parity ??= new ParityWriter(this.ctx, par.k, par.m, this.ctx.config.packSize.data));
   }
 
   blobId(data: Uint8Array): Buffer {
@@ -140,6 +148,12 @@ export class BlobWriter {
     if (!this.packer) return;
     await this.packer.flush();
     await this.writeIndex(this.packer.takeWritten());
+    // The group closes at the end of each backup (a short group: see FORMAT.md "Parity").
+    if (this.parity) {
+      await this.parity.close();
+      if (this.parity.objectsWritten) this.objectsWritten.push({ kind: 'parity', bytes: this.parity.bytesWritten });
+      this.parity = null;
+    }
   }
 
   private async maybeWriteIndex(): Promise<void> {

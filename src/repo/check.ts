@@ -229,7 +229,18 @@ async function check(repo: Repository, r: CheckReport, opts: CheckOptions, say: 
       r.errors.push(`blob ${hex.slice(0, 16)}: the copy in ${b.copy} is damaged (${b.why})${good.has(hex) ? '; another copy is good, and reads use it' : ''}`);
     }
   }
+  await reportParity(repo, r);
   return r;
+}
+
+/** Says which of the packs the errors name as missing or damaged parity can rebuild. */
+async function reportParity(repo: Repository, r: CheckReport): Promise<void> {
+  const bad = new Set<string>();
+  for (const e of r.errors) for (const m of e.matchAll(/packs\/(?:data|tree)\/[0-9a-f]{2}\/[0-9a-f]{64}/g)) bad.add(m[0]);
+  if (!bad.size) return;
+  const { repairable, unrepairable } = await repo.parityCoverage(bad);
+  for (const name of repairable) r.warnings.push(`pack ${name} is lost or damaged; repairable: run tsbak repair packs`);
+  for (const name of unrepairable) r.warnings.push(`pack ${name} is lost or damaged, and its parity group has lost more packs than it has parity: it cannot be rebuilt`);
 }
 
 /** Trees asked for in one loadTrees call. */

@@ -10,7 +10,7 @@ import { ColdError, TsbakError } from '../errors.js';
 import type { PackRef } from './blob-index.js';
 import type { RepoContext } from './context.js';
 import type { IndexStore } from './index-store.js';
-import { CONFIG, INDEX, KEYS, SNAPSHOTS, packName, parsePackName } from './layout.js';
+import { CONFIG, INDEX, KEYS, SNAPSHOTS, packName, parsePackName, parseParityName } from './layout.js';
 import { mapLimit } from './map-limit.js';
 
 /** Where a blob's bytes are: readable now (hot, cached), soon (available), or not (restoring, cold). */
@@ -103,7 +103,7 @@ export interface ColdStorage {
 /** Classes whose objects need a restore, when no ColdStorage is attached to say so. */
 const ARCHIVE_CLASSES = new Set<StorageClass>(['GLACIER', 'DEEP_ARCHIVE']);
 
-export type StorageKind = 'data' | 'tree' | 'index' | 'snapshot' | 'key' | 'config' | 'other';
+export type StorageKind = 'data' | 'tree' | 'parity' | 'index' | 'snapshot' | 'key' | 'config' | 'other';
 
 export class ColdFacade {
   private cold: ColdStorage | null = null;
@@ -233,8 +233,8 @@ export class ColdFacade {
     const acc = new Map<string, { kind: StorageKind; storageClass: StorageClass; objects: number; bytes: number }>();
     for await (const o of this.ctx.backend.list('', signal)) {
       const pk = parsePackName(o.name);
-      const kind = pk ? pk.kind : o.name === CONFIG ? 'config' : o.name.startsWith(INDEX) ? 'index' : o.name.startsWith(SNAPSHOTS) ? 'snapshot' : o.name.startsWith(KEYS) ? 'key' : 'other';
-      const sc = o.storageClass ?? (pk ? this.ctx.config.storageClass[pk.kind] : this.ctx.config.storageClass.other);
+      const kind = pk ? pk.kind : parseParityName(o.name) ? 'parity' : o.name === CONFIG ? 'config' : o.name.startsWith(INDEX) ? 'index' : o.name.startsWith(SNAPSHOTS) ? 'snapshot' : o.name.startsWith(KEYS) ? 'key' : 'other';
+      const sc = o.storageClass ?? (pk ? this.ctx.config.storageClass[pk.kind] : kind === 'parity' ? this.ctx.config.storageClass.data : this.ctx.config.storageClass.other);
       const k = `${kind}/${sc}`;
       const a = acc.get(k) ?? { kind, storageClass: sc, objects: 0, bytes: 0 };
       a.objects++;

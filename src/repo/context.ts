@@ -17,6 +17,8 @@ export class RepoContext {
    */
   classes: { data: StorageClass; tree: StorageClass; index: StorageClass; other: StorageClass };
   settingsSeq = 0;
+  /** Parity of new packs (parity-settings.ts), K data packs and M parity objects per group; null: none. */
+  parity: { k: number; m: number } | null = null;
 
   constructor(
     readonly backend: Backend,

@@ -25,3 +25,15 @@ export const CONFIG_SIG = 'config.sig';
 export const REVOKED = `${KEYS}revoked-`;
 /** settings/<random 32 hex>: the master's changes of the storage classes of tree packs and index files (`tsbak config set`). */
 export const SETTINGS = 'settings/';
+
+/** packs/parity/<2 hex>/<SHA-256 of the object>: one parity member of a group of packs (FORMAT.md "Parity"). */
+export const PARITY = 'packs/parity/';
+export function parityName(idHex: string): string {
+  return `${PARITY}${idHex.slice(0, 2)}/${idHex}`;
+}
+export function parseParityName(name: string): string | null {
+  const m = /^packs\/parity\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(name);
+  return m ? m[1]! : null;
+}
+/** settings/parity-<random 32 hex>: the master's parity settings (\`tsbak parity set\`). */
+export const PARITY_SETTINGS = `${SETTINGS}parity-`;

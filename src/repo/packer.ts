@@ -43,6 +43,8 @@ interface OpenPack {
   type: BlobType;
   /** Where the pack streams to, on backends that can (else it is built in memory). */
   file: ObjectFile | null;
+  /** Copies of a streamed pack's bytes as they went to its file (only with onPackBytes). */
+  tee: Buffer[] | null;
   key: Buffer;
   builder: PackBuilder;
   batch: Batch | null;
@@ -65,6 +67,11 @@ export interface PackerOptions {
   /** Called after each pack is stored, with its index entry. */
   /** A pack stored: its index entry, its size, and (tree packs put from memory) a copy of its bytes. */
   onPack?: (p: IndexPack, bytes: number, treeBytes?: Buffer) => void;
+  /**
+   * With keepBytes: called after each pack is stored with a copy of its bytes (parity across
+   * packs folds them in); the next uploads wait for the promise (backpressure).
+   */
+  onPackBytes?: (p: IndexPack, bytes: Buffer) => Promise<void>;
 }
 
 export class Packer {
@@ -108,17 +115,21 @@ export class Packer {
     if (!p) {
       const file = this.o.backend.createObjectFile?.() ?? null;
       let builder: PackBuilder;
+      const tee: Buffer[] | null = file && this.o.onPackBytes ? [] : null;
       if (file) {
         // Streamed: the builder holds one group member at most.
         this.files.add(file);
-        builder = new PackBuilder(STREAMED_CAPACITY, this.groupBuffers.pop(), (b) => file.append(b));
+        builder = new PackBuilder(STREAMED_CAPACITY, this.groupBuffers.pop(), (b) => {
+          file.append(b);
+          tee?.push(Buffer.from(b));
+        });
       } else {
         // Room for the target size plus the one blob that may take it over (a chunk or batch).
         const capacity = this.o.packSize[type] + (this.o.packSize[type] >> 2);
         builder = new PackBuilder(capacity, this.arenas.find((a) => a.length >= capacity && a.length <= 2 * capacity));
         this.arenas = this.arenas.filter((a) => a !== builder.buffer);
       }
-      p = this.open[type] = { type, file, key: randomBytes(32), builder, batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
+      p = this.open[type] = { type, file, tee, key: randomBytes(32), builder, batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
     }
     return p;
   }
@@ -291,6 +302,8 @@ export class Packer {
     const sealedKey = sealTo(this.o.repoPub, p.key);
     // The builder hashed the pack as its bytes became final: no pass over it here.
     const { bytes, length, entries, sha256: id } = p.builder.finish(p.key, sealedKey);
+    const kept = this.o.onPackBytes ? (p.tee ? Buffer.concat(p.tee) : Buffer.from(bytes!)) : null;
+    p.tee = null;
     // A streamed pack's bytes went to its file as they were laid out (synchronously): the
     // builder's buffer is free now.
     if (p.file && p.builder.buffer.length === STREAMED_CAPACITY && this.groupBuffers.length < 2) this.groupBuffers.push(p.builder.buffer);
@@ -324,6 +337,7 @@ export class Packer {
         this.writtenBlobCount += entry.blobs.length;
         this.writtenByteCount += length;
         this.o.onPack?.(entry, length, treeBytes);
+        if (kept) return this.o.onPackBytes!(entry, kept);
       })
       .catch((e) => {
         this.failure ??= e;

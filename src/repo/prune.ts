@@ -396,6 +396,8 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
     stepDone('pack-deleted', opts.onStep);
   });
   stepDone('packs-deleted', opts.onStep);
+  // Parity of groups with no pack left (FORMAT.md "Parity", prune).
+  await repo.dropOrphanParity();
 
   // 5. What killed writers left.
   if (repo.backend.removeUnfinished) {

@@ -30,6 +30,8 @@ import type { SnapshotFilter } from './snapshot-select.js';
 import { SnapshotStore, type Snapshot } from './snapshot-store.js';
 import { retagSnapshot } from './snapshot-retag.js';
 import { mapLimit } from './map-limit.js';
+import { loadParity, setParity } from './parity-settings.js';
+import { dropOrphanParity, parityCoverage, repairPacks, type PackRepairReport } from './parity-repair.js';
 import { loadStorageClasses, setStorageClasses, type ClassChange } from './storage-classes.js';
 
 export { mapLimit };
@@ -64,13 +66,16 @@ export class Repository {
   }
 
   static async init(backend: Backend, password: string, opts: InitOptions = {}): Promise<Repository> {
-    return new Repository(await initRepository(backend, password, opts));
+    const ctx = await initRepository(backend, password, opts);
+    await loadParity(ctx, () => {});
+    return new Repository(ctx);
   }
 
   /** Opens with a passphrase (the full key) or a writer key file; see opening.ts. */
   static async open(backend: Backend, creds: Credentials): Promise<Repository> {
     const ctx = await openRepository(backend, creds);
     await loadStorageClasses(ctx, creds.onWarning ?? (() => {}));
+    await loadParity(ctx, creds.onWarning ?? (() => {}));
     return new Repository(ctx);
   }
 
@@ -87,6 +92,31 @@ export class Repository {
   /** Changes the classes of new tree packs and index files (full key only): a new signed settings object. */
   setStorageClasses(change: ClassChange) {
     return setStorageClasses(this.ctx, change);
+  }
+
+  /** Parity of new packs (K+M, or null), parity-settings.ts. */
+  get parity(): { k: number; m: number } | null {
+    return this.ctx.parity;
+  }
+
+  /** `tsbak parity set` / `init --parity` (full key only). */
+  setParity(spec: string) {
+    return setParity(this.ctx, spec);
+  }
+
+  /** Finds lost or damaged packs and, with `fix`, rebuilds them from parity (parity-repair.ts). */
+  repairPacks(opts: { fix: boolean; onProgress?: (m: string) => void }): Promise<PackRepairReport> {
+    return repairPacks(this.ctx, this.indexes, opts);
+  }
+
+  /** Deletes the parity of groups whose packs are all gone (prune); how many objects. */
+  dropOrphanParity(): Promise<number> {
+    return dropOrphanParity(this.ctx);
+  }
+
+  /** Which of these lost or damaged packs parity can rebuild (check's report). */
+  parityCoverage(bad: Set<string>) {
+    return parityCoverage(this.ctx, bad);
   }
 
   get backend(): Backend {

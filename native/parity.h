@@ -1,0 +1,9 @@
+/* Reed-Solomon over GF(2^8): multiply-accumulate of a buffer into several (parity.c). */
+#ifndef TSBAK_PARITY_H
+#define TSBAK_PARITY_H
+#include <node_api.h>
+
+napi_value js_gfMulAdd(napi_env env, napi_callback_info info);
+napi_value js_gfMulAddAsync(napi_env env, napi_callback_info info);
+
+#endif
