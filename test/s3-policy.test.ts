@@ -33,6 +33,7 @@ const COMMAND_ACTION: Record<string, string> = {
   AbortMultipartUploadCommand: 's3:AbortMultipartUpload',
   PutObjectRetentionCommand: 's3:PutObjectRetention',
   GetObjectRetentionCommand: 's3:GetObjectRetention',
+  GetObjectLockConfigurationCommand: 's3:GetBucketObjectLockConfiguration',
   GetObjectLegalHoldCommand: 's3:GetObjectLegalHold',
   Upload: 's3:PutObject',
 };

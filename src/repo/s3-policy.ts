@@ -25,7 +25,7 @@ export const S3_NEEDS: { action: string; on: 'bucket' | 'objects' | 'locks' | 'a
   { action: 's3:DeleteObject', on: 'objects', modes: ['admin'], why: 'forget, prune, repair, unlock' },
   { action: 's3:ListBucketMultipartUploads', on: 'bucket', modes: ['admin'], why: 'prune finds uploads killed backups left' },
   { action: 's3:RestoreObject', on: 'objects', modes: ['admin', 'read'], why: 'restores from Glacier / Deep Archive (restore, mount, warm, prune --repack-cold)' },
-  { action: 's3:GetObjectRetention', on: 'objects', modes: ['admin'], why: 'prune and forget keep locked objects' },
+  { action: 's3:GetObjectRetention', on: 'objects', modes: ['backup', 'admin'], why: 'tsbak-write --lock-* extends retention, never shortens it; prune and forget keep locked objects' },
   { action: 's3:GetObjectLegalHold', on: 'objects', modes: ['admin'], why: 'prune and forget keep objects under legal hold' },
   // tsbak s3 check, with whichever credential runs it
   ...['s3:GetBucketPublicAccessBlock', 's3:GetBucketPolicyStatus', 's3:GetBucketPolicy', 's3:GetBucketAcl', 's3:GetBucketOwnershipControls', 's3:GetEncryptionConfiguration', 's3:GetBucketVersioning', 's3:GetBucketObjectLockConfiguration', 's3:GetLifecycleConfiguration'].map((action) => ({ action, on: 'bucket' as const, modes: ['backup', 'admin', 'read'] as PolicyMode[], why: 'tsbak s3 check' })),
