@@ -15,6 +15,7 @@ import { fingerprint, parseKnownHosts, patternsMatch, hostKeyName } from '../src
 import type { Backend } from '../src/backend/backend.js';
 import { backendContract } from './lib/backend-contract.js';
 import { sshdOrSkip } from './lib/sshd.js';
+import { whenFiles } from './lib/file-events.js';
 
 /** No agent and no ~/.ssh of the user running the tests: only what a test names. */
 const ENV = { HOME: '/nonexistent' };
@@ -189,14 +190,15 @@ t.test('against a real sshd', async (t) => {
     const big = randomBytes(48 << 20);
     const putting = b.put('packs/data/00/0000big', big);
     const tmpDir = path.join(dir, 'packs/data/00');
-    await until(() => existsSync(tmpDir) && readdirSync(tmpDir).some((f) => f.startsWith('.tmp-') && statSync(path.join(tmpDir, f)).size > 0), 'the temp file to have bytes');
+    // Each write to the temp file wakes a look (inotify), until it has bytes.
+    await whenFiles(dir, () => existsSync(tmpDir) && readdirSync(tmpDir).some((f) => f.startsWith('.tmp-') && statSync(path.join(tmpDir, f)).size > 0), { recursive: true });
     t.ok(sshd.killSessions() > 0, 'the sessions were killed');
     await putting;
     t.ok(retries.some((r) => /^put SFTP connection to 127\.0\.0\.1:\d+ lost/.test(r)), `the put was retried after the loss (${retries.join('; ')})`);
     t.ok(warnings.some((w) => /lost .*; reconnecting/.test(w)), 'the backend said it reconnects');
     t.same(await b.get('packs/data/00/0000big'), big, 'the object is whole');
     // The temp file of the cut-off put is removed over the new connection.
-    await until(() => readdirSync(tmpDir).every((f) => !f.startsWith('.tmp-')), 'the orphaned temp file to go');
+    await whenFiles(tmpDir, () => readdirSync(tmpDir).every((f) => !f.startsWith('.tmp-')));
     // A large read, cut off the same way.
     const got = b.get('packs/data/00/0000big');
     sshd.killSessions();
@@ -217,12 +219,3 @@ t.test('against a real sshd', async (t) => {
     t.equal((await b.get('config')).toString(), 'c');
   });
 });
-
-/** Polls `cond` (a condition on files, not a timer) until it holds, within a generous bound. */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -9,6 +9,7 @@
 // same Sshd brings it back on the same port with the same keys.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { whenFiles } from './file-events.js';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -159,19 +160,12 @@ export async function startSshd(t?: HasTeardown, opts: { verbose?: boolean } = {
     c.stderr!.setEncoding('utf8').on('data', (d: string) => {
       if (early.length < 65536) early += d;
     });
-    const exited = new Promise<number | null>((resolve) => c.once('exit', (code) => resolve(code)));
-    let code: number | null | undefined;
-    void exited.then((x) => (code = x));
     const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(logStart) : '');
-    // Polls the log (a condition, within a generous bound) for the line sshd writes once it listens.
-    for (const deadline = Date.now() + 30_000; !/Server listening on/.test(log()); ) {
-      if (code !== undefined) throw new Error(`sshd exited with ${code} before listening: ${(early + log()).trim()}`);
-      if (Date.now() > deadline) {
-        c.kill('SIGKILL');
-        throw new Error(`sshd did not start listening within 30 s: ${(early + log()).trim()}`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    // sshd writes this line to its log once it listens; each write to the log wakes a look.
+    const exited = new Promise<Error>((resolve) =>
+      c.once('exit', (code) => resolve(new Error(`sshd exited with ${code} before listening: ${(early + log()).trim()}`))),
+    );
+    await whenFiles(dir, () => /Server listening on/.test(log()), { failed: exited });
     if (opts.verbose) process.stderr.write(`[sshd] ${log()}`);
     child = c;
   };
