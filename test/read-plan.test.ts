@@ -163,3 +163,47 @@ t.test('the read plan holds no more than its budget, and coalesces reads', async
   t.ok(plan.peak > budget / 4, 'the budget was what bounded it');
   t.equal(plan.held, 0, 'nothing held at the end');
 });
+
+t.test('a walk that waits on something else (a file slot, a tree) lets the reads of what it asked for start at once', async (t) => {
+  // A source whose reads are answered when the test says: which reads are in flight is
+  // known from events, not from time.
+  const started: Array<{ offset: number; length: number; answer: () => void }> = [];
+  let onStart: (() => void) | null = null;
+  const src = {
+    readPackRange: (_pack: unknown, offset: number, length: number) =>
+      new Promise<Buffer>((resolve) => {
+        started.push({ offset, length, answer: () => resolve(Buffer.alloc(length, 7)) });
+        onStart?.();
+      }),
+  };
+  const nextStart = () => new Promise<void>((r) => (onStart = r));
+  const pack = { id: Buffer.alloc(32), kind: 'data', sealedKey: Buffer.alloc(32), indexFile: 'index/x', signer: null } as any;
+  const loc = (offset: number) => ({ pack, offset, length: 100, rawLength: 100 });
+  const plan = new ReadPlan(src as any, { concurrency: 4, gap: 1024, span: 1 << 20, budget: 64 << 20, readsInto: false });
+  const turn = () => new Promise<void>((r) => setImmediate(r));
+
+  const first = nextStart();
+  const a = await plan.request([loc(0)]);
+  await first;
+  t.equal(started.length, 1, 'the first read started once the walk paused');
+  const b = await plan.request([loc(100_000)]);
+  await turn();
+  await turn();
+  t.equal(started.length, 1, 'a read that could still grow waits while another is in flight');
+  let release!: () => void;
+  const slot = new Promise<void>((r) => (release = r));
+  const second = nextStart();
+  const waited = plan.whileBlocked(slot);
+  await second;
+  t.same(
+    started.map((s) => s.offset),
+    [0, 100_000],
+    'with the walk blocked, it starts beside the first',
+  );
+  for (const s of started) s.answer();
+  release();
+  await waited;
+  plan.release(await a.ready);
+  plan.release(await b.ready);
+  t.equal(plan.held, 0, 'nothing held at the end');
+});

@@ -7,7 +7,7 @@ import type { FullKeyObject, FullSecrets, RevocationObject, WriterKeyFile, Write
 import { NotFoundError, TsbakError } from '../errors.js';
 import { inconsistentSecrets, keyCheck, newRepoSecrets, openWriterKeyFile, registeredSignPub, signConfig, unwrapFullKey, verifiedRevocation, verifyConfig, wrapFullKey } from './keys.js';
 import { readPin, writePin } from './trust-pin.js';
-import { CONFIG, CONFIG_SIG, INDEX, KEYS, REVOKED, SETTINGS, SNAPSHOTS } from './layout.js';
+import { CONFIG, CONFIG_SIG, INDEX, KEYS, PARITY_SETTINGS, REVOKED, SETTINGS, SNAPSHOTS } from './layout.js';
 import { withWarmStart, type WarmList, type WarmStartPlan } from '../backend/warm-start.js';
 import { RepoContext } from './context.js';
 
@@ -20,7 +20,7 @@ export interface Credentials {
   onWarning?: (message: string) => void;
   /**
    * Which reads to start at once instead of one after another (backend/warm-start.ts):
-   * 'keys' the config, the keys, the storage-class settings and the snapshot list; 'index' also the index list and
+   * 'keys' the config, the keys, the storage-class and parity settings and the snapshot list; 'index' also the index list and
    * files, for commands that load the index. Default: none.
    */
   warmStart?: 'keys' | 'index';
@@ -37,8 +37,10 @@ const WARM_INDEX_BYTES = 256 << 20;
 function warmPlan(kind: 'keys' | 'index'): WarmStartPlan {
   const keys: WarmList[] = [{ prefix: KEYS, fetchBytes: 1 << 20 }];
   const settings: WarmList[] = [{ prefix: SETTINGS, fetchBytes: 1 << 20 }];
-  if (kind === 'keys') return { gets: [CONFIG], lists: [keys, settings, [{ prefix: SNAPSHOTS }]] };
-  return { gets: [CONFIG], lists: [keys, settings, [{ prefix: SNAPSHOTS }, { prefix: INDEX, fetchBytes: WARM_INDEX_BYTES }]] };
+  // Parity settings are listed on their own (parity-settings.ts), at open like the rest.
+  const parity: WarmList[] = [{ prefix: PARITY_SETTINGS, fetchBytes: 1 << 20 }];
+  if (kind === 'keys') return { gets: [CONFIG], lists: [keys, settings, parity, [{ prefix: SNAPSHOTS }]] };
+  return { gets: [CONFIG], lists: [keys, settings, parity, [{ prefix: SNAPSHOTS }, { prefix: INDEX, fetchBytes: WARM_INDEX_BYTES }]] };
 }
 
 export interface InitOptions {

@@ -76,7 +76,11 @@ export class Repository {
     const ctx = await openRepository(backend, creds);
     await loadStorageClasses(ctx, creds.onWarning ?? (() => {}));
     await loadParity(ctx, creds.onWarning ?? (() => {}));
-    return new Repository(ctx);
+    const repo = new Repository(ctx);
+    // Commands that load the index read snapshots next, each checked against its signer's
+    // key: those keys are listed now, beside the index, not one round trip after the snapshot.
+    if (creds.warmStart === 'index' && ctx.canRead) void repo.keys.signerKeys().catch(() => {});
+    return repo;
   }
 
   /** The classes new objects go to: config's, tree and index superseded by `tsbak config set` (storage-classes.ts). */

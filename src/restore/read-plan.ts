@@ -80,6 +80,8 @@ export class ReadPlan {
   private submitted = 0;
   private idleCheck = false;
   private idle = false;
+  /** Waits of the walk on something else than room here (whileBlocked). */
+  private stalls = 0;
 
   constructor(
     private readonly src: PlanSource,
@@ -135,6 +137,20 @@ export class ReadPlan {
     return { ready };
   }
 
+  /**
+   * The walk making the requests waits for `p` (room for another file, a tree): until it
+   * settles nothing new comes, so reads start for all that is asked for.
+   */
+  async whileBlocked<T>(p: Promise<T>): Promise<T> {
+    this.stalls++;
+    this.pump(true);
+    try {
+      return await p;
+    } finally {
+      this.stalls--;
+    }
+  }
+
   /** The work is done with its bytes. */
   release(r: SealedBlobsRead): void {
     const unit = this.byUnit.get(r.bytes);
@@ -177,11 +193,15 @@ export class ReadPlan {
       const first = unit.needs.find((n) => !n.requested)!;
       const list = this.pending.get(first.loc.pack)!;
       const { read: r, last } = list.readFrom(first, this.o.gap, this.o.span);
-      // A read that could still grow starts short only when nothing is being read (the end
-      // of one wakes this up again), and then only when nothing more is coming soon.
+      // A read that could still grow starts short only when nothing more is coming soon:
+      // when the walk waits for room or for work in flight (nothing new comes until reads
+      // free some; holding back for the reads in flight would cost a round trip per read),
+      // else when nothing is being read (the end of one wakes this up again) and the walk
+      // paused for a turn of the event loop.
       const growing = last && r.length < this.o.span;
-      if (growing && this.inflight > 0) return;
-      if (growing && !force && !this.idle) {
+      const blocked = force || this.waiting.length > 0 || this.stalls > 0;
+      if (growing && this.inflight > 0 && !blocked) return;
+      if (growing && !blocked && !this.idle) {
         this.whenIdle();
         return;
       }

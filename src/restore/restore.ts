@@ -382,7 +382,7 @@ class RestoreRun {
         this.batch.add(dir, node, small.locs);
         continue;
       }
-      await this.files.acquire();
+      if (!this.files.tryAcquire()) await this.plan.whileBlocked(this.files.acquire());
       await this.breathe();
       dir.pending++;
       void this.restoreLeaf(node, dir).finally(() => {
@@ -501,7 +501,11 @@ class RestoreRun {
     const dir: Dir = { path: p, name: Buffer.from(node.name), fd: made.fd, at: fdPath(made.fd), node, parent, pending: 1, created };
     parent.pending++;
     try {
-      if (node.subtree) await this.walk(await this.trees.take(node.subtree), node.subtree, dir, snapPath, all);
+      if (node.subtree) {
+        const ready = this.trees.ready(node.subtree);
+        const tree = this.trees.take(node.subtree);
+        await this.walk(ready ? await tree : await this.plan.whileBlocked(tree), node.subtree, dir, snapPath, all);
+      }
     } catch (e) {
       this.fail(p, e);
       dir.broken = true;

@@ -63,6 +63,11 @@ export class TreeAhead<C> {
     this.pump();
   }
 
+  /** Whether take(id) has its tree at hand (loaded ahead), rather than waiting for a read. */
+  ready(id: Buffer): boolean {
+    return this.entries.get(id.toString('hex'))?.done === true;
+  }
+
   /** The tree `id` the walk enters now (loaded ahead, or now). */
   take(id: Buffer): Promise<Tree> {
     const e = this.entries.get(id.toString('hex'));
