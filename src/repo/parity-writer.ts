@@ -10,6 +10,8 @@ import { encodeParity, type ParityMember } from '../format/parity.js';
 import type { RepoContext } from './context.js';
 import { parityName } from './layout.js';
 import { ParityEncoder } from './parity-code.js';
+import type { ParityGroupRow } from '../format/parity-group.js';
+import { writeParityGroupRecord } from './parity-group-record.js';
 
 export class ParityWriter {
   private enc: ParityEncoder;
@@ -63,12 +65,18 @@ export class ParityWriter {
 
   private async writeGroup(members: ParityMember[], enc: ParityEncoder): Promise<void> {
     const stripe = Math.max(...members.map((x) => x.length));
+    const rows: ParityGroupRow[] = [];
     for (let row = 0; row < this.m; row++) {
-      const obj = encodeParity(this.ctx.secrets.indexKey, { k: this.k, m: this.m, row, members, stripe }, enc.stripe(row, stripe));
-      await this.ctx.backend.put(parityName(sha256(obj).toString('hex')), obj, { storageClass: this.ctx.classes.data });
+      const payload = enc.stripe(row, stripe);
+      const obj = encodeParity(this.ctx.secrets.indexKey, { k: this.k, m: this.m, row, members, stripe }, payload);
+      const id = sha256(obj);
+      await this.ctx.backend.put(parityName(id.toString('hex')), obj, { storageClass: this.ctx.classes.data });
       this.bytesWritten += obj.length;
       this.objectsWritten++;
+      if (this.ctx.backend.restore) rows.push({ object: id, size: obj.length, header: { k: this.k, m: this.m, row, members, stripe, payloadSha256: sha256(payload) } });
     }
+    // Where parity may be archived: its headers where repair can read them at once.
+    this.bytesWritten += await writeParityGroupRecord(this.ctx, rows);
   }
 
   private fail(e: unknown): void {
