@@ -35,8 +35,16 @@ export class ParityWriter {
   /** Packs queued and not folded yet. */
   private queued = 0;
 
+  /**
+   * Packs handed in whose group's parity is neither written nor given up yet (id hex): a
+   * checkpoint index file leaves them out (blob-writer.ts), so that a backup killed before
+   * their parity is written has not listed them, and its rerun stores them again, with parity.
+   */
+  readonly open = new Set<string>();
+
   /** Queues a stored pack (its bytes, which this now owns) for its group; resolves once few enough wait. */
   async add(p: IndexPack, bytes: Buffer): Promise<void> {
+    this.open.add(p.id.toString('hex'));
     this.queued++;
     this.chain = this.chain
       .then(() => this.fold(p, bytes))
@@ -60,7 +68,9 @@ export class ParityWriter {
     this.members = [];
     this.enc = new ParityEncoder(this.m, enc.length);
     await this.writing;
-    this.writing = this.writeGroup(members, enc).catch((e) => this.ctx.onWarning?.(`parity of a group of ${members.length} packs not written: ${(e as Error).message ?? e}`));
+    this.writing = this.writeGroup(members, enc)
+      .catch((e) => this.ctx.onWarning?.(`parity of a group of ${members.length} packs not written: ${(e as Error).message ?? e}`))
+      .finally(() => this.settle(members));
   }
 
   private async writeGroup(members: ParityMember[], enc: ParityEncoder): Promise<void> {
@@ -79,9 +89,15 @@ export class ParityWriter {
     this.bytesWritten += await writeParityGroupRecord(this.ctx, rows);
   }
 
+  /** These packs' group is written or given up: checkpoints may list them. */
+  private settle(members: ParityMember[]): void {
+    for (const x of members) this.open.delete(x.id.toString('hex'));
+  }
+
   private fail(e: unknown): void {
     // The packs are stored and indexed; only their protection is missing. Said, not fatal.
     this.ctx.onWarning?.(`parity not written for the current group of packs: ${(e as Error).message ?? e}`);
+    this.settle(this.members);
     this.members = [];
     this.enc = new ParityEncoder(this.m, this.enc.length);
   }
