@@ -56,6 +56,24 @@ t.test('a deleted Deep Archive pack: cost first, the fewest restores, then the r
   t.ok(groups.length >= 2, `${groups.length} parity group records, readable at once`);
   for (const g of groups) for (const row of g) t.equal(classOf.get(parityName(row.object.toString('hex'))), 'DEEP_ARCHIVE', 'parity objects are archived with the data');
 
+  // tsbak cost: parity bytes and their monthly price as their own line, per class.
+  let parityBytes = 0;
+  let parityObjects = 0;
+  for await (const o of backend.list('packs/parity/')) {
+    parityBytes += o.size;
+    parityObjects++;
+  }
+  const cost = tsbak('cost', REPO, '--json');
+  t.equal(cost.code, 0, cost.stderr);
+  const cj = JSON.parse(cost.stdout);
+  t.equal(cj.parity.setting, '3+2');
+  t.equal(cj.parity.objects, parityObjects);
+  t.equal(cj.parity.bytes, parityBytes);
+  t.same(cj.parity.by_class.map((c: any) => c.storage_class), ['DEEP_ARCHIVE'], 'priced in the data class');
+  t.ok(cj.parity.monthly_usd > 0 && cj.parity.of_pack_bytes > 0.3, `$${cj.parity.monthly_usd} per month, ${cj.parity.of_pack_bytes} of the packs' bytes`);
+  t.ok(cj.objects.some((o: any) => o.kind === 'parity' && o.storage_class === 'DEEP_ARCHIVE' && o.bytes === parityBytes), 'a row of its own in the table');
+  t.match(tsbak('cost', REPO).stdout, /^parity: \d+ objects, [\d.]+ [KM]iB in DEEP_ARCHIVE: \$[\d.]+ per month \([\d.]+% of the packs' bytes; new packs get parity 3\+2\)$/m);
+
   // A full group with a data member: that member is lost.
   const group = groups.find((g) => g[0]!.header.members.length === 3 && g[0]!.header.members.some((m) => m.kind === 'data'))!;
   t.ok(group, 'a full group of 3 packs');
