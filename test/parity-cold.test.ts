@@ -99,6 +99,7 @@ t.test('a deleted Deep Archive pack: cost first, the fewest restores, then the r
   const dryText = tsbak('repair', 'packs', REPO, '--dry-run');
   t.match(dryText.stdout, /to restore: \d+ objects, .* tier Standard, .*\$/, 'the text says the cost');
   t.match(dryText.stdout, /no restore requested/);
+  t.comment(dryText.stdout);
 
   const first = tsbak('repair', 'packs', REPO, '--json');
   t.equal(first.code, 15, `restores requested: exit 15: ${first.stderr}`);
