@@ -86,6 +86,10 @@ t.test('a deleted Deep Archive pack: cost first, the fewest restores, then the r
   const coldShards = groupObjects.size - hotMembers;
   t.ok(coldShards > need, `${coldShards} archived shards survive, ${need} are enough: repair must choose`);
 
+  const chk = tsbak('check', REPO);
+  t.equal(chk.code, 14, 'check finds the pack missing');
+  t.match(chk.stdout + chk.stderr, /repairable: run tsbak repair packs/, 'and that its archived group can rebuild it');
+
   await server.resetStats();
   const dry = tsbak('repair', 'packs', REPO, '--dry-run', '--json');
   t.equal(dry.code, 14, `dry run: damage found: ${dry.stderr}`);
