@@ -94,7 +94,8 @@ export async function listParityGroups(ctx: RepoContext, bad: string[], unplanne
         }
       }
     } catch (e) {
-      if (e instanceof NotFoundError) continue;
+      // Archived by a lifecycle rule: its groups are learned from the parity headers instead.
+      if (e instanceof NotFoundError || e instanceof ColdError) continue;
       if (!(e instanceof ParityFormatError)) throw e;
       bad.push(o.name);
     }
