@@ -45,4 +45,8 @@ t.test('refused', async (t) => {
   t.equal(decodeParityGroup(key, encodeParityGroup(key, m1)).length, 1, 'one row of M=1');
   refused(() => decodeParityGroup(key, encodeParityGroup(key, [])), 'no rows');
   refused(() => decodeParityGroup(key, Buffer.alloc(200_000)), 'too large');
+  // The largest group there can be (K=128, M=32) fits.
+  const big = Array.from({ length: 128 }, () => ({ id: randomBytes(32), kind: 'data' as const, length: 7 }));
+  const bigRows = Array.from({ length: 32 }, (_, row) => ({ object: randomBytes(32), size: 9, header: header(row, { k: 128, m: 32, members: big, stripe: 7 }) }));
+  t.equal(decodeParityGroup(key, encodeParityGroup(key, bigRows)).length, 32, 'a record of 32 rows of 128 members is accepted');
 });

@@ -9,8 +9,8 @@ import { decodeHeader, encodeHeader, ParityFormatError, type ParityHeader } from
 
 const MAGIC = Buffer.from('TSBG');
 const AAD = Buffer.from('tsbak parity group v1');
-/** The largest record a reader accepts: 32 rows of 128 members, and the rest. */
-export const PARITY_GROUP_MAX = 32 * (32 + 2 + 41 + 128 * 37) + 64;
+/** The largest record a reader accepts: 32 rows (name, size, hlen, a header of 128 members), and the rest. */
+export const PARITY_GROUP_MAX = 32 * (32 + 4 + 2 + 41 + 128 * 37) + 64;
 
 export interface ParityGroupRow {
   /** The parity object's name: the SHA-256 of its bytes. */
