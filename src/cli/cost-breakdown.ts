@@ -9,7 +9,7 @@
 // key that signed no snapshot, or listed by an unsigned index file, go to "(unknown)".
 import type { StorageClass } from '../backend/backend.js';
 import { addSize, DEFAULT_REGION, emptySizes, MIN_OBJECT_BYTES, monthlyUsdOf, pricesFor, typicalMonthUsd, unknownRegionWarning, type MonthActivity, type ObjectSizes, type RepoSizes } from '../glacier/cost.js';
-import { INDEX, packName, packPrefix, parsePackName, SNAPSHOTS } from '../repo/layout.js';
+import { INDEX, packName, packPrefix, parsePackName, parseParityName, SNAPSHOTS } from '../repo/layout.js';
 import type { Repository, Snapshot } from '../repo/repository.js';
 import type { RepoArgs } from './open-repo.js';
 
@@ -48,6 +48,8 @@ export interface Listing {
   packs: Map<string, Listed>;
   indexFiles: Map<string, Listed>;
   snapshots: Map<string, Listed>;
+  /** Parity objects (packs/parity/..), by name; counted in sizes.data (they are stored in the data class). */
+  parity: Map<string, Listed>;
   sizes: RepoSizes;
   /** The class objects of each kind are stored in now (the most bytes' class). */
   classes: { data: StorageClass; tree: StorageClass; index: StorageClass };
@@ -55,17 +57,20 @@ export interface Listing {
 
 /** The repository's objects from one listing, by kind, with their classes as stored. */
 export async function listRepository(repo: Repository): Promise<Listing> {
-  const l: Listing = { packs: new Map(), indexFiles: new Map(), snapshots: new Map(), sizes: { data: emptySizes(), tree: emptySizes(), index: emptySizes(), other: emptySizes() }, classes: { data: repo.storageClasses.data, tree: repo.storageClasses.tree, index: repo.storageClasses.index } };
+  const l: Listing = { packs: new Map(), indexFiles: new Map(), snapshots: new Map(), parity: new Map(), sizes: { data: emptySizes(), tree: emptySizes(), index: emptySizes(), other: emptySizes() }, classes: { data: repo.storageClasses.data, tree: repo.storageClasses.tree, index: repo.storageClasses.index } };
   const byClass = { data: new Map<StorageClass, number>(), tree: new Map<StorageClass, number>(), index: new Map<StorageClass, number>() };
   for await (const o of repo.backend.list('')) {
     const pk = parsePackName(o.name);
     const kind = pk ? pk.kind : o.name.startsWith(INDEX) ? 'index' : 'other';
-    const sc = o.storageClass ?? (kind === 'other' ? 'STANDARD' : repo.storageClasses[kind]);
+    // Parity objects are written in the data class (FORMAT.md "Parity").
+    const isParity = kind === 'other' && parseParityName(o.name) !== null;
+    const sc = o.storageClass ?? (isParity ? repo.storageClasses.data : kind === 'other' ? 'STANDARD' : repo.storageClasses[kind]);
     const e = { bytes: o.size, storageClass: sc };
-    if (kind === 'data' || kind === 'tree') l.packs.set(o.name, e);
+    if (isParity) l.parity.set(o.name, e);
+    else if (kind === 'data' || kind === 'tree') l.packs.set(o.name, e);
     else if (kind === 'index') l.indexFiles.set(o.name, e);
     else if (o.name.startsWith(SNAPSHOTS)) l.snapshots.set(o.name.slice(SNAPSHOTS.length), e);
-    addSize(l.sizes[kind], o.size);
+    addSize(l.sizes[isParity ? 'data' : kind], o.size);
     if (kind !== 'other') byClass[kind].set(sc, (byClass[kind].get(sc) ?? 0) + o.size);
   }
   for (const k of ['data', 'tree', 'index'] as const) {

@@ -19,7 +19,7 @@ import type { KeepArgs } from './forget.js';
 
 const out = (s: string) => process.stdout.write(s + '\n');
 
-const KIND_NAMES: Record<string, string> = { data: 'data packs', tree: 'tree packs', index: 'index', snapshot: 'snapshots', key: 'keys', config: 'config', other: 'other' };
+const KIND_NAMES: Record<string, string> = { data: 'data packs', tree: 'tree packs', parity: 'parity', index: 'index', snapshot: 'snapshots', key: 'keys', config: 'config', other: 'other' };
 
 export async function cmdCost(a: RepoArgs & SelectArgs & KeepArgs & { snapshot?: string; days?: number; json?: boolean; region?: string }): Promise<number> {
   const repo = await openRepo(a);
@@ -38,6 +38,7 @@ export async function cmdCost(a: RepoArgs & SelectArgs & KeepArgs & { snapshot?:
     byClass.set(r.storageClass, c);
   }
   const monthlyUsd = rows.reduce((s, r) => s + r.monthlyUsd, 0);
+  const parity = paritySummary(rows, repo.parity);
 
   // Snapshots and the restore estimate need the full key.
   let snapshots: Array<{ id: string; time: string; bytesAdded: number; monthlyUsd: number; recorded: boolean }> = [];
@@ -74,7 +75,7 @@ export async function cmdCost(a: RepoArgs & SelectArgs & KeepArgs & { snapshot?:
 
   if (a.json) {
     const prices = { region, name: pr.name, local: pr.local, what_if: pr.local, source: PRICE_TABLE.source, read: PRICE_TABLE.read, note: PRICE_TABLE.notes[region] ?? null, warning: pr.warning };
-    out(JSON.stringify({ ...(snakeKeys({ prices, monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, snapshots, byHost, whatIf, restore }) as object), ...(forgetPolicy ? { forget_policy: forgetPolicy.json } : {}) }));
+    out(JSON.stringify({ ...(snakeKeys({ prices, monthlyUsd, byClass: Object.fromEntries(byClass), objects: rows, parity, snapshots, byHost, whatIf, restore }) as object), ...(forgetPolicy ? { forget_policy: forgetPolicy.json } : {}) }));
     return EXIT.OK;
   }
   const priced = `AWS ${region} list prices: ${PRICE_TABLE.notes[region] ?? `read ${PRICE_TABLE.read}`}; archive overheads and 128 KiB minimums included`;
@@ -89,6 +90,7 @@ export async function cmdCost(a: RepoArgs & SelectArgs & KeepArgs & { snapshot?:
     ]),
   );
   out(`${pr.local ? 'what-if total' : 'total'}: ${fmtUsd(monthlyUsd)} per month, ${fmtUsd(monthlyUsd * 12)} per year`);
+  out(parityLine(parity));
   printHostsAndWhatIf(byHost, whatIf, pr.local);
   if (snapshots.length) {
     out('');
@@ -134,12 +136,46 @@ function usageRows(l: Awaited<ReturnType<typeof listRepository>>, region: string
   for (const [name, e] of l.packs) add(name.startsWith(packPrefix('data')) ? 'data' : 'tree', e.storageClass, e.bytes);
   for (const e of l.indexFiles.values()) add('index', e.storageClass, e.bytes);
   for (const e of l.snapshots.values()) add('snapshot', e.storageClass, e.bytes);
+  for (const e of l.parity.values()) add('parity', e.storageClass, e.bytes);
   const others = l.sizes.other.objects - l.snapshots.size;
   if (others > 0) {
     const bytes = l.sizes.other.bytes - [...l.snapshots.values()].reduce((n, e) => n + e.bytes, 0);
     acc.set('other/STANDARD', { kind: 'other', storageClass: 'STANDARD', sizes: { objects: others, bytes, bytesAtMin: bytes } });
   }
   return [...acc.values()].map((r) => ({ kind: r.kind, storageClass: r.storageClass, objects: r.sizes.objects, bytes: r.sizes.bytes, monthlyUsd: monthlyUsdOf(r.storageClass, r.sizes, region) }));
+}
+
+interface ParitySummary {
+  /** The parity new packs get (K+M or off). */
+  setting: string;
+  objects: number;
+  bytes: number;
+  monthlyUsd: number;
+  /** Parity bytes per data and tree pack byte. */
+  ofPackBytes: number;
+  byClass: Array<{ storageClass: StorageClass; objects: number; bytes: number; monthlyUsd: number }>;
+}
+
+/** What parity across packs stores and costs, per storage class (its own line: issue 20). */
+function paritySummary(rows: ReturnType<typeof usageRows>, setting: { k: number; m: number } | null): ParitySummary {
+  const par = rows.filter((r) => r.kind === 'parity');
+  const packBytes = rows.filter((r) => r.kind === 'data' || r.kind === 'tree').reduce((n, r) => n + r.bytes, 0);
+  const bytes = par.reduce((n, r) => n + r.bytes, 0);
+  return {
+    setting: setting ? `${setting.k}+${setting.m}` : 'off',
+    objects: par.reduce((n, r) => n + r.objects, 0),
+    bytes,
+    monthlyUsd: par.reduce((n, r) => n + r.monthlyUsd, 0),
+    ofPackBytes: packBytes ? bytes / packBytes : 0,
+    byClass: par.map((r) => ({ storageClass: r.storageClass, objects: r.objects, bytes: r.bytes, monthlyUsd: r.monthlyUsd })),
+  };
+}
+
+function parityLine(p: ParitySummary): string {
+  const now = `new packs get parity ${p.setting}`;
+  if (!p.objects) return `parity: none stored (${now})`;
+  const classes = p.byClass.map((c) => `${count(c.objects, 'object')}, ${fmtBytes(c.bytes)} in ${c.storageClass}: ${fmtUsd(c.monthlyUsd)}`).join('; ');
+  return `parity: ${classes} per month (${(p.ofPackBytes * 100).toFixed(1)}% of the packs' bytes; ${now})`;
 }
 
 function printHostsAndWhatIf(byHost: HostCost[], whatIf: WhatIf[], local: boolean): void {

@@ -417,7 +417,14 @@ export const TSBAK: Command = {
         {
           usage: 'packs <repo>',
           describe: 'rebuild lost or damaged packs from their parity group, each checked against its id before it is stored',
-          options: { ...repoOptions, 'dry-run': { alias: 'n', type: 'boolean', describe: 'only say which packs are lost or damaged and whether they can be rebuilt' }, ...json },
+          options: {
+            ...repoOptions,
+            'dry-run': { alias: 'n', type: 'boolean', describe: 'only say which packs are lost or damaged, whether they can be rebuilt, and which archived objects that needs restored at what cost; nothing is requested' },
+            tier: { type: 'string', choices: ['Expedited', 'Standard', 'Bulk'], describe: 'restore tier for archived packs and parity the rebuilds need (default Standard); requested in one batch, exit 15' },
+            days: { type: 'number', describe: 'days S3 keeps restored copies (default 7)' },
+            region: { type: 'string', describe: "price restores with this AWS region (default: the repository's)" },
+            ...json,
+          },
           run: (a) => run(cmdRepairPacks, a),
         },
       ],

@@ -32,7 +32,7 @@ export interface ParityHeader {
 
 export class ParityFormatError extends Error {}
 
-function encodeHeader(h: ParityHeader): Buffer {
+export function encodeHeader(h: ParityHeader): Buffer {
   const b = Buffer.alloc(4 + 4 + 32 + 1 + h.members.length * 37);
   let o = 0;
   o = b.writeUInt8(h.k, o);
@@ -52,7 +52,7 @@ function encodeHeader(h: ParityHeader): Buffer {
   return b;
 }
 
-function decodeHeader(b: Buffer): ParityHeader {
+export function decodeHeader(b: Buffer): ParityHeader {
   if (b.length < 41) throw new ParityFormatError('header too short');
   const k = b.readUInt8(0), m = b.readUInt8(1), row = b.readUInt8(2), n = b.readUInt8(3);
   const stripe = b.readUInt32BE(4);

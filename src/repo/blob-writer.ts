@@ -33,6 +33,8 @@ export class BlobWriter {
   readonly objectsWritten: Array<{ kind: 'data' | 'tree' | 'index' | 'snapshot' | 'parity'; bytes: number }> = [];
   private packer: Packer | null = null;
   private parity: ParityWriter | null = null;
+  /** Stored packs a checkpoint left out, their parity not written yet (listable()). */
+  private held: ReturnType<Packer['takeWritten']> = [];
   private abandoned = false;
   /** When the last index file was written (or writing began). */
   private lastIndexAt = Date.now();
@@ -147,19 +149,38 @@ export class BlobWriter {
   async flush(): Promise<void> {
     if (!this.packer) return;
     await this.packer.flush();
-    await this.writeIndex(this.packer.takeWritten());
-    // The group closes at the end of each backup (a short group: see FORMAT.md "Parity").
+    // The group closes at the end of each backup (a short group: see FORMAT.md "Parity"),
+    // before the index file lists its packs: an indexed pack has its parity.
     if (this.parity) {
       await this.parity.close();
       if (this.parity.objectsWritten) this.objectsWritten.push({ kind: 'parity', bytes: this.parity.bytesWritten });
       this.parity = null;
     }
+    const packs = [...this.held, ...this.packer.takeWritten()];
+    this.held = [];
+    await this.writeIndex(packs);
+  }
+
+  /**
+   * The packs a checkpoint may list: those whose parity group is written (or that get none);
+   * the others wait for a later index file. A backup killed before their parity is written
+   * has not listed them: its rerun stores their blobs again, in packs that get parity.
+   */
+  private listable(packs: ReturnType<Packer['takeWritten']>): ReturnType<Packer['takeWritten']> {
+    const all = this.held.length ? [...this.held, ...packs] : packs;
+    const open = this.parity?.open;
+    if (!open?.size) {
+      this.held = [];
+      return all;
+    }
+    this.held = all.filter((p) => open.has(p.id.toString('hex')));
+    return all.filter((p) => !open.has(p.id.toString('hex')));
   }
 
   private async maybeWriteIndex(): Promise<void> {
     const p = this.packer;
     if (!p || p.writtenCount === 0) return;
-    if (p.writtenCount >= INDEX_EVERY || p.writtenBlobs >= INDEX_EVERY_BLOBS || p.writtenBytes >= CHECKPOINT_BYTES || Date.now() - this.lastIndexAt >= CHECKPOINT_MS) await this.writeIndex(p.takeWritten());
+    if (p.writtenCount >= INDEX_EVERY || p.writtenBlobs >= INDEX_EVERY_BLOBS || p.writtenBytes >= CHECKPOINT_BYTES || Date.now() - this.lastIndexAt >= CHECKPOINT_MS) await this.writeIndex(this.listable(p.takeWritten()));
   }
 
   private async writeIndex(packs: ReturnType<Packer['takeWritten']>): Promise<void> {

@@ -3,7 +3,7 @@
 // repository's layout decides which objects must stay hot and which lifecycle rules touch it.
 
 import type { BucketFacts, LifecycleRule, PublicAccessBlock, Read } from '../backend/s3-bucket-facts.js';
-import { CONFIG, INDEX, KEYS, LOCKS, SETTINGS, SNAPSHOTS, packPrefix } from './layout.js';
+import { CONFIG, INDEX, KEYS, LOCKS, PARITY_GROUPS, SETTINGS, SNAPSHOTS, packPrefix } from './layout.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 export type CredentialMode = 'backup' | 'admin' | 'read';
@@ -29,6 +29,8 @@ const HOT: { name: string; what: string }[] = [
   { name: `${LOCKS}x`, what: 'locks/' },
   { name: `${SETTINGS}x`, what: 'settings/' },
   { name: `${packPrefix('tree')}x`, what: packPrefix('tree') },
+  // Parity group records: repair plans its restores from them while the parity is archived.
+  { name: `${PARITY_GROUPS}x`, what: PARITY_GROUPS },
 ];
 /** Classes a GET reads at once (with minimum durations and retrieval fees), as opposed to GLACIER and DEEP_ARCHIVE. */
 const INSTANT = new Set(['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'GLACIER_IR', 'INTELLIGENT_TIERING', 'REDUCED_REDUNDANCY']);

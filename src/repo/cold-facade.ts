@@ -22,7 +22,8 @@ export const BLOB_STATES_WARMEST_FIRST: readonly BlobState[] = ['hot', 'cached',
 /** A pack, as cold storage sees it. `bytes` is exact once S3 told us, else from the index (a little less than the object). */
 export interface ColdPack {
   name: string;
-  kind: 'data' | 'tree';
+  /** 'parity': a parity object (repair packs restores those too). */
+  kind: 'data' | 'tree' | 'parity';
   bytes: number;
   storageClass: StorageClass;
 }
@@ -160,6 +161,21 @@ export class ColdFacade {
       if (!seen.has(p.name)) seen.set(p.name, p);
     }
     return [...seen.values()];
+  }
+
+  /**
+   * Where one object stands (a pack or a parity object, its class as listed), asking S3 again
+   * about one known to be restoring; nothing is requested.
+   */
+  async objectState(p: ColdPack): Promise<BlobState> {
+    const s = await this.packState(p);
+    return s === 'restoring' ? this.packState(p, true) : s;
+  }
+
+  /** The whole bytes of a cold object that is restored or in the disk cache (objectState said so). */
+  readRestored(p: ColdPack): Promise<Buffer> {
+    if (!this.cold) throw new ColdError(`${p.name} of ${this.ctx.backend.location}`, [p.name]);
+    return this.cold.read(p, { offset: 0, length: p.bytes });
   }
 
   private async packState(p: ColdPack, refresh = false): Promise<BlobState> {

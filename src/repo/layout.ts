@@ -35,5 +35,17 @@ export function parseParityName(name: string): string | null {
   const m = /^packs\/parity\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(name);
   return m ? m[1]! : null;
 }
+/**
+ * parity-groups/<2 hex>/<SHA-256 of the object>: a group's parity headers and object names,
+ * kept in a class read at once, so that repair can plan around archived parity (FORMAT.md "Parity").
+ */
+export const PARITY_GROUPS = 'parity-groups/';
+export function parityGroupName(idHex: string): string {
+  return `${PARITY_GROUPS}${idHex.slice(0, 2)}/${idHex}`;
+}
+export function parseParityGroupName(name: string): string | null {
+  const m = /^parity-groups\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(name);
+  return m ? m[1]! : null;
+}
 /** settings/parity-<random 32 hex>: the master's parity settings (\`tsbak parity set\`). */
 export const PARITY_SETTINGS = `${SETTINGS}parity-`;

@@ -10,6 +10,8 @@ import { encodeParity, type ParityMember } from '../format/parity.js';
 import type { RepoContext } from './context.js';
 import { parityName } from './layout.js';
 import { ParityEncoder } from './parity-code.js';
+import type { ParityGroupRow } from '../format/parity-group.js';
+import { writeParityGroupRecord } from './parity-group-record.js';
 
 export class ParityWriter {
   private enc: ParityEncoder;
@@ -33,8 +35,16 @@ export class ParityWriter {
   /** Packs queued and not folded yet. */
   private queued = 0;
 
+  /**
+   * Packs handed in whose group's parity is neither written nor given up yet (id hex): a
+   * checkpoint index file leaves them out (blob-writer.ts), so that a backup killed before
+   * their parity is written has not listed them, and its rerun stores them again, with parity.
+   */
+  readonly open = new Set<string>();
+
   /** Queues a stored pack (its bytes, which this now owns) for its group; resolves once few enough wait. */
   async add(p: IndexPack, bytes: Buffer): Promise<void> {
+    this.open.add(p.id.toString('hex'));
     this.queued++;
     this.chain = this.chain
       .then(() => this.fold(p, bytes))
@@ -58,22 +68,36 @@ export class ParityWriter {
     this.members = [];
     this.enc = new ParityEncoder(this.m, enc.length);
     await this.writing;
-    this.writing = this.writeGroup(members, enc).catch((e) => this.ctx.onWarning?.(`parity of a group of ${members.length} packs not written: ${(e as Error).message ?? e}`));
+    this.writing = this.writeGroup(members, enc)
+      .catch((e) => this.ctx.onWarning?.(`parity of a group of ${members.length} packs not written: ${(e as Error).message ?? e}`))
+      .finally(() => this.settle(members));
   }
 
   private async writeGroup(members: ParityMember[], enc: ParityEncoder): Promise<void> {
     const stripe = Math.max(...members.map((x) => x.length));
+    const rows: ParityGroupRow[] = [];
     for (let row = 0; row < this.m; row++) {
-      const obj = encodeParity(this.ctx.secrets.indexKey, { k: this.k, m: this.m, row, members, stripe }, enc.stripe(row, stripe));
-      await this.ctx.backend.put(parityName(sha256(obj).toString('hex')), obj, { storageClass: this.ctx.classes.data });
+      const payload = enc.stripe(row, stripe);
+      const obj = encodeParity(this.ctx.secrets.indexKey, { k: this.k, m: this.m, row, members, stripe }, payload);
+      const id = sha256(obj);
+      await this.ctx.backend.put(parityName(id.toString('hex')), obj, { storageClass: this.ctx.classes.data });
       this.bytesWritten += obj.length;
       this.objectsWritten++;
+      if (this.ctx.backend.restore) rows.push({ object: id, size: obj.length, header: { k: this.k, m: this.m, row, members, stripe, payloadSha256: sha256(payload) } });
     }
+    // Where parity may be archived: its headers where repair can read them at once.
+    this.bytesWritten += await writeParityGroupRecord(this.ctx, rows);
+  }
+
+  /** These packs' group is written or given up: checkpoints may list them. */
+  private settle(members: ParityMember[]): void {
+    for (const x of members) this.open.delete(x.id.toString('hex'));
   }
 
   private fail(e: unknown): void {
     // The packs are stored and indexed; only their protection is missing. Said, not fatal.
     this.ctx.onWarning?.(`parity not written for the current group of packs: ${(e as Error).message ?? e}`);
+    this.settle(this.members);
     this.members = [];
     this.enc = new ParityEncoder(this.m, this.enc.length);
   }

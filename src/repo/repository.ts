@@ -110,7 +110,7 @@ export class Repository {
 
   /** Finds lost or damaged packs and, with `fix`, rebuilds them from parity (parity-repair.ts). */
   repairPacks(opts: { fix: boolean; onProgress?: (m: string) => void }): Promise<PackRepairReport> {
-    return repairPacks(this.ctx, this.indexes, opts);
+    return repairPacks(this.ctx, this.indexes, this.colds, opts);
   }
 
   /** Deletes the parity of groups whose packs are all gone (prune); how many objects. */
