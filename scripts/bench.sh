@@ -21,7 +21,8 @@
 #   usr     a copy of BENCH_SOURCES, like the phases above (to compare at a reduced size)
 # and for each tool: first backup, unchanged re-backup, restore to a tmpfs and to a
 # directory on disk, and the repository's size after both backups.
-# Wall seconds and peak RSS come from /usr/bin/time -f '%e %M', repository sizes from
+# Wall seconds and peak RSS come from /usr/bin/time -f '%e %M' (CPU seconds, user + sys, are
+# printed beside them), repository sizes from
 # du -sb (caches live outside the repositories). Prints one table and writes it as
 # markdown, with the machine, the date and the versions, to $BENCH_DIR/results.md.
 #
@@ -390,6 +391,8 @@ for c in $corpora; do
         measure tsbak "$c.backup1" "$c_bytes" "$here/bin/tsbak-write" "$r" "$cdir" --json --cache-dir "$work/cache/tsbak" ;;
       restic)
         run "restic-init-$c" restic init --repo "$r"
+        # restic calibrates its KDF to the machine at init (slower under load: weaker and cheaper)
+        say "  restic key: $(node -e 'const k = JSON.parse(require("fs").readFileSync(process.argv[1])); console.log(`scrypt N=${k.N} r=${k.r} p=${k.p}`)' "$r"/keys/*)"
         measure restic "$c.backup1" "$c_bytes" restic --repo "$r" backup "$cdir" ;;
       borg)
         run "borg-init-$c" borg init -e repokey-blake2 "$r"
