@@ -9,8 +9,8 @@ interface Scrypt {
   scryptRomixAsync(lanes: Uint8Array, params: Uint32Array): Promise<void>;
 }
 
-/** Lanes run at once at most: the memory is this many times one lane's. */
-const MAX_THREADS = 2;
+/** Lanes run at once at most: the memory is this many times one lane's (TSBAK_KDF_THREADS=1: one at a time, node's memory). */
+const MAX_THREADS = process.env.TSBAK_KDF_THREADS === '1' ? 1 : 2;
 
 /** scrypt(passphrase, salt, N, r, p, dkLen) per RFC 7914; PBKDF2 in node:crypto, the SMix of each lane in C. */
 export async function scryptLanes(passphrase: Buffer | string, salt: Buffer, N: number, r: number, p: number, dkLen: number): Promise<Buffer> {
