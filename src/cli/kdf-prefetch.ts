@@ -12,6 +12,8 @@ import { haveScryptLanes, scryptLanes } from '../platform/native/scrypt.js';
 
 /** Key files larger than this are not a key tsbak wrote (they are read again, checked, when the repository opens). */
 const MAX_KEY_FILE = 64 << 10;
+/** Repositories with more key files than this are left to the ordinary open. */
+const MAX_KEY_FILES = 64;
 
 /** The command's first step (entry-*.ts): the KDF's lanes in parallel from now on, and the key started if it can be. */
 export function prefetchKdf(argv: string[]): void {
@@ -68,7 +70,9 @@ function soleFullKeyKdf(dir: string): KdfParams | null {
   if (!statSync(path.join(dir, 'config'), { throwIfNoEntry: false })?.isFile()) return null;
   const keysDir = path.join(dir, 'keys');
   let found: KdfParams | null = null;
-  for (const name of readdirSync(keysDir)) {
+  const names = readdirSync(keysDir);
+  if (names.length > MAX_KEY_FILES) return null; // many writer keys: opening reads them once, not twice
+  for (const name of names) {
     const file = path.join(keysDir, name);
     const st = statSync(file, { throwIfNoEntry: false });
     if (!st?.isFile() || st.size > MAX_KEY_FILE) continue;
