@@ -11,6 +11,7 @@
  *   inotify.c    inotifyOpen/AddWatch/RmWatch/Close: raw inotify events, listSubdirs, for `tsbak watch`
  *   fuse_ll.c    fuseMount, fuseReply*: a read-only FUSE session (libfuse 3 low-level API)
  *   parity.c     gfMulAdd(Async): Reed-Solomon multiply-accumulate for parity across packs
+ *   scrypt.c     scryptRomixAsync: scrypt's SMix of a group of lanes, so lanes run in parallel
  *   pool-work.c  batch work run at once or on libuv's pool (...Async -> Promise<void>)
  *   napi-util.c  Node-style errors and argument checks shared by all of them
  *
@@ -27,6 +28,7 @@
 #include "pool-work.h"
 #include "restore.h"
 #include "scan.h"
+#include "scrypt.h"
 #include "syscalls.h"
 
 NAPI_MODULE_INIT() {
@@ -71,6 +73,7 @@ NAPI_MODULE_INIT() {
       {"fuseReplyDir", NULL, js_fuseReplyDir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gfMulAdd", NULL, js_gfMulAdd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gfMulAddAsync", NULL, js_gfMulAddAsync, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"scryptRomixAsync", NULL, js_scryptRomixAsync, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

@@ -21,7 +21,8 @@
 #   usr     a copy of BENCH_SOURCES, like the phases above (to compare at a reduced size)
 # and for each tool: first backup, unchanged re-backup, restore to a tmpfs and to a
 # directory on disk, and the repository's size after both backups.
-# Wall seconds and peak RSS come from /usr/bin/time -f '%e %M', repository sizes from
+# Wall seconds and peak RSS come from /usr/bin/time -f '%e %M' (CPU seconds, user + sys, are
+# printed beside them), repository sizes from
 # du -sb (caches live outside the repositories). Prints one table and writes it as
 # markdown, with the machine, the date and the versions, to $BENCH_DIR/results.md.
 #
@@ -151,19 +152,19 @@ run() {
 # measure TOOL OP INPUT_BYTES CMD...: time one step, append a row to results.tsv
 measure() {
   local tool=$1 op=$2 bytes=$3; shift 3
-  local name=$tool-$op rc=0 secs rss load
+  local name=$tool-$op rc=0 secs rss usr sys load
   sync
   load=$(cut -d' ' -f1 /proc/loadavg)
-  /usr/bin/time -f '%e %M' -o "$logs/$name.time" "$@" > "$logs/$name.out" 2> "$logs/$name.err" || rc=$?
+  /usr/bin/time -f '%e %M %U %S' -o "$logs/$name.time" "$@" > "$logs/$name.out" 2> "$logs/$name.err" || rc=$?
   if [ $rc -ne 0 ]; then
     say "bench: FAILED ($tool, $op, exit code $rc): $*"
     say "---- stderr ----"; tail -n 60 "$logs/$name.err" >&2
     say "---- stdout ----"; tail -n 20 "$logs/$name.out" >&2
     exit 1
   fi
-  read -r secs rss < <(tail -n 1 "$logs/$name.time")
+  read -r secs rss usr sys < <(tail -n 1 "$logs/$name.time")
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$op" "$secs" "$rss" "$bytes" "$load" >> "$work/results.tsv"
-  say "$(printf '  %-6s %-8s %7.2f s  %6d MB RSS  (load %s)' "$tool" "$op" "$secs" $((rss * 1024 / 1000000)) "$load")"
+  say "$(printf '  %-6s %-8s %7.2f s  %5.2f CPU-s  %6d MB RSS  (load %s)' "$tool" "$op" "$secs" "$(echo "$usr + $sys" | bc)" $((rss * 1024 / 1000000)) "$load")"
   if [ -s "$logs/$name.err" ]; then
     say "  note: $tool $op wrote to stderr (exit 0):"
     head -n 5 "$logs/$name.err" | sed 's/^/    /' >&2
@@ -390,6 +391,8 @@ for c in $corpora; do
         measure tsbak "$c.backup1" "$c_bytes" "$here/bin/tsbak-write" "$r" "$cdir" --json --cache-dir "$work/cache/tsbak" ;;
       restic)
         run "restic-init-$c" restic init --repo "$r"
+        # restic calibrates its KDF to the machine at init (slower under load: weaker and cheaper)
+        say "  restic key: $(node -e 'const k = JSON.parse(require("fs").readFileSync(process.argv[1])); console.log(`scrypt N=${k.N} r=${k.r} p=${k.p}`)' "$r"/keys/*)"
         measure restic "$c.backup1" "$c_bytes" restic --repo "$r" backup "$cdir" ;;
       borg)
         run "borg-init-$c" borg init -e repokey-blake2 "$r"

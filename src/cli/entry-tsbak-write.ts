@@ -1,2 +1,5 @@
-import { tsbakWriteMain } from './main.js';
+import { prefetchKdf } from './kdf-prefetch.js';
+// Before main.js and everything it imports load: the KDF runs on the pool meanwhile.
+prefetchKdf(process.argv.slice(2));
+const { tsbakWriteMain } = await import('./main.js');
 await tsbakWriteMain(process.argv.slice(2));

@@ -65,6 +65,52 @@ export function deriveKey(passphrase: string, params: KdfParams): Buffer {
  */
 export function deriveKeyAsync(passphrase: string, params: KdfParams): Promise<Buffer> {
   const salt = checkKdfParams(params);
+  const key = prefetchKey(passphrase, params, salt);
+  const started = prefetched.get(key);
+  if (started) {
+    prefetched.delete(key);
+    return started;
+  }
+  return scryptAsync(passphrase, salt, params);
+}
+
+/** Derivations started before they were asked for, by passphrase and parameters (taken once). */
+const prefetched = new Map<string, Promise<Buffer>>();
+
+function prefetchKey(passphrase: string, params: KdfParams, salt: Buffer): string {
+  return JSON.stringify([passphrase.normalize('NFC'), params.N, params.r, params.p, salt.toString('base64')]);
+}
+
+/**
+ * Starts deriveKeyAsync(passphrase, params) now, on libuv's pool, for a later call with the
+ * same arguments to take: a command can start the KDF before it has loaded its modules.
+ * Parameters out of KDF_BOUNDS start nothing (the later call reports them).
+ */
+export function startDeriveKey(passphrase: string, params: KdfParams): void {
+  let salt: Buffer;
+  try {
+    salt = checkKdfParams(params);
+  } catch {
+    return;
+  }
+  const key = prefetchKey(passphrase, params, salt);
+  if (prefetched.has(key)) return;
+  const p = scryptAsync(passphrase, salt, params);
+  p.catch(() => {}); // reported to whoever takes it; unhandled if nobody does
+  prefetched.set(key, p);
+}
+
+/** An scrypt that computes what node:crypto's does, faster (platform/native/scrypt.ts runs the lanes in parallel). */
+export type ScryptImpl = (passphrase: string, salt: Buffer, N: number, r: number, p: number, dkLen: number) => Promise<Buffer>;
+let scryptImpl: ScryptImpl | null = null;
+
+/** deriveKeyAsync uses impl from now on (the cli sets it; crypto cannot import the addon). */
+export function useScrypt(impl: ScryptImpl | null): void {
+  scryptImpl = impl;
+}
+
+function scryptAsync(passphrase: string, salt: Buffer, params: KdfParams): Promise<Buffer> {
+  if (scryptImpl && params.p > 1) return scryptImpl(passphrase.normalize('NFC'), salt, params.N, params.r, params.p, 32);
   return new Promise((resolve, reject) =>
     scrypt(passphrase.normalize('NFC'), salt, 32, { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r + (32 << 20) }, (err, key) => (err ? reject(err) : resolve(key))),
   );

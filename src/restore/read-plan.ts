@@ -192,7 +192,7 @@ export class ReadPlan {
       if (!unit) return;
       const first = unit.needs.find((n) => !n.requested)!;
       const list = this.pending.get(first.loc.pack)!;
-      const { read: r, last } = list.readFrom(first, this.o.gap, this.o.span);
+      const { read: r, last } = list.readFrom(first, this.o.gap, this.o.span, this.o.readsInto);
       // A read that could still grow starts short only when nothing more is coming soon:
       // when the walk waits for room or for work in flight (nothing new comes until reads
       // free some; holding back for the reads in flight would cost a round trip per read),
@@ -285,6 +285,9 @@ function directTarget(r: PlannedRead<Need>): Buffer | null {
   return len === r.length ? first.unit.read.bytes.subarray(first.at, first.at + len) : null;
 }
 
+/** Blobs this large are read straight into their work's buffer where reads fill a buffer given. */
+const DIRECT_MIN = 64 << 10;
+
 /** The needs of one pack not yet requested, by offset (requested ones are dropped in bulk, now and then). */
 class PackNeeds {
   private list: Need[] = [];
@@ -298,17 +301,20 @@ class PackNeeds {
   }
 
   /** The read that serves `first`, the needs after it and those just before; `last`: it reaches the last need (more may come to join it). */
-  readFrom(first: Need, gap: number, span: number): { read: PlannedRead<Need>; last: boolean } {
+  readFrom(first: Need, gap: number, span: number, direct: boolean): { read: PlannedRead<Need>; last: boolean } {
     const l = this.list;
     const start = first.loc.offset;
     let end = start;
     const items: Need[] = [];
+    // Reads that fill a buffer given: a large blob is read alone into its work's buffer
+    // (directTarget), not with another work's blobs into a read buffer and copied out.
+    const apart = (n: Need) => direct && n.unit !== first.unit && (n.loc.length >= DIRECT_MIN || first.loc.length >= DIRECT_MIN);
     let i = this.lowerBound(start);
     for (; i < l.length; i++) {
       const n = l[i]!;
       if (n.requested) continue;
       const e = Math.max(end, n.loc.offset + n.loc.length);
-      if (items.length && (n.loc.offset > end + gap || e - start > span)) break;
+      if (items.length && (n.loc.offset > end + gap || e - start > span || apart(n))) break;
       items.push(n);
       end = e;
     }
@@ -317,7 +323,7 @@ class PackNeeds {
     for (let j = this.lowerBound(start) - 1; j >= 0; j--) {
       const n = l[j]!;
       if (n.requested) continue;
-      if (n.loc.offset + n.loc.length + gap < from || end - n.loc.offset > span) break;
+      if (n.loc.offset + n.loc.length + gap < from || end - n.loc.offset > span || apart(n)) break;
       items.push(n);
       from = n.loc.offset;
     }

@@ -576,6 +576,9 @@ class RestoreRun {
     const source = this.places.open(fd);
     let ok = false;
     try {
+      // Its size first: the chunks' writes, several at once and out of order, then never
+      // extend the file (on ext4 each extending write updates the inode in the journal).
+      if (content.length > 1) ftruncateSync(fd, node.size);
       const writes: Array<Promise<void>> = [];
       let ci = 0;
       let end = 0;
@@ -604,7 +607,7 @@ class RestoreRun {
       // Every write must be over before the descriptor is closed, failed or not.
       const failed = (await Promise.allSettled(writes)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
-      if (end !== node.size) ftruncateSync(fd, node.size); // trailing hole, or the size of an all-hole file
+      if (end !== node.size) ftruncateSync(fd, node.size); // trailing hole, the size of an all-hole file, or chunks longer than the size says
       ok = true;
       this.result.bytes += bytes; // counted once the file is whole (a failed one is removed)
     } finally {
