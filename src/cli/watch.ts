@@ -18,6 +18,7 @@ import { backup } from '../writer/backup.js';
 import { buildExcluder } from '../writer/exclude-rules.js';
 import { TreeWatcher, unchangedIn, type DirtySet, type WatchLimitHit } from '../writer/tree-watcher.js';
 import { defaultCacheRoot } from '../repo/cache-root.js';
+import { mallocTrim } from '../platform/native/syscalls.js';
 import { INDEX } from '../repo/layout.js';
 import { isEmptyPolicy } from '../repo/retention.js';
 import type { Repository } from '../repo/repository.js';
@@ -254,8 +255,10 @@ async function snapshot(repo: Repository, a: WatchArgs, roots: string[], exclude
       throw e;
     });
     // The snapshot's garbage collected as its last step (bin/tsbak gives watch --expose-gc),
-    // rather than by V8's idle-time heap shrinking later, while nothing changes.
+    // rather than by V8's idle-time heap shrinking later, while nothing changes; and the free
+    // pages between glibc's live chunks given back, which it would keep for good.
     (globalThis as { gc?: () => void }).gc?.();
+    mallocTrim();
     const s = res.info.stats;
     const secs = (performance.now() - start) / 1000;
     const waited = since === null ? null : (start - since) / 1000;
