@@ -9,8 +9,8 @@
 // while it was not running, an interrupted snapshot: its checkpointed index is reused), after
 // an event queue overflow, after a wall-clock jump (a suspend), and every --full-check-every
 // (24h): what inotify never reports (writes through mmap, other clients on a network file
-// system, atime) reaches the history within a day, as with a daily tsbak-write. Subtrees beyond the watch
-// limit are scanned every --interval. With --keep-* and the full key, forget runs every
+// system, atime) reaches the history within a day, as with a daily tsbak-write. Subtrees
+// beyond the watch limit are scanned every --interval. With --keep-* and the full key, forget runs every
 // --forget-every on this host's snapshots of these paths.
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -114,7 +114,7 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
   let lastForget = performance.now();
   let failures = 0;
   /** When the last full check started (the one at start is pending), on the clock check's clock. */
-  let lastFullCheck = monoNow();
+  let lastFullCheck = clocks().mono;
 
   const schedule = () => {
     if (timer) clearTimeout(timer);
@@ -140,7 +140,7 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
     running = true;
     const dirty = watcher.take();
     const since = firstChange;
-    const startedAt = monoNow();
+    const startedAt = clocks().mono;
     firstChange = null;
     try {
       // Index files gone since they were loaded (a prune or repair elsewhere): the blobs
@@ -180,10 +180,10 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
   // The clock check: the wall clock moving apart from the monotonic one is a suspend (the
   // monotonic clock stops meanwhile) or a clock set; either way, look at everything again.
   // The same tick starts the periodic full check: no timer of its own.
-  let drift = wallNow() - monoNow();
+  let drift = ((c) => c.wall - c.mono)(clocks());
   const clock = setInterval(() => {
-    const now = monoNow();
-    const d = wallNow() - now;
+    const { wall, mono: now } = clocks();
+    const d = wall - now;
     if (Math.abs(d - drift) >= CLOCK_JUMP_MS) {
       say.line({ event: 'clock_jump', seconds: Math.round((d - drift) / 1000) }, `the clock jumped by ${fmtDuration(Math.abs(d - drift))} (a suspend?): checking every directory`);
       watcher.requireFullCheck();
@@ -343,16 +343,13 @@ function sayLimit(say: Say, hit: WatchLimitHit, intervalMs: number): void {
 }
 
 /**
- * Wall-clock milliseconds. Tests: TSBAK_WATCH_CLOCK_OFFSET_FILE holds milliseconds added to it
- * alone (a jump), TSBAK_WATCH_TIME_PASSED_FILE milliseconds added to both clocks (time passing).
+ * The wall clock and the monotonic one, in milliseconds, as the clock check sees them. Tests:
+ * TSBAK_WATCH_CLOCK_OFFSET_FILE holds milliseconds added to the wall clock alone (a jump),
+ * TSBAK_WATCH_TIME_PASSED_FILE milliseconds added to both (time passing; read once for both).
  */
-function wallNow(): number {
-  return Date.now() + offsetIn(process.env.TSBAK_WATCH_CLOCK_OFFSET_FILE) + offsetIn(process.env.TSBAK_WATCH_TIME_PASSED_FILE);
-}
-
-/** Monotonic milliseconds as the clock check sees them (TSBAK_WATCH_TIME_PASSED_FILE: tests). */
-function monoNow(): number {
-  return performance.now() + offsetIn(process.env.TSBAK_WATCH_TIME_PASSED_FILE);
+function clocks(): { wall: number; mono: number } {
+  const passed = offsetIn(process.env.TSBAK_WATCH_TIME_PASSED_FILE);
+  return { wall: Date.now() + offsetIn(process.env.TSBAK_WATCH_CLOCK_OFFSET_FILE) + passed, mono: performance.now() + passed };
 }
 
 function offsetIn(file: string | undefined): number {
