@@ -9,6 +9,8 @@
  *   mknod(path, mode, major, minor)
  *   lutimensNs(path, atimeNs, mtimeNs)   (nanoseconds, bigint or number; null = leave as is)
  *   lchmod(path, mode)               chmod of the entry itself: ENOTSUP on a symlink
+ *   mallocTrim()                     -> boolean: glibc's malloc_trim(0), free heap pages back
+ *                                    to the kernel (false elsewhere, or when none were)
  *
  * Paths (and xattr names) may be a string or a Buffer of raw bytes: file names on Linux are
  * bytes, not necessarily valid UTF-8. Nothing here follows symlinks. The calls are
@@ -34,6 +36,9 @@
 #include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "napi-util.h"
 #include "syscalls.h"
@@ -442,5 +447,19 @@ napi_value js_lchmod(napi_env env, napi_callback_info info) {
   result = js_undefined(env);
 fail:
   free(path);
+  return result;
+}
+
+/* A long-lived process after a burst of work (tsbak watch after a snapshot): glibc keeps the
+   free pages between live chunks of its heaps; malloc_trim gives them back (MADV_DONTNEED). */
+napi_value js_mallocTrim(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+#ifdef __GLIBC__
+  bool released = malloc_trim(0) != 0;
+#else
+  bool released = false;
+#endif
+  if (napi_get_boolean(env, released, &result) != napi_ok) return NULL;
   return result;
 }

@@ -11,5 +11,6 @@ JS_FUNCTION(js_dataExtents);
 JS_FUNCTION(js_mknod);
 JS_FUNCTION(js_lutimensNs);
 JS_FUNCTION(js_lchmod);
+JS_FUNCTION(js_mallocTrim);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * tsbak_native: the addon's module table. What each source file does:
  *
- *   syscalls.c   l*xattr, SEEK_DATA/SEEK_HOLE extents, mknod, lchmod, utimensat in ns
+ *   syscalls.c   l*xattr, SEEK_DATA/SEEK_HOLE extents, mknod, lchmod, utimensat in ns; malloc_trim
  *   scan.c       scanDir(Sync), readSmallFiles: a directory's listing with every entry's
  *                statx (and xattrs), and its small files read, in one call on the pool
  *   blob.c       openBlobs, sealBlobs, openBlobToFileAsync, blobIdAsync: the blob envelope
@@ -74,6 +74,7 @@ NAPI_MODULE_INIT() {
       {"gfMulAdd", NULL, js_gfMulAdd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gfMulAddAsync", NULL, js_gfMulAddAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scryptRomixAsync", NULL, js_scryptRomixAsync, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mallocTrim", NULL, js_mallocTrim, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, linkSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DirCache, subdirsHash } from '../src/writer/dir-cache.js';
+import { zstdCompress } from '../src/format/compress.js';
 import { lsetxattr } from '../src/platform/native.js';
 import { lastJson, newRepo, run } from './lib/cli.js';
 import { tempDir } from './lib/temp.js';
@@ -100,4 +101,61 @@ t.test('DirCache files: stale or damaged ones are not used', async (t) => {
   writeFileSync(file, 'garbage');
   t.equal((await DirCache.load(file, 'snap1', 'settings', ['i1', 'i2'])).size, 0, 'a damaged file: none');
   t.equal((await DirCache.load(path.join(dir, 'missing'), 'snap1', 'settings', [])).size, 0, 'no file: none');
+});
+
+t.test('DirCache in one buffer: set replaces, grows, copies subtrees, finds unreusable records', async (t) => {
+  const dir = tempDir(t, 'tsbak-dircache-mem-');
+  const file = path.join(dir, 'dirs');
+  const rec = (i: number, fp = i) => ({ files: i, fingerprint: Buffer.alloc(32, fp), subdirs: Buffer.alloc(32, i + 1), tree: Buffer.alloc(32, i + 2) });
+  const c = new DirCache();
+  // Enough directories to grow the buffer and the table several times.
+  const paths: string[] = [];
+  for (let i = 0; i < 5000; i++) paths.push(`/r/d${i % 50}/e${i}`);
+  paths.push('/r', '/r/d7', '/r/d8', '/', '/other', '/other/x');
+  paths.forEach((p, i) => c.set(Buffer.from(p, 'latin1'), rec(i % 200)));
+  c.set(Buffer.from('/r/d7/e7', 'latin1'), rec(99, 0)); // replaced, not added
+  t.equal(c.size, paths.length, 'one record per path');
+  t.same(c.get(Buffer.from('/r/d7/e7', 'latin1')), rec(99, 0), 'the last set wins');
+  t.same(c.get(Buffer.from('/r/d3/e3', 'latin1')), rec(3), 'others as set');
+  t.equal(c.get(Buffer.from('/r/d3/e', 'latin1')), undefined, 'a prefix is not a record');
+  await c.save(file, 's', 'x', []);
+  const back = await DirCache.load(file, 's', 'x', []);
+  t.equal(back.size, paths.length, 'all of them back');
+  for (const [i, p] of paths.entries()) if (p !== '/r/d7/e7' && !back.get(Buffer.from(p, 'latin1'))?.tree.equals(rec(i % 200).tree)) t.fail(`record of ${p}`);
+  const zeroFp = paths.filter((p, i) => i % 200 === 0 || p === '/r/d7/e7');
+  t.same(back.pathsWithFingerprint(Buffer.alloc(32, 0)).sort(), zeroFp.sort(), 'records by fingerprint');
+
+  const into = new DirCache();
+  const n = back.copyBelow(new Set(['/r/d7', '/r/d8']), into);
+  const below = paths.filter((p) => p.startsWith('/r/d7/') || p.startsWith('/r/d8/'));
+  t.equal(n.dirs, below.length, 'the directories below the roots, not the roots');
+  t.equal(into.size, below.length);
+  t.equal(into.get(Buffer.from('/r/d7', 'latin1')), undefined, 'a root itself is not copied');
+  t.same(into.get(Buffer.from('/r/d7/e7', 'latin1')), rec(99, 0), 'copied as recorded');
+  t.equal(n.files, below.reduce((s, p) => s + (p === '/r/d7/e7' ? 99 : paths.indexOf(p) % 200), 0), 'their files counted');
+  t.equal(back.copyBelow(new Set(['/']), new DirCache()).dirs, paths.length - 1, 'below "/": everything but "/"');
+  t.equal(back.copyBelow(new Set(['/r/d']), new DirCache()).dirs, 0, 'a name prefix is not a directory above');
+});
+
+t.test('DirCache files: a path recorded twice counts once, the later record', async (t) => {
+  const dir = tempDir(t, 'tsbak-dircache-dup-');
+  const file = path.join(dir, 'dirs');
+  const record = (p: string, b: number) => {
+    const n = Buffer.alloc(4);
+    n.writeUInt32LE(p.length);
+    const files = Buffer.alloc(4);
+    files.writeUInt32LE(b);
+    return Buffer.concat([n, Buffer.from(p, 'latin1'), Buffer.alloc(96, b), files]);
+  };
+  const header = Buffer.from(JSON.stringify({ v: 1, snapshot: 's', settings: 'x', indexes: [] }) + '\n');
+  writeFileSync(file, zstdCompress(Buffer.concat([header, record('/a', 1), record('/b', 2), record('/a', 3)]), 3));
+  const c = await DirCache.load(file, 's', 'x', []);
+  t.equal(c.size, 2);
+  t.equal(c.get(Buffer.from('/a'))?.files, 3, 'the later record');
+  t.same(c.pathsWithFingerprint(Buffer.alloc(32, 1)), [], 'the earlier one is gone');
+  await c.save(file, 's', 'x', []);
+  const again = await DirCache.load(file, 's', 'x', []);
+  t.equal(again.size, 2, 'saved once');
+  t.equal(again.get(Buffer.from('/a'))?.files, 3);
+  t.equal(again.get(Buffer.from('/b'))?.files, 2);
 });

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BIN, newRepo, run, start, testEnv } from './lib/cli.js';
@@ -234,6 +234,38 @@ t.test('an event queue overflow and a clock jump each lead to a full check', asy
   await w.next((e) => e.event === 'unchanged' || e.event === 'snapshot', 'the end of the check');
 });
 
+t.test('a full check every --full-check-every, on the clock check (time passing, no jump), finds what inotify does not report', async (t) => {
+  const repo = newRepo(t);
+  const tree = makeTree(t);
+  const passed = path.join(tempDir(t), 'time-passed');
+  writeFileSync(passed, '0');
+  const w = startWatcher(repo, tree, ['--full-check-every', '1h'], { TSBAK_WATCH_CLOCK_TICK_MS: '100', TSBAK_WATCH_TIME_PASSED_FILE: passed });
+  t.teardown(() => w.stop());
+  const first = await w.next((e) => e.event === 'snapshot', 'the first snapshot');
+  // A read moves the file's atime (relatime: once after a write) and is no inotify event we watch.
+  const file = path.join(tree, 'c/three');
+  const before = statSync(file).atimeMs;
+  readFileSync(file);
+  const atimeMoved = statSync(file).atimeMs !== before;
+  writeFileSync(passed, String(3_600_000 + 1000));
+  const due = await w.next((e) => e.event === 'full_check_due', 'the periodic full check');
+  t.ok(due.seconds_since_last >= 3600, `an hour since the last (${due.seconds_since_last} s)`);
+  t.equal(w.count('snapshot'), 1, 'nothing in between');
+  t.equal(w.count('clock_jump'), 0, 'time passing is no clock jump');
+  const check = await w.next((e) => e.event === 'snapshot_start', 'the full check');
+  t.ok(check.full_check);
+  const end = await w.next((e) => e.event === 'unchanged' || e.event === 'snapshot', 'the end of the full check');
+  if (atimeMoved) {
+    t.equal(end.event, 'snapshot', 'the atime-only change is in a snapshot');
+    t.equal(end.parent, first.snapshot_id);
+  } else t.equal(end.event, 'unchanged', 'no atime here (noatime): nothing changed');
+  // The next one is an hour after this one, not at the next tick.
+  writeFileSync(path.join(tree, 'a/x/one'), 'one, changed\n');
+  const next = await w.next((e) => e.event === 'snapshot', 'a snapshot of a change');
+  t.notOk(next.full_check, 'an ordinary snapshot after it');
+  t.equal(w.count('full_check_due'), 1, 'one full check per period');
+});
+
 t.test('retention: --keep-last with the full key forgets; with a write-only key it says so once and only writes', async (t) => {
   const repo = newRepo(t);
   const tree = makeTree(t);
@@ -276,6 +308,9 @@ t.test('bad options: one line, exit 2', async (t) => {
   const r = run('tsbak', ['watch', repo, tree, '--quiet-for', 'soon']);
   t.equal(r.code, 2);
   t.match(r.stderr, /--quiet-for soon: not a duration/);
+  const f = run('tsbak', ['watch', repo, tree, '--full-check-every', 'daily']);
+  t.equal(f.code, 2);
+  t.match(f.stderr, /--full-check-every daily: not a duration/);
   const m = run('tsbak', ['watch', repo, path.join(tree, 'nope')]);
   t.not(m.code, 0);
   t.match(m.stderr, /cannot watch .*nope: ENOENT/);

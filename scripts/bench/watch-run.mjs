@@ -50,7 +50,7 @@ if (idle > 0) {
     windows.push((cpu() - c).toFixed(2));
   }
   const c1 = cpu();
-  console.log(`${label}: CPU over ${idle} idle seconds: ${(c1 - c0).toFixed(2)} s (target < 0.1 s; per 10 s: ${windows.join(' ')}); snapshots meanwhile: ${events.slice(seen).filter((e) => e.event === 'snapshot').length}`);
+  console.log(`${label}: CPU over ${idle} idle seconds: ${(c1 - c0).toFixed(2)} s (target < 0.1 s; per 10 s: ${windows.join(' ')}); snapshots meanwhile: ${events.slice(seen).filter((e) => e.event === 'snapshot').length}; RSS at its end ${mb(rss())}`);
 }
 const target = label === 'fallback' ? ready.unwatched[ready.unwatched.length - 1] : `${tree}/d7/e7`;
 writeFileSync(`${target}/changed`, 'changed\n');

@@ -7,8 +7,10 @@
 //
 // Full checks (every directory listed, the directory cache deciding): at start (changes
 // while it was not running, an interrupted snapshot: its checkpointed index is reused), after
-// an event queue overflow, and after a wall-clock jump (a suspend). Subtrees beyond the watch
-// limit are scanned every --interval. With --keep-* and the full key, forget runs every
+// an event queue overflow, after a wall-clock jump (a suspend), and every --full-check-every
+// (24h): what inotify never reports (writes through mmap, other clients on a network file
+// system, atime) reaches the history within a day, as with a daily tsbak-write. Subtrees
+// beyond the watch limit are scanned every --interval. With --keep-* and the full key, forget runs every
 // --forget-every on this host's snapshots of these paths.
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -18,6 +20,7 @@ import { backup } from '../writer/backup.js';
 import { buildExcluder } from '../writer/exclude-rules.js';
 import { TreeWatcher, unchangedIn, type DirtySet, type WatchLimitHit } from '../writer/tree-watcher.js';
 import { defaultCacheRoot } from '../repo/cache-root.js';
+import { mallocTrim } from '../platform/native/syscalls.js';
 import { INDEX } from '../repo/layout.js';
 import { isEmptyPolicy } from '../repo/retention.js';
 import type { Repository } from '../repo/repository.js';
@@ -38,6 +41,7 @@ export interface WatchArgs extends Omit<WriteArgs, 'stdin' | 'stdinFilename' | '
   quietFor?: string;
   maxDelay?: string;
   forgetEvery?: string;
+  fullCheckEvery?: string;
   jsonLines?: boolean;
 }
 
@@ -61,6 +65,7 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
   const quietFor = parseDuration(a.quietFor ?? '30s', '--quiet-for');
   const maxDelay = parseDuration(a.maxDelay ?? '15m', '--max-delay');
   const forgetEvery = parseDuration(a.forgetEvery ?? '1h', '--forget-every');
+  const fullCheckEvery = a.fullCheckEvery === 'off' ? null : parseDuration(a.fullCheckEvery ?? '24h', '--full-check-every');
   if (maxDelay < quietFor) throw new TsbakError('USAGE', `--max-delay ${a.maxDelay} is shorter than --quiet-for ${a.quietFor ?? '30s'}: make it at least as long`);
   const roots = a.paths.map((p) => {
     let real: string;
@@ -108,6 +113,8 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
   let firstSnapshot = true;
   let lastForget = performance.now();
   let failures = 0;
+  /** When the last full check started (the one at start is pending), on the clock check's clock. */
+  let lastFullCheck = clocks().mono;
 
   const schedule = () => {
     if (timer) clearTimeout(timer);
@@ -133,6 +140,7 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
     running = true;
     const dirty = watcher.take();
     const since = firstChange;
+    const startedAt = clocks().mono;
     firstChange = null;
     try {
       // Index files gone since they were loaded (a prune or repair elsewhere): the blobs
@@ -146,6 +154,7 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
       await snapshot(repo, { ...a, force: a.force && firstSnapshot }, roots, exclude, dirty, say, since);
       firstSnapshot = false;
       failures = 0;
+      if (dirty.full) lastFullCheck = startedAt;
     } catch (e: any) {
       watcher.giveBack(dirty);
       firstChange ??= since ?? performance.now();
@@ -170,11 +179,18 @@ export async function cmdWatch(a: WatchArgs): Promise<number> {
 
   // The clock check: the wall clock moving apart from the monotonic one is a suspend (the
   // monotonic clock stops meanwhile) or a clock set; either way, look at everything again.
-  let drift = wallNow() - performance.now();
+  // The same tick starts the periodic full check: no timer of its own.
+  let drift = ((c) => c.wall - c.mono)(clocks());
   const clock = setInterval(() => {
-    const d = wallNow() - performance.now();
+    const { wall, mono: now } = clocks();
+    const d = wall - now;
     if (Math.abs(d - drift) >= CLOCK_JUMP_MS) {
       say.line({ event: 'clock_jump', seconds: Math.round((d - drift) / 1000) }, `the clock jumped by ${fmtDuration(Math.abs(d - drift))} (a suspend?): checking every directory`);
+      watcher.requireFullCheck();
+      wake();
+    } else if (fullCheckEvery !== null && now - lastFullCheck >= fullCheckEvery) {
+      say.line({ event: 'full_check_due', seconds_since_last: Math.round((now - lastFullCheck) / 1000) }, a.verbose ? `no full check for ${fmtDuration(now - lastFullCheck)}: checking every directory` : null);
+      lastFullCheck = now; // once; a failed snapshot keeps its full check pending (giveBack)
       watcher.requireFullCheck();
       wake();
     }
@@ -254,8 +270,10 @@ async function snapshot(repo: Repository, a: WatchArgs, roots: string[], exclude
       throw e;
     });
     // The snapshot's garbage collected as its last step (bin/tsbak gives watch --expose-gc),
-    // rather than by V8's idle-time heap shrinking later, while nothing changes.
+    // rather than by V8's idle-time heap shrinking later, while nothing changes; and the free
+    // pages between glibc's live chunks given back, which it would keep for good.
     (globalThis as { gc?: () => void }).gc?.();
+    mallocTrim();
     const s = res.info.stats;
     const secs = (performance.now() - start) / 1000;
     const waited = since === null ? null : (start - since) / 1000;
@@ -324,14 +342,22 @@ function sayLimit(say: Say, hit: WatchLimitHit, intervalMs: number): void {
   );
 }
 
-/** Wall-clock milliseconds; TSBAK_WATCH_CLOCK_OFFSET_FILE (tests) holds milliseconds added to it. */
-function wallNow(): number {
-  const f = process.env.TSBAK_WATCH_CLOCK_OFFSET_FILE;
-  if (!f) return Date.now();
+/**
+ * The wall clock and the monotonic one, in milliseconds, as the clock check sees them. Tests:
+ * TSBAK_WATCH_CLOCK_OFFSET_FILE holds milliseconds added to the wall clock alone (a jump),
+ * TSBAK_WATCH_TIME_PASSED_FILE milliseconds added to both (time passing; read once for both).
+ */
+function clocks(): { wall: number; mono: number } {
+  const passed = offsetIn(process.env.TSBAK_WATCH_TIME_PASSED_FILE);
+  return { wall: Date.now() + offsetIn(process.env.TSBAK_WATCH_CLOCK_OFFSET_FILE) + passed, mono: performance.now() + passed };
+}
+
+function offsetIn(file: string | undefined): number {
+  if (!file) return 0;
   try {
-    return Date.now() + (Number(readFileSync(f, 'utf8')) || 0);
+    return Number(readFileSync(file, 'utf8')) || 0;
   } catch {
-    return Date.now();
+    return 0;
   }
 }
 

@@ -341,19 +341,10 @@ class BackupRun {
   /** The records below the directories taken over unlisted, into this run's cache, and their files and directories into the counts. */
   private takeOverUnread(): void {
     if (!this.unreadRoots.size || !this.lastDirs || !this.nextDirs) return;
-    for (const [p, rec] of this.lastDirs.entries()) {
-      for (let q = p; q !== '/'; ) {
-        const cut = q.lastIndexOf('/');
-        q = cut <= 0 ? '/' : q.slice(0, cut);
-        if (this.unreadRoots.has(q)) {
-          this.nextDirs.set(Buffer.from(p, 'latin1'), rec);
-          this.progress.files += rec.files;
-          this.progress.dirs++;
-          this.dirsUnchanged++;
-          break;
-        }
-      }
-    }
+    const { dirs, files } = this.lastDirs.copyBelow(this.unreadRoots, this.nextDirs);
+    this.progress.files += files;
+    this.progress.dirs += dirs;
+    this.dirsUnchanged += dirs;
   }
 
   /** Whether the last run's record of `dir` can stand for its whole subtree unlisted. */
@@ -361,8 +352,7 @@ class BackupRun {
     if (known.fingerprint.equals(NEVER_MATCHES) || !this.repo.hasBlob(known.tree)) return false;
     if (!this.holdsUnreusable) {
       this.holdsUnreusable = new Set();
-      for (const [p, rec] of this.lastDirs!.entries()) {
-        if (!rec.fingerprint.equals(NEVER_MATCHES)) continue;
+      for (const p of this.lastDirs!.pathsWithFingerprint(NEVER_MATCHES)) {
         for (let q = p; q.length > 0 && !this.holdsUnreusable.has(q); ) {
           this.holdsUnreusable.add(q);
           const cut = q.lastIndexOf('/');

@@ -14,6 +14,7 @@ interface Syscalls {
   mknod(path: PathLike, mode: number, major: number, minor: number): void;
   lchmod(path: PathLike, mode: number): void;
   lutimensNs(path: PathLike, atimeNs: bigint | number | null, mtimeNs: bigint | number | null): void;
+  mallocTrim?(): boolean;
 }
 
 const native = (): Syscalls => addon<Syscalls>();
@@ -89,4 +90,13 @@ export function makedev(maj: number, min: number): bigint {
   const M = BigInt(maj);
   const m = BigInt(min);
   return ((M & 0xfffn) << 8n) | ((M & 0xfffff000n) << 32n) | (m & 0xffn) | ((m & 0xffffff00n) << 12n);
+}
+
+/**
+ * glibc's malloc_trim(0): the free pages inside the C heaps back to the kernel. For a
+ * long-lived process after a burst of work (tsbak watch after a snapshot). False when none
+ * were released, on another libc, or with an addon built before it.
+ */
+export function mallocTrim(): boolean {
+  return native().mallocTrim?.() ?? false;
 }
