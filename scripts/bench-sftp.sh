@@ -3,22 +3,25 @@
 #
 # Starts an OpenSSH sshd on a free loopback port (a temporary host key and user key), copies
 # the corpus (bench.sh's README corpus: /usr/share and /usr/include, ~840 MB, ~58k files;
-# BENCH_CORPORA adds bench.sh's "files" corpus of medium-size files), warms the page cache,
+# BENCH_CORPORA adds bench.sh's "files" corpus of medium-size files and its "images" corpus of
+# a few large binaries), warms the page cache,
 # then BENCH_RUNS times, each tool into a fresh repository on the server:
 #   backup    first backup of the corpus, an empty client cache
 #   restore   of that snapshot into an empty directory, an empty client cache (then
 #             compared with the corpus: diff -r)
 # tsbak uses its SFTP backend (ssh2, sftp://user@127.0.0.1:PORT/path); restic its own,
 # which runs OpenSSH's ssh: -o sftp.command="ssh ... -p PORT -i KEY -o UserKnownHostsFile=..".
-# Steps alternate between the tools, so both see the same machine state. Prints a table of
+# Steps alternate between the tools, so both see the same machine state; which tool goes
+# first alternates between runs (run 1 tsbak, run 2 restic, ...). Prints a table of
 # seconds, MB/s of corpus bytes and peak RSS per run, the tsbak/restic ratio, and writes it
 # to $BENCH_DIR/results-sftp.md with the machine, the load and the versions.
 #
 #   bash scripts/bench-sftp.sh
 #   BENCH_RUNS=2                      runs (default 2: the machine is shared, take the spread)
 #   BENCH_SOURCES="/usr/include"      what the README corpus copies (default /usr/share /usr/include)
-#   BENCH_CORPORA="usr files"         corpora, a subset of: usr files (default usr)
+#   BENCH_CORPORA="usr files images"  corpora, a subset of: usr files images (default usr)
 #   BENCH_FILES_COUNT=7000 BENCH_FILES_MIB=400    the files corpus (scripts/bench/mkcorpus.mjs)
+#   BENCH_IMAGES_MIB=512              the images corpus (scripts/bench/mkcorpus.mjs)
 #   BENCH_TOOLS="tsbak"               a subset of: tsbak restic
 #   BENCH_DIR=/path BENCH_KEEP=1      where to work (default a new /var/tmp dir), keep it
 #
@@ -36,6 +39,7 @@ corpora=${BENCH_CORPORA:-usr}
 tools=${BENCH_TOOLS:-tsbak restic}
 files_count=${BENCH_FILES_COUNT:-7000}
 files_mib=${BENCH_FILES_MIB:-400}
+images_mib=${BENCH_IMAGES_MIB:-512}
 work=${BENCH_DIR:-$(mktemp -d /var/tmp/tsbak-bench-sftp.XXXXXX)}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
@@ -47,7 +51,7 @@ mkdir -p "$logs"
 say() { printf '%s\n' "$*" >&2; }
 die() { say "bench-sftp: $*"; exit 1; }
 for t in $tools; do case $t in tsbak|restic) ;; *) die "unknown tool in BENCH_TOOLS: $t" ;; esac; done
-for c in $corpora; do case $c in usr|files) ;; *) die "unknown corpus in BENCH_CORPORA: $c" ;; esac; done
+for c in $corpora; do case $c in usr|files|images) ;; *) die "unknown corpus in BENCH_CORPORA: $c" ;; esac; done
 for c in node restic ssh ssh-keygen; do command -v $c > /dev/null || die "needs $c"; done
 [ -x /usr/sbin/sshd ] || die "needs /usr/sbin/sshd (apt-get install openssh-server)"
 [ -x /usr/bin/time ] || die "needs /usr/bin/time (apt-get install time)"
@@ -109,6 +113,7 @@ for c in $corpora; do
   case $c in
     usr) for s in $sources; do cp -a "$s" "$d/$(basename "$s")"; done ;;
     files) node "$here/scripts/bench/mkcorpus.mjs" files "$d" "$files_count" $((files_mib * 1048576)) ;;
+    images) node "$here/scripts/bench/mkcorpus.mjs" images "$d" $((images_mib * 1048576)) ;;
   esac
   corpus_bytes[$c]=$(find "$d" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }')
   corpus_files[$c]=$(find "$d" -type f | wc -l)
@@ -123,22 +128,24 @@ fresh() { rm -rf "$1"; mkdir -p "$1"; echo "$1"; }
 # measure RUN CORPUS TOOL STEP CMD...: one timed step; appends run corpus tool step secs rss load
 measure() {
   local run=$1 corpus=$2 tool=$3 step=$4; shift 4
-  local name=$tool-$corpus-$step-$run rc=0 secs rss load
+  local name=$tool-$corpus-$step-$run rc=0 secs rss load usr sys
   sync
   load=$(cut -d' ' -f1 /proc/loadavg)
-  /usr/bin/time -f '%e %M' -o "$logs/$name.time" "$@" > "$logs/$name.out" 2> "$logs/$name.err" || rc=$?
+  /usr/bin/time -f '%e %M %U %S' -o "$logs/$name.time" "$@" > "$logs/$name.out" 2> "$logs/$name.err" || rc=$?
   if [ $rc -ne 0 ]; then
     say "bench-sftp: FAILED ($tool $step, run $run, exit code $rc): $*"
     tail -n 30 "$logs/$name.err" >&2
     exit 1
   fi
-  read -r secs rss < <(tail -n 1 "$logs/$name.time")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$corpus" "$tool" "$step" "$secs" "$rss" "$load" >> "$work/results-sftp.tsv"
-  say "$(printf '  run %s %-6s %-6s %-8s %8.2f s %6d MB RSS (load %s)' "$run" "$corpus" "$tool" "$step" "$secs" $((rss * 1024 / 1000000)) "$load")"
+  read -r secs rss usr sys < <(tail -n 1 "$logs/$name.time")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$corpus" "$tool" "$step" "$secs" "$rss" "$load" "$(echo "$usr $sys" | awk '{ printf "%.2f", $1 + $2 }')" >> "$work/results-sftp.tsv"
+  say "$(printf '  run %s %-6s %-6s %-8s %8.2f s %6d MB RSS, %s s CPU (load %s)' "$run" "$corpus" "$tool" "$step" "$secs" $((rss * 1024 / 1000000)) "$(echo "$usr $sys" | awk '{ printf "%.2f", $1 + $2 }')" "$load")"
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for run in $(seq 1 "$runs"); do
+  order=$tools
+  if [ $((run % 2)) -eq 0 ]; then order=$(printf '%s\n' $tools | tac | tr '\n' ' '); fi
   for c in $corpora; do
     corpus=$work/corpora/$c
     for tool in $tools; do
@@ -150,7 +157,7 @@ for run in $(seq 1 "$runs"); do
         restic --repo "sftp:$user@127.0.0.1:$remote" -o sftp.command="$restic_ssh" init > "$logs/init-$tool-$c-$run.log" 2>&1 || { cat "$logs/init-$tool-$c-$run.log" >&2; die "restic init failed"; }
       fi
     done
-    for tool in $tools; do
+    for tool in $order; do
       remote=$work/repos/$tool-$c-$run
       if [ "$tool" = tsbak ]; then
         measure "$run" "$c" tsbak backup env TSBAK_CACHE_DIR="$(fresh "$work/cache/t")" "$here/bin/tsbak-write" --quiet "sftp://$user@127.0.0.1:$port$remote" "$corpus"
@@ -158,7 +165,7 @@ for run in $(seq 1 "$runs"); do
         measure "$run" "$c" restic backup env RESTIC_CACHE_DIR="$(fresh "$work/cache/r")" restic --repo "sftp:$user@127.0.0.1:$remote" -o sftp.command="$restic_ssh" backup --quiet "$corpus"
       fi
     done
-    for tool in $tools; do
+    for tool in $order; do
       remote=$work/repos/$tool-$c-$run
       out=$(fresh "$work/out")
       if [ "$tool" = tsbak ]; then
@@ -184,15 +191,15 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
   echo
   awk -F'\t' -v corpora="$corpora" '
     BEGIN { split(corpora, cs, " ") }
-    { key = $1 SUBSEP $2 SUBSEP $4; secs[key, $3] = $5; rss[key, $3] = $6; if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
+    { key = $1 SUBSEP $2 SUBSEP $4; secs[key, $3] = $5; rss[key, $3] = $6; load[key, $3] = $7; cpu[key, $3] = $8; if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
     END {
-      print "| run | corpus | step | tsbak s | restic s | tsbak/restic | tsbak MB RSS | restic MB RSS |"
-      print "|---|---|---|---:|---:|---:|---:|---:|"
+      print "| run | corpus | step | tsbak s | restic s | tsbak/restic | tsbak CPU s | restic CPU s | tsbak MB RSS | restic MB RSS | load at start |"
+      print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
       for (i = 1; i <= n; i++) {
         split(order[i], k, SUBSEP)
         t = secs[order[i], "tsbak"]; r = secs[order[i], "restic"]
         ratio = (t != "" && r != "" && r > 0) ? sprintf("%.2fx", t / r) : "-"
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", k[1], k[2], k[3], (t == "" ? "-" : t), (r == "" ? "-" : r), ratio, (t == "" ? "-" : int(rss[order[i], "tsbak"] * 1024 / 1000000)), (r == "" ? "-" : int(rss[order[i], "restic"] * 1024 / 1000000))
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n", k[1], k[2], k[3], (t == "" ? "-" : t), (r == "" ? "-" : r), ratio, (t == "" ? "-" : cpu[order[i], "tsbak"]), (r == "" ? "-" : cpu[order[i], "restic"]), (t == "" ? "-" : int(rss[order[i], "tsbak"] * 1024 / 1000000)), (r == "" ? "-" : int(rss[order[i], "restic"] * 1024 / 1000000)), load[order[i], "tsbak"], load[order[i], "restic"]
       }
     }' "$work/results-sftp.tsv"
 } > "$work/results-sftp.md"

@@ -2,7 +2,8 @@
 // init, backup, snapshots, restore, check --read-data and a FUSE mount; then the connection
 // killed in the middle of a backup, two ways: the sessions only (the backup reconnects and
 // finishes), and the whole server (the backup fails with a clear error after its retries,
-// the repository stays sound, and the next backup reuses what the first one stored).
+// the repository stays sound, and the next backup reuses what the first one stored); and
+// the sessions killed in the middle of a restore (it reconnects, every file identical).
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -119,6 +120,31 @@ if (sshd) {
     t.same(compareTrees(before, walkTree(path.join(target, src))), []);
     const leftovers = walkTree(remote);
     t.same([...leftovers.keys()].filter((k) => path.basename(k).startsWith('.tmp-')), [], 'no temp file left on the server');
+  });
+
+  t.test('the sessions killed mid-restore: the restore reconnects and restores every file identical', async (t) => {
+    const work = tempDir(t, 'tsbak-sftp-');
+    const src = path.join(work, 'src');
+    makeSource(src, 64);
+    const remote = newRemote();
+    const url = sshd.url(remote);
+    t.equal(run('tsbak', ['init', url, '--pack-size', '4'], env).code, 0);
+    const before = walkTree(src, { preserveAtime: true });
+    t.equal(run('tsbak-write', [url, src], env).code, 0);
+    const target = path.join(work, 'target');
+    const child = start('tsbak', ['restore', url, 'latest', '--target', target], env);
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // Once the large file is being written, cut every connection.
+    const big = path.join(target, src, 'big.bin');
+    await waitFor('the large file to be restored in part', () => existsSync(big), 120_000, 5);
+    const killed = sshd.killSessions();
+    const code = await exited;
+    t.equal(code, 0, `the restore finished: ${stderr}`);
+    if (killed > 0) t.match(stderr, /warning: SFTP connection to 127\.0\.0\.1:\d+ lost \(.*\); reconnecting/, 'it said it lost the connection and reconnected');
+    else t.comment('the restore was done before the sessions could be killed');
+    t.same(compareTrees(before, walkTree(path.join(target, src))), [], 'every file identical');
   });
 
   t.test('the server killed mid-backup: a clear error, the repository intact, the next backup reuses what was stored', async (t) => {

@@ -286,6 +286,11 @@ export class BlobReader {
     return this.ctx.backend.readConcurrency ?? 2;
   }
 
+  /** Whether ranged reads fill a buffer given (the backend has readInto: local, SFTP) rather than bringing their own (S3). */
+  get readsInto(): boolean {
+    return typeof this.ctx.backend.readInto === 'function';
+  }
+
   /** Bytes [offset, offset+length) of a pack, into `into` (exactly `length` bytes) when given; a missing pack is CORRUPT. */
   async readPackRange(pack: PackRef, offset: number, length: number, into?: Buffer, signal?: AbortSignal): Promise<Buffer> {
     const name = this.packNameOf(pack);

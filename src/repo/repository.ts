@@ -356,6 +356,9 @@ export class Repository {
   get readConcurrency(): number {
     return this.reader.readConcurrency;
   }
+  get readsInto(): boolean {
+    return this.reader.readsInto;
+  }
   readPackRange(pack: PackRef, offset: number, length: number, into?: Buffer, signal?: AbortSignal): Promise<Buffer> {
     return this.reader.readPackRange(pack, offset, length, into, signal);
   }

@@ -151,12 +151,13 @@ const COPY_FILES = 64;
 /**
  * Reads of data (read-plan.ts). On a local disk (1-2 reads at once) a read past a gap costs
  * more than another read; over a network a round trip is worth megabytes, and the budget
- * must cover what is in flight while a round trip passes.
+ * must cover what is in flight while a round trip passes. Reads fill pooled buffers where
+ * the backend can (local, SFTP): a fresh buffer per read costs its page faults and a copy.
  */
-function planOptions(concurrency: number): PlanOptions {
+function planOptions(concurrency: number, readsInto: boolean): PlanOptions {
   return concurrency > 2
-    ? { concurrency, gap: 1 << 20, span: 8 << 20, budget: 64 << 20, readsInto: false }
-    : { concurrency, gap: 64 << 10, span: 2 << 20, budget: 24 << 20, readsInto: true };
+    ? { concurrency, gap: 1 << 20, span: 8 << 20, budget: 64 << 20, readsInto }
+    : { concurrency, gap: 64 << 10, span: 2 << 20, budget: 24 << 20, readsInto };
 }
 
 /** Where the walk is: the path inside the snapshot (while selecting), and whether everything below is selected. */
@@ -230,7 +231,7 @@ class RestoreRun {
   ) {
     this.sel = new Selector(opts.include);
     this.meta = { owner: opts.owner ?? process.getuid?.() === 0, securityXattrs: opts.securityXattrs ?? false, mapByName: opts.mapByName ?? false };
-    this.plan = new ReadPlan(repo, planOptions(repo.readConcurrency));
+    this.plan = new ReadPlan(repo, planOptions(repo.readConcurrency, repo.readsInto));
     const loader = (this.treeLoader = new TreeBatchLoader(repo));
     this.trees = new TreeAhead<WalkAt>({ loadTrees: (ids) => repo.loadTrees(ids, loader) }, (tree, at) => this.subdirs(tree, at), (id) => repo.locate(id)?.rawLength ?? 0);
   }
