@@ -8,7 +8,7 @@ import { openBlob } from '../format/blob.js';
 import type { BlobType } from '../format/pack.js';
 import { decodeTree, type Tree } from '../format/tree.js';
 import { CorruptError, ColdError, NotFoundError, TsbakError } from '../errors.js';
-import { openBlobNative, openBlobToFileAsync } from '../platform/native/blob.js';
+import { openBlobNative, openBlobNativeAsync, openBlobToFileAsync } from '../platform/native/blob.js';
 import { writeAllAtSync } from '../platform/write-all.js';
 import type { BlobLocation, PackRef } from './blob-index.js';
 import { BufferPool } from './buffer-pool.js';
@@ -460,7 +460,15 @@ export class BlobReader {
    */
   private async openChecked(kind: BlobType, key: Buffer, id: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, usePool = true, rawLength?: number): Promise<OpenOutcome> {
     const overlap = this.blobReads > 1 || performance.now() - this.blobReadsOverlapped < OVERLAP_MS;
-    const pool = usePool && kind === 'data' && sealed.length >= OPEN_POOL_MIN && overlap ? openPool() : null;
+    const offload = usePool && kind === 'data' && sealed.length >= OPEN_POOL_MIN && overlap;
+    // In C on libuv's pool when the index gives the plaintext's length: no copy of the
+    // sealed bytes to a worker, no cipher objects; a blob that does not open there is opened
+    // again below, which says how it failed.
+    if (offload && rawLength !== undefined) {
+      const opened = await openBlobNativeAsync(key, this.ctx.secrets.macKey, id, sealed, rawLength);
+      if (opened) return opened;
+    }
+    const pool = offload && rawLength === undefined ? openPool() : null;
     if (pool?.usable) {
       try {
         return await pool.open(key, this.ctx.secrets.macKey, id, sealed, !!again);
@@ -473,7 +481,7 @@ export class BlobReader {
     // Natively when the index gives the plaintext's length: a tree costs a few µs there, and
     // ~50 µs of cipher, HMAC and zstd objects here. A blob that does not open natively is
     // opened again below, which says how it failed.
-    const opened = rawLength === undefined ? null : openBlobNative(key, this.ctx.secrets.macKey, id, sealed, rawLength);
+    const opened = rawLength === undefined || offload ? null : openBlobNative(key, this.ctx.secrets.macKey, id, sealed, rawLength);
     if (opened) return opened;
     let plain: Buffer;
     try {
