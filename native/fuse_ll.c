@@ -108,6 +108,10 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO; /* always plus: one request lists and stats */
   conn->max_readahead = 1 << 20;
+  /* Read-ahead of several readers at once goes out as background requests: the kernel's
+   * default (12 in flight) would queue them while the blob opens run on the pool. */
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
   conn->time_gran = 1;
 }
 

@@ -153,7 +153,29 @@ export class BlobReader {
   }
 
   private async readBlob(id: Buffer, hex: string, cache: boolean, signal?: AbortSignal): Promise<Buffer> {
-    const plain = await this.fetchOpen(id, hex, signal, (kind, key, sealed, again, rawLength) => this.openChecked(kind, key, id, sealed, again, true, rawLength));
+    // Sealed bytes go to pooled buffers where the backend reads into them (a local file):
+    // the opened plaintext never shares them, so they are reused once it is made. Fresh
+    // buffers cost a page fault per page and GC work (a mount's sequential reader).
+    let sealedBuf: ArrayBuffer | undefined;
+    let plain: Buffer;
+    try {
+      plain = await this.fetchOpen(
+        id,
+        hex,
+        signal,
+        (kind, key, sealed, again, rawLength) => this.openChecked(kind, key, id, sealed, again, true, rawLength),
+        // Not with a signal: an aborted read may still be filling its buffer.
+        signal
+          ? undefined
+          : (n) => {
+              if (sealedBuf) this.sealedBuffers.give(sealedBuf);
+              return Buffer.from((sealedBuf = this.sealedBuffers.take(n)), 0, n);
+            },
+      );
+    } finally {
+      // A buffer handed to a worker is detached (length 0): the pool ignores it.
+      if (sealedBuf) this.sealedBuffers.give(sealedBuf);
+    }
     if (cache) this.blobCache.set(hex, plain);
     return plain;
   }
