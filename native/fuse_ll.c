@@ -57,6 +57,8 @@ typedef struct session {
   uint8_t *xflags;       /* by inode number */
   size_t xcap;
   atomic_ulong answered_here; /* requests the session thread answered itself */
+  int no_open;                /* asked for (handlers.noOpen): open answers ENOSYS when the kernel allows */
+  atomic_int no_open_active;  /* the kernel allows it (set by init) */
 } session;
 
 typedef struct request {
@@ -113,12 +115,24 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   conn->max_background = 64;
   conn->congestion_threshold = 48;
   conn->time_gran = 1;
+  /* An open answered ENOSYS counts as done, and no open or release is sent again: reads
+   * come with fh 0 and are served by inode (a `cp -a` opens every file once). */
+  session *s = userdata;
+  if (s->no_open && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) atomic_store(&s->no_open_active, 1);
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) { post(req, OP_LOOKUP, parent, 0, 0, 0, name); }
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_GETATTR, ino, 0, 0, 0, NULL); }
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { post(req, OP_READLINK, ino, 0, 0, 0, NULL); }
-static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_OPEN, ino, fi->flags, 0, 0, NULL); }
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  session *s = fuse_req_userdata(req);
+  if (atomic_load(&s->no_open_active)) {
+    atomic_fetch_add(&s->answered_here, 1);
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  post(req, OP_OPEN, ino, fi->flags, 0, 0, NULL);
+}
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { post(req, OP_READ, ino, (double)size, (double)off, (double)fi->fh, NULL); }
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_RELEASE, ino, 0, 0, (double)fi->fh, NULL); }
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_OPENDIR, ino, 0, 0, 0, NULL); }
@@ -272,6 +286,12 @@ JS_FUNCTION(js_fuseMount) {
   s = calloc(1, sizeof *s);
   if (!s) goto fail;
   pthread_mutex_init(&s->xlock, NULL);
+  {
+    napi_value v;
+    bool b = false;
+    if (napi_get_named_property(env, argv[2], "noOpen", &v) == napi_ok) napi_get_value_bool(env, v, &b);
+    s->no_open = b;
+  }
   s->se = fuse_session_new(&fargs, &ops, sizeof ops, s);
   if (!s->se) {
     throw_errno(env, EINVAL, "fuse_session_new", argv[0], mnt);

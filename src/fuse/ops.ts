@@ -141,7 +141,8 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
         return finish(p, (req) => native.fuseReplyOpen(req, fd, true));
       }
       case FuseOp.read: {
-        const r = fs.read(fh, a, b);
+        // fh 0: the kernel does not open (noOpen): the file is opened here, by inode.
+        const r = fs.read(fh === 0 ? await byIno(ino) : fh, a, b);
         const views = Array.isArray(r) ? r : await r;
         // A read over many small holes and chunks: one buffer (the native reply takes 64 pieces).
         return finish(p, (req) => native.fuseReplyIov(req, views.length <= 64 ? views : [Buffer.concat(views)]));
@@ -194,6 +195,26 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
     else native.fuseReplyBuf(req, v);
   };
 
+  /** Files opened by inode for reads that come without an open (noOpen), the oldest closed past INO_OPEN_MAX. */
+  const inoFiles = new Map<number, Promise<number>>();
+  const byIno = (ino: number): Promise<number> => {
+    let fd = inoFiles.get(ino);
+    if (fd) {
+      inoFiles.delete(ino); // most recently used last
+      inoFiles.set(ino, fd);
+      return fd;
+    }
+    fd = fs.open(pathOf(ino));
+    fd.catch(() => inoFiles.get(ino) === fd && inoFiles.delete(ino));
+    inoFiles.set(ino, fd);
+    if (inoFiles.size > INO_OPEN_MAX) {
+      const [oldest, old] = inoFiles.entries().next().value!;
+      inoFiles.delete(oldest);
+      old.then((n) => fs.release(n), () => {});
+    }
+    return fd;
+  };
+
   const list = async (d: OpenDir) => {
     const { names, stats } = await fs.readdir(d.path);
     const prefix = d.path === '/' ? '/' : `${d.path}/`;
@@ -209,6 +230,8 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
   };
 
   return {
+    // Without cold storage, an open decides nothing a read cannot: the kernel may skip it.
+    noOpen: !fs.cold,
     onRequest(op, req, ino, a, b, fh, name) {
       const opn = opName(op);
       fs.requests[opn] = (fs.requests[opn] ?? 0) + 1;
@@ -225,6 +248,9 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
     },
   };
 }
+
+/** Files kept open by inode (noOpen): a few readers at once, each reading forward. */
+const INO_OPEN_MAX = 64;
 
 const OP_NAMES: string[] = [];
 for (const [k, v] of Object.entries(FuseOp)) OP_NAMES[v] = k;

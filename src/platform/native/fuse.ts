@@ -43,6 +43,11 @@ export interface FuseHandlers {
   onRequest(op: number, req: FuseReq, ino: number, a: number, b: number, fh: number, name: Buffer | undefined): void;
   /** The kernel side is gone (unmounted); no request comes after this. */
   onEnd(): void;
+  /**
+   * Let the kernel skip open and release where it can (FUSE_CAP_NO_OPEN_SUPPORT): reads
+   * then come with fh 0 and must be served by inode.
+   */
+  noOpen?: boolean;
 }
 
 interface Native {
