@@ -12,8 +12,13 @@
  * request has been answered.
  *
  * A stat travels as a Float64Array of STAT_FIELDS numbers (ino, mode, nlink, uid, gid,
- * rdev, size, blksize, blocks, atime s, atime ns, mtime s, mtime ns, ctime s, ctime ns):
- * seconds may be negative (before 1970) or past 2^31 (after 2038).
+ * rdev, size, blksize, blocks, atime s, atime ns, mtime s, mtime ns, ctime s, ctime ns,
+ * xattr flags): seconds may be negative (before 1970) or past 2^31 (after 2038).
+ *
+ * The xattr flags of an inode (XATTR_*) are remembered here when a reply carries its stat,
+ * so that the session thread answers getxattr/listxattr of entries without extended
+ * attributes itself: `ls -l` asks two or three names of every entry, `cp -a` lists every
+ * file's, and nearly all have none.
  */
 #define FUSE_USE_VERSION 34
 #include <errno.h>
@@ -24,11 +29,18 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include "fuse_ll.h"
 #include "napi-util.h"
 
-#define STAT_FIELDS 15
+#define STAT_FIELDS 16
+/* Xattr flags: getxattr of any name but XATTR_ASKED answers ENODATA; listxattr answers empty. */
+#define XATTR_NO_GET 1
+#define XATTR_NO_LIST 2
+#define XATTR_ASKED "user.tsbak.state"
+/* Inode numbers above this get no flags (memory: one byte per number). */
+#define XATTR_MAX_INO (1u << 26)
 
 enum { OP_LOOKUP = 1, OP_GETATTR, OP_READLINK, OP_OPEN, OP_READ, OP_RELEASE, OP_OPENDIR, OP_READDIR,
        OP_READDIRPLUS, OP_RELEASEDIR, OP_GETXATTR, OP_LISTXATTR, OP_STATFS, OP_END };
@@ -41,6 +53,12 @@ typedef struct session {
   atomic_int pending; /* requests handed to JavaScript and not answered yet */
   int ended;          /* the loop returned and onEnd ran (main thread only) */
   int freed;
+  pthread_mutex_t xlock; /* xflags, xcap */
+  uint8_t *xflags;       /* by inode number */
+  size_t xcap;
+  atomic_ulong answered_here; /* requests the session thread answered itself */
+  int no_open;                /* asked for (handlers.noOpen): open answers ENOSYS when the kernel allows */
+  atomic_int no_open_active;  /* the kernel allows it (set by init) */
 } session;
 
 typedef struct request {
@@ -92,21 +110,81 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO; /* always plus: one request lists and stats */
   conn->max_readahead = 1 << 20;
+  /* Read-ahead of several readers at once goes out as background requests: the kernel's
+   * default (12 in flight) would queue them while the blob opens run on the pool. */
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
   conn->time_gran = 1;
+  /* An open answered ENOSYS counts as done, and no open or release is sent again: reads
+   * come with fh 0 and are served by inode (a `cp -a` opens every file once). */
+  session *s = userdata;
+  if (s->no_open && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) atomic_store(&s->no_open_active, 1);
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) { post(req, OP_LOOKUP, parent, 0, 0, 0, name); }
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_GETATTR, ino, 0, 0, 0, NULL); }
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { post(req, OP_READLINK, ino, 0, 0, 0, NULL); }
-static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_OPEN, ino, fi->flags, 0, 0, NULL); }
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  session *s = fuse_req_userdata(req);
+  if (atomic_load(&s->no_open_active)) {
+    atomic_fetch_add(&s->answered_here, 1);
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  post(req, OP_OPEN, ino, fi->flags, 0, 0, NULL);
+}
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { post(req, OP_READ, ino, (double)size, (double)off, (double)fi->fh, NULL); }
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_RELEASE, ino, 0, 0, (double)fi->fh, NULL); }
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_OPENDIR, ino, 0, 0, 0, NULL); }
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { post(req, OP_READDIR, ino, (double)size, (double)off, (double)fi->fh, NULL); }
 static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { post(req, OP_READDIRPLUS, ino, (double)size, (double)off, (double)fi->fh, NULL); }
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_RELEASEDIR, ino, 0, 0, (double)fi->fh, NULL); }
-static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) { post(req, OP_GETXATTR, ino, (double)size, 0, 0, name); }
-static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) { post(req, OP_LISTXATTR, ino, (double)size, 0, 0, NULL); }
+static int xflags_of(session *s, fuse_ino_t ino) {
+  pthread_mutex_lock(&s->xlock);
+  int f = ino < s->xcap ? s->xflags[ino] : 0;
+  pthread_mutex_unlock(&s->xlock);
+  return f;
+}
+
+/* Main thread, from a reply's stat. */
+static void set_xflags(session *s, double ino, double flags) {
+  if (!(ino >= 0 && ino < XATTR_MAX_INO)) return;
+  size_t i = (size_t)ino;
+  uint8_t f = (uint8_t)flags;
+  pthread_mutex_lock(&s->xlock);
+  if (i >= s->xcap && f) {
+    size_t cap = s->xcap ? s->xcap : 4096;
+    while (cap <= i) cap *= 2;
+    uint8_t *n = realloc(s->xflags, cap);
+    if (n) {
+      memset(n + s->xcap, 0, cap - s->xcap);
+      s->xflags = n;
+      s->xcap = cap;
+    }
+  }
+  if (i < s->xcap) s->xflags[i] = f;
+  pthread_mutex_unlock(&s->xlock);
+}
+
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  session *s = fuse_req_userdata(req);
+  if ((xflags_of(s, ino) & XATTR_NO_GET) && strcmp(name, XATTR_ASKED) != 0) {
+    atomic_fetch_add(&s->answered_here, 1);
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  post(req, OP_GETXATTR, ino, (double)size, 0, 0, name);
+}
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  session *s = fuse_req_userdata(req);
+  if (xflags_of(s, ino) & XATTR_NO_LIST) {
+    atomic_fetch_add(&s->answered_here, 1);
+    if (size == 0) fuse_reply_xattr(req, 0);
+    else fuse_reply_buf(req, NULL, 0);
+    return;
+  }
+  post(req, OP_LISTXATTR, ino, (double)size, 0, 0, NULL);
+}
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { post(req, OP_STATFS, ino, 0, 0, 0, NULL); }
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) { fuse_reply_none(req); }
 static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) { fuse_reply_none(req); }
@@ -207,6 +285,13 @@ JS_FUNCTION(js_fuseMount) {
   fargs.argv = args;
   s = calloc(1, sizeof *s);
   if (!s) goto fail;
+  pthread_mutex_init(&s->xlock, NULL);
+  {
+    napi_value v;
+    bool b = false;
+    if (napi_get_named_property(env, argv[2], "noOpen", &v) == napi_ok) napi_get_value_bool(env, v, &b);
+    s->no_open = b;
+  }
   s->se = fuse_session_new(&fargs, &ops, sizeof ops, s);
   if (!s->se) {
     throw_errno(env, EINVAL, "fuse_session_new", argv[0], mnt);
@@ -264,7 +349,7 @@ static void answered(napi_env env, session *s) {
   if (atomic_fetch_sub(&s->pending, 1) == 1 && s->ended) free_session(env, s);
 }
 
-static int get_stat(napi_env env, napi_value v, size_t at, struct stat *st) {
+static int get_stat(napi_env env, session *s, napi_value v, size_t at, struct stat *st) {
   double *d;
   size_t len;
   if (get_ta(env, v, napi_float64_array, "stat", 0, (void **)&d, &len) < 0) return -1;
@@ -289,6 +374,7 @@ static int get_stat(napi_env env, napi_value v, size_t at, struct stat *st) {
   st->st_mtim.tv_nsec = (long)d[12];
   st->st_ctim.tv_sec = (time_t)d[13];
   st->st_ctim.tv_nsec = (long)d[14];
+  set_xflags(s, d[0], d[15]);
   return 0;
 }
 
@@ -320,7 +406,7 @@ JS_FUNCTION(js_fuseReplyEntry) {
   session *s = fuse_req_userdata(req);
   struct fuse_entry_param e;
   memset(&e, 0, sizeof e);
-  if (get_stat(env, argv[1], 0, &e.attr) < 0) return NULL;
+  if (get_stat(env, s, argv[1], 0, &e.attr) < 0) return NULL;
   e.ino = e.attr.st_ino;
   e.entry_timeout = num(env, argv[2]);
   e.attr_timeout = num(env, argv[3]);
@@ -337,7 +423,7 @@ JS_FUNCTION(js_fuseReplyAttr) {
   if (!req) return NULL;
   session *s = fuse_req_userdata(req);
   struct stat st;
-  if (get_stat(env, argv[1], 0, &st) < 0) return NULL;
+  if (get_stat(env, s, argv[1], 0, &st) < 0) return NULL;
   fuse_reply_attr(req, &st, num(env, argv[2]));
   answered(env, s);
   return NULL;
@@ -359,6 +445,47 @@ JS_FUNCTION(js_fuseReplyBuf) {
   fuse_reply_buf(req, data, len);
   answered(env, s);
   return NULL;
+}
+
+/* replyIov(req, pieces: Buffer[]): read data in pieces (views of cached chunks), written to
+ * the kernel as they are. */
+#define IOV_MAX_PIECES 64
+JS_FUNCTION(js_fuseReplyIov) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
+  fuse_req_t req = take_req(env, argv[0]);
+  if (!req) return NULL;
+  session *s = fuse_req_userdata(req);
+  uint32_t n = 0;
+  if (napi_get_array_length(env, argv[1], &n) != napi_ok || n > IOV_MAX_PIECES) {
+    throw_type(env, "pieces must be an array of at most 64 Buffers");
+    return NULL;
+  }
+  struct iovec iov[IOV_MAX_PIECES];
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_get_buffer_info(env, v, &iov[i].iov_base, &iov[i].iov_len) != napi_ok) {
+      throw_type(env, "pieces must be Buffers");
+      return NULL;
+    }
+  }
+  fuse_reply_iov(req, iov, (int)n);
+  answered(env, s);
+  return NULL;
+}
+
+/* answeredHere(session) -> requests the session thread answered without JavaScript. */
+JS_FUNCTION(js_fuseAnsweredHere) {
+  napi_value argv[1];
+  void *p = NULL;
+  if (get_args(env, info, 1, argv, NULL) < 0) return NULL;
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) {
+    throw_type(env, "session must be a FUSE session");
+    return NULL;
+  }
+  napi_value out;
+  napi_create_double(env, (double)atomic_load(&((session *)p)->answered_here), &out);
+  return out;
 }
 
 /* replyReadlink(req, target Buffer) */
@@ -466,7 +593,7 @@ JS_FUNCTION(js_fuseReplyDir) {
     name[len] = 0;
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
-    if (get_stat(env, argv[4], (size_t)i * STAT_FIELDS, &e.attr) < 0) {
+    if (get_stat(env, s, argv[4], (size_t)i * STAT_FIELDS, &e.attr) < 0) {
       free(buf);
       return NULL;
     }

@@ -9,6 +9,8 @@ JS_FUNCTION(js_fuseReplyErr);
 JS_FUNCTION(js_fuseReplyEntry);
 JS_FUNCTION(js_fuseReplyAttr);
 JS_FUNCTION(js_fuseReplyBuf);
+JS_FUNCTION(js_fuseReplyIov);
+JS_FUNCTION(js_fuseAnsweredHere);
 JS_FUNCTION(js_fuseReplyReadlink);
 JS_FUNCTION(js_fuseReplyOpen);
 JS_FUNCTION(js_fuseReplyXattrSize);

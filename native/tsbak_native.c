@@ -71,6 +71,8 @@ NAPI_MODULE_INIT() {
       {"fuseReplyXattrSize", NULL, js_fuseReplyXattrSize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fuseReplyStatfs", NULL, js_fuseReplyStatfs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fuseReplyDir", NULL, js_fuseReplyDir, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseReplyIov", NULL, js_fuseReplyIov, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fuseAnsweredHere", NULL, js_fuseAnsweredHere, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gfMulAdd", NULL, js_gfMulAdd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gfMulAddAsync", NULL, js_gfMulAddAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scryptRomixAsync", NULL, js_scryptRomixAsync, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -21,6 +21,9 @@
 #   BENCH_BIG_MIB=1024 BENCH_PAR_MIB=64 ...        the large file, each parallel reader's file
 #   BENCH_TOOLS="tsbak restic" ...                 leave a tool out
 #   BENCH_DIR=/path BENCH_KEEP=1 ...               where to work, and keep it afterwards
+#   BENCH_REUSE=1 ...                              with BENCH_DIR/BENCH_KEEP: reuse the data and
+#                                                  repositories a kept run left there
+#   BENCH_STEPS="seq par" ...                      only these measurements (ls seq par cp)
 #
 # Needs: node (and a built dist/: npx tsc -p tsconfig.json), restic, borg (borgbackup with
 # python3-llfuse), fusermount.
@@ -31,6 +34,8 @@ tree_src=${BENCH_TREE:-/usr/include}
 big_mib=${BENCH_BIG_MIB:-512}
 par_mib=${BENCH_PAR_MIB:-32}
 tools=${BENCH_TOOLS:-tsbak restic borg}
+steps=${BENCH_STEPS:-ls seq par cp}
+reuse=${BENCH_REUSE:-}
 work=${BENCH_DIR:-$(mktemp -d /var/tmp/tsbak-bench.XXXXXX)}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
@@ -61,30 +66,36 @@ trap cleanup EXIT
 say() { printf '%s\n' "$*" >&2; }
 now() { date +%s.%N; }
 has() { [[ " $tools " == *" $1 "* ]]; }
+step() { [[ " $steps " == *" $1 "* ]]; }
 
 # ---- data ----
-say "copying $tree_src, building a $big_mib MiB file and 8 files of $par_mib MiB in $work/data"
-mkdir -p "$work/data/par"
-cp -a "$tree_src" "$work/data/tree"
-head -c "${big_mib}M" /dev/urandom > "$work/data/big.bin"
-for i in 0 1 2 3 4 5 6 7; do head -c "${par_mib}M" /dev/urandom > "$work/data/par/p$i.bin"; done
+if [ -n "$reuse" ] && [ -d "$work/data" ]; then
+  say "reusing the data and repositories in $work"
+else
+  reuse=
+  say "copying $tree_src, building a $big_mib MiB file and 8 files of $par_mib MiB in $work/data"
+  mkdir -p "$work/data/par"
+  cp -a "$tree_src" "$work/data/tree"
+  head -c "${big_mib}M" /dev/urandom > "$work/data/big.bin"
+  for i in 0 1 2 3 4 5 6 7; do head -c "${par_mib}M" /dev/urandom > "$work/data/par/p$i.bin"; done
+fi
 data_bytes=$(du -sb --apparent-size "$work/data" | cut -f1)
 data_files=$(find "$work/data" | wc -l)
 big_bytes=$(stat -c %s "$work/data/big.bin")
 par_bytes=$((8 * $(stat -c %s "$work/data/par/p0.bin")))
 
 # ---- backups ----
-if has tsbak; then
+if has tsbak && ! [ -n "$reuse" -a -d "$work/repo-tsbak" ]; then
   say "backing up with tsbak"
   "$here/bin/tsbak" init "$work/repo-tsbak" > /dev/null
   "$here/bin/tsbak-write" --quiet "$work/repo-tsbak" "$work/data"
 fi
-if has restic; then
+if has restic && ! [ -n "$reuse" -a -d "$work/repo-restic" ]; then
   say "backing up with restic"
   restic --quiet init --repo "$work/repo-restic" > /dev/null
   restic --quiet --repo "$work/repo-restic" backup "$work/data" > /dev/null
 fi
-if has borg; then
+if has borg && ! [ -n "$reuse" -a -d "$work/repo-borg" ]; then
   say "backing up with borg"
   borg init --encryption=repokey-blake2 "$work/repo-borg" > /dev/null 2>&1
   borg create --compression lz4 "$work/repo-borg::bench" "$work/data"
@@ -124,6 +135,7 @@ declare -A secs
 measure() { # op command... (with $src set by mount_tool)
   local op=$1 tool
   shift
+  step "$op" || return 0
   for tool in $tools; do
     mount_tool "$tool"
     local a b
@@ -163,6 +175,7 @@ ver() {
 }
 row() { # label op kind(time|rate) bytes
   local line="| $1 |" t r
+  step "$2" || return 0
   for t in $tools; do
     if [ "$3" = time ]; then line+=" $(awk -v s="${secs[$2-$t]}" 'BEGIN { printf "%.2f s", s }') |"
     else line+=" $(awk -v n="$4" -v s="${secs[$2-$t]}" 'BEGIN { printf "%.0f MB/s", n / s / 1e6 }') |"; fi

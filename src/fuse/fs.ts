@@ -30,6 +30,7 @@ import { TsbakError } from '../errors.js';
 import { buildChunkMap, type ChunkMap } from './chunk-map.js';
 import { COLD_ERRNO, ColdReads, isReadable, STATE_XATTR, statusText, type ColdFile, type ColdReadOptions } from './cold.js';
 import { FsError } from './fs-error.js';
+import { XATTR_NO_GET, XATTR_NO_LIST } from '../platform/native/fuse.js';
 import { InodeTable } from './inodes.js';
 import { byteName, componentName, textOfPath, timeMs, timeName } from './names.js';
 import { PackGroups, PackReadAhead, SMALL_FILE } from './pack-group.js';
@@ -91,7 +92,7 @@ const STATUS_KEEP = 32;
 
 /** A file being read: repository data, or a copy of the status file. */
 interface Handle {
-  reader: { read(buf: Buffer, len: number, pos: number): number | Promise<number> };
+  reader: { views(len: number, pos: number): Buffer[] | Promise<Buffer[]> };
   /** Set for regular files of a repository with cold storage. */
   cold?: ColdFile;
   /** Whether its data was found readable (not cold, not restoring). */
@@ -100,9 +101,9 @@ interface Handle {
 
 class BufferReader {
   constructor(private readonly data: Buffer) {}
-  read(buf: Buffer, len: number, pos: number): number {
-    if (pos >= this.data.length || len <= 0) return 0;
-    return this.data.copy(buf, 0, pos, Math.min(this.data.length, pos + len));
+  views(len: number, pos: number): Buffer[] {
+    if (pos >= this.data.length || len <= 0) return [];
+    return [this.data.subarray(pos, Math.min(this.data.length, pos + len))];
   }
 }
 
@@ -148,6 +149,11 @@ export class SnapshotFs {
     this.mountpoint = opts.mountpoint && opts.mountpoint !== '/' ? opts.mountpoint : '';
     this.root = this.buildViews();
   }
+
+  /** FUSE requests answered so far, by operation (ops.ts counts them; shown in STATS_XATTR). */
+  readonly requests: Record<string, number> = {};
+  /** Requests the FUSE session answered without asking (set by mount.ts). */
+  answeredNatively: () => number = () => 0;
 
   get snapshotCount(): number {
     return this.snaps.size;
@@ -306,8 +312,12 @@ export class SnapshotFs {
       case 'snap':
         // nlink 1: "not counted", so tools do not infer subdirectory counts without loading the tree.
         return virtualDirStat(e.ino, e.snap.mtimeMs, 1, this.owner);
-      case 'node':
-        return nodeStat(e.node, e.ino, this.owner);
+      case 'node': {
+        const st = nodeStat(e.node, e.ino, this.owner);
+        // user.tsbak.state is always asked of JavaScript; it is listed only for files with cold data.
+        if (!e.node.xattrs?.length) st.xattrFlags = XATTR_NO_GET | (this.cold && e.node.type === 'file' ? 0 : XATTR_NO_LIST);
+        return st;
+      }
       case 'vfile':
         return virtualFileStat(e.ino, e.data.length, e.mtimeMs, this.owner);
     }
@@ -387,7 +397,7 @@ export class SnapshotFs {
   }
 
   stats() {
-    return { snapshots: this.snaps.size, treeLoads: this.trees.loads, groupReads: this.chunks.groupStats.groups, groupBlobs: this.chunks.groupStats.blobs, inodes: this.inodes.size, openFiles: this.files.size, indexedBlobs: this.repo.index.size, ...(this.cold ? { cold: this.cold.stats() } : {}) };
+    return { snapshots: this.snaps.size, treeLoads: this.trees.loads, groupReads: this.chunks.groupStats.groups, groupBlobs: this.chunks.groupStats.blobs, inodes: this.inodes.size, openFiles: this.files.size, indexedBlobs: this.repo.index.size, requests: this.requests, answeredNatively: this.answeredNatively(), ...(this.cold ? { cold: this.cold.stats() } : {}) };
   }
 
   // ---- the status file ----
@@ -464,30 +474,33 @@ export class SnapshotFs {
     }
   }
 
-  /** Bytes read; synchronous when the data is already in memory. Cold data: see ./cold.ts. */
-  read(fd: number, buf: Buffer, len: number, pos: number): number | Promise<number> {
+  /**
+   * The bytes at pos (at most len) as views of data in memory (reader.ts views), to answer
+   * a read without a copy; synchronous when the data is already in memory. Cold data: see ./cold.ts.
+   */
+  read(fd: number, len: number, pos: number): Buffer[] | Promise<Buffer[]> {
     const h = this.files.get(fd);
     if (!h) throw new FsError('EBADF');
     const cold = this.cold;
-    if (!h.cold || !cold) return h.reader.read(buf, len, pos);
+    if (!h.cold || !cold) return h.reader.views(len, pos);
     const f = h.cold;
     if (!h.ready) {
       return cold.ensureReadable(f).then(() => {
         h.ready = true;
-        return this.readCold(h, f, buf, len, pos);
+        return this.readCold(h, f, len, pos);
       });
     }
-    return this.readCold(h, f, buf, len, pos);
+    return this.readCold(h, f, len, pos);
   }
 
   /** A read of a file in cold storage: on cold data after all, restore (./cold.ts), then read once more. */
-  private readCold(h: Handle, f: ColdFile, buf: Buffer, len: number, pos: number): number | Promise<number> {
-    const n = h.reader.read(buf, len, pos);
-    if (typeof n === 'number') return n;
+  private readCold(h: Handle, f: ColdFile, len: number, pos: number): Buffer[] | Promise<Buffer[]> {
+    const n = h.reader.views(len, pos);
+    if (Array.isArray(n)) return n;
     // A read that had to fetch may have brought packs into the local cache: the state
     // remembered at open (user.tsbak.state) is stale now, not only once the file is closed
     // (the kernel's release can come after the reader's next getxattr).
-    const fetched = (got: number) => {
+    const fetched = (got: Buffer[]) => {
       this.cold!.forget(f.ino);
       return got;
     };
@@ -497,7 +510,7 @@ export class SnapshotFs {
       await this.cold!.ensureReadable(f, true);
       h.ready = true;
       try {
-        return fetched(await h.reader.read(buf, len, pos));
+        return fetched(await h.reader.views(len, pos));
       } catch (e2) {
         if (isCold(e2)) throw new FsError(COLD_ERRNO, `${f.where}: data in cold storage`);
         throw e2;

@@ -113,7 +113,8 @@ export async function mountRepository(repo: Repository, mountpoint: string, opts
   let onEnded!: () => void;
   const ended = new Promise<void>((resolve) => (onEnded = resolve));
   try {
-    fuseNative().fuseMount(mnt, fuseOptionList(opts), { onRequest: ops.onRequest, onEnd: () => onEnded() });
+    const session = fuseNative().fuseMount(mnt, fuseOptionList(opts), { onRequest: ops.onRequest, onEnd: () => onEnded(), noOpen: ops.noOpen });
+    fs.answeredNatively = () => fuseNative().fuseAnsweredHere(session);
   } catch (e) {
     throw new TsbakError('IO', `cannot mount on ${mnt}: libfuse refused (${(e as Error).message}; is /dev/fuse there and the fuse module loaded?)`);
   }

@@ -59,7 +59,9 @@ export interface OpsOptions {
 interface Pending {
   req: FuseReq;
   deadline: number;
-  what: string;
+  /** The operation and inode number, for log lines (named only then: most requests never log). */
+  op: number;
+  ino: number;
 }
 
 /** An open directory: its listing, made at the first readdir, with the stats readdirplus sends. */
@@ -83,8 +85,9 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
   const pending = new Set<Pending>();
   const one = new Float64Array(STAT_FIELDS);
 
-  const begin = (req: FuseReq, what: string, ms: number): Pending => {
-    const p = { req, deadline: Date.now() + ms, what };
+  const what = (p: Pending) => `${opName(p.op)} ${textOfPath(paths.get(p.ino) ?? `#${p.ino}`)}`;
+  const begin = (req: FuseReq, op: number, ino: number, ms: number): Pending => {
+    const p = { req, deadline: Date.now() + ms, op, ino };
     pending.add(p);
     return p;
   };
@@ -95,7 +98,7 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
   };
   const fail = (p: Pending) => (e: unknown) => {
     const { errno: n, report } = errnoFor(e);
-    if (report) log(`${p.what}: ${(e as Error)?.message ?? String(e)}`);
+    if (report) log(`${what(p)}: ${(e as Error)?.message ?? String(e)}`);
     finish(p, (req) => native.fuseReplyErr(req, n));
   };
   const pathOf = (ino: number): string => {
@@ -138,10 +141,11 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
         return finish(p, (req) => native.fuseReplyOpen(req, fd, true));
       }
       case FuseOp.read: {
-        const buf = Buffer.allocUnsafe(a);
-        const r = fs.read(fh, buf, a, b);
-        const n = typeof r === 'number' ? r : await r;
-        return finish(p, (req) => native.fuseReplyBuf(req, buf.subarray(0, n)));
+        // fh 0: the kernel does not open (noOpen): the file is opened here, by inode.
+        const r = fs.read(fh === 0 ? await byIno(ino) : fh, a, b);
+        const views = Array.isArray(r) ? r : await r;
+        // A read over many small holes and chunks: one buffer (the native reply takes 64 pieces).
+        return finish(p, (req) => native.fuseReplyIov(req, views.length <= 64 ? views : [Buffer.concat(views)]));
       }
       case FuseOp.release:
         fs.release(fh);
@@ -191,6 +195,26 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
     else native.fuseReplyBuf(req, v);
   };
 
+  /** Files opened by inode for reads that come without an open (noOpen), the oldest closed past INO_OPEN_MAX. */
+  const inoFiles = new Map<number, Promise<number>>();
+  const byIno = (ino: number): Promise<number> => {
+    let fd = inoFiles.get(ino);
+    if (fd) {
+      inoFiles.delete(ino); // most recently used last
+      inoFiles.set(ino, fd);
+      return fd;
+    }
+    fd = fs.open(pathOf(ino));
+    fd.catch(() => inoFiles.get(ino) === fd && inoFiles.delete(ino));
+    inoFiles.set(ino, fd);
+    if (inoFiles.size > INO_OPEN_MAX) {
+      const [oldest, old] = inoFiles.entries().next().value!;
+      inoFiles.delete(oldest);
+      old.then((n) => fs.release(n), () => {});
+    }
+    return fd;
+  };
+
   const list = async (d: OpenDir) => {
     const { names, stats } = await fs.readdir(d.path);
     const prefix = d.path === '/' ? '/' : `${d.path}/`;
@@ -206,22 +230,31 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
   };
 
   return {
+    // Without cold storage, an open decides nothing a read cannot: the kernel may skip it.
+    noOpen: !fs.cold,
     onRequest(op, req, ino, a, b, fh, name) {
-      const p = begin(req, `${opName(op)} ${textOfPath(paths.get(ino) ?? `#${ino}`)}`, op === FuseOp.read ? o.readTimeoutMs : o.opTimeoutMs);
+      const opn = opName(op);
+      fs.requests[opn] = (fs.requests[opn] ?? 0) + 1;
+      const p = begin(req, op, ino, op === FuseOp.read ? o.readTimeoutMs : o.opTimeoutMs);
       handle(op, p, ino, a, b, fh, name).catch(fail(p));
     },
     onEnd() {},
     sweep(now: number) {
       for (const p of pending) {
         if (p.deadline > now) continue;
-        log(`${p.what}: no answer in time, failed with ETIMEDOUT`);
+        log(`${what(p)}: no answer in time, failed with ETIMEDOUT`);
         finish(p, (req) => native.fuseReplyErr(req, errno('ETIMEDOUT')));
       }
     },
   };
 }
 
+/** Files kept open by inode (noOpen): a few readers at once, each reading forward. */
+const INO_OPEN_MAX = 64;
+
+const OP_NAMES: string[] = [];
+for (const [k, v] of Object.entries(FuseOp)) OP_NAMES[v] = k;
+
 function opName(op: number): string {
-  for (const [k, v] of Object.entries(FuseOp)) if (v === op) return k;
-  return `op ${op}`;
+  return OP_NAMES[op] ?? `op ${op}`;
 }

@@ -101,9 +101,19 @@ export class OpenFile {
    * the end of the file). Synchronous when the chunks are already here, which is most reads.
    */
   read(buf: Buffer, len: number, pos: number): number | Promise<number> {
+    const v = this.views(len, pos);
+    return Array.isArray(v) ? copyViews(v, buf) : v.then((w) => copyViews(w, buf));
+  }
+
+  /**
+   * The file's bytes at pos (at most len, short at the end of the file) as views of the
+   * cached chunks (and of a zero buffer for holes): a read is answered from them without a
+   * copy. Synchronous when the chunks are already here, which is most reads.
+   */
+  views(len: number, pos: number): Buffer[] | Promise<Buffer[]> {
     const map = this.map;
     this.reads++;
-    if (pos >= map.size || len <= 0) return 0;
+    if (pos >= map.size || len <= 0) return [];
     const end = Math.min(pos + len, map.size);
     const first = map.find(pos);
     // Sequential: this read continues in the chunk of the previous one, or the next.
@@ -119,29 +129,43 @@ export class OpenFile {
       idx.push(i);
       data.push(d);
     }
-    if (ready) return this.copy(buf, pos, end, idx, data as Buffer[]);
-    return Promise.all(data).then((ds) => this.copy(buf, pos, end, idx, ds));
+    if (ready) return this.slices(pos, end, idx, data as Buffer[]);
+    return Promise.all(data).then((ds) => this.slices(pos, end, idx, ds));
   }
 
-  private copy(buf: Buffer, pos: number, end: number, idx: number[], data: Buffer[]): number {
+  private slices(pos: number, end: number, idx: number[], data: Buffer[]): Buffer[] {
     const map = this.map;
+    const out: Buffer[] = [];
     let cur = pos;
     for (let n = 0; n < idx.length; n++) {
       const i = idx[n]!;
       const chunk = data[n]!;
       const start = map.offsets[i]!;
-      if (start > cur) buf.fill(0, cur - pos, start - pos); // a hole before this chunk
+      if (start > cur) zeros(out, start - cur); // a hole before this chunk
       cur = Math.max(cur, start);
       const stop = Math.min(end, map.end(i));
       // A verified chunk has the length the index gave; if not, the rest reads as zeros.
       const avail = Math.min(stop, start + chunk.length);
-      if (avail > cur) chunk.copy(buf, cur - pos, cur - start, avail - start);
-      if (stop > avail && stop > cur) buf.fill(0, Math.max(cur, avail) - pos, stop - pos);
+      if (avail > cur) out.push(chunk.subarray(cur - start, avail - start));
+      if (stop > avail && stop > cur) zeros(out, stop - Math.max(cur, avail));
       cur = stop;
       this.cur = i;
       this.curData = chunk;
     }
-    if (cur < end) buf.fill(0, cur - pos, end - pos); // a hole up to the end of the read
-    return end - pos;
+    if (cur < end) zeros(out, end - cur); // a hole up to the end of the read
+    return out;
   }
+}
+
+const ZERO = Buffer.alloc(1 << 20);
+
+/** Views of a zero buffer, n bytes in all. */
+function zeros(out: Buffer[], n: number): void {
+  for (; n > 0; n -= ZERO.length) out.push(ZERO.subarray(0, Math.min(n, ZERO.length)));
+}
+
+function copyViews(views: Buffer[], buf: Buffer): number {
+  let at = 0;
+  for (const v of views) at += v.copy(buf, at);
+  return at;
 }

@@ -16,6 +16,8 @@ export interface FuseStat {
   atimeNs: bigint;
   mtimeNs: bigint;
   ctimeNs: bigint;
+  /** XATTR_NO_GET | XATTR_NO_LIST (platform/native/fuse.ts): what FUSE may answer without asking. */
+  xattrFlags?: number;
 }
 
 export interface Owner {
@@ -58,6 +60,7 @@ export function statFields(st: FuseStat, out: Float64Array, at = 0): void {
   timeFields(st.atimeNs, out, at + 9);
   timeFields(st.mtimeNs, out, at + 11);
   timeFields(st.ctimeNs, out, at + 13);
+  out[at + 15] = st.xattrFlags ?? 0;
 }
 
 /** A struct timespec: whole seconds rounded down (also before 1970) and 0..999999999 ns. */

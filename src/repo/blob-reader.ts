@@ -8,7 +8,7 @@ import { openBlob } from '../format/blob.js';
 import type { BlobType } from '../format/pack.js';
 import { decodeTree, type Tree } from '../format/tree.js';
 import { CorruptError, ColdError, NotFoundError, TsbakError } from '../errors.js';
-import { openBlobNative, openBlobToFileAsync } from '../platform/native/blob.js';
+import { openBlobNative, openBlobNativeAsync, openBlobToFileAsync } from '../platform/native/blob.js';
 import { writeAllAtSync } from '../platform/write-all.js';
 import type { BlobLocation, PackRef } from './blob-index.js';
 import { BufferPool } from './buffer-pool.js';
@@ -153,7 +153,29 @@ export class BlobReader {
   }
 
   private async readBlob(id: Buffer, hex: string, cache: boolean, signal?: AbortSignal): Promise<Buffer> {
-    const plain = await this.fetchOpen(id, hex, signal, (kind, key, sealed, again, rawLength) => this.openChecked(kind, key, id, sealed, again, true, rawLength));
+    // Sealed bytes go to pooled buffers where the backend reads into them (a local file):
+    // the opened plaintext never shares them, so they are reused once it is made. Fresh
+    // buffers cost a page fault per page and GC work (a mount's sequential reader).
+    let sealedBuf: ArrayBuffer | undefined;
+    let plain: Buffer;
+    try {
+      plain = await this.fetchOpen(
+        id,
+        hex,
+        signal,
+        (kind, key, sealed, again, rawLength) => this.openChecked(kind, key, id, sealed, again, true, rawLength),
+        // Not with a signal: an aborted read may still be filling its buffer.
+        signal
+          ? undefined
+          : (n) => {
+              if (sealedBuf) this.sealedBuffers.give(sealedBuf);
+              return Buffer.from((sealedBuf = this.sealedBuffers.take(n)), 0, n);
+            },
+      );
+    } finally {
+      // A buffer handed to a worker is detached (length 0): the pool ignores it.
+      if (sealedBuf) this.sealedBuffers.give(sealedBuf);
+    }
     if (cache) this.blobCache.set(hex, plain);
     return plain;
   }
@@ -465,7 +487,15 @@ export class BlobReader {
    */
   private async openChecked(kind: BlobType, key: Buffer, id: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, usePool = true, rawLength?: number): Promise<OpenOutcome> {
     const overlap = this.blobReads > 1 || performance.now() - this.blobReadsOverlapped < OVERLAP_MS;
-    const pool = usePool && kind === 'data' && sealed.length >= OPEN_POOL_MIN && overlap ? openPool() : null;
+    const offload = usePool && kind === 'data' && sealed.length >= OPEN_POOL_MIN && overlap;
+    // In C on libuv's pool when the index gives the plaintext's length: no copy of the
+    // sealed bytes to a worker, no cipher objects; a blob that does not open there is opened
+    // again below, which says how it failed.
+    if (offload && rawLength !== undefined) {
+      const opened = await openBlobNativeAsync(key, this.ctx.secrets.macKey, id, sealed, rawLength);
+      if (opened) return opened;
+    }
+    const pool = offload && rawLength === undefined ? openPool() : null;
     if (pool?.usable) {
       try {
         return await pool.open(key, this.ctx.secrets.macKey, id, sealed, !!again);
@@ -478,7 +508,7 @@ export class BlobReader {
     // Natively when the index gives the plaintext's length: a tree costs a few µs there, and
     // ~50 µs of cipher, HMAC and zstd objects here. A blob that does not open natively is
     // opened again below, which says how it failed.
-    const opened = rawLength === undefined ? null : openBlobNative(key, this.ctx.secrets.macKey, id, sealed, rawLength);
+    const opened = rawLength === undefined || offload ? null : openBlobNative(key, this.ctx.secrets.macKey, id, sealed, rawLength);
     if (opened) return opened;
     let plain: Buffer;
     try {

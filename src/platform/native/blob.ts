@@ -71,6 +71,18 @@ export function openBlobNative(key: Uint8Array, macKey: Uint8Array, id: Uint8Arr
 }
 
 /**
+ * openBlobNative on libuv's thread pool: the plaintext, or null when it did not open or
+ * match its id. `sealed` must not change until this settles.
+ */
+export async function openBlobNativeAsync(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number): Promise<Buffer | null> {
+  const out = Buffer.allocUnsafeSlow(rawLength);
+  const ok = new Uint8Array(1);
+  const zero = new Uint32Array(1);
+  await native().openBlobsAsync(sealed, zero, Uint32Array.of(sealed.length), new Uint16Array(1), key, id, macKey, Uint32Array.of(rawLength), out, zero, ok);
+  return ok[0] ? out : null;
+}
+
+/**
  * Opens one large blob on libuv's thread pool and writes its plaintext (rawLength bytes) at
  * `pos` of the open file `fd` from there: no plaintext buffer on this thread (a compressed
  * blob's is malloc'd there and freed at once). `sealed` is decrypted in place: it must be

@@ -24,7 +24,15 @@ export const FuseOp = {
 } as const;
 
 /** Numbers per stat in a Float64Array (see statFields). */
-export const STAT_FIELDS = 15;
+export const STAT_FIELDS = 16;
+
+/**
+ * The last of a stat's numbers: what the session thread may answer about the entry's
+ * extended attributes itself. NO_GET: getxattr of any name but user.tsbak.state is ENODATA;
+ * NO_LIST: listxattr is empty.
+ */
+export const XATTR_NO_GET = 1;
+export const XATTR_NO_LIST = 2;
 
 export interface FuseHandlers {
   /**
@@ -35,6 +43,11 @@ export interface FuseHandlers {
   onRequest(op: number, req: FuseReq, ino: number, a: number, b: number, fh: number, name: Buffer | undefined): void;
   /** The kernel side is gone (unmounted); no request comes after this. */
   onEnd(): void;
+  /**
+   * Let the kernel skip open and release where it can (FUSE_CAP_NO_OPEN_SUPPORT): reads
+   * then come with fh 0 and must be served by inode.
+   */
+  noOpen?: boolean;
 }
 
 interface Native {
@@ -44,6 +57,10 @@ interface Native {
   fuseReplyEntry(req: FuseReq, stat: Float64Array, entryTimeout: number, attrTimeout: number): void;
   fuseReplyAttr(req: FuseReq, stat: Float64Array, timeout: number): void;
   fuseReplyBuf(req: FuseReq, data: Buffer): void;
+  /** Read data in pieces, sent as they are (fuse_reply_iov: no copy into one buffer). */
+  fuseReplyIov(req: FuseReq, pieces: Buffer[]): void;
+  /** Requests the session thread answered itself (xattrs of entries without any). */
+  fuseAnsweredHere(s: FuseSession): number;
   fuseReplyReadlink(req: FuseReq, target: Buffer): void;
   fuseReplyOpen(req: FuseReq, fh: number, keepCache: boolean): void;
   fuseReplyXattrSize(req: FuseReq, size: number): void;
