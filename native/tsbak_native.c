@@ -10,7 +10,8 @@
  *   chunk.c      gearScan: FastCDC's gear-hash loop
  *   inotify.c    inotifyOpen/AddWatch/RmWatch/Close: raw inotify events, listSubdirs, for `tsbak watch`
  *   fuse_ll.c    fuseMount, fuseReply*: a read-only FUSE session (libfuse 3 low-level API)
- *   parity.c     gfMulAdd(Async): Reed-Solomon multiply-accumulate for parity across packs
+ *   parity.c     gfMulAdd(Async): Reed-Solomon multiply-accumulate for parity across packs;
+ *                gfKernel(s): the SIMD kernel in use / the CPU has
  *   pool-work.c  batch work run at once or on libuv's pool (...Async -> Promise<void>)
  *   napi-util.c  Node-style errors and argument checks shared by all of them
  *
@@ -71,6 +72,8 @@ NAPI_MODULE_INIT() {
       {"fuseReplyDir", NULL, js_fuseReplyDir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gfMulAdd", NULL, js_gfMulAdd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gfMulAddAsync", NULL, js_gfMulAddAsync, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gfKernel", NULL, js_gfKernel, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gfKernels", NULL, js_gfKernels, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

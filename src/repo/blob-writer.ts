@@ -59,7 +59,8 @@ export class BlobWriter {
           this.objectsWritten.push({ kind: p.kind, bytes });
           if (treeBytes) this.onTreePack?.(p.id, treeBytes);
         },
-        onPackBytes: par ? (p, bytes) => this.parityWriter(par).add(p, bytes) : undefined,
+        // Through this writer: flush() ends one ParityWriter, the next pack starts another.
+        parity: par ? { start: () => this.parityWriter(par).start(), room: () => this.parity?.room() ?? Promise.resolve() } : undefined,
       });
     }
     return this.packer;
@@ -147,12 +148,15 @@ export class BlobWriter {
   async flush(): Promise<void> {
     if (!this.packer) return;
     await this.packer.flush();
+    // The group closes at the end of each backup (a short group: see FORMAT.md "Parity"); its
+    // objects are written while the index file is (close() never rejects: it warns).
+    const parity = this.parity;
+    this.parity = null;
+    const closed = parity?.close();
     await this.writeIndex(this.packer.takeWritten());
-    // The group closes at the end of each backup (a short group: see FORMAT.md "Parity").
-    if (this.parity) {
-      await this.parity.close();
-      if (this.parity.objectsWritten) this.objectsWritten.push({ kind: 'parity', bytes: this.parity.bytesWritten });
-      this.parity = null;
+    if (parity) {
+      await closed;
+      if (parity.objectsWritten) this.objectsWritten.push({ kind: 'parity', bytes: parity.bytesWritten });
     }
   }
 
