@@ -11,7 +11,7 @@
 import { sha256 } from '../crypto/hash.js';
 import type { IndexPack } from '../format/index-file.js';
 import { encodeParityPrefix, PARITY_PREFIX, type ParityMember } from '../format/parity.js';
-import { gfMulAdd } from '../platform/native/parity.js';
+import { gfAlloc, gfMulAdd } from '../platform/native/parity.js';
 import type { RepoContext } from './context.js';
 import { parityName } from './layout.js';
 import { parityColumn } from './parity-code.js';
@@ -93,7 +93,7 @@ export class ParityWriter {
   private newGroup(): Group {
     const size = this.m * (ROOM + this.stride);
     const spare = this.spare.pop();
-    const buf = spare && spare.length === size ? spare.fill(0) : Buffer.alloc(size);
+    const buf = spare && spare.length === size ? spare.fill(0) : gfAlloc(size);
     const g: Group = { buf, stride: this.stride, members: [], started: 0, stored: 0, full: false, broken: null };
     this.pending.add(g);
     return g;
@@ -102,7 +102,7 @@ export class ParityWriter {
   /** A member longer than the stripes: every row moves to a longer one (rare: a pack far over its target). */
   private grow(g: Group, need: number): void {
     const stride = Math.max(need, g.stride + (g.stride >> 2));
-    const buf = Buffer.alloc(this.m * (ROOM + stride));
+    const buf = gfAlloc(this.m * (ROOM + stride));
     for (let j = 0; j < this.m; j++) g.buf.copy(buf, j * (ROOM + stride), j * (ROOM + g.stride), (j + 1) * (ROOM + g.stride));
     g.buf = buf;
     g.stride = stride;

@@ -6,6 +6,7 @@ interface Parity {
   gfMulAddAsync(dst: Uint8Array, coefs: Uint8Array, src: Uint8Array): Promise<void>;
   gfKernel(name?: string): string;
   gfKernels(): string[];
+  gfAlloc(size: number): ArrayBuffer;
 }
 
 /**
@@ -32,4 +33,9 @@ export function gfKernel(name?: string): string {
 /** The kernels this CPU has, slowest first. */
 export function gfKernels(): string[] {
   return addon<Parity>().gfKernels();
+}
+
+/** A zeroed buffer for parity stripes, backed by huge pages where the kernel can (first touches of 4 KiB pages cost more than the fold). */
+export function gfAlloc(size: number): Buffer {
+  return Buffer.from(addon<Parity>().gfAlloc(size));
 }
