@@ -5,5 +5,8 @@
 
 napi_value js_gfMulAdd(napi_env env, napi_callback_info info);
 napi_value js_gfMulAddAsync(napi_env env, napi_callback_info info);
+napi_value js_gfKernel(napi_env env, napi_callback_info info);
+napi_value js_gfKernels(napi_env env, napi_callback_info info);
+napi_value js_gfAlloc(napi_env env, napi_callback_info info);
 
 #endif

@@ -12,6 +12,8 @@
  *   fuse_ll.c    fuseMount, fuseReply*: a read-only FUSE session (libfuse 3 low-level API)
  *   parity.c     gfMulAdd(Async): Reed-Solomon multiply-accumulate for parity across packs
  *   scrypt.c     scryptRomixAsync: scrypt's SMix of a group of lanes, so lanes run in parallel
+ *   parity.c     gfMulAdd(Async): Reed-Solomon multiply-accumulate for parity across packs;
+ *                gfKernel(s): the SIMD kernel in use / the CPU has; gfAlloc: stripe memory
  *   pool-work.c  batch work run at once or on libuv's pool (...Async -> Promise<void>)
  *   napi-util.c  Node-style errors and argument checks shared by all of them
  *
@@ -77,6 +79,9 @@ NAPI_MODULE_INIT() {
       {"gfMulAddAsync", NULL, js_gfMulAddAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scryptRomixAsync", NULL, js_scryptRomixAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mallocTrim", NULL, js_mallocTrim, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gfKernel", NULL, js_gfKernel, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gfKernels", NULL, js_gfKernels, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gfAlloc", NULL, js_gfAlloc, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { gfInv, gfMul, ParityEncoder, rebuild } from '../src/repo/parity-code.js';
-import { gfMulAdd } from '../src/platform/native/parity.js';
+import { gfKernel, gfKernels, gfMulAdd, gfMulAddAsync } from '../src/platform/native/parity.js';
 
 function subsets(n: number, size: number): number[][] {
   const out: number[][] = [];
@@ -23,6 +23,44 @@ t.test('GF(2^8) multiply and inverse', async (t) => {
     const dst = new Uint8Array(256);
     gfMulAdd(dst, Uint8Array.of(c), src);
     t.same([...dst], [...src].map((x) => gfMul(c, x)), `coefficient ${c}`);
+  }
+});
+
+t.test('every SIMD kernel the CPU has agrees with the JS tables', async (t) => {
+  const kernels = gfKernels();
+  const best = gfKernel();
+  t.equal(kernels[0], 'scalar');
+  t.equal(best, kernels[kernels.length - 1], 'the fastest kernel is the default');
+  t.throws(() => gfKernel('no-such-kernel'), RangeError);
+  // Lengths around every vector width (tails), odd offsets (unaligned), every coefficient.
+  const src = randomBytes(4096 + 129);
+  const lengths = [0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 1000, 4096 + 127];
+  const coefs = Uint8Array.from({ length: 256 }, (_, c) => c);
+  const expected = (c: number, s: Uint8Array, d: Uint8Array) => Uint8Array.from(d, (x, i) => (i < s.length ? x ^ gfMul(c, s[i]!) : x));
+  try {
+    for (const k of kernels) {
+      t.equal(gfKernel(k), k);
+      let bad = 0;
+      for (const len of lengths) {
+        const s = src.subarray(1, 1 + len);
+        // all 256 coefficients at once: 256 stripes of len + 3 bytes, starting non-zero
+        const dst = Buffer.alloc(256 * (len + 3), 0x5a);
+        const before = Buffer.from(dst);
+        gfMulAdd(dst, coefs, s);
+        for (let c = 0; c < 256; c++) {
+          const stripe = (b: Buffer) => b.subarray(c * (len + 3), (c + 1) * (len + 3));
+          if (!Buffer.from(expected(c, s, stripe(before))).equals(stripe(dst))) bad++;
+        }
+      }
+      t.equal(bad, 0, `${k}: every coefficient and length`);
+      // the pool's path, a large buffer in slices
+      const big = randomBytes((1 << 20) + 77);
+      const d = Buffer.alloc(2 * big.length);
+      await gfMulAddAsync(d, Uint8Array.of(0x8e, 0x1d), big);
+      t.ok(d.subarray(0, big.length).equals(Buffer.from(expected(0x8e, big, new Uint8Array(big.length)))) && d.subarray(big.length).equals(Buffer.from(expected(0x1d, big, new Uint8Array(big.length)))), `${k}: 1 MiB on the pool`);
+    }
+  } finally {
+    gfKernel(best);
   }
 });
 

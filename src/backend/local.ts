@@ -42,7 +42,7 @@ export class LocalBackend implements Backend {
   // A write to the page cache is quick: a second one in flight only holds another pack.
   readonly putConcurrency = 1;
   // Parity stays opt-in (`init --parity 10+2`) until a first backup with it holds within
-  // 1.15x of one without (measured 1.8-2.0x, docs/PERFORMANCE.md).
+  // 1.15x of one without on every corpus on a quiet machine (docs/PERFORMANCE.md).
   readonly parityByDefault = false;
   // Reads from the page cache or one disk: a second in flight overlaps a seek, more only queue.
   readonly readConcurrency = 2;

@@ -257,7 +257,7 @@ export const TSBAK: Command = {
         'tree-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of tree packs (default: STANDARD; see README, "Storage classes")' },
         'index-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of index files (default: as tree packs)' },
         'pack-size': { type: 'number', describe: 'target data pack size in MiB (default 16, 64 for cold classes)' },
-        parity: { type: 'string', describe: 'parity across packs: K+M (M parity objects per K packs, any M lost rebuilt) or off (default: 10+2 on local disks, off on S3)' },
+        parity: { type: 'string', describe: 'parity across packs: K+M (M parity objects per K packs, any M lost rebuilt) or off (default: off)' },
       },
       run: (a) => run(cmdInit, a),
     },

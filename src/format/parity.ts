@@ -72,14 +72,19 @@ export function decodeHeader(b: Buffer): ParityHeader {
   return { k, m, row, members, stripe, payloadSha256: Buffer.from(b.subarray(8, 40)) };
 }
 
-/** The object's bytes: "TSBP" || u8 1 || u32 sealedLen || seal(indexKey, header) || payload. */
-export function encodeParity(indexKey: Uint8Array, h: Omit<ParityHeader, 'payloadSha256'>, payload: Uint8Array): Buffer {
-  const sealed = aeadSeal(indexKey, encodeHeader({ ...h, payloadSha256: sha256(payload) }), AAD);
+/** The object's bytes before its payload: "TSBP" || u8 1 || u32 sealedLen || seal(indexKey, header). */
+export function encodeParityPrefix(indexKey: Uint8Array, h: ParityHeader): Buffer {
+  const sealed = aeadSeal(indexKey, encodeHeader(h), AAD);
   const pre = Buffer.alloc(9);
   MAGIC.copy(pre, 0);
   pre.writeUInt8(1, 4);
   pre.writeUInt32BE(sealed.length, 5);
-  return Buffer.concat([pre, sealed, payload]);
+  return Buffer.concat([pre, sealed]);
+}
+
+/** The object's bytes: encodeParityPrefix || payload. */
+export function encodeParity(indexKey: Uint8Array, h: Omit<ParityHeader, 'payloadSha256'>, payload: Uint8Array): Buffer {
+  return Buffer.concat([encodeParityPrefix(indexKey, { ...h, payloadSha256: sha256(payload) }), payload]);
 }
 
 /** The header from the object's first bytes (at least 9 + its sealed length); also where the payload starts. */

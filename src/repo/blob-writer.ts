@@ -61,7 +61,8 @@ export class BlobWriter {
           this.objectsWritten.push({ kind: p.kind, bytes });
           if (treeBytes) this.onTreePack?.(p.id, treeBytes);
         },
-        onPackBytes: par ? (p, bytes) => this.parityWriter(par).add(p, bytes) : undefined,
+        // Through this writer: flush() ends one ParityWriter, the next pack starts another.
+        parity: par ? { start: () => this.parityWriter(par).start(), room: () => this.parity?.room() ?? Promise.resolve() } : undefined,
       });
     }
     return this.packer;
@@ -168,7 +169,7 @@ export class BlobWriter {
    */
   private listable(packs: ReturnType<Packer['takeWritten']>): ReturnType<Packer['takeWritten']> {
     const all = this.held.length ? [...this.held, ...packs] : packs;
-    const open = this.parity?.open;
+    const open = this.parity?.unwritten;
     if (!open?.size) {
       this.held = [];
       return all;

@@ -14,6 +14,7 @@ import type { IndexPack } from '../format/index-file.js';
 import { GROUP_TARGET, LARGE_BLOB, PackBuilder, type BlobType } from '../format/pack.js';
 import { packName } from './layout.js';
 import { SealPool } from './seal-pool.js';
+import type { PackFold } from './parity-writer.js';
 import { sealBlobNative } from '../platform/native/blob.js';
 
 const BATCH_BYTES = 1 << 20;
@@ -43,8 +44,8 @@ interface OpenPack {
   type: BlobType;
   /** Where the pack streams to, on backends that can (else it is built in memory). */
   file: ObjectFile | null;
-  /** Copies of a streamed pack's bytes as they went to its file (only with onPackBytes). */
-  tee: Buffer[] | null;
+  /** Its part in a parity group (parity on), from its first bytes. */
+  fold: PackFold | null;
   key: Buffer;
   builder: PackBuilder;
   batch: Batch | null;
@@ -68,10 +69,11 @@ export interface PackerOptions {
   /** A pack stored: its index entry, its size, and (tree packs put from memory) a copy of its bytes. */
   onPack?: (p: IndexPack, bytes: number, treeBytes?: Buffer) => void;
   /**
-   * With keepBytes: called after each pack is stored with a copy of its bytes (parity across
-   * packs folds them in); the next uploads wait for the promise (backpressure).
+   * Parity across packs: each pack's bytes are folded in as they are laid out (start() at
+   * its first bytes), and it is told when the pack is stored; a pack waits for room() before
+   * it is stored.
    */
-  onPackBytes?: (p: IndexPack, bytes: Buffer) => Promise<void>;
+  parity?: { start(): PackFold; room(): Promise<void> };
 }
 
 export class Packer {
@@ -115,13 +117,14 @@ export class Packer {
     if (!p) {
       const file = this.o.backend.createObjectFile?.() ?? null;
       let builder: PackBuilder;
-      const tee: Buffer[] | null = file && this.o.onPackBytes ? [] : null;
+      const parity = this.o.parity;
+      let op: OpenPack | null = null;
       if (file) {
         // Streamed: the builder holds one group member at most.
         this.files.add(file);
         builder = new PackBuilder(STREAMED_CAPACITY, this.groupBuffers.pop(), (b) => {
           file.append(b);
-          tee?.push(Buffer.from(b));
+          if (parity) (op!.fold ??= parity.start()).add(b);
         });
       } else {
         // Room for the target size plus the one blob that may take it over (a chunk or batch).
@@ -129,7 +132,7 @@ export class Packer {
         builder = new PackBuilder(capacity, this.arenas.find((a) => a.length >= capacity && a.length <= 2 * capacity));
         this.arenas = this.arenas.filter((a) => a !== builder.buffer);
       }
-      p = this.open[type] = { type, file, tee, key: randomBytes(32), builder, batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
+      p = op = this.open[type] = { type, file, fold: null, key: randomBytes(32), builder, batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
     }
     return p;
   }
@@ -302,8 +305,8 @@ export class Packer {
     const sealedKey = sealTo(this.o.repoPub, p.key);
     // The builder hashed the pack as its bytes became final: no pass over it here.
     const { bytes, length, entries, sha256: id } = p.builder.finish(p.key, sealedKey);
-    const kept = this.o.onPackBytes ? (p.tee ? Buffer.concat(p.tee) : Buffer.from(bytes!)) : null;
-    p.tee = null;
+    // A pack put from memory is folded whole (a streamed one was, as it went to its file).
+    if (this.o.parity && !p.file) (p.fold = this.o.parity.start()).add(bytes!);
     // A streamed pack's bytes went to its file as they were laid out (synchronously): the
     // builder's buffer is free now.
     if (p.file && p.builder.buffer.length === STREAMED_CAPACITY && this.groupBuffers.length < 2) this.groupBuffers.push(p.builder.buffer);
@@ -323,6 +326,7 @@ export class Packer {
     // A streamed pack is already written; what is left (fsync, link) holds no memory.
     const max = this.o.maxUploads ?? (p.file ? 2 : this.o.backend.putConcurrency ?? 2);
     while (this.uploads.size >= max) await Promise.race(this.uploads);
+    await this.o.parity?.room();
     if (this.failure) throw this.failure;
     const name = packName(p.type, id.toString('hex'));
     const file = p.file;
@@ -337,7 +341,7 @@ export class Packer {
         this.writtenBlobCount += entry.blobs.length;
         this.writtenByteCount += length;
         this.o.onPack?.(entry, length, treeBytes);
-        if (kept) return this.o.onPackBytes!(entry, kept);
+        p.fold?.stored(entry, length);
       })
       .catch((e) => {
         this.failure ??= e;

@@ -1,6 +1,6 @@
 // Whether new packs get parity, and K+M (docs/FORMAT.md "Parity settings"): the master's
 // signed objects settings/parity-<32 hex>; the valid one with the highest seq applies, and
-// without one the backend's default (local: 10+2; S3: off). Only the full key signs them,
+// without one the backend's default (off on every backend for now). Only the full key signs them,
 // so a writer key cannot turn parity off for others; a bucket writer can only delete them,
 // which falls back to the backend's default.
 import { randomBytes } from 'node:crypto';
