@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFil
 import * as path from 'node:path';
 import { lastJson, run, start } from './lib/cli.js';
 import { mountBg, mountPoint, waitFor } from './lib/fuse-helpers.js';
+import { whenFiles } from './lib/file-events.js';
 import { sshdOrSkip } from './lib/sshd.js';
 import { tempDir } from './lib/temp.js';
 import { compareTrees, walkTree } from './lib/tree-compare.js';
@@ -107,7 +108,10 @@ if (sshd) {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     // Once the first data pack is on the server, cut every connection.
     const packs = path.join(remote, 'packs/data');
-    await waitFor('a data pack on the server', () => existsSync(packs) && readdirSync(packs).some((d) => readdirSync(path.join(packs, d)).some((f) => !f.startsWith('.tmp-'))), 120_000, 10);
+    await whenFiles(remote, () => existsSync(packs) && readdirSync(packs).some((d) => readdirSync(path.join(packs, d)).some((f) => !f.startsWith('.tmp-'))), {
+      recursive: true,
+      failed: exited.then((c) => new Error(`the backup exited (${c}) before a data pack was on the server: ${stderr}`)),
+    });
     t.ok(sshd.killSessions() > 0, 'the SSH sessions were killed');
     const code = await exited;
     t.equal(code, 0, `the backup finished: ${stderr}`);
@@ -138,7 +142,7 @@ if (sshd) {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     // Once the large file is being written, cut every connection.
     const big = path.join(target, src, 'big.bin');
-    await waitFor('the large file to be restored in part', () => existsSync(big), 120_000, 5);
+    await whenFiles(work, () => existsSync(big), { recursive: true, failed: exited.then((c) => new Error(`the restore exited (${c}) before writing ${big}: ${stderr}`)) });
     const killed = sshd.killSessions();
     const code = await exited;
     t.equal(code, 0, `the restore finished: ${stderr}`);
@@ -160,7 +164,10 @@ if (sshd) {
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const index = path.join(remote, 'index');
-    await waitFor('two index checkpoints on the server', () => existsSync(index) && readdirSync(index).filter((f) => !f.startsWith('.tmp-')).length >= 2, 120_000, 10);
+    await whenFiles(remote, () => existsSync(index) && readdirSync(index).filter((f) => !f.startsWith('.tmp-')).length >= 2, {
+      recursive: true,
+      failed: exited.then((c) => new Error(`the backup exited (${c}) before two index checkpoints were on the server: ${stderr}`)),
+    });
     await sshd.stop();
     t.teardown(() => sshd.start());
     const code = await exited;

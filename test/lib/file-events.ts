@@ -4,8 +4,9 @@ import { watch } from 'node:fs';
 /**
  * Resolves once `cond` holds. It is checked now and again on every event under `dir`
  * (a file created, written, renamed or removed there, at any depth when `recursive`).
- * Rejects with `failed`'s error if that settles first (say, the process writing the files
- * exited). No timer of its own: tap's per-test timeout bounds a wait that never ends.
+ * Rejects with `failed`'s error if that settles first and `cond` does not hold then (say,
+ * the process writing the files exited). No timer of its own: tap's per-test timeout bounds
+ * a wait that never ends.
  */
 export function whenFiles(dir: string, cond: () => boolean, opts: { recursive?: boolean; failed?: Promise<Error> } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -27,7 +28,10 @@ export function whenFiles(dir: string, cond: () => boolean, opts: { recursive?: 
     // Watch first, then check: a change between the two still wakes a check.
     const watcher = watch(dir, { recursive: opts.recursive ?? false }, check);
     watcher.on('error', (e) => finish(e));
-    void opts.failed?.then((e) => finish(e));
+    void opts.failed?.then((e) => {
+      check();
+      finish(e);
+    });
     check();
   });
 }
