@@ -38,6 +38,13 @@ export class CorruptError extends TsbakError {
   }
 }
 
+/** A blob a tree or snapshot names and no index lists: damage (an index file lost or skipped). */
+export class NotInIndexError extends TsbakError {
+  constructor(id: Buffer) {
+    super('CORRUPT', `blob ${id.toString('hex')} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check', and 'tsbak repair index' if an index file was lost`);
+  }
+}
+
 /** Data is in a cold storage class and must be restored before it can be read. */
 export class ColdError extends TsbakError {
   constructor(what: string, readonly objects: string[] = []) {

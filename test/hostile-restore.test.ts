@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { newRepo, run } from './lib/cli.js';
-import { asWriter, repoWithWriter, type Evil } from './lib/hostile.js';
+import { BASE, asWriter, repoWithWriter, type Evil } from './lib/hostile.js';
 import { tempDir } from './lib/temp.js';
 import type { TreeNode } from '../src/format/tree.js';
 
@@ -224,4 +224,41 @@ t.test('restore --include of a path not in the snapshot exits 16, writing nothin
   const ok = restore(repo, 'latest', target, ['--include', path.join(src, 'here')]);
   t.equal(ok.code, 0, ok.stderr);
   t.equal(readFileSync(path.join(target, src, 'here'), 'utf8'), 'x');
+});
+
+t.test('files whose chunks do not fit their extents: refused and named by restore, check and dump; short ones read as zeros', async (t) => {
+  const { repo, key } = repoWithWriter(t);
+  const probe = place(t);
+  const snap = await asWriter(repo, key, async (e) => {
+    const a = (await e.repo.saveBlob('data', Buffer.from('aaaa'))).id;
+    const b = (await e.repo.saveBlob('data', Buffer.from('bbbb'))).id;
+    const file = (name: string, size: number, content: Buffer[], extents?: Array<[number, number]>): TreeNode => ({ ...BASE, name: Buffer.from(name), type: 'file', size, content, ...(extents ? { extents } : {}) });
+    return e.snapshot([
+      file('overrun', 5, [a, b]), // the second chunk would reach past the size
+      file('spill', 6, [a, b], [[0, 2], [4, 2]]), // each chunk past its extent, into the hole and past the size
+      file('extra', 4, [a, b]), // a chunk left over
+      file('short', 12, [a, b]), // chunks end early, as a file that shrank while read is stored: zeros after
+      file('holes', 10, [a, b], [[0, 4], [6, 4]]),
+      await e.file('ok.txt', 'honest\n'),
+    ]);
+  });
+  const r = restore(repo, snap, probe.target);
+  const at = (n: string) => path.join(probe.target, n);
+  t.equal(r.code, 14, 'exit 14: the snapshot holds files no restore may trust');
+  for (const [name, why] of [['overrun', 'reach beyond its extents'], ['spill', 'reach beyond its extents'], ['extra', 'more chunks than its extents hold']] as const) {
+    t.match(r.stderr, new RegExp(`/${name}: [^\\n]*${why}; the snapshot is damaged or was made to attack`), `${name}: named, with why`);
+    t.notOk(existsSync(at(name)), `${name}: not restored`);
+  }
+  t.equal(readFileSync(at('short'), 'latin1'), 'aaaabbbb\0\0\0\0', 'chunks that end early: the rest of the size is a hole');
+  t.equal(readFileSync(at('holes'), 'latin1'), 'aaaa\0\0bbbb');
+  t.equal(readFileSync(at('ok.txt'), 'utf8'), 'honest\n');
+  probe.untouched();
+
+  const c = run('tsbak', ['check', repo]);
+  t.equal(c.code, 14, 'check exits 14');
+  for (const name of ['overrun', 'spill', 'extra']) t.match(c.stdout, new RegExp(`\\(/\\): file "${name}": it`), `check names ${name}`);
+  t.notMatch(c.stdout, /"short"|"holes"/, 'chunks that end early are not damage');
+  const d = run('tsbak', ['dump', repo, snap, '/overrun']);
+  t.not(d.code, 0, 'dump refuses it too');
+  t.match(d.stderr, /reach beyond its extents/);
 });

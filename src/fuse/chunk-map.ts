@@ -2,7 +2,8 @@
 // order, each extent chunked separately (docs/FORMAT.md, "Sparse files"), so every chunk
 // has one file offset; the gaps between chunks are holes and read as zeros.
 import type { TreeNode } from '../format/tree.js';
-import { TsbakError } from '../errors.js';
+import { CorruptError, TsbakError } from '../errors.js';
+import { chunkLayout } from '../format/file-layout.js';
 
 export class ChunkMap {
   constructor(
@@ -44,23 +45,20 @@ export class ChunkMap {
   }
 }
 
-/** Builds the map from the index's plaintext lengths. Throws NOT_FOUND if a chunk is not in the index. */
+/**
+ * Builds the map from the index's plaintext lengths. Throws NOT_FOUND if a chunk is not in
+ * the index, CORRUPT for a layout no honest writer makes (format/file-layout.ts).
+ */
 export function buildChunkMap(node: TreeNode, rawLength: (id: Buffer) => number | undefined): ChunkMap {
-  const ids = node.content ?? [];
-  const offsets = new Float64Array(ids.length);
-  const lengths = new Float64Array(ids.length);
-  const extents = node.extents ?? (node.size > 0 ? [[0, node.size] as [number, number]] : []);
-  let ci = 0;
-  for (const [off, len] of extents) {
-    let pos = off;
-    while (pos < off + len && ci < ids.length) {
-      const n = rawLength(ids[ci]!);
-      if (n === undefined) throw new TsbakError('NOT_FOUND', `chunk ${ids[ci]!.toString('hex').slice(0, 16)} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
-      offsets[ci] = pos;
-      lengths[ci] = n;
-      pos += n;
-      ci++;
-    }
-  }
-  return new ChunkMap(node.size, ids.slice(0, ci), offsets.subarray(0, ci), lengths.subarray(0, ci));
+  const layout = chunkLayout(node, rawLength);
+  if ('missing' in layout) throw new TsbakError('NOT_FOUND', `chunk ${layout.missing.toString('hex').slice(0, 16)} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
+  if ('problem' in layout) throw new CorruptError(`file ${JSON.stringify(node.name.toString())}`, `${layout.problem}; the snapshot was damaged or made to attack`);
+  const { places } = layout;
+  const offsets = new Float64Array(places.length);
+  const lengths = new Float64Array(places.length);
+  places.forEach((p, i) => {
+    offsets[i] = p.at;
+    lengths[i] = p.length;
+  });
+  return new ChunkMap(node.size, places.map((p) => p.id), offsets, lengths);
 }

@@ -7,7 +7,7 @@ import { blobId } from '../crypto/hash.js';
 import { openBlob } from '../format/blob.js';
 import type { BlobType } from '../format/pack.js';
 import { decodeTree, type Tree } from '../format/tree.js';
-import { CorruptError, ColdError, NotFoundError, TsbakError } from '../errors.js';
+import { CorruptError, ColdError, NotFoundError, NotInIndexError, TsbakError } from '../errors.js';
 import { openBlobNative, openBlobNativeAsync, openBlobToFileAsync } from '../platform/native/blob.js';
 import { writeAllAtSync } from '../platform/write-all.js';
 import type { BlobLocation, PackRef } from './blob-index.js';
@@ -383,7 +383,7 @@ export class BlobReader {
   ): Promise<T> {
     let locs = only ? [only] : this.liveLocations(id);
     // A blob a tree or snapshot names and no index lists: damage (an index file lost or skipped).
-    if (!locs.length) throw new TsbakError('CORRUPT', `blob ${hex} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check', and 'tsbak repair index' if an index file was lost`);
+    if (!locs.length) throw new NotInIndexError(id);
     const short = hex.slice(0, 16);
     const bad: Array<{ loc: BlobLocation; error: TsbakError }> = [];
     for (let i = 0; i < locs.length; i++) {
@@ -535,3 +535,4 @@ class MissingPackError extends TsbakError {
     super('CORRUPT', message);
   }
 }
+

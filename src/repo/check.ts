@@ -1,5 +1,6 @@
 // Repository check: every index, pack listing, snapshot and tree is read and verified;
 // with readData every blob of every pack is decrypted and checked against its id.
+import { chunkLayout } from '../format/file-layout.js';
 import { sha256 } from '../crypto/hash.js';
 import { openPackHeader, splitPackHeader } from '../format/pack.js';
 import { openSealed } from '../crypto/box.js';
@@ -158,6 +159,8 @@ async function check(repo: Repository, r: CheckReport, opts: CheckOptions, say: 
           for (const c of n.content ?? []) {
             if (!repo.index.has(c)) missing.push({ id, blob: c, name: n.name.toString() });
           }
+          const layout = n.content?.length ? chunkLayout(n, (c) => repo.locate(c)?.rawLength) : null;
+          if (layout && 'problem' in layout) r.errors.push(`snapshot ${id.slice(0, 8)}: tree ${t.slice(0, 16)} (${at}): file ${JSON.stringify(n.name.toString())}: ${layout.problem}; restore refuses it`);
         }
       });
     }

@@ -3,6 +3,7 @@
 import type { TreeNode } from '../format/tree.js';
 import type { Repository } from '../repo/repository.js';
 import { CorruptError } from '../errors.js';
+import { chunkLayout, type ChunkPlace } from '../format/file-layout.js';
 
 /** Chunks read ahead of the one being written, and the most bytes they may hold. */
 const AHEAD = 8;
@@ -13,29 +14,12 @@ function* zeros(n: number): Generator<Buffer> {
   for (; n > 0; n -= ZEROS.length) yield n >= ZEROS.length ? ZEROS : ZEROS.subarray(0, n);
 }
 
-/**
- * Where each chunk goes: chunks fill the extents in order (one extent [0, size) when none
- * are listed), each of the length the index gives. A chunk that would cross its extent's
- * end, or chunks left over, are damage: the stream must be exactly `size` bytes.
- */
-function layout(repo: Repository, what: string, n: TreeNode): Array<{ at: number; id: Buffer; length: number }> {
-  const content = n.content ?? [];
-  const extents = n.extents ?? (n.size > 0 ? [[0, n.size] as [number, number]] : []);
-  const plan: Array<{ at: number; id: Buffer; length: number }> = [];
-  let ci = 0;
-  for (const [off, len] of extents) {
-    let p = off;
-    while (p < off + len && ci < content.length) {
-      const id = content[ci++]!;
-      const loc = repo.locate(id);
-      if (!loc) throw new CorruptError(`${what}`, `chunk ${id.toString('hex').slice(0, 16)} is in no index file`);
-      if (p + loc.rawLength > off + len) throw new CorruptError(`${what}`, 'its chunks reach beyond its extents');
-      plan.push({ at: p, id, length: loc.rawLength });
-      p += loc.rawLength;
-    }
-  }
-  if (ci < content.length) throw new CorruptError(`${what}`, 'it has more chunks than its extents hold');
-  return plan;
+/** The file's chunk places (format/file-layout.ts); a layout no honest writer makes, or a chunk in no index file, is damage. */
+function layout(repo: Repository, what: string, n: TreeNode): ChunkPlace[] {
+  const l = chunkLayout(n, (id) => repo.locate(id)?.rawLength);
+  if ('missing' in l) throw new CorruptError(`${what}`, `chunk ${l.missing.toString('hex').slice(0, 16)} is in no index file`);
+  if ('problem' in l) throw new CorruptError(`${what}`, l.problem);
+  return l.places;
 }
 
 /**
@@ -46,7 +30,7 @@ export function fileBytes(repo: Repository, what: string, n: TreeNode, preloaded
   return stream(repo, what, n, layout(repo, what, n), preloaded);
 }
 
-async function* stream(repo: Repository, what: string, n: TreeNode, plan: Array<{ at: number; id: Buffer; length: number }>, preloaded?: Map<string, Buffer>): AsyncGenerator<Buffer> {
+async function* stream(repo: Repository, what: string, n: TreeNode, plan: ChunkPlace[], preloaded?: Map<string, Buffer>): AsyncGenerator<Buffer> {
   const started: Array<Promise<Buffer>> = [];
   let next = 0;
   let aheadBytes = 0;

@@ -7,7 +7,8 @@ import { closeSync, constants as C, ftruncateSync, linkSync, openSync, promises 
 import * as path from 'node:path';
 import { nameProblem, type RejectedNode, type Tree, type TreeNode } from '../format/tree.js';
 import type { Repository, Snapshot } from '../repo/repository.js';
-import { CorruptError, TsbakError } from '../errors.js';
+import { CorruptError, NotInIndexError, TsbakError } from '../errors.js';
+import { chunkLayout } from '../format/file-layout.js';
 import { applyMetaAtSync, createSpecial, type ApplyMetaOptions, type CreatedAs } from './apply-meta.js';
 import { entryAt, fdPath, makeDirAt, openDirAt, openTarget, tidyMessage } from './dir-fd.js';
 import { lgetxattr } from '../platform/native/syscalls.js';
@@ -170,6 +171,13 @@ const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 
 /** Small files gathered for one batch, from one directory or several. */
+/** A file whose tree entry no restore may trust (format/file-layout.ts): damage, like a refused name. */
+class UntrustedFile extends TsbakError {
+  constructor(message: string) {
+    super('CORRUPT', message);
+  }
+}
+
 class Batch {
   readonly files: Array<SmallFile & { dir: Dir }> = [];
   readonly locs: BlobLocation[] = [];
@@ -299,7 +307,7 @@ class RestoreRun {
 
   private fail(p: Buffer, e: unknown): void {
     const message = e instanceof TsbakError ? e.message : describeFailure(e);
-    this.result.errors.push({ path: p.toString(), message });
+    this.result.errors.push({ path: p.toString(), message, ...(e instanceof UntrustedFile ? { damage: true } : {}) });
     this.opts.onWarning?.(p.toString(), message);
   }
 
@@ -566,8 +574,10 @@ class RestoreRun {
    * stay within the byte budget, however large the file.
    */
   private async writeFile(node: TreeNode, at: Buffer): Promise<void> {
-    const content = node.content ?? [];
-    const extents = node.extents ?? (node.size > 0 ? [[0, node.size] as [number, number]] : []);
+    const layout = chunkLayout(node, (id) => this.repo.locate(id)?.rawLength);
+    if ('missing' in layout) throw new NotInIndexError(layout.missing);
+    if ('problem' in layout) throw new UntrustedFile(`${layout.problem}; the snapshot is damaged or was made to attack: run 'tsbak check'`);
+    const { places } = layout;
     // O_EXCL: always a new file (restoreLeaf removed what was there), never one written through.
     // Readable too: copy_file_range reads the chunks that repeat (copyChunk).
     const fd = openSync(at, C.O_RDWR | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
@@ -579,31 +589,23 @@ class RestoreRun {
     try {
       // Its size first: the chunks' writes, several at once and out of order, then never
       // extend the file (on ext4 each extending write updates the inode in the journal).
-      if (content.length > 1) ftruncateSync(fd, node.size);
+      if (places.length > 1) ftruncateSync(fd, node.size);
       const writes: Array<Promise<void>> = [];
-      let ci = 0;
       let end = 0;
       let bytes = 0;
-      for (const [off, len] of extents) {
-        let pos = off;
-        while (pos < off + len && ci < content.length) {
-          const id = content[ci++]!;
-          const loc = this.repo.locate(id);
-          const raw = loc?.rawLength ?? 0;
-          const key = raw >= COPY_MIN ? id.toString('latin1') : null;
-          const first = key !== null ? this.places.get(key) : undefined;
-          if (first) {
-            writes.push(this.copyChunk(first, id, loc!.length, raw, fd, pos));
-          } else {
-            // Not in the index: writeBlobAt says so (NOT_FOUND), and the file fails.
-            const written = this.writeChunk(id, loc?.length ?? 0, raw, fd, pos);
-            if (key !== null) this.places.add(key, source, pos, written);
-            writes.push(written);
-          }
-          pos += loc?.rawLength ?? 0;
-          bytes += loc?.rawLength ?? 0;
-          end = pos;
+      for (const { at: pos, id, length: raw } of places) {
+        const loc = this.repo.locate(id)!; // every place is of a chunk the index holds
+        const key = raw >= COPY_MIN ? id.toString('latin1') : null;
+        const first = key !== null ? this.places.get(key) : undefined;
+        if (first) {
+          writes.push(this.copyChunk(first, id, loc.length, raw, fd, pos));
+        } else {
+          const written = this.writeChunk(id, loc.length, raw, fd, pos);
+          if (key !== null) this.places.add(key, source, pos, written);
+          writes.push(written);
         }
+        bytes += raw;
+        end = pos + raw;
       }
       // Every write must be over before the descriptor is closed, failed or not.
       const failed = (await Promise.allSettled(writes)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
