@@ -88,7 +88,7 @@ if (!isMainThread) {
       };
     },
     async openssh() {
-      const child = spawn(process.env.SSH_WRAP ? 'strace' : 'ssh', [...(process.env.SSH_WRAP ? ['-c', '-o', process.env.SSH_WRAP, 'ssh'] : []),'-i', cfg.userKey, '-o', `UserKnownHostsFile=${sshd.knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-p', String(cfg.port), '-s', `${cfg.user}@${cfg.host}`, 'sftp'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const child = spawn('ssh', ['-i', cfg.userKey, '-o', `UserKnownHostsFile=${sshd.knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-p', String(cfg.port), '-s', `${cfg.user}@${cfg.host}`, 'sftp'], { stdio: ['pipe', 'pipe', 'inherit'] });
       const waiting = new Map();
       let nextId = 1;
       let pend = [];
@@ -97,7 +97,6 @@ if (!isMainThread) {
       // frames: the next packet's bytes are gathered from the pipe's chunks; a DATA answer's payload is copied straight into the read's buffer
       let need = -1;
       child.stdout.on("data", (chunk) => {
-        globalThis.__chunks = (globalThis.__chunks ?? 0) + 1;
         pend.push(chunk);
         pendLen += chunk.length;
         for (;;) {
@@ -178,7 +177,6 @@ if (!isMainThread) {
   const n = Math.max(1, Math.round(totalMiB / 16));
   const data = randomBytes(objSize);
   const childCpu = (pid) => { try { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').slice(readFileSync(`/proc/${pid}/stat`, 'utf8').lastIndexOf(')') + 2).split(' '); return (Number(f[11]) + Number(f[12])) / 100; } catch { return 0; } };
-  const threadCpu = () => { const r = process.threadCpuUsage ? process.threadCpuUsage() : null; return r ? (r.user + r.system) / 1e6 : NaN; };
   async function timed(label, t, fn) {
     const t0 = process.hrtime.bigint();
     const c0 = process.cpuUsage();
@@ -197,8 +195,9 @@ if (!isMainThread) {
     const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / 100;
   }
-  for (const name of which) {
+  for (const [k, name] of which.entries()) {
     const t = await transports[name]();
+    const tag = `${name}${k}`;
     const CH = t.chunk;
     const putObject = async (obj) => {
       const tmp = `${remote}/.tmp-${randomBytes(6).toString('hex')}`;
@@ -215,10 +214,9 @@ if (!isMainThread) {
       await Promise.all(Array.from({ length: 16 }, async () => { for (let off; (off = next) < objSize; ) { next += CH; const got = await t.read(h, buf, off, Math.min(CH, objSize - off), off); if (got !== Math.min(CH, objSize - off)) throw new Error('short read'); } }));
       await t.close(h);
     };
-    await timed(`${name} put ${n} x 16 MiB`, t, async () => { let next = 0; await Promise.all(Array.from({ length: 4 }, async () => { for (let i; (i = next++) < n; ) await putObject(`${name}-${i}`); })); });
-    await timed(`${name} get ${n} x 16 MiB`, t, async () => { let next = 0; await Promise.all(Array.from({ length: 4 }, async (_, w) => { for (let i; (i = next++) < n; ) { await getObject(`${name}-${i}`, buffers[w]); } })); });
+    await timed(`${name} put ${n} x 16 MiB`, t, async () => { let next = 0; await Promise.all(Array.from({ length: 4 }, async () => { for (let i; (i = next++) < n; ) await putObject(`${tag}-${i}`); })); });
+    await timed(`${name} get ${n} x 16 MiB`, t, async () => { let next = 0; await Promise.all(Array.from({ length: 4 }, async (_, w) => { for (let i; (i = next++) < n; ) { await getObject(`${tag}-${i}`, buffers[w]); } })); });
     if (!buffers[0].equals(data)) throw new Error(`${name}: the data read back differs`);
-    if (globalThis.__chunks) console.log("pipe chunks", globalThis.__chunks);
     await t.end();
   }
   await sshd.stop();

@@ -4,9 +4,10 @@
 // A ThreadedSftpSession has SftpSession's interface and semantics (./sftp-session.ts); the
 // host-key checks, authentication, stall watchdog and error mapping are that code, run there.
 //
-// Data moves through SharedArrayBuffer slots of the largest request size, kept in a pool: a
-// read's answer is written into a slot by the worker and copied once into the caller's
-// buffer; a write's bytes are copied once into a slot the worker sends from.
+// Data moves in ArrayBuffers of the largest request size, kept in a pool and transferred
+// (not copied) to the worker with each read or write and back with its answer: a read's
+// answer is copied once into the caller's buffer, a write's bytes once out of it. (Not
+// SharedArrayBuffers: V8 copies those with relaxed atomics, several times slower than memcpy.)
 //
 // One worker serves every session of the process; it keeps the process alive only while a
 // session is open or being opened. If the worker itself dies, every session fails as a
@@ -100,7 +101,7 @@ class SshWorker {
   private readonly waiting = new Map<number, Waiter>();
   private readonly sessions = new Map<number, ThreadedSftpSession>();
   private holds = 0;
-  private readonly slots: SharedArrayBuffer[] = [];
+  private readonly slots: ArrayBuffer[] = [];
   nextSid = 1;
 
   private start(): Worker {
@@ -110,8 +111,10 @@ class SshWorker {
       const waiter = this.waiting.get(m.id);
       if (!waiter) return;
       this.waiting.delete(m.id);
-      if (m.error) waiter.reject(fromWire(m.error));
-      else waiter.resolve(m.value);
+      if (m.error) {
+        if (m.data) this.giveBack(m.data);
+        waiter.reject(fromWire(m.error));
+      } else waiter.resolve(m.data ? { value: m.value, data: m.data } : m.value);
     });
     const died = (why: string) => {
       if (this.worker !== w) return;
@@ -131,11 +134,13 @@ class SshWorker {
     return this.worker !== null;
   }
 
+  /** Sends a request; a read's or write's buffer is transferred, and comes back as `data` of the answer. */
   request<T>(msg: WireRequest): Promise<T> {
     const w = (this.worker ??= this.start());
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(msg.id, { resolve, reject });
-      w.postMessage(msg);
+      if (msg.op === 'read' || msg.op === 'write') w.postMessage(msg, [msg.data]);
+      else w.postMessage(msg);
     });
   }
 
@@ -157,11 +162,11 @@ class SshWorker {
     this.sessions.delete(sid);
   }
 
-  slot(len: number): SharedArrayBuffer {
-    if (len > SLOT) return new SharedArrayBuffer(len);
-    return this.slots.pop() ?? new SharedArrayBuffer(SLOT);
+  slot(len: number): ArrayBuffer {
+    if (len > SLOT) return new ArrayBuffer(len);
+    return this.slots.pop() ?? new ArrayBuffer(SLOT);
   }
-  giveBack(slot: SharedArrayBuffer): void {
+  giveBack(slot: ArrayBuffer): void {
     if (slot.byteLength === SLOT && this.slots.length < SLOTS_KEPT) this.slots.push(slot);
   }
 }
@@ -233,24 +238,17 @@ export class ThreadedSftpSession implements SftpConnection {
     return this.call({ op: 'close', handle });
   }
   async read(handle: Buffer, buf: Buffer, off: number, len: number, position: number, path: string): Promise<number> {
-    const data = this.host.slot(len);
-    let n: number;
-    try {
-      n = await this.call<number>({ op: 'read', handle, data, len, position, path });
-      if (n > 0) buf.set(new Uint8Array(data, 0, Math.min(n, len)), off);
-    } finally {
-      this.host.giveBack(data);
-    }
-    return n;
+    const r = await this.call<{ value: number; data: ArrayBuffer }>({ op: 'read', handle, data: this.host.slot(len), len, position, path });
+    const n = Math.min(r.value, len);
+    if (n > 0) buf.set(new Uint8Array(r.data, 0, n), off);
+    this.host.giveBack(r.data);
+    return r.value;
   }
   async write(handle: Buffer, buf: Buffer, off: number, len: number, position: number, path: string): Promise<void> {
     const data = this.host.slot(len);
     new Uint8Array(data, 0, len).set(buf.subarray(off, off + len));
-    try {
-      await this.call({ op: 'write', handle, data, len, position, path });
-    } finally {
-      this.host.giveBack(data);
-    }
+    const r = await this.call<{ value: undefined; data: ArrayBuffer }>({ op: 'write', handle, data, len, position, path });
+    this.host.giveBack(r.data);
   }
   fsync(handle: Buffer, path: string): Promise<void> {
     return this.call({ op: 'fsync', handle, path });

@@ -7,7 +7,7 @@ export type WireOp =
   | { op: 'connect'; target: SshTarget; credentials: SshCredentials; timeoutMs?: number }
   | { op: 'open'; path: string; flags: 'r' | 'wx' }
   | { op: 'close'; handle: Uint8Array }
-  | { op: 'read' | 'write'; handle: Uint8Array; data: SharedArrayBuffer; len: number; position: number; path: string }
+  | { op: 'read' | 'write'; handle: Uint8Array; data: ArrayBuffer; len: number; position: number; path: string }
   | { op: 'fsync' | 'fstat'; handle: Uint8Array; path: string }
   | { op: 'stat' | 'readdir' | 'mkdir' | 'unlink'; path: string }
   | { op: 'rename'; from: string; path: string }
@@ -27,4 +27,5 @@ export interface WireStats {
   mtime: number;
 }
 
-export type WireReply = { id: number; value?: unknown; error?: WireError } | { event: 'lost'; sid: number; error: WireError };
+/** `data`: a read's or write's buffer, transferred back (filled by a read). */
+export type WireReply = { id: number; value?: unknown; error?: WireError; data?: ArrayBuffer } | { event: 'lost'; sid: number; error: WireError };

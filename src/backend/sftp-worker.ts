@@ -1,8 +1,8 @@
 // The worker thread behind ./sftp-thread.ts: it owns the ssh2 connections (./sftp-session.ts),
 // so that SSH's decryption and the parsing of every SFTP packet run beside the main thread,
 // not on it. Messages in: {id, op, sid, ...}; out: {id, value} or {id, error}, and
-// {event: 'lost', sid, error} when a connection drops by itself. Read and write data pass
-// through SharedArrayBuffers the main thread lends per request (no transfer, no copy here).
+// {event: 'lost', sid, error} when a connection drops by itself. A read or write comes with
+// an ArrayBuffer transferred from the main thread's pool, and goes back with the answer.
 
 import { parentPort } from 'node:worker_threads';
 import { TsbakError } from '../errors.js';
@@ -86,8 +86,9 @@ async function run(m: WireRequest): Promise<unknown> {
 }
 
 port.on('message', (m: WireRequest) => {
+  const data = m.op === 'read' || m.op === 'write' ? m.data : undefined;
   run(m).then(
-    (value) => port.postMessage({ id: m.id, value }),
-    (e) => port.postMessage({ id: m.id, error: wireError(e) }),
+    (value) => port.postMessage({ id: m.id, value, data }, data ? [data] : []),
+    (e) => port.postMessage({ id: m.id, error: wireError(e), data }, data ? [data] : []),
   );
 });
