@@ -22,7 +22,9 @@
 #   BENCH_CORPORA="usr files images"  corpora, a subset of: usr files images (default usr)
 #   BENCH_FILES_COUNT=7000 BENCH_FILES_MIB=400    the files corpus (scripts/bench/mkcorpus.mjs)
 #   BENCH_IMAGES_MIB=512              the images corpus (scripts/bench/mkcorpus.mjs)
-#   BENCH_TOOLS="tsbak"               a subset of: tsbak restic
+#   BENCH_TOOLS="tsbak"               a subset of: tsbak restic tsbak-main (tsbak-main: tsbak with
+#                                     ssh2 on the main thread, TSBAK_SFTP_TRANSPORT=main, to weigh the
+#                                     SSH worker thread in the same run; it is in the log, not the table)
 #   BENCH_DIR=/path BENCH_KEEP=1      where to work (default a new /var/tmp dir), keep it
 #
 # sshd serves SFTP with internal-sftp (sftp-server's code inside sshd): no login shell per
@@ -50,7 +52,7 @@ mkdir -p "$logs"
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "bench-sftp: $*"; exit 1; }
-for t in $tools; do case $t in tsbak|restic) ;; *) die "unknown tool in BENCH_TOOLS: $t" ;; esac; done
+for t in $tools; do case $t in tsbak|tsbak-main|restic) ;; *) die "unknown tool in BENCH_TOOLS: $t" ;; esac; done
 for c in $corpora; do case $c in usr|files|images) ;; *) die "unknown corpus in BENCH_CORPORA: $c" ;; esac; done
 for c in node restic ssh ssh-keygen; do command -v $c > /dev/null || die "needs $c"; done
 [ -x /usr/sbin/sshd ] || die "needs /usr/sbin/sshd (apt-get install openssh-server)"
@@ -124,6 +126,8 @@ for c in $corpora; do
 done
 
 fresh() { rm -rf "$1"; mkdir -p "$1"; echo "$1"; }
+# tsbak's SFTP transport: the SSH worker thread (the default), or ssh2 on the main thread for tsbak-main
+transport() { if [ "$1" = tsbak-main ]; then echo main; else echo worker; fi; }
 
 # measure RUN CORPUS TOOL STEP CMD...: one timed step; appends run corpus tool step secs rss load
 measure() {
@@ -151,7 +155,7 @@ for run in $(seq 1 "$runs"); do
     for tool in $tools; do
       remote=$work/repos/$tool-$c-$run
       rm -rf "$remote"
-      if [ "$tool" = tsbak ]; then
+      if [ "$tool" != restic ]; then
         "$here/bin/tsbak" init "sftp://$user@127.0.0.1:$port$remote" > "$logs/init-$tool-$c-$run.log" 2>&1 || { cat "$logs/init-$tool-$c-$run.log" >&2; die "tsbak init failed"; }
       else
         restic --repo "sftp:$user@127.0.0.1:$remote" -o sftp.command="$restic_ssh" init > "$logs/init-$tool-$c-$run.log" 2>&1 || { cat "$logs/init-$tool-$c-$run.log" >&2; die "restic init failed"; }
@@ -159,8 +163,8 @@ for run in $(seq 1 "$runs"); do
     done
     for tool in $order; do
       remote=$work/repos/$tool-$c-$run
-      if [ "$tool" = tsbak ]; then
-        measure "$run" "$c" tsbak backup env TSBAK_CACHE_DIR="$(fresh "$work/cache/t")" "$here/bin/tsbak-write" --quiet "sftp://$user@127.0.0.1:$port$remote" "$corpus"
+      if [ "$tool" != restic ]; then
+        measure "$run" "$c" "$tool" backup env TSBAK_SFTP_TRANSPORT="$(transport "$tool")" TSBAK_CACHE_DIR="$(fresh "$work/cache/t")" "$here/bin/tsbak-write" --quiet "sftp://$user@127.0.0.1:$port$remote" "$corpus"
       else
         measure "$run" "$c" restic backup env RESTIC_CACHE_DIR="$(fresh "$work/cache/r")" restic --repo "sftp:$user@127.0.0.1:$remote" -o sftp.command="$restic_ssh" backup --quiet "$corpus"
       fi
@@ -168,8 +172,8 @@ for run in $(seq 1 "$runs"); do
     for tool in $order; do
       remote=$work/repos/$tool-$c-$run
       out=$(fresh "$work/out")
-      if [ "$tool" = tsbak ]; then
-        measure "$run" "$c" tsbak restore env TSBAK_CACHE_DIR="$(fresh "$work/cache/t")" "$here/bin/tsbak" restore "sftp://$user@127.0.0.1:$port$remote" latest --target "$out"
+      if [ "$tool" != restic ]; then
+        measure "$run" "$c" "$tool" restore env TSBAK_SFTP_TRANSPORT="$(transport "$tool")" TSBAK_CACHE_DIR="$(fresh "$work/cache/t")" "$here/bin/tsbak" restore "sftp://$user@127.0.0.1:$port$remote" latest --target "$out"
       else
         measure "$run" "$c" restic restore env RESTIC_CACHE_DIR="$(fresh "$work/cache/r")" restic --repo "sftp:$user@127.0.0.1:$remote" -o sftp.command="$restic_ssh" restore latest --target "$out"
       fi
@@ -202,6 +206,23 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
         printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n", k[1], k[2], k[3], (t == "" ? "-" : t), (r == "" ? "-" : r), ratio, (t == "" ? "-" : cpu[order[i], "tsbak"]), (r == "" ? "-" : cpu[order[i], "restic"]), (t == "" ? "-" : int(rss[order[i], "tsbak"] * 1024 / 1000000)), (r == "" ? "-" : int(rss[order[i], "restic"] * 1024 / 1000000)), load[order[i], "tsbak"], load[order[i], "restic"]
       }
     }' "$work/results-sftp.tsv"
+  if printf '%s\n' $tools | grep -qx tsbak-main; then
+    echo
+    echo "tsbak with its SSH worker thread (tsbak) against ssh2 on the main thread (tsbak-main, TSBAK_SFTP_TRANSPORT=main):"
+    echo
+    awk -F'\t' '
+      { key = $1 SUBSEP $2 SUBSEP $4; secs[key, $3] = $5; cpu[key, $3] = $8; if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
+      END {
+        print "| run | corpus | step | tsbak s | tsbak-main s | tsbak/tsbak-main | tsbak CPU s | tsbak-main CPU s |"
+        print "|---|---|---|---:|---:|---:|---:|---:|"
+        for (i = 1; i <= n; i++) {
+          split(order[i], k, SUBSEP)
+          t = secs[order[i], "tsbak"]; m = secs[order[i], "tsbak-main"]
+          ratio = (t != "" && m != "" && m > 0) ? sprintf("%.2fx", t / m) : "-"
+          printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", k[1], k[2], k[3], (t == "" ? "-" : t), (m == "" ? "-" : m), ratio, (t == "" ? "-" : cpu[order[i], "tsbak"]), (m == "" ? "-" : cpu[order[i], "tsbak-main"])
+        }
+      }' "$work/results-sftp.tsv"
+  fi
 } > "$work/results-sftp.md"
 cat "$work/results-sftp.md"
 say "results: $work/results-sftp.md, logs in $logs"

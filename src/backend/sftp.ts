@@ -1,5 +1,5 @@
 // SFTP backend: a directory on an SSH server, `sftp://user@host[:port]/path`, through the
-// ssh2 library (./sftp-session.ts). The layout under the path is the local backend's.
+// ssh2 library (./sftp-session.ts) in a worker thread (./sftp-thread.ts). The layout under the path is the local backend's.
 //
 // Objects are immutable. A put writes a temp file `.tmp-<random>` beside the final name
 // (opened with SSH_FXF_CREAT|SSH_FXF_EXCL), fsyncs it (fsync@openssh.com, where the server
@@ -19,7 +19,8 @@ import * as posix from 'node:path/posix';
 import type { Backend, ObjectInfo, PutOptions, Range, Unfinished } from './backend.js';
 import { AlreadyExistsError, BackendError } from './backend-error.js';
 import { NotFoundError, TsbakError } from '../errors.js';
-import { FX, SftpSession, SftpStatusError, type SshCredentials, type SshTarget } from './sftp-session.js';
+import { FX, SftpStatusError, type SshCredentials, type SshTarget } from './sftp-session.js';
+import { connectSftp, type SftpConnection as SftpSession } from './sftp-thread.js';
 
 export interface SftpLocation extends SshTarget {
   /** Remote directory: absolute, or relative to the login directory ("" for it). */
@@ -120,7 +121,7 @@ export class SftpBackend implements Backend {
       if (this.slots[i] === current) this.slots[i] = null;
     }
     if (!this.slots[i]) {
-      const p = SftpSession.connect(this.target, this.opts.credentials).then((s) => {
+      const p = connectSftp(this.target, this.opts.credentials).then((s) => {
         s.onLost = (e) => {
           this.forgetSession(s);
           this.opts.onWarning?.(`${e.message}; reconnecting`);
