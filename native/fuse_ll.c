@@ -27,14 +27,11 @@
  */
 #define FUSE_USE_VERSION 34
 #include <errno.h>
-#include <fcntl.h>
 #include <fuse_lowlevel.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -271,50 +268,9 @@ static const struct fuse_lowlevel_ops ops = {
     .statfs = ll_statfs,
 };
 
-static long long now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-/*
- * fuse_session_loop, except that after each request the thread keeps reading the device
- * without sleeping for a short while (TSBAK_FUSE_SPIN_US, default 50; 0: never): a walk
- * (`ls -l`, `cp -a`) sends its next request within microseconds, and finding it awake
- * saves a wake-up of this thread per request.
- */
-static void serve(session *s) {
-  const char *v = getenv("TSBAK_FUSE_SPIN_US");
-  long long spin_ns = (v && *v ? atoll(v) : 50) * 1000LL;
-  int fd = fuse_session_fd(s->se);
-  int fl = fcntl(fd, F_GETFL);
-  if (spin_ns <= 0 || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-    fuse_session_loop(s->se);
-    return;
-  }
-  struct fuse_buf buf;
-  memset(&buf, 0, sizeof buf);
-  long long last = 0;
-  while (!fuse_session_exited(s->se)) {
-    int res = fuse_session_receive_buf(s->se, &buf);
-    if (res == -EAGAIN) {
-      if (now_ns() - last < spin_ns) continue;
-      struct pollfd p = {.fd = fd, .events = POLLIN};
-      if (poll(&p, 1, -1) < 0 && errno != EINTR) break;
-      last = now_ns(); /* woken: spin after this request too */
-      continue;
-    }
-    if (res == -EINTR) continue;
-    if (res <= 0) break;
-    fuse_session_process_buf(s->se, &buf);
-    last = now_ns();
-  }
-  free(buf.mem);
-}
-
 static void *loop_thread(void *arg) {
   session *s = arg;
-  serve(s);
+  fuse_session_loop(s->se);
   request *r = calloc(1, sizeof *r);
   if (r) {
     r->op = OP_END;
