@@ -19,6 +19,11 @@
  * so that the session thread answers getxattr/listxattr of entries without extended
  * attributes itself: `ls -l` asks two or three names of every entry, `cp -a` lists every
  * file's, and nearly all have none.
+ *
+ * Directories: the kernel skips opendir and releasedir where it can (FUSE_CAP_NO_OPENDIR_SUPPORT:
+ * opendir answers ENOSYS here), so readdir comes with fh 0 and JavaScript lists by inode.
+ * A reply of a listing that never changes (inside a snapshot) says how many entries it has,
+ * and the session thread answers the read past its end, which ends every listing, itself.
  */
 #define FUSE_USE_VERSION 34
 #include <errno.h>
@@ -59,6 +64,9 @@ typedef struct session {
   atomic_ulong answered_here; /* requests the session thread answered itself */
   int no_open;                /* asked for (handlers.noOpen): open answers ENOSYS when the kernel allows */
   atomic_int no_open_active;  /* the kernel allows it (set by init) */
+  atomic_int no_opendir_active; /* opendir answers ENOSYS (set by init) */
+  uint32_t *dir_end;          /* by inode number: the offset past a fixed listing's last entry, 0 unknown (xlock) */
+  size_t dcap;
 } session;
 
 typedef struct request {
@@ -119,6 +127,44 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
    * come with fh 0 and are served by inode (a `cp -a` opens every file once). */
   session *s = userdata;
   if (s->no_open && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) atomic_store(&s->no_open_active, 1);
+  /* A directory's listing is made at its first readdir, by inode: opendir decides nothing. */
+  if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) atomic_store(&s->no_opendir_active, 1);
+}
+
+static uint32_t dir_end_of(session *s, fuse_ino_t ino) {
+  pthread_mutex_lock(&s->xlock);
+  uint32_t e = ino < s->dcap ? s->dir_end[ino] : 0;
+  pthread_mutex_unlock(&s->xlock);
+  return e;
+}
+
+/* Main thread, from a reply to readdir of a listing that never changes. */
+static void set_dir_end(session *s, double ino, double end) {
+  if (!(ino >= 0 && ino < XATTR_MAX_INO) || !(end > 0 && end < 4294967295.0)) return;
+  size_t i = (size_t)ino;
+  pthread_mutex_lock(&s->xlock);
+  if (i >= s->dcap) {
+    size_t cap = s->dcap ? s->dcap : 4096;
+    while (cap <= i) cap *= 2;
+    uint32_t *n = realloc(s->dir_end, cap * sizeof *n);
+    if (n) {
+      memset(n + s->dcap, 0, (cap - s->dcap) * sizeof *n);
+      s->dir_end = n;
+      s->dcap = cap;
+    }
+  }
+  if (i < s->dcap) s->dir_end[i] = (uint32_t)end;
+  pthread_mutex_unlock(&s->xlock);
+}
+
+/* A read at or past the end of a fixed listing: empty, answered here. */
+static int answer_dir_end(fuse_req_t req, fuse_ino_t ino, off_t off) {
+  session *s = fuse_req_userdata(req);
+  uint32_t end = dir_end_of(s, ino);
+  if (!end || off < (off_t)end) return 0;
+  atomic_fetch_add(&s->answered_here, 1);
+  fuse_reply_buf(req, NULL, 0);
+  return 1;
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) { post(req, OP_LOOKUP, parent, 0, 0, 0, name); }
@@ -135,9 +181,23 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 }
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { post(req, OP_READ, ino, (double)size, (double)off, (double)fi->fh, NULL); }
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_RELEASE, ino, 0, 0, (double)fi->fh, NULL); }
-static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_OPENDIR, ino, 0, 0, 0, NULL); }
-static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { post(req, OP_READDIR, ino, (double)size, (double)off, (double)fi->fh, NULL); }
-static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { post(req, OP_READDIRPLUS, ino, (double)size, (double)off, (double)fi->fh, NULL); }
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  session *s = fuse_req_userdata(req);
+  if (atomic_load(&s->no_opendir_active)) {
+    atomic_fetch_add(&s->answered_here, 1);
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  post(req, OP_OPENDIR, ino, 0, 0, 0, NULL);
+}
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  if (answer_dir_end(req, ino, off)) return;
+  post(req, OP_READDIR, ino, (double)size, (double)off, (double)fi->fh, NULL);
+}
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  if (answer_dir_end(req, ino, off)) return;
+  post(req, OP_READDIRPLUS, ino, (double)size, (double)off, (double)fi->fh, NULL);
+}
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_RELEASEDIR, ino, 0, 0, (double)fi->fh, NULL); }
 static int xflags_of(session *s, fuse_ino_t ino) {
   pthread_mutex_lock(&s->xlock);
@@ -553,13 +613,14 @@ JS_FUNCTION(js_fuseReplyStatfs) {
 }
 
 /*
- * replyDir(req, plus, size, names: Buffer[], stats: Float64Array, offsets: Float64Array, timeout)
- * -> entries sent. Fills at most `size` bytes with the entries in order (entry i's next
- * offset is offsets[i]); stops at the first that does not fit.
+ * replyDir(req, plus, size, names: Buffer[], stats: Float64Array, offsets: Float64Array, timeout,
+ * ino, end) -> entries sent. Fills at most `size` bytes with the entries in order (entry i's
+ * next offset is offsets[i]); stops at the first that does not fit. end > 0: the listing of
+ * directory `ino` never changes and ends at offset `end` (later reads there are answered here).
  */
 JS_FUNCTION(js_fuseReplyDir) {
-  napi_value argv[7];
-  if (get_args(env, info, 7, argv, NULL) < 0) return NULL;
+  napi_value argv[9];
+  if (get_args(env, info, 9, argv, NULL) < 0) return NULL;
   fuse_req_t req = take_req(env, argv[0]);
   if (!req) return NULL;
   session *s = fuse_req_userdata(req);
@@ -610,6 +671,7 @@ JS_FUNCTION(js_fuseReplyDir) {
     if (need > size - used) break;
     used += need;
   }
+  set_dir_end(s, num(env, argv[7]), num(env, argv[8]));
   fuse_reply_buf(req, buf, used);
   free(buf);
   answered(env, s);

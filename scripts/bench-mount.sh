@@ -24,6 +24,11 @@
 #   BENCH_REUSE=1 ...                              with BENCH_DIR/BENCH_KEEP: reuse the data and
 #                                                  repositories a kept run left there
 #   BENCH_STEPS="seq par" ...                      only these measurements (ls seq par cp)
+#   BENCH_TSBAK_MOUNT_OPTS="-o readahead=8" ...    options for mount.tsbak
+#   BENCH_OUT_DIR=/path ...                        where `cp -a` writes its copy (default: a
+#                                                  directory in /dev/shm when it has room, so
+#                                                  that the disk, which every tool writes the
+#                                                  same copy to, does not set the time; else $BENCH_DIR)
 #
 # Needs: node (and a built dist/: npx tsc -p tsconfig.json), restic, borg (borgbackup with
 # python3-llfuse), fusermount.
@@ -44,6 +49,7 @@ export TSBAK_PASSWORD=bench-password TSBAK_FAST_KDF=1 TSBAK_CACHE_DIR="$work/tsb
 export RESTIC_PASSWORD=bench-password RESTIC_CACHE_DIR="$work/restic-cache"
 export BORG_PASSPHRASE=bench-password BORG_BASE_DIR="$work/borg-base" BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 restic_pid=
+out_tmp=
 
 unmount_all() {
   set +e
@@ -59,6 +65,7 @@ unmount_all() {
 }
 cleanup() {
   unmount_all
+  [ -n "$out_tmp" ] && rm -rf "$out_tmp"
   if [ -z "${BENCH_KEEP:-}" ]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -83,6 +90,17 @@ data_bytes=$(du -sb --apparent-size "$work/data" | cut -f1)
 data_files=$(find "$work/data" | wc -l)
 big_bytes=$(stat -c %s "$work/data/big.bin")
 par_bytes=$((8 * $(stat -c %s "$work/data/par/p0.bin")))
+if [ -n "${BENCH_OUT_DIR:-}" ]; then
+  out_base=$BENCH_OUT_DIR
+elif [ -d /dev/shm ] && [ "$(df -B1 --output=avail /dev/shm | tail -1)" -gt $((2 * data_bytes)) ]; then
+  out_tmp=$(mktemp -d /dev/shm/tsbak-bench-out.XXXXXX)
+  out_base=$out_tmp
+else
+  out_base=$work
+fi
+mkdir -p "$out_base"
+out="$out_base/out"
+say "cp -a copies to $out"
 
 # ---- backups ----
 if has tsbak && ! [ -n "$reuse" -a -d "$work/repo-tsbak" ]; then
@@ -117,7 +135,8 @@ wait_for() { # path log
 mount_tool() {
   case $1 in
     tsbak)
-      "$here/bin/mount.tsbak" "$work/repo-tsbak" "$work/mnt-tsbak"
+      # shellcheck disable=SC2086
+      "$here/bin/mount.tsbak" "$work/repo-tsbak" "$work/mnt-tsbak" ${BENCH_TSBAK_MOUNT_OPTS:-}
       src="$work/mnt-tsbak/snapshots/$(readlink "$work/mnt-tsbak/snapshots/latest")$work/data" ;;
     restic)
       restic --repo "$work/repo-restic" mount "$work/mnt-restic" > "$work/restic-mount.log" 2>&1 &
@@ -145,14 +164,14 @@ measure() { # op command... (with $src set by mount_tool)
     secs[$op-$tool]=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b - a }')
     say "$op $tool: ${secs[$op-$tool]} s"
     if [ "$op" = cp ]; then
-      diff -r "$work/data" "$work/out" > /dev/null || { say "the copy out of $tool's mount differs from the original"; exit 1; }
-      rm -rf "$work/out"
+      diff -r "$work/data" "$out" > /dev/null || { say "the copy out of $tool's mount differs from the original"; exit 1; }
+      rm -rf "$out"
     fi
     unmount_all
   done
 }
 ls_lr() { ls -lR "$src" > /dev/null; }
-cp_a() { cp -a "$src" "$work/out"; }
+cp_a() { cp -a "$src" "$out"; }
 seq_read() { dd if="$src/big.bin" of=/dev/null bs=1M status=none; }
 par_read() {
   local i pids=()

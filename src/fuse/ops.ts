@@ -158,7 +158,8 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
       }
       case FuseOp.readdir:
       case FuseOp.readdirplus: {
-        const d = dirs.get(fh);
+        // fh 0: the kernel skips opendir; the listing is made at offset 0, as at an opendir.
+        const d = fh === 0 ? dirByIno(ino, b <= 0) : dirs.get(fh);
         if (!d) throw new FsError('EBADF');
         if (!d.names) await list(d);
         const from = Math.max(0, b);
@@ -167,7 +168,9 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
         for (let i = 0; i < count; i++) offsets[i] = from + i + 1;
         const e = await fs.resolve(d.path);
         const t = childTimeout(e);
-        return finish(p, (req) => native.fuseReplyDir(req, op === FuseOp.readdirplus, a, d.names!.slice(from), d.stats!.subarray(from * STAT_FIELDS), offsets, t));
+        // A snapshot's directories never change: the session answers the read past the end.
+        const end = e?.kind === 'node' || e?.kind === 'snap' ? d.names!.length : 0;
+        return finish(p, (req) => native.fuseReplyDir(req, op === FuseOp.readdirplus, a, d.names!.slice(from), d.stats!.subarray(from * STAT_FIELDS), offsets, t, ino, end));
       }
       case FuseOp.releasedir:
         dirs.delete(fh);
@@ -215,6 +218,22 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
     return fd;
   };
 
+  /** Listings by inode, for readdir without opendir (the most recent DIR_LISTINGS_MAX). */
+  const dirsByIno = new Map<number, OpenDir>();
+  const dirByIno = (ino: number, fresh: boolean): OpenDir => {
+    let d = dirsByIno.get(ino);
+    if (d && !fresh) {
+      dirsByIno.delete(ino); // most recently used last
+      dirsByIno.set(ino, d);
+      return d;
+    }
+    dirsByIno.delete(ino);
+    d = { path: pathOf(ino) };
+    dirsByIno.set(ino, d);
+    if (dirsByIno.size > DIR_LISTINGS_MAX) dirsByIno.delete(dirsByIno.keys().next().value!);
+    return d;
+  };
+
   const list = async (d: OpenDir) => {
     const { names, stats } = await fs.readdir(d.path);
     const prefix = d.path === '/' ? '/' : `${d.path}/`;
@@ -248,6 +267,9 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
     },
   };
 }
+
+/** Listings kept by inode (readdir without opendir): a few walkers at once, each in a few directories. */
+const DIR_LISTINGS_MAX = 64;
 
 /** Files kept open by inode (noOpen): a few readers at once, each reading forward. */
 const INO_OPEN_MAX = 64;

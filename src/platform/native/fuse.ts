@@ -38,7 +38,8 @@ export interface FuseHandlers {
   /**
    * One request: a and b are, per op, open: flags; read/readdir(plus): size, offset;
    * getxattr/listxattr: the caller's buffer size. fh: the handle of read, release,
-   * readdir(plus), releasedir. name: lookup's and getxattr's name, raw bytes.
+   * readdir(plus), releasedir (0 for readdir where the kernel skips opendir: list by inode).
+   * name: lookup's and getxattr's name, raw bytes.
    */
   onRequest(op: number, req: FuseReq, ino: number, a: number, b: number, fh: number, name: Buffer | undefined): void;
   /** The kernel side is gone (unmounted); no request comes after this. */
@@ -65,7 +66,11 @@ interface Native {
   fuseReplyOpen(req: FuseReq, fh: number, keepCache: boolean): void;
   fuseReplyXattrSize(req: FuseReq, size: number): void;
   fuseReplyStatfs(req: FuseReq, files: number): void;
-  fuseReplyDir(req: FuseReq, plus: boolean, size: number, names: Buffer[], stats: Float64Array, offsets: Float64Array, timeout: number): number;
+  /**
+   * A listing's entries from offsets[-1]; `end` > 0: directory `ino`'s listing never changes
+   * and ends at offset `end`, so the session answers reads past it itself.
+   */
+  fuseReplyDir(req: FuseReq, plus: boolean, size: number, names: Buffer[], stats: Float64Array, offsets: Float64Array, timeout: number, ino: number, end: number): number;
 }
 
 /** The native functions, for src/fuse (options are libfuse's mount options, e.g. ["-o", "ro,allow_other"]). */
