@@ -10,9 +10,16 @@
 // `span` long or, when nothing else is being read, until nothing new came in for one turn
 // of the event loop (the walk producing the requests is waiting on something) or a
 // request waits for room.
+//
+// With a forecast of what the walk will ask for (read-forecast.ts), a read stretches over
+// the blobs of its pack that are coming (within `gap`, up to `span`, as room allows); their
+// bytes wait in a stash until asked for, and a request for a blob a read in flight covers
+// joins that read. A pack is then read in a few large reads, whatever the walk's waits.
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
 import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
 import type { PlannedRead } from '../repo/read-ranges.js';
+import type { ReadForecast } from './read-forecast.js';
+import { ReadStash } from './read-stash.js';
 
 export interface PlanSource {
   readPackRange(pack: PackRef, offset: number, length: number, into?: Buffer): Promise<Buffer>;
@@ -43,6 +50,12 @@ interface Need {
   /** Where its bytes go in the unit's buffer. */
   at: number;
   requested: boolean;
+}
+
+/** A read in flight that requests for blobs it covers may join (not one filling a work's buffer). */
+interface Flight {
+  read: PlannedRead<Need>;
+  end: number;
 }
 
 interface Unit {
@@ -82,10 +95,16 @@ export class ReadPlan {
   private idle = false;
   /** Waits of the walk on something else than room here (whileBlocked). */
   private stalls = 0;
+  /** Bytes read ahead of the requests for them (with a forecast), and the reads in flight they may join. */
+  private readonly stash = new ReadStash();
+  private readonly flights = new Map<PackRef, Flight[]>();
+  /** Requests served from the stash or by joining a read in flight (for tests and benchmarks). */
+  joined = 0;
 
   constructor(
     private readonly src: PlanSource,
     private readonly o: PlanOptions,
+    private readonly forecast?: ReadForecast,
   ) {
     this.readBudget = Math.max(o.span, Math.floor(o.budget / 2));
     this.budget = this.readBudget + Math.max(o.budget - this.readBudget, 0);
@@ -116,17 +135,20 @@ export class ReadPlan {
     const ready = new Promise<SealedBlobsRead>((resolve, reject) => {
       const unit: Unit = { needs, missing: locs.length, size, buf, read: { bytes: Buffer.from(buf, 0, total), offsets }, failed: false, resolve, reject };
       this.byUnit.set(unit.read.bytes, unit);
+      let queued = false;
       locs.forEach((loc, i) => {
         offsets[i] = at;
         const n: Need = { loc, unit, at, requested: false };
         at += loc.length;
         needs.push(n);
+        if (this.forecast && this.served(n)) return;
         let list = this.pending.get(loc.pack);
         if (!list) this.pending.set(loc.pack, (list = new PackNeeds()));
         list.add(n);
+        queued = true;
       });
-      if (!locs.length) resolve(unit.read);
-      else this.queue.push(unit);
+      if (unit.missing === 0) resolve(unit.read);
+      else if (queued) this.queue.push(unit);
     });
     this.submitted++;
     this.idle = false;
@@ -149,6 +171,62 @@ export class ReadPlan {
     } finally {
       this.stalls--;
     }
+  }
+
+  /** A need served without a read of its own: from the stash, or by a read in flight that covers it. */
+  private served(n: Need): boolean {
+    const { pack, offset, length } = n.loc;
+    this.forecast!.take(pack, offset);
+    const b = this.stash.get(pack, offset, length);
+    if (b) {
+      b.copy(n.unit.read.bytes, n.at);
+      n.requested = true;
+      n.unit.missing--;
+      this.joined++;
+      if (this.forecast!.expected(pack, offset) === 0) this.unstash(this.stash.delete(pack, offset));
+      return true;
+    }
+    const f = this.flights.get(pack)?.find((x) => x.read.offset <= offset && offset + length <= x.end);
+    if (!f) return false;
+    f.read.items.push(n);
+    n.requested = true;
+    this.joined++;
+    return true;
+  }
+
+  /** Lets go of the bytes read ahead that nobody asked for (the walk is over). */
+  dropStash(): void {
+    this.unstash(this.stash.clear());
+  }
+
+  /**
+   * Lets bytes read ahead go until `need` more fit: spans first (the blobs in them still
+   * forecast are kept), then, for a read the walk waits on (`waitedOn`), single blobs. Only
+   * when that is enough: else the reads in flight give room back first.
+   */
+  private makeRoom(need: number, waitedOn: boolean): void {
+    const flying = this.readHeld - this.stash.bytes;
+    if (flying > 0 && flying + need > this.readBudget) return;
+    while (this.stash.spanBytes > 0 && this.readHeld + need > this.readBudget) this.dropSpan();
+    if (waitedOn) while (this.stash.blobBytes > 0 && this.readHeld + need > this.readBudget) this.unstash(this.stash.evictOldest());
+  }
+
+  private dropSpan(): void {
+    const s = this.stash.shiftSpan()!;
+    this.unstash(s.bytes.length);
+    for (const e of this.forecast!.within(s.pack, s.offset, s.offset + s.bytes.length)) {
+      if (this.stash.has(s.pack, e.offset)) continue;
+      const at = e.offset - s.offset;
+      this.stash.put(s.pack, e.offset, Buffer.from(s.bytes.subarray(at, at + e.length)));
+      this.count(e.length);
+      this.readHeld += e.length;
+    }
+  }
+
+  /** Stashed bytes let go (they count as reads' bytes). */
+  private unstash(n: number): void {
+    this.readHeld -= n;
+    this.count(-n);
   }
 
   /** The work is done with its bytes. */
@@ -198,15 +276,18 @@ export class ReadPlan {
       // free some; holding back for the reads in flight would cost a round trip per read),
       // else when nothing is being read (the end of one wakes this up again) and the walk
       // paused for a turn of the event loop.
-      const growing = last && r.length < this.o.span;
+      // A forecast says what is coming in this pack: the read stretches over it now (start).
+      const growing = last && r.length < this.o.span && !this.forecast?.has(first.loc.pack);
       const blocked = force || this.waiting.length > 0 || this.stalls > 0;
       if (growing && this.inflight > 0 && !blocked) return;
       if (growing && !blocked && !this.idle) {
         this.whenIdle();
         return;
       }
+      // Bytes read ahead make room for a read the walk waits on, the oldest first.
+      this.makeRoom(this.readSize(r.length), true);
       if (this.readHeld > 0 && this.readHeld + this.readSize(r.length) > this.readBudget) return;
-      this.start(first.loc.pack, r);
+      this.start(first.loc.pack, this.stretched(first.loc.pack, r));
     }
   }
 
@@ -222,8 +303,23 @@ export class ReadPlan {
     });
   }
 
+  /** The read stretched over the blobs forecast to come in its pack, as room allows; the needs it then covers join it. */
+  private stretched(pack: PackRef, r: PlannedRead<Need>): PlannedRead<Need> {
+    if (!this.forecast) return r;
+    // Spans read earlier give way to reads further on.
+    const room = this.readBudget - (this.readHeld - this.stash.spanBytes) - this.readSize(r.length);
+    const s = this.forecast.stretch(pack, r.offset, r.offset + r.length, this.o.gap, this.o.span, room);
+    if (s.from === r.offset && s.to === r.offset + r.length) return r;
+    this.makeRoom(this.readSize(s.to - s.from), false);
+    const items = r.items;
+    const mine = new Set(items);
+    for (const n of this.pending.get(pack)!.inRange(s.from, s.to)) if (!mine.has(n)) items.push(n);
+    return { offset: s.from, length: s.to - s.from, items };
+  }
+
   private start(pack: PackRef, r: PlannedRead<Need>): void {
     this.pending.get(pack)!.taken(r.items);
+    if (process.env.TSBAK_DEBUG_PLAN) process.stderr.write(`plan read ${pack.id.toString('hex').slice(0, 6)} ${r.offset}+${r.length} items ${r.items.length} inflight ${this.inflight} stalls ${this.stalls} waiting ${this.waiting.length} fc ${this.forecast?.size} stash ${this.stash.bytes} held ${this.readHeld} t ${Math.round(performance.now())}\n`);
     const size = this.readSize(r.length);
     this.readHeld += size;
     this.count(size);
@@ -233,28 +329,53 @@ export class ReadPlan {
     // small files) fills that work's buffer: no copy, and no read buffer to fault in.
     const direct = this.o.readsInto ? directTarget(r) : null;
     const into = this.o.readsInto && !direct ? this.pool.take(r.length) : null;
-    const done = () => {
+    let flight: Flight | undefined;
+    if (this.forecast && !direct) {
+      flight = { read: r, end: r.offset + r.length };
+      let fs = this.flights.get(pack);
+      if (!fs) this.flights.set(pack, (fs = []));
+      fs.push(flight);
+    }
+    const landed = () => {
+      if (!flight) return;
+      const fs = this.flights.get(pack)!;
+      fs.splice(fs.indexOf(flight), 1);
+      if (!fs.length) this.flights.delete(pack);
+    };
+    const finish = () => {
       if (into) this.pool.give(into);
       this.readHeld -= size;
       this.count(-size);
       this.inflight--;
-      this.pump(false);
     };
     this.src.readPackRange(pack, r.offset, r.length, direct ?? (into ? Buffer.from(into, 0, r.length) : undefined)).then(
       (bytes) => {
+        landed();
         for (const n of r.items) {
           const u = n.unit;
           if (u.failed) continue;
           if (!direct) bytes.copy(u.read.bytes, n.at, n.loc.offset - r.offset, n.loc.offset - r.offset + n.loc.length);
           if (--u.missing === 0) u.resolve(u.read);
         }
-        done();
+        finish();
+        // After the read's own room is given back: what is kept is part of what it held.
+        if (flight) this.keepSpan(pack, r.offset, bytes);
+        this.pump(false);
       },
       (e: unknown) => {
+        landed();
         for (const n of r.items) this.fail(n.unit, e);
-        done();
+        finish();
+        this.pump(false);
       },
     );
+  }
+
+  /** Keeps a read's bytes for requests still to come (forecast or not), until their room is wanted. */
+  private keepSpan(pack: PackRef, offset: number, bytes: Buffer): void {
+    this.stash.keepSpan({ pack, offset, bytes });
+    this.count(bytes.length);
+    this.readHeld += bytes.length;
   }
 
   /** What a read of n bytes holds: a pooled buffer when reads fill ours. */
@@ -328,6 +449,16 @@ class PackNeeds {
       from = n.loc.offset;
     }
     return { read: { offset: from, length: end - from, items }, last: i >= l.length };
+  }
+
+  /** The needs not yet requested that lie wholly in [from, to). */
+  inRange(from: number, to: number): Need[] {
+    const out: Need[] = [];
+    for (let i = this.lowerBound(from); i < this.list.length && this.list[i]!.loc.offset < to; i++) {
+      const n = this.list[i]!;
+      if (!n.requested && n.loc.offset + n.loc.length <= to) out.push(n);
+    }
+    return out;
   }
 
   taken(items: Need[]): void {
