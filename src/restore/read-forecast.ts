@@ -75,6 +75,19 @@ export class ReadForecast {
     return e && e.offset === offset ? e.count : 0;
   }
 
+  /** Packs with blobs to come, in the order the forecast first heard of them (about the walk's). */
+  packsInOrder(): IterableIterator<PackRef> {
+    return this.packs.keys();
+  }
+
+  /** The first blob to come at `offset` or after it. */
+  firstFrom(pack: PackRef, offset: number): { offset: number; length: number } | undefined {
+    const l = this.packs.get(pack)?.list;
+    if (!l) return undefined;
+    for (let i = lowerBound(l, offset); i < l.length; i++) if (l[i]!.count > 0) return l[i];
+    return undefined;
+  }
+
   /** Whether any blob of the pack is still to come. */
   has(pack: PackRef): boolean {
     return this.packs.has(pack);
@@ -95,23 +108,24 @@ export class ReadForecast {
   /**
    * How far a read [from, to) of the pack stretches over the blobs to come: each no further
    * than `gap` from the read as it grows, the read no longer than `span` bytes and growing by
-   * no more than `room` bytes. Forward first (the walk goes on in about the pack's order), then back.
+   * no more than `room` bytes, and staying within [floor, ceil) (bytes read already). Forward
+   * first (the walk goes on in about the pack's order), then back.
    */
-  stretch(pack: PackRef, from: number, to: number, gap: number, span: number, room: number): { from: number; to: number } {
+  stretch(pack: PackRef, from: number, to: number, o: { gap: number; span: number; room: number; floor: number; ceil: number }): { from: number; to: number } {
     const l = this.packs.get(pack)?.list;
     if (!l) return { from, to };
-    const limit = Math.min(span, to - from + Math.max(room, 0));
+    const limit = Math.min(o.span, to - from + Math.max(o.room, 0));
     for (let i = lowerBound(l, to); i < l.length; i++) {
       const e = l[i]!;
       if (e.count === 0) continue;
       const end = Math.max(to, e.offset + e.length);
-      if (e.offset > to + gap || end - from > limit) break;
+      if (e.offset > to + o.gap || end - from > limit || end > o.ceil) break;
       to = end;
     }
     for (let i = lowerBound(l, from) - 1; i >= 0; i--) {
       const e = l[i]!;
       if (e.count === 0) continue;
-      if (e.offset + e.length + gap < from || to - e.offset > limit) break;
+      if (e.offset + e.length + o.gap < from || to - e.offset > limit || e.offset < o.floor) break;
       from = Math.min(from, e.offset);
     }
     return { from, to };

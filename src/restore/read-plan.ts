@@ -98,6 +98,9 @@ export class ReadPlan {
   /** Bytes read ahead of the requests for them (with a forecast), and the reads in flight they may join. */
   private readonly stash = new ReadStash();
   private readonly flights = new Map<PackRef, Flight[]>();
+  private settled = false;
+  /** Where the reads ahead of the walk have got to, by pack. */
+  private readonly readTo = new Map<PackRef, number>();
   /** Requests served from the stash or by joining a read in flight (for tests and benchmarks). */
   joined = 0;
 
@@ -177,13 +180,15 @@ export class ReadPlan {
   private served(n: Need): boolean {
     const { pack, offset, length } = n.loc;
     this.forecast!.take(pack, offset);
-    const b = this.stash.get(pack, offset, length);
-    if (b) {
-      b.copy(n.unit.read.bytes, n.at);
+    const got = this.stash.find(pack, offset, length);
+    if (got) {
+      got.bytes.copy(n.unit.read.bytes, n.at);
       n.requested = true;
       n.unit.missing--;
       this.joined++;
-      if (this.forecast!.expected(pack, offset) === 0) this.unstash(this.stash.delete(pack, offset));
+      if (this.forecast!.expected(pack, offset) > 0) return true;
+      if (!got.span) this.unstash(this.stash.delete(pack, offset));
+      else if (got.span.waiting.delete(offset) && !got.span.waiting.size) this.unstash(this.stash.removeSpan(got.span));
       return true;
     }
     const f = this.flights.get(pack)?.find((x) => x.read.offset <= offset && offset + length <= x.end);
@@ -200,15 +205,63 @@ export class ReadPlan {
   }
 
   /**
-   * Lets bytes read ahead go until `need` more fit: spans first (the blobs in them still
-   * forecast are kept), then, for a read the walk waits on (`waitedOn`), single blobs. Only
-   * when that is enough: else the reads in flight give room back first.
+   * Reads ahead of the walk what the forecast says it will ask for: pack by pack in about
+   * the walk's order, each from where its reads ahead got to, within half of the reads'
+   * budget (the other half is for reads the walk waits on).
    */
-  private makeRoom(need: number, waitedOn: boolean): void {
+  private readAhead(): void {
+    const f = this.forecast;
+    if (!f) return;
+    const limit = Math.floor(this.readBudget / 2);
+    for (const pack of f.packsInOrder()) {
+      for (;;) {
+        if (this.inflight >= this.o.concurrency) return;
+        let e = f.firstFrom(pack, this.readTo.get(pack) ?? 0);
+        while (e && (this.stash.find(pack, e.offset, e.length) || this.flying(pack, e.offset, e.length))) {
+          this.readTo.set(pack, e.offset + e.length);
+          e = f.firstFrom(pack, e.offset + e.length);
+        }
+        if (!e) break;
+        // Nothing forecast is let go for more reads ahead (the walk comes to it first): only spans with nothing forecast left in them.
+        this.stash.idleSpans((s) => this.readHeld + Math.min(this.o.span, limit) > limit && (this.unstash(this.stash.removeSpan(s)), true));
+        const room = limit - this.readHeld;
+        if (e.length > room) return;
+        const s = f.stretch(pack, e.offset, e.offset + e.length, { gap: this.o.gap, span: this.o.span, room: room - e.length, floor: e.offset, ceil: this.between(pack, e.offset, e.offset + e.length).ceil });
+        if (!this.settled && s.to - s.from < this.o.span / 2) break;
+        this.readTo.set(pack, s.to);
+        this.start(pack, { offset: s.from, length: s.to - s.from, items: this.pending.get(pack)?.inRange(s.from, s.to) ?? [] });
+      }
+    }
+  }
+
+  /** The bytes of the pack around [from, to) not read or being read already: [floor, ceil). */
+  private between(pack: PackRef, from: number, to: number): { floor: number; ceil: number } {
+    let floor = 0;
+    let ceil = Infinity;
+    const see = (a: number, b: number) => {
+      if (b <= from) floor = Math.max(floor, b);
+      else if (a >= to) ceil = Math.min(ceil, a);
+    };
+    for (const x of this.flights.get(pack) ?? []) see(x.read.offset, x.end);
+    this.stash.eachSpan(pack, see);
+    return { floor, ceil };
+  }
+
+  /** Whether a read in flight covers these bytes. */
+  private flying(pack: PackRef, offset: number, length: number): boolean {
+    return this.flights.get(pack)?.some((x) => x.read.offset <= offset && offset + length <= x.end) === true;
+  }
+
+  /**
+   * Lets bytes read ahead go until `need` more fit within `limit`: spans first (the blobs in
+   * them still forecast are kept), then, for a read the walk waits on (`waitedOn`), single
+   * blobs. Only when that is enough: else the reads in flight give room back first.
+   */
+  private makeRoom(need: number, waitedOn: boolean, limit = this.readBudget): void {
     const flying = this.readHeld - this.stash.bytes;
-    if (flying > 0 && flying + need > this.readBudget) return;
-    while (this.stash.spanBytes > 0 && this.readHeld + need > this.readBudget) this.dropSpan();
-    if (waitedOn) while (this.stash.blobBytes > 0 && this.readHeld + need > this.readBudget) this.unstash(this.stash.evictOldest());
+    if (flying > 0 && flying + need > limit) return;
+    while (this.stash.spanBytes > 0 && this.readHeld + need > limit) this.dropSpan();
+    if (waitedOn) while (this.stash.blobBytes > 0 && this.readHeld + need > limit) this.unstash(this.stash.evictOldest());
   }
 
   private dropSpan(): void {
@@ -258,8 +311,23 @@ export class ReadPlan {
     if (this.held > this.peak) this.peak = this.held;
   }
 
-  /** Starts reads while there is room, for the oldest work first. `force`: also reads that could still grow. */
+  /** Starts reads while there is room: for the oldest work first, then ahead of the walk. `force`: also reads that could still grow. */
   private pump(force: boolean): void {
+    this.pumpWork(force);
+    this.readAhead();
+  }
+
+  /**
+   * The forecast grew: reads ahead may start. `settled`: it will not grow for a while (no
+   * trees are loading), so its stretches are as long as they get; until then a read ahead
+   * waits to be half a span long.
+   */
+  foreseen(settled: boolean): void {
+    this.settled = settled;
+    this.readAhead();
+  }
+
+  private pumpWork(force: boolean): void {
     while (this.inflight < this.o.concurrency) {
       while (this.head < this.queue.length && this.queue[this.head]!.needs.every((n) => n.requested)) this.head++;
       if (this.head > 1024) {
@@ -308,7 +376,7 @@ export class ReadPlan {
     if (!this.forecast) return r;
     // Spans read earlier give way to reads further on.
     const room = this.readBudget - (this.readHeld - this.stash.spanBytes) - this.readSize(r.length);
-    const s = this.forecast.stretch(pack, r.offset, r.offset + r.length, this.o.gap, this.o.span, room);
+    const s = this.forecast.stretch(pack, r.offset, r.offset + r.length, { gap: this.o.gap, span: this.o.span, room, ...this.between(pack, r.offset, r.offset + r.length) });
     if (s.from === r.offset && s.to === r.offset + r.length) return r;
     this.makeRoom(this.readSize(s.to - s.from), false);
     const items = r.items;
@@ -318,7 +386,7 @@ export class ReadPlan {
   }
 
   private start(pack: PackRef, r: PlannedRead<Need>): void {
-    this.pending.get(pack)!.taken(r.items);
+    this.pending.get(pack)?.taken(r.items);
     if (process.env.TSBAK_DEBUG_PLAN) process.stderr.write(`plan read ${pack.id.toString('hex').slice(0, 6)} ${r.offset}+${r.length} items ${r.items.length} inflight ${this.inflight} stalls ${this.stalls} waiting ${this.waiting.length} fc ${this.forecast?.size} stash ${this.stash.bytes} held ${this.readHeld} t ${Math.round(performance.now())}\n`);
     const size = this.readSize(r.length);
     this.readHeld += size;
@@ -371,9 +439,10 @@ export class ReadPlan {
     );
   }
 
-  /** Keeps a read's bytes for requests still to come (forecast or not), until their room is wanted. */
+  /** Keeps a read's bytes for requests still to come (forecast or not), until their room is wanted or every forecast blob in it was asked for. */
   private keepSpan(pack: PackRef, offset: number, bytes: Buffer): void {
-    this.stash.keepSpan({ pack, offset, bytes });
+    const waiting = new Set(this.forecast!.within(pack, offset, offset + bytes.length).map((e) => e.offset));
+    this.stash.keepSpan({ pack, offset, bytes, waiting });
     this.count(bytes.length);
     this.readHeld += bytes.length;
   }

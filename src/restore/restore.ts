@@ -66,7 +66,8 @@ export class Selector {
 
 export async function restoreSnapshot(repo: Repository, snap: Snapshot, opts: RestoreOptions): Promise<RestoreResult> {
   const rootId = Buffer.from(snap.info.tree, 'hex');
-  const root = await repo.loadTree(rootId);
+  // A whole snapshot's walk wants most of its root's tree pack (written by its backup): one GET, not the root's and then the pack's.
+  const root = await repo.loadTree(rootId, { wholePack: !opts.include?.length });
   await checkIncludes(repo, snap, root, opts.include ?? []);
   const r = new RestoreRun(repo, opts);
   // Of a blob's copies, the one its snapshot's signer listed is read first (THREAT-MODEL.md).
@@ -241,7 +242,12 @@ class RestoreRun {
     this.forecast = po.concurrency > 2 && !po.readsInto ? new ReadForecast() : null;
     this.plan = new ReadPlan(repo, po, this.forecast ?? undefined);
     const loader = (this.treeLoader = new TreeBatchLoader(repo));
-    this.trees = new TreeAhead<WalkAt>({ loadTrees: (ids) => repo.loadTrees(ids, loader) }, (tree, at) => this.subdirs(tree, at), (id) => repo.locate(id)?.rawLength ?? 0);
+    this.trees = new TreeAhead<WalkAt>(
+      { loadTrees: (ids) => repo.loadTrees(ids, loader) },
+      (tree, at) => this.subdirs(tree, at),
+      (id) => repo.locate(id)?.rawLength ?? 0,
+      this.forecast ? (quiet) => this.plan.foreseen(quiet) : undefined,
+    );
   }
 
   get reads(): NonNullable<RestoreResult['reads']> {
