@@ -379,6 +379,7 @@ export class ReadPlan {
     const s = this.forecast.stretch(pack, r.offset, r.offset + r.length, { gap: this.o.gap, span: this.o.span, room, ...this.between(pack, r.offset, r.offset + r.length) });
     if (s.from === r.offset && s.to === r.offset + r.length) return r;
     this.makeRoom(this.readSize(s.to - s.from), false);
+    if (this.readHeld + this.readSize(s.to - s.from) > this.readBudget) return r;
     const items = r.items;
     const mine = new Set(items);
     for (const n of this.pending.get(pack)!.inRange(s.from, s.to)) if (!mine.has(n)) items.push(n);
@@ -387,7 +388,6 @@ export class ReadPlan {
 
   private start(pack: PackRef, r: PlannedRead<Need>): void {
     this.pending.get(pack)?.taken(r.items);
-    if (process.env.TSBAK_DEBUG_PLAN) process.stderr.write(`plan read ${pack.id.toString('hex').slice(0, 6)} ${r.offset}+${r.length} items ${r.items.length} inflight ${this.inflight} stalls ${this.stalls} waiting ${this.waiting.length} fc ${this.forecast?.size} stash ${this.stash.bytes} held ${this.readHeld} t ${Math.round(performance.now())}\n`);
     const size = this.readSize(r.length);
     this.readHeld += size;
     this.count(size);
