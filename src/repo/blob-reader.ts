@@ -519,8 +519,9 @@ export class BlobReader {
     return blobId(this.ctx.secrets.macKey, plain).equals(id) ? plain : 'id';
   }
 
-  async loadTree(id: Buffer, opts: { cache?: boolean } = {}): Promise<Tree> {
-    const bytes = this.treeStore ? await this.treeStore.load(id, opts.cache ?? true) : await this.loadBlob(id, undefined, opts);
+  /** `wholePack`: most of the tree's pack will be wanted too (tree-store.ts). */
+  async loadTree(id: Buffer, opts: { cache?: boolean; wholePack?: boolean } = {}): Promise<Tree> {
+    const bytes = this.treeStore ? await this.treeStore.load(id, opts.cache ?? true, opts.wholePack) : await this.loadBlob(id, undefined, opts);
     try {
       return decodeTree(bytes);
     } catch {

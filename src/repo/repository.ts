@@ -332,7 +332,7 @@ export class Repository {
   loadBlob(id: Buffer, signal?: AbortSignal, opts: { cache?: boolean } = {}): Promise<Buffer> {
     return this.reader.loadBlob(id, signal, opts);
   }
-  loadTree(id: Buffer, opts: { cache?: boolean } = {}): Promise<Tree> {
+  loadTree(id: Buffer, opts: { cache?: boolean; wholePack?: boolean } = {}): Promise<Tree> {
     return this.reader.loadTree(id, opts);
   }
   verifyCopy(id: Buffer, loc: BlobLocation): Promise<void> {

@@ -61,27 +61,32 @@ export class TreeStore {
 
   private loads = new Map<string, Promise<Buffer>>();
 
-  /** The plaintext of tree `id`: from memory, else the disk cache, else fetched (and cached on disk; in memory with `remember`). Concurrent loads of one tree share one. */
-  load(id: Buffer, remember = true): Promise<Buffer> {
+  /**
+   * The plaintext of tree `id`: from memory, else the disk cache, else fetched (and cached on
+   * disk; in memory with `remember`). Concurrent loads of one tree share one. `wholePack`: the
+   * caller will want most of the tree's pack (a walk of a whole snapshot from its root), so a
+   * miss fetches the pack whole at once.
+   */
+  load(id: Buffer, remember = true, wholePack = false): Promise<Buffer> {
     const hex = id.toString('hex');
     const hit = this.src.memory.get(hex);
     if (hit) return Promise.resolve(hit);
     let p = this.loads.get(hex);
     if (!p) {
-      p = this.read(id).finally(() => this.loads.delete(hex));
+      p = this.read(id, wholePack).finally(() => this.loads.delete(hex));
       this.loads.set(hex, p);
     }
     return remember ? p.then((plain) => (this.src.memory.set(hex, plain), plain)) : p;
   }
 
-  private async read(id: Buffer): Promise<Buffer> {
+  private async read(id: Buffer, wholePack: boolean): Promise<Buffer> {
     const loc = this.src.locations(id)[0];
     if (!loc || loc.pack.kind !== 'tree' || !this.src.hot(loc.pack)) return this.src.fallback(id);
     const packHex = loc.pack.id.toString('hex');
     const fromDisk = await this.fromDisk(loc, packHex, id);
     if (fromDisk) return fromDisk;
     try {
-      const fetched = await this.fetch(loc, packHex, id);
+      const fetched = await this.fetch(loc, packHex, id, wholePack);
       if (fetched) return fetched;
     } catch {
       // Said by the repository's read, which tries again and names the damage.
@@ -109,11 +114,11 @@ export class TreeStore {
   }
 
   /** Reads the tree from the backend: its pack whole when worth it, else its own range; null when it does not open (the fallback says why). */
-  private async fetch(loc: BlobLocation, packHex: string, id: Buffer): Promise<Buffer | null> {
+  private async fetch(loc: BlobLocation, packHex: string, id: Buffer, wholePack: boolean): Promise<Buffer | null> {
     const n = this.misses.get(packHex) ?? 0;
     this.misses.set(packHex, n + 1);
     const size = this.src.packBytes(loc.pack);
-    const worth = size <= WHOLE_ALWAYS || n >= 1;
+    const worth = size <= WHOLE_ALWAYS || n >= 1 || wholePack;
     if (this.packLoads.has(packHex) || (worth && size <= WHOLE_MAX && !this.fetchedWhole.has(packHex))) {
       const pack = await this.wholePack(loc.pack, packHex);
       if (pack && loc.offset + loc.length <= pack.length) {

@@ -10,9 +10,16 @@
 // `span` long or, when nothing else is being read, until nothing new came in for one turn
 // of the event loop (the walk producing the requests is waiting on something) or a
 // request waits for room.
+//
+// With a forecast of what the walk will ask for (read-forecast.ts), a read stretches over
+// the blobs of its pack that are coming (within `gap`, up to `span`, as room allows); their
+// bytes wait in a stash until asked for, and a request for a blob a read in flight covers
+// joins that read. A pack is then read in a few large reads, whatever the walk's waits.
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
 import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
 import type { PlannedRead } from '../repo/read-ranges.js';
+import type { ReadForecast } from './read-forecast.js';
+import { ReadStash } from './read-stash.js';
 
 export interface PlanSource {
   readPackRange(pack: PackRef, offset: number, length: number, into?: Buffer): Promise<Buffer>;
@@ -43,6 +50,12 @@ interface Need {
   /** Where its bytes go in the unit's buffer. */
   at: number;
   requested: boolean;
+}
+
+/** A read in flight that requests for blobs it covers may join (not one filling a work's buffer). */
+interface Flight {
+  read: PlannedRead<Need>;
+  end: number;
 }
 
 interface Unit {
@@ -82,10 +95,19 @@ export class ReadPlan {
   private idle = false;
   /** Waits of the walk on something else than room here (whileBlocked). */
   private stalls = 0;
+  /** Bytes read ahead of the requests for them (with a forecast), and the reads in flight they may join. */
+  private readonly stash = new ReadStash();
+  private readonly flights = new Map<PackRef, Flight[]>();
+  private settled = false;
+  /** Where the reads ahead of the walk have got to, by pack. */
+  private readonly readTo = new Map<PackRef, number>();
+  /** Requests served from the stash or by joining a read in flight (for tests and benchmarks). */
+  joined = 0;
 
   constructor(
     private readonly src: PlanSource,
     private readonly o: PlanOptions,
+    private readonly forecast?: ReadForecast,
   ) {
     this.readBudget = Math.max(o.span, Math.floor(o.budget / 2));
     this.budget = this.readBudget + Math.max(o.budget - this.readBudget, 0);
@@ -116,17 +138,20 @@ export class ReadPlan {
     const ready = new Promise<SealedBlobsRead>((resolve, reject) => {
       const unit: Unit = { needs, missing: locs.length, size, buf, read: { bytes: Buffer.from(buf, 0, total), offsets }, failed: false, resolve, reject };
       this.byUnit.set(unit.read.bytes, unit);
+      let queued = false;
       locs.forEach((loc, i) => {
         offsets[i] = at;
         const n: Need = { loc, unit, at, requested: false };
         at += loc.length;
         needs.push(n);
+        if (this.forecast && this.served(n)) return;
         let list = this.pending.get(loc.pack);
         if (!list) this.pending.set(loc.pack, (list = new PackNeeds()));
         list.add(n);
+        queued = true;
       });
-      if (!locs.length) resolve(unit.read);
-      else this.queue.push(unit);
+      if (unit.missing === 0) resolve(unit.read);
+      else if (queued) this.queue.push(unit);
     });
     this.submitted++;
     this.idle = false;
@@ -149,6 +174,112 @@ export class ReadPlan {
     } finally {
       this.stalls--;
     }
+  }
+
+  /** A need served without a read of its own: from the stash, or by a read in flight that covers it. */
+  private served(n: Need): boolean {
+    const { pack, offset, length } = n.loc;
+    this.forecast!.take(pack, offset);
+    const got = this.stash.find(pack, offset, length);
+    if (got) {
+      got.bytes.copy(n.unit.read.bytes, n.at);
+      n.requested = true;
+      n.unit.missing--;
+      this.joined++;
+      if (this.forecast!.expected(pack, offset) > 0) return true;
+      if (!got.span) this.unstash(this.stash.delete(pack, offset));
+      else if (got.span.waiting.delete(offset) && !got.span.waiting.size) this.unstash(this.stash.removeSpan(got.span));
+      return true;
+    }
+    const f = this.flights.get(pack)?.find((x) => x.read.offset <= offset && offset + length <= x.end);
+    if (!f) return false;
+    f.read.items.push(n);
+    n.requested = true;
+    this.joined++;
+    return true;
+  }
+
+  /** Lets go of the bytes read ahead that nobody asked for (the walk is over). */
+  dropStash(): void {
+    this.unstash(this.stash.clear());
+  }
+
+  /**
+   * Reads ahead of the walk what the forecast says it will ask for: pack by pack in about
+   * the walk's order, each from where its reads ahead got to, within half of the reads'
+   * budget (the other half is for reads the walk waits on).
+   */
+  private readAhead(): void {
+    const f = this.forecast;
+    if (!f) return;
+    const limit = Math.floor(this.readBudget / 2);
+    for (const pack of f.packsInOrder()) {
+      for (;;) {
+        if (this.inflight >= this.o.concurrency) return;
+        let e = f.firstFrom(pack, this.readTo.get(pack) ?? 0);
+        while (e && (this.stash.find(pack, e.offset, e.length) || this.flying(pack, e.offset, e.length))) {
+          this.readTo.set(pack, e.offset + e.length);
+          e = f.firstFrom(pack, e.offset + e.length);
+        }
+        if (!e) break;
+        // Nothing forecast is let go for more reads ahead (the walk comes to it first): only spans with nothing forecast left in them.
+        this.stash.idleSpans((s) => this.readHeld + Math.min(this.o.span, limit) > limit && (this.unstash(this.stash.removeSpan(s)), true));
+        const room = limit - this.readHeld;
+        if (e.length > room) return;
+        const s = f.stretch(pack, e.offset, e.offset + e.length, { gap: this.o.gap, span: this.o.span, room: room - e.length, floor: e.offset, ceil: this.between(pack, e.offset, e.offset + e.length).ceil });
+        if (!this.settled && s.to - s.from < this.o.span / 2) break;
+        this.readTo.set(pack, s.to);
+        this.start(pack, { offset: s.from, length: s.to - s.from, items: this.pending.get(pack)?.inRange(s.from, s.to) ?? [] });
+      }
+    }
+  }
+
+  /** The bytes of the pack around [from, to) not read or being read already: [floor, ceil). */
+  private between(pack: PackRef, from: number, to: number): { floor: number; ceil: number } {
+    let floor = 0;
+    let ceil = Infinity;
+    const see = (a: number, b: number) => {
+      if (b <= from) floor = Math.max(floor, b);
+      else if (a >= to) ceil = Math.min(ceil, a);
+    };
+    for (const x of this.flights.get(pack) ?? []) see(x.read.offset, x.end);
+    this.stash.eachSpan(pack, see);
+    return { floor, ceil };
+  }
+
+  /** Whether a read in flight covers these bytes. */
+  private flying(pack: PackRef, offset: number, length: number): boolean {
+    return this.flights.get(pack)?.some((x) => x.read.offset <= offset && offset + length <= x.end) === true;
+  }
+
+  /**
+   * Lets bytes read ahead go until `need` more fit within `limit`: spans first (the blobs in
+   * them still forecast are kept), then, for a read the walk waits on (`waitedOn`), single
+   * blobs. Only when that is enough: else the reads in flight give room back first.
+   */
+  private makeRoom(need: number, waitedOn: boolean, limit = this.readBudget): void {
+    const flying = this.readHeld - this.stash.bytes;
+    if (flying > 0 && flying + need > limit) return;
+    while (this.stash.spanBytes > 0 && this.readHeld + need > limit) this.dropSpan();
+    if (waitedOn) while (this.stash.blobBytes > 0 && this.readHeld + need > limit) this.unstash(this.stash.evictOldest());
+  }
+
+  private dropSpan(): void {
+    const s = this.stash.shiftSpan()!;
+    this.unstash(s.bytes.length);
+    for (const e of this.forecast!.within(s.pack, s.offset, s.offset + s.bytes.length)) {
+      if (this.stash.has(s.pack, e.offset)) continue;
+      const at = e.offset - s.offset;
+      this.stash.put(s.pack, e.offset, Buffer.from(s.bytes.subarray(at, at + e.length)));
+      this.count(e.length);
+      this.readHeld += e.length;
+    }
+  }
+
+  /** Stashed bytes let go (they count as reads' bytes). */
+  private unstash(n: number): void {
+    this.readHeld -= n;
+    this.count(-n);
   }
 
   /** The work is done with its bytes. */
@@ -180,8 +311,23 @@ export class ReadPlan {
     if (this.held > this.peak) this.peak = this.held;
   }
 
-  /** Starts reads while there is room, for the oldest work first. `force`: also reads that could still grow. */
+  /** Starts reads while there is room: for the oldest work first, then ahead of the walk. `force`: also reads that could still grow. */
   private pump(force: boolean): void {
+    this.pumpWork(force);
+    this.readAhead();
+  }
+
+  /**
+   * The forecast grew: reads ahead may start. `settled`: it will not grow for a while (no
+   * trees are loading), so its stretches are as long as they get; until then a read ahead
+   * waits to be half a span long.
+   */
+  foreseen(settled: boolean): void {
+    this.settled = settled;
+    this.readAhead();
+  }
+
+  private pumpWork(force: boolean): void {
     while (this.inflight < this.o.concurrency) {
       while (this.head < this.queue.length && this.queue[this.head]!.needs.every((n) => n.requested)) this.head++;
       if (this.head > 1024) {
@@ -198,15 +344,18 @@ export class ReadPlan {
       // free some; holding back for the reads in flight would cost a round trip per read),
       // else when nothing is being read (the end of one wakes this up again) and the walk
       // paused for a turn of the event loop.
-      const growing = last && r.length < this.o.span;
+      // A forecast says what is coming in this pack: the read stretches over it now (start).
+      const growing = last && r.length < this.o.span && !this.forecast?.has(first.loc.pack);
       const blocked = force || this.waiting.length > 0 || this.stalls > 0;
       if (growing && this.inflight > 0 && !blocked) return;
       if (growing && !blocked && !this.idle) {
         this.whenIdle();
         return;
       }
+      // Bytes read ahead make room for a read the walk waits on, the oldest first.
+      this.makeRoom(this.readSize(r.length), true);
       if (this.readHeld > 0 && this.readHeld + this.readSize(r.length) > this.readBudget) return;
-      this.start(first.loc.pack, r);
+      this.start(first.loc.pack, this.stretched(first.loc.pack, r));
     }
   }
 
@@ -222,8 +371,23 @@ export class ReadPlan {
     });
   }
 
+  /** The read stretched over the blobs forecast to come in its pack, as room allows; the needs it then covers join it. */
+  private stretched(pack: PackRef, r: PlannedRead<Need>): PlannedRead<Need> {
+    if (!this.forecast) return r;
+    // Spans read earlier give way to reads further on.
+    const room = this.readBudget - (this.readHeld - this.stash.spanBytes) - this.readSize(r.length);
+    const s = this.forecast.stretch(pack, r.offset, r.offset + r.length, { gap: this.o.gap, span: this.o.span, room, ...this.between(pack, r.offset, r.offset + r.length) });
+    if (s.from === r.offset && s.to === r.offset + r.length) return r;
+    this.makeRoom(this.readSize(s.to - s.from), false);
+    if (this.readHeld + this.readSize(s.to - s.from) > this.readBudget) return r;
+    const items = r.items;
+    const mine = new Set(items);
+    for (const n of this.pending.get(pack)!.inRange(s.from, s.to)) if (!mine.has(n)) items.push(n);
+    return { offset: s.from, length: s.to - s.from, items };
+  }
+
   private start(pack: PackRef, r: PlannedRead<Need>): void {
-    this.pending.get(pack)!.taken(r.items);
+    this.pending.get(pack)?.taken(r.items);
     const size = this.readSize(r.length);
     this.readHeld += size;
     this.count(size);
@@ -233,28 +397,54 @@ export class ReadPlan {
     // small files) fills that work's buffer: no copy, and no read buffer to fault in.
     const direct = this.o.readsInto ? directTarget(r) : null;
     const into = this.o.readsInto && !direct ? this.pool.take(r.length) : null;
-    const done = () => {
+    let flight: Flight | undefined;
+    if (this.forecast && !direct) {
+      flight = { read: r, end: r.offset + r.length };
+      let fs = this.flights.get(pack);
+      if (!fs) this.flights.set(pack, (fs = []));
+      fs.push(flight);
+    }
+    const landed = () => {
+      if (!flight) return;
+      const fs = this.flights.get(pack)!;
+      fs.splice(fs.indexOf(flight), 1);
+      if (!fs.length) this.flights.delete(pack);
+    };
+    const finish = () => {
       if (into) this.pool.give(into);
       this.readHeld -= size;
       this.count(-size);
       this.inflight--;
-      this.pump(false);
     };
     this.src.readPackRange(pack, r.offset, r.length, direct ?? (into ? Buffer.from(into, 0, r.length) : undefined)).then(
       (bytes) => {
+        landed();
         for (const n of r.items) {
           const u = n.unit;
           if (u.failed) continue;
           if (!direct) bytes.copy(u.read.bytes, n.at, n.loc.offset - r.offset, n.loc.offset - r.offset + n.loc.length);
           if (--u.missing === 0) u.resolve(u.read);
         }
-        done();
+        finish();
+        // After the read's own room is given back: what is kept is part of what it held.
+        if (flight) this.keepSpan(pack, r.offset, bytes);
+        this.pump(false);
       },
       (e: unknown) => {
+        landed();
         for (const n of r.items) this.fail(n.unit, e);
-        done();
+        finish();
+        this.pump(false);
       },
     );
+  }
+
+  /** Keeps a read's bytes for requests still to come (forecast or not), until their room is wanted or every forecast blob in it was asked for. */
+  private keepSpan(pack: PackRef, offset: number, bytes: Buffer): void {
+    const waiting = new Set(this.forecast!.within(pack, offset, offset + bytes.length).map((e) => e.offset));
+    this.stash.keepSpan({ pack, offset, bytes, waiting });
+    this.count(bytes.length);
+    this.readHeld += bytes.length;
   }
 
   /** What a read of n bytes holds: a pooled buffer when reads fill ours. */
@@ -328,6 +518,16 @@ class PackNeeds {
       from = n.loc.offset;
     }
     return { read: { offset: from, length: end - from, items }, last: i >= l.length };
+  }
+
+  /** The needs not yet requested that lie wholly in [from, to). */
+  inRange(from: number, to: number): Need[] {
+    const out: Need[] = [];
+    for (let i = this.lowerBound(from); i < this.list.length && this.list[i]!.loc.offset < to; i++) {
+      const n = this.list[i]!;
+      if (!n.requested && n.loc.offset + n.loc.length <= to) out.push(n);
+    }
+    return out;
   }
 
   taken(items: Need[]): void {

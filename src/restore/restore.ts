@@ -19,6 +19,7 @@ import { BufferPool, sizeClass } from '../repo/buffer-pool.js';
 import type { BlobLocation, PackRef } from '../repo/blob-index.js';
 import { pathOf, restoreSmallFiles, type SmallFile, type SmallFilesResult } from './small-files.js';
 import { ReadPlan, type PlanOptions, type SealedBlobsRead } from './read-plan.js';
+import { ReadForecast } from './read-forecast.js';
 import { TreeAhead } from './tree-ahead.js';
 import { TreeBatchLoader } from '../repo/tree-batch.js';
 import { makeDirs } from '../platform/make-dirs.js';
@@ -66,7 +67,8 @@ export class Selector {
 
 export async function restoreSnapshot(repo: Repository, snap: Snapshot, opts: RestoreOptions): Promise<RestoreResult> {
   const rootId = Buffer.from(snap.info.tree, 'hex');
-  const root = await repo.loadTree(rootId);
+  // A whole snapshot's walk wants most of its root's tree pack (written by its backup): one GET, not the root's and then the pack's.
+  const root = await repo.loadTree(rootId, { wholePack: !opts.include?.length });
   await checkIncludes(repo, snap, root, opts.include ?? []);
   const r = new RestoreRun(repo, opts);
   // Of a blob's copies, the one its snapshot's signer listed is read first (THREAT-MODEL.md).
@@ -226,6 +228,10 @@ class RestoreRun {
   /** Reads of data blobs, by pack (read-plan.ts); exposed for tests of its bounds. */
   readonly plan: ReadPlan;
   private readonly trees: TreeAhead<WalkAt>;
+  /** Over a network: the blobs the walk will ask for, from the trees loaded ahead of it (read-forecast.ts). */
+  private readonly forecast: ReadForecast | null;
+  /** Hardlinks and large chunks the forecast has seen (the walk reads each once). */
+  private readonly foreseen = new Set<string>();
   private readonly treeLoader: TreeBatchLoader;
   private batch = new Batch();
   private readonly places = new ChunkPlaces(COPY_FILES, COPY_TRACKED);
@@ -239,9 +245,17 @@ class RestoreRun {
   ) {
     this.sel = new Selector(opts.include);
     this.meta = { owner: opts.owner ?? process.getuid?.() === 0, securityXattrs: opts.securityXattrs ?? false, mapByName: opts.mapByName ?? false };
-    this.plan = new ReadPlan(repo, planOptions(repo.readConcurrency, repo.readsInto));
+    const po = planOptions(repo.readConcurrency, repo.readsInto);
+    // Where reads fill buffers given (local disk, SFTP) a read per stretch of the walk is cheap, and reads into work's buffers save copies.
+    this.forecast = po.concurrency > 2 && !po.readsInto ? new ReadForecast() : null;
+    this.plan = new ReadPlan(repo, po, this.forecast ?? undefined);
     const loader = (this.treeLoader = new TreeBatchLoader(repo));
-    this.trees = new TreeAhead<WalkAt>({ loadTrees: (ids) => repo.loadTrees(ids, loader) }, (tree, at) => this.subdirs(tree, at), (id) => repo.locate(id)?.rawLength ?? 0);
+    this.trees = new TreeAhead<WalkAt>(
+      { loadTrees: (ids) => repo.loadTrees(ids, loader) },
+      (tree, at) => this.subdirs(tree, at),
+      (id) => repo.locate(id)?.rawLength ?? 0,
+      this.forecast ? (quiet) => this.plan.foreseen(quiet) : undefined,
+    );
   }
 
   get reads(): NonNullable<RestoreResult['reads']> {
@@ -255,6 +269,7 @@ class RestoreRun {
 
   /** The subtrees walk() enters below `tree`, in its order (what it skips is skipped here too). */
   private subdirs(tree: Tree, at: WalkAt): Array<{ id: Buffer; ctx: WalkAt }> {
+    if (this.forecast) this.foresee(tree, at);
     const out: Array<{ id: Buffer; ctx: WalkAt }> = [];
     for (const node of tree.nodes) {
       if (node.type !== 'dir' || !node.subtree || nameProblem(node.name) !== null) continue;
@@ -264,6 +279,32 @@ class RestoreRun {
       if (sel !== 'no') out.push({ id: node.subtree, ctx: { snapPath: childSnap, all: sel === 'all' } });
     }
     return out;
+  }
+
+  /** Tells the forecast the blobs of the files walk() will restore from `tree` (as it selects them). */
+  private foresee(tree: Tree, at: WalkAt): void {
+    const f = this.forecast!;
+    for (const node of tree.nodes) {
+      if (node.type !== 'file' || !node.content || nameProblem(node.name) !== null) continue;
+      if (!at.all) {
+        if (this.sel.test(path.posix.join(at.snapPath, node.name.toString('latin1'))) !== 'all') continue;
+      }
+      if (this.excluded(at.snapPath, node)) continue;
+      if (node.hardlink) {
+        if (this.foreseen.has('h' + node.hardlink)) continue;
+        this.foreseen.add('h' + node.hardlink);
+      }
+      for (const id of node.content) {
+        const loc = this.repo.locateHot(id);
+        if (!loc) continue;
+        if (loc.rawLength >= COPY_MIN && this.foreseen.size < COPY_TRACKED) {
+          const key = id.toString('latin1');
+          if (this.foreseen.has(key)) continue;
+          this.foreseen.add(key);
+        }
+        f.add(loc);
+      }
+    }
   }
 
   /**
@@ -283,6 +324,7 @@ class RestoreRun {
       await done;
     } finally {
       this.places.closeAll();
+      this.plan.dropStash();
     }
     // Only now: a handle closed while entries still named through it could have its number
     // reused by another open, and /proc/self/fd/<fd>/<name> would then lead there.

@@ -55,12 +55,15 @@ export class TreeAhead<C> {
     private readonly src: TreeSource,
     private readonly children: Children<C>,
     private readonly sizeOf: (id: Buffer) => number,
+    /** Trees were loaded (and their children found); `quiet`: no more loading now. */
+    private readonly onLoaded?: (quiet: boolean) => void,
   ) {}
 
   /** The walk starts at `tree`: its subtrees are found and loading begins. */
   start(tree: Tree, ctx: C): void {
     this.expand(tree, ctx, []);
     this.pump();
+    this.onLoaded?.(this.loading === 0);
   }
 
   /** Whether take(id) has its tree at hand (loaded ahead), rather than waiting for a read. */
@@ -169,6 +172,7 @@ export class TreeAhead<C> {
           }
         });
         this.pump();
+        this.onLoaded?.(this.loading === 0);
       });
   }
 
