@@ -87,7 +87,7 @@ par_bytes=$((8 * $(stat -c %s "$work/data/par/p0.bin")))
 # ---- backups ----
 if has tsbak && ! [ -n "$reuse" -a -d "$work/repo-tsbak" ]; then
   say "backing up with tsbak"
-  "$here/bin/tsbak" init "$work/repo-tsbak" > /dev/null
+  "$here/bin/tsbak" init "$work/repo-tsbak" --parity "${BENCH_TSBAK_PARITY:-off}" > /dev/null
   "$here/bin/tsbak-write" --quiet "$work/repo-tsbak" "$work/data"
 fi
 if has restic && ! [ -n "$reuse" -a -d "$work/repo-restic" ]; then
