@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <openssl/evp.h>
+
 #include "napi-util.h"
 #include "parity.h"
 #include "pool-work.h"
@@ -291,10 +293,51 @@ napi_value js_gfKernels(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-/* gfAlloc(size): a zeroed ArrayBuffer for parity stripes, in 2 MiB-aligned memory the kernel
- * is asked to back with huge pages: the stripes are tens of MiB written once each, and a
- * first touch of every 4 KiB page cost more than folding into it. */
-static void free_stripes(napi_env env, void *data, void *hint) { free(data); }
+/* gfSha256Async(data, out): SHA-256 of data into out (32 bytes), on libuv's pool. A parity
+ * object is hashed twice (its payload for the header, then the whole object for its name):
+ * tens of MiB that would otherwise hold the main thread. */
+struct sha_job {
+  struct pool_job base;
+  const uint8_t *data;
+  size_t n;
+  uint8_t *out;
+};
+
+static int parse_sha(napi_env env, napi_value *argv, struct pool_job *job) {
+  struct sha_job *j = (struct sha_job *)job;
+  void *data, *out;
+  size_t t;
+  if (get_ta(env, argv[0], napi_uint8_array, "gfSha256Async: data must be a Uint8Array", 0, &data, &j->n) < 0 ||
+      get_ta(env, argv[1], napi_uint8_array, "gfSha256Async: out must be 32 bytes", 32, &out, &t) < 0)
+    return -1;
+  j->data = data;
+  j->out = out;
+  return 0;
+}
+
+static void run_sha(struct pool_job *job) {
+  struct sha_job *j = (struct sha_job *)job;
+  unsigned int len = 0;
+  if (EVP_Digest(j->data, j->n, j->out, &len, EVP_sha256(), NULL) != 1 || len != 32) j->base.failure = "gfSha256Async: SHA-256 failed";
+}
+
+static const struct job_kind SHA = {"tsbak:gfSha256", 2, sizeof(struct sha_job), parse_sha, run_sha};
+napi_value js_gfSha256Async(napi_env env, napi_callback_info info) { return call_job(env, info, &SHA, 1); }
+
+/* gfAlloc(size): a zeroed ArrayBuffer for parity stripes: a private anonymous mapping (zero
+ * pages from the kernel, touched only where folded: a short group's stripes cost only what
+ * it uses), 2 MiB-aligned and marked for huge pages: the stripes are tens of MiB written
+ * once each, and a first touch of every 4 KiB page cost more than folding into it. */
+struct stripes_map {
+  void *base;
+  size_t len;
+};
+
+static void free_stripes(napi_env env, void *data, void *hint) {
+  struct stripes_map *m = hint;
+  munmap(m->base, m->len);
+  free(m);
+}
 
 napi_value js_gfAlloc(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -306,18 +349,26 @@ napi_value js_gfAlloc(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const size_t huge = 2u << 20;
-  size_t n = (size_t)d, rounded = (n + huge - 1) & ~(huge - 1);
-  void *p = NULL;
-  if (posix_memalign(&p, huge, rounded) != 0) {
+  size_t n = (size_t)d, rounded = (n + huge - 1) & ~(huge - 1), len = rounded + huge;
+  struct stripes_map *m = malloc(sizeof *m);
+  uint8_t *base = m ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+  if (base == MAP_FAILED) {
+    free(m);
     napi_throw_error(env, "ENOMEM", "gfAlloc: out of memory");
     return NULL;
   }
+  /* Keep the 2 MiB-aligned part; the rest goes back at once. */
+  uint8_t *p = (uint8_t *)(((uintptr_t)base + huge - 1) & ~(uintptr_t)(huge - 1));
+  if (p > base) munmap(base, (size_t)(p - base));
+  if (p + rounded < base + len) munmap(p + rounded, (size_t)(base + len - (p + rounded)));
+  m->base = p;
+  m->len = rounded;
 #ifdef MADV_HUGEPAGE
   madvise(p, rounded, MADV_HUGEPAGE);
 #endif
-  memset(p, 0, n);
-  if (napi_create_external_arraybuffer(env, p, n, free_stripes, NULL, &out) != napi_ok) {
-    free(p);
+  if (napi_create_external_arraybuffer(env, p, n, free_stripes, m, &out) != napi_ok) {
+    munmap(p, rounded);
+    free(m);
     throw_napi_failure(env);
     return NULL;
   }

@@ -8,5 +8,6 @@ napi_value js_gfMulAddAsync(napi_env env, napi_callback_info info);
 napi_value js_gfKernel(napi_env env, napi_callback_info info);
 napi_value js_gfKernels(napi_env env, napi_callback_info info);
 napi_value js_gfAlloc(napi_env env, napi_callback_info info);
+napi_value js_gfSha256Async(napi_env env, napi_callback_info info);
 
 #endif

@@ -13,7 +13,8 @@
  *   parity.c     gfMulAdd(Async): Reed-Solomon multiply-accumulate for parity across packs
  *   scrypt.c     scryptRomixAsync: scrypt's SMix of a group of lanes, so lanes run in parallel
  *   parity.c     gfMulAdd(Async): Reed-Solomon multiply-accumulate for parity across packs;
- *                gfKernel(s): the SIMD kernel in use / the CPU has; gfAlloc: stripe memory
+ *                gfKernel(s): the SIMD kernel in use / the CPU has; gfAlloc: stripe memory;
+ *                gfSha256Async: a parity object's hashes on the pool
  *   pool-work.c  batch work run at once or on libuv's pool (...Async -> Promise<void>)
  *   napi-util.c  Node-style errors and argument checks shared by all of them
  *
@@ -82,6 +83,7 @@ NAPI_MODULE_INIT() {
       {"gfKernel", NULL, js_gfKernel, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gfKernels", NULL, js_gfKernels, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gfAlloc", NULL, js_gfAlloc, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gfSha256Async", NULL, js_gfSha256Async, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

@@ -65,7 +65,7 @@ first=${builds%% *}
 # The backup goes to the server itself: only the mounts' requests are counted.
 AWS_ENDPOINT_URL_S3=$s3 "$first/bin/tsbak" init s3://bench/repo > /dev/null
 AWS_ENDPOINT_URL_S3=$s3 "$first/bin/tsbak-write" s3://bench/repo "$src" -q --cache-dir "$work/wcache"
-"$first/bin/tsbak" init "$work/local" > /dev/null
+"$first/bin/tsbak" init "$work/local" --parity "${BENCH_TSBAK_PARITY:-off}" > /dev/null
 "$first/bin/tsbak-write" "$work/local" "$src" -q --cache-dir "$work/wcache"
 mkdir -p "$work/mnt" "$work/out"
 

@@ -105,7 +105,7 @@ say "cp -a copies to $out"
 # ---- backups ----
 if has tsbak && ! [ -n "$reuse" -a -d "$work/repo-tsbak" ]; then
   say "backing up with tsbak"
-  "$here/bin/tsbak" init "$work/repo-tsbak" > /dev/null
+  "$here/bin/tsbak" init "$work/repo-tsbak" --parity "${BENCH_TSBAK_PARITY:-off}" > /dev/null
   "$here/bin/tsbak-write" --quiet "$work/repo-tsbak" "$work/data"
 fi
 if has restic && ! [ -n "$reuse" -a -d "$work/repo-restic" ]; then

@@ -156,7 +156,7 @@ unmount() { # MNT
 if has "$steps" mount && has "$tools" tsbak; then
   say "local reference"
   lrepo=$work/repo-local
-  "$here/bin/tsbak" init "$lrepo" > /dev/null
+  "$here/bin/tsbak" init "$lrepo" --parity "${BENCH_TSBAK_PARITY:-off}" > /dev/null
   TSBAK_CACHE_DIR=$(fresh "$work/cache/local") "$here/bin/tsbak-write" --quiet "$lrepo" "$corpus"
   tsbak_mount "$lrepo" "$work/mnt/local" "$(fresh "$work/cache/local-mount")"
   out=$(fresh "$work/out")/c

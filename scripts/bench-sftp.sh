@@ -156,7 +156,7 @@ for run in $(seq 1 "$runs"); do
       remote=$work/repos/$tool-$c-$run
       rm -rf "$remote"
       if [ "$tool" != restic ]; then
-        "$here/bin/tsbak" init "sftp://$user@127.0.0.1:$port$remote" > "$logs/init-$tool-$c-$run.log" 2>&1 || { cat "$logs/init-$tool-$c-$run.log" >&2; die "tsbak init failed"; }
+        "$here/bin/tsbak" init "sftp://$user@127.0.0.1:$port$remote" --parity "${BENCH_TSBAK_PARITY:-off}" > "$logs/init-$tool-$c-$run.log" 2>&1 || { cat "$logs/init-$tool-$c-$run.log" >&2; die "tsbak init failed"; }
       else
         restic --repo "sftp:$user@127.0.0.1:$remote" -o sftp.command="$restic_ssh" init > "$logs/init-$tool-$c-$run.log" 2>&1 || { cat "$logs/init-$tool-$c-$run.log" >&2; die "restic init failed"; }
       fi

@@ -32,6 +32,8 @@
 #                                       ~8 GB free; results.md and logs/ stay there
 #   BENCH_KEEP=1                        keep corpus, repositories and restores afterwards
 #   BENCH_TOOLS="tsbak restic"          a subset of: tsbak restic borg
+#   BENCH_TSBAK_PARITY=off              init --parity of the tsbak repositories (default off:
+#                                       restic and borg have no parity; 10+2 to include it)
 #   BENCH_SOURCES="/usr/include"        what to copy into the corpus
 #   BENCH_BIG_MIB=512                   size of the big file (default 2048)
 #   BENCH_VERIFY=0                      skip the diff of tsbak's restore against the corpus
@@ -135,6 +137,7 @@ unset BORG_REPO BORG_PASSCOMMAND BORG_PASSPHRASE_FD
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average at start: $load_start"
+say "tsbak repositories: init --parity ${BENCH_TSBAK_PARITY:-off} (restic and borg have no parity; BENCH_TSBAK_PARITY=10+2 includes it)"
 
 # run CMD..., logging to $logs/NAME.{out,err}; on failure print both and stop
 run() {
@@ -226,7 +229,7 @@ for t in $tools; do
   r=$(repo "$t" corpus)
   case $t in
     tsbak)
-      run tsbak-init "$here/bin/tsbak" init "$r"
+      run tsbak-init "$here/bin/tsbak" init "$r" --parity "${BENCH_TSBAK_PARITY:-off}"
       measure tsbak backup1 "$corpus_bytes" "$here/bin/tsbak-write" "$r" "$corpus" --json --cache-dir "$work/cache/tsbak" ;;
     restic)
       run restic-init restic init --repo "$r"
@@ -307,7 +310,7 @@ for t in $tools; do
   r=$(repo "$t" big)
   case $t in
     tsbak)
-      run tsbak-init-big "$here/bin/tsbak" init "$r"
+      run tsbak-init-big "$here/bin/tsbak" init "$r" --parity "${BENCH_TSBAK_PARITY:-off}"
       measure tsbak big "$big_bytes" "$here/bin/tsbak-write" "$r" "$big_file" --json --cache-dir "$work/cache/tsbak" ;;
     restic)
       run restic-init-big restic init --repo "$r"
@@ -387,7 +390,7 @@ for c in $corpora; do
     r=$(repo "$t" "c-$c")
     case $t in
       tsbak)
-        run "tsbak-init-$c" "$here/bin/tsbak" init "$r"
+        run "tsbak-init-$c" "$here/bin/tsbak" init "$r" --parity "${BENCH_TSBAK_PARITY:-off}"
         measure tsbak "$c.backup1" "$c_bytes" "$here/bin/tsbak-write" "$r" "$cdir" --json --cache-dir "$work/cache/tsbak" ;;
       restic)
         run "restic-init-$c" restic init --repo "$r"
@@ -478,7 +481,7 @@ case " $tools " in *" borg "*) versions="$versions, $(borg --version)" ;; esac
   echo "images_corpus=$images_mib MiB"
   echo "git_sources=$git_sources"
   echo "restore_dirs=tmpfs $tmpfs_dir ($( [ -d "$tmpfs_dir" ] && fstype "$tmpfs_dir" )), disk $disk_dir ($( [ -d "$disk_dir" ] && fstype "$disk_dir" ))"
-  echo "settings=tsbak defaults (zstd 3, real KDF, --cache-dir); restic defaults (repository v2, compression auto); borg init -e repokey-blake2, create --compression zstd,3$( [ "$main" != 0 ] && echo "; restores into ${BENCH_RESTORE_DIR:-$work/restore} ($(df --output=fstype "${BENCH_RESTORE_DIR:-$work/restore}" 2>/dev/null | tail -1))")"
+  echo "settings=tsbak defaults (zstd 3, real KDF, --cache-dir) but parity across packs ${BENCH_TSBAK_PARITY:-off} (restic and borg have none: like for like, sizes included; its cost: scripts/bench-parity-backup.sh); restic defaults (repository v2, compression auto); borg init -e repokey-blake2, create --compression zstd,3$( [ "$main" != 0 ] && echo "; restores into ${BENCH_RESTORE_DIR:-$work/restore} ($(df --output=fstype "${BENCH_RESTORE_DIR:-$work/restore}" 2>/dev/null | tail -1))")"
 } > "$work/meta.env"
 echo
 node "$here/scripts/bench/table.mjs" "$work"

@@ -141,7 +141,11 @@ t.test('a change is in a snapshot that re-reads only its directories; a burst of
 });
 
 t.test('restart with nothing changed writes no snapshot; kill -9 during a snapshot, then a restart: check passes and the snapshot has the changes', async (t) => {
-  const repo = newRepo(t);
+  // Without parity (a local repository's default is 10+2): with it a checkpoint lists only
+  // packs whose group's parity is written, so a snapshot killed before its short group's
+  // parity has nothing indexed to reuse (parity-resume.test.ts covers that case).
+  const repo = path.join(tempDir(t), 'repo');
+  t.equal(run('tsbak', ['init', repo, '--parity', 'none']).code, 0);
   const tree = makeTree(t);
   let w = startWatcher(repo, tree);
   await w.next((e) => e.event === 'snapshot', 'the first snapshot');

@@ -55,7 +55,7 @@ export interface Backend {
    * 1 for a local disk, more where each put waits on a network round trip. Default 2.
    */
   readonly putConcurrency?: number;
-  /** Whether new repositories here get parity across packs unless told otherwise (local: yes; S3: no, it costs). */
+  /** Whether new repositories here get parity across packs unless told otherwise (local and SFTP: yes; S3: no, it costs). */
   readonly parityByDefault?: boolean;
   /**
    * How many reads (ranged GETs) a reader should keep in flight to hide the backend's

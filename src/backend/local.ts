@@ -41,9 +41,9 @@ export class LocalBackend implements Backend {
   readonly location: string;
   // A write to the page cache is quick: a second one in flight only holds another pack.
   readonly putConcurrency = 1;
-  // Parity stays opt-in (`init --parity 10+2`) until a first backup with it holds within
-  // 1.15x of one without on every corpus on a quiet machine (docs/PERFORMANCE.md).
-  readonly parityByDefault = false;
+  // Parity 10+2 unless `init --parity none`: a first backup with it holds within 1.15x of
+  // one without on every corpus (docs/PERFORMANCE.md), and a lost pack is then repairable.
+  readonly parityByDefault = true;
   // Reads from the page cache or one disk: a second in flight overlaps a seek, more only queue.
   readonly readConcurrency = 2;
   private readonly madeDirs = new Set<string>();

@@ -83,6 +83,8 @@ export class SftpBackend implements Backend {
   readonly location: string;
   readonly readConcurrency = SFTP_READ_CONCURRENCY;
   readonly putConcurrency = SFTP_PUT_CONCURRENCY;
+  // As on a local disk: parity 10+2 unless `init --parity none` (storage there costs no more per byte kind).
+  readonly parityByDefault = true;
   private readonly target: SshTarget;
   private readonly root: string;
   private readonly slots: Array<Promise<SftpSession> | null>;

@@ -7,6 +7,7 @@ import { checkRepository } from '../repo/check.js';
 import { TreePrefetch } from '../repo/tree-prefetch.js';
 import { restoreSnapshot } from '../restore/restore.js';
 import type { TreeNode } from '../format/tree.js';
+import { parseParitySpec } from '../format/parity.js';
 import type { StorageClass } from '../backend/backend.js';
 import { TsbakError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
@@ -40,6 +41,14 @@ export interface InitArgs extends RepoArgs {
 export async function cmdInit(a: InitArgs): Promise<number> {
   // zstd's levels 1..22; 0 (and below: tsbak does not use zstd's fast negative levels) stores uncompressed.
   if (a.compression !== undefined && !(Number.isInteger(a.compression) && a.compression >= 0 && a.compression <= 22)) throw new TsbakError('USAGE', `--compression ${a.compression}: give a zstd level from 1 (fastest) to 22 (smallest), or 0 for none`);
+  // A bad --parity is refused before anything is created.
+  if (a.parity !== undefined) {
+    try {
+      parseParitySpec(a.parity === 'none' ? 'off' : a.parity);
+    } catch (e) {
+      throw new TsbakError('USAGE', `--parity: ${(e as Error).message}`);
+    }
+  }
   const backend = await openRepoBackend(a);
   const password = await getNewPassword(a);
   const cold = a.dataClass === 'GLACIER' || a.dataClass === 'DEEP_ARCHIVE';
@@ -52,7 +61,8 @@ export async function cmdInit(a: InitArgs): Promise<number> {
   out(`created tsbak repository ${repo.id} at ${backend.location}`);
   if (a.parity !== undefined) await repo.setParity(a.parity);
   const par = repo.parity;
-  out(`parity across packs: ${par ? `${par.k}+${par.m} (any ${par.m} lost packs of ${par.k} rebuilt)` : 'off'}`);
+  const how = a.parity !== undefined ? '' : par ? ' (the default here; --parity none for none)' : ' (the default here; tsbak cost shows what --parity 10+2 would cost)';
+  out(`parity across packs: ${par ? `${par.k}+${par.m} (any ${par.m} lost packs of ${par.k} rebuilt)` : 'off'}${how}`);
   const sc = repo.storageClasses;
   out(`storage classes: data packs ${sc.data}, tree packs ${sc.tree}, index ${sc.index}, snapshots, keys and config ${sc.other}`);
   out('Keep the passphrase safe: without it (or a copy of keys/ and the passphrase) the data cannot be read.');

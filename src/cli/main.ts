@@ -257,7 +257,7 @@ export const TSBAK: Command = {
         'tree-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of tree packs (default: STANDARD; see README, "Storage classes")' },
         'index-class': { type: 'string', choices: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR'], describe: 'S3 storage class of index files (default: as tree packs)' },
         'pack-size': { type: 'number', describe: 'target data pack size in MiB (default 16, 64 for cold classes)' },
-        parity: { type: 'string', describe: 'parity across packs: K+M (M parity objects per K packs, any M lost rebuilt) or off (default: off)' },
+        parity: { type: 'string', describe: 'parity across packs: K+M (M parity objects per K packs, any M lost rebuilt) or none (default: 10+2 on local and SFTP repositories, none on S3)' },
       },
       run: (a) => run(cmdInit, a),
     },
@@ -432,10 +432,10 @@ export const TSBAK: Command = {
     },
     {
       usage: 'parity <command>',
-      describe: 'parity across packs of new backups: show it, or set K+M or off (full key only)',
+      describe: 'parity across packs of new backups: show it, or set K+M or none (full key only)',
       subcommands: [
         { usage: 'show <repo>', describe: 'print the parity new packs get', options: { ...repoOptions, ...json }, run: (a) => run(cmdParityShow, a) },
-        { usage: 'set <repo> <spec>', describe: 'set the parity of new packs: K+M (e.g. 10+2) or off; a new settings object signed by the master key', options: { ...repoOptions, ...json }, run: (a) => run(cmdParitySet, a) },
+        { usage: 'set <repo> <spec>', describe: 'set the parity of new packs: K+M (e.g. 10+2) or none (off works too); a new settings object signed by the master key', options: { ...repoOptions, ...json }, run: (a) => run(cmdParitySet, a) },
       ],
     },
     {

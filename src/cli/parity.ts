@@ -19,7 +19,7 @@ const out = (s: string) => process.stdout.write(s + '\n');
 const fmt = (p: { k: number; m: number } | null) => (p ? `${p.k}+${p.m}` : 'off');
 
 export async function cmdParitySet(a: RepoArgs & { spec?: string; json?: boolean }): Promise<number> {
-  if (!a.spec) throw new TsbakError('USAGE', 'parity set needs K+M (e.g. 10+2) or off');
+  if (!a.spec) throw new TsbakError('USAGE', 'parity set needs K+M (e.g. 10+2) or none');
   const repo = await openRepo(a);
   const before = repo.parity;
   const s = await repo.setParity(a.spec);

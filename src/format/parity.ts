@@ -115,7 +115,7 @@ export function decodeParity(indexKey: Uint8Array, bytes: Buffer): { header: Par
 export function parseParitySpec(s: string): { k: number; m: number } | null {
   if (s === 'off') return null;
   const m = /^([0-9]{1,3})\+([0-9]{1,2})$/.exec(s);
-  if (!m) throw new ParityFormatError(`${JSON.stringify(s)} is not K+M (e.g. 10+2) or off`);
+  if (!m) throw new ParityFormatError(`${JSON.stringify(s)} is not K+M (e.g. 10+2) or none`);
   const k = Number(m[1]), mm = Number(m[2]);
   if (k < 1 || k > 128 || mm < 1 || mm > 32) throw new ParityFormatError(`${s}: K must be 1 to 128 and M 1 to 32`);
   return { k, m: mm };

@@ -1,6 +1,6 @@
 // Whether new packs get parity, and K+M (docs/FORMAT.md "Parity settings"): the master's
 // signed objects settings/parity-<32 hex>; the valid one with the highest seq applies, and
-// without one the backend's default (off on every backend for now). Only the full key signs them,
+// without one the backend's default (10+2 on local and SFTP, off on S3). Only the full key signs them,
 // so a writer key cannot turn parity off for others; a bucket writer can only delete them,
 // which falls back to the backend's default.
 import { randomBytes } from 'node:crypto';
@@ -74,12 +74,13 @@ export async function loadParity(ctx: RepoContext, warn: (m: string) => void): P
   return { parity, seq: best?.seq ?? 0 };
 }
 
-/** `tsbak parity set K+M|off` and `init --parity` (full key only): a new signed settings object. */
+/** `tsbak parity set K+M|none` and `init --parity` (full key only): a new signed settings object. */
 export async function setParity(ctx: RepoContext, spec: string): Promise<{ parity: ParityShape; seq: number; name: string }> {
   if (!ctx.canRead || ctx.secrets.keyId !== 'master') throw new TsbakError('WRITE_ONLY_KEY', 'changing parity needs the full key (the repository passphrase), not a write-only key');
   let parity: ParityShape;
   try {
-    parity = parseParitySpec(spec);
+    // `none` is the documented way to say no parity; `off` (what the settings object stores) works too.
+    parity = parseParitySpec(spec === 'none' ? 'off' : spec);
   } catch (e) {
     throw new TsbakError('USAGE', `--parity: ${(e as Error).message}`);
   }

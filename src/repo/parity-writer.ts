@@ -8,10 +8,9 @@
 // end of each backup. Each stripe has room in front for its object's header, so an object
 // is a view of the group's buffer, never a copy. Memory: M stripes of the longest pack for
 // the open group and for each group being written (at most MAX_WRITING), buffers reused.
-import { sha256 } from '../crypto/hash.js';
 import type { IndexPack } from '../format/index-file.js';
 import { encodeParityPrefix, PARITY_PREFIX, type ParityMember } from '../format/parity.js';
-import { gfAlloc, gfMulAdd } from '../platform/native/parity.js';
+import { gfAlloc, gfMulAdd, gfSha256Async } from '../platform/native/parity.js';
 import type { RepoContext } from './context.js';
 import { parityName } from './layout.js';
 import { parityColumn } from './parity-code.js';
@@ -139,20 +138,21 @@ export class ParityWriter {
     const members = g.members as ParityMember[];
     const stripe = Math.max(...members.map((x) => x.length));
     const row = ROOM + g.stride;
-    const rows: ParityGroupRow[] = [];
-    await Promise.all(
+    // The two hashes of each object (its payload for the header, then the whole object for
+    // its name) run on the pool, the M objects at once.
+    const rows: ParityGroupRow[] = await Promise.all(
       Array.from({ length: this.m }, async (_, j) => {
         const payload = g.buf.subarray(j * row + ROOM, j * row + ROOM + stripe);
-        const header = { k: this.k, m: this.m, row: j, members, stripe, payloadSha256: sha256(payload) };
+        const header = { k: this.k, m: this.m, row: j, members, stripe, payloadSha256: await gfSha256Async(payload) };
         const prefix = encodeParityPrefix(this.ctx.secrets.indexKey, header);
         const at = j * row + ROOM - prefix.length;
         prefix.copy(g.buf, at);
         const obj = g.buf.subarray(at, j * row + ROOM + stripe);
-        const id = sha256(obj);
+        const id = await gfSha256Async(obj);
         await this.ctx.backend.put(parityName(id.toString('hex')), obj, { storageClass: this.ctx.classes.data });
         this.bytesWritten += obj.length;
         this.objectsWritten++;
-        rows[j] = { object: id, size: obj.length, header };
+        return { object: id, size: obj.length, header };
       }),
     );
     // Where parity may be archived: its headers where repair can read them at once.

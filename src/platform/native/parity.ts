@@ -7,6 +7,7 @@ interface Parity {
   gfKernel(name?: string): string;
   gfKernels(): string[];
   gfAlloc(size: number): ArrayBuffer;
+  gfSha256Async(data: Uint8Array, out: Uint8Array): Promise<void>;
 }
 
 /**
@@ -38,4 +39,11 @@ export function gfKernels(): string[] {
 /** A zeroed buffer for parity stripes, backed by huge pages where the kernel can (first touches of 4 KiB pages cost more than the fold). */
 export function gfAlloc(size: number): Buffer {
   return Buffer.from(addon<Parity>().gfAlloc(size));
+}
+
+/** SHA-256 of data on libuv's pool (data must stay untouched until it resolves). */
+export async function gfSha256Async(data: Uint8Array): Promise<Buffer> {
+  const out = Buffer.alloc(32);
+  await addon<Parity>().gfSha256Async(data, out);
+  return out;
 }
