@@ -50,7 +50,10 @@ export class ChunkMap {
  * the index, CORRUPT for a layout no honest writer makes (format/file-layout.ts).
  */
 export function buildChunkMap(node: TreeNode, rawLength: (id: Buffer) => number | undefined): ChunkMap {
-  const layout = chunkLayout(node, rawLength);
+  const layout = chunkLayout(node, (id) => {
+    const n = rawLength(id);
+    return n === undefined ? undefined : { rawLength: n };
+  });
   if ('missing' in layout) throw new TsbakError('NOT_FOUND', `chunk ${layout.missing.toString('hex').slice(0, 16)} is not in the index (repository damaged or snapshot incomplete); run 'tsbak check'`);
   if ('problem' in layout) throw new CorruptError(`file ${JSON.stringify(node.name.toString())}`, `${layout.problem}; the snapshot was damaged or made to attack`);
   const { places } = layout;

@@ -159,7 +159,7 @@ async function check(repo: Repository, r: CheckReport, opts: CheckOptions, say: 
           for (const c of n.content ?? []) {
             if (!repo.index.has(c)) missing.push({ id, blob: c, name: n.name.toString() });
           }
-          const layout = n.content?.length ? chunkLayout(n, (c) => repo.locate(c)?.rawLength) : null;
+          const layout = n.content?.length ? chunkLayout(n, (c) => repo.locate(c)) : null;
           if (layout && 'problem' in layout) r.errors.push(`snapshot ${id.slice(0, 8)}: tree ${t.slice(0, 16)} (${at}): file ${JSON.stringify(n.name.toString())}: ${layout.problem}; restore refuses it`);
         }
       });

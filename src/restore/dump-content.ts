@@ -15,8 +15,8 @@ function* zeros(n: number): Generator<Buffer> {
 }
 
 /** The file's chunk places (format/file-layout.ts); a layout no honest writer makes, or a chunk in no index file, is damage. */
-function layout(repo: Repository, what: string, n: TreeNode): ChunkPlace[] {
-  const l = chunkLayout(n, (id) => repo.locate(id)?.rawLength);
+function layout(repo: Repository, what: string, n: TreeNode): Array<ChunkPlace<unknown>> {
+  const l = chunkLayout(n, (id) => repo.locate(id));
   if ('missing' in l) throw new CorruptError(`${what}`, `chunk ${l.missing.toString('hex').slice(0, 16)} is in no index file`);
   if ('problem' in l) throw new CorruptError(`${what}`, l.problem);
   return l.places;
@@ -30,7 +30,7 @@ export function fileBytes(repo: Repository, what: string, n: TreeNode, preloaded
   return stream(repo, what, n, layout(repo, what, n), preloaded);
 }
 
-async function* stream(repo: Repository, what: string, n: TreeNode, plan: ChunkPlace[], preloaded?: Map<string, Buffer>): AsyncGenerator<Buffer> {
+async function* stream(repo: Repository, what: string, n: TreeNode, plan: Array<ChunkPlace<unknown>>, preloaded?: Map<string, Buffer>): AsyncGenerator<Buffer> {
   const started: Array<Promise<Buffer>> = [];
   let next = 0;
   let aheadBytes = 0;

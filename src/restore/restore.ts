@@ -616,7 +616,7 @@ class RestoreRun {
    * stay within the byte budget, however large the file.
    */
   private async writeFile(node: TreeNode, at: Buffer): Promise<void> {
-    const layout = chunkLayout(node, (id) => this.repo.locate(id)?.rawLength);
+    const layout = chunkLayout(node, (id) => this.repo.locate(id));
     if ('missing' in layout) throw new NotInIndexError(layout.missing);
     if ('problem' in layout) throw new UntrustedFile(`${layout.problem}; the snapshot is damaged or was made to attack: run 'tsbak check'`);
     const { places } = layout;
@@ -635,8 +635,7 @@ class RestoreRun {
       const writes: Array<Promise<void>> = [];
       let end = 0;
       let bytes = 0;
-      for (const { at: pos, id, length: raw } of places) {
-        const loc = this.repo.locate(id)!; // every place is of a chunk the index holds
+      for (const { at: pos, id, length: raw, loc } of places) {
         const key = raw >= COPY_MIN ? id.toString('latin1') : null;
         const first = key !== null ? this.places.get(key) : undefined;
         if (first) {
