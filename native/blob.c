@@ -18,7 +18,7 @@
  *       Seals blob i (bytes [offsets[i], +lengths[i]) of data, id ids[i]) under key, at
  *       compression level params[0], into out one after the other, and sets outLengths[i]:
  *       zstd when at least 64 bytes long and the frame saves 3%, a random nonce each,
- *       padded to a Padme length. out must hold the sum of sealed_bound(lengths[i]).
+ *       unpadded (flag 0 or 1). out must hold the sum of sealed_bound(lengths[i]).
  *
  *   openBlobToFileAsync(sealed, key, id, macKey, where, res)
  *       Opens one blob (under key, id 32 bytes) and writes its plaintext (where[2] bytes) at
@@ -183,24 +183,12 @@ int blob_id(const uint8_t *mac_key, const uint8_t *data, size_t len, uint8_t *ou
  * length after the flag, that many zero bytes after the body). */
 #define FLAG_ZSTD 1
 #define FLAG_PADDED 2
-/* Sealed bytes around a padded body: nonce, flag, pad length, tag. */
-#define ENVELOPE (NONCE_LEN + 1 + 4 + TAG_LEN)
+/* Sealed bytes around an unpadded body, as writers write it: nonce, flag, tag. */
+#define ENVELOPE (NONCE_LEN + 1 + TAG_LEN)
 
-/* Padme (as src/format/blob.ts padme): n rounded up to a multiple of 2^(E-S), E = floor(log2 n),
- * S = floor(log2 E) + 1. */
-static uint64_t padme(uint64_t n) {
-  if (n < 2) return n;
-  unsigned e = 63 - (unsigned)__builtin_clzll(n);
-  unsigned s = 32 - (unsigned)__builtin_clz(e);
-  uint64_t step = (uint64_t)1 << (e - s);
-  return (n + step - 1) / step * step;
-}
-
-/* Most bytes a sealed blob of n plaintext bytes takes (src/format/blob.ts sealedBound). */
-static uint64_t sealed_bound(uint64_t n) {
-  uint64_t l = n + ENVELOPE;
-  return l + l / 8 + 1;
-}
+/* Most bytes a sealed blob of n plaintext bytes takes (src/format/blob.ts sealedBound): the
+ * body is zstd only when that is smaller. */
+static uint64_t sealed_bound(uint64_t n) { return n + ENVELOPE; }
 
 /* Decrypts n bytes of ciphertext at s for nothing but the tag (a padded blob's zeros), in
  * slices through a small buffer when the ciphertext may not be overwritten. */
@@ -416,43 +404,32 @@ static int looks_incompressible(ZSTD_CCtx *z, const uint8_t *src, size_t len, ui
  * failure. zstd writes straight into out, after the nonce, flag and pad length, and AES-GCM
  * encrypts there in place: no per-thread scratch buffer (up to a whole chunk per pool
  * thread) and one pass over the bytes less. Data that does not shrink by 3% (or that the
- * probe above finds incompressible) is encrypted from src instead. Every blob is padded to
- * a Padme length (see src/format/blob.ts). */
+ * probe above finds incompressible) is encrypted from src instead. Blobs are written
+ * unpadded (see src/format/blob.ts). */
 static size_t seal_one(ZSTD_CCtx *z, const uint8_t *key, const uint8_t *id, const uint8_t *src, size_t len, int level, uint8_t *out) {
-  static const uint8_t zeros[4096];
-  uint8_t *body = out + NONCE_LEN + 5;
+  uint8_t *body = out + NONCE_LEN + 1;
   const uint8_t *plain = src;
   size_t blen = len;
-  uint8_t head[5] = {FLAG_PADDED, 0, 0, 0, 0};
+  uint8_t flag = 0;
   int l;
   if (level > 0 && len >= 64 && !(len >= PROBE_MIN_LEN && looks_incompressible(z, src, len, body))) {
     size_t c = ZSTD_compressCCtx(z, body, len, src, len, level);
     if (!ZSTD_isError(c) && (double)c < (double)len * 0.97) {
       plain = body;
       blen = c;
-      head[0] |= FLAG_ZSTD;
+      flag |= FLAG_ZSTD;
     }
   }
-  size_t pad = (size_t)(padme(ENVELOPE + blen) - ENVELOPE - blen);
-  head[1] = (uint8_t)(pad >> 24);
-  head[2] = (uint8_t)(pad >> 16);
-  head[3] = (uint8_t)(pad >> 8);
-  head[4] = (uint8_t)pad;
   if (blen > INT32_MAX || RAND_bytes(out, NONCE_LEN) != 1) return 0;
   if (EVP_EncryptInit_ex(gcm_seal, NULL, NULL, key, out) != 1 || EVP_EncryptUpdate(gcm_seal, NULL, &l, id, ID_LEN) != 1 ||
-      EVP_EncryptUpdate(gcm_seal, out + NONCE_LEN, &l, head, 5) != 1 || l != 5)
+      EVP_EncryptUpdate(gcm_seal, out + NONCE_LEN, &l, &flag, 1) != 1 || l != 1)
     return 0;
   if (blen && (EVP_EncryptUpdate(gcm_seal, body, &l, plain, (int)blen) != 1 || (size_t)l != blen)) return 0;
-  for (size_t done = 0; done < pad;) {
-    size_t k = pad - done < sizeof zeros ? pad - done : sizeof zeros;
-    if (EVP_EncryptUpdate(gcm_seal, body + blen + done, &l, zeros, (int)k) != 1 || (size_t)l != k) return 0;
-    done += k;
-  }
   uint8_t fin[16];
   if (EVP_EncryptFinal_ex(gcm_seal, fin, &l) != 1 || l != 0 ||
-      EVP_CIPHER_CTX_ctrl(gcm_seal, EVP_CTRL_GCM_GET_TAG, TAG_LEN, body + blen + pad) != 1)
+      EVP_CIPHER_CTX_ctrl(gcm_seal, EVP_CTRL_GCM_GET_TAG, TAG_LEN, body + blen) != 1)
     return 0;
-  return ENVELOPE + blen + pad;
+  return ENVELOPE + blen;
 }
 
 static void run_seal(struct pool_job *pj) {

@@ -24,6 +24,18 @@
  * opendir answers ENOSYS here), so readdir comes with fh 0 and JavaScript lists by inode.
  * A reply of a listing that never changes (inside a snapshot) says how many entries it has,
  * and the session thread answers the read past its end, which ends every listing, itself.
+ *
+ * Kinds of xattr no entry has (fuseSetXattrsAbsent: no ACLs, no security labels in any
+ * snapshot shown): getxattr of such a name answers EOPNOTSUPP, not ENODATA, so that `ls -l`
+ * decides the file system has none and stops asking for them entry by entry. ACLs only where
+ * the kernel does not check them itself (the mount asked for noAcls: no FUSE_CAP_POSIX_ACL),
+ * since its permission checks would take the error for a failure.
+ *
+ * Listings built ahead: JavaScript hands over the whole readdirplus reply of a directory a
+ * walk will list next (fuseSetListing), and the session thread answers its reads from it,
+ * then tells JavaScript (onListed) so that it builds the next ones, off the walk's path.
+ * The targets of the symlinks in a listing come along (fuseSetLinkTargets): `ls -l` reads
+ * each, and the session thread answers.
  */
 #define FUSE_USE_VERSION 34
 #include <errno.h>
@@ -46,9 +58,23 @@
 #define XATTR_ASKED "user.tsbak.state"
 /* Inode numbers above this get no flags (memory: one byte per number). */
 #define XATTR_MAX_INO (1u << 26)
+/* fuseSetXattrsAbsent bits. */
+#define ABSENT_SECURITY 1
+#define ABSENT_ACL 2
 
 enum { OP_LOOKUP = 1, OP_GETATTR, OP_READLINK, OP_OPEN, OP_READ, OP_RELEASE, OP_OPENDIR, OP_READDIR,
-       OP_READDIRPLUS, OP_RELEASEDIR, OP_GETXATTR, OP_LISTXATTR, OP_STATFS, OP_END };
+       OP_READDIRPLUS, OP_RELEASEDIR, OP_GETXATTR, OP_LISTXATTR, OP_STATFS, OP_END, OP_LISTED };
+
+typedef struct listing listing;
+#define LISTING_BUCKETS 1024
+/* Symlink targets handed over with listings (fuseSetLinkTargets): by inode number. */
+typedef struct link_target {
+  struct link_target *next;
+  uint64_t ino;
+  char target[]; /* NUL-terminated */
+} link_target;
+#define LINK_BUCKETS 4096
+#define LINKS_MAX_BYTES (16u << 20)
 
 typedef struct session {
   struct fuse_session *se;
@@ -67,6 +93,17 @@ typedef struct session {
   atomic_int no_opendir_active; /* opendir answers ENOSYS (set by init) */
   uint32_t *dir_end;          /* by inode number: the offset past a fixed listing's last entry, 0 unknown (xlock) */
   size_t dcap;
+  int on_listed;              /* handlers.onListed exists: say which listings were served here */
+  pthread_mutex_t llock;      /* the listings built ahead */
+  listing *lbucket[LISTING_BUCKETS];
+  listing *loldest, *lnewest; /* in the order they were set, for eviction */
+  size_t lbytes;
+  int no_acls;                /* asked for (handlers.noAcls): no FUSE_CAP_POSIX_ACL */
+  atomic_int posix_acl_active; /* the kernel checks ACLs (set by init) */
+  atomic_int absent;          /* ABSENT_* */
+  pthread_mutex_t tlock;      /* link targets */
+  link_target *tbucket[LINK_BUCKETS];
+  size_t tbytes;
 } session;
 
 typedef struct request {
@@ -113,8 +150,12 @@ static void post(fuse_req_t req, int op, fuse_ino_t ino, double a, double b, dou
 }
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn) {
+  session *s = userdata;
   /* The kernel checks ACLs itself (with default_permissions), from system.posix_acl_*. */
-  if (conn->capable & FUSE_CAP_POSIX_ACL) conn->want |= FUSE_CAP_POSIX_ACL;
+  if ((conn->capable & FUSE_CAP_POSIX_ACL) && !s->no_acls) {
+    conn->want |= FUSE_CAP_POSIX_ACL;
+    atomic_store(&s->posix_acl_active, 1);
+  }
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO; /* always plus: one request lists and stats */
   conn->max_readahead = 1 << 20;
@@ -125,7 +166,6 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   conn->time_gran = 1;
   /* An open answered ENOSYS counts as done, and no open or release is sent again: reads
    * come with fh 0 and are served by inode (a `cp -a` opens every file once). */
-  session *s = userdata;
   if (s->no_open && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) atomic_store(&s->no_open_active, 1);
   /* A directory's listing is made at its first readdir, by inode: opendir decides nothing. */
   if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) atomic_store(&s->no_opendir_active, 1);
@@ -169,7 +209,18 @@ static int answer_dir_end(fuse_req_t req, fuse_ino_t ino, off_t off) {
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) { post(req, OP_LOOKUP, parent, 0, 0, 0, name); }
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_GETATTR, ino, 0, 0, 0, NULL); }
-static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { post(req, OP_READLINK, ino, 0, 0, 0, NULL); }
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
+  session *s = fuse_req_userdata(req);
+  pthread_mutex_lock(&s->tlock);
+  link_target *t = s->tbucket[ino % LINK_BUCKETS];
+  while (t && t->ino != ino) t = t->next;
+  if (t) {
+    atomic_fetch_add(&s->answered_here, 1);
+    fuse_reply_readlink(req, t->target);
+  }
+  pthread_mutex_unlock(&s->tlock);
+  if (!t) post(req, OP_READLINK, ino, 0, 0, 0, NULL);
+}
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   session *s = fuse_req_userdata(req);
   if (atomic_load(&s->no_open_active)) {
@@ -194,8 +245,10 @@ static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
   if (answer_dir_end(req, ino, off)) return;
   post(req, OP_READDIR, ino, (double)size, (double)off, (double)fi->fh, NULL);
 }
+static int answer_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off);
 static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   if (answer_dir_end(req, ino, off)) return;
+  if (answer_listing(req, ino, size, off)) return;
   post(req, OP_READDIRPLUS, ino, (double)size, (double)off, (double)fi->fh, NULL);
 }
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { post(req, OP_RELEASEDIR, ino, 0, 0, (double)fi->fh, NULL); }
@@ -230,7 +283,11 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
   session *s = fuse_req_userdata(req);
   if ((xflags_of(s, ino) & XATTR_NO_GET) && strcmp(name, XATTR_ASKED) != 0) {
     atomic_fetch_add(&s->answered_here, 1);
-    fuse_reply_err(req, ENODATA);
+    int absent = atomic_load(&s->absent);
+    int none = ((absent & ABSENT_SECURITY) && strncmp(name, "security.", 9) == 0) ||
+               ((absent & ABSENT_ACL) && !atomic_load(&s->posix_acl_active) &&
+                (strcmp(name, "system.posix_acl_access") == 0 || strcmp(name, "system.posix_acl_default") == 0));
+    fuse_reply_err(req, none ? EOPNOTSUPP : ENODATA);
     return;
   }
   post(req, OP_GETXATTR, ino, (double)size, 0, 0, name);
@@ -299,6 +356,18 @@ static void call_js(napi_env env, napi_value unused, void *context, void *data) 
     free(r);
     return;
   }
+  if (r->op == OP_LISTED) {
+    napi_get_named_property(env, js_cb, "onListed", &fn);
+    napi_create_double(env, r->ino, &argv[0]);
+    free(r);
+    napi_call_function(env, global, fn, 1, argv, &ignored);
+    bool thrown;
+    if (napi_is_exception_pending(env, &thrown) == napi_ok && thrown) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+    }
+    return;
+  }
   napi_create_int32(env, r->op, &argv[0]);
   napi_create_external(env, r->req, NULL, NULL, &argv[1]);
   napi_create_double(env, r->ino, &argv[2]);
@@ -346,11 +415,19 @@ JS_FUNCTION(js_fuseMount) {
   s = calloc(1, sizeof *s);
   if (!s) goto fail;
   pthread_mutex_init(&s->xlock, NULL);
+  pthread_mutex_init(&s->llock, NULL);
+  pthread_mutex_init(&s->tlock, NULL);
   {
     napi_value v;
     bool b = false;
     if (napi_get_named_property(env, argv[2], "noOpen", &v) == napi_ok) napi_get_value_bool(env, v, &b);
     s->no_open = b;
+    b = false;
+    if (napi_get_named_property(env, argv[2], "noAcls", &v) == napi_ok) napi_get_value_bool(env, v, &b);
+    s->no_acls = b;
+    bool has = false;
+    napi_has_named_property(env, argv[2], "onListed", &has);
+    s->on_listed = has;
   }
   s->se = fuse_session_new(&fargs, &ops, sizeof ops, s);
   if (!s->se) {
@@ -399,6 +476,16 @@ static fuse_req_t take_req(napi_env env, napi_value v) {
   void *p = NULL;
   if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
     throw_type(env, "req must be a FUSE request");
+    return NULL;
+  }
+  return p;
+}
+
+/* The session external of a JS_FUNCTION's first argument; NULL (a TypeError thrown) when it is not one. */
+static session *session_arg(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+    throw_type(env, "session must be a FUSE session");
     return NULL;
   }
   return p;
@@ -537,14 +624,11 @@ JS_FUNCTION(js_fuseReplyIov) {
 /* answeredHere(session) -> requests the session thread answered without JavaScript. */
 JS_FUNCTION(js_fuseAnsweredHere) {
   napi_value argv[1];
-  void *p = NULL;
   if (get_args(env, info, 1, argv, NULL) < 0) return NULL;
-  if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) {
-    throw_type(env, "session must be a FUSE session");
-    return NULL;
-  }
+  session *s = session_arg(env, argv[0]);
+  if (!s) return NULL;
   napi_value out;
-  napi_create_double(env, (double)atomic_load(&((session *)p)->answered_here), &out);
+  napi_create_double(env, (double)atomic_load(&s->answered_here), &out);
   return out;
 }
 
@@ -683,13 +767,250 @@ JS_FUNCTION(js_fuseReplyDir) {
 /* fuseExit(session): ends the loop (after the kernel side was unmounted). */
 JS_FUNCTION(js_fuseExit) {
   napi_value argv[1];
-  void *p = NULL;
   if (get_args(env, info, 1, argv, NULL) < 0) return NULL;
-  if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) {
-    throw_type(env, "session must be a FUSE session");
+  session *s = session_arg(env, argv[0]);
+  if (!s) return NULL;
+  if (!s->freed) fuse_session_exit(s->se);
+  return NULL;
+}
+
+/* ---- listings built ahead ---- */
+
+/* The whole readdirplus reply of one directory: entry i's record is buf[at[i], at[i + 1]). */
+struct listing {
+  uint64_t ino;
+  uint32_t n;
+  uint32_t *at;
+  char *buf;
+  listing *next;         /* in its bucket */
+  listing *older, *newer;
+};
+
+/* Memory for listings not served yet; past it the oldest go (a walk that never came). */
+#define LISTINGS_MAX_BYTES (32u << 20)
+
+static void listing_free(listing *l) {
+  free(l->at);
+  free(l->buf);
+  free(l);
+}
+
+/* llock held: takes l out of its bucket and the age list. */
+static void listing_unlink(session *s, listing *l) {
+  listing **p = &s->lbucket[l->ino % LISTING_BUCKETS];
+  while (*p && *p != l) p = &(*p)->next;
+  if (*p) *p = l->next;
+  if (l->older) l->older->newer = l->newer;
+  else s->loldest = l->newer;
+  if (l->newer) l->newer->older = l->older;
+  else s->lnewest = l->older;
+  s->lbytes -= l->at[l->n] + (l->n + 1) * sizeof *l->at;
+}
+
+static listing *listing_find(session *s, uint64_t ino) {
+  listing *l = s->lbucket[ino % LISTING_BUCKETS];
+  while (l && l->ino != ino) l = l->next;
+  return l;
+}
+
+/* A readdirplus served from a listing built ahead; the listing goes once its last entry is sent. */
+static int answer_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
+  session *s = fuse_req_userdata(req);
+  pthread_mutex_lock(&s->llock);
+  listing *l = listing_find(s, ino);
+  if (!l || off < 0 || (uint64_t)off >= l->n) {
+    pthread_mutex_unlock(&s->llock);
+    return 0;
+  }
+  uint32_t from = (uint32_t)off, to = from;
+  while (to < l->n && l->at[to + 1] - l->at[from] <= size) to++;
+  if (to == from) { /* not one entry fits: JavaScript says so */
+    pthread_mutex_unlock(&s->llock);
+    return 0;
+  }
+  fuse_reply_buf(req, l->buf + l->at[from], l->at[to] - l->at[from]);
+  int first = from == 0;
+  if (to == l->n) {
+    listing_unlink(s, l);
+    listing_free(l);
+  }
+  pthread_mutex_unlock(&s->llock);
+  atomic_fetch_add(&s->answered_here, 1);
+  if (first && s->on_listed) {
+    request *r = calloc(1, sizeof *r);
+    if (r) {
+      r->op = OP_LISTED;
+      r->ino = (double)ino;
+      if (napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_nonblocking) != napi_ok) free(r);
+    }
+  }
+  return 1;
+}
+
+/*
+ * fuseSetListing(session, ino, names: Buffer[], stats: Float64Array, timeout) -> bool: the
+ * readdirplus reply of directory `ino` (a listing that never changes), entry i at offset i,
+ * its next at i + 1, built now and served by the session thread. '.' and '..' (the first
+ * two) carry no entry, as in fuseReplyDir. false: not kept (too large, or no memory).
+ */
+JS_FUNCTION(js_fuseSetListing) {
+  napi_value argv[5];
+  if (get_args(env, info, 5, argv, NULL) < 0) return NULL;
+  session *s = session_arg(env, argv[0]);
+  if (!s) return NULL;
+  double dino = num(env, argv[1]);
+  double timeout = num(env, argv[4]);
+  uint32_t n = 0;
+  if (napi_get_array_length(env, argv[2], &n) != napi_ok) {
+    throw_type(env, "names must be an array");
     return NULL;
   }
-  session *s = p;
-  if (!s->freed) fuse_session_exit(s->se);
+  napi_value out;
+  napi_get_boolean(env, false, &out);
+  if (!(dino > 0 && dino < XATTR_MAX_INO) || n == 0 || s->freed) return out;
+  double *d;
+  size_t len;
+  if (get_ta(env, argv[3], napi_float64_array, "stats", (size_t)n * STAT_FIELDS, (void **)&d, &len) < 0) return NULL;
+  listing *l = calloc(1, sizeof *l);
+  uint32_t *at = malloc((n + 1) * sizeof *at);
+  size_t cap = (size_t)n * 160, used = 0;
+  char *buf = malloc(cap);
+  if (!l || !at || !buf) goto drop;
+  char name[4096];
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    void *data;
+    size_t nlen;
+    if (napi_get_element(env, argv[2], i, &v) != napi_ok || napi_get_buffer_info(env, v, &data, &nlen) != napi_ok || nlen == 0 || nlen >= sizeof name || memchr(data, 0, nlen)) goto drop;
+    memcpy(name, data, nlen);
+    name[nlen] = 0;
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    if (get_stat(env, s, argv[3], (size_t)i * STAT_FIELDS, &e.attr) < 0) goto fail;
+    e.ino = e.attr.st_ino;
+    if ((nlen == 1 && name[0] == '.') || (nlen == 2 && name[0] == '.' && name[1] == '.')) e.ino = 0;
+    e.entry_timeout = e.attr_timeout = timeout;
+    /* libfuse 3.14 does not use the request here (it only formats the record). */
+    size_t need = fuse_add_direntry_plus(NULL, NULL, 0, name, &e, (off_t)i + 1);
+    if (used + need > cap) {
+      while (used + need > cap) cap *= 2;
+      char *nb = realloc(buf, cap);
+      if (!nb) goto drop;
+      buf = nb;
+    }
+    at[i] = (uint32_t)used;
+    fuse_add_direntry_plus(NULL, buf + used, cap - used, name, &e, (off_t)i + 1);
+    used += need;
+    if (used > LISTINGS_MAX_BYTES / 4) goto drop;
+  }
+  at[n] = (uint32_t)used;
+  l->ino = (uint64_t)dino;
+  l->n = n;
+  l->at = at;
+  l->buf = buf;
+  set_dir_end(s, dino, n);
+  pthread_mutex_lock(&s->llock);
+  listing *old = listing_find(s, l->ino);
+  if (old) {
+    listing_unlink(s, old);
+    listing_free(old);
+  }
+  l->next = s->lbucket[l->ino % LISTING_BUCKETS];
+  s->lbucket[l->ino % LISTING_BUCKETS] = l;
+  l->older = s->lnewest;
+  if (s->lnewest) s->lnewest->newer = l;
+  else s->loldest = l;
+  s->lnewest = l;
+  s->lbytes += used + (n + 1) * sizeof *at;
+  while (s->lbytes > LISTINGS_MAX_BYTES && s->loldest != l) {
+    listing *o = s->loldest;
+    listing_unlink(s, o);
+    listing_free(o);
+  }
+  pthread_mutex_unlock(&s->llock);
+  napi_get_boolean(env, true, &out);
+  return out;
+drop:
+  free(l);
+  free(at);
+  free(buf);
+  return out;
+fail:
+  free(l);
+  free(at);
+  free(buf);
+  return NULL;
+}
+
+/* forgetXattrLists(session): listxattr goes to JavaScript again for every inode (XATTR_NO_LIST
+ * cleared): a list the session answered itself may be wrong now (data found in cold storage). */
+JS_FUNCTION(js_fuseForgetXattrLists) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv, NULL) < 0) return NULL;
+  session *s = session_arg(env, argv[0]);
+  if (!s) return NULL;
+  pthread_mutex_lock(&s->xlock);
+  for (size_t i = 0; i < s->xcap; i++) s->xflags[i] &= (uint8_t)~XATTR_NO_LIST;
+  pthread_mutex_unlock(&s->xlock);
+  return NULL;
+}
+
+/* setXattrsAbsent(session, bits): ABSENT_SECURITY | ABSENT_ACL, the kinds no entry shown has
+ * (getxattr of one on an entry without xattrs answers EOPNOTSUPP); 0 when any may be there. */
+JS_FUNCTION(js_fuseSetXattrsAbsent) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv, NULL) < 0) return NULL;
+  session *s = session_arg(env, argv[0]);
+  if (!s) return NULL;
+  uint32_t bits = 0;
+  if (napi_get_value_uint32(env, argv[1], &bits) != napi_ok) {
+    throw_type(env, "bits must be a number");
+    return NULL;
+  }
+  atomic_store(&s->absent, (int)(bits & (ABSENT_SECURITY | ABSENT_ACL)));
+  return NULL;
+}
+
+/* setLinkTargets(session, inos: Float64Array, targets: Buffer[]): the targets of symlinks
+ * inside snapshots (they never change), for the session thread to answer readlink with.
+ * Targets that are empty or hold NUL are left to JavaScript; past LINKS_MAX_BYTES no more are kept. */
+JS_FUNCTION(js_fuseSetLinkTargets) {
+  napi_value argv[3];
+  if (get_args(env, info, 3, argv, NULL) < 0) return NULL;
+  session *s = session_arg(env, argv[0]);
+  if (!s) return NULL;
+  uint32_t n = 0;
+  if (napi_get_array_length(env, argv[2], &n) != napi_ok) {
+    throw_type(env, "targets must be an array");
+    return NULL;
+  }
+  double *inos;
+  size_t len;
+  if (get_ta(env, argv[1], napi_float64_array, "inos", (size_t)n, (void **)&inos, &len) < 0) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    void *data;
+    size_t tlen;
+    double dino = inos[i];
+    if (!(dino > 0 && dino < 9007199254740992.0)) continue;
+    if (napi_get_element(env, argv[2], i, &v) != napi_ok || napi_get_buffer_info(env, v, &data, &tlen) != napi_ok) {
+      throw_type(env, "targets must be Buffers");
+      return NULL;
+    }
+    if (tlen == 0 || tlen >= 4096 || memchr(data, 0, tlen)) continue;
+    uint64_t ino = (uint64_t)dino;
+    pthread_mutex_lock(&s->tlock);
+    link_target *t = s->tbucket[ino % LINK_BUCKETS];
+    while (t && t->ino != ino) t = t->next;
+    if (!t && s->tbytes + sizeof *t + tlen + 1 <= LINKS_MAX_BYTES && (t = malloc(sizeof *t + tlen + 1))) {
+      t->ino = ino;
+      memcpy(t->target, data, tlen);
+      t->target[tlen] = 0;
+      t->next = s->tbucket[ino % LINK_BUCKETS];
+      s->tbucket[ino % LINK_BUCKETS] = t;
+      s->tbytes += sizeof *t + tlen + 1;
+    }
+    pthread_mutex_unlock(&s->tlock);
+  }
   return NULL;
 }

@@ -11,10 +11,14 @@ JS_FUNCTION(js_fuseReplyAttr);
 JS_FUNCTION(js_fuseReplyBuf);
 JS_FUNCTION(js_fuseReplyIov);
 JS_FUNCTION(js_fuseAnsweredHere);
+JS_FUNCTION(js_fuseForgetXattrLists);
+JS_FUNCTION(js_fuseSetXattrsAbsent);
+JS_FUNCTION(js_fuseSetLinkTargets);
 JS_FUNCTION(js_fuseReplyReadlink);
 JS_FUNCTION(js_fuseReplyOpen);
 JS_FUNCTION(js_fuseReplyXattrSize);
 JS_FUNCTION(js_fuseReplyStatfs);
 JS_FUNCTION(js_fuseReplyDir);
+JS_FUNCTION(js_fuseSetListing);
 
 #endif

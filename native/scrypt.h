@@ -4,5 +4,6 @@
 #include <node_api.h>
 
 napi_value js_scryptRomixAsync(napi_env env, napi_callback_info info);
+napi_value js_scryptSimd(napi_env env, napi_callback_info info);
 
 #endif

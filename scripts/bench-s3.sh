@@ -12,8 +12,9 @@
 #   check           --read-data (restic: check --read-data)
 #   ls -l (tsbak)   `tsbak ls -l` twice: a cold cache, then a warm one (trees cached?)
 # Every step starts with an empty client cache (a machine that never saw the repository),
-# except the second ls. Plus, once: a local-disk repository's mount `cp -a`, the reference
-# for "S3 mount at 100 ms within 2x of a local mount".
+# except the second ls. Plus, right before tsbak's S3 mount `cp -a` at each latency: the
+# same `cp -a` out of a mount of a local-disk repository of the corpus, the reference for
+# "S3 mount at 100 ms within 2x of a local mount" (measured next to it: load moves both).
 # Prints a table: seconds, requests (GETs among them), MB/s of corpus bytes, the ratio to
 # the same step at 0 ms, tsbak/restic, peak RSS of the restores; writes it to
 # $BENCH_DIR/results-s3.md with the machine and the date.
@@ -24,6 +25,9 @@
 #   BENCH_TOOLS="tsbak"               a subset of: tsbak restic
 #   BENCH_STEPS="backup restore"      a subset of: backup restore mount check ls
 #   BENCH_DIR=/path BENCH_KEEP=1      where to work (default a new /var/tmp dir), keep it
+#   BENCH_OUT_DIR=/path               where the mounts' `cp -a` writes its copy (default: a
+#                                     directory in /dev/shm when it has room, so that the
+#                                     disk, the same for every tool, does not set the time)
 #
 # Needs: node with a built dist/, restic, fusermount, /usr/bin/time, curl, python3.
 set -euo pipefail
@@ -55,6 +59,7 @@ bucket=bench
 server_pid=
 restic_pid=
 mounted=()
+out_tmp=
 
 cleanup() {
   set +e
@@ -63,6 +68,7 @@ cleanup() {
   for m in "${mounted[@]}"; do mountpoint -q "$m" && { say "still mounted: $m; kept $work"; return; }; done
   if [ -n "$restic_pid" ] && kill -0 "$restic_pid" 2>/dev/null; then kill -INT "$restic_pid"; wait "$restic_pid" 2>/dev/null; fi
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null; fi
+  [ -n "$out_tmp" ] && rm -rf "$out_tmp"
   if [ -z "${BENCH_KEEP:-}" ]; then rm -rf "$work"; else say "kept $work"; fi
 }
 trap cleanup EXIT
@@ -76,6 +82,16 @@ corpus_bytes=$(find "$corpus" -type f -printf '%s\n' | awk '{ s += $1 } END { pr
 corpus_files=$(find "$corpus" -type f | wc -l)
 say "corpus: $corpus_bytes bytes in $corpus_files files"
 find "$corpus" -type f -print0 | xargs -0 -r cat > /dev/null # warm the page cache
+if [ -n "${BENCH_OUT_DIR:-}" ]; then
+  copies=$BENCH_OUT_DIR
+elif [ -d /dev/shm ] && [ "$(df -B1 --output=avail /dev/shm | tail -1)" -gt $((3 * corpus_bytes)) ]; then
+  out_tmp=$(mktemp -d /dev/shm/tsbak-bench-s3-out.XXXXXX)
+  copies=$out_tmp
+else
+  copies=$work
+fi
+mkdir -p "$copies"
+say "the mounts' cp -a copies to $copies"
 
 # ---- the S3 server ----
 node "$here/scripts/s3-dev-server.mjs" --port 0 --dir "$work/s3" --bucket "$bucket" > "$work/server.out" 2> "$work/server.err" &
@@ -152,18 +168,22 @@ unmount() { # MNT
   if [ -n "$restic_pid" ]; then wait "$restic_pid" 2>/dev/null || true; restic_pid=; fi
 }
 
-# ---- the local reference: cp -a out of a mount of a local repository ----
+# ---- the local reference: a local-disk repository, its mount's cp -a timed next to S3's ----
+lrepo=
 if has "$steps" mount && has "$tools" tsbak; then
-  say "local reference"
+  say "local reference repository"
   lrepo=$work/repo-local
   "$here/bin/tsbak" init "$lrepo" --parity "${BENCH_TSBAK_PARITY:-off}" > /dev/null
   TSBAK_CACHE_DIR=$(fresh "$work/cache/local") "$here/bin/tsbak-write" --quiet "$lrepo" "$corpus"
+fi
+local_cp() { # LATENCY: cp -a out of a new mount of the local repository, recorded as tsbak mount-cp-local
   tsbak_mount "$lrepo" "$work/mnt/local" "$(fresh "$work/cache/local-mount")"
-  out=$(fresh "$work/out")/c
-  timed local tsbak "mount-cp" cpa "$src" "$out"
+  out=$(fresh "$copies/out")/c
+  timed "$1" tsbak mount-cp-local cpa "$src" "$out"
   same_tree "$out" "cp -a out of the local mount"
   unmount "$work/mnt/local"
-fi
+  rm -rf "$copies/out"
+}
 
 # ---- over S3 ----
 for lat in $latencies; do
@@ -199,12 +219,13 @@ for lat in $latencies; do
       timed "$lat" "$tool" mount-ls lsr "$src"
       unmount "$mnt"
       # cp -a from a new mount: the listing above must not have warmed it
+      if [ "$tool" = tsbak ]; then local_cp "$lat"; fi
       if [ "$tool" = tsbak ]; then tsbak_mount "$repo" "$mnt" "$(fresh "$work/cache/t")"; else restic_mount "$rrepo" "$mnt" "$(fresh "$work/cache/r")"; fi
-      out=$(fresh "$work/out")/c
+      out=$(fresh "$copies/out")/c
       timed "$lat" "$tool" mount-cp cpa "$src" "$out"
       unmount "$mnt"
       same_tree "$out" "cp -a out of $tool's mount"
-      rm -rf "$work/out"
+      rm -rf "$copies/out"
     fi
     if has "$steps" check; then
       if [ "$tool" = tsbak ]; then

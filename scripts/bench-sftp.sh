@@ -30,6 +30,8 @@
 # sshd serves SFTP with internal-sftp (sftp-server's code inside sshd): no login shell per
 # connection, whose start-up files (a root .bashrc running pyenv here) cost ~1 s a session
 # and would measure the machine, not the tools. Both tools connect to the same server.
+# "sshd CPU s" is what the server spent on each step (user+sys of the sshd sessions the step
+# opened, from the listener's reaped children): on a 2-core machine it competes with the client.
 # Settings: defaults of both tools (tsbak zstd 3; restic repository v2, compression auto),
 # real KDFs, caches under the work dir. Needs root (sshd), openssh-server, restic, /usr/bin/time.
 set -euo pipefail
@@ -129,12 +131,19 @@ fresh() { rm -rf "$1"; mkdir -p "$1"; echo "$1"; }
 # tsbak's SFTP transport: the SSH worker thread (the default), or ssh2 on the main thread for tsbak-main
 transport() { if [ "$1" = tsbak-main ]; then echo main; else echo worker; fi; }
 
-# measure RUN CORPUS TOOL STEP CMD...: one timed step; appends run corpus tool step secs rss load
+# sshd_cpu: user+sys seconds of the sshd sessions that have ended (the listener's reaped children)
+sshd_cpu() { awk '{ printf "%.2f\n", ($16 + $17) / 100 }' "/proc/$sshd_pid/stat"; }
+# sessions_done: waits (up to 10 s) until the listener has reaped every session of the last step
+sessions_done() { for _ in $(seq 1 100); do pgrep -P "$sshd_pid" > /dev/null || return 0; sleep 0.1; done; }
+
+# measure RUN CORPUS TOOL STEP CMD...: one timed step; appends run corpus tool step secs rss load cpu sshd_cpu
 measure() {
   local run=$1 corpus=$2 tool=$3 step=$4; shift 4
-  local name=$tool-$corpus-$step-$run rc=0 secs rss load usr sys
+  local name=$tool-$corpus-$step-$run rc=0 secs rss load usr sys sshd0 sshd1
   sync
   load=$(cut -d' ' -f1 /proc/loadavg)
+  sessions_done
+  sshd0=$(sshd_cpu)
   /usr/bin/time -f '%e %M %U %S' -o "$logs/$name.time" "$@" > "$logs/$name.out" 2> "$logs/$name.err" || rc=$?
   if [ $rc -ne 0 ]; then
     say "bench-sftp: FAILED ($tool $step, run $run, exit code $rc): $*"
@@ -142,8 +151,10 @@ measure() {
     exit 1
   fi
   read -r secs rss usr sys < <(tail -n 1 "$logs/$name.time")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$corpus" "$tool" "$step" "$secs" "$rss" "$load" "$(echo "$usr $sys" | awk '{ printf "%.2f", $1 + $2 }')" >> "$work/results-sftp.tsv"
-  say "$(printf '  run %s %-6s %-6s %-8s %8.2f s %6d MB RSS, %s s CPU (load %s)' "$run" "$corpus" "$tool" "$step" "$secs" $((rss * 1024 / 1000000)) "$(echo "$usr $sys" | awk '{ printf "%.2f", $1 + $2 }')" "$load")"
+  sessions_done
+  sshd1=$(sshd_cpu)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$corpus" "$tool" "$step" "$secs" "$rss" "$load" "$(echo "$usr $sys" | awk '{ printf "%.2f", $1 + $2 }')" "$(echo "$sshd1 $sshd0" | awk '{ printf "%.2f", $1 - $2 }')" >> "$work/results-sftp.tsv"
+  say "$(printf '  run %s %-6s %-6s %-8s %8.2f s %6d MB RSS, %s s CPU, sshd %s s CPU (load %s)' "$run" "$corpus" "$tool" "$step" "$secs" $((rss * 1024 / 1000000)) "$(echo "$usr $sys" | awk '{ printf "%.2f", $1 + $2 }')" "$(echo "$sshd1 $sshd0" | awk '{ printf "%.2f", $1 - $2 }')" "$load")"
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -195,15 +206,15 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
   echo
   awk -F'\t' -v corpora="$corpora" '
     BEGIN { split(corpora, cs, " ") }
-    { key = $1 SUBSEP $2 SUBSEP $4; secs[key, $3] = $5; rss[key, $3] = $6; load[key, $3] = $7; cpu[key, $3] = $8; if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
+    { key = $1 SUBSEP $2 SUBSEP $4; secs[key, $3] = $5; rss[key, $3] = $6; load[key, $3] = $7; cpu[key, $3] = $8; sshd[key, $3] = $9; if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
     END {
-      print "| run | corpus | step | tsbak s | restic s | tsbak/restic | tsbak CPU s | restic CPU s | tsbak MB RSS | restic MB RSS | load at start |"
-      print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+      print "| run | corpus | step | tsbak s | restic s | tsbak/restic | tsbak CPU s | restic CPU s | tsbak sshd CPU s | restic sshd CPU s | tsbak MB RSS | restic MB RSS | load at start |"
+      print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
       for (i = 1; i <= n; i++) {
         split(order[i], k, SUBSEP)
         t = secs[order[i], "tsbak"]; r = secs[order[i], "restic"]
         ratio = (t != "" && r != "" && r > 0) ? sprintf("%.2fx", t / r) : "-"
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n", k[1], k[2], k[3], (t == "" ? "-" : t), (r == "" ? "-" : r), ratio, (t == "" ? "-" : cpu[order[i], "tsbak"]), (r == "" ? "-" : cpu[order[i], "restic"]), (t == "" ? "-" : int(rss[order[i], "tsbak"] * 1024 / 1000000)), (r == "" ? "-" : int(rss[order[i], "restic"] * 1024 / 1000000)), load[order[i], "tsbak"], load[order[i], "restic"]
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n", k[1], k[2], k[3], (t == "" ? "-" : t), (r == "" ? "-" : r), ratio, (t == "" ? "-" : cpu[order[i], "tsbak"]), (r == "" ? "-" : cpu[order[i], "restic"]), (t == "" ? "-" : sshd[order[i], "tsbak"]), (r == "" ? "-" : sshd[order[i], "restic"]), (t == "" ? "-" : int(rss[order[i], "tsbak"] * 1024 / 1000000)), (r == "" ? "-" : int(rss[order[i], "restic"] * 1024 / 1000000)), load[order[i], "tsbak"], load[order[i], "restic"]
       }
     }' "$work/results-sftp.tsv"
   if printf '%s\n' $tools | grep -qx tsbak-main; then

@@ -43,6 +43,10 @@
 #   BENCH_FILES_COUNT=7000 BENCH_FILES_MIB=400    the files corpus: how many, how big in all
 #   BENCH_IMAGES_MIB=512                the images corpus, in all
 #   BENCH_GIT_SOURCES="/usr/include"    the text the srcgit corpus commits
+#   BENCH_CORPUS_STEPS="backup1"        the steps run on the other corpora, a subset of:
+#                                       backup1 backup2 restore (default all; backup1 is
+#                                       always run: the others need its repository; the
+#                                       repository size comes with backup2)
 #   BENCH_TMPFS_DIR=/dev/shm/x          the tmpfs restores of the other corpora go to
 #                                       (default /dev/shm/tsbak-bench-restore); the disk
 #                                       restores go to $BENCH_DIR/restore-disk (checked
@@ -69,6 +73,7 @@ files_mib=${BENCH_FILES_MIB:-400}
 images_mib=${BENCH_IMAGES_MIB:-512}
 git_sources=${BENCH_GIT_SOURCES:-/usr/include}
 tmpfs_dir=${BENCH_TMPFS_DIR:-/dev/shm/tsbak-bench-restore}
+corpus_steps=${BENCH_CORPUS_STEPS:-backup1 backup2 restore}
 big_mib=${BENCH_BIG_MIB:-2048}
 big_bytes=$((big_mib * 1048576))
 if [ "$big_mib" -ge 1024 ] && [ $((big_mib % 1024)) -eq 0 ]; then
@@ -87,6 +92,10 @@ done
 for c in $corpora; do
   case $c in files|images|srcgit|usr) ;; *) die "unknown corpus in BENCH_CORPORA: $c" ;; esac
 done
+for s in $corpus_steps; do
+  case $s in backup1|backup2|restore) ;; *) die "unknown step in BENCH_CORPUS_STEPS: $s (backup1 backup2 restore)" ;; esac
+done
+corpus_step() { case " $corpus_steps " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # ---- prerequisites ----
 need_pkgs=()
@@ -402,8 +411,8 @@ for c in $corpora; do
         measure borg "$c.backup1" "$c_bytes" borg create --compression zstd,3 "$r::backup1" "$cdir" ;;
     esac
   done
-  say "corpus $c: unchanged re-backup"
-  for t in $tools; do
+  corpus_step backup2 && say "corpus $c: unchanged re-backup"
+  corpus_step backup2 && for t in $tools; do
     r=$(repo "$t" "c-$c")
     case $t in
       tsbak) measure tsbak "$c.backup2" "$c_bytes" "$here/bin/tsbak-write" "$r" "$cdir" --json --cache-dir "$work/cache/tsbak" ;;
@@ -412,7 +421,7 @@ for c in $corpora; do
     esac
     record_size "$t" "$c.size" "$r"
   done
-  for where in tmpfs disk; do
+  corpus_step restore && for where in tmpfs disk; do
     say "corpus $c: restore to $where"
     for t in $tools; do
       r=$(repo "$t" "c-$c")

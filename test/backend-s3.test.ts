@@ -445,3 +445,23 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
 }
+
+t.test('ranged reads ask the server for a Padmé-rounded range and return exactly the bytes asked for', async (t) => {
+  const { padme } = await import('../src/backend/padme.js');
+  const b = s3({ bucket: 'misc', prefix: `padme-${process.pid}` });
+  const body = randomBytes(300_000);
+  await b.put('packs/data/aa/obj', body);
+  for (const [offset, length] of [
+    [1000, 100_001], // rounded up inside the object
+    [299_000, 1000], // rounded past the object's end: the server stops there
+    [0, 300_000],
+    [5, 1],
+  ] as const) {
+    await server.resetStats();
+    const got = await b.get('packs/data/aa/obj', { offset, length });
+    t.ok(got.equals(body.subarray(offset, offset + length)), `${offset}+${length}: the bytes asked for`);
+    const sent = (await server.stats()).bytesOut;
+    t.equal(sent, Math.min(padme(length), body.length - offset), `${offset}+${length}: the server sent the rounded range`);
+  }
+  t.same([padme(100_001), padme(1000)], [100_352, 1024], 'Padmé buckets of the lengths above');
+});

@@ -100,6 +100,14 @@ t.test('against a real sshd', async (t) => {
     t.same(readdirSync(path.join(dir, 'index')), ['same'], 'no temp file left');
   });
 
+  t.test('uploads sharing one connection and a one-request write window: every object whole', async (t) => {
+    const dir = repoDir();
+    const b = make(t, dir, { connections: 1, writeWindow: 1 });
+    const bodies = Array.from({ length: 6 }, (_, i) => randomBytes(700_000 + 4099 * i));
+    await Promise.all(bodies.map((d, i) => b.put(`packs/data/0${i}/obj${i}`, d)));
+    for (let i = 0; i < bodies.length; i++) t.ok(readFileSync(path.join(dir, `packs/data/0${i}/obj${i}`)).equals(bodies[i]!), `object ${i}`);
+  });
+
   t.test("the server's clock", async (t) => {
     const b = make(t);
     const now = await b.now();
@@ -177,6 +185,29 @@ t.test('against a real sshd', async (t) => {
     const none = new SftpBackend({ host: sshd.host, port: sshd.port, user: sshd.user, path: repoDir(), credentials: sftpCredentials({ knownHosts: sshd.knownHosts }, ENV) });
     t.match(await none.head('config').catch((e) => e), /no key: SSH_AUTH_SOCK unset and no --sftp-key/);
     await none.close();
+  });
+
+  t.test('a session lost with a request in flight: the SSH worker keeps the process alive until it is answered', async (t) => {
+    // In a process of its own: with nothing else to wait for, a worker let go too early ends
+    // the process with the request unanswered (a backup once exited 0 that way, unsaved).
+    const dir = repoDir();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'object'), 'x');
+    const script = path.join(dir, 'lost.mjs');
+    writeFileSync(
+      script,
+      [
+        `import { ThreadedSftpSession } from ${JSON.stringify(new URL('../src/backend/sftp-thread.js', import.meta.url).href)};`,
+        `import { sftpCredentials } from ${JSON.stringify(new URL('../src/backend/sftp-auth.js', import.meta.url).href)};`,
+        `const s = await ThreadedSftpSession.connect({ host: ${JSON.stringify(sshd.host)}, port: ${sshd.port}, user: ${JSON.stringify(sshd.user)} }, sftpCredentials({ key: ${JSON.stringify(sshd.userKey)}, knownHosts: ${JSON.stringify(sshd.knownHosts)} }, { HOME: '/nonexistent' }));`,
+        `const asked = s.stat(${JSON.stringify(path.join(dir, 'object'))}).then(() => 'answered', (e) => 'failed: ' + e.message);`,
+        `s.lost(new Error('dropped by the test'));`,
+        `console.log(await asked);`,
+      ].join('\n'),
+    );
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8' });
+    t.equal(r.status, 0, `exits 0 once answered: ${r.stderr}`);
+    t.match(r.stdout, /^(answered|failed: .+)\n$/, `the request was answered: ${r.stdout}`);
   });
 
   t.test('a dropped connection: requests in flight fail as retryable, withRetry reconnects, no temp file stays', async (t) => {

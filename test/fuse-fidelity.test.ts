@@ -7,8 +7,8 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
-import { newRepo, run } from './lib/cli.js';
-import { mountBg, mountPoint } from './lib/fuse-helpers.js';
+import { newRepo } from './lib/cli.js';
+import { backupAndMount } from './lib/fuse-helpers.js';
 import { buildTree, MiB, sanity, setTimes } from './lib/linux-tree.js';
 import { tempDir } from './lib/temp.js';
 import { compareTrees, walkTree } from './lib/tree-compare.js';
@@ -26,12 +26,7 @@ t.test('the mount of a snapshot equals the tree it was made from', { skip: canRu
   sanity(t, before);
 
   const repo = newRepo(t);
-  const w = run('tsbak-write', [repo, src]);
-  t.equal(w.code, 0, w.stderr);
-  const mnt = mountPoint(t, path.join(dir, 'mnt'));
-  const m = mountBg(repo, mnt);
-  t.equal(m.code, 0, m.stderr);
-  const inMount = path.join(mnt, 'snapshots/latest', src);
+  const { mnt, inMount } = backupAndMount(t, src, dir, repo);
 
   // The mount is read-only: the walk cannot (and need not) put atimes back.
   const shown = walkTree(inMount, { preserveAtime: false });

@@ -4,6 +4,8 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { buildChunkMap } from '../src/fuse/chunk-map.js';
 import { ChunkSource, OpenFile } from '../src/fuse/reader.js';
+import { Chunk, ChunkCache, PlainPool } from '../src/fuse/plain-chunks.js';
+import type { Repository } from '../src/repo/repository.js';
 import { byteName, componentName, textOfPath, timeName } from '../src/fuse/names.js';
 import { allocatedBlocks, encodeDev } from '../src/fuse/stat.js';
 import { parseMountinfo } from '../src/fuse/mountinfo.js';
@@ -29,14 +31,16 @@ function sparseFile(size: number, extents: Array<[number, number, number[]]>) {
   return { node, whole, chunks };
 }
 
-function fakeSource(chunks: Map<string, Buffer>, delayMs: number) {
+/** Chunks that load in the same turn ('now') or on the next turn of the event loop ('turn'): no timer to race. */
+function fakeSource(chunks: Map<string, Buffer>, when: 'now' | 'turn') {
   let loads = 0;
   const source = {
-    load(id: Buffer): Promise<Buffer> {
+    take(id: Buffer): Promise<Chunk> {
       loads++;
       const b = chunks.get(id.toString('hex'));
       if (!b) return Promise.reject(new Error('missing chunk'));
-      return new Promise((r) => setTimeout(() => r(b), delayMs));
+      if (when === 'now') return Promise.resolve(new Chunk(b).hold());
+      return new Promise((r) => setImmediate(() => r(new Chunk(b).hold())));
     },
   } as unknown as ChunkSource;
   return { source, loads: () => loads };
@@ -55,7 +59,7 @@ t.test('chunk map and reads of a sparse file', async (t) => {
   t.equal(map.find(9999), 3);
   t.equal(allocatedBlocks(f.node), 8 + 8, 'st_blocks: each extent rounded up to 4 KiB');
 
-  for (const delay of [0, 2]) {
+  for (const delay of ['now', 'turn'] as const) {
     const { source } = fakeSource(f.chunks, delay);
     const file = new OpenFile(map, source, 2);
     file.start();
@@ -74,7 +78,7 @@ t.test('sequential reads fetch ahead and complete from memory', async (t) => {
   const sizes = Array.from({ length: 12 }, () => 64 << 10);
   const f = sparseFile(12 * (64 << 10), [[0, 12 * (64 << 10), sizes]]);
   const map = buildChunkMap(f.node, (id) => f.chunks.get(id.toString('hex'))?.length);
-  const { source, loads } = fakeSource(f.chunks, 1);
+  const { source, loads } = fakeSource(f.chunks, 'turn');
   const file = new OpenFile(map, source, 3);
   file.start();
   let sync = 0;
@@ -83,7 +87,8 @@ t.test('sequential reads fetch ahead and complete from memory', async (t) => {
     const r = file.read(out.subarray(pos), 16 << 10, pos);
     if (typeof r === 'number') sync++;
     else await r;
-    await new Promise((r) => setTimeout(r, 1));
+    // A reader that comes back a few turns later: the loads started ahead have come in.
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
   }
   t.ok(out.equals(f.whole), 'same bytes');
   t.equal(loads(), 12, 'each chunk fetched once');
@@ -94,12 +99,74 @@ t.test('a missing chunk fails the read, not the process', async (t) => {
   const f = sparseFile(3000, [[0, 3000, [1000, 1000, 1000]]]);
   const map = buildChunkMap(f.node, (id) => f.chunks.get(id.toString('hex'))?.length);
   f.chunks.delete(f.node.content![1]!.toString('hex'));
-  const { source } = fakeSource(f.chunks, 0);
+  const { source } = fakeSource(f.chunks, 'now');
   const file = new OpenFile(map, source, 4);
   file.start();
   await t.rejects(Promise.resolve(file.read(Buffer.alloc(3000), 3000, 0)), /missing chunk/);
   t.equal(await file.read(Buffer.alloc(10), 10, 2500), 10, 'other chunks still read');
   t.throws(() => buildChunkMap(f.node, () => undefined), { code: 'NOT_FOUND' });
+});
+
+const nextTurn = () => new Promise((r) => setImmediate(r));
+
+t.test('a pooled chunk\'s buffer is reused only a turn after its last hold is dropped', async (t) => {
+  const pool = new PlainPool(8 << 20);
+  const cache = new ChunkCache(400 << 10);
+  const block = pool.take(300 << 10);
+  const c = new Chunk(block.subarray(0, 300 << 10), pool, block);
+  cache.set('a', c);
+  c.hold(); // a reader
+  cache.set('b', new Chunk(Buffer.alloc(300 << 10))); // pushes 'a' out of the cache
+  t.notOk(cache.has('a'));
+  await nextTurn();
+  const other = pool.take(300 << 10);
+  t.not(other.byteOffset === block.byteOffset && other.buffer === block.buffer, true, 'not reused while a reader holds it');
+  c.drop();
+  c.hold(); // held again in the same turn: still not free
+  c.drop();
+  await nextTurn();
+  const again = pool.take(300 << 10);
+  t.ok(again.buffer === block.buffer && again.byteOffset === block.byteOffset, 'reused once nothing holds it');
+  t.throws(() => c.hold(), /held after its buffer was reused/);
+  t.throws(() => new Chunk(Buffer.alloc(1)).drop(), /dropped more often than held/);
+});
+
+t.test('readers of several files read the right bytes while chunk buffers are reused', async (t) => {
+  // Chunks above POOLED_MIN, a cache of a few of them: buffers go round many times.
+  const files = Array.from({ length: 6 }, () => sparseFile(8 * (300 << 10), [[0, 8 * (300 << 10), Array(8).fill(300 << 10)]]));
+  const all = new Map<string, Buffer>();
+  for (const f of files) for (const [k, v] of f.chunks) all.set(k, v);
+  let loads = 0;
+  const repo = {
+    hasCachedBlob: () => false,
+    loadBlobInto(id: Buffer, plainInto: (n: number) => Buffer): Promise<Buffer> {
+      loads++;
+      const data = all.get(id.toString('hex'))!;
+      // Answered on a later turn, so that the six readers' loads interleave.
+      return new Promise((r) => setImmediate(() => {
+        const b = plainInto(data.length);
+        data.copy(b);
+        r(b.subarray(0, data.length));
+      }));
+    },
+  } as unknown as Repository;
+  const source = new ChunkSource(repo, 1 << 20);
+  await Promise.all(files.map(async (f) => {
+    const map = buildChunkMap(f.node, (id) => all.get(id.toString('hex'))?.length);
+    const file = new OpenFile(map, source, 2);
+    file.start();
+    const out = Buffer.alloc(f.whole.length);
+    for (let pos = 0; pos < out.length; pos += 64 << 10) {
+      // Views are copied in the turn they are made, as the FUSE reply does.
+      const v = await file.views(64 << 10, pos);
+      let at = pos;
+      for (const b of v) at += b.copy(out, at);
+      await nextTurn();
+    }
+    file.close();
+    t.ok(out.equals(f.whole), 'same bytes');
+  }));
+  t.ok(source.poolStats.plain.reused > 0, `buffers reused (${JSON.stringify(source.poolStats)}, ${loads} loads)`);
 });
 
 t.test('names', async (t) => {

@@ -5,7 +5,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, scryptSync } from 'node:crypto';
-import { scryptLanes } from '../src/platform/native/scrypt.js';
+import { scryptLanes, scryptSimd } from '../src/platform/native/scrypt.js';
 import { deriveKeyAsync, startDeriveKey, useScrypt, type KdfParams } from '../src/crypto/kdf.js';
 import { startKdfFor } from '../src/cli/kdf-prefetch.js';
 
@@ -21,6 +21,31 @@ t.test('scryptLanes is scrypt', async (t) => {
     const pw = `pässwörd ${N}`;
     t.same(await scryptLanes(pw, salt, N, r, p, 32), scryptSync(pw, salt, 32, { N, r, p, maxmem: 1 << 30 }), `N=${N} r=${r} p=${p}`);
   }
+});
+
+t.test('each SIMD kind of SMix this CPU has is scrypt', async (t) => {
+  const kinds = ['scalar', 'sse2', 'avx2', 'avx512'] as const;
+  const best = scryptSimd();
+  const saved = process.env.TSBAK_SCRYPT_SIMD;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.TSBAK_SCRYPT_SIMD;
+    else process.env.TSBAK_SCRYPT_SIMD = saved;
+  });
+  if (process.arch === 'x64') t.not(best, 'scalar', 'x86-64 has at least SSE2');
+  for (const kind of kinds.slice(0, kinds.indexOf(best) + 1)) {
+    process.env.TSBAK_SCRYPT_SIMD = kind;
+    t.equal(scryptSimd(), kind, `${kind} chosen when named`);
+    const v = await scryptLanes('password', Buffer.from('NaCl'), 1024, 8, 16, 64);
+    t.equal(v.toString('hex').slice(0, 16), 'fdbabe1c9d347200', `${kind}: RFC 7914's third vector`);
+    // p odd (a lane left over after the pairs), r = 1, N = 2 (one step per loop), the key's own parameters.
+    for (const [N, r, p] of [[2, 1, 1], [16, 3, 3], [1024, 8, 2], [2048, 1, 5], [4096, 4, 4], [1 << 15, 8, 4]]) {
+      const salt = randomBytes(16);
+      const pw = `${kind} ${N} ${r} ${p}`;
+      t.same(await scryptLanes(pw, salt, N, r, p, 48), scryptSync(pw, salt, 48, { N, r, p, maxmem: 1 << 30 }), `${kind}: N=${N} r=${r} p=${p}`);
+    }
+  }
+  process.env.TSBAK_SCRYPT_SIMD = 'none of these';
+  t.equal(scryptSimd(), best, 'an unknown name: the best');
 });
 
 t.test('deriveKeyAsync with the lanes in parallel, and started early', async (t) => {

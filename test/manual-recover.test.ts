@@ -34,8 +34,8 @@ t.test('a file recovered by hand from packs, key object and snapshot', async (t)
   const repo = newRepo(t);
   const src = tempDir(t);
   mkdirSync(path.join(src, 'a', 'b'), { recursive: true });
-  writeFileSync(path.join(src, 'a', 'b', 'large.bin'), randomBytes(5 << 20)); // several chunks, members of their own
-  writeFileSync(path.join(src, 'a', 'small.txt'), 'a small file, in a group member\n'.repeat(50));
+  writeFileSync(path.join(src, 'a', 'b', 'large.bin'), randomBytes(5 << 20)); // several chunks
+  writeFileSync(path.join(src, 'a', 'small.txt'), 'a small file\n'.repeat(50));
   writeFileSync(path.join(src, 'random.bin'), randomBytes(30_000)); // stored raw (incompressible)
   // Sparse: data, a hole, data.
   const fd = openSync(path.join(src, 'sparse'), 'w');

@@ -485,7 +485,8 @@ t.test('readSmallFiles: contents, and files that are not what was scanned', asyn
 // ---- restore.c: a restore's batch of small files ----------------------------------------
 
 t.test('openBlobs opens raw and zstd blobs and flags every kind of damage', async (t) => {
-  const { sealBlob, padme } = await import('../src/format/blob.js');
+  const { sealBlob } = await import('../src/format/blob.js');
+  const { padme } = await import('../src/backend/padme.js');
   const { blobId } = await import('../src/crypto/hash.js');
   const { randomBytes } = await import('node:crypto');
   const macKey = randomBytes(32);
@@ -496,7 +497,7 @@ t.test('openBlobs opens raw and zstd blobs and flags every kind of damage', asyn
   const ids = plains.map((p) => blobId(macKey, p));
   const sealedList = plains.map((p, i) => sealBlob(keyOf[i] ? keyB : keyA, ids[i]!, p, 3));
   t.ok(sealedList[2]!.length < plains[2]!.length / 10, 'the text blob is stored compressed');
-  t.equal(sealedList[1]!.length, padme(plains[1]!.length + 33), 'the random blob is stored raw (padded)');
+  t.equal(sealedList[1]!.length, plains[1]!.length + 29, 'the random blob is stored raw, unpadded');
   const open = (sealed: Buffer[], idList: Buffer[], raw = plains.map((p) => p.length), mac = macKey) => {
     const offsets = new Uint32Array(sealed.length);
     let o = 0;
@@ -530,16 +531,24 @@ t.test('openBlobs opens raw and zstd blobs and flags every kind of damage', asyn
   const { aeadSeal } = await import('../src/crypto/aead.js');
   const badFlag = aeadSeal(keyA, Buffer.concat([Buffer.from([7]), plains[4]!]), ids[4]!);
   t.same(open([...sealedList.slice(0, 4), badFlag], ids).ok, [1, 1, 1, 1, 0], 'an unknown flag byte fails');
-  // Unpadded envelopes (flag 0 raw, 1 zstd), as written before padding, still open in C and in TypeScript.
+  t.ok(sealedList.every((b) => b[12] !== undefined), 'every blob has its flag byte');
+  // Padded envelopes (flag 2 raw, 3 zstd: a u32 pad length, the body, that many zeros), as
+  // older versions wrote them, still open in C and in TypeScript.
   const { zstdCompress } = await import('../src/format/compress.js');
   const { openBlob } = await import('../src/format/blob.js');
+  const padded = (flag: number, body: Buffer, pad: number) => {
+    const h = Buffer.alloc(5);
+    h[0] = flag;
+    h.writeUInt32BE(pad, 1);
+    return Buffer.concat([h, body, Buffer.alloc(pad)]);
+  };
   const legacy = [
-    aeadSeal(keyA, Buffer.concat([Buffer.from([0]), plains[0]!]), ids[0]!),
-    aeadSeal(keyB, Buffer.concat([Buffer.from([0]), plains[1]!]), ids[1]!),
-    aeadSeal(keyA, Buffer.concat([Buffer.from([1]), zstdCompress(plains[2]!, 3)]), ids[2]!),
+    aeadSeal(keyA, padded(2, plains[0]!, 7), ids[0]!),
+    aeadSeal(keyB, padded(2, plains[1]!, 24), ids[1]!),
+    aeadSeal(keyA, padded(3, zstdCompress(plains[2]!, 3), 100), ids[2]!),
     ...sealedList.slice(3),
   ];
-  t.same(open(legacy, ids).ok, [1, 1, 1, 1, 1], 'unpadded blobs (flags 0 and 1) open in C');
+  t.same(open(legacy, ids).ok, [1, 1, 1, 1, 1], 'padded blobs (flags 2 and 3) open in C');
   t.ok(openBlob(keyA, ids[2]!, legacy[2]!).equals(plains[2]!) && openBlob(keyB, ids[1]!, legacy[1]!).equals(plains[1]!), 'and in TypeScript');
   // A padded envelope whose pad length runs past its body.
   const head = Buffer.from([2, 0, 0, 0, 0]);
@@ -547,7 +556,6 @@ t.test('openBlobs opens raw and zstd blobs and flags every kind of damage', asyn
   const badPad = aeadSeal(keyA, Buffer.concat([head, plains[4]!]), ids[4]!);
   t.same(open([...sealedList.slice(0, 4), badPad], ids).ok, [1, 1, 1, 1, 0], 'a pad length beyond the body fails in C');
   t.throws(() => openBlob(keyA, ids[4]!, badPad), 'and in TypeScript');
-  t.ok(sealedList.every((b) => padme(b.length) === b.length), 'every sealed length is a Padmé length');
   t.same([padme(1000), padme(1 << 20), padme((1 << 20) + 1), padme(33)], [1024, 1 << 20, (1 << 20) + (1 << 15), 36], 'Padmé keeps O(log log n) bits of a length');
   const okAsync = await native.openBlobsAsync(
     { sealed: Buffer.concat(flipped), offsets: Uint32Array.from(flipped, (_, i) => flipped.slice(0, i).reduce((n, s) => n + s.length, 0)), lengths: Uint32Array.from(flipped, (s) => s.length), keyOf, keys: [keyA, keyB], ids: Buffer.concat(ids), macKey, rawLengths: Uint32Array.from(plains, (p) => p.length) },
@@ -570,7 +578,7 @@ t.test('blobIdNativeAsync computes blobId on the thread pool', async (t) => {
 });
 
 t.test('openBlobToFileAsync writes a raw or zstd blob at its offset, and writes nothing of a damaged one', async (t) => {
-  const { sealBlob, padme } = await import('../src/format/blob.js');
+  const { sealBlob } = await import('../src/format/blob.js');
   const { blobId } = await import('../src/crypto/hash.js');
   const { randomBytes } = await import('node:crypto');
   const { openSync, closeSync, readFileSync, writeFileSync, constants: C } = fs;
@@ -579,7 +587,7 @@ t.test('openBlobToFileAsync writes a raw or zstd blob at its offset, and writes 
   const random = randomBytes(300 << 10);
   const text = Buffer.from('some text, again and again. '.repeat(20000));
   const [rawSealed, zSealed] = [random, text].map((p) => sealBlob(key, blobId(macKey, p), p, 3));
-  t.equal(rawSealed!.length, padme(random.length + 33), 'the random blob is stored raw (padded)');
+  t.equal(rawSealed!.length, random.length + 29, 'the random blob is stored raw (unpadded)');
   t.ok(zSealed!.length < text.length / 10, 'the text blob is stored compressed');
   const file = path.join(dir, 'blob-to-file.bin');
   const at = 4096;
@@ -666,7 +674,7 @@ t.test('copyRangeAsync copies a range within a file; false where it cannot (a de
 });
 
 t.test('sealBlobs seals what blob.ts opens: raw, zstd, fresh nonces', async (t) => {
-  const { openBlob, sealedBound, padme } = await import('../src/format/blob.js');
+  const { openBlob, sealedBound } = await import('../src/format/blob.js');
   const { randomBytes } = await import('node:crypto');
   const key = randomBytes(32);
   const plains = [Buffer.alloc(0), Buffer.from('short'), randomBytes(5000), Buffer.from('compressible '.repeat(4000)), Buffer.from('x'.repeat(63))];
@@ -680,8 +688,8 @@ t.test('sealBlobs seals what blob.ts opens: raw, zstd, fresh nonces', async (t) 
   const sealed = [...lengths].map((l) => out.subarray(o, (o += l)));
   plains.forEach((p, i) => t.ok(openBlob(key, ids[i]!, sealed[i]!).equals(p), `blob ${i} opens in TypeScript`));
   t.ok(sealed[3]!.length < plains[3]!.length / 20, 'compressible text is stored compressed');
-  t.equal(sealed[2]!.length, padme(plains[2]!.length + 33), 'random bytes are stored raw (padded)');
-  t.equal(sealed[4]!.length, padme(63 + 33), 'blobs under 64 bytes are not compressed');
+  t.equal(sealed[2]!.length, plains[2]!.length + 29, 'random bytes are stored raw (unpadded)');
+  t.equal(sealed[4]!.length, 63 + 29, 'blobs under 64 bytes are not compressed');
   t.throws(() => openBlob(key, ids[1]!, sealed[2]!), 'a blob does not open under another id');
   const again = Buffer.alloc(out.length);
   const lengths2 = await native.sealBlobsAsync(blobs, again);
@@ -691,7 +699,7 @@ t.test('sealBlobs seals what blob.ts opens: raw, zstd, fresh nonces', async (t) 
 });
 
 t.test('sealBlobs: a large blob whose sampled slices do not compress is stored raw without compressing it', async (t) => {
-  const { openBlob, sealedBound, padme } = await import('../src/format/blob.js');
+  const { openBlob, sealedBound } = await import('../src/format/blob.js');
   const { randomBytes } = await import('node:crypto');
   const key = randomBytes(32);
   const KiB = 1024;
@@ -721,9 +729,9 @@ t.test('sealBlobs: a large blob whose sampled slices do not compress is stored r
     const [len] = native.sealBlobs({ key, level: 3, data: plain, ids: id, offsets: Uint32Array.of(0), lengths: Uint32Array.of(plain.length) }, out);
     t.ok(openBlob(key, id, out.subarray(0, len)).equals(plain), `${what}: opens`);
     if (compressed) t.ok(len! < plain.length * 0.97, `${what}: stored compressed (${len} bytes)`);
-    else t.equal(len, padme(plain.length + 33), `${what}: stored raw`);
+    else t.equal(len, plain.length + 29, `${what}: stored raw`);
   }
-  t.equal(native.sealBlobNative(key, randomBytes(32), zerosBetween, 3)?.length, padme(MiB + 33), 'the single-blob sealer samples the same way');
+  t.equal(native.sealBlobNative(key, randomBytes(32), zerosBetween, 3)?.length, MiB + 29, 'the single-blob sealer samples the same way');
   t.ok(native.sealBlobNative(key, randomBytes(32), zerosBetween.subarray(0, 250 * KiB), 3)!.length < 230 * KiB, 'under 256 KiB zstd sees the whole blob');
 });
 

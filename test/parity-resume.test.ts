@@ -37,12 +37,14 @@ async function coverage(repoDir: string): Promise<{ stored: Set<string>; indexed
 for (const crashAt of ['packs/data/#10:after', 'index/#1:after', 'packs/parity/#2'])
 t.test(`a backup killed (${crashAt}): every indexed pack has parity, the rerun stores the rest with parity`, async (t) => {
   const src = tempDir(t);
-  for (let i = 0; i < 20; i++) writeFileSync(path.join(src, `f${i}`), randomBytes(600_000));
+  // 28 files of 600 kB: 13-14 data packs of 1 MiB, so that the tenth is always reached (20 files
+  // gave 9 packs in one run of 12).
+  for (let i = 0; i < 28; i++) writeFileSync(path.join(src, `f${i}`), randomBytes(600_000));
   const repo = path.join(tempDir(t), 'repo');
   t.equal(run('tsbak', ['init', repo, '--pack-size', '1', '--parity', '4+1']).code, 0);
   const env = { TSBAK_CHECKPOINT_BYTES: String(1_500_000) };
   const killed = spawnSync(BIN('tsbak-write'), [repo, src], { env: testEnv({ ...env, TSBAK_CRASH_AT: crashAt }) });
-  t.equal(killed.signal, 'SIGKILL', `killed at ${crashAt}`);
+  t.equal(killed.signal, 'SIGKILL', `killed at ${crashAt} (exit ${killed.status}: ${String(killed.stderr).trim().slice(0, 300)})`);
   const before = await coverage(repo);
   // The first index file waits for a whole group's parity: a group of 4 packs at least.
   if (crashAt.startsWith('index/')) t.ok(before.indexed.size >= 4, `${before.indexed.size} packs listed by its first checkpoint`);

@@ -173,6 +173,10 @@ t.test('warm: one batch, prints the estimate, idempotent, --wait', async (t) => 
   // New data in a second snapshot: cold again.
   // 6 MiB: more than a 1 MiB pack plus one largest chunk (4 MiB), so always 2 packs or more.
   writeFileSync(path.join(src, 'photos/c.raw'), randomBytes(6 << 20));
+  // more.bin in a backup of its own after c.raw's, so that its packs hold none of c.raw's
+  // chunks (backed up together, the two directories' files may share packs).
+  const wc = run('tsbak-write', [REPO, src, '--json'], env);
+  t.equal(wc.code, 0, wc.stderr);
   writeFileSync(path.join(src, 'docs/deep/more.bin'), randomBytes(1 << 20));
   const w = run('tsbak-write', [REPO, src, '--json'], env);
   t.equal(w.code, 0, w.stderr);

@@ -161,20 +161,28 @@ if (sshd) {
     // group's parity is written, 10 packs at a time; this test is about the cut connection
     // (parity-resume.test.ts covers a killed backup with parity).
     t.equal(run('tsbak', ['init', url, '--pack-size', '4', '--parity', 'none'], env).code, 0);
-    // An index checkpoint every 4 MiB of packs: what is stored before the cut is indexed.
-    const child = start('tsbak-write', [url, src, '--json'], { ...env, TSBAK_CHECKPOINT_BYTES: String(4 << 20) });
+    // An index checkpoint every 4 MiB of packs: what is stored before the cut is indexed. The
+    // backup holds right after its second index file until the server is gone (a fast one
+    // could otherwise be done before the cut).
+    const pauseDir = path.join(work, 'pause');
+    mkdirSync(pauseDir);
+    const child = start('tsbak-write', [url, src, '--json'], { ...env, TSBAK_CHECKPOINT_BYTES: String(4 << 20), TSBAK_CRASH_AT: 'index/#2:after:pause', TSBAK_PAUSE_DIR: pauseDir });
     let stderr = '';
+    let stdout = '';
     child.stderr!.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const index = path.join(remote, 'index');
-    await whenFiles(remote, () => existsSync(index) && readdirSync(index).filter((f) => !f.startsWith('.tmp-')).length >= 2, {
-      recursive: true,
+    child.stdout!.on('data', (d) => (stdout += d));
+    // 'close': its output read to the end too ('exit' may come first).
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code, signal) => resolve(code ?? (signal as any))));
+    await whenFiles(pauseDir, () => existsSync(path.join(pauseDir, 'paused')), {
       failed: exited.then((c) => new Error(`the backup exited (${c}) before two index checkpoints were on the server: ${stderr}`)),
     });
+    const index = path.join(remote, 'index');
+    t.equal(readdirSync(index).filter((f) => !f.startsWith('.tmp-')).length, 2, 'two index files on the server');
     await sshd.stop();
     t.teardown(() => sshd.start());
+    writeFileSync(path.join(pauseDir, 'go'), '');
     const code = await exited;
-    t.not(code, 0, 'the backup failed');
+    t.not(code, 0, `the backup failed: ${stdout}`);
     t.match(stderr, /cannot connect to SFTP server 127\.0\.0\.1:\d+ \(ECONNREFUSED\)|SFTP connection to 127\.0\.0\.1:\d+ lost/, `a clear error: ${stderr}`);
     await sshd.start();
 

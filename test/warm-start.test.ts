@@ -100,6 +100,42 @@ t.test("the caller's own writes make warm results stale", async (t) => {
   t.same(await collect(b.list('locks/')), ['locks/mine'], 'listed again after a put under the prefix');
 });
 
+t.test('a listing begun before a write of the caller (its lock) is not served; one begun after it ends is', async (t) => {
+  const rec = new Recording(new LocalBackend(tempDir(t, 'tsbak-warm-')));
+  await rec.put('index/old', Buffer.from('o'));
+  await rec.put('snapshots/s1', Buffer.from('s'));
+  let releaseSnapshots!: () => void;
+  rec.held.set('snapshots/', new Promise<void>((r) => (releaseSnapshots = r)));
+  // index/ is listed at once; snapshots/ waits, and a second index/ listing after it.
+  const b = withWarmStart(rec, { gets: [], lists: [[{ prefix: 'index/' }], [{ prefix: 'snapshots/' }, { prefix: 'data/' }]] });
+  await until(rec, 'listed index/');
+  await until(rec, 'list snapshots/');
+  // Another process changes the repository, then this one writes its lock.
+  await rec.delete('index/old');
+  await rec.put('index/new', Buffer.from('n'));
+  await b.put('locks/mine', Buffer.from('{}'));
+  await rec.put('data/d', Buffer.from('d'));
+  releaseSnapshots();
+  await until(rec, 'listed data/');
+  const lists = () => rec.calls.filter((c) => c.startsWith('list ')).length;
+  const before = lists();
+  t.same(await collect(b.list('index/')), ['index/new'], 'the listing from before the lock is made again');
+  t.same(await collect(b.list('snapshots/')), ['snapshots/s1'], 'one begun before the lock and finished after it too');
+  t.equal(lists(), before + 2, 'both went to the backend');
+  t.same(await collect(b.list('data/')), ['data/d'], 'one begun after the lock is served');
+  t.equal(lists(), before + 2, 'from the warm listing');
+});
+
+t.test('a streamed commit is a write too', async (t) => {
+  const rec = new LocalBackend(tempDir(t, 'tsbak-warm-'));
+  const b = withWarmStart(rec, { gets: [], lists: [[{ prefix: 'index/' }]] });
+  const f = b.createObjectFile!();
+  f.append(Buffer.from('x'));
+  await f.commit('packs/data/00/00');
+  await rec.put('index/late', Buffer.from('l'));
+  t.same(await collect(b.list('index/')), ['index/late'], 'listed again after the commit');
+});
+
 t.test("a local backend's own methods stay: streamed object files", async (t) => {
   const b = withWarmStart(new LocalBackend(tempDir(t, 'tsbak-warm-')), { gets: [], lists: [] });
   t.type(b.createObjectFile, 'function');

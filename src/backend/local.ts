@@ -51,6 +51,8 @@ export class LocalBackend implements Backend {
   private swept = false;
   /** Temp files being written now: abandon() removes them. */
   private readonly temps = new Set<string>();
+  /** Objects being published now (each settles once its temp file is gone). */
+  private readonly publishing = new Set<Promise<void>>();
   private abandoned = false;
 
   constructor(readonly root: string) {
@@ -140,7 +142,27 @@ export class LocalBackend implements Backend {
    * hard-linked into place (link fails if the name exists: objects are never overwritten)
    * and the directory fsynced. The temp file is removed in every case.
    */
-  private async publish(tmp: string, name: string, finish: () => Promise<void>): Promise<void> {
+  private publish(tmp: string, name: string, finish: () => Promise<void>): Promise<void> {
+    // Refused before anything is made once abandoned; one started before is waited for by
+    // abandon(), so that no temp file it makes is left when the process exits.
+    if (this.abandoned) {
+      this.temps.delete(tmp);
+      return fsp.unlink(tmp).then(
+        () => this.refuseIfAbandoned(name),
+        () => this.refuseIfAbandoned(name),
+      );
+    }
+    const p = this.publishNow(tmp, name, finish);
+    const settled = p.then(
+      () => {},
+      () => {},
+    );
+    this.publishing.add(settled);
+    void settled.then(() => this.publishing.delete(settled));
+    return p;
+  }
+
+  private async publishNow(tmp: string, name: string, finish: () => Promise<void>): Promise<void> {
     const dest = this.file(name);
     const dir = path.dirname(dest);
     this.temps.add(tmp);
@@ -275,7 +297,7 @@ export class LocalBackend implements Backend {
     }
   }
 
-  /** See Backend.abandon: the temp files being written are removed now, synchronously. */
+  /** See Backend.abandon: the temp files being written are removed now, synchronously, and writes in flight waited for. */
   async abandon(): Promise<void> {
     this.abandoned = true;
     for (const tmp of this.temps) {
@@ -286,6 +308,9 @@ export class LocalBackend implements Backend {
       }
     }
     this.temps.clear();
+    // What was being published ends now (refused before its link, its temp file removed):
+    // waited for, so that none of its temp files is made after this and left behind.
+    await Promise.all(this.publishing);
   }
 
   private refuseIfAbandoned(name: string): void {

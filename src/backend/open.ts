@@ -46,7 +46,10 @@ async function backendFor(spec: string, s3: S3Options, sftp: SftpOptions): Promi
     const where = parseSftpUrl(spec, process.env.USER || userInfo().username);
     const connections = Number(process.env.TSBAK_SFTP_CONNECTIONS || 2);
     if (!Number.isInteger(connections) || connections < 1 || connections > 16) throw new TsbakError('USAGE', `TSBAK_SFTP_CONNECTIONS=${process.env.TSBAK_SFTP_CONNECTIONS}: give a number of SSH connections from 1 to 16`);
-    return withRetry(new SftpBackend({ ...where, credentials: sftpCredentials(sftp), connections, onWarning: sftp.onWarning }));
+    // TSBAK_SFTP_WRITE_WINDOW: bytes of writes in flight per connection (for measuring; see sftp-write-window.ts).
+    const writeWindow = process.env.TSBAK_SFTP_WRITE_WINDOW ? Number(process.env.TSBAK_SFTP_WRITE_WINDOW) : undefined;
+    if (writeWindow !== undefined && (!Number.isSafeInteger(writeWindow) || writeWindow < 1)) throw new TsbakError('USAGE', `TSBAK_SFTP_WRITE_WINDOW=${process.env.TSBAK_SFTP_WRITE_WINDOW}: give a number of bytes (e.g. 524288)`);
+    return withRetry(new SftpBackend({ ...where, credentials: sftpCredentials(sftp), connections, onWarning: sftp.onWarning, ...(writeWindow !== undefined ? { writeWindow } : {}) }));
   }
   throw new TsbakError('USAGE', `${spec} is not a repository address: use a path (./repo, /srv/repo), s3://bucket/prefix, a bucket name or sftp://user@host/path`);
 }

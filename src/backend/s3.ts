@@ -34,6 +34,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Backend, Unfinished, ObjectInfo, PutOptions, Range, RestoreTier, Retention, StorageClass } from './backend.js';
 import { AlreadyExistsError, BackendError } from './backend-error.js';
+import { padme } from './padme.js';
 import { ColdError, NotFoundError, TsbakError } from '../errors.js';
 
 export interface S3BackendOptions {
@@ -367,9 +368,13 @@ export class S3Backend implements Backend {
     const client = await this.client();
     let buf: Buffer;
     let status: number | undefined;
+    // The range asked of the server is rounded up to a Padmé length, so what the provider
+    // sees of a read of one blob is not that blob's exact length; the server stops at the
+    // object's end, and the bytes past the range are dropped below.
+    const end = range ? range.offset + padme(range.length) - 1 : 0;
     try {
       const r = await client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key, ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}) }),
+        new GetObjectCommand({ Bucket: this.bucket, Key, ...(range ? { Range: `bytes=${range.offset}-${end}` } : {}) }),
         { abortSignal: signal },
       );
       status = r.$metadata.httpStatusCode;

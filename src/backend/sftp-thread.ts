@@ -10,8 +10,10 @@
 // SharedArrayBuffers: V8 copies those with relaxed atomics, several times slower than memcpy.)
 //
 // One worker serves every session of the process; it keeps the process alive only while a
-// session is open or being opened. If the worker itself dies, every session fails as a
-// dropped connection would (retryable), and the next connect starts a new worker.
+// session is open or being opened, or a request waits for its answer (a session lost with
+// requests in flight still answers them, with its error). If the worker itself dies, every
+// session fails as a dropped connection would (retryable), and the next connect starts a
+// new worker.
 //
 // TSBAK_SFTP_TRANSPORT=main keeps ssh2 on the main thread (for measuring one against the other).
 
@@ -111,6 +113,7 @@ class SshWorker {
       const waiter = this.waiting.get(m.id);
       if (!waiter) return;
       this.waiting.delete(m.id);
+      this.refOrNot();
       if (m.error) {
         if (m.data) this.giveBack(m.data);
         waiter.reject(fromWire(m.error));
@@ -126,8 +129,15 @@ class SshWorker {
     };
     w.on('error', (e) => died(`SSH worker thread failed: ${e?.message ?? e}`));
     w.on('exit', (code) => died(`SSH worker thread exited with code ${code}`));
-    if (this.holds === 0) w.unref();
+    this.worker = w;
+    this.refOrNot();
     return w;
+  }
+
+  /** Whether the worker keeps the process alive: while sessions are open or requests wait. */
+  private refOrNot(): void {
+    if (this.holds > 0 || this.waiting.size > 0) this.worker?.ref();
+    else this.worker?.unref();
   }
 
   get running(): boolean {
@@ -139,6 +149,7 @@ class SshWorker {
     const w = (this.worker ??= this.start());
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(msg.id, { resolve, reject });
+      if (this.waiting.size === 1) this.refOrNot();
       if (msg.op === 'read' || msg.op === 'write') w.postMessage(msg, [msg.data]);
       else w.postMessage(msg);
     });
@@ -151,8 +162,7 @@ class SshWorker {
   /** Keeps the process alive while sessions are open or opening. */
   hold(n: 1 | -1): void {
     this.holds += n;
-    if (this.holds > 0) this.worker?.ref();
-    else this.worker?.unref();
+    this.refOrNot();
   }
 
   add(sid: number, s: ThreadedSftpSession): void {

@@ -21,6 +21,7 @@ import { AlreadyExistsError, BackendError } from './backend-error.js';
 import { NotFoundError, TsbakError } from '../errors.js';
 import { FX, SftpStatusError, type SshCredentials, type SshTarget } from './sftp-session.js';
 import { connectSftp, type SftpConnection as SftpSession } from './sftp-thread.js';
+import { SFTP_WRITE_WINDOW, WriteWindow } from './sftp-write-window.js';
 
 export interface SftpLocation extends SshTarget {
   /** Remote directory: absolute, or relative to the login directory ("" for it). */
@@ -57,6 +58,8 @@ export interface SftpBackendOptions extends SftpLocation {
   connections?: number;
   /** Told when a connection drops and is replaced, e.g. to print a warning. */
   onWarning?: (message: string) => void;
+  /** Bytes of WRITE requests in flight per connection, over all uploads on it (default SFTP_WRITE_WINDOW). */
+  writeWindow?: number;
 }
 
 /** Reads worth keeping in flight: each waits a round trip; the session pipelines them. */
@@ -91,6 +94,7 @@ export class SftpBackend implements Backend {
   private nextSlot = 0;
   private readonly madeDirs = new Set<string>();
   private readonly handles = new Map<string, CachedHandle>();
+  private readonly writeWindows = new WeakMap<SftpSession, WriteWindow>();
   /** Temp files being written now: abandon() removes them. */
   private readonly temps = new Map<string, SftpSession>();
   /** Temp files a dropped connection left behind: removed over the next connection. */
@@ -189,14 +193,20 @@ export class SftpBackend implements Backend {
     }
   }
 
-  /** Writes `buf` at offset 0, several requests of at most the server's size in flight. */
+  /**
+   * Writes `buf` at offset 0 in requests of at most the server's size, pipelined within the
+   * connection's write window (shared by every upload on it).
+   */
   private async writeAll(s: SftpSession, handle: Buffer, buf: Buffer, path: string): Promise<void> {
     const step = s.maxWrite;
+    let window = this.writeWindows.get(s);
+    if (!window) this.writeWindows.set(s, (window = WriteWindow.forRequests(this.opts.writeWindow ?? SFTP_WRITE_WINDOW, step)));
+    const gate = window;
     let next = 0;
     const worker = async () => {
       for (let off; (off = next) < buf.length; ) {
         next += step;
-        await s.write(handle, buf, off, Math.min(step, buf.length - off), off, path);
+        await gate.run(() => s.write(handle, buf, off, Math.min(step, buf.length - off), off, path));
       }
     };
     await Promise.all(Array.from({ length: Math.min(REQUESTS_PER_TRANSFER, Math.ceil(buf.length / step)) }, worker));

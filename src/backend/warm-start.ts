@@ -6,16 +6,27 @@
 // as soon as it is known) and hands each result, once, to the first caller that asks for
 // exactly that get or list; every other call goes straight to the backend. Objects are
 // immutable, so a prefetched object is what a later get would return; a prefetched list is
-// the listing as of when it was made, as if the caller had listed then, unless the caller
-// has since put or deleted something under its prefix (then it lists again). A warm get
+// the listing as of when it was made, as if the caller had listed then, and is served only
+// if the caller has written nothing since that listing began. The first write is the
+// command's lock: what was listed before it was held may have been changed by a prune or a
+// backup that the lock would have kept out (a backup reusing blobs a prune deleted, a prune
+// taking a finished backup's packs for unindexed), so such a list is made again. A warm get
 // that failed is not served: the caller's get goes to the backend (the object may have
 // appeared since, and a transient error deserves the caller's own retries).
-import type { Backend, ObjectInfo, PutOptions, Range } from './backend.js';
+import type { Backend, ObjectFile, ObjectInfo, PutOptions, Range } from './backend.js';
 
 export interface WarmList {
   prefix: string;
   /** Also get every listed object, up to this many bytes in all (0: only list). */
   fetchBytes?: number;
+  /** Of the listed objects, those to get (default: all); the objects after them wait for it, the next list does not. */
+  fetchOnly?: (listed: ObjectInfo[]) => Promise<ObjectInfo[]>;
+  /**
+   * Listed only to get its objects sooner: a caller's list() of the prefix is served by a
+   * later list of it in the plan (or by the backend), and objects got here are not got
+   * again for that one.
+   */
+  prefetchOnly?: boolean;
 }
 
 export interface WarmStartPlan {
@@ -38,32 +49,56 @@ async function listAll(backend: Backend, prefix: string): Promise<ObjectInfo[]> 
 
 class WarmStartBackend implements Backend {
   private readonly gets = new Map<string, Promise<Buffer>>();
-  private readonly lists = new Map<string, Promise<ObjectInfo[]>>();
+  /** Each prefix's listing, and the write epoch it began in. */
+  private readonly lists = new Map<string, { epoch: number; listed: Promise<ObjectInfo[]> }>();
+  /** Moves on when a write of the caller's begins and when it ends: a listing that began in an older epoch is stale. */
+  private epoch = 0;
+  /** Objects a warm get was started for, served or not. */
+  private readonly started = new Set<string>();
   /** Gets of listed objects wait for a slot: as many at once as the backend reads well. */
   private inFlight = 0;
   private readonly queue: Array<() => void> = [];
 
+  /** Streamed objects' commits are writes too (defined only where the backend streams). */
+  createObjectFile?: () => ObjectFile;
+
   constructor(private readonly inner: Backend, plan: WarmStartPlan) {
-    for (const name of plan.gets) this.gets.set(name, quiet(inner.get(name)));
+    if (inner.createObjectFile) {
+      this.createObjectFile = () => {
+        const f = inner.createObjectFile!();
+        return { append: (bytes) => f.append(bytes), commit: (name) => this.write(name, () => f.commit(name)), abort: () => f.abort() };
+      };
+    }
+    for (const name of plan.gets) this.warmGet(name);
     for (const seq of plan.lists) void this.runSequence(seq);
+  }
+
+  private warmGet(name: string, slot = false): void {
+    if (this.started.has(name)) return;
+    this.started.add(name);
+    this.gets.set(name, quiet(slot ? this.slot(() => this.inner.get(name)) : this.inner.get(name)));
   }
 
   private async runSequence(seq: WarmList[]): Promise<void> {
     for (const l of seq) {
       const listed = quiet(listAll(this.inner, l.prefix));
-      this.lists.set(l.prefix, listed);
+      if (!l.prefetchOnly) this.lists.set(l.prefix, { epoch: this.epoch, listed });
       let objects: ObjectInfo[];
       try {
         objects = await listed;
       } catch {
         return; // the caller of list() gets the error
       }
-      let budget = l.fetchBytes ?? 0;
-      for (const o of objects) {
-        if (o.size > budget) break;
-        budget -= o.size;
-        if (!this.gets.has(o.name)) this.gets.set(o.name, quiet(this.slot(() => this.inner.get(o.name))));
-      }
+      if (l.fetchBytes) void this.fetchListed(objects, l).catch(() => {});
+    }
+  }
+
+  private async fetchListed(objects: ObjectInfo[], l: WarmList): Promise<void> {
+    let budget = l.fetchBytes ?? 0;
+    for (const o of l.fetchOnly ? await l.fetchOnly(objects) : objects) {
+      if (o.size > budget) break;
+      budget -= o.size;
+      this.warmGet(o.name, true);
     }
   }
 
@@ -103,30 +138,37 @@ class WarmStartBackend implements Backend {
 
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
     const warm = this.lists.get(prefix);
-    if (warm) {
-      this.lists.delete(prefix);
-      yield* await warm;
+    this.lists.delete(prefix);
+    if (warm && warm.epoch === this.epoch) {
+      yield* await warm.listed;
       return;
     }
     yield* this.inner.list(prefix, signal);
   }
 
-  /** Warm results that a change to `name` makes stale. */
-  private forget(name: string): void {
+  /**
+   * A write of the caller's to `name`: the warm get of it is stale, and so is every listing
+   * begun before the write ends (see the header).
+   */
+  private async write(name: string, op: () => Promise<void>): Promise<void> {
     this.gets.delete(name);
-    for (const prefix of [...this.lists.keys()]) if (name.startsWith(prefix)) this.lists.delete(prefix);
+    this.started.add(name);
+    this.epoch++;
+    try {
+      await op();
+    } finally {
+      this.epoch++;
+    }
   }
 
   put(name: string, data: Uint8Array, opts?: PutOptions): Promise<void> {
-    this.forget(name);
-    return this.inner.put(name, data, opts);
+    return this.write(name, () => this.inner.put(name, data, opts));
   }
   head(name: string): Promise<ObjectInfo | null> {
     return this.inner.head(name);
   }
   delete(name: string): Promise<void> {
-    this.forget(name);
-    return this.inner.delete(name);
+    return this.write(name, () => this.inner.delete(name));
   }
   close(): Promise<void> {
     return this.inner.close?.() ?? Promise.resolve();

@@ -237,8 +237,11 @@ export async function cmdRestore(
 ): Promise<number> {
   const exclude = buildPathMatcher(a.exclude, a.iexclude);
   const repo = await openRepo(a);
+  // The index loads while the snapshot is found (their reads are independent).
+  const indexLoaded = repo.loadIndex();
+  indexLoaded.catch(() => {});
   const snap = await findSnapshot(repo, a.snapshot, a);
-  await repo.loadIndex();
+  await indexLoaded;
   // An --include that names nothing would restore nothing and "succeed": exit 16 instead.
   // Include paths are compared as the bytes typed: argv's UTF-8 decoding would make a name
   // that is not UTF-8 equal to another one.

@@ -509,6 +509,11 @@ export const TSBAK_WRITE: Command = { usage: 'tsbak-write <repo> [paths..]', des
 let progName = 'tsbak';
 
 async function run(handler: Handler, a: any, addon = true): Promise<never> {
+  // Nothing left to wait for while the command still runs: a bug (a promise nobody will
+  // settle). Fail loudly rather than exit as if the work were done.
+  process.once('beforeExit', () => {
+    process.exit(reportError(new Error('the command stopped before it finished (nothing left to wait for); nothing it had not written yet was saved'), !!(a?.json || a?.jsonLines)));
+  });
   let code: number;
   try {
     if (addon) requireAddon();

@@ -287,6 +287,9 @@ export async function serveMount(cfg: MountConfig, onReady?: () => void): Promis
       gid: cfg.gid,
       refreshMs: refresh * 1000,
       readaheadChunks: cfg.readahead,
+      // Large files are read sequentially, and the kernel's page cache keeps what was read:
+      // a small cache of their chunks lets their buffers be reused sooner (fuse/plain-chunks.ts).
+      chunkCacheBytes: Math.floor((cfg.cacheSize ?? DEFAULT_CACHE) / 4),
       // What is fetched ahead must not push out of the blob cache what was fetched before it.
       packReadAheadBytes: Math.min(16 << 20, Math.floor((cfg.cacheSize ?? DEFAULT_CACHE) / 4)),
       readAheadKb: cfg.readAheadKb,

@@ -117,7 +117,7 @@ export async function cmdStats(a: StatsArgs): Promise<number> {
     if (mode === 'raw-data') {
       out(`        Total Blob Count:  ${doc.total_blob_count}`);
       out(` Total Uncompressed Size:  ${fmtBytes(doc.total_uncompressed_size as number)}`);
-      out(`              Total Size:  ${fmtBytes(doc.total_size as number)} (as stored: encrypted, padded)`);
+      out(`              Total Size:  ${fmtBytes(doc.total_size as number)} (as stored: compressed, encrypted)`);
       if (doc.compression_ratio !== null) {
         out(`       Compression Ratio:  ${(doc.compression_ratio as number).toFixed(2)}x`);
         out(`Compression Space Saving:  ${(doc.compression_space_saving as number).toFixed(2)} %`);

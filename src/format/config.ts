@@ -41,6 +41,14 @@ export interface DecodedConfig {
 /** A config value out of range, or a malformed config: message names the field. */
 export class ConfigError extends Error {}
 
+/**
+ * The chunker `init` writes into a new repository's config (docs/FORMAT.md "Chunking"):
+ * 256 KiB on average dedups data shifted or copied within and between large files better
+ * than 1 MiB did (docs/PERFORMANCE.md, images23e). Repositories keep the parameters they
+ * were made with: changing them would re-chunk, and so store again, every file.
+ */
+export const DEFAULT_CHUNKER = { min: 64 << 10, avg: 256 << 10, max: 4 << 20 } as const;
+
 /** Bounds (docs/FORMAT.md "config"): generous around what tsbak writes, tight enough that nothing hangs or explodes. */
 export const CONFIG_BOUNDS = {
   chunkerAvg: [1 << 10, 1 << 24], // a power of two

@@ -153,6 +153,14 @@ export function sealIndexV1(indexKey: Uint8Array, packs: IndexPack[]): Buffer {
   return aeadSeal(indexKey, zstdCompress(encodeIndexV1(packs), 3), AAD);
 }
 
+/**
+ * An index is mostly random ids and keys, which zstd cannot shrink: its plaintext is never
+ * more than a few times its compressed size. More is a bomb from a key holder, refused
+ * before it is made.
+ */
+const MAX_INDEX_EXPANSION = 8;
+
 export function openIndex(indexKey: Uint8Array, sealed: Uint8Array): IndexFile {
-  return decodeIndex(zstdDecompress(aeadOpen(indexKey, sealed, AAD)));
+  const compressed = aeadOpen(indexKey, sealed, AAD);
+  return decodeIndex(zstdDecompress(compressed, MAX_INDEX_EXPANSION * compressed.length + (1 << 20)));
 }

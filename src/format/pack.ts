@@ -1,15 +1,15 @@
 // Packs: tar archives of encrypted blobs. See docs/FORMAT.md ("Packs") for the bytes.
 //
-// Tar pads every member to 512 bytes, so one member per blob would waste ~256 bytes per
-// small file. Instead: a blob of at least LARGE_BLOB sealed bytes is a member of its own,
-// named "b/<blob id hex>"; smaller blobs are concatenated into group members "g/<n>" of up
-// to GROUP_TARGET bytes. The encrypted pack header is the last member, named "header".
+// Writers put every blob of a pack, back to back, into one member "g/0", so the stored bytes
+// show a pack's size and nothing of its blobs' lengths (a member per blob would show each
+// one, and tar pads every member to 512 bytes). The encrypted pack header is the last
+// member, named "header". Packs of older versions also have members "b/<blob id hex>" (one
+// blob of 64 KiB or more) and several groups "g/<n>"; readers find blobs by the header's
+// offsets, so they read both.
 import { createHash } from 'node:crypto';
 import { aeadOpen, aeadSeal } from '../crypto/aead.js';
 import { BLOCK, padLen, parseTar, tarHeader } from './tar.js';
 
-export const LARGE_BLOB = 64 * 1024;
-export const GROUP_TARGET = 1024 * 1024;
 const HEADER_AAD = Buffer.from('tsbak pack header v1');
 const MAGIC = Buffer.from('TSBP');
 
@@ -25,13 +25,9 @@ export interface PackEntry {
 
 /**
  * Lays out one pack as blobs arrive, straight into one growing buffer, so a finished pack
- * is never copied again: a blob of at least LARGE_BLOB sealed bytes becomes a member of its
- * own; smaller ones fill the open group member, whose tar header is written when it closes.
- * The bytes are the same as laying out all blobs at the end, in the order they were added.
- *
- * With a `sink`, bytes go to it as soon as they are final (everything but the open group),
- * and the buffer only ever holds one group: a pack written to a file needs ~1 MiB of memory
- * instead of its whole size.
+ * is never copied again: blobs fill the group member, whose tar header is written when the
+ * pack is finished. The bytes are the same as laying out all blobs at the end, in the order
+ * they were added. With a `sink`, the bytes go to it when they are final (at `finish`).
  */
 export class PackBuilder {
   private buf: Buffer;
@@ -39,10 +35,9 @@ export class PackBuilder {
   private pos = 0;
   private base = 0;
   private entries: PackEntry[] = [];
-  /** Offset in buf of the open group's (reserved) tar header; -1: no open group. */
+  /** Offset in buf of the group's (reserved) tar header; -1: no blob yet. */
   private groupAt = -1;
   private groupLen = 0;
-  private groupNo = 0;
   private bytes = 0;
   /** SHA-256 of the bytes that are final (everything before an open group): the pack's name. */
   private readonly hash = createHash('sha256');
@@ -50,7 +45,7 @@ export class PackBuilder {
   private done = 0;
 
   /**
-   * `capacity`: the expected pack size (with a sink: one group); the buffer grows if needed.
+   * `capacity`: the expected pack size; the buffer grows if needed.
    * `reuse`: a buffer to lay the pack out in (one of a finished pack), if big enough.
    */
   constructor(
@@ -73,39 +68,16 @@ export class PackBuilder {
 
   add(id: Buffer, type: BlobType, sealed: Uint8Array, rawLength: number): void {
     const len = sealed.length;
-    if (len >= LARGE_BLOB) {
-      this.closeGroup();
-      const header = tarHeader(`b/${id.toString('hex')}`, len);
-      const padding = padLen(len);
-      this.entries.push({ id, type, offset: this.length + BLOCK, length: len, rawLength });
-      if (this.sink) {
-        // Final at once: straight to the sink, no copy into the buffer.
-        this.emit(header);
-        this.emit(sealed);
-        if (padding) this.emit(Buffer.alloc(padding));
-        this.base += BLOCK + len + padding;
-      } else {
-        this.room(BLOCK + len + BLOCK);
-        header.copy(this.buf, this.pos);
-        this.pos += BLOCK;
-        this.buf.set(sealed, this.pos);
-        this.pos += len;
-        this.pad(len);
-        this.finalUpTo(this.pos);
-      }
-    } else {
-      if (this.groupAt < 0) {
-        this.room(BLOCK);
-        this.groupAt = this.pos;
-        this.pos += BLOCK;
-      }
-      this.room(len + BLOCK);
-      this.entries.push({ id, type, offset: this.length, length: len, rawLength });
-      this.buf.set(sealed, this.pos);
-      this.pos += len;
-      this.groupLen += len;
-      if (this.groupLen >= GROUP_TARGET) this.closeGroup();
+    if (this.groupAt < 0) {
+      this.room(BLOCK);
+      this.groupAt = this.pos;
+      this.pos += BLOCK;
     }
+    this.room(len + BLOCK);
+    this.entries.push({ id, type, offset: this.length, length: len, rawLength });
+    this.buf.set(sealed, this.pos);
+    this.pos += len;
+    this.groupLen += len;
     this.bytes += len + 64; // rough per-blob share of headers and padding
   }
 
@@ -132,7 +104,7 @@ export class PackBuilder {
 
   private closeGroup(): void {
     if (this.groupAt < 0) return;
-    tarHeader(`g/${this.groupNo++}`, this.groupLen).copy(this.buf, this.groupAt);
+    tarHeader('g/0', this.groupLen).copy(this.buf, this.groupAt);
     this.pad(this.groupLen);
     this.groupAt = -1;
     this.groupLen = 0;
@@ -153,7 +125,7 @@ export class PackBuilder {
       return;
     }
     this.emit(part);
-    // Nothing is open after a group closes or a member is written: the buffer is free.
+    // Nothing is open once the pack is finished: the buffer is free.
     this.base += this.pos;
     this.pos = 0;
     this.done = 0;

@@ -31,7 +31,12 @@ export interface SnapshotInfo {
   original?: string;
   /** The S3 Object Lock its writer put on every object it needs (a claim: S3 is asked before it counts). */
   lock?: { mode: 'governance' | 'compliance'; until: string };
+  /** Which kinds of xattr some entry holds (xattr-kinds.ts); absent: not recorded, any may. */
+  xattrKinds?: XattrKind[];
 }
+
+/** "acl": system.posix_acl_access or _default; "security": a security.* name (SELinux labels, capabilities). */
+export type XattrKind = 'acl' | 'security';
 
 export interface SnapshotEnvelope {
   v: 1;

@@ -127,7 +127,9 @@ export class ColdReads {
 
   /** Forget the remembered state (the file was opened or read: it may have changed). */
   forget(ino: number): void {
-    this.states.delete(ino);
+    // Marked stale, not deleted: lru-cache clears all its slots when a delete empties it.
+    const hit = this.states.peek(ino);
+    if (hit) hit.at = -Infinity;
   }
 
   /** Whether listxattr shows user.tsbak.state for this file. */

@@ -22,7 +22,8 @@
 // access once its parent is known.
 import { LRUCache } from 'lru-cache';
 import type { TreeNode } from '../format/tree.js';
-import type { SnapshotInfo } from '../format/snapshot.js';
+import type { SnapshotInfo, XattrKind } from '../format/snapshot.js';
+import { parseXattrKinds, XATTR_KINDS, xattrKindOf } from '../format/xattr-kinds.js';
 import { mapLimit, type Repository, type Snapshot } from '../repo/repository.js';
 import { isFuture, type SnapshotSigner } from '../repo/snapshot-select.js';
 import { bySnapshotTime, suffixedName } from '../repo/snapshot-names.js';
@@ -40,13 +41,20 @@ import { TreeCache } from './tree-cache.js';
 
 export { FsError };
 
+/** Chunks fetched ahead of a sequential reader: 4 MiB of the repository's average chunk, 4 chunks at least (4 of 1 MiB, 16 of 256 KiB). */
+export function readaheadChunks(avgChunk: number): number {
+  return Math.max(4, Math.round((4 << 20) / avgChunk));
+}
+
 export interface SnapshotFsOptions extends Owner {
-  /** Chunks fetched ahead of a sequential reader (default 4). */
+  /** Chunks fetched ahead of a sequential reader (default readaheadChunks of the repository's chunker). */
   readaheadChunks?: number;
   /** Bytes of a pack fetched ahead of small files read through it in order (default 16 MiB; keep it well below the blob cache). */
   packReadAheadBytes?: number;
   /** Memory for decoded trees (default 64 MiB). */
   treeCacheBytes?: number;
+  /** Memory for decrypted chunks of large files, kept apart from the blob cache (default 128 MiB; reader.ts). */
+  chunkCacheBytes?: number;
   /** Where to report problems that only the daemon sees (unreadable snapshots, read errors, restores requested). */
   log?: (msg: string) => void;
   /** How reads of data in cold storage behave (only for repositories with cold storage). */
@@ -92,11 +100,13 @@ const STATUS_KEEP = 32;
 
 /** A file being read: repository data, or a copy of the status file. */
 interface Handle {
-  reader: { views(len: number, pos: number): Buffer[] | Promise<Buffer[]> };
+  reader: { views(len: number, pos: number): Buffer[] | Promise<Buffer[]>; close?(): void };
   /** Set for regular files of a repository with cold storage. */
   cold?: ColdFile;
   /** Whether its data was found readable (not cold, not restoring). */
   ready: boolean;
+  /** Opened as hot (no pack in cold storage): cold data met by a read is news (coldFound). */
+  hot?: boolean;
 }
 
 class BufferReader {
@@ -140,9 +150,9 @@ export class SnapshotFs {
   ) {
     this.owner = { uid: opts.uid, gid: opts.gid };
     this.log = opts.log ?? (() => {});
-    this.readahead = opts.readaheadChunks ?? 4;
+    this.readahead = opts.readaheadChunks ?? readaheadChunks(repo.config.chunker.avg);
     this.trees = new TreeCache(repo, opts.treeCacheBytes ?? 64 << 20, (m) => this.log(m));
-    this.chunks = new ChunkSource(repo);
+    this.chunks = new ChunkSource(repo, opts.chunkCacheBytes);
     this.groups = new PackGroups(repo);
     this.ahead = new PackReadAhead(repo, (ids) => this.chunks.group(ids), opts.packReadAheadBytes);
     this.cold = repo.coldStorage ? new ColdReads(repo, opts.cold ?? {}, this.log) : null;
@@ -154,6 +164,50 @@ export class SnapshotFs {
   readonly requests: Record<string, number> = {};
   /** Requests the FUSE session answered without asking (set by mount.ts). */
   answeredNatively: () => number = () => 0;
+  /**
+   * Cold data turned up in a pack not known to be cold (archived by a lifecycle rule): the
+   * xattr lists the session answers itself for hot files are stale (set by mount.ts).
+   */
+  xattrListsStale: () => void = () => {};
+  /** Per file: whether its packs were all hot, and in which generation (bumped by coldFound). */
+  private readonly hotNodes = new WeakMap<TreeNode, { gen: number; hot: boolean }>();
+  private hotGen = 0;
+  /** Listings built ahead of a walk and handed to the session thread (set by ops.ts). */
+  listingsAhead: () => number = () => 0;
+  /**
+   * The kernel does not check ACLs on this mount (mount.ts: no snapshot had any when it was
+   * mounted, and no other user can reach it): a missing ACL may answer EOPNOTSUPP.
+   */
+  aclsUnchecked = false;
+  /** Kinds of xattr no snapshot shown has; empty when one did not record its kinds. */
+  private absentKinds = new Set<XattrKind>();
+  /** The kinds no entry has changed (set by mount.ts: the session thread answers by them too). */
+  xattrsAbsentChanged: () => void = () => {};
+
+  /** Kinds of xattr no snapshot shown has, for getxattr's answers (ACLs only when aclsUnchecked). */
+  get xattrKindsAbsent(): ReadonlySet<XattrKind> {
+    return this.absentKinds;
+  }
+
+  /** The errno of getxattr of a name an entry does not have: EOPNOTSUPP when no entry shown has its kind (`ls` stops asking). */
+  missingXattrErrno(name: string): 'ENODATA' | 'EOPNOTSUPP' {
+    const k = xattrKindOf(name);
+    if (!k || (k === 'acl' && !this.aclsUnchecked)) return 'ENODATA';
+    return this.absentKinds.has(k) ? 'EOPNOTSUPP' : 'ENODATA';
+  }
+
+  /** Before new snapshots are shown: a kind one of them may have is no longer absent. */
+  private updateXattrKindsAbsent(): void {
+    const absent = new Set<XattrKind>(XATTR_KINDS);
+    for (const s of this.snaps.values()) {
+      const k = parseXattrKinds(s.info.xattrKinds);
+      if (!k) absent.clear();
+      for (const x of k ?? []) absent.delete(x);
+    }
+    const changed = absent.size !== this.absentKinds.size || [...absent].some((k) => !this.absentKinds.has(k));
+    this.absentKinds = absent;
+    if (changed) this.xattrsAbsentChanged();
+  }
 
   get snapshotCount(): number {
     return this.snaps.size;
@@ -204,6 +258,7 @@ export class SnapshotFs {
       const tree = Buffer.from(s.info.tree, 'hex');
       this.snaps.set(s.id, { no: this.nextSnapNo++, id: s.id, info: s.info, name, ino: this.inodes.get(`s:${s.id}`), tree, mtimeMs: timeMs(s.info.time), signer: s.signer });
     }
+    this.updateXattrKindsAbsent();
     this.root = this.buildViews();
     return true;
   }
@@ -315,7 +370,7 @@ export class SnapshotFs {
       case 'node': {
         const st = nodeStat(e.node, e.ino, this.owner);
         // user.tsbak.state is always asked of JavaScript; it is listed only for files with cold data.
-        if (!e.node.xattrs?.length) st.xattrFlags = XATTR_NO_GET | (this.cold && e.node.type === 'file' ? 0 : XATTR_NO_LIST);
+        if (!e.node.xattrs?.length) st.xattrFlags = XATTR_NO_GET | (this.stateMayBeListed(e.node) ? 0 : XATTR_NO_LIST);
         return st;
       }
       case 'vfile':
@@ -323,12 +378,37 @@ export class SnapshotFs {
     }
   }
 
+  /** Whether listxattr of this node may list user.tsbak.state (cold.ts, listed). */
+  private stateMayBeListed(node: TreeNode): boolean {
+    return !!this.cold && this.cold.listStateXattr && node.type === 'file' && !this.knownHot(node);
+  }
+
+  /**
+   * Whether every chunk of the file lies in a pack not in cold storage (repo.locateHot): its
+   * state is `hot` until a read meets cold data there (coldFound), so opening it needs no
+   * look at cold storage and listing its xattrs never shows the state.
+   */
+  private knownHot(node: TreeNode): boolean {
+    if (!this.cold) return true;
+    const seen = this.hotNodes.get(node);
+    if (seen && seen.gen === this.hotGen) return seen.hot;
+    const hot = (node.content ?? []).every((id) => this.repo.locateHot(id) !== undefined);
+    this.hotNodes.set(node, { gen: this.hotGen, hot });
+    return hot;
+  }
+
+  /** A file opened as hot met cold data: what was decided from packs being hot is stale. */
+  private coldFound(): void {
+    this.hotGen++;
+    this.xattrListsStale();
+  }
+
   async getattr(path: string): Promise<FuseStat> {
     return this.stat(await this.must(path));
   }
 
   /** Entries of a directory with their stats, '.' and '..' first. */
-  async readdir(path: string): Promise<{ names: string[]; stats: FuseStat[] }> {
+  async readdir(path: string): Promise<{ names: string[]; stats: FuseStat[]; links?: { inos: number[]; targets: Buffer[] } }> {
     const e = await this.must(path);
     const names = ['.', '..'];
     const stats = [this.stat(e)];
@@ -353,15 +433,22 @@ export class SnapshotFs {
     for (const n of dir.nodes) if (n.type === 'dir' && n.subtree) subdirs.push(n.subtree);
     if (subdirs.length) this.trees.prefetch(subdirs);
     const prefix = path === '/' ? '/' : `${path}/`;
+    const links = { inos: [] as number[], targets: [] as Buffer[] };
     for (let i = 0; i < dir.nodes.length; i++) {
       const name = dir.names[i]!;
-      const child = this.nodeEntry(e as InSnapshot, name, dir.nodes[i]!);
+      const node = dir.nodes[i]!;
+      const child = this.nodeEntry(e as InSnapshot, name, node);
       // `ls -l` and `cp -r` stat every entry next: remember them now.
       this.paths.set(prefix + name, child);
       names.push(name);
       stats.push(this.stat(child));
+      // ...and `ls -l` reads every symlink.
+      if (node.type === 'symlink' && node.target?.length) {
+        links.inos.push(child.ino);
+        links.targets.push(node.target);
+      }
     }
-    return { names, stats };
+    return links.inos.length ? { names, stats, links } : { names, stats };
   }
 
   /** A symlink's target: text for the links the mount makes, raw bytes for a snapshot's. */
@@ -397,7 +484,7 @@ export class SnapshotFs {
   }
 
   stats() {
-    return { snapshots: this.snaps.size, treeLoads: this.trees.loads, groupReads: this.chunks.groupStats.groups, groupBlobs: this.chunks.groupStats.blobs, inodes: this.inodes.size, openFiles: this.files.size, indexedBlobs: this.repo.index.size, requests: this.requests, answeredNatively: this.answeredNatively(), ...(this.cold ? { cold: this.cold.stats() } : {}) };
+    return { snapshots: this.snaps.size, treeLoads: this.trees.loads, groupReads: this.chunks.groupStats.groups, groupBlobs: this.chunks.groupStats.blobs, pooledChunks: this.chunks.poolStats, inodes: this.inodes.size, openFiles: this.files.size, indexedBlobs: this.repo.index.size, requests: this.requests, answeredNatively: this.answeredNatively(), listingsAhead: this.listingsAhead(), ...(this.cold ? { cold: this.cold.stats() } : {}) };
   }
 
   // ---- the status file ----
@@ -435,9 +522,12 @@ export class SnapshotFs {
     const h: Handle = { reader: f, ready: true };
     if (this.cold && map.count) {
       h.cold = { ino: e.ino, node: e.node, where: this.mountpoint + textOfPath(path) };
-      this.cold.forget(e.ino);
-      // Cold or being restored: fetch nothing (no GET of an archived pack); the first read says what to do.
-      h.ready = isReadable(await this.cold.state(e.ino, e.node));
+      if (this.knownHot(e.node)) h.hot = true;
+      else {
+        this.cold.forget(e.ino);
+        // Cold or being restored: fetch nothing (no GET of an archived pack); the first read says what to do.
+        h.ready = isReadable(await this.cold.state(e.ino, e.node));
+      }
     }
     // A small file: its neighbours in the pack come with its chunk (pack-group.ts).
     if (h.ready && map.count && e.node.size <= SMALL_FILE) {
@@ -506,6 +596,10 @@ export class SnapshotFs {
     };
     return n.then(fetched, async (e) => {
       if (!isCold(e)) throw e;
+      if (h.hot) {
+        h.hot = false;
+        this.coldFound();
+      }
       h.ready = false;
       await this.cold!.ensureReadable(f, true);
       h.ready = true;
@@ -521,6 +615,7 @@ export class SnapshotFs {
   release(fd: number): void {
     const h = this.files.get(fd);
     this.files.delete(fd);
+    h?.reader.close?.();
     if (h?.cold) this.cold?.forget(h.cold.ino);
   }
 }

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Repository } from '../repo/repository.js';
-import { fuseNative } from '../platform/native/fuse.js';
+import { ABSENT_ACL, ABSENT_SECURITY, fuseNative } from '../platform/native/fuse.js';
 import { TsbakError } from '../errors.js';
 import { SnapshotFs, type SnapshotFsOptions } from './fs.js';
 import { mountsOn, readMounts } from './mountinfo.js';
@@ -113,8 +113,17 @@ export async function mountRepository(repo: Repository, mountpoint: string, opts
   let onEnded!: () => void;
   const ended = new Promise<void>((resolve) => (onEnded = resolve));
   try {
-    const session = fuseNative().fuseMount(mnt, fuseOptionList(opts), { onRequest: ops.onRequest, onEnd: () => onEnded(), noOpen: ops.noOpen });
+    // The kernel's ACL checks matter when other users reach the mount (allow_other); without
+    // it only the key holder can, who may read everything anyway. With no ACL in any snapshot
+    // the mode bits say it all, and ls -l need not ask every entry for one.
+    fs.aclsUnchecked = !opts.allowOther && fs.xattrKindsAbsent.has('acl');
+    const session = fuseNative().fuseMount(mnt, fuseOptionList(opts), { onRequest: ops.onRequest, onEnd: () => onEnded(), noOpen: ops.noOpen, noAcls: fs.aclsUnchecked, onListed: ops.onListed });
+    ops.attach(session);
+    const absentBits = () => (fs.xattrKindsAbsent.has('security') ? ABSENT_SECURITY : 0) | (fs.aclsUnchecked && fs.xattrKindsAbsent.has('acl') ? ABSENT_ACL : 0);
+    fuseNative().fuseSetXattrsAbsent(session, absentBits());
+    fs.xattrsAbsentChanged = () => fuseNative().fuseSetXattrsAbsent(session, absentBits());
     fs.answeredNatively = () => fuseNative().fuseAnsweredHere(session);
+    fs.xattrListsStale = () => fuseNative().fuseForgetXattrLists(session);
   } catch (e) {
     throw new TsbakError('IO', `cannot mount on ${mnt}: libfuse refused (${(e as Error).message}; is /dev/fuse there and the fuse module loaded?)`);
   }

@@ -5,12 +5,13 @@
 import { constants as F } from 'node:fs';
 import { constants } from 'node:os';
 import { TsbakError } from '../errors.js';
-import { FuseOp, fuseNative, STAT_FIELDS, type FuseHandlers, type FuseReq } from '../platform/native/fuse.js';
+import { FuseOp, fuseNative, STAT_FIELDS, type FuseHandlers, type FuseReq, type FuseSession } from '../platform/native/fuse.js';
 import { FsError, type Entry, type SnapshotFs } from './fs.js';
 import { ROOT_INO } from './inodes.js';
 import { textOfPath } from './names.js';
 import { statFields, type FuseStat } from './stat.js';
 import { COLD_ERRNO } from './cold.js';
+import { ListingsAhead, type Listing } from './listings-ahead.js';
 
 const ERRNO = constants.errno as Record<string, number>;
 
@@ -76,7 +77,7 @@ const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 
 /** The request handlers of a mount, and a sweep that fails requests past their deadline. */
-export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOptions): FuseHandlers & { sweep(now: number): void } {
+export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOptions): FuseHandlers & { sweep(now: number): void; attach(s: FuseSession): void } {
   const native = fuseNative();
   /** Inode number -> path (byte string); hardlinked names share a number, and their stats. */
   const paths = new Map<number, string>([[ROOT_INO, '/']]);
@@ -170,14 +171,16 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
         const t = childTimeout(e);
         // A snapshot's directories never change: the session answers the read past the end.
         const end = e?.kind === 'node' || e?.kind === 'snap' ? d.names!.length : 0;
-        return finish(p, (req) => native.fuseReplyDir(req, op === FuseOp.readdirplus, a, d.names!.slice(from), d.stats!.subarray(from * STAT_FIELDS), offsets, t, ino, end));
+        finish(p, (req) => native.fuseReplyDir(req, op === FuseOp.readdirplus, a, d.names!.slice(from), d.stats!.subarray(from * STAT_FIELDS), offsets, t, ino, end));
+        if (from === 0 && end > 0) ahead.listed(ino, d as Listing);
+        return;
       }
       case FuseOp.releasedir:
         dirs.delete(fh);
         return finish(p, (req) => native.fuseReplyErr(req, 0));
       case FuseOp.getxattr: {
         const v = await fs.getxattr(pathOf(ino), name!.toString('utf8'));
-        if (!v) throw new FsError('ENODATA');
+        if (!v) throw new FsError(fs.missingXattrErrno(name!.toString('utf8')));
         return finish(p, (req) => sized(req, v, a));
       }
       case FuseOp.listxattr: {
@@ -198,24 +201,32 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
     else native.fuseReplyBuf(req, v);
   };
 
-  /** Files opened by inode for reads that come without an open (noOpen), the oldest closed past INO_OPEN_MAX. */
-  const inoFiles = new Map<number, Promise<number>>();
+  /**
+   * Files opened by inode for reads that come without an open (noOpen), the oldest closed
+   * past INO_OPEN_MAX. Each remembers the path it was opened by: the status file's copies
+   * take their inode numbers from a ring, so a number can name another copy later.
+   */
+  const inoFiles = new Map<number, { path: string; fd: Promise<number> }>();
   const byIno = (ino: number): Promise<number> => {
-    let fd = inoFiles.get(ino);
-    if (fd) {
+    const path = pathOf(ino);
+    const hit = inoFiles.get(ino);
+    if (hit) {
       inoFiles.delete(ino); // most recently used last
-      inoFiles.set(ino, fd);
-      return fd;
+      if (hit.path === path) {
+        inoFiles.set(ino, hit);
+        return hit.fd;
+      }
+      hit.fd.then((n) => fs.release(n), () => {});
     }
-    fd = fs.open(pathOf(ino));
-    fd.catch(() => inoFiles.get(ino) === fd && inoFiles.delete(ino));
-    inoFiles.set(ino, fd);
+    const f = { path, fd: fs.open(path) };
+    f.fd.catch(() => inoFiles.get(ino) === f && inoFiles.delete(ino));
+    inoFiles.set(ino, f);
     if (inoFiles.size > INO_OPEN_MAX) {
       const [oldest, old] = inoFiles.entries().next().value!;
       inoFiles.delete(oldest);
-      old.then((n) => fs.release(n), () => {});
+      old.fd.then((n) => fs.release(n), () => {});
     }
-    return fd;
+    return f.fd;
   };
 
   /** Listings by inode, for readdir without opendir (the most recent DIR_LISTINGS_MAX). */
@@ -234,23 +245,45 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
     return d;
   };
 
-  const list = async (d: OpenDir) => {
-    const { names, stats } = await fs.readdir(d.path);
-    const prefix = d.path === '/' ? '/' : `${d.path}/`;
+  const listing = async (path: string): Promise<Listing> => {
+    const { names, stats, links } = await fs.readdir(path);
+    if (links && session) native.fuseSetLinkTargets(session, Float64Array.from(links.inos), links.targets);
+    const prefix = path === '/' ? '/' : `${path}/`;
     const out = new Float64Array(names.length * STAT_FIELDS);
-    d.names = names.map((n, i) => {
+    const bufs = names.map((n, i) => {
       statFields(stats[i]!, out, i * STAT_FIELDS);
       if (i < 2) return i === 0 ? DOT : DOTDOT;
       // readdirplus makes the kernel know these numbers without a lookup.
       paths.set(stats[i]!.ino, prefix + n);
       return Buffer.from(n, 'latin1');
     });
-    d.stats = out;
+    return { names: bufs, stats: out };
+  };
+  const list = async (d: OpenDir) => {
+    const l = await listing(d.path);
+    d.names = l.names;
+    d.stats = l.stats;
   };
 
+  /** Set once mounted: listings built ahead go to its session thread. */
+  let session: FuseSession | undefined;
+  const ahead = new ListingsAhead({
+    async build(ino) {
+      const path = paths.get(ino);
+      if (path === undefined) return undefined;
+      // Only a snapshot's directories: their listings never change.
+      const e = await fs.resolve(path);
+      if (!(e?.kind === 'snap' || (e?.kind === 'node' && e.node.type === 'dir'))) return undefined;
+      return listing(path);
+    },
+    hand: (ino, l) => (session ? native.fuseSetListing(session, ino, l.names, l.stats, o.snapshotTimeout) : false),
+  });
+  fs.listingsAhead = () => ahead.handed;
+
   return {
-    // Without cold storage, an open decides nothing a read cannot: the kernel may skip it.
-    noOpen: !fs.cold,
+    // An open decides nothing a read cannot (a file in cold storage opens, and its first
+    // read requests the restore and fails or waits, fs.ts): the kernel may skip it.
+    noOpen: true,
     onRequest(op, req, ino, a, b, fh, name) {
       const opn = opName(op);
       fs.requests[opn] = (fs.requests[opn] ?? 0) + 1;
@@ -258,6 +291,12 @@ export function makeOps(fs: SnapshotFs, log: (msg: string) => void, o: OpsOption
       handle(op, p, ino, a, b, fh, name).catch(fail(p));
     },
     onEnd() {},
+    onListed(ino) {
+      ahead.listed(ino);
+    },
+    attach(s) {
+      session = s;
+    },
     sweep(now: number) {
       for (const p of pending) {
         if (p.deadline > now) continue;

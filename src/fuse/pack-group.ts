@@ -87,6 +87,12 @@ export class PackGroups {
 export const PACK_READ_AHEAD = 16 << 20;
 /** Packs whose readers are followed at once. */
 const FOLLOWED = 64;
+/**
+ * The first group fetched ahead, doubled for each next one up to SPAN: the group the reader
+ * needs next arrives first, not together with the GETs of the whole read-ahead (a group's
+ * blobs are there only once its whole GET arrived and opened).
+ */
+const FIRST_SPAN = 256 << 10;
 
 /**
  * Read-ahead along a pack: the writer packs files in its walk's order, and `cp -a` or `tar`
@@ -96,7 +102,7 @@ const FOLLOWED = 64;
  * starts over. The blobs land in the blob cache (`cache_size`), which bounds what is kept.
  */
 export class PackReadAhead {
-  private readonly packs = new Map<string, { pos: number; issued: number }>();
+  private readonly packs = new Map<string, { pos: number; issued: number; span: number }>();
 
   constructor(
     private readonly repo: Repository,
@@ -113,20 +119,22 @@ export class PackReadAhead {
     const end = loc.offset + loc.length;
     if (!st) {
       if (this.packs.size >= FOLLOWED) this.packs.delete(this.packs.keys().next().value!);
-      this.packs.set(key, { pos: loc.offset, issued: end });
+      this.packs.set(key, { pos: loc.offset, issued: end, span: FIRST_SPAN });
       return;
     }
     const forward = loc.offset >= st.pos && loc.offset <= st.issued + SPAN;
     st.pos = loc.offset;
     if (!forward) {
       st.issued = end;
+      st.span = FIRST_SPAN;
       return;
     }
     st.issued = Math.max(st.issued, end);
     while (st.issued < loc.offset + this.aheadBytes) {
-      const ids = this.repo.index.inPack(loc.pack, st.issued, st.issued + SPAN);
+      const ids = this.repo.index.inPack(loc.pack, st.issued, st.issued + st.span);
       if (!ids.length) break; // the end of the pack
-      st.issued += SPAN;
+      st.issued += st.span;
+      st.span = Math.min(SPAN, 2 * st.span);
       this.fetch(ids);
     }
   }

@@ -30,6 +30,12 @@ const OVERLAP_MS = 250;
 /** Opens one copy's sealed bytes (fetchOpen): the result, or how it failed ('auth', 'id'). */
 type BlobOpener<T> = (kind: BlobType, key: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, rawLength: number) => Promise<T | 'auth' | 'id'>;
 
+/** Buffers for sealed bytes (loadBlobInto): take hands out one of n bytes or more, give takes the same buffer back. */
+export interface SealedPool {
+  take(n: number): Buffer;
+  give(b: Buffer): void;
+}
+
 /** Sealed blobs and what opens them (readSealedBatch). */
 export interface SealedBatch {
   /** The blobs back to back, in a buffer of its own. */
@@ -178,6 +184,39 @@ export class BlobReader {
     }
     if (cache) this.blobCache.set(hex, plain);
     return plain;
+  }
+
+  /**
+   * loadBlob for a caller that keeps the plaintext in its own reused buffers (the mount's
+   * large chunks): opened in C, the plaintext goes to the start of `plainInto(rawLength)`;
+   * opened another way, to a new buffer (the caller tells them apart by `.buffer`). Not
+   * cached here, and not shared with concurrent loads of the same blob. `sealedPool`: where
+   * the sealed bytes are read to (the caller's, sized for its many loads at once; its
+   * buffers are never handed to a worker: loads with the index's plaintext length open in C).
+   */
+  async loadBlobInto(id: Buffer, plainInto: (n: number) => Buffer, sealedPool?: SealedPool): Promise<Buffer> {
+    const hex = id.toString('hex');
+    if (++this.blobReads > 1) this.blobReadsOverlapped = performance.now();
+    const pool: SealedPool = sealedPool ?? {
+      take: (n) => Buffer.from(this.sealedBuffers.take(n)),
+      give: (b) => this.sealedBuffers.give(b.buffer as ArrayBuffer),
+    };
+    let sealedBuf: Buffer | undefined;
+    try {
+      return await this.fetchOpen(
+        id,
+        hex,
+        undefined,
+        (kind, key, sealed, again, rawLength) => this.openChecked(kind, key, id, sealed, again, true, rawLength, plainInto),
+        (n) => {
+          if (sealedBuf) pool.give(sealedBuf);
+          return (sealedBuf = pool.take(n)).subarray(0, n);
+        },
+      );
+    } finally {
+      this.blobReads--;
+      if (sealedBuf) pool.give(sealedBuf);
+    }
   }
 
   /** Reads and checks one copy of a blob, no other (check --read-data); damage throws CORRUPT naming that copy. */
@@ -485,14 +524,14 @@ export class BlobReader {
    * With `again`, the caller gives `sealed` up (it is transferred to a worker, not copied) and
    * says how to read it again should the worker die with it.
    */
-  private async openChecked(kind: BlobType, key: Buffer, id: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, usePool = true, rawLength?: number): Promise<OpenOutcome> {
+  private async openChecked(kind: BlobType, key: Buffer, id: Buffer, sealed: Buffer, again: (() => Promise<Buffer>) | null, usePool = true, rawLength?: number, plainInto?: (n: number) => Buffer): Promise<OpenOutcome> {
     const overlap = this.blobReads > 1 || performance.now() - this.blobReadsOverlapped < OVERLAP_MS;
     const offload = usePool && kind === 'data' && sealed.length >= OPEN_POOL_MIN && overlap;
     // In C on libuv's pool when the index gives the plaintext's length: no copy of the
     // sealed bytes to a worker, no cipher objects; a blob that does not open there is opened
     // again below, which says how it failed.
     if (offload && rawLength !== undefined) {
-      const opened = await openBlobNativeAsync(key, this.ctx.secrets.macKey, id, sealed, rawLength);
+      const opened = await openBlobNativeAsync(key, this.ctx.secrets.macKey, id, sealed, rawLength, plainInto?.(rawLength));
       if (opened) return opened;
     }
     const pool = offload && rawLength === undefined ? openPool() : null;
@@ -508,11 +547,11 @@ export class BlobReader {
     // Natively when the index gives the plaintext's length: a tree costs a few µs there, and
     // ~50 µs of cipher, HMAC and zstd objects here. A blob that does not open natively is
     // opened again below, which says how it failed.
-    const opened = rawLength === undefined || offload ? null : openBlobNative(key, this.ctx.secrets.macKey, id, sealed, rawLength);
+    const opened = rawLength === undefined || offload ? null : openBlobNative(key, this.ctx.secrets.macKey, id, sealed, rawLength, plainInto?.(rawLength));
     if (opened) return opened;
     let plain: Buffer;
     try {
-      plain = openBlob(key, id, sealed);
+      plain = openBlob(key, id, sealed, rawLength);
     } catch {
       return 'auth';
     }

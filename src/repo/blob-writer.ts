@@ -38,6 +38,9 @@ export class BlobWriter {
   private abandoned = false;
   /** When the last index file was written (or writing began). */
   private lastIndexAt = Date.now();
+  /** The checkpoint index file being written in the background (maybeWriteIndex), and why one failed. */
+  private checkpoint: Promise<void> | null = null;
+  private checkpointFailure: unknown = null;
 
   constructor(
     private readonly ctx: RepoContext,
@@ -126,13 +129,15 @@ export class BlobWriter {
 
   /** Why storing new data failed, once it has (null before): every later save fails the same way. */
   get writeFailure(): unknown {
-    return this.packer?.failed ?? null;
+    return this.packer?.failed ?? this.checkpointFailure ?? null;
   }
 
   /** Ends the writing side: stops its workers and drops pack files a failed run left unwritten. */
   async closeWriter(): Promise<void> {
     const p = this.packer;
     this.packer = null;
+    // Its packs are stored: the index file is let finish, not cut off.
+    if (this.checkpoint) await this.checkpoint;
     await p?.close();
   }
 
@@ -150,6 +155,7 @@ export class BlobWriter {
   async flush(): Promise<void> {
     if (!this.packer) return;
     await this.packer.flush();
+    await this.settleCheckpoint();
     // The group closes at the end of each backup (a short group: see FORMAT.md "Parity"),
     // before the index file lists its packs: an indexed pack has its parity.
     if (this.parity) {
@@ -179,9 +185,27 @@ export class BlobWriter {
   }
 
   private async maybeWriteIndex(): Promise<void> {
+    if (this.checkpointFailure) throw this.checkpointFailure;
     const p = this.packer;
-    if (!p || p.writtenCount === 0) return;
-    if (p.writtenCount >= INDEX_EVERY || p.writtenBlobs >= INDEX_EVERY_BLOBS || p.writtenBytes >= CHECKPOINT_BYTES || Date.now() - this.lastIndexAt >= CHECKPOINT_MS) await this.writeIndex(this.listable(p.takeWritten()));
+    if (!p || p.writtenCount === 0 || this.checkpoint) return;
+    if (p.writtenCount >= INDEX_EVERY || p.writtenBlobs >= INDEX_EVERY_BLOBS || p.writtenBytes >= CHECKPOINT_BYTES || Date.now() - this.lastIndexAt >= CHECKPOINT_MS) {
+      // Written while the backup goes on (one at a time): the blob that triggered it, and the
+      // whole directory behind it, used to wait for its fsyncs. Its packs are stored already;
+      // flush() waits for it before the last index file, hence before any snapshot.
+      const job = this.writeIndex(this.listable(p.takeWritten())).then(
+        () => {},
+        (e) => {
+          this.checkpointFailure ??= e;
+        },
+      );
+      this.checkpoint = job.finally(() => (this.checkpoint = null));
+    }
+  }
+
+  /** Waits for the checkpoint being written, if any; throws if one failed. */
+  private async settleCheckpoint(): Promise<void> {
+    while (this.checkpoint) await this.checkpoint;
+    if (this.checkpointFailure) throw this.checkpointFailure;
   }
 
   private async writeIndex(packs: ReturnType<Packer['takeWritten']>): Promise<void> {

@@ -18,10 +18,17 @@ export class BufferPool {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private pooled = 0;
 
+  /** `unzeroed`: new buffers are not cleared first (for callers that fill every byte they use: no page-touching memset). */
   constructor(
     private readonly maxPooledBytes: number,
     private readonly minSize = 64 << 10,
+    private readonly unzeroed = false,
   ) {}
+
+  /** Bytes of the buffers waiting to be taken again. */
+  get pooledBytes(): number {
+    return this.pooled;
+  }
 
   private sizeClass(n: number): number {
     return sizeClass(n, this.minSize);
@@ -35,7 +42,7 @@ export class BufferPool {
       this.pooled -= c;
       return b;
     }
-    return new ArrayBuffer(c);
+    return this.unzeroed ? (Buffer.allocUnsafeSlow(c).buffer as ArrayBuffer) : new ArrayBuffer(c);
   }
 
   /** Gives a buffer back; one of a size this pool did not hand out is ignored. */

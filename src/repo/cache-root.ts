@@ -6,3 +6,8 @@ import * as path from 'node:path';
 export function defaultCacheRoot(): string {
   return process.env.TSBAK_CACHE_DIR || path.join(process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache'), 'tsbak');
 }
+
+/** Where snapshot objects read are kept, under the local cache root (snapshot-store.ts). */
+export function snapshotCacheDir(root: string, repoId: string): string {
+  return path.join(root, repoId, 'snapshots');
+}

@@ -11,6 +11,12 @@ export class RepoContext {
   /** The keys/ object the passphrase opened (full key only): the one `key passwd` replaces. */
   keyObject: string | null = null;
   /**
+   * What opening read of keys/: the names it listed (null: it did not list) and the objects
+   * it got. The signer keys are taken from them once instead of being read again
+   * (key-store.ts); they are checked there as if just downloaded.
+   */
+  keysRead: { listed: string[] | null; bytes: Map<string, Buffer> } | null = null;
+  /**
    * The classes new objects are stored in: config's, with tree and index superseded by the
    * latest storage class settings (storage-classes.ts, `tsbak config set`). `settingsSeq`:
    * the seq of the settings object that applies, 0 for none.

@@ -28,6 +28,12 @@ export class IndexStore {
    */
   trustWriters = false;
   private loadedIndexes = new Set<string>();
+  /**
+   * Index files loaded, then not listed by a later loadIndex: a prune or repair replaced
+   * them, and the packs they listed may be gone. Their entries stay in memory, so a backup
+   * must not count on them (Backup checks this once its lock is held).
+   */
+  readonly vanished = new Set<string>();
   /** Ids stored this session and not yet in an index file, as latin1 keys (exact, half a hex string). */
   private pending = new Set<string>();
   /** Copies listed by this key are tried first when a blob is read (the snapshot's signer). */
@@ -64,7 +70,12 @@ export class IndexStore {
    */
   async loadIndex(): Promise<void> {
     const names: string[] = [];
-    for await (const o of this.ctx.backend.list(INDEX)) if (!this.loadedIndexes.has(o.name) && !this.indexProblems.some((p) => p.name === o.name)) names.push(o.name);
+    const listed = new Set<string>();
+    for await (const o of this.ctx.backend.list(INDEX)) {
+      listed.add(o.name);
+      if (!this.loadedIndexes.has(o.name) && !this.indexProblems.some((p) => p.name === o.name)) names.push(o.name);
+    }
+    for (const n of this.loadedIndexes) if (!listed.has(n)) this.vanished.add(n);
     const signers = names.length ? await this.keys.signerKeys() : new Map<string, SignerKey>();
     await mapLimit(names, 8, async (name) => {
       let file: IndexFile;

@@ -128,10 +128,13 @@ export class KeyStore {
     if (!master) return m;
     m.set('master', { pub: master, name: 'master', revoked: null });
     const revocations: RevocationObject[] = [];
-    for await (const o of this.ctx.backend.list(KEYS)) {
+    // The first listing after opening is the one opening made, with the objects it got.
+    const read = this.ctx.keysRead;
+    this.ctx.keysRead = null;
+    for await (const o of read?.listed ? read.listed.map((name) => ({ name })) : this.ctx.backend.list(KEYS)) {
       let obj: any;
       try {
-        obj = JSON.parse((await this.ctx.backend.get(o.name)).toString());
+        obj = JSON.parse((read?.bytes.get(o.name) ?? (await this.ctx.backend.get(o.name))).toString());
       } catch {
         continue;
       }

@@ -1,8 +1,9 @@
 // Opening a repository: creates one (init), or reads its config and the key that opens it
 // and checks them against each other (docs/THREAT-MODEL.md, "config and keys").
 import { randomBytes } from 'node:crypto';
-import type { Backend, StorageClass } from '../backend/backend.js';
-import { ConfigError, decodeConfig, decodeConfigSig, encodeConfig, type ConfigSignature, type RepoConfig } from '../format/config.js';
+import { readdir } from 'node:fs/promises';
+import type { Backend, ObjectInfo, StorageClass } from '../backend/backend.js';
+import { ConfigError, DEFAULT_CHUNKER, decodeConfig, decodeConfigSig, encodeConfig, type ConfigSignature, type RepoConfig } from '../format/config.js';
 import type { FullKeyObject, FullSecrets, RevocationObject, WriterKeyFile, WriterKeyObject } from '../format/keyfile.js';
 import { NotFoundError, TsbakError } from '../errors.js';
 import { inconsistentSecrets, keyCheck, newRepoSecrets, openWriterKeyFile, registeredSignPub, signConfig, unwrapFullKey, verifiedRevocation, verifyConfig, wrapFullKey } from './keys.js';
@@ -10,6 +11,7 @@ import { readPin, writePin } from './trust-pin.js';
 import { CONFIG, CONFIG_SIG, INDEX, KEYS, PARITY_SETTINGS, REVOKED, SETTINGS, SNAPSHOTS } from './layout.js';
 import { withWarmStart, type WarmList, type WarmStartPlan } from '../backend/warm-start.js';
 import { RepoContext } from './context.js';
+import { snapshotCacheDir } from './cache-root.js';
 
 export interface Credentials {
   password?: string;
@@ -28,19 +30,44 @@ export interface Credentials {
 
 /** Index files fetched ahead of loadIndex, at most (more are fetched when it asks). */
 const WARM_INDEX_BYTES = 256 << 20;
+/** Snapshot objects fetched ahead of the command's reads of them, at most: the newest not in the local cache. */
+const WARM_SNAPSHOTS = 64;
+const WARM_SNAPSHOT_BYTES = 1 << 20;
 
 /**
- * The reads opening and loading the index will make. The snapshot list comes before the
- * index list, as when listed by a caller that reads snapshots and then their blobs: a
- * snapshot listed always has its index files listed (a backup writes them first).
+ * The reads opening and loading the index will make. The index is listed twice: at once,
+ * to fetch its files sooner; and after the snapshot list, for loadIndex, as when listed by
+ * a caller that reads snapshots and then their blobs: a snapshot listed always has its
+ * index files listed (a backup writes them first). `snapshots`: which listed snapshot
+ * objects to fetch with the list (none without it).
  */
-function warmPlan(kind: 'keys' | 'index'): WarmStartPlan {
+function warmPlan(kind: 'keys' | 'index', snapshots?: (listed: ObjectInfo[]) => Promise<ObjectInfo[]>): WarmStartPlan {
   const keys: WarmList[] = [{ prefix: KEYS, fetchBytes: 1 << 20 }];
   const settings: WarmList[] = [{ prefix: SETTINGS, fetchBytes: 1 << 20 }];
   // Parity settings are listed on their own (parity-settings.ts), at open like the rest.
   const parity: WarmList[] = [{ prefix: PARITY_SETTINGS, fetchBytes: 1 << 20 }];
-  if (kind === 'keys') return { gets: [CONFIG], lists: [keys, settings, parity, [{ prefix: SNAPSHOTS }]] };
-  return { gets: [CONFIG], lists: [keys, settings, parity, [{ prefix: SNAPSHOTS }, { prefix: INDEX, fetchBytes: WARM_INDEX_BYTES }]] };
+  const snapshotList: WarmList = snapshots ? { prefix: SNAPSHOTS, fetchBytes: WARM_SNAPSHOT_BYTES, fetchOnly: snapshots } : { prefix: SNAPSHOTS };
+  if (kind === 'keys') return { gets: [CONFIG], lists: [keys, settings, parity, [snapshotList]] };
+  const early: WarmList[] = [{ prefix: INDEX, fetchBytes: WARM_INDEX_BYTES, prefetchOnly: true }];
+  return { gets: [CONFIG], lists: [keys, settings, parity, early, [snapshotList, { prefix: INDEX, fetchBytes: WARM_INDEX_BYTES }]] };
+}
+
+/**
+ * Which listed snapshot objects to fetch ahead, once the repository's id (from its config)
+ * says where the local cache keeps them: the newest of those not kept there. An id of null
+ * (the config could not be read): none.
+ */
+function snapshotsToFetch(cacheRoot: string | null, repoId: Promise<string | null>): (listed: ObjectInfo[]) => Promise<ObjectInfo[]> {
+  return async (listed) => {
+    const id = await repoId;
+    if (!id) return [];
+    const cached = new Set(cacheRoot ? await readdir(snapshotCacheDir(cacheRoot, id)).catch(() => [] as string[]) : []);
+    const newest = (o: ObjectInfo) => o.lastModified?.getTime() ?? 0;
+    return listed
+      .filter((o) => !cached.has(o.name.slice(SNAPSHOTS.length)))
+      .sort((a, b) => newest(b) - newest(a))
+      .slice(0, WARM_SNAPSHOTS);
+  };
 }
 
 export interface InitOptions {
@@ -58,7 +85,7 @@ export async function initRepository(backend: Backend, password: string, opts: I
     version: opts.storageClass?.index ? 3 : 2,
     id: randomBytes(16).toString('hex'),
     created: new Date().toISOString(),
-    chunker: opts.chunker ?? { min: 256 << 10, avg: 1 << 20, max: 4 << 20 },
+    chunker: opts.chunker ?? { ...DEFAULT_CHUNKER },
     compression: { alg: 'zstd', level: opts.compressionLevel ?? 3 },
     packSize: opts.packSize ?? { data: 16 << 20, tree: 4 << 20 },
     storageClass: opts.storageClass ?? { data: 'STANDARD', tree: 'STANDARD', other: 'STANDARD' },
@@ -85,7 +112,19 @@ export async function initRepository(backend: Backend, password: string, opts: I
  * docs/THREAT-MODEL.md ("config and keys").
  */
 export async function openRepository(backend: Backend, creds: Credentials): Promise<RepoContext> {
-  if (creds.warmStart) backend = withWarmStart(backend, warmPlan(creds.warmStart));
+  // Snapshots are fetched ahead for the full key only (a writer's key cannot read them).
+  let gotId: (id: string | null) => void = () => {};
+  const repoId = new Promise<string | null>((resolve) => (gotId = resolve));
+  const snapshots = creds.warmStart === 'index' && !creds.keyFile ? snapshotsToFetch(creds.cacheRoot ?? null, repoId) : undefined;
+  if (creds.warmStart) backend = withWarmStart(backend, warmPlan(creds.warmStart, snapshots));
+  try {
+    return await openWith(backend, creds, gotId);
+  } finally {
+    gotId(null);
+  }
+}
+
+async function openWith(backend: Backend, creds: Credentials, gotId: (id: string) => void): Promise<RepoContext> {
   const where = backend.location;
   let raw: Buffer;
   try {
@@ -103,6 +142,7 @@ export async function openRepository(backend: Backend, creds: Credentials): Prom
     if (e instanceof ConfigError) throw new TsbakError('CORRUPT', `${where}/config is damaged (${e.message}); restore it from a copy, or ask whoever can write to the bucket`);
     throw e;
   }
+  gotId(config.id);
   const pin = creds.cacheRoot ? await readPin(creds.cacheRoot, config.id) : null;
   const warn = creds.onWarning ?? (() => {});
   const unsigned = (master: Buffer | null) => {
@@ -133,26 +173,36 @@ export async function openRepository(backend: Backend, creds: Credentials): Prom
       // Key files with masterSignPub are made only once the config is signed (add-writer signs it).
       throw new TsbakError('CORRUPT', `${where}/config is damaged (it has no signature, but this key was made for a signed config): restore config and config.sig from a copy`);
     } else unsigned(master);
-    const reg = await readRegistration(backend, secrets.keyId);
+    const keysRead = new Map<string, Buffer>();
+    const reg = await readRegistration(backend, secrets.keyId, keysRead);
     const regPub = master ? registeredSignPub(reg, master) : Buffer.from(String(reg.signPub), 'base64');
     if (!regPub) throw new TsbakError('CORRUPT', `${where}/${KEYS}${secrets.keyId} (the registration of key file ${kf}) is damaged (not signed by the master key); the master can add a new writer key`);
     if (!regPub.equals(secrets.signPub)) throw damaged(`signPub is not the one registered in ${KEYS}${secrets.keyId}`);
     if (master) {
-      const rev = await readRevocation(backend, secrets.keyId, master);
+      const rev = await readRevocation(backend, secrets.keyId, master, keysRead);
       if (rev) throw new TsbakError('WRONG_PASSWORD', `key file ${kf} (${rev.name}, ${secrets.keyId}) was revoked on ${rev.revoked}: it can no longer add snapshots to ${where}`);
       secrets.masterSignPub = master;
       if (firstUse && creds.cacheRoot) await writePin(creds.cacheRoot, config.id, { masterSignPub: master, configSigned: true });
     }
-    return new RepoContext(backend, config, secrets);
+    const ctx = new RepoContext(backend, config, secrets);
+    ctx.keysRead = { listed: null, bytes: keysRead };
+    return ctx;
   }
 
   if (creds.password === undefined) throw new TsbakError('USAGE', `no passphrase for ${where}: use --password-file, TSBAK_PASSWORD or --key-file`);
   const damagedKeys: string[] = [];
   let found: { name: string; secrets: FullSecrets } | null = null;
+  // The whole list, and what was got of it, is kept for the signer keys (ctx.keysRead).
+  const listed: string[] = [];
+  const keysRead = new Map<string, Buffer>();
   for await (const o of backend.list(KEYS)) {
+    listed.push(o.name);
+    if (found) continue;
     let obj: FullKeyObject;
     try {
-      obj = JSON.parse((await backend.get(o.name)).toString());
+      const bytes = await backend.get(o.name);
+      keysRead.set(o.name, bytes);
+      obj = JSON.parse(bytes.toString());
     } catch (e) {
       if (!(e instanceof SyntaxError)) throw e;
       damagedKeys.push(`${o.name} is damaged (not JSON)`);
@@ -174,7 +224,6 @@ export async function openRepository(backend: Backend, creds: Credentials): Prom
       continue;
     }
     found = { name: o.name, secrets: r };
-    break;
   }
   if (!found) {
     // A damaged key object cannot be told from one the passphrase does not open, unless
@@ -193,6 +242,7 @@ export async function openRepository(backend: Backend, creds: Credentials): Prom
   } else unsigned(s.signPub);
   const ctx = new RepoContext(backend, config, s);
   ctx.keyObject = found.name;
+  ctx.keysRead = { listed, bytes: keysRead };
   return ctx;
 }
 
@@ -208,10 +258,12 @@ export async function readConfigSig(backend: Backend): Promise<ConfigSignature |
 }
 
 /** keys/<keyId>, a writer's registration (parsed, not yet verified). */
-async function readRegistration(backend: Backend, keyId: string): Promise<WriterKeyObject> {
+async function readRegistration(backend: Backend, keyId: string, read: Map<string, Buffer>): Promise<WriterKeyObject> {
   const name = `${KEYS}${keyId}`;
   try {
-    const reg = JSON.parse((await backend.get(name)).toString());
+    const bytes = await backend.get(name);
+    read.set(name, bytes);
+    const reg = JSON.parse(bytes.toString());
     if (typeof reg === 'object' && reg !== null && reg.kind === 'writer' && reg.keyId === keyId) return reg;
   } catch (e) {
     if (e instanceof NotFoundError) throw new TsbakError('CORRUPT', `${backend.location}/${name} is missing: this writer key is not registered, so its snapshots could not be verified; the master can add a new writer key`);
@@ -221,9 +273,11 @@ async function readRegistration(backend: Backend, keyId: string): Promise<Writer
 }
 
 /** keys/revoked-<keyId> when present and signed by the master key. */
-async function readRevocation(backend: Backend, keyId: string, masterSignPub: Buffer): Promise<RevocationObject | null> {
+async function readRevocation(backend: Backend, keyId: string, masterSignPub: Buffer, read: Map<string, Buffer>): Promise<RevocationObject | null> {
   try {
-    return verifiedRevocation(JSON.parse((await backend.get(`${REVOKED}${keyId}`)).toString()), masterSignPub);
+    const bytes = await backend.get(`${REVOKED}${keyId}`);
+    read.set(`${REVOKED}${keyId}`, bytes);
+    return verifiedRevocation(JSON.parse(bytes.toString()), masterSignPub);
   } catch (e) {
     if (e instanceof NotFoundError || e instanceof SyntaxError) return null;
     throw e;

@@ -136,7 +136,7 @@ export async function verifyPackBlobs(
     }
     let plain: Buffer;
     try {
-      plain = openBlob(packKey, b.id, bytes.subarray(b.offset, b.offset + b.length));
+      plain = openBlob(packKey, b.id, bytes.subarray(b.offset, b.offset + b.length), b.rawLength);
     } catch {
       bad.push({ id: b.id, reason: 'failed authentication' });
       continue;

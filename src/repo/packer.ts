@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Backend, ObjectFile, StorageClass } from '../backend/backend.js';
 import { sealTo } from '../crypto/box.js';
 import type { IndexPack } from '../format/index-file.js';
-import { GROUP_TARGET, LARGE_BLOB, PackBuilder, type BlobType } from '../format/pack.js';
+import { PackBuilder, type BlobType } from '../format/pack.js';
 import { packName } from './layout.js';
 import { SealPool } from './seal-pool.js';
 import type { PackFold } from './parity-writer.js';
@@ -29,8 +29,6 @@ const COPIED_AT_ONCE = BATCH_BYTES / 4;
 export function copiedAtOnce(length: number): boolean {
   return length < COPIED_AT_ONCE;
 }
-/** A streamed pack's builder holds one group member: the target, one blob over it, a header. */
-const STREAMED_CAPACITY = GROUP_TARGET + LARGE_BLOB + 4096;
 
 interface Batch {
   data: Uint8Array;
@@ -96,8 +94,6 @@ export class Packer {
   private readonly files = new Set<ObjectFile>();
   /** Buffers of stored packs, to lay out the next packs in (a few, not one per pack). */
   private arenas: Buffer[] = [];
-  /** Buffers of streamed packs' builders (one group each), for the next packs: a new one per pack was garbage. */
-  private groupBuffers: Buffer[] = [];
   /** Packs stored since the last takeWritten(). */
   private written: IndexPack[] = [];
   private writtenBlobCount = 0;
@@ -116,22 +112,24 @@ export class Packer {
     let p = this.open[type];
     if (!p) {
       const file = this.o.backend.createObjectFile?.() ?? null;
-      let builder: PackBuilder;
       const parity = this.o.parity;
       let op: OpenPack | null = null;
-      if (file) {
-        // Streamed: the builder holds one group member at most.
-        this.files.add(file);
-        builder = new PackBuilder(STREAMED_CAPACITY, this.groupBuffers.pop(), (b) => {
-          file.append(b);
-          if (parity) (op!.fold ??= parity.start()).add(b);
-        });
-      } else {
-        // Room for the target size plus the one blob that may take it over (a chunk or batch).
-        const capacity = this.o.packSize[type] + (this.o.packSize[type] >> 2);
-        builder = new PackBuilder(capacity, this.arenas.find((a) => a.length >= capacity && a.length <= 2 * capacity));
-        this.arenas = this.arenas.filter((a) => a !== builder.buffer);
-      }
+      // Room for the target size plus the one blob that may take it over (a chunk or batch).
+      const capacity = this.o.packSize[type] + (this.o.packSize[type] >> 2);
+      const arena = this.arenas.find((a) => a.length >= capacity && a.length <= 2 * capacity);
+      if (arena) this.arenas = this.arenas.filter((a) => a !== arena);
+      // Streamed: the finished pack goes to its file (and its parity fold) from the builder.
+      const builder = new PackBuilder(
+        capacity,
+        arena,
+        file
+          ? (b) => {
+              file.append(b);
+              if (parity) (op!.fold ??= parity.start()).add(b);
+            }
+          : undefined,
+      );
+      if (file) this.files.add(file);
       p = op = this.open[type] = { type, file, fold: null, key: randomBytes(32), builder, batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
     }
     return p;
@@ -307,9 +305,9 @@ export class Packer {
     const { bytes, length, entries, sha256: id } = p.builder.finish(p.key, sealedKey);
     // A pack put from memory is folded whole (a streamed one was, as it went to its file).
     if (this.o.parity && !p.file) (p.fold = this.o.parity.start()).add(bytes!);
-    // A streamed pack's bytes went to its file as they were laid out (synchronously): the
-    // builder's buffer is free now.
-    if (p.file && p.builder.buffer.length === STREAMED_CAPACITY && this.groupBuffers.length < 2) this.groupBuffers.push(p.builder.buffer);
+    // A streamed pack's bytes went to its file in finish (synchronously): the builder's
+    // buffer is free now.
+    if (p.file && this.arenas.length < 2) this.arenas.push(p.builder.buffer);
     // The ids are kept (until the next index file) as views into one buffer per pack: a
     // Buffer of its own per blob costs ~250 bytes more (ArrayBuffer, backing store), and
     // tens of thousands of them in the old generation made V8 grow the main heap further.

@@ -286,7 +286,7 @@ export async function applyPrune(repo: Repository, usage: PruneUsage, actions: P
       for (const { id, loc } of blobs) {
         let plain: Buffer;
         try {
-          plain = openBlob(repo.packKey(loc.pack), id, bytes.subarray(loc.offset, loc.offset + loc.length));
+          plain = openBlob(repo.packKey(loc.pack), id, bytes.subarray(loc.offset, loc.offset + loc.length), loc.rawLength);
           if (!repo.blobId(plain).equals(id)) throw new CorruptError(`blob ${id.toString('hex').slice(0, 16)}`, 'content does not match its id');
         } catch (e) {
           if (e instanceof TsbakError && e.code !== 'CORRUPT') throw e;

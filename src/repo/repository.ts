@@ -17,7 +17,7 @@ import type { SnapshotInfo } from '../format/snapshot.js';
 import type { Tree } from '../format/tree.js';
 import type { BlobIndex, BlobLocation, PackRef } from './blob-index.js';
 import { TreeBatchLoader } from './tree-batch.js';
-import { BlobReader, type SealedBatch } from './blob-reader.js';
+import { BlobReader, type SealedBatch, type SealedPool } from './blob-reader.js';
 import { BlobWriter } from './blob-writer.js';
 import { DryRunWriter } from './dry-run-writer.js';
 import { ColdFacade, type BlobState, type ColdOptions, type ColdPack, type ColdPackStatus, type ColdStorage, type StorageKind, type WaitOptions, type WarmOptions, type WarmResult } from './cold-facade.js';
@@ -184,6 +184,15 @@ export class Repository {
   get indexFiles(): string[] {
     return this.indexes.indexFiles;
   }
+  /**
+   * Throws LOCKED when index files loaded earlier are no longer listed (IndexStore.vanished):
+   * a backup calls it after loading the index under its lock, since it would otherwise
+   * reuse blobs of packs a prune deleted meanwhile.
+   */
+  assertIndexCurrent(): void {
+    const gone = [...this.indexes.vanished];
+    if (gone.length) throw new TsbakError('LOCKED', `${gone.length} index file${gone.length > 1 ? 's' : ''} loaded before this backup took its lock (${gone[0]}${gone.length > 1 ? ', ...' : ''}) ${gone.length > 1 ? 'were' : 'was'} deleted since (a prune or repair ran meanwhile); nothing was saved, run the backup again`);
+  }
   get trustWriters(): boolean {
     return this.indexes.trustWriters;
   }
@@ -331,6 +340,9 @@ export class Repository {
   }
   loadBlob(id: Buffer, signal?: AbortSignal, opts: { cache?: boolean } = {}): Promise<Buffer> {
     return this.reader.loadBlob(id, signal, opts);
+  }
+  loadBlobInto(id: Buffer, plainInto: (n: number) => Buffer, sealedPool?: SealedPool): Promise<Buffer> {
+    return this.reader.loadBlobInto(id, plainInto, sealedPool);
   }
   loadTree(id: Buffer, opts: { cache?: boolean; wholePack?: boolean } = {}): Promise<Tree> {
     return this.reader.loadTree(id, opts);

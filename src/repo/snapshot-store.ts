@@ -13,6 +13,7 @@ import { mapLimit } from './map-limit.js';
 import { pickLatest, type SnapshotFilter, type SnapshotSigner } from './snapshot-select.js';
 import { parseNameRef, resolveName } from './snapshot-names.js';
 import { makeDirs } from '../platform/make-dirs.js';
+import { snapshotCacheDir } from './cache-root.js';
 
 export interface Snapshot {
   id: string;
@@ -50,7 +51,7 @@ export class SnapshotStore {
    * downloaded one: listing a long history then costs one LIST, not a GET per snapshot.
    */
   useSnapshotCache(root: string | null): void {
-    this.snapshotCache = root ? path.join(root, this.ctx.config.id, 'snapshots') : null;
+    this.snapshotCache = root ? snapshotCacheDir(root, this.ctx.config.id) : null;
   }
 
   /**

@@ -111,7 +111,7 @@ export class TreeBatchLoader {
     let plain = openBlobNative(key, macKey, id, sealed, loc.rawLength);
     if (!plain) {
       try {
-        plain = openBlob(key, id, sealed);
+        plain = openBlob(key, id, sealed, loc.rawLength);
       } catch {
         return undefined;
       }

@@ -99,8 +99,6 @@ export class ReadPlan {
   private readonly stash = new ReadStash();
   private readonly flights = new Map<PackRef, Flight[]>();
   private settled = false;
-  /** Where the reads ahead of the walk have got to, by pack. */
-  private readonly readTo = new Map<PackRef, number>();
   /** Requests served from the stash or by joining a read in flight (for tests and benchmarks). */
   joined = 0;
 
@@ -205,32 +203,45 @@ export class ReadPlan {
   }
 
   /**
-   * Reads ahead of the walk what the forecast says it will ask for: pack by pack in about
-   * the walk's order, each from where its reads ahead got to, within half of the reads'
-   * budget (the other half is for reads the walk waits on).
+   * Reads ahead of the walk what the forecast says it will ask for, in the order it will
+   * ask (a backup's packs are not quite in a restore's order: read in pack order, bytes
+   * wanted late would take the room of bytes wanted first), each read stretched over the
+   * blobs to come around its first, within half of the reads' budget (the other half is
+   * for reads the walk waits on).
    */
   private readAhead(): void {
     const f = this.forecast;
     if (!f) return;
     const limit = Math.floor(this.readBudget / 2);
-    for (const pack of f.packsInOrder()) {
-      for (;;) {
+    // Blobs asked for, held or being read are passed for good; a blob whose read would be
+    // short while the forecast still grows is looked past, a few hundred blobs at most.
+    let passed = 0;
+    const short: Array<{ pack: PackRef; from: number; to: number }> = [];
+    try {
+      for (let i = 0; i < AHEAD_LOOK; i++) {
         if (this.inflight >= this.o.concurrency) return;
-        let e = f.firstFrom(pack, this.readTo.get(pack) ?? 0);
-        while (e && (this.stash.find(pack, e.offset, e.length) || this.flying(pack, e.offset, e.length))) {
-          this.readTo.set(pack, e.offset + e.length);
-          e = f.firstFrom(pack, e.offset + e.length);
+        const e = f.upcoming(i);
+        if (!e) return;
+        const { pack, offset, length } = e;
+        if (f.expected(pack, offset) === 0 || this.stash.find(pack, offset, length) || this.flying(pack, offset, length)) {
+          if (passed === i) passed++;
+          continue;
         }
-        if (!e) break;
+        if (short.some((x) => x.pack === pack && x.from <= offset && offset < x.to)) continue;
         // Nothing forecast is let go for more reads ahead (the walk comes to it first): only spans with nothing forecast left in them.
         this.stash.idleSpans((s) => this.readHeld + Math.min(this.o.span, limit) > limit && (this.unstash(this.stash.removeSpan(s)), true));
         const room = limit - this.readHeld;
-        if (e.length > room) return;
-        const s = f.stretch(pack, e.offset, e.offset + e.length, { gap: this.o.gap, span: this.o.span, room: room - e.length, floor: e.offset, ceil: this.between(pack, e.offset, e.offset + e.length).ceil });
-        if (!this.settled && s.to - s.from < this.o.span / 2) break;
-        this.readTo.set(pack, s.to);
+        if (length > room) return;
+        const s = f.stretch(pack, offset, offset + length, { gap: this.o.gap, span: this.o.span, room: room - length, ...this.between(pack, offset, offset + length) });
+        if (!this.settled && s.to - s.from < this.o.span / 2) {
+          short.push({ pack, from: s.from, to: s.to });
+          continue;
+        }
+        if (passed === i) passed++;
         this.start(pack, { offset: s.from, length: s.to - s.from, items: this.pending.get(pack)?.inRange(s.from, s.to) ?? [] });
       }
+    } finally {
+      f.pass(passed);
     }
   }
 
@@ -255,13 +266,14 @@ export class ReadPlan {
   /**
    * Lets bytes read ahead go until `need` more fit within `limit`: spans first (the blobs in
    * them still forecast are kept), then, for a read the walk waits on (`waitedOn`), single
-   * blobs. Only when that is enough: else the reads in flight give room back first.
+   * blobs, the one the walk asks for last first. Only when that is enough: else the reads
+   * in flight give room back first.
    */
   private makeRoom(need: number, waitedOn: boolean, limit = this.readBudget): void {
     const flying = this.readHeld - this.stash.bytes;
     if (flying > 0 && flying + need > limit) return;
     while (this.stash.spanBytes > 0 && this.readHeld + need > limit) this.dropSpan();
-    if (waitedOn) while (this.stash.blobBytes > 0 && this.readHeld + need > limit) this.unstash(this.stash.evictOldest());
+    if (waitedOn) while (this.stash.blobBytes > 0 && this.readHeld + need > limit) this.unstash(this.stash.evictLatest());
   }
 
   private dropSpan(): void {
@@ -270,7 +282,7 @@ export class ReadPlan {
     for (const e of this.forecast!.within(s.pack, s.offset, s.offset + s.bytes.length)) {
       if (this.stash.has(s.pack, e.offset)) continue;
       const at = e.offset - s.offset;
-      this.stash.put(s.pack, e.offset, Buffer.from(s.bytes.subarray(at, at + e.length)));
+      this.stash.put(s.pack, e.offset, Buffer.from(s.bytes.subarray(at, at + e.length)), this.forecast!.neededAt(s.pack, e.offset));
       this.count(e.length);
       this.readHeld += e.length;
     }
@@ -474,6 +486,9 @@ function directTarget(r: PlannedRead<Need>): Buffer | null {
   }
   return len === r.length ? first.unit.read.bytes.subarray(first.at, first.at + len) : null;
 }
+
+/** Blobs to come a read ahead looks at, from the first not passed (a bound on its work per call). */
+const AHEAD_LOOK = 256;
 
 /** Blobs this large are read straight into their work's buffer where reads fill a buffer given. */
 const DIRECT_MIN = 64 << 10;

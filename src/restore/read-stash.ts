@@ -4,7 +4,7 @@
 // kept when the span holding them had to go. A span goes once the blobs forecast in it
 // have all been asked for. The read plan (read-plan.ts) bounds them: spans go first, the
 // oldest first, whenever a read the walk asks for needs their room; single blobs only when
-// a read the walk waits on does.
+// a read the walk waits on does, the one the walk will ask for last first.
 import type { PackRef } from '../repo/blob-index.js';
 
 export interface Span {
@@ -17,13 +17,13 @@ export interface Span {
 
 export class ReadStash {
   private readonly blobs = new Map<PackRef, Map<number, Buffer>>();
-  /** Single blobs in the order they came (a Map keeps it), for letting the oldest go. */
-  private readonly order = new Map<{ pack: PackRef; offset: number }, true>();
-  private readonly keys = new Map<PackRef, Map<number, { pack: PackRef; offset: number }>>();
+  /** Single blobs by when the walk will ask for them, the last on top (entries of blobs let go since are skipped). */
+  private readonly latest = new MaxHeap();
   private readonly spans: Span[] = [];
   /** Bytes held: of single blobs, of spans. */
   blobBytes = 0;
   spanBytes = 0;
+  private blobCount = 0;
 
   get bytes(): number {
     return this.blobBytes + this.spanBytes;
@@ -75,18 +75,17 @@ export class ReadStash {
     return s.bytes.length;
   }
 
-  put(pack: PackRef, offset: number, bytes: Buffer): void {
+  /** Keeps a single blob the walk asks for at `neededAt` (read-forecast.ts's order). */
+  put(pack: PackRef, offset: number, bytes: Buffer, neededAt: number): void {
     let m = this.blobs.get(pack);
-    if (!m) {
-      this.blobs.set(pack, (m = new Map()));
-      this.keys.set(pack, new Map());
-    }
+    if (!m) this.blobs.set(pack, (m = new Map()));
     if (m.has(offset)) return;
     m.set(offset, bytes);
-    const key = { pack, offset };
-    this.keys.get(pack)!.set(offset, key);
-    this.order.set(key, true);
+    this.latest.push({ key: neededAt, pack, offset, bytes });
     this.blobBytes += bytes.length;
+    this.blobCount++;
+    // Entries of blobs asked for since are dropped when they outnumber the ones held.
+    if (this.latest.size > 2 * this.blobCount + 1024) this.latest.keep((e) => this.blobs.get(e.pack)?.get(e.offset) === e.bytes);
   }
 
   /** Lets a single blob's bytes go: their length (0: not held). */
@@ -95,33 +94,89 @@ export class ReadStash {
     const b = m?.get(offset);
     if (!m || !b) return 0;
     m.delete(offset);
-    const keys = this.keys.get(pack)!;
-    this.order.delete(keys.get(offset)!);
-    keys.delete(offset);
-    if (!m.size) {
-      this.blobs.delete(pack);
-      this.keys.delete(pack);
-    }
+    if (!m.size) this.blobs.delete(pack);
     this.blobBytes -= b.length;
+    this.blobCount--;
     return b.length;
   }
 
-  /** Lets the oldest single blob go: its length (0 when there is none). */
-  evictOldest(): number {
-    const first = this.order.keys().next();
-    if (first.done) return 0;
-    return this.delete(first.value.pack, first.value.offset);
+  /** Lets the single blob the walk will ask for last go: its length (0 when there is none). */
+  evictLatest(): number {
+    for (;;) {
+      const e = this.latest.pop();
+      if (!e) return 0;
+      // Still held as it was put (not asked for and let go, then put again since).
+      if (this.blobs.get(e.pack)?.get(e.offset) === e.bytes) return this.delete(e.pack, e.offset);
+    }
   }
 
   /** Lets everything go: the bytes that were held. */
   clear(): number {
     const n = this.bytes;
     this.blobs.clear();
-    this.keys.clear();
-    this.order.clear();
+    this.latest.clear();
+    this.blobCount = 0;
     this.spans.length = 0;
     this.blobBytes = 0;
     this.spanBytes = 0;
     return n;
+  }
+}
+
+interface Held {
+  key: number;
+  pack: PackRef;
+  offset: number;
+  bytes: Buffer;
+}
+
+/** A binary heap, the largest key on top. */
+class MaxHeap {
+  private a: Held[] = [];
+
+  push(x: Held): void {
+    const a = this.a;
+    let i = a.length;
+    a.push(x);
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      if (a[up]!.key >= x.key) break;
+      a[i] = a[up]!;
+      i = up;
+    }
+    a[i] = x;
+  }
+
+  pop(): Held | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (!a.length || !last) return top;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= a.length) break;
+      if (c + 1 < a.length && a[c + 1]!.key > a[c]!.key) c++;
+      if (a[c]!.key <= last.key) break;
+      a[i] = a[c]!;
+      i = c;
+    }
+    a[i] = last;
+    return top;
+  }
+
+  get size(): number {
+    return this.a.length;
+  }
+
+  /** Keeps only the entries `fn` accepts. */
+  keep(fn: (x: Held) => boolean): void {
+    const old = this.a;
+    this.a = [];
+    for (const x of old) if (fn(x)) this.push(x);
+  }
+
+  clear(): void {
+    this.a = [];
   }
 }

@@ -4,15 +4,16 @@
 // removed by prune).
 import { lstatSync } from 'node:fs';
 import { constants as osConstants, hostname, userInfo } from 'node:os';
-import type { SnapshotInfo } from '../format/snapshot.js';
+import type { SnapshotInfo, XattrKind } from '../format/snapshot.js';
 import { sameNode, TreeEncoder, type Tree, type TreeNode } from '../format/tree.js';
 import type { LockHandle, Repository } from '../repo/repository.js';
 import { TsbakError } from '../errors.js';
 import { captureMeta } from './capture.js';
+import { parseXattrKinds, XattrKindsSeen } from '../format/xattr-kinds.js';
 import { Chunker, chunkReader, gearTable, readBufferSize } from './chunker.js';
 import { BufferPool } from '../repo/buffer-pool.js';
 import { copiedAtOnce } from '../repo/packer.js';
-import { changedBetween, openForBackup, readSmallSync } from './file-reader.js';
+import { changedBetween, openForBackupAsync, openForBackupSync, readSmallSync } from './file-reader.js';
 import { ParentCache, defaultCacheDir } from './parent-cache.js';
 import { isFuture, signerMatches } from '../repo/snapshot-select.js';
 import { DirCache, subdirsHash, type DirRecord } from './dir-cache.js';
@@ -48,6 +49,14 @@ const READ_AHEAD_BATCH = 1 << 20;
 const READ_AHEAD_BYTES = 4 << 20;
 /** Directories prepared ahead beyond the next ones of the directory being stored. */
 const PREPARED_DIRS = 32;
+/**
+ * Directories still being saved while the walk goes on to their next sibling, in the whole
+ * run; and groups of one directory's files in flight. TSBAK_WALK_SERIAL=1 makes both one
+ * (the walk as before: for measuring, and tests comparing the two).
+ */
+const WALK_SERIAL = process.env.TSBAK_WALK_SERIAL === '1';
+const DIRS_OVERLAPPED = WALK_SERIAL ? 0 : 1;
+const GROUPS_IN_FLIGHT = WALK_SERIAL ? 1 : 2;
 const { ENOENT } = osConstants.errno;
 
 /** The fingerprint recorded for a directory that must not be reused (no listing hashes to it). */
@@ -234,6 +243,8 @@ class BackupRun {
   private readonly readAheadBytes = new Semaphore(READ_AHEAD_BYTES);
   /** Directories prepared ahead of need: each, once listed, starts its first subdirectories. */
   private readonly preparedDirs = new Semaphore(PREPARED_DIRS);
+  /** Subdirectories left finishing while their next sibling is saved (saveSubdirs). */
+  private readonly overlappedDirs = new Semaphore(DIRS_OVERLAPPED);
   private readonly inodes = new Map<string, Promise<Pick<TreeNode, 'content' | 'extents' | 'size'>>>();
   private readonly cache: ParentCache | null;
   /** dev:ino -> atime of the first lstat of a hardlinked inode (see saveEntry). */
@@ -249,6 +260,8 @@ class BackupRun {
   private readonly dirtyDirs = new Set<string>();
   /** Directories whose tree came from the last run's record, unread. */
   private dirsUnchanged = 0;
+  /** The kinds of xattr of the entries written (the snapshot's xattrKinds). */
+  private readonly xattrKinds = new XattrKindsSeen();
   /** Whether a given path's entry differs from the parent snapshot's (skipIfUnchanged). */
   private targetsChanged = false;
   /** Directories taken over unlisted (BackupOptions.unchangedDirs), as latin1 paths. */
@@ -284,6 +297,7 @@ class BackupRun {
     for (const t of targets) this.rootDevs.add(t.st.dev);
     const host = this.opts.host ?? hostname();
     await this.repo.loadIndex();
+    this.repo.assertIndexCurrent();
     const parent = await this.findParent(host, paths);
     const dirsFile = this.cache ? this.cache.file(DirCache.fileName(host, paths)) : null;
     const settings = dirsFile ? dirCacheSettings(this.opts) : null;
@@ -297,6 +311,7 @@ class BackupRun {
     await this.repo.flush();
     this.takeOverUnread();
     this.progress.bytesAdded = this.repo.packerStats.bytesWritten;
+    const xattrKinds = this.xattrKinds.result(this.dirsUnchanged > 0, parent?.xattrKinds);
     const info: SnapshotInfo = {
       time,
       host,
@@ -317,6 +332,7 @@ class BackupRun {
       },
       // What this backup adds to the monthly bill (the snapshot object itself is ~1 KB).
       costUsd: estimateBackupCost({ storageClass: this.repo.storageClasses }, [...this.repo.objectsWritten, { kind: 'snapshot', bytes: 1024 }]).monthlyUsd,
+      ...(xattrKinds ? { xattrKinds } : {}),
     };
     if (this.repo.isDryRun) return { snapshotId: '', info, errors: this.errors, changed: this.changed, dirsUnchanged: this.dirsUnchanged };
     // The given paths as in the parent: no snapshot, even when the directories above them
@@ -363,7 +379,7 @@ class BackupRun {
     return !this.holdsUnreusable.has(dir.toString('latin1'));
   }
 
-  private async findParent(host: string, paths: string[]): Promise<{ snapshot: string; tree: string } | null> {
+  private async findParent(host: string, paths: string[]): Promise<{ snapshot: string; tree: string; xattrKinds?: Set<XattrKind> } | null> {
     if (this.opts.parent === null) return null;
     if (!this.repo.canRead) {
       // A write-only key cannot read snapshots: the local cache remembers the last one.
@@ -371,7 +387,7 @@ class BackupRun {
     }
     if (this.opts.parent) {
       const s = await this.repo.findSnapshot(this.opts.parent);
-      return { snapshot: s.id, tree: s.info.tree };
+      return { snapshot: s.id, tree: s.info.tree, xattrKinds: parseXattrKinds(s.info.xattrKinds) };
     }
     const key = ParentCache.key(host, paths);
     const all = await this.repo.listSnapshots(() => {});
@@ -384,7 +400,7 @@ class BackupRun {
     for (let i = all.length - 1; i >= 0; i--) {
       const s = all[i]!;
       if (ParentCache.key(s.info.host, s.info.paths) !== key || isFuture(s.info, now)) continue;
-      if (signerMatches(s.signer, signer)) return { snapshot: s.id, tree: s.info.tree };
+      if (signerMatches(s.signer, signer)) return { snapshot: s.id, tree: s.info.tree, xattrKinds: parseXattrKinds(s.info.xattrKinds) };
     }
     return null;
   }
@@ -627,6 +643,7 @@ class BackupRun {
         const p = visit.parentNodes.get(nameKey(node.name));
         asParent = !!p && sameNode(node, p);
       }
+      this.xattrKinds.note(node.xattrs);
       tree.add(node);
       if (node.type === 'file') files++;
       if (isDir) dirNodes.push(node);
@@ -639,48 +656,85 @@ class BackupRun {
     };
     const saveLeaves = async () => {
       // In groups: up to ENTRY_BATCH entries, and small files not read ahead up to
-      // READ_AHEAD_BATCH bytes, read in one call before the group is stored.
-      for (let i = 0; i < leaves.length; ) {
-        const group: typeof leaves = [];
-        const late: ScannedEntry[] = [];
-        let bytes = 0;
-        for (; i < leaves.length && group.length < ENTRY_BATCH; i++) {
-          const e = leaves[i]!.scanned;
-          const size = e && this.wantsRead(e, visit) ? Number(e.st!.size) : 0;
-          if (size && bytes + size > READ_AHEAD_BATCH && group.length) break;
-          group.push(leaves[i]!);
-          if (size) late.push(e!);
-          bytes += size;
-        }
-        let release = () => {};
-        if (late.length) {
-          const sp = shortPath(visit.at ?? dir);
-          try {
-            release = await this.readInto(sp.path, late, bytes, visit);
-          } finally {
-            sp.close();
+      // READ_AHEAD_BATCH bytes, read in one call before the group is stored. The next group
+      // is read and started while the last one's stragglers (a large file) finish: two
+      // groups at most, so the walk does not stop at every group's slowest entry.
+      let last: Promise<void> | null = null;
+      try {
+        for (let i = 0; i < leaves.length; ) {
+          const group: typeof leaves = [];
+          const late: ScannedEntry[] = [];
+          let bytes = 0;
+          for (; i < leaves.length && group.length < ENTRY_BATCH; i++) {
+            const e = leaves[i]!.scanned;
+            const size = e && this.wantsRead(e, visit) ? Number(e.st!.size) : 0;
+            if (size && bytes + size > READ_AHEAD_BATCH && group.length) break;
+            group.push(leaves[i]!);
+            if (size) late.push(e!);
+            bytes += size;
           }
+          let release = () => {};
+          if (late.length) {
+            const sp = shortPath(visit.at ?? dir);
+            try {
+              release = await this.readInto(sp.path, late, bytes, visit);
+            } finally {
+              sp.close();
+            }
+          }
+          const stored = Promise.all(group.map((l) => one(l))).then(() => {}).finally(() => {
+            release();
+            for (const e of late) visit.contents.delete(e);
+            for (const l of group) l.scanned = undefined;
+          });
+          stored.catch(() => {}); // awaited below, after the next group started
+          if (GROUPS_IN_FLIGHT === 1) {
+            await stored;
+            continue;
+          }
+          if (last) {
+            // A failed group ends the directory once the other one is done with the visit's buffers.
+            await last.catch(async (e) => {
+              await stored.catch(() => {});
+              throw e;
+            });
+          }
+          last = stored;
         }
-        try {
-          await Promise.all(group.map((l) => one(l)));
-        } finally {
-          release();
-          for (const e of late) visit.contents.delete(e);
-          for (const l of group) l.scanned = undefined;
-        }
+      } catch (e) {
+        // Nothing may still use the visit's buffers when the error goes up (saveDir releases them).
+        await last?.catch(() => {});
+        throw e;
       }
+      if (last) await last;
       visit.release(); // the read-ahead contents are stored
     };
     const saveSubdirs = async () => {
-      for (let i = 0; i < subdirs.length; i++) {
-        prepareAhead(i + 1 + DIRS_AHEAD);
-        try {
-          await one(subdirs[i]!, ahead[i]);
-        } finally {
-          // Not visited after all (excluded, not a directory any more): give its read-ahead back.
-          ahead[i]?.then(dropVisit, () => {});
-          ahead[i] = undefined;
+      // One after the other, but a subdirectory may be left finishing (its last large files
+      // read and hashed) while the next one starts, as long as the run has a token for it
+      // (DIRS_OVERLAPPED in all): the walk no longer stops at each directory's slowest file.
+      const overlapped: Array<Promise<void>> = [];
+      try {
+        for (let i = 0; i < subdirs.length; i++) {
+          prepareAhead(i + 1 + DIRS_AHEAD);
+          const saved = one(subdirs[i]!, ahead[i]).finally(() => {
+            // Not visited after all (excluded, not a directory any more): give its read-ahead back.
+            ahead[i]?.then(dropVisit, () => {});
+            ahead[i] = undefined;
+          });
+          if (i + 1 < subdirs.length && DIRS_OVERLAPPED > 0 && this.overlappedDirs.tryAcquire()) {
+            const left = saved.finally(() => this.overlappedDirs.release());
+            left.catch(() => {}); // awaited below
+            overlapped.push(left);
+          } else {
+            await saved;
+          }
         }
+      } finally {
+        // Every subdirectory is done (or failed) before the directory's tree is made or the error goes up.
+        const settled = await Promise.allSettled(overlapped);
+        const failed = settled.find((r) => r.status === 'rejected');
+        if (failed) throw (failed as PromiseRejectedResult).reason;
       }
     };
     prepareAhead(DIRS_AHEAD);
@@ -866,13 +920,15 @@ class BackupRun {
     try {
       const retries = this.opts.changeRetries ?? 3;
       for (let attempt = 0; ; attempt++) {
-        const f = await openForBackup(p);
+        // A file read into the small buffer (up to 1 MiB) is opened, read and closed with
+        // synchronous calls (from the page cache, microseconds each); larger ones on the pool.
+        const f = size <= SMALL_READ_BUFFER ? openForBackupSync(p) : await openForBackupAsync(p);
         try {
           const ids: Array<Promise<Buffer>> = [];
           for (const [off, len] of f.extents) {
             let pos = off;
             const read = async (buf: Buffer, at: number, n: number) => {
-              const { bytesRead } = await f.fh.read(buf, at, n, pos);
+              const bytesRead = await f.read(buf, at, n, pos);
               pos += bytesRead;
               return bytesRead;
             };
@@ -886,7 +942,7 @@ class BackupRun {
             }
           }
           const content = await Promise.all(ids);
-          const after = await f.fh.stat({ bigint: true });
+          const after = await f.stat();
           if (changedBetween(f.st, after) && attempt < retries) continue;
           if (changedBetween(f.st, after)) {
             this.changed.push(p.toString());
@@ -897,7 +953,7 @@ class BackupRun {
           const sparse = !(f.extents.length === 0 || (f.extents.length === 1 && f.extents[0]![0] === 0 && f.extents[0]![1] === size));
           return sparse ? { content, size, extents: f.extents } : { content, size };
         } finally {
-          await f.fh.close();
+          await f.close();
         }
       }
     } finally {

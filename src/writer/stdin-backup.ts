@@ -31,6 +31,7 @@ export async function backupStdin(repo: Repository, opts: StdinBackupOptions): P
     const start = Date.now();
     const time = new Date(start).toISOString();
     await repo.loadIndex();
+    repo.assertIndexCurrent();
     const chunker = new Chunker(repo.config.chunker, gearTable(repo.secrets.chunkerSeed));
     const progress: BackupProgress = { files: 1, dirs: 1, bytesRead: 0, bytesAdded: 0, current: opts.name };
     const read = streamReader(opts.input);

@@ -10,6 +10,14 @@ export interface CountingProxy {
   /** [method, path] of each request since the last reset (path-style: /bucket/key). */
   requests(): Promise<Array<[string, string]>>;
   reset(): Promise<void>;
+  /** Each request since the last reset with its query (lists show their prefix), in the order they came. */
+  timeline(): Promise<Array<{ method: string; path: string; range: string | null }>>;
+  /** The timeline once `count` requests have come since the last reset, or what came within `timeoutMs`. */
+  awaitRequests(count: number, timeoutMs?: number): Promise<Array<{ method: string; path: string; range: string | null }>>;
+  /** Holds requests from now on: what arrives while held was sent without waiting for an answer. */
+  hold(): Promise<void>;
+  /** Passes the held requests on and stops holding. */
+  release(): Promise<void>;
 }
 
 export async function withCountingProxy(t: HasTeardown, server: DevServer): Promise<CountingProxy> {
@@ -31,6 +39,15 @@ export async function withCountingProxy(t: HasTeardown, server: DevServer): Prom
     requests: async () => (await (await fetch(`${url}/__proxy/requests`)).json()) as Array<[string, string]>,
     reset: async () => {
       await (await fetch(`${url}/__proxy/reset`, { method: 'POST' })).arrayBuffer();
+    },
+    timeline: async () => (await (await fetch(`${url}/__proxy/timeline`)).json()) as Array<{ method: string; path: string; range: string | null }>,
+    awaitRequests: async (count, timeoutMs = 60_000) =>
+      (await (await fetch(`${url}/__proxy/await?count=${count}&timeout_ms=${timeoutMs}`)).json()) as Array<{ method: string; path: string; range: string | null }>,
+    hold: async () => {
+      await (await fetch(`${url}/__proxy/hold`, { method: 'POST' })).arrayBuffer();
+    },
+    release: async () => {
+      await (await fetch(`${url}/__proxy/release`, { method: 'POST' })).arrayBuffer();
     },
   };
 }

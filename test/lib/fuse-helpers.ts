@@ -79,3 +79,16 @@ export function mountPoint(t: HasTeardown, dir: string): string {
   t.teardown(() => cleanupMount(dir));
   return dir;
 }
+
+/**
+ * Backs `src` up into a new repository and mounts it at `dir/mnt` (unmounted at teardown):
+ * the mount point, and where `src` is inside it.
+ */
+export function backupAndMount(t: HasTeardown & { equal(found: unknown, wanted: unknown, msg: string): unknown }, src: string, dir: string, repo: string): { mnt: string; inMount: string } {
+  const w = run('tsbak-write', [repo, src]);
+  t.equal(w.code, 0, w.stderr);
+  const mnt = mountPoint(t, path.join(dir, 'mnt'));
+  const m = mountBg(repo, mnt);
+  t.equal(m.code, 0, m.stderr);
+  return { mnt, inMount: path.join(mnt, 'snapshots/latest', src) };
+}

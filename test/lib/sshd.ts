@@ -6,11 +6,13 @@
 // The sessions it serves are its children (one per connection, each with its own
 // children): killSessions() kills them all, which drops every connection the way a network
 // failure would, while the listener keeps accepting new ones. stop() then start() on the
-// same Sshd brings it back on the same port with the same keys.
+// same Sshd brings it back on the same port with the same keys. Sessions are found by
+// parentage and by the connections to the port they hold: a session accepted as the
+// listener stops outlives it, and is no longer its child.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { whenFiles } from './file-events.js';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { userInfo } from 'node:os';
@@ -66,7 +68,7 @@ function keygen(file: string, comment: string): void {
 }
 
 /** The pids below `root` in the process tree, from /proc. */
-export function descendants(root: number): number[] {
+function descendants(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const ent of readdirSync('/proc')) {
     if (!/^\d+$/.test(ent)) continue;
@@ -90,6 +92,64 @@ export function descendants(root: number): number[] {
     stack.push(...(children.get(p) ?? []));
   }
   return out;
+}
+
+/** The pids holding the server's end of a TCP connection to `port` (from /proc/net/tcp*), not a listening socket. */
+function connectionHolders(port: number): number[] {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    // "sl local_address rem_address st ... inode": addresses are HEX_IP:HEX_PORT, st 0A is LISTEN.
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10 || cols[3] === '0A' || cols[9] === '0') continue;
+      if (parseInt(cols[1]!.split(':')[1]!, 16) === port) inodes.add(cols[9]!);
+    }
+  }
+  if (!inodes.size) return [];
+  const out: number[] = [];
+  for (const ent of readdirSync('/proc')) {
+    if (!/^\d+$/.test(ent) || Number(ent) === process.pid) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${ent}/fd`);
+    } catch {
+      continue; // exited meanwhile, or not ours to read
+    }
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = readlinkSync(`/proc/${ent}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m && inodes.has(m[1]!)) {
+        out.push(Number(ent));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** SIGKILLs them; how many were still there. */
+function killAll(pids: number[]): number {
+  let n = 0;
+  for (const p of pids) {
+    try {
+      process.kill(p, 'SIGKILL');
+      n++;
+    } catch {
+      // exited already
+    }
+  }
+  return n;
 }
 
 // sshd outlives a test process that dies: kill it at exit, and on the signals tap sends.
@@ -185,21 +245,23 @@ export async function startSshd(t?: HasTeardown, opts: { verbose?: boolean } = {
   const knownHosts = path.join(dir, 'known_hosts');
   writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostPublicKey}\n`);
 
+  const sessions = (): number[] => {
+    const listener = child?.pid;
+    return [...new Set([...(listener ? descendants(listener) : []), ...connectionHolders(port)])].filter((p) => p !== listener);
+  };
+  // The listener first, so that no session starts after; then every session, also one it
+  // accepted just before (killed, a session may be forking: look again until none is left).
   const stopChild = async (): Promise<void> => {
     const c = child;
     child = undefined;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const gone = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-    const below = descendants(c.pid!);
-    c.kill('SIGTERM');
-    for (const p of below) {
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        // exited already
-      }
+    if (c && c.exitCode === null && c.signalCode === null) {
+      const gone = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+      const below = descendants(c.pid!);
+      c.kill('SIGKILL');
+      await gone;
+      killAll(below);
     }
-    await gone;
+    for (let i = 0; i < 10_000 && killAll(connectionHolders(port)) > 0; i++);
   };
 
   const sshd: Sshd = {
@@ -212,20 +274,8 @@ export async function startSshd(t?: HasTeardown, opts: { verbose?: boolean } = {
     hostPublicKey,
     url: (absPath: string) => `sftp://${user}@127.0.0.1:${port}${absPath.startsWith('/') ? '' : '/'}${absPath}`,
     pid: () => child?.pid,
-    sessionPids: () => (child?.pid ? descendants(child.pid) : []),
-    killSessions: () => {
-      const pids = child?.pid ? descendants(child.pid) : [];
-      let n = 0;
-      for (const p of pids) {
-        try {
-          process.kill(p, 'SIGKILL');
-          n++;
-        } catch {
-          // exited already
-        }
-      }
-      return n;
-    },
+    sessionPids: sessions,
+    killSessions: () => killAll(sessions()),
     start: async () => {
       if (child) return;
       await launch();

@@ -58,12 +58,17 @@ export async function openBlobsAsync(b: SealedBlobs, out: Uint8Array, outOffsets
 /** openBlobNative's arguments, made once. */
 const oneBlob = { offsets: new Uint32Array(1), lengths: new Uint32Array(1), keyOf: new Uint16Array(1), rawLengths: new Uint32Array(1), ok: new Uint8Array(1) };
 
+/** Where a blob's plaintext goes: the start of `into` (the caller's, reused) when it is large enough, else a new buffer. */
+function plainOut(rawLength: number, into?: Buffer): Buffer {
+  return into && into.length >= rawLength ? into.subarray(0, rawLength) : Buffer.allocUnsafeSlow(rawLength);
+}
+
 /**
  * One blob through openBlobs: its plaintext, or null when it did not open or match its id
  * (the caller then opens it in TypeScript, which says why).
  */
-export function openBlobNative(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number): Buffer | null {
-  const out = Buffer.allocUnsafeSlow(rawLength);
+export function openBlobNative(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number, into?: Buffer): Buffer | null {
+  const out = plainOut(rawLength, into);
   oneBlob.lengths[0] = sealed.length;
   oneBlob.rawLengths[0] = rawLength;
   native().openBlobs(sealed, oneBlob.offsets, oneBlob.lengths, oneBlob.keyOf, key, id, macKey, oneBlob.rawLengths, out, oneBlob.offsets, oneBlob.ok);
@@ -74,8 +79,8 @@ export function openBlobNative(key: Uint8Array, macKey: Uint8Array, id: Uint8Arr
  * openBlobNative on libuv's thread pool: the plaintext, or null when it did not open or
  * match its id. `sealed` must not change until this settles.
  */
-export async function openBlobNativeAsync(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number): Promise<Buffer | null> {
-  const out = Buffer.allocUnsafeSlow(rawLength);
+export async function openBlobNativeAsync(key: Uint8Array, macKey: Uint8Array, id: Uint8Array, sealed: Uint8Array, rawLength: number, into?: Buffer): Promise<Buffer | null> {
+  const out = plainOut(rawLength, into);
   const ok = new Uint8Array(1);
   const zero = new Uint32Array(1);
   await native().openBlobsAsync(sealed, zero, Uint32Array.of(sealed.length), new Uint16Array(1), key, id, macKey, Uint32Array.of(rawLength), out, zero, ok);
@@ -155,8 +160,7 @@ export async function sealBlobsAsync(b: PlainBlobs, out: Uint8Array): Promise<Ui
 
 /** Most bytes sealBlobs writes for a blob of n bytes: src/format/blob.ts sealedBound (platform imports nothing of ours). */
 function sealedBound(n: number): number {
-  const l = n + 33;
-  return l + Math.floor(l / 8) + 1;
+  return n + 29;
 }
 
 /** sealBlobNative's arguments, made once. */

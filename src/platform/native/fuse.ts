@@ -34,6 +34,11 @@ export const STAT_FIELDS = 16;
 export const XATTR_NO_GET = 1;
 export const XATTR_NO_LIST = 2;
 
+/** fuseSetXattrsAbsent: kinds of xattr no entry has; getxattr of one answers EOPNOTSUPP (ls stops asking). */
+export const ABSENT_SECURITY = 1;
+/** Only with noAcls (the kernel does not check ACLs): its permission checks would fail on the error. */
+export const ABSENT_ACL = 2;
+
 export interface FuseHandlers {
   /**
    * One request: a and b are, per op, open: flags; read/readdir(plus): size, offset;
@@ -49,6 +54,13 @@ export interface FuseHandlers {
    * then come with fh 0 and must be served by inode.
    */
   noOpen?: boolean;
+  /** Do not ask the kernel to check POSIX ACLs (no FUSE_CAP_POSIX_ACL): it checks the mode bits. */
+  noAcls?: boolean;
+  /**
+   * The session thread answered a readdirplus of directory `ino` from the listing given to
+   * fuseSetListing (at its first entry): called after, not waited for.
+   */
+  onListed?(ino: number): void;
 }
 
 interface Native {
@@ -62,6 +74,10 @@ interface Native {
   fuseReplyIov(req: FuseReq, pieces: Buffer[]): void;
   /** Requests the session thread answered itself (xattrs of entries without any). */
   fuseAnsweredHere(s: FuseSession): number;
+  /** listxattr of every inode goes to JavaScript again (the lists with XATTR_NO_LIST may be stale). */
+  /** ABSENT_SECURITY | ABSENT_ACL: what getxattr of an entry without xattrs answers EOPNOTSUPP for. */
+  fuseSetXattrsAbsent(s: FuseSession, bits: number): void;
+  fuseForgetXattrLists(s: FuseSession): void;
   fuseReplyReadlink(req: FuseReq, target: Buffer): void;
   fuseReplyOpen(req: FuseReq, fh: number, keepCache: boolean): void;
   fuseReplyXattrSize(req: FuseReq, size: number): void;
@@ -71,6 +87,13 @@ interface Native {
    * and ends at offset `end`, so the session answers reads past it itself.
    */
   fuseReplyDir(req: FuseReq, plus: boolean, size: number, names: Buffer[], stats: Float64Array, offsets: Float64Array, timeout: number, ino: number, end: number): number;
+  /**
+   * The whole listing of directory `ino`, which never changes ('.' and '..' first; entry i
+   * at offset i), for the session thread to answer readdirplus with; false if not kept.
+   */
+  fuseSetListing(s: FuseSession, ino: number, names: Buffer[], stats: Float64Array, timeout: number): boolean;
+  /** Targets of symlinks inside snapshots (they never change), by inode: the session thread answers their readlink. */
+  fuseSetLinkTargets(s: FuseSession, inos: Float64Array, targets: Buffer[]): void;
 }
 
 /** The native functions, for src/fuse (options are libfuse's mount options, e.g. ["-o", "ro,allow_other"]). */
