@@ -349,3 +349,24 @@ t.test('with a forecast, reads ahead go in the order the walk asks, not the pack
   plan.dropStash();
   t.equal(plan.held, 0, 'nothing held at the end');
 });
+
+t.test('a forecast blob larger than reads ahead may hold does not stop the reads ahead after it', async (t) => {
+  const src = patternSource();
+  const reads = src.reads;
+  const pack = { id: Buffer.alloc(32), kind: 'data', sealedKey: Buffer.alloc(32), indexFile: 'index/x', signer: null } as any;
+  // A 9 MiB blob (more than half the 16 MiB budget) whose file the walk never asks for (it
+  // failed), then 64 blobs of 64 KiB after it in the pack.
+  const big = { pack, offset: 0, length: 9 << 20, rawLength: 9 << 20 };
+  const small = Array.from({ length: 64 }, (_, i) => ({ pack, offset: (16 << 20) + (i << 16), length: 1 << 16, rawLength: 1 << 16 }));
+  const forecast = new ReadForecast();
+  for (const l of [big, ...small]) forecast.add(l);
+  const plan = new ReadPlan(src as any, { concurrency: 12, gap: 1 << 20, span: 2 << 20, budget: 16 << 20, readsInto: false }, forecast);
+  plan.foreseen(true);
+  t.ok(reads.length > 0, 'reads ahead started before the walk asked for anything');
+  t.ok(reads.every((r) => r.offset >= 16 << 20), `none of them for the blob too large to read ahead (${JSON.stringify(reads.slice(0, 3))})`);
+  const wrong = await walkPattern(plan, small, 4);
+  t.equal(wrong, 0, 'every blob asked for has its bytes');
+  t.equal(reads.reduce((s, r) => s + r.length, 0), 64 << 16, 'the small blobs read once, the large one never');
+  plan.dropStash();
+  t.equal(plan.held, 0, 'nothing held at the end');
+});

@@ -227,6 +227,13 @@ export class ReadPlan {
           if (passed === i) passed++;
           continue;
         }
+        // Larger than reads ahead may ever hold (a hostile index can say any length): read
+        // when asked, and looked past for good, or a file that fails before asking would
+        // stop every read ahead after it.
+        if (length > limit) {
+          if (passed === i) passed++;
+          continue;
+        }
         if (short.some((x) => x.pack === pack && x.from <= offset && offset < x.to)) continue;
         // Nothing forecast is let go for more reads ahead (the walk comes to it first): only spans with nothing forecast left in them.
         this.stash.idleSpans((s) => this.readHeld + Math.min(this.o.span, limit) > limit && (this.unstash(this.stash.removeSpan(s)), true));
