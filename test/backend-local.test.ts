@@ -19,8 +19,8 @@ t.test('object files: streamed, committed atomically, never listed; stale ones s
   const f = b.createObjectFile();
   t.notOk(existsSync(old), 'a day-old temp file is removed');
   t.ok(existsSync(recent), 'a recent one is left alone');
-  f.append(Buffer.from('hello '));
-  f.append(Buffer.from('world'));
+  await f.write(Buffer.from('hello '));
+  await f.write(Buffer.from('world'));
   const listed: string[] = [];
   for await (const o of b.list('')) listed.push(o.name);
   t.same(listed, [], 'nothing listed before the commit');
@@ -28,10 +28,10 @@ t.test('object files: streamed, committed atomically, never listed; stale ones s
   t.equal((await b.get('packs/data/ab/abc')).toString(), 'hello world');
   t.same(readdirSync(dir).filter((n) => n.startsWith('.tmp-')), ['.tmp-fedcba9876543210'], 'the committed file left no temp behind');
   const g = b.createObjectFile();
-  g.append(Buffer.from('x'));
+  await g.write(Buffer.from('x'));
   await t.rejects(g.commit('packs/data/ab/abc'), /already exists/, 'never overwrites');
   const h = b.createObjectFile();
-  h.append(Buffer.from('y'));
+  await h.write(Buffer.from('y'));
   await h.abort();
   t.same(readdirSync(dir).filter((n) => n.startsWith('.tmp-')), ['.tmp-fedcba9876543210'], 'abort and a failed commit remove their files');
 });

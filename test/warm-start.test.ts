@@ -130,7 +130,7 @@ t.test('a streamed commit is a write too', async (t) => {
   const rec = new LocalBackend(tempDir(t, 'tsbak-warm-'));
   const b = withWarmStart(rec, { gets: [], lists: [[{ prefix: 'index/' }]] });
   const f = b.createObjectFile!();
-  f.append(Buffer.from('x'));
+  await f.write(Buffer.from('x'));
   await f.commit('packs/data/00/00');
   await rec.put('index/late', Buffer.from('l'));
   t.same(await collect(b.list('index/')), ['index/late'], 'listed again after the commit');
@@ -141,7 +141,7 @@ t.test("a local backend's own methods stay: streamed object files", async (t) =>
   t.type(b.createObjectFile, 'function');
   t.type(b.readInto, 'function');
   const f = b.createObjectFile!();
-  f.append(Buffer.from('x'));
+  await f.write(Buffer.from('x'));
   await f.commit('packs/data/00/00');
   t.equal((await b.get('packs/data/00/00')).toString(), 'x');
   // Methods the wrapper does not know are the backend's own, called on it.

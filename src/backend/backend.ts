@@ -34,13 +34,13 @@ export interface Range {
 }
 
 /**
- * An object being written by appends on the calling thread (a local file), which becomes
- * object `name` on commit, atomically and durably. Lets a writer stream a pack to storage
- * instead of holding all of it in memory.
+ * An object being written by appends (a local file), which becomes object `name` on commit,
+ * atomically and durably. Lets a writer put a pack down from the buffer it was laid out in,
+ * off the calling thread, with no copy of its own.
  */
 export interface ObjectFile {
-  /** Appends bytes (synchronous: the data may be reused right after). */
-  append(bytes: Uint8Array): void;
+  /** Appends bytes on libuv's pool; they must stay unchanged until it resolves, and one write is in flight at a time. */
+  write(bytes: Uint8Array): Promise<void>;
   /** Makes the bytes object `name` (never overwriting one), then the file is done. */
   commit(name: string): Promise<void>;
   /** Drops the file (after a failure). */

@@ -45,7 +45,7 @@ export function withCrashPoint(backend: Backend, point: CrashPoint): Backend {
     createObjectFile: b.createObjectFile
       ? (): ObjectFile => {
           const f = b.createObjectFile!();
-          return { append: (bytes) => f.append(bytes), commit: (name) => change(name, () => f.commit(name)), abort: () => f.abort() };
+          return { write: (bytes) => f.write(bytes), commit: (name) => change(name, () => f.commit(name)), abort: () => f.abort() };
         }
       : undefined,
   };

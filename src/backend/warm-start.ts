@@ -66,7 +66,7 @@ class WarmStartBackend implements Backend {
     if (inner.createObjectFile) {
       this.createObjectFile = () => {
         const f = inner.createObjectFile!();
-        return { append: (bytes) => f.append(bytes), commit: (name) => this.write(name, () => f.commit(name)), abort: () => f.abort() };
+        return { write: (bytes) => f.write(bytes), commit: (name) => this.write(name, () => f.commit(name)), abort: () => f.abort() };
       };
     }
     for (const name of plan.gets) this.warmGet(name);

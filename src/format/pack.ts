@@ -6,7 +6,6 @@
 // member, named "header". Packs of older versions also have members "b/<blob id hex>" (one
 // blob of 64 KiB or more) and several groups "g/<n>"; readers find blobs by the header's
 // offsets, so they read both.
-import { createHash } from 'node:crypto';
 import { aeadOpen, aeadSeal } from '../crypto/aead.js';
 import { BLOCK, padLen, parseTar, tarHeader } from './tar.js';
 
@@ -27,32 +26,23 @@ export interface PackEntry {
  * Lays out one pack as blobs arrive, straight into one growing buffer, so a finished pack
  * is never copied again: blobs fill the group member, whose tar header is written when the
  * pack is finished. The bytes are the same as laying out all blobs at the end, in the order
- * they were added. With a `sink`, the bytes go to it when they are final (at `finish`).
+ * they were added. The pack's hash (its name) is the caller's to take, off the main thread.
  */
 export class PackBuilder {
   private buf: Buffer;
-  /** End of the bytes in buf; buf[0] is at offset `base` of the pack. */
+  /** End of the bytes in buf. */
   private pos = 0;
-  private base = 0;
   private entries: PackEntry[] = [];
   /** Offset in buf of the group's (reserved) tar header; -1: no blob yet. */
   private groupAt = -1;
   private groupLen = 0;
   private bytes = 0;
-  /** SHA-256 of the bytes that are final (everything before an open group): the pack's name. */
-  private readonly hash = createHash('sha256');
-  /** buf[0, done) is final (hashed, and given to the sink if there is one). */
-  private done = 0;
 
   /**
    * `capacity`: the expected pack size; the buffer grows if needed.
    * `reuse`: a buffer to lay the pack out in (one of a finished pack), if big enough.
    */
-  constructor(
-    capacity = 1 << 20,
-    reuse?: Buffer,
-    private readonly sink?: (bytes: Uint8Array) => void,
-  ) {
+  constructor(capacity = 1 << 20, reuse?: Buffer) {
     this.buf = reuse && reuse.length >= capacity ? reuse : Buffer.allocUnsafeSlow(capacity);
   }
 
@@ -63,7 +53,7 @@ export class PackBuilder {
 
   /** Bytes laid out so far (the pack's length once finished). */
   get length(): number {
-    return this.base + this.pos;
+    return this.pos;
   }
 
   add(id: Buffer, type: BlobType, sealed: Uint8Array, rawLength: number): void {
@@ -108,35 +98,14 @@ export class PackBuilder {
     this.pad(this.groupLen);
     this.groupAt = -1;
     this.groupLen = 0;
-    this.finalUpTo(this.pos);
-  }
-
-  private emit(bytes: Uint8Array): void {
-    this.hash.update(bytes);
-    this.sink!(bytes);
-  }
-
-  /** buf[done, end) is final: hash it; with a sink, hand it over and start the buffer again. */
-  private finalUpTo(end: number): void {
-    const part = this.buf.subarray(this.done, end);
-    this.done = end;
-    if (!this.sink) {
-      this.hash.update(part);
-      return;
-    }
-    this.emit(part);
-    // Nothing is open once the pack is finished: the buffer is free.
-    this.base += this.pos;
-    this.pos = 0;
-    this.done = 0;
   }
 
   /**
    * Ends the archive. `sealedKey` is the pack key sealed to the repository's public key;
-   * the header (entries) is encrypted under `packKey`. Without a sink, the bytes are a view
-   * of the builder's buffer (the builder is done after this); with one, they went there.
+   * the header (entries) is encrypted under `packKey`. The bytes are a view of the builder's
+   * buffer (the builder is done after this).
    */
-  finish(packKey: Uint8Array, sealedKey: Buffer): { bytes: Buffer | null; length: number; entries: PackEntry[]; sha256: Buffer } {
+  finish(packKey: Uint8Array, sealedKey: Buffer): { bytes: Buffer; entries: PackEntry[] } {
     this.closeGroup();
     const header = Buffer.concat([sealedKey, aeadSeal(packKey, encodeHeader(this.entries), HEADER_AAD)]);
     const sealedKeyLen = Buffer.alloc(2);
@@ -151,10 +120,7 @@ export class PackBuilder {
     this.pad(len);
     this.buf.fill(0, this.pos, this.pos + 2 * BLOCK);
     this.pos += 2 * BLOCK;
-    const end = this.pos;
-    const length = this.length;
-    this.finalUpTo(end);
-    return { bytes: this.sink ? null : this.buf.subarray(0, end), length, entries: this.entries, sha256: this.hash.digest() };
+    return { bytes: this.buf.subarray(0, this.pos), entries: this.entries };
   }
 }
 

@@ -16,6 +16,7 @@ import { packName } from './layout.js';
 import { SealPool } from './seal-pool.js';
 import type { PackFold } from './parity-writer.js';
 import { sealBlobNative } from '../platform/native/blob.js';
+import { gfSha256Async as sha256OnPool } from '../platform/native/parity.js';
 
 const BATCH_BYTES = 1 << 20;
 const BATCH_BLOBS = 256;
@@ -40,9 +41,9 @@ interface Batch {
 
 interface OpenPack {
   type: BlobType;
-  /** Where the pack streams to, on backends that can (else it is built in memory). */
+  /** The file it is written to from its buffer, on backends that have them (else it is put). */
   file: ObjectFile | null;
-  /** Its part in a parity group (parity on), from its first bytes. */
+  /** Its part in a parity group (parity on). */
   fold: PackFold | null;
   key: Buffer;
   builder: PackBuilder;
@@ -63,13 +64,11 @@ export interface PackerOptions {
   maxUploads?: number;
   /** Batches sealed at once on libuv's pool (TSBAK_WORKERS, default 2); 0 seals everything on the calling thread. */
   workers?: number;
-  /** Called after each pack is stored, with its index entry. */
   /** A pack stored: its index entry, its size, and (tree packs put from memory) a copy of its bytes. */
   onPack?: (p: IndexPack, bytes: number, treeBytes?: Buffer) => void;
   /**
-   * Parity across packs: each pack's bytes are folded in as they are laid out (start() at
-   * its first bytes), and it is told when the pack is stored; a pack waits for room() before
-   * it is stored.
+   * Parity across packs: each pack's bytes are folded in once it is finished, and it is
+   * told when the pack is stored; a pack waits for room() before it is stored.
    */
   parity?: { start(): PackFold; room(): Promise<void> };
 }
@@ -112,25 +111,13 @@ export class Packer {
     let p = this.open[type];
     if (!p) {
       const file = this.o.backend.createObjectFile?.() ?? null;
-      const parity = this.o.parity;
-      let op: OpenPack | null = null;
       // Room for the target size plus the one blob that may take it over (a chunk or batch).
       const capacity = this.o.packSize[type] + (this.o.packSize[type] >> 2);
       const arena = this.arenas.find((a) => a.length >= capacity && a.length <= 2 * capacity);
       if (arena) this.arenas = this.arenas.filter((a) => a !== arena);
-      // Streamed: the finished pack goes to its file (and its parity fold) from the builder.
-      const builder = new PackBuilder(
-        capacity,
-        arena,
-        file
-          ? (b) => {
-              file.append(b);
-              if (parity) (op!.fold ??= parity.start()).add(b);
-            }
-          : undefined,
-      );
+      const builder = new PackBuilder(capacity, arena);
       if (file) this.files.add(file);
-      p = op = this.open[type] = { type, file, fold: null, key: randomBytes(32), builder, batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
+      p = this.open[type] = { type, file, fold: null, key: randomBytes(32), builder, batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
     }
     return p;
   }
@@ -301,51 +288,73 @@ export class Packer {
     if (p.written || p.builder.count === 0) return;
     p.written = true;
     const sealedKey = sealTo(this.o.repoPub, p.key);
-    // The builder hashed the pack as its bytes became final: no pass over it here.
-    const { bytes, length, entries, sha256: id } = p.builder.finish(p.key, sealedKey);
-    // A pack put from memory is folded whole (a streamed one was, as it went to its file).
-    if (this.o.parity && !p.file) (p.fold = this.o.parity.start()).add(bytes!);
-    // A streamed pack's bytes went to its file in finish (synchronously): the builder's
-    // buffer is free now.
-    if (p.file && this.arenas.length < 2) this.arenas.push(p.builder.buffer);
-    // The ids are kept (until the next index file) as views into one buffer per pack: a
-    // Buffer of its own per blob costs ~250 bytes more (ArrayBuffer, backing store), and
-    // tens of thousands of them in the old generation made V8 grow the main heap further.
-    const ids = Buffer.allocUnsafeSlow(entries.length * 32);
-    const entry: IndexPack = {
-      id,
-      kind: p.type,
-      sealedKey,
-      blobs: entries.map((e, i) => {
-        ids.set(e.id, i * 32);
-        return { id: ids.subarray(i * 32, i * 32 + 32), offset: e.offset, length: e.length, rawLength: e.rawLength };
-      }),
-    };
-    // A streamed pack is already written; what is left (fsync, link) holds no memory.
+    const { bytes, entries } = p.builder.finish(p.key, sealedKey);
+    if (this.o.parity) (p.fold = this.o.parity.start()).add(bytes);
+    // A pack waiting for its store holds its buffer: at most `max` of them.
     const max = this.o.maxUploads ?? (p.file ? 2 : this.o.backend.putConcurrency ?? 2);
     while (this.uploads.size >= max) await Promise.race(this.uploads);
     await this.o.parity?.room();
     if (this.failure) throw this.failure;
-    const name = packName(p.type, id.toString('hex'));
-    const file = p.file;
-    const stored = file ? file.commit(name).finally(() => this.files.delete(file)) : this.o.backend.put(name, bytes!, { storageClass: this.o.storageClass[p.type] });
     // Copied before the arena goes back for the next pack (the local tree cache keeps it).
-    const treeBytes = !file && p.type === 'tree' && this.o.onPack ? Buffer.from(bytes!) : undefined;
-    const up = stored
-      .then(() => {
-        if (!file && this.arenas.length < 1) this.arenas.push(p.builder.buffer);
-        this.bytesWritten += length;
+    const treeBytes = !p.file && p.type === 'tree' && this.o.onPack ? Buffer.from(bytes) : undefined;
+    const up = this.store(p, bytes)
+      .then((id) => {
+        // The ids are kept (until the next index file) as views into one buffer per pack: a
+        // Buffer of its own per blob costs ~250 bytes more (ArrayBuffer, backing store), and
+        // tens of thousands of them in the old generation made V8 grow the main heap further.
+        const ids = Buffer.allocUnsafeSlow(entries.length * 32);
+        const entry: IndexPack = {
+          id,
+          kind: p.type,
+          sealedKey,
+          blobs: entries.map((e, i) => {
+            ids.set(e.id, i * 32);
+            return { id: ids.subarray(i * 32, i * 32 + 32), offset: e.offset, length: e.length, rawLength: e.rawLength };
+          }),
+        };
+        this.bytesWritten += bytes.length;
         this.written.push(entry);
         this.writtenBlobCount += entry.blobs.length;
-        this.writtenByteCount += length;
-        this.o.onPack?.(entry, length, treeBytes);
-        p.fold?.stored(entry, length);
+        this.writtenByteCount += bytes.length;
+        this.o.onPack?.(entry, bytes.length, treeBytes);
+        p.fold?.stored(entry, bytes.length);
       })
       .catch((e) => {
         this.failure ??= e;
       })
       .finally(() => this.uploads.delete(up));
     this.uploads.add(up);
+  }
+
+  /**
+   * Stores a finished pack under the SHA-256 of its bytes, both taken on libuv's pool: to its
+   * file (written while it is hashed, then committed) or put. Its buffer goes back for the
+   * next packs once nothing reads it. Returns its id.
+   */
+  private async store(p: OpenPack, bytes: Buffer): Promise<Buffer> {
+    const file = p.file;
+    if (!file) {
+      const id = await sha256OnPool(bytes);
+      await this.o.backend.put(packName(p.type, id.toString('hex')), bytes, { storageClass: this.o.storageClass[p.type] });
+      if (this.arenas.length < 1) this.arenas.push(p.builder.buffer);
+      return id;
+    }
+    let committing = false;
+    try {
+      const [hashed, written] = await Promise.allSettled([sha256OnPool(bytes), file.write(bytes)]);
+      if (this.arenas.length < 2) this.arenas.push(p.builder.buffer);
+      if (written.status === 'rejected') throw written.reason;
+      if (hashed.status === 'rejected') throw hashed.reason;
+      committing = true;
+      await file.commit(packName(p.type, hashed.value.toString('hex')));
+      return hashed.value;
+    } catch (e) {
+      // A commit removes its temp file whatever happens; before it, the file is dropped here.
+      if (!committing) await file.abort().catch(() => {});
+      throw e;
+    } finally {
+      this.files.delete(file);
+    }
   }
 
   /** Writes out the open packs and waits for every seal and upload. */
