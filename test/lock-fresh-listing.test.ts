@@ -47,7 +47,8 @@ function restoresAll(t: Test, repo: string, dir: string): void {
   }
 }
 
-t.test('a backup held before its lock while a prune deletes what it would reuse', async (t) => {
+/** A repository (no parity) with one snapshot of src, which holds one 300 kB random file. */
+function oneSnapshot(t: Test): { dir: string; repo: string; src: string; firstId: string } {
   const dir = tempDir(t, 'tsbak-lock-fresh-');
   const repo = path.join(dir, 'repo');
   const src = path.join(dir, 'src');
@@ -56,7 +57,11 @@ t.test('a backup held before its lock while a prune deletes what it would reuse'
   writeFileSync(path.join(src, 'kept'), randomBytes(300_000));
   const first = run('tsbak-write', [repo, src, '--json']);
   t.equal(first.code, 0, first.stderr);
-  const firstId = lastJson(first.stdout).snapshot_id as string;
+  return { dir, repo, src, firstId: lastJson(first.stdout).snapshot_id as string };
+}
+
+t.test('a backup held before its lock while a prune deletes what it would reuse', async (t) => {
+  const { dir, repo, src, firstId } = oneSnapshot(t);
   // The second backup opens (listing the index that holds `kept`'s blobs) and waits.
   const b = heldBeforeLock(t, 'tsbak-write', [repo, src, '--json'], dir);
   await b.paused;
@@ -94,17 +99,10 @@ t.test('a prune held before its lock while a backup completes', async (t) => {
 });
 
 t.test('a process that loaded the index before a prune replaced it refuses to back up on it (watch reopens)', async (t) => {
-  const dir = tempDir(t, 'tsbak-lock-fresh-');
-  const repoDir = path.join(dir, 'repo');
-  const src = path.join(dir, 'src');
-  mkdirSync(src);
-  t.equal(run('tsbak', ['init', repoDir, '--parity', 'none']).code, 0);
-  writeFileSync(path.join(src, 'kept'), randomBytes(300_000));
-  const first = run('tsbak-write', [repoDir, src, '--json']);
-  t.equal(first.code, 0, first.stderr);
+  const { repo: repoDir, src, firstId } = oneSnapshot(t);
   const repo = await Repository.open(new LocalBackend(repoDir), { password: 'correct horse' });
   await repo.loadIndex();
-  t.equal(run('tsbak', ['forget', repoDir, lastJson(first.stdout).snapshot_id, '--prune']).code, 0);
+  t.equal(run('tsbak', ['forget', repoDir, firstId, '--prune']).code, 0);
   const failed = await backup(repo, { paths: [src], cacheDir: null }).then(
     () => null,
     (e: unknown) => e,
