@@ -2,12 +2,11 @@
 // the same directory, are fsynced, then hard-linked to the final name (link fails if the
 // name exists, so nothing is ever overwritten) and the directory is fsynced.
 
-import { closeSync, fsync, openSync, promises as fsp, readSync, readdirSync, statSync, unlinkSync, constants as C } from 'node:fs';
+import { closeSync, fsync, openSync, write, promises as fsp, readSync, readdirSync, statSync, unlinkSync, constants as C } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Unfinished, Backend, ObjectFile, ObjectInfo, PutOptions, Range } from './backend.js';
 import { NotFoundError, TsbakError } from '../errors.js';
-import { writeAllAt } from '../platform/write-all.js';
 
 /**
  * mkdir -p without node's `recursive: true`, which spins forever where mkdir says ENOENT
@@ -112,7 +111,12 @@ export class LocalBackend implements Backend {
     return {
       write: async (bytes: Uint8Array) => {
         try {
-          await writeAllAt(fd, bytes, null);
+          for (let off = 0; off < bytes.length; ) {
+            const n = await new Promise<number>((resolve, reject) => write(fd, bytes, off, bytes.length - off, null, (e, written) => (e ? reject(e) : resolve(written))));
+            // A write that takes nothing and reports nothing (a full device, on some filesystems) would spin forever.
+            if (n === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+            off += n;
+          }
         } catch (e: any) {
           throw ioError(tmp, e);
         }
