@@ -618,6 +618,7 @@ static void run_id(struct pool_job *pj) {
 
 static const struct job_kind ID = {"tsbak:blobId", 3, sizeof(struct id_job), parse_id, run_id};
 napi_value js_blobIdAsync(napi_env env, napi_callback_info info) { return call_job(env, info, &ID, 1); }
+napi_value js_blobId(napi_env env, napi_callback_info info) { return call_job(env, info, &ID, 0); }
 
 static const struct job_kind OPEN = {"tsbak:openBlobs", 11, sizeof(struct open_job), parse_open, run_open};
 napi_value js_openBlobs(napi_env env, napi_callback_info info) { return call_job(env, info, &OPEN, 0); }

@@ -14,5 +14,6 @@ JS_FUNCTION(js_sealBlobs);
 JS_FUNCTION(js_sealBlobsAsync);
 JS_FUNCTION(js_openBlobToFileAsync);
 JS_FUNCTION(js_blobIdAsync);
+JS_FUNCTION(js_blobId);
 
 #endif

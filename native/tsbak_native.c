@@ -4,7 +4,7 @@
  *   syscalls.c   l*xattr, SEEK_DATA/SEEK_HOLE extents, mknod, lchmod, utimensat in ns; malloc_trim
  *   scan.c       scanDir(Sync), readSmallFiles: a directory's listing with every entry's
  *                statx (and xattrs), and its small files read, in one call on the pool
- *   blob.c       openBlobs, sealBlobs, openBlobToFileAsync, blobIdAsync: the blob envelope
+ *   blob.c       openBlobs, sealBlobs, openBlobToFileAsync, blobId(Async): the blob envelope
  *                (docs/FORMAT.md "Blob") for batches of blobs
  *   restore.c    writeFiles: a restore's batch of small files, created with their metadata
  *   chunk.c      gearScan: FastCDC's gear-hash loop
@@ -56,6 +56,7 @@ NAPI_MODULE_INIT() {
       {"writeFilesAsync", NULL, js_writeFilesAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openBlobToFileAsync", NULL, js_openBlobToFileAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blobIdAsync", NULL, js_blobIdAsync, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"blobId", NULL, js_blobId, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyRangeAsync", NULL, js_copyRangeAsync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gearScan", NULL, js_gearScan, NULL, NULL, NULL, napi_enumerable, NULL},
       {"inotifyOpen", NULL, js_inotifyOpen, NULL, NULL, NULL, napi_enumerable, NULL},

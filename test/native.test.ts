@@ -566,15 +566,19 @@ t.test('openBlobs opens raw and zstd blobs and flags every kind of damage', asyn
   t.throws(() => native.openBlobs({ sealed: Buffer.alloc(0), offsets: new Uint32Array(2), lengths: new Uint32Array(1), keyOf: new Uint16Array(2), keys: [keyA], ids: Buffer.alloc(64), macKey, rawLengths: new Uint32Array(2) }, Buffer.alloc(0), new Uint32Array(2)), /lengths/, 'arrays shorter than the blob count are refused');
 });
 
-t.test('blobIdNativeAsync computes blobId on the thread pool', async (t) => {
+t.test('blobIdNative and blobIdNativeAsync compute blobId, on the calling thread and on the pool', async (t) => {
   const { blobId } = await import('../src/crypto/hash.js');
   const { randomBytes } = await import('node:crypto');
-  for (const macKey of [randomBytes(32), randomBytes(32)]) {
-    for (const data of [Buffer.alloc(0), Buffer.from('abc'), randomBytes(1 << 20)]) {
-      t.ok((await native.blobIdNativeAsync(macKey, data)).equals(blobId(macKey, data)), `${data.length} bytes: the same id`);
+  // Two keys in turn: the addon keeps the last key's HMAC states, and must notice a new key.
+  for (const macKey of [randomBytes(32), randomBytes(32), randomBytes(32)]) {
+    for (const data of [Buffer.alloc(0), Buffer.from('abc'), randomBytes(63), randomBytes(64), randomBytes(3300), randomBytes(1 << 20)]) {
+      const want = blobId(macKey, data);
+      t.ok(native.blobIdNative(macKey, data).equals(want), `${data.length} bytes: the same id on the calling thread`);
+      t.ok((await native.blobIdNativeAsync(macKey, data)).equals(want), `${data.length} bytes: the same id on the pool`);
     }
   }
-  await t.rejects(native.blobIdNativeAsync(Buffer.alloc(16), Buffer.from('x')), /macKey/, 'a MAC key of the wrong size is refused');
+  t.throws(() => native.blobIdNative(Buffer.alloc(16), Buffer.from('x')), /macKey/, 'a MAC key of the wrong size is refused');
+  await t.rejects(native.blobIdNativeAsync(Buffer.alloc(16), Buffer.from('x')), /macKey/, 'a MAC key of the wrong size is refused on the pool');
 });
 
 t.test('openBlobToFileAsync writes a raw or zstd blob at its offset, and writes nothing of a damaged one', async (t) => {
