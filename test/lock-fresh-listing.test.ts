@@ -12,7 +12,6 @@ import t, { type Test } from 'tap';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { lastJson, run, start } from './lib/cli.js';
 import { tempDir } from './lib/temp.js';
 import { whenFiles } from './lib/file-events.js';
@@ -21,7 +20,7 @@ import { Repository } from '../src/repo/repository.js';
 import { backup } from '../src/writer/backup.js';
 import { TsbakError } from '../src/errors.js';
 
-function heldBeforeLock(t: Test, bin: string, args: string[], dir: string): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }>; paused: Promise<void>; go: () => void } {
+function heldBeforeLock(t: Test, bin: string, args: string[], dir: string): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; paused: Promise<void>; go: () => void } {
   const pauseDir = path.join(dir, `pause-${bin}`);
   mkdirSync(pauseDir);
   const child = start(bin, args, { TSBAK_CRASH_AT: 'locks/#1:pause', TSBAK_PAUSE_DIR: pauseDir });
@@ -34,7 +33,7 @@ function heldBeforeLock(t: Test, bin: string, args: string[], dir: string): { ch
     failed: done.then((r) => new Error(`${bin} exited (${r.code}) before its lock: ${r.stderr}`)),
   });
   t.teardown(() => void child.kill('SIGKILL'));
-  return { child, done, paused, go: () => writeFileSync(path.join(pauseDir, 'go'), '') };
+  return { done, paused, go: () => writeFileSync(path.join(pauseDir, 'go'), '') };
 }
 
 function restoresAll(t: Test, repo: string, dir: string): void {
@@ -78,13 +77,7 @@ t.test('a backup held before its lock while a prune deletes what it would reuse'
 });
 
 t.test('a prune held before its lock while a backup completes', async (t) => {
-  const dir = tempDir(t, 'tsbak-lock-fresh-');
-  const repo = path.join(dir, 'repo');
-  const src = path.join(dir, 'src');
-  mkdirSync(src);
-  t.equal(run('tsbak', ['init', repo, '--parity', 'none']).code, 0);
-  writeFileSync(path.join(src, 'one'), randomBytes(300_000));
-  t.equal(run('tsbak-write', [repo, src]).code, 0);
+  const { dir, repo, src } = oneSnapshot(t);
   // The prune opens (listing snapshots and index files) and waits.
   const p = heldBeforeLock(t, 'tsbak', ['prune', repo, '--json'], dir);
   await p.paused;
