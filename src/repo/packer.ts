@@ -16,7 +16,7 @@ import { packName } from './layout.js';
 import { SealPool } from './seal-pool.js';
 import type { PackFold } from './parity-writer.js';
 import { sealBlobNative } from '../platform/native/blob.js';
-import { gfSha256Async as sha256OnPool } from '../platform/native/parity.js';
+import { gfAlloc as hugePageBuffer, gfSha256Async as sha256OnPool } from '../platform/native/parity.js';
 
 const BATCH_BYTES = 1 << 20;
 const BATCH_BLOBS = 256;
@@ -115,7 +115,9 @@ export class Packer {
       const capacity = this.o.packSize[type] + (this.o.packSize[type] >> 2);
       const arena = this.arenas.find((a) => a.length >= capacity && a.length <= 2 * capacity);
       if (arena) this.arenas = this.arenas.filter((a) => a !== arena);
-      const builder = new PackBuilder(capacity, arena);
+      // A new buffer is backed by huge pages: the main thread lays the pack out in it, and
+      // 4 KiB first touches (a fault and a zeroed page each) cost it more than the copies.
+      const builder = new PackBuilder(capacity, arena ?? hugePageBuffer(capacity));
       if (file) this.files.add(file);
       p = this.open[type] = { type, file, fold: null, key: randomBytes(32), builder, batch: null, reserved: 0, inFlight: 0, closed: false, written: false };
     }
