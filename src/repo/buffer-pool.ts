@@ -17,6 +17,14 @@ export function sizeClass(n: number, minSize = 64 << 10): number {
 export class BufferPool {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private pooled = 0;
+  private out = 0;
+  /** Buffers handed out and not given back. */
+  get outNow(): number {
+    return this.out;
+  }
+
+  /** The most buffers handed out and not given back at once. */
+  mostOut = 0;
 
   /** `unzeroed`: new buffers are not cleared first (for callers that fill every byte they use: no page-touching memset). */
   constructor(
@@ -37,6 +45,7 @@ export class BufferPool {
   /** A buffer of at least `n` bytes (its contents are whatever was there). */
   take(n: number): ArrayBuffer {
     const c = this.sizeClass(n);
+    this.mostOut = Math.max(this.mostOut, ++this.out);
     const b = this.free.get(c)?.pop();
     if (b) {
       this.pooled -= c;
@@ -47,6 +56,7 @@ export class BufferPool {
 
   /** Gives a buffer back; one of a size this pool did not hand out is ignored. */
   give(b: ArrayBuffer): void {
+    this.out--;
     const c = b.byteLength;
     if (c === 0 || c !== this.sizeClass(c) || this.pooled + c > this.maxPooledBytes) return;
     let list = this.free.get(c);

@@ -102,7 +102,9 @@ export class Packer {
 
   constructor(private readonly o: PackerOptions) {
     const n = o.workers ?? (process.env.TSBAK_WORKERS ? Number(process.env.TSBAK_WORKERS) : 2);
-    this.pool = n > 0 ? new SealPool(n + 2) : null;
+    // Input buffers out at once (takeInput): n + 1 batches sealing or hashing, the batch being
+    // filled, and two waiting their turn.
+    this.pool = n > 0 ? new SealPool(n + 4) : null;
     this.maxInFlight = n + 1;
     this.deferHashing = process.env.TSBAK_DEFER_HASH ? process.env.TSBAK_DEFER_HASH === '1' : true;
   }
@@ -142,10 +144,8 @@ export class Packer {
     }
     if (!copiedAtOnce(plain.length)) {
       // A large blob travels alone.
-      while (this.running >= this.maxInFlight) await new Promise<void>((r) => this.roomWaiters.push(r));
-      if (this.failure) throw this.failure;
+      const data = await this.takeInput(plain.length);
       const p = this.current(type);
-      const data = new Uint8Array(this.pool.takeInput(plain.length));
       data.set(plain);
       p.reserved += plain.length;
       const send = this.dispatch(p, { data, used: plain.length, ids: [id], offsets: [0], lengths: [plain.length] });
@@ -153,9 +153,15 @@ export class Packer {
       await send;
       return;
     }
+    // A buffer for a new batch, unless one is being filled (still or again, after the wait).
+    const fresh = this.open[type]?.batch ? null : await this.takeInput(BATCH_BYTES);
     const p = this.current(type);
     let b = p.batch;
-    if (!b) b = p.batch = { data: new Uint8Array(this.pool.takeInput(BATCH_BYTES)), used: 0, ids: [], offsets: [], lengths: [] };
+    if (fresh && b) {
+      this.pool.giveInput(fresh.buffer as ArrayBuffer);
+      this.wake();
+    }
+    if (!b) b = p.batch = { data: fresh ?? (await this.takeInput(BATCH_BYTES)), used: 0, ids: [], offsets: [], lengths: [] };
     b.data.set(plain, b.used);
     b.ids.push(id);
     b.offsets.push(b.used);
@@ -170,6 +176,21 @@ export class Packer {
       return;
     }
     await this.maybeClose(p);
+  }
+
+  /**
+   * An input buffer for a batch or a copy to hash, once fewer than the SealPool keeps are
+   * out (batches filled, sealing or waiting for the pool; copies being hashed). Without this
+   * bound the walk's concurrent saves started new batches while full ones waited their turn:
+   * 13 buffers out at once, and every batch beyond the pool's few was a fresh 4 MiB buffer,
+   * allocated, zeroed and page-faulted on the main thread. The check and the take are one
+   * synchronous step, so waiters woken together cannot all pass.
+   */
+  private async takeInput(n: number): Promise<Uint8Array> {
+    const pool = this.pool!;
+    while (pool.inputsOut >= pool.slots) await new Promise<void>((r) => this.roomWaiters.push(r));
+    if (this.failure) throw this.failure;
+    return new Uint8Array(pool.takeInput(n));
   }
 
   /** Every waiter re-checks its own condition (they wait for different kinds of room). */
@@ -204,9 +225,7 @@ export class Packer {
     isNew: (id: Buffer) => boolean,
   ): Promise<{ id: Promise<Buffer> }> {
     if (this.failure) throw this.failure;
-    // Copies waiting for their hash count against the same room as batches on the pool.
-    while (this.inFlight + this.hashing >= this.maxInFlight + 1) await new Promise<void>((r) => this.roomWaiters.push(r));
-    const data = new Uint8Array(this.pool!.takeInput(plain.length));
+    const data = await this.takeInput(plain.length);
     data.set(plain);
     this.hashing++;
     const len = plain.length;
@@ -377,6 +396,11 @@ export class Packer {
     while (this.sealing.size || this.inFlight) await Promise.all([...this.sealing, new Promise((r) => setImmediate(r))]);
     while (this.uploads.size) await Promise.all(this.uploads);
     if (this.failure) throw this.failure;
+  }
+
+  /** The most batch input buffers out at once (see takeInput), and how many the SealPool keeps. */
+  get inputBuffers(): { mostOut: number; kept: number } {
+    return { mostOut: this.pool?.mostInputsOut ?? 0, kept: this.pool?.slots ?? 0 };
   }
 
   /** Why writing failed (a pack could not be sealed or stored), once it has. */

@@ -53,7 +53,7 @@ export class SealPool {
    * one being filled). The pools keep that many of each; with fewer, buffers went round as
    * garbage (docs/PERFORMANCE.md, "Buffers").
    */
-  constructor(slots = 4) {
+  constructor(readonly slots = 4) {
     this.inputs = new BufferPool(slots * UNIFORM_INPUT);
     this.outputs = new BufferPool(slots * OUTPUT_CLASS);
   }
@@ -65,6 +65,16 @@ export class SealPool {
    */
   takeInput(n: number): ArrayBuffer {
     return this.inputs.take(Math.max(n, UNIFORM_INPUT));
+  }
+
+  /** Input buffers out now (taken and not yet sealed or given back). */
+  get inputsOut(): number {
+    return this.inputs.outNow;
+  }
+
+  /** The most input buffers out at once. */
+  get mostInputsOut(): number {
+    return this.inputs.mostOut;
   }
 
   /** Gives back an input buffer that was not sent after all. */
