@@ -153,15 +153,25 @@ export class Packer {
       await send;
       return;
     }
-    // A buffer for a new batch, unless one is being filled (still or again, after the wait).
-    const fresh = this.open[type]?.batch ? null : await this.takeInput(BATCH_BYTES);
+    // A buffer for a new batch, unless one is being filled. The blob is copied before the
+    // first yield (the caller reuses its buffer at once): if a new batch must wait for a
+    // buffer, into a copy of its own first.
+    let fresh: Uint8Array | null = null;
+    if (!this.open[type]?.batch) {
+      fresh = this.tryTakeInput(BATCH_BYTES);
+      if (!fresh) {
+        plain = Uint8Array.prototype.slice.call(plain);
+        fresh = await this.takeInput(BATCH_BYTES);
+      }
+    }
     const p = this.current(type);
     let b = p.batch;
     if (fresh && b) {
       this.pool.giveInput(fresh.buffer as ArrayBuffer);
       this.wake();
     }
-    if (!b) b = p.batch = { data: fresh ?? (await this.takeInput(BATCH_BYTES)), used: 0, ids: [], offsets: [], lengths: [] };
+    // (No batch was open without a wait in between: `fresh` is set.)
+    if (!b) b = p.batch = { data: fresh!, used: 0, ids: [], offsets: [], lengths: [] };
     b.data.set(plain, b.used);
     b.ids.push(id);
     b.offsets.push(b.used);
@@ -187,10 +197,18 @@ export class Packer {
    * synchronous step, so waiters woken together cannot all pass.
    */
   private async takeInput(n: number): Promise<Uint8Array> {
-    const pool = this.pool!;
-    while (pool.inputsOut >= pool.slots) await new Promise<void>((r) => this.roomWaiters.push(r));
+    for (;;) {
+      const b = this.tryTakeInput(n);
+      if (b) return b;
+      await new Promise<void>((r) => this.roomWaiters.push(r));
+    }
+  }
+
+  /** takeInput without waiting: null when none may be taken now. */
+  private tryTakeInput(n: number): Uint8Array | null {
     if (this.failure) throw this.failure;
-    return new Uint8Array(pool.takeInput(n));
+    const pool = this.pool!;
+    return pool.inputsOut < pool.slots ? new Uint8Array(pool.takeInput(n)) : null;
   }
 
   /** Every waiter re-checks its own condition (they wait for different kinds of room). */
