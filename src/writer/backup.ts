@@ -656,32 +656,41 @@ class BackupRun {
     };
     const saveLeaves = async () => {
       // In groups: up to ENTRY_BATCH entries, and small files not read ahead up to
-      // READ_AHEAD_BATCH bytes, read in one call before the group is stored. The next group
-      // is read and started while the last one's stragglers (a large file) finish: two
-      // groups at most, so the walk does not stop at every group's slowest entry.
+      // READ_AHEAD_BATCH bytes, read in one call on the pool before the group is stored. The
+      // next group's files are read while this one is stored, and the next group is started
+      // while this one's stragglers (a large file) finish: two groups stored at most, so the
+      // walk does not stop at every group's slowest entry nor wait for each group's read.
+      const groups: Array<{ group: typeof leaves; late: ScannedEntry[]; bytes: number }> = [];
+      for (let i = 0; i < leaves.length; ) {
+        const group: typeof leaves = [];
+        const late: ScannedEntry[] = [];
+        let bytes = 0;
+        for (; i < leaves.length && group.length < ENTRY_BATCH; i++) {
+          const e = leaves[i]!.scanned;
+          const size = e && this.wantsRead(e, visit) ? Number(e.st!.size) : 0;
+          if (size && bytes + size > READ_AHEAD_BATCH && group.length) break;
+          group.push(leaves[i]!);
+          if (size) late.push(e!);
+          bytes += size;
+        }
+        groups.push({ group, late, bytes });
+      }
+      const read = async ({ late, bytes }: (typeof groups)[number]): Promise<() => void> => {
+        if (!late.length) return () => {};
+        const sp = shortPath(visit.at ?? dir);
+        try {
+          return await this.readInto(sp.path, late, bytes, visit);
+        } finally {
+          sp.close();
+        }
+      };
+      let next: Promise<() => void> | null = groups.length ? read(groups[0]!) : null;
       let last: Promise<void> | null = null;
       try {
-        for (let i = 0; i < leaves.length; ) {
-          const group: typeof leaves = [];
-          const late: ScannedEntry[] = [];
-          let bytes = 0;
-          for (; i < leaves.length && group.length < ENTRY_BATCH; i++) {
-            const e = leaves[i]!.scanned;
-            const size = e && this.wantsRead(e, visit) ? Number(e.st!.size) : 0;
-            if (size && bytes + size > READ_AHEAD_BATCH && group.length) break;
-            group.push(leaves[i]!);
-            if (size) late.push(e!);
-            bytes += size;
-          }
-          let release = () => {};
-          if (late.length) {
-            const sp = shortPath(visit.at ?? dir);
-            try {
-              release = await this.readInto(sp.path, late, bytes, visit);
-            } finally {
-              sp.close();
-            }
-          }
+        for (let k = 0; k < groups.length; k++) {
+          const { group, late } = groups[k]!;
+          const release = await next!;
+          next = k + 1 < groups.length && GROUPS_IN_FLIGHT > 1 ? read(groups[k + 1]!) : null;
           const stored = Promise.all(group.map((l) => one(l))).then(() => {}).finally(() => {
             release();
             for (const e of late) visit.contents.delete(e);
@@ -690,6 +699,7 @@ class BackupRun {
           stored.catch(() => {}); // awaited below, after the next group started
           if (GROUPS_IN_FLIGHT === 1) {
             await stored;
+            if (k + 1 < groups.length) next = read(groups[k + 1]!);
             continue;
           }
           if (last) {
@@ -704,6 +714,7 @@ class BackupRun {
       } catch (e) {
         // Nothing may still use the visit's buffers when the error goes up (saveDir releases them).
         await last?.catch(() => {});
+        await next?.then((release) => release(), () => {});
         throw e;
       }
       if (last) await last;
