@@ -47,6 +47,9 @@
 #                                       backup1 backup2 restore (default all; backup1 is
 #                                       always run: the others need its repository; the
 #                                       repository size comes with backup2)
+#   BENCH_CORPUS_RUNS=3                 how many times each step runs on the other corpora,
+#                                       the tools' order alternating; the table shows the
+#                                       median run (one run varies by more than 10% here)
 #   BENCH_TMPFS_DIR=/dev/shm/x          the tmpfs restores of the other corpora go to
 #                                       (default /dev/shm/tsbak-bench-restore); the disk
 #                                       restores go to $BENCH_DIR/restore-disk (checked
@@ -74,6 +77,7 @@ images_mib=${BENCH_IMAGES_MIB:-512}
 git_sources=${BENCH_GIT_SOURCES:-/usr/include}
 tmpfs_dir=${BENCH_TMPFS_DIR:-/dev/shm/tsbak-bench-restore}
 corpus_steps=${BENCH_CORPUS_STEPS:-backup1 backup2 restore}
+corpus_runs=${BENCH_CORPUS_RUNS:-3}
 big_mib=${BENCH_BIG_MIB:-2048}
 big_bytes=$((big_mib * 1048576))
 if [ "$big_mib" -ge 1024 ] && [ $((big_mib % 1024)) -eq 0 ]; then
@@ -96,6 +100,12 @@ for s in $corpus_steps; do
   case $s in backup1|backup2|restore) ;; *) die "unknown step in BENCH_CORPUS_STEPS: $s (backup1 backup2 restore)" ;; esac
 done
 corpus_step() { case " $corpus_steps " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+case $corpus_runs in '' | *[!0-9]* | 0) die "BENCH_CORPUS_RUNS=$corpus_runs: give a whole number of runs, 1 or more" ;; esac
+# the tools in run N's order: as given in odd runs, reversed in even ones (the first tool
+# to read a corpus after a pause may find pages of it evicted; the first run pays for it)
+tools_in_run() {
+  if [ $(($1 % 2)) -eq 1 ]; then echo "$tools"; else echo "$tools" | tr ' ' '\n' | tac | tr '\n' ' '; fi
+}
 
 # ---- prerequisites ----
 need_pkgs=()
@@ -394,43 +404,51 @@ for c in $corpora; do
   say "corpus $c: $c_bytes bytes, $c_files files, median file $c_median"
   corpora_info="$corpora_info$c:$c_bytes:$c_files:$c_median;"
   warm "$cdir"
-  say "corpus $c: first backup"
-  for t in $tools; do
-    r=$(repo "$t" "c-$c")
-    case $t in
-      tsbak)
-        run "tsbak-init-$c" "$here/bin/tsbak" init "$r" --parity "${BENCH_TSBAK_PARITY:-off}"
-        measure tsbak "$c.backup1" "$c_bytes" "$here/bin/tsbak-write" "$r" "$cdir" --json --cache-dir "$work/cache/tsbak" ;;
-      restic)
-        run "restic-init-$c" restic init --repo "$r"
-        # restic calibrates its KDF to the machine at init (slower under load: weaker and cheaper)
-        say "  restic key: $(node -e 'const k = JSON.parse(require("fs").readFileSync(process.argv[1])); console.log(`scrypt N=${k.N} r=${k.r} p=${k.p}`)' "$r"/keys/*)"
-        measure restic "$c.backup1" "$c_bytes" restic --repo "$r" backup "$cdir" ;;
-      borg)
-        run "borg-init-$c" borg init -e repokey-blake2 "$r"
-        measure borg "$c.backup1" "$c_bytes" borg create --compression zstd,3 "$r::backup1" "$cdir" ;;
-    esac
+  # Each step runs BENCH_CORPUS_RUNS times, the tools' order alternating; the table shows
+  # the median. The first backup starts from a new repository each time (the last one is kept).
+  say "corpus $c: first backup ($corpus_runs runs)"
+  for n in $(seq "$corpus_runs"); do
+    for t in $(tools_in_run "$n"); do
+      r=$(repo "$t" "c-$c")
+      rm -rf "$r"
+      case $t in
+        tsbak)
+          run "tsbak-init-$c" "$here/bin/tsbak" init "$r" --parity "${BENCH_TSBAK_PARITY:-off}"
+          measure tsbak "$c.backup1" "$c_bytes" "$here/bin/tsbak-write" "$r" "$cdir" --json --cache-dir "$work/cache/tsbak" ;;
+        restic)
+          run "restic-init-$c" restic init --repo "$r"
+          # restic calibrates its KDF to the machine at init (slower under load: weaker and cheaper)
+          say "  restic key: $(node -e 'const k = JSON.parse(require("fs").readFileSync(process.argv[1])); console.log(`scrypt N=${k.N} r=${k.r} p=${k.p}`)' "$r"/keys/*)"
+          measure restic "$c.backup1" "$c_bytes" restic --repo "$r" backup "$cdir" ;;
+        borg)
+          run "borg-init-$c" borg init -e repokey-blake2 "$r"
+          measure borg "$c.backup1" "$c_bytes" borg create --compression zstd,3 "$r::backup1" "$cdir" ;;
+      esac
+    done
   done
-  corpus_step backup2 && say "corpus $c: unchanged re-backup"
-  corpus_step backup2 && for t in $tools; do
-    r=$(repo "$t" "c-$c")
-    case $t in
-      tsbak) measure tsbak "$c.backup2" "$c_bytes" "$here/bin/tsbak-write" "$r" "$cdir" --json --cache-dir "$work/cache/tsbak" ;;
-      restic) measure restic "$c.backup2" "$c_bytes" restic --repo "$r" backup "$cdir" ;;
-      borg) measure borg "$c.backup2" "$c_bytes" borg create --compression zstd,3 "$r::backup2" "$cdir" ;;
-    esac
-    record_size "$t" "$c.size" "$r"
+  corpus_step backup2 && say "corpus $c: unchanged re-backup ($corpus_runs runs)"
+  corpus_step backup2 && for n in $(seq "$corpus_runs"); do
+    for t in $(tools_in_run "$n"); do
+      r=$(repo "$t" "c-$c")
+      case $t in
+        tsbak) measure tsbak "$c.backup2" "$c_bytes" "$here/bin/tsbak-write" "$r" "$cdir" --json --cache-dir "$work/cache/tsbak" ;;
+        restic) measure restic "$c.backup2" "$c_bytes" restic --repo "$r" backup "$cdir" ;;
+        borg) measure borg "$c.backup2" "$c_bytes" borg create --compression zstd,3 "$r::backup2-$n" "$cdir" ;;
+      esac
+      [ "$n" -eq 1 ] && record_size "$t" "$c.size" "$r"
+    done
   done
   corpus_step restore && for where in tmpfs disk; do
-    say "corpus $c: restore to $where"
-    for t in $tools; do
+    say "corpus $c: restore to $where ($corpus_runs runs)"
+    for n in $(seq "$corpus_runs"); do
+    for t in $(tools_in_run "$n"); do
       r=$(repo "$t" "c-$c")
       if [ $where = tmpfs ]; then d=$tmpfs_dir/$t; else d=$disk_dir/$t; fi
       mkdir -p "$d"
       case $t in
         tsbak) measure tsbak "$c.restore-$where" "$c_bytes" "$here/bin/tsbak" restore "$r" latest --target "$d" ;;
         restic) measure restic "$c.restore-$where" "$c_bytes" restic --repo "$r" restore latest --target "$d" ;;
-        borg) measure borg "$c.restore-$where" "$c_bytes" sh -c 'cd "$1" && exec borg extract "$2"' sh "$d" "$r::backup2" ;;
+        borg) measure borg "$c.restore-$where" "$c_bytes" sh -c 'cd "$1" && exec borg extract "$2"' sh "$d" "$r::backup2-1" ;;
       esac
       restored=$d$cdir
       [ -d "$restored" ] || die "$t restore: $restored does not exist"
@@ -438,7 +456,7 @@ for c in $corpora; do
       b=$(file_bytes "$restored")
       [ "$n" -eq "$c_files" ] || say "  WARNING: $t restored $n files, the corpus has $c_files"
       [ "$b" = "$c_file_bytes" ] || say "  WARNING: $t restored $b bytes of regular files, the corpus has $c_file_bytes"
-      if [ "$t" = tsbak ] && [ $where = disk ] && [ "${BENCH_VERIFY:-1}" != 0 ]; then
+      if [ "$t" = tsbak ] && [ $where = disk ] && [ "$n" -eq 1 ] && [ "${BENCH_VERIFY:-1}" != 0 ]; then
         if ! diff -r --no-dereference "$cdir" "$restored" > "$logs/tsbak-restore-$c.diff" 2>&1; then
           say "  WARNING: tsbak's restore differs from the corpus (see $logs/tsbak-restore-$c.diff):"
           head -n 10 "$logs/tsbak-restore-$c.diff" >&2
@@ -448,6 +466,7 @@ for c in $corpora; do
       fi
       rm -rf "$d"
       sync
+    done
     done
   done
   if [ -z "${BENCH_KEEP:-}" ] || [ "${BENCH_KEEP:-}" = 0 ]; then rm -rf "$cdir" "$(repo tsbak "c-$c")" "$(repo restic "c-$c")" "$(repo borg "c-$c")"; fi
@@ -486,6 +505,7 @@ case " $tools " in *" borg "*) versions="$versions, $(borg --version)" ;; esac
   echo "main=$main"
   echo "corpora=$corpora"
   echo "corpora_info=$corpora_info"
+  echo "corpus_runs=$corpus_runs"
   echo "files_corpus=$files_count files, $files_mib MiB"
   echo "images_corpus=$images_mib MiB"
   echo "git_sources=$git_sources"

@@ -20,7 +20,16 @@ const rows = readFileSync(join(dir, 'results.tsv'), 'utf8').trim().split('\n')
     const [tool, op, secs, rssKiB, bytes, load] = l.split('\t');
     return { tool, op, secs: Number(secs), rssKiB: Number(rssKiB), bytes: Number(bytes), load };
   });
-const get = (tool, op) => rows.find((r) => r.tool === tool && r.op === op);
+// A step measured more than once (BENCH_CORPUS_RUNS): the median run's time and RSS.
+const median = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+const get = (tool, op) => {
+  const all = rows.filter((r) => r.tool === tool && r.op === op);
+  if (all.length <= 1) return all[0];
+  return { ...all[0], secs: median(all.map((r) => r.secs)), rssKiB: median(all.map((r) => r.rssKiB)), runs: all.length };
+};
 
 const tools = (meta.tools || 'tsbak restic borg').split(/\s+/).filter(Boolean);
 const others = tools.filter((t) => t !== 'tsbak' && tools.includes('tsbak'));
@@ -120,7 +129,9 @@ const describe = {
 };
 const corpusTitle = (c) => {
   const i = corpusInfo[c];
-  return `corpus ${c}: ${describe[c]?.() ?? c} (${f1(mb(i.bytes))} MB, ${i.files.toLocaleString('en-US')} files, median file ${i.median})`;
+  const runs = Number(meta.corpus_runs || 1);
+  const each = runs > 1 ? `; each step run ${runs} times, the tools' order alternating: the median run` : '';
+  return `corpus ${c}: ${describe[c]?.() ?? c} (${f1(mb(i.bytes))} MB, ${i.files.toLocaleString('en-US')} files, median file ${i.median}${each})`;
 };
 
 // aligned text for the terminal
