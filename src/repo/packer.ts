@@ -129,8 +129,8 @@ export class Packer {
   /**
    * Queues one blob. Resolves when there is room (backpressure). A blob copiedAtOnce() is
    * used or copied before the first promise tick, so the caller may reuse its buffer at
-   * once; a longer one must stay unchanged until this resolves (it is copied only once a
-   * batch slot is free, so blobs waiting their turn hold no buffer).
+   * once; a longer one must stay unchanged until this resolves (it is copied only once an
+   * input buffer is free: see takeInput).
    */
   async add(type: BlobType, id: Buffer, plain: Uint8Array): Promise<void> {
     if (this.failure) throw this.failure;

@@ -660,7 +660,9 @@ class BackupRun {
       // next group's files are read while this one is stored, and the next group is started
       // while this one's stragglers (a large file) finish: two groups stored at most, so the
       // walk does not stop at every group's slowest entry nor wait for each group's read.
-      const groups: Array<{ group: typeof leaves; late: ScannedEntry[]; bytes: number }> = [];
+      // (A group is let go once started: its entries' lstat objects must not live to the
+      // directory's end, see above.)
+      const groups: Array<{ group: typeof leaves; late: ScannedEntry[]; bytes: number } | null> = [];
       for (let i = 0; i < leaves.length; ) {
         const group: typeof leaves = [];
         const late: ScannedEntry[] = [];
@@ -675,7 +677,7 @@ class BackupRun {
         }
         groups.push({ group, late, bytes });
       }
-      const read = async ({ late, bytes }: (typeof groups)[number]): Promise<() => void> => {
+      const read = async ({ late, bytes }: NonNullable<(typeof groups)[number]>): Promise<() => void> => {
         if (!late.length) return () => {};
         const sp = shortPath(visit.at ?? dir);
         try {
@@ -689,6 +691,7 @@ class BackupRun {
       try {
         for (let k = 0; k < groups.length; k++) {
           const { group, late } = groups[k]!;
+          groups[k] = null;
           const release = await next!;
           next = k + 1 < groups.length && GROUPS_IN_FLIGHT > 1 ? read(groups[k + 1]!) : null;
           const stored = Promise.all(group.map((l) => one(l))).then(() => {}).finally(() => {
