@@ -82,8 +82,6 @@ export class Packer {
   /** Batches handed to the pool. */
   private running = 0;
   private roomWaiters: Array<() => void> = [];
-  /** Blobs copied and being hashed (addUnhashed). */
-  private hashing = 0;
   private readonly deferHashing: boolean;
   private hashJobs = new Set<Promise<Buffer>>();
   private sealing = new Set<Promise<void>>();
@@ -245,11 +243,9 @@ export class Packer {
     if (this.failure) throw this.failure;
     const data = await this.takeInput(plain.length);
     data.set(plain);
-    this.hashing++;
     const len = plain.length;
     const job = hash(data.subarray(0, len)).then(
       (id) => {
-        this.hashing--;
         this.hashJobs.delete(job);
         if (!isNew(id)) {
           this.pool!.giveInput(data.buffer as ArrayBuffer);
@@ -267,7 +263,6 @@ export class Packer {
         return id;
       },
       (e) => {
-        this.hashing--;
         this.hashJobs.delete(job);
         this.failure ??= e;
         this.wake();
