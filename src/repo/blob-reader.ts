@@ -103,6 +103,11 @@ export class BlobReader {
     this.treeStore?.keepPack(id, bytes);
   }
 
+  /** Resolves when the tree packs given to keepTreePack are in the cache. */
+  treePacksKept(): Promise<void> {
+    return this.treeStore?.kept() ?? Promise.resolve();
+  }
+
   /** Whether the in-memory cache holds this blob's plaintext. */
   hasCachedBlob(id: Buffer): boolean {
     return this.blobCache.has(id.toString('hex'));

@@ -264,8 +264,10 @@ export class Repository {
   get writeFailure(): unknown {
     return this.writer.writeFailure;
   }
-  closeWriter(): Promise<void> {
-    return this.writer.closeWriter();
+  async closeWriter(): Promise<void> {
+    await this.writer.closeWriter();
+    // The tree packs written are being kept in the cache for the next run: let them land.
+    await this.reader.treePacksKept();
   }
   get packerStats(): { bytesWritten: number; blobsWritten: number } {
     return this.writer.packerStats;

@@ -151,9 +151,19 @@ export class TreeStore {
     return p;
   }
 
+  /** Packs being kept in the background (keepPack): kept() waits for them. */
+  private keeping = new Set<Promise<void>>();
+
   /** A tree pack written by this process: checked against its id like one fetched, then kept (in the background). */
   keepPack(id: Buffer, bytes: Buffer): void {
-    if (sha256(bytes).equals(id)) void this.store(id.toString('hex'), bytes);
+    if (!sha256(bytes).equals(id)) return;
+    const p: Promise<void> = this.store(id.toString('hex'), bytes).finally(() => this.keeping.delete(p));
+    this.keeping.add(p);
+  }
+
+  /** Resolves when the packs given to keepPack so far are in the cache (or failed to be): a process about to exit waits, or the next run fetches them again. */
+  async kept(): Promise<void> {
+    while (this.keeping.size) await Promise.all(this.keeping);
   }
 
   /** Best effort: a cache that cannot be written only costs the GET next time. Nothing larger than half the bound is kept (it would evict the rest). */
