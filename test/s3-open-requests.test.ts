@@ -83,12 +83,14 @@ t.test('a restore: index/ listed in the first wave; each object of keys/, the sn
   child.stdout!.resume();
   const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
   const firstWave = ['get config', 'list keys/', 'list snapshots/', 'list index/'];
+  let held: string[] = [];
   try {
     await until(proxy, (seen) => firstWave.every((r) => seen.includes(r)), firstWave.join(', '));
+    // Read while the proxy still holds: every request here was sent before any answer came.
+    held = await requests(proxy);
   } finally {
     await proxy.release();
   }
-  const held = await requests(proxy);
   t.notOk(
     held.some((r) => r.startsWith('get keys/') || r.startsWith('get snapshots/') || r.startsWith('get index/')),
     'nothing that needs an answer was asked for before one came',
