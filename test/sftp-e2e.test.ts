@@ -100,19 +100,25 @@ if (sshd) {
     const url = sshd.url(remote);
     t.equal(run('tsbak', ['init', url, '--pack-size', '4'], env).code, 0);
     const before = walkTree(src, { preserveAtime: true });
-    const child = start('tsbak-write', [url, src, '--json'], env);
+    // The backup holds right after its first data pack is on the server until every session
+    // is killed (a fast one could otherwise be done before the cut), then goes on.
+    const pauseDir = path.join(work, 'pause');
+    mkdirSync(pauseDir);
+    const child = start('tsbak-write', [url, src, '--json'], { ...env, TSBAK_CRASH_AT: 'packs/data/#1:after:pause', TSBAK_PAUSE_DIR: pauseDir });
+    t.teardown(() => void child.kill('SIGKILL'));
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d) => (stdout += d));
     child.stderr!.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    // Once the first data pack is on the server, cut every connection.
-    const packs = path.join(remote, 'packs/data');
-    await whenFiles(remote, () => existsSync(packs) && readdirSync(packs).some((d) => readdirSync(path.join(packs, d)).some((f) => !f.startsWith('.tmp-'))), {
-      recursive: true,
-      failed: exited.then((c) => new Error(`the backup exited (${c}) before a data pack was on the server: ${stderr}`)),
+    // 'close': its output read to the end too ('exit' may come first).
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code, signal) => resolve(code ?? (signal as any))));
+    await whenFiles(pauseDir, () => existsSync(path.join(pauseDir, 'paused')), {
+      failed: exited.then((c) => new Error(`the backup exited (${c}) before its first data pack was on the server: ${stderr}`)),
     });
+    const packs = path.join(remote, 'packs/data');
+    t.ok(readdirSync(packs).some((d) => readdirSync(path.join(packs, d)).some((f) => !f.startsWith('.tmp-'))), 'a data pack is on the server');
     t.ok(sshd.killSessions() > 0, 'the SSH sessions were killed');
+    writeFileSync(path.join(pauseDir, 'go'), '');
     const code = await exited;
     t.equal(code, 0, `the backup finished: ${stderr}`);
     t.match(stderr, /warning: SFTP connection to 127\.0\.0\.1:\d+ lost \(.*\); reconnecting/, 'it said it lost the connection and reconnected');
