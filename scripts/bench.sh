@@ -51,9 +51,18 @@
 #                                       the tools' order alternating; the table shows the
 #                                       median run (one run varies by more than 10% here)
 #   BENCH_TMPFS_DIR=/dev/shm/x          the tmpfs restores of the other corpora go to
-#                                       (default /dev/shm/tsbak-bench-restore); the disk
-#                                       restores go to $BENCH_DIR/restore-disk (checked
-#                                       not to be a tmpfs)
+#                                       (default /dev/shm/tsbak-bench-restore)
+#   BENCH_DISK_DIR=/mnt/x               the disk restores of the other corpora go to (checked
+#                                       not to be a tmpfs). Default, as root: a new ext4 made
+#                                       by mkfs.ext4 with its defaults (journal included), on
+#                                       a loop device (direct I/O) over a sparse image in
+#                                       $BENCH_DIR, mounted on $BENCH_DIR/restore-disk; else
+#                                       $BENCH_DIR/restore-disk itself. Why a new file system:
+#                                       an ext4 without a journal (this machine's root) skips,
+#                                       at every inode it allocates, the inodes freed in the
+#                                       last 1-6 minutes, one buffer lookup each, and the
+#                                       bench deletes each restore before the next: both
+#                                       tools then spend most of a restore in that search.
 #   BENCH_RESTORE_DIR=/dev/shm/x        where restores go (default $BENCH_DIR/restore): a tmpfs
 #                                       takes the disk's state out (after many runs that
 #                                       create and delete 54k files, ext4's inode allocator
@@ -134,10 +143,41 @@ corpus=$work/corpus
 logs=$work/logs
 big_dir=$work/big
 big_file=$big_dir/big.bin
-disk_dir=$work/restore-disk
-big_dirs=("$corpus" "$work/repos" "$work/restore" "$big_dir" "$work/cache" "$work/corpora" "$disk_dir" "$tmpfs_dir")
+disk_dir=${BENCH_DISK_DIR:-$work/restore-disk}
+disk_img=$work/restore-disk.img
+disk_loop=
+disk_kind=
+big_dirs=("$corpus" "$work/repos" "$work/restore" "$big_dir" "$work/cache" "$work/corpora" "$tmpfs_dir")
+# A directory of the user's is emptied of our restores only; ours goes with the rest.
+[ -n "${BENCH_DISK_DIR:-}" ] || big_dirs+=("$disk_dir")
+
+# The disk the other corpora are restored to (see BENCH_DISK_DIR above).
+make_disk() {
+  mkdir -p "$disk_dir"
+  if [ -z "${BENCH_DISK_DIR:-}" ] && [ "$(id -u)" = 0 ] && command -v mkfs.ext4 > /dev/null && command -v losetup > /dev/null; then
+    rm -f "$disk_img"
+    truncate -s "${BENCH_DISK_GIB:-8}G" "$disk_img"
+    mkfs.ext4 -q -F "$disk_img"
+    if disk_loop=$(losetup -f --show --direct-io=on "$disk_img") && mount "$disk_loop" "$disk_dir"; then
+      disk_kind="a new ext4 (mkfs.ext4 defaults, journal) on $disk_loop, direct I/O over $disk_img"
+      return
+    fi
+    say "  WARNING: could not mount a new ext4 on a loop device: restoring to $disk_dir as it is"
+    [ -z "$disk_loop" ] || losetup -d "$disk_loop" || true
+    disk_loop=
+  fi
+  disk_kind="$(fstype "$disk_dir") at $disk_dir"
+}
+drop_disk() {
+  [ -n "$disk_loop" ] || return 0
+  umount "$disk_dir" || true
+  losetup -d "$disk_loop" || true
+  disk_loop=
+  rm -f "$disk_img"
+}
 
 cleanup() {
+  drop_disk
   if [ -z "${BENCH_KEEP:-}" ] || [ "${BENCH_KEEP:-}" = 0 ]; then rm -rf "${big_dirs[@]}"; fi
 }
 trap cleanup EXIT
@@ -388,7 +428,9 @@ build_corpus() {
 fstype() { df --output=fstype "$1" | tail -1 | tr -d ' '; }
 corpora_info=
 if [ -n "$corpora" ]; then
-  mkdir -p "$tmpfs_dir" "$disk_dir"
+  mkdir -p "$tmpfs_dir"
+  make_disk
+  say "restores to disk go to $disk_kind"
   [ "$(fstype "$tmpfs_dir")" = tmpfs ] || say "  WARNING: $tmpfs_dir is not a tmpfs ($(fstype "$tmpfs_dir"))"
   [ "$(fstype "$disk_dir")" != tmpfs ] || die "$disk_dir is on a tmpfs: set BENCH_DIR to a directory on disk"
 fi
@@ -452,9 +494,9 @@ for c in $corpora; do
       esac
       restored=$d$cdir
       [ -d "$restored" ] || die "$t restore: $restored does not exist"
-      n=$(find "$restored" -type f | wc -l)
+      got_files=$(find "$restored" -type f | wc -l)
       b=$(file_bytes "$restored")
-      [ "$n" -eq "$c_files" ] || say "  WARNING: $t restored $n files, the corpus has $c_files"
+      [ "$got_files" -eq "$c_files" ] || say "  WARNING: $t restored $got_files files, the corpus has $c_files"
       [ "$b" = "$c_file_bytes" ] || say "  WARNING: $t restored $b bytes of regular files, the corpus has $c_file_bytes"
       if [ "$t" = tsbak ] && [ $where = disk ] && [ "$n" -eq 1 ] && [ "${BENCH_VERIFY:-1}" != 0 ]; then
         if ! diff -r --no-dereference "$cdir" "$restored" > "$logs/tsbak-restore-$c.diff" 2>&1; then
@@ -509,7 +551,7 @@ case " $tools " in *" borg "*) versions="$versions, $(borg --version)" ;; esac
   echo "files_corpus=$files_count files, $files_mib MiB"
   echo "images_corpus=$images_mib MiB"
   echo "git_sources=$git_sources"
-  echo "restore_dirs=tmpfs $tmpfs_dir ($( [ -d "$tmpfs_dir" ] && fstype "$tmpfs_dir" )), disk $disk_dir ($( [ -d "$disk_dir" ] && fstype "$disk_dir" ))"
+  echo "restore_dirs=tmpfs $tmpfs_dir ($( [ -d "$tmpfs_dir" ] && fstype "$tmpfs_dir" )), disk: ${disk_kind:-none}"
   echo "settings=tsbak defaults (zstd 3, real KDF, --cache-dir) but parity across packs ${BENCH_TSBAK_PARITY:-off} (restic and borg have none: like for like, sizes included; its cost: scripts/bench-parity-backup.sh); restic defaults (repository v2, compression auto); borg init -e repokey-blake2, create --compression zstd,3$( [ "$main" != 0 ] && echo "; restores into ${BENCH_RESTORE_DIR:-$work/restore} ($(df --output=fstype "${BENCH_RESTORE_DIR:-$work/restore}" 2>/dev/null | tail -1))")"
 } > "$work/meta.env"
 echo
