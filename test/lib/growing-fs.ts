@@ -3,6 +3,7 @@
 // any read differs from the stat before it, every time: "changed while being read" without a
 // second process racing the reader. Attributes are never cached (timeouts 0), nor pages.
 import { spawnSync } from 'node:child_process';
+import { constants } from 'node:os';
 import * as path from 'node:path';
 import { FuseOp, STAT_FIELDS, fuseNative, type FuseReq, type FuseSession } from '../../src/platform/native/fuse.js';
 import { statFields, S_IFDIR, S_IFREG } from '../../src/fuse/stat.js';
@@ -17,10 +18,7 @@ export interface GrowingFs {
   unmount(): void;
 }
 
-const ENOENT = 2;
-const ENODATA = 61;
-const ENOSYS = 38;
-const EISDIR = 21;
+const { ENOENT, ENODATA, ENOSYS, EISDIR } = constants.errno;
 
 /** `full`: everything growing.log may become; it starts as its first `initial` bytes. `steady`: steady.txt, which never changes. */
 export function mountGrowingFs(mountpoint: string, full: Buffer, initial: number, steady: Buffer): GrowingFs {
@@ -39,7 +37,6 @@ export function mountGrowingFs(mountpoint: string, full: Buffer, initial: number
     statFields({ ino, mode: ino === ROOT ? S_IFDIR | 0o755 : S_IFREG | 0o644, nlink: ino === ROOT ? 2 : 1, uid: 0, gid: 0, rdev: 0, size: sz, blksize: 4096, blocks: Math.ceil(sz / 512), atimeNs: t, mtimeNs: t, ctimeNs: t }, out, at);
     return out;
   };
-  let session: FuseSession | undefined;
   const onRequest = (op: number, req: FuseReq, ino: number, a: number, b: number, _fh: number, name: Buffer | undefined): void => {
     switch (op) {
       case FuseOp.lookup: {
@@ -86,7 +83,7 @@ export function mountGrowingFs(mountpoint: string, full: Buffer, initial: number
         return native.fuseReplyErr(req, ENOSYS);
     }
   };
-  session = native.fuseMount(mountpoint, ['-o', 'fsname=growing,subtype=growing,ro'], { onRequest, onEnd: () => {} });
+  let session: FuseSession | undefined = native.fuseMount(mountpoint, ['-o', 'fsname=growing,subtype=growing,ro'], { onRequest, onEnd: () => {} });
   return {
     current: () => full.subarray(0, size),
     reads: () => reads,
