@@ -218,6 +218,32 @@ t.test('dump: a file is its bytes; a directory as tar and zip extracts to the sa
   t.equal(spawnSync('unzip', ['-tq', path.join(tmp, 'a.zip')]).status, 0, 'unzip -t: every CRC checks');
 });
 
+t.test('dump into a pipe nobody reads yet: the archive arrives whole once it is read', async (t) => {
+  const repo = newRepo(t);
+  const tmp = tempDir(t);
+  const src = path.join(tmp, 'src');
+  mkdirSync(src);
+  // 72 KB of tar (34 files, each a pax header, a header and a block) in small writes: the 64 KiB pipe fills, and the rest waits in the process's
+  // stream (under its 16 KiB high-water mark, so the writer never waits for it). An exit that
+  // did not wait for it would drop the archive's end.
+  const files = Array.from({ length: 34 }, (_, i) => [`f${String(i).padStart(2, '0')}`, randomBytes(400)] as const);
+  for (const [name, data] of files) writeFileSync(path.join(src, name), data);
+  backup(repo, src);
+  const out = path.join(tmp, 'out.tar');
+  // The reader starts once dump has exited, or after a bound if dump waits for its reader (as
+  // it must): the bound decides only how long this takes, never what arrives.
+  const script = `{ "$0" dump "$1" latest "$2"; echo $? > "$3.code"; } | { i=0; while [ ! -e "$3.code" ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done; cat > "$3"; }`;
+  const r = spawnSync('bash', ['-c', script, BIN('tsbak'), repo, src, out], { env: testEnv() });
+  t.equal(r.status, 0, r.stderr?.toString());
+  t.equal(readFileSync(`${out}.code`, 'utf8').trim(), '0', 'dump exited 0');
+  const tx = path.join(tmp, 'x');
+  mkdirSync(tx);
+  const x = spawnSync('tar', ['-x', '-C', tx], { input: readFileSync(out) });
+  t.equal(x.status, 0, x.stderr?.toString());
+  t.ok(files.every(([name, data]) => readFileSync(path.join(tx, src.slice(1), name)).equals(data)), 'every file, the last one too');
+  t.equal(readFileSync(out).length % 512, 0, 'whole tar blocks');
+});
+
 t.test('dump: data that cannot be read stops it with exit 14, naming what is missing', async (t) => {
   const repo = newRepo(t);
   const src = path.join(tempDir(t), 'src');

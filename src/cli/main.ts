@@ -521,6 +521,19 @@ async function run(handler: Handler, a: any, addon = true): Promise<never> {
   } catch (e) {
     code = reportError(e, !!(a?.json || a?.jsonLines));
   }
+  return exitWhenWritten(code);
+}
+
+/**
+ * Exits once stdout and stderr have handed the kernel all that was written to them: to a
+ * pipe they are written asynchronously, and process.exit drops what is still queued (the
+ * end of a dump's archive, a long --json document).
+ */
+async function exitWhenWritten(code: number): Promise<never> {
+  for (const s of [process.stdout, process.stderr]) {
+    // A write's callback comes after every write before it; a broken pipe calls it with the error.
+    if (s.writable && !s.destroyed) await new Promise<void>((resolve) => s.write('', () => resolve()));
+  }
   process.exit(code);
 }
 
@@ -550,15 +563,15 @@ async function main(name: string, program: Command, argv: string[]): Promise<voi
     process.stderr.write(`${name}: ${e.message}\nTry '${e.command} --help'.\n`);
     const flags = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
     if (flags.includes('--json') || flags.includes('--json-lines')) process.stderr.write(`${JSON.stringify({ error: { code: 'USAGE', exit: EXIT.USAGE, message: `${e.message}; try '${e.command} --help'` } })}\n`);
-    process.exit(EXIT.USAGE);
+    return exitWhenWritten(EXIT.USAGE);
   }
   if (r.kind === 'help') {
     process.stdout.write(r.text);
-    process.exit(EXIT.OK);
+    return exitWhenWritten(EXIT.OK);
   }
   if (r.kind === 'version') {
     process.stdout.write(`${programVersion()}\n`);
-    process.exit(EXIT.OK);
+    return exitWhenWritten(EXIT.OK);
   }
   await r.command.run!({ ...r.args, rawValues: r.raw });
 }
